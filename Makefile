@@ -1,0 +1,158 @@
+# Wasl — build, test and run the contact-center backend. See README.md.
+#
+#   make            build every binary into build/bin/
+#   make test       unit tests (ASan/UBSan, then valgrind) + integration tests
+#   make run        local stack in the foreground (PostgreSQL + Redis under var/)
+#   make up/down    the same stack in the background / stop it
+#   make proto      regenerate the codec and the embedded migrations from proto/
+#   make fmt        clang-format every C file
+#   make clean      remove build/
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+PKGS    := libczmq libzmq msgpack hiredis libpq libmicrohttpd jansson libcurl \
+           icu-uc icu-i18n libsodium
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(WARN) -MMD -MP \
+           -Icommon -Ibuild/gen -DWASL_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+
+# Sanitizer build of the library and unit tests lives in its own tree.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+B       := build
+# `make V=1` shows the full commands.
+Q       := $(if $(V),,@)
+GEN_SRC := $(B)/gen/wasl_proto.c $(B)/gen/wasl_migrations.c
+GEN_HDR := $(B)/gen/wasl_proto.h $(B)/gen/wasl_migrations.h
+LIB_SRC := $(wildcard common/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(GEN_SRC:$(B)/gen/%.c=$(B)/obj/gen/%.o)
+LIB     := $(B)/lib/libwasl.a
+
+# A daemon exists when its directory has a main.c; every other .c in the
+# directory is linked into both the daemon and its unit tests.
+SERVICES := $(patsubst services/%/main.c,%,$(wildcard services/*/main.c))
+binname   = $(if $(filter waslctl,$(1)),waslctl,wasl-$(1))
+BINS     := $(foreach s,$(SERVICES),$(B)/bin/$(call binname,$(s)))
+svc_objs  = $(patsubst %.c,$(B)/obj/%.o,$(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c)))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_SAN := $(UNIT_SRC:tests/unit/%.c=$(B)/san/bin/%)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/test/%)
+
+.PHONY: all proto test unit unit-valgrind integration run up down fmt clean deps \
+        compose-check bench
+all: $(BINS)
+
+# ---- generated code ---------------------------------------------------------
+proto: $(GEN_SRC) $(GEN_HDR)
+$(B)/gen/wasl_proto.c $(B)/gen/wasl_proto.h &: proto/wasl.proto proto/gen.py
+	@mkdir -p $(B)/gen
+	$(PYTHON) proto/gen.py codec proto/wasl.proto $(B)/gen
+$(B)/gen/wasl_migrations.c $(B)/gen/wasl_migrations.h &: $(wildcard proto/migrations/*.sql) proto/gen.py
+	@mkdir -p $(B)/gen
+	$(PYTHON) proto/gen.py migrations proto/migrations $(B)/gen
+
+# ---- library ----------------------------------------------------------------
+$(B)/obj/%.o: %.c | $(GEN_HDR)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo '  CC      $<')
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+$(B)/obj/gen/%.o: $(B)/gen/%.c $(GEN_HDR)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo '  CC      $<')
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
+# ---- binaries ---------------------------------------------------------------
+define service_rule
+$(B)/bin/$(call binname,$(1)): $(B)/obj/services/$(1)/main.o $(call svc_objs,$(1)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(V),,echo '  LD      $$@')
+	$$(Q)$$(CC) $$(CFLAGS) -o $$@ $$(filter-out %.h,$$^) $$(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+# ---- unit tests -------------------------------------------------------------
+# A test named test_<service>_*.c also links that service's objects (not main.o).
+test_svc = $(firstword $(filter $(SERVICES),$(word 2,$(subst _, ,$(1)))))
+SAN_LIB_OBJ := $(LIB_OBJ:$(B)/obj/%=$(B)/san/obj/%)
+
+$(B)/san/obj/%.o: %.c | $(GEN_HDR)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo '  CC san  $<')
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+$(B)/san/obj/gen/%.o: $(B)/gen/%.c $(GEN_HDR)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo '  CC san  $<')
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+$(B)/san/lib/libwasl.a: $(SAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
+define unit_rule
+$(B)/san/bin/$(1): tests/unit/$(1).c $(patsubst $(B)/obj/%,$(B)/san/obj/%,$(call svc_objs,$(call test_svc,$(1)))) $(B)/san/lib/libwasl.a
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(V),,echo '  LD      $$@')
+	$$(Q)$$(CC) $$(CFLAGS) $$(SAN_FLAGS) -O1 -Itests/unit -o $$@ $$(filter-out %.h,$$^) $$(shell pkg-config --libs cmocka) $$(LDLIBS)
+$(B)/test/$(1): tests/unit/$(1).c $(call svc_objs,$(call test_svc,$(1))) $(LIB)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(V),,echo '  LD      $$@')
+	$$(Q)$$(CC) $$(CFLAGS) -Itests/unit -o $$@ $$(filter-out %.h,$$^) $$(shell pkg-config --libs cmocka) $$(LDLIBS)
+endef
+$(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call unit_rule,$(t))))
+
+deps:
+	@deploy/deps.sh
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) unit-valgrind
+	$(MAKE) all
+	$(MAKE) integration
+	$(MAKE) compose-check
+
+unit: $(UNIT_SAN)
+	@set -e; export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1; \
+	for t in $(UNIT_SAN); do echo "== $$t"; $$t; done
+
+unit-valgrind: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --suppressions=tests/unit/valgrind.supp $$t > $(B)/test/$$(basename $$t).vg.log 2>&1 \
+	    || { cat $(B)/test/$$(basename $$t).vg.log; exit 1; }; done; echo "valgrind: unit suite clean"
+
+integration: all
+	$(PYTHON) -m pytest -q tests/integration
+
+compose-check:
+	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config -q \
+	  && echo "docker-compose.yml: valid"; else echo "docker-compose missing" >&2; exit 1; fi
+
+# ---- local stack --------------------------------------------------------------
+# The packages may only just have been installed: build in a sub-make, which sees pkg-config's
+# answers anew.
+run: deps
+	$(MAKE) all
+	deploy/stack.sh run
+up: deps
+	$(MAKE) all
+	deploy/stack.sh up
+down:
+	deploy/stack.sh down
+
+fmt:
+	clang-format -i $(LIB_SRC) $(wildcard common/*.h services/*/*.c services/*/*.h tests/unit/*.c)
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
