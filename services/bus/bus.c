@@ -1,0 +1,343 @@
+/* bus — the stateless ZeroMQ forwarder: one PULL→PUSH streamer per stage, one ROUTER→DEALER pair.
+ */
+#include "bus.h"
+#include "wasl_log.h"
+#include "wasl_metrics.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long a metrics scrape waits for a proxy's statistics before skipping it. */
+#define BUS_STATS_TIMEOUT_MS 1000
+/* Most stages a bus serves (ports are base+2 .. base+2+2*BUS_MAX_STAGES). */
+#define BUS_MAX_STAGES 32
+/* Connections tracked per monitored socket; more peers still work, they are only not counted. */
+#define BUS_MAX_PEERS 1024
+
+typedef struct {
+    void *monitor;          /* PAIR reading this socket's events */
+    int fds[BUS_MAX_PEERS]; /* connections that completed the handshake */
+    size_t nfds;
+    wasl_gauge_t *peers;
+    wasl_counter_t *auth_failures;
+    wasl_counter_t *proto_failures;
+} watched_t;
+
+typedef struct {
+    char *name;        /* stage name, or "rpc" */
+    zsock_t *front;    /* producers / clients connect here */
+    zsock_t *back;     /* consumers / workers connect here */
+    zsock_t *ctl;      /* our end of the proxy's control pair */
+    zsock_t *ctl_peer; /* the proxy's end */
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t ctl_lock; /* the control socket is used by scrapes and by shutdown */
+    wasl_counter_t *in_msgs, *out_msgs, *in_bytes, *out_bytes;
+    uint64_t last[4];
+    watched_t watch[2];
+} proxy_t;
+
+struct bus {
+    proxy_t proxies[BUS_MAX_STAGES + 1];
+    size_t nproxies; /* stages + the rpc pair */
+    pthread_t watcher;
+    bool watcher_running;
+    zsock_t *watch_stop;      /* main's end: a message stops the watcher */
+    zsock_t *watch_stop_peer; /* watcher's end */
+};
+
+static void *proxy_thread(void *arg)
+{
+    proxy_t *p = arg;
+    /* Blocks until TERMINATE arrives on the control socket. */
+    zmq_proxy_steerable(zsock_resolve(p->front), zsock_resolve(p->back), NULL,
+                        zsock_resolve(p->ctl_peer));
+    return NULL;
+}
+
+/* Asks one proxy for its statistics and turns them into counter increments. */
+static void proxy_scrape(proxy_t *p)
+{
+    pthread_mutex_lock(&p->ctl_lock);
+    if (!p->running || zstr_send(p->ctl, "STATISTICS") != 0) {
+        pthread_mutex_unlock(&p->ctl_lock);
+        return;
+    }
+    zmsg_t *reply = zmsg_recv(p->ctl);
+    pthread_mutex_unlock(&p->ctl_lock);
+    if (!reply) {
+        wasl_warn("bus: no statistics from proxy", "{s:s}", "stage", p->name);
+        return;
+    }
+    /* Eight uint64: frontend msgs in, bytes in, msgs out, bytes out; then the backend's. */
+    uint64_t v[8] = {0};
+    size_t i = 0;
+    for (zframe_t *f = zmsg_first(reply); f && i < 8; f = zmsg_next(reply), i++) {
+        if (zframe_size(f) == sizeof(uint64_t)) {
+            memcpy(&v[i], zframe_data(f), sizeof(uint64_t));
+        }
+    }
+    zmsg_destroy(&reply);
+    /* Messages in = what the front received; out = what the back sent on. Replies of the
+     * rpc pair travel the other way and are counted in the same totals. */
+    uint64_t now[4] = {v[0] + v[4], v[2] + v[6], v[1] + v[5], v[3] + v[7]};
+    wasl_counter_t *c[4] = {p->in_msgs, p->out_msgs, p->in_bytes, p->out_bytes};
+    for (int k = 0; k < 4; k++) {
+        if (now[k] > p->last[k]) {
+            wasl_counter_add(c[k], now[k] - p->last[k]);
+            p->last[k] = now[k];
+        }
+    }
+}
+
+static void bus_scrape(void *arg)
+{
+    bus_t *self = arg;
+    for (size_t i = 0; i < self->nproxies; i++) {
+        proxy_scrape(&self->proxies[i]);
+    }
+}
+
+/* Reads every monitored socket's events and keeps the peer gauges: a peer counts once its
+ * handshake succeeded (a refused CURVE key never does) and stops counting when it leaves. */
+static void *watcher_thread(void *arg)
+{
+    bus_t *self = arg;
+    size_t n = 0;
+    zmq_pollitem_t items[2 * (BUS_MAX_STAGES + 1) + 1];
+    watched_t *owners[2 * (BUS_MAX_STAGES + 1)];
+    items[n++] = (zmq_pollitem_t){zsock_resolve(self->watch_stop_peer), 0, ZMQ_POLLIN, 0};
+    for (size_t i = 0; i < self->nproxies; i++) {
+        for (int s = 0; s < 2; s++) {
+            owners[n - 1] = &self->proxies[i].watch[s];
+            items[n++] = (zmq_pollitem_t){self->proxies[i].watch[s].monitor, 0, ZMQ_POLLIN, 0};
+        }
+    }
+    for (;;) {
+        if (zmq_poll(items, (int)n, -1) < 0) {
+            if (zmq_errno() == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            break;
+        }
+        for (size_t k = 1; k < n; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN)) {
+                continue;
+            }
+            watched_t *w = owners[k - 1];
+            zmq_msg_t ev, addr;
+            zmq_msg_init(&ev);
+            zmq_msg_init(&addr);
+            if (zmq_msg_recv(&ev, w->monitor, 0) >= 0 && zmq_msg_more(&ev) &&
+                zmq_msg_recv(&addr, w->monitor, 0) >= 0 && zmq_msg_size(&ev) >= 6) {
+                uint16_t event;
+                uint32_t fd;
+                memcpy(&event, zmq_msg_data(&ev), 2);
+                memcpy(&fd, (char *)zmq_msg_data(&ev) + 2, 4);
+                if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && w->nfds < BUS_MAX_PEERS) {
+                    w->fds[w->nfds++] = (int)fd;
+                    wasl_gauge_set(w->peers, (double)w->nfds);
+                } else if (event == ZMQ_EVENT_DISCONNECTED) {
+                    for (size_t j = 0; j < w->nfds; j++) {
+                        if (w->fds[j] == (int)fd) {
+                            w->fds[j] = w->fds[--w->nfds];
+                            break;
+                        }
+                    }
+                    wasl_gauge_set(w->peers, (double)w->nfds);
+                } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                    wasl_counter_inc(w->auth_failures);
+                    wasl_warn("bus: peer refused by the ZAP allow-list", "{s:s%}", "endpoint",
+                              (const char *)zmq_msg_data(&addr), zmq_msg_size(&addr));
+                } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                           event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+                    wasl_counter_inc(w->proto_failures);
+                }
+            }
+            zmq_msg_close(&ev);
+            zmq_msg_close(&addr);
+        }
+    }
+    return NULL;
+}
+
+/* Creates one monitored socket side: the PAIR that reads its events, and the metrics. */
+static int watch_socket(watched_t *w, zsock_t *sock, const char *stage, const char *side,
+                        const char *tag)
+{
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://bus-monitor-%s-%s", tag, side);
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor(zsock_resolve(sock), ep, events) != 0) {
+        return -1;
+    }
+    w->monitor = zmq_socket(zsys_init(), ZMQ_PAIR);
+    if (!w->monitor || zmq_connect(w->monitor, ep) != 0) {
+        return -1;
+    }
+    char labels[160], esc[64];
+    snprintf(labels, sizeof labels, "stage=\"%s\",side=\"%s\"",
+             wasl_metrics_escape(stage, esc, sizeof esc), side);
+    w->peers =
+        wasl_gauge("wasl_bus_peers", "Peers connected (handshake done) per stage side", labels);
+    w->auth_failures = wasl_counter("wasl_bus_auth_failures_total",
+                                    "Connections refused by the CURVE/ZAP allow-list", labels);
+    w->proto_failures = wasl_counter("wasl_bus_handshake_failures_total",
+                                     "Connections that failed the ZMTP handshake", labels);
+    return 0;
+}
+
+/* Binds one proxy's two sockets and starts its thread. */
+static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *name, int front_type,
+                       int back_type, const char *host, int front_port)
+{
+    char ep[160], esc[64], labels[128];
+    p->name = strdup(name);
+    if (!p->name || pthread_mutex_init(&p->ctl_lock, NULL) != 0) {
+        return -1;
+    }
+    snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port);
+    p->front = wasl_zmq_bind(zmq, front_type, ep);
+    snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port + 1);
+    p->back = p->front ? wasl_zmq_bind(zmq, back_type, ep) : NULL;
+    if (!p->back) {
+        return -1;
+    }
+    /* The control pair is named per bus object and stage, so two buses in one process (tests)
+     * never collide. */
+    char tag[96];
+    snprintf(tag, sizeof tag, "%p-%s", (void *)self, name);
+    snprintf(ep, sizeof ep, "inproc://bus-ctl-%s", tag);
+    p->ctl = zsock_new(ZMQ_PAIR);
+    p->ctl_peer = zsock_new(ZMQ_PAIR);
+    if (!p->ctl || !p->ctl_peer || zsock_bind(p->ctl, "%s", ep) < 0 ||
+        zsock_connect(p->ctl_peer, "%s", ep) < 0) {
+        return -1;
+    }
+    zsock_set_rcvtimeo(p->ctl, BUS_STATS_TIMEOUT_MS);
+    if (watch_socket(&p->watch[0], p->front, name, "in", tag) < 0 ||
+        watch_socket(&p->watch[1], p->back, name, "out", tag) < 0) {
+        wasl_error("bus: cannot monitor sockets", "{s:s}", "stage", name);
+        return -1;
+    }
+    snprintf(labels, sizeof labels, "stage=\"%s\"", wasl_metrics_escape(name, esc, sizeof esc));
+    p->in_msgs = wasl_counter("wasl_bus_received_total", "Frames received per stage", labels);
+    p->out_msgs = wasl_counter("wasl_bus_forwarded_total", "Frames forwarded per stage", labels);
+    p->in_bytes = wasl_counter("wasl_bus_received_bytes_total", "Bytes received per stage", labels);
+    p->out_bytes =
+        wasl_counter("wasl_bus_forwarded_bytes_total", "Bytes forwarded per stage", labels);
+    if (pthread_create(&p->thread, NULL, proxy_thread, p) != 0) {
+        return -1;
+    }
+    p->running = true;
+    wasl_info("bus: stage ready", "{s:s, s:i, s:i}", "stage", name, "in_port", front_port,
+              "out_port", front_port + 1);
+    return 0;
+}
+
+static void proxy_stop(proxy_t *p)
+{
+    if (p->running) {
+        pthread_mutex_lock(&p->ctl_lock);
+        zstr_send(p->ctl, "TERMINATE");
+        p->running = false;
+        pthread_mutex_unlock(&p->ctl_lock);
+        pthread_join(p->thread, NULL);
+    }
+    for (int s = 0; s < 2; s++) {
+        if (p->watch[s].monitor) {
+            zmq_close(p->watch[s].monitor);
+            p->watch[s].monitor = NULL;
+        }
+    }
+    zsock_destroy(&p->front);
+    zsock_destroy(&p->back);
+    zsock_destroy(&p->ctl);
+    zsock_destroy(&p->ctl_peer);
+    if (p->name) {
+        pthread_mutex_destroy(&p->ctl_lock);
+    }
+    free(p->name);
+    p->name = NULL;
+}
+
+bus_t *bus_new(wasl_zmq_t *zmq, const bus_opts_t *opts)
+{
+    assert(zmq && opts && opts->stages);
+    bus_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    char *stages = strdup(opts->stages);
+    if (!stages) {
+        goto error;
+    }
+    /* Request/reply first: ROUTER for clients on base, DEALER for workers on base+1. */
+    if (proxy_start(self, zmq, &self->proxies[self->nproxies++], "rpc", ZMQ_ROUTER, ZMQ_DEALER,
+                    opts->bind_host, opts->base_port) < 0) {
+        goto error;
+    }
+    char *save = NULL;
+    int index = 0;
+    for (char *name = strtok_r(stages, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (index >= BUS_MAX_STAGES) {
+            wasl_error("bus: too many stages", "{s:i}", "max", BUS_MAX_STAGES);
+            goto error;
+        }
+        int port = opts->base_port + 2 + 2 * index++;
+        if (proxy_start(self, zmq, &self->proxies[self->nproxies++], name, ZMQ_PULL, ZMQ_PUSH,
+                        opts->bind_host, port) < 0) {
+            goto error;
+        }
+    }
+    free(stages);
+    stages = NULL;
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://bus-watch-stop-%p", (void *)self);
+    self->watch_stop = zsock_new(ZMQ_PAIR);
+    self->watch_stop_peer = zsock_new(ZMQ_PAIR);
+    if (!self->watch_stop || !self->watch_stop_peer || zsock_bind(self->watch_stop, "%s", ep) < 0 ||
+        zsock_connect(self->watch_stop_peer, "%s", ep) < 0 ||
+        pthread_create(&self->watcher, NULL, watcher_thread, self) != 0) {
+        goto error;
+    }
+    self->watcher_running = true;
+    wasl_metrics_on_render(bus_scrape, self);
+    return self;
+error:
+    free(stages);
+    bus_destroy(&self);
+    return NULL;
+}
+
+size_t bus_stage_count(const bus_t *self)
+{
+    return self->nproxies - 1;
+}
+
+void bus_destroy(bus_t **self_p)
+{
+    assert(self_p);
+    bus_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->watcher_running) {
+        zstr_send(self->watch_stop, "STOP");
+        pthread_join(self->watcher, NULL);
+    }
+    for (size_t i = 0; i < self->nproxies; i++) {
+        proxy_stop(&self->proxies[i]);
+    }
+    zsock_destroy(&self->watch_stop);
+    zsock_destroy(&self->watch_stop_peer);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,82 @@
+/* wasl-bus — entry point: configuration, the forwarder, the admin port, a graceful stop. */
+#include "bus.h"
+#include "wasl_admin.h"
+#include "wasl_config.h"
+#include "wasl_log.h"
+#include "wasl_signal.h"
+#include "wasl_zmq.h"
+
+#include <stdlib.h>
+
+#define BUS_ADMIN_PORT 9100
+
+int main(int argc, char **argv)
+{
+    const char *bind_host, *stages, *curve_dir, *curve_name;
+    long base_port, maxmsgsize;
+    wasl_config_t *cfg = wasl_config_new(
+        "wasl-bus", "Stateless ZeroMQ forwarder between Wasl daemons: one PULL->PUSH streamer "
+                    "per pipeline stage and one ROUTER->DEALER pair for request/reply.");
+    if (!cfg) {
+        return 1;
+    }
+    wasl_config_str(cfg, "WASL_BUS_BIND", "127.0.0.1", "host or address the bus binds ('*': all)",
+                    &bind_host);
+    wasl_config_int(cfg, "WASL_BUS_PORT", WASL_BUS_PORT_DEFAULT, 1, 65535 - 2 * 33,
+                    "base port: rpc clients on it, rpc workers on +1, stage i on +2+2i (in) "
+                    "and +3+2i (out)",
+                    &base_port);
+    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
+                    "pipeline stages, in port order (every daemon must use the same list)",
+                    &stages);
+    wasl_config_str(cfg, "WASL_CURVE_DIR", "",
+                    "key directory from `waslctl keygen` (empty: no CURVE encryption)", &curve_dir);
+    wasl_config_str(cfg, "WASL_CURVE_NAME", "bus", "this daemon's certificate name", &curve_name);
+    wasl_config_int(cfg, "WASL_ZMQ_MAXMSGSIZE", WASL_ZMQ_MAXMSGSIZE_DEFAULT, 1024, 64L << 20,
+                    "largest message accepted from a peer, in bytes", &maxmsgsize);
+    wasl_config_daemon(cfg, BUS_ADMIN_PORT);
+    wasl_config_parse(cfg, argc, argv);
+
+    wasl_log_init("wasl-bus", (wasl_log_level_t)wasl_config_log_level(cfg));
+    wasl_signal_install();
+
+    int rc = 1;
+    wasl_admin_t *admin = NULL;
+    bus_t *bus = NULL;
+    wasl_zmq_opts_t zopts = {.curve_dir = curve_dir,
+                             .self_name = curve_name,
+                             .server_name = curve_name,
+                             .maxmsgsize = (size_t)maxmsgsize};
+    wasl_zmq_t *zmq = wasl_zmq_new(&zopts);
+    if (!zmq) {
+        goto done;
+    }
+    bus_opts_t opts = {.bind_host = bind_host, .base_port = (int)base_port, .stages = stages};
+    bus = bus_new(zmq, &opts);
+    if (!bus) {
+        goto done;
+    }
+    admin = wasl_admin_new("wasl-bus", wasl_config_admin_bind(cfg), wasl_config_admin_port(cfg));
+    if (!admin) {
+        goto done;
+    }
+    wasl_info("bus: started", "{s:s, s:i, s:s, s:b, s:i}", "bind", bind_host, "port",
+              (int)base_port, "stages", stages, "curve", wasl_zmq_curve(zmq), "admin_port",
+              wasl_admin_port(admin));
+    while (!wasl_signal_wait(-1)) {
+    }
+    wasl_info("bus: stopping", NULL);
+    wasl_admin_set_draining(admin);
+    rc = 0;
+done:
+    /* The admin port goes first: its scrape hook reads the bus. */
+    wasl_admin_destroy(&admin);
+    bus_destroy(&bus);
+    wasl_zmq_destroy(&zmq);
+    wasl_config_destroy(&cfg);
+    zsys_shutdown();
+    if (rc == 0) {
+        wasl_info("bus: stopped", NULL);
+    }
+    return rc;
+}
