@@ -1,0 +1,22 @@
+/* ctl — the subcommands of waslctl, each `int ctl_<name>(int argc, char **argv)` returning an exit
+ * code. */
+#ifndef WASL_CTL_H
+#define WASL_CTL_H
+
+/* Exit codes shared by the subcommands (sysexits-like, plus 2 for bad configuration). */
+#define CTL_OK      0
+#define CTL_FAILED  1 /* the operation ran and failed (a daemon unhealthy, SQL error…) */
+#define CTL_USAGE   2 /* bad arguments or configuration */
+#define CTL_UNAVAIL 69
+
+int ctl_migrate(int argc, char **argv);
+int ctl_keygen(int argc, char **argv);
+int ctl_status(int argc, char **argv);
+int ctl_version(int argc, char **argv);
+
+/* Applies every embedded migration not yet applied, in one transaction, on `pg_url`.
+ * Returns the number applied (0: already up to date), or -1 with the reason logged and printed.
+ * A migration whose text changed after it was applied is an error. */
+int ctl_migrate_run(const char *pg_url, int verbose);
+
+#endif

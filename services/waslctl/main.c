@@ -1,0 +1,51 @@
+/* waslctl — the operator's command line: dispatch to the subcommands. */
+#include "ctl.h"
+#include "wasl_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"migrate", ctl_migrate, "apply the database schema migrations (idempotent, one transaction)"},
+    {"keygen", ctl_keygen, "create CURVE key pairs for the daemons: keygen [--dir DIR] NAME..."},
+    {"status", ctl_status,
+     "show each daemon's health (WASL_STATUS_TARGETS); exit 0 iff all healthy"},
+    {"version", ctl_version, "print the version, the protocol messages and the schema version"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: waslctl COMMAND [ARGS] (waslctl COMMAND --help for its configuration)\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    /* Human output goes to stdout; warnings and errors as JSON lines to stderr. */
+    wasl_log_init("waslctl", WASL_LOG_WARN);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_USAGE : CTL_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        return ctl_version(1, argv + 1);
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (!strcmp(argv[1], commands[i].name)) {
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "waslctl: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return CTL_USAGE;
+}

@@ -1,0 +1,121 @@
+/* status — `waslctl status`: each daemon's /healthz and /readyz, as a table. */
+#include "ctl.h"
+#include "wasl_config.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_TIMEOUT_MS 2000
+#define STATUS_BODY_MAX   4096
+
+typedef struct {
+    char data[STATUS_BODY_MAX];
+    size_t len;
+} body_t;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    body_t *b = arg;
+    size_t n = size * nmemb;
+    size_t room = sizeof b->data - 1 - b->len;
+    size_t take = n < room ? n : room;
+    memcpy(b->data + b->len, ptr, take);
+    b->len += take;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* GETs base+path; returns the HTTP status (0 when unreachable) and the body in `b`. */
+static long http_get(CURL *curl, const char *base, const char *path, body_t *b)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    b->len = 0;
+    b->data[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)STATUS_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    long code = 0;
+    if (curl_easy_perform(curl) != CURLE_OK) {
+        return 0;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+    return code;
+}
+
+int ctl_status(int argc, char **argv)
+{
+    const char *targets;
+    wasl_config_t *cfg = wasl_config_new(
+        "waslctl status", "Asks each daemon's admin port for /healthz and /readyz; exits 0 when "
+                          "every target is healthy, 1 otherwise.");
+    if (!cfg) {
+        return CTL_FAILED;
+    }
+    wasl_config_str(cfg, "WASL_STATUS_TARGETS", "bus=http://127.0.0.1:9100",
+                    "comma-separated name=http://host:port of each daemon's admin port", &targets);
+    wasl_config_parse(cfg, argc, argv);
+    char *list = strdup(targets);
+    CURL *curl = curl_easy_init();
+    int rc = CTL_OK, count = 0;
+    if (!list || !curl) {
+        rc = CTL_FAILED;
+        goto done;
+    }
+    printf("%-12s %-28s %-8s %-10s %-12s %s\n", "DAEMON", "ADMIN", "HEALTH", "READY", "VERSION",
+           "UPTIME_S");
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || strncmp(eq + 1, "http", 4) != 0) {
+            fprintf(stderr,
+                    "waslctl status: WASL_STATUS_TARGETS entry \"%s\" is not "
+                    "name=http://host:port\n",
+                    t);
+            rc = CTL_USAGE;
+            goto done;
+        }
+        *eq = '\0';
+        const char *name = t, *base = eq + 1;
+        body_t b;
+        long health = http_get(curl, base, "/healthz", &b);
+        char version[64] = "-";
+        long long uptime = -1;
+        json_t *doc = json_loads(b.data, 0, NULL);
+        if (doc) {
+            const char *v = json_string_value(json_object_get(doc, "version"));
+            snprintf(version, sizeof version, "%s", v ? v : "-");
+            json_t *u = json_object_get(doc, "uptime_s");
+            uptime = json_is_integer(u) ? (long long)json_integer_value(u) : -1;
+            json_decref(doc);
+        }
+        long ready = health ? http_get(curl, base, "/readyz", &b) : 0;
+        const char *health_word = health == 200 ? "ok" : health ? "failing" : "down";
+        const char *ready_word = ready == 200 ? "ready" : ready ? "not_ready" : "-";
+        printf("%-12s %-28s %-8s %-10s %-12s ", name, base, health_word, ready_word, version);
+        if (uptime >= 0) {
+            printf("%lld\n", uptime);
+        } else {
+            printf("-\n");
+        }
+        if (health != 200) {
+            rc = CTL_FAILED;
+        }
+        count++;
+    }
+    if (count == 0) {
+        fprintf(stderr, "waslctl status: no targets\n");
+        rc = CTL_USAGE;
+    }
+done:
+    if (curl) {
+        curl_easy_cleanup(curl);
+    }
+    free(list);
+    wasl_config_destroy(&cfg);
+    return rc;
+}
