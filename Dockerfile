@@ -1,0 +1,47 @@
+# Dockerfile — one image with every Wasl binary: built with the -dev packages, run with the libs.
+#
+#   docker build -t wasl:latest --build-arg VERSION="$(git describe --always --dirty)" .
+#   docker run --rm wasl:latest wasl-bus --help
+#
+# The image has no default daemon: docker-compose.yml (or the orchestrator) names the command.
+
+# ---- build stage ------------------------------------------------------------------------------
+FROM debian:bookworm AS build
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        build-essential pkg-config ca-certificates python3 \
+        libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev \
+        libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . .
+# .git is not in the build context, so the version comes in as an argument.
+ARG VERSION=dev
+# Generated code first and alone: its rule makes two files, which a parallel make could run twice.
+RUN make proto && make -j"$(nproc)" all VERSION="$VERSION"
+
+# ---- runtime stage ----------------------------------------------------------------------------
+# Same release as the build stage (so the same library versions), without docs and man pages.
+FROM debian:bookworm-slim
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libzmq5 libczmq4 libmsgpackc2 libhiredis0.14 libpq5 libmicrohttpd12 libjansson4 \
+        libcurl4 libicu72 libgmime-3.0-0 libsodium23 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin wasl
+
+COPY --from=build /src/build/bin/ /usr/local/bin/
+
+# In a container the admin port must be reachable from other containers (Prometheus), not only
+# from the container's own loopback.
+ENV WASL_ADMIN_BIND=0.0.0.0
+
+USER wasl
+WORKDIR /tmp
+# Bus (base..base+7), intake's public HTTP, the daemons' admin ports.
+EXPOSE 7100-7107 8080 9100-9105
+CMD ["waslctl", "--help"]

@@ -1,0 +1,240 @@
+"""Black-box tests of deploy/stack.sh: `up` / status / `down`, and `run` stopped with Ctrl-C."""
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    REPO,
+    _register_cleanup,
+    _unregister_cleanup,
+    free_port,
+    free_port_range,
+    http_get,
+    port_is_free,
+    wait_for,
+)
+
+DAEMONS = ["bus", "intake", "classifier", "router", "notifier", "caselookup"]
+REQUIRED_VARS = [
+    "WASL_HTTP_URL", "WASL_PG_URL", "WASL_REDIS_URL", "WASL_DEV_TOKEN", "WASL_BUS",
+    "WASL_CURVE_DIR", "WASL_STATUS_TARGETS",
+]
+BUS_PORT_COUNT = 8
+STACK_CMD_TIMEOUT_S = 120  # `up` includes initdb on a 2-core machine
+RUN_HEALTHY_TIMEOUT_S = 90
+SIGINT_EXIT_TIMEOUT_S = 20
+
+
+def pid_alive(pid):
+    """True when pid is a live process (a zombie counts as gone: only its parent can reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def parse_env_file(path):
+    """The `export K='V'` lines of stack.env as a dict."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        assert words[0] == "export" and len(words) == 2 and "=" in words[1], line
+        key, _, value = words[1].partition("=")
+        out[key] = value
+    return out
+
+
+class Stack:
+    """One stack under a private WASL_VAR with private ports: .var, .env (the script's
+    environment), .ports (every port the stack may bind), .admin_ports {name: port}."""
+
+    def __init__(self):
+        self.var = Path(tempfile.mkdtemp(prefix="wasl-stack-", dir="/tmp"))
+        self.var.chmod(0o755)  # PostgreSQL (run as postgres) must traverse it
+        bus_base = free_port_range(BUS_PORT_COUNT)
+        taken = set(range(bus_base, bus_base + BUS_PORT_COUNT))
+
+        def unique_port():
+            while True:
+                port = free_port()
+                if port not in taken:
+                    taken.add(port)
+                    return port
+
+        self.admin_ports = {name: unique_port() for name in DAEMONS}
+        self.pg_port, self.redis_port, self.http_port = (unique_port() for _ in range(3))
+        self.ports = sorted(taken)
+        # The caller's WASL_* settings would override ours: leave them out.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WASL_")}
+        self.env.update(
+            WASL_VAR=str(self.var),
+            WASL_PG_PORT=str(self.pg_port),
+            WASL_REDIS_PORT=str(self.redis_port),
+            WASL_HTTP_PORT=str(self.http_port),
+            WASL_BUS_PORT=str(bus_base),
+        )
+        for name, port in self.admin_ports.items():
+            self.env[f"WASL_{name.upper()}_ADMIN_PORT"] = str(port)
+
+    def sh(self, command, timeout=STACK_CMD_TIMEOUT_S):
+        """Runs deploy/stack.sh COMMAND; CompletedProcess with stdout+stderr in .stdout."""
+        return subprocess.run(
+            [str(REPO / "deploy" / "stack.sh"), command], env=self.env, cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=timeout, check=False,
+        )
+
+    def stack_env(self):
+        return parse_env_file(self.var / "stack.env")
+
+    def client_env(self):
+        """The environment a client of the stack gets: ours plus stack.env."""
+        env = dict(self.env)
+        env.update(self.stack_env())
+        return env
+
+    def status(self):
+        return subprocess.run(
+            [str(REPO / "build" / "bin" / "waslctl"), "status"], env=self.client_env(),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False,
+        )
+
+    def pids(self):
+        """{label: pid} from var/run/*.pid and PostgreSQL's postmaster.pid."""
+        out = {}
+        for pidfile in sorted((self.var / "run").glob("*.pid")):
+            text = pidfile.read_text().split()
+            if text:
+                out[pidfile.stem] = int(text[0])
+        data = Path(self.stack_env().get("WASL_PG_DATA", self.var / "pg"))
+        postmaster = data / "postmaster.pid"
+        if postmaster.exists():
+            out["postgres"] = int(postmaster.read_text().split()[0])
+        return out
+
+    def destroy(self):
+        self.sh("down", timeout=60)
+        shutil.rmtree(self.var, ignore_errors=True)
+
+
+def assert_gone(pids, ports):
+    """Every pid is gone and every port is free (allowing a moment for the kernel)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alive = {k: p for k, p in pids.items() if pid_alive(p)}
+        busy = [p for p in ports if not port_is_free(p)]
+        if not alive and not busy:
+            return
+        time.sleep(0.1)
+    assert not alive, f"stack processes still alive: {alive}"
+    assert not busy, f"ports still bound: {busy}"
+
+
+@pytest.fixture
+def stack(bin_dir):
+    """A stack configuration on private ports and a private WASL_VAR; torn down afterwards."""
+    for binary in ("wasl-bus", "waslctl"):
+        if not (bin_dir / binary).exists():
+            pytest.fail(f"{bin_dir / binary} not built: run make", pytrace=False)
+    s = Stack()
+    _register_cleanup(("stack", id(s)), s.destroy)
+    yield s
+    s.destroy()
+    _unregister_cleanup(("stack", id(s)))
+
+
+def test_up_status_down(stack):
+    up = stack.sh("up")
+    assert up.returncode == 0, up.stdout
+
+    env = stack.stack_env()
+    for name in REQUIRED_VARS:
+        assert env.get(name), f"stack.env lacks {name}:\n{env}"
+    assert f"bus=http://127.0.0.1:{stack.admin_ports['bus']}" in env["WASL_STATUS_TARGETS"]
+    assert env["WASL_BUS"] == f"tcp://127.0.0.1:{stack.env['WASL_BUS_PORT']}"
+    assert f":{stack.pg_port}/" in env["WASL_PG_URL"]
+    assert f":{stack.redis_port}" in env["WASL_REDIS_URL"]
+    token_file = stack.var / "dev_token"
+    assert token_file.read_text().strip() == env["WASL_DEV_TOKEN"]
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert stack.sh("env").stdout == (stack.var / "stack.env").read_text()
+
+    status = stack.status()
+    assert status.returncode == 0, status.stdout + status.stderr
+    bus_lines = [line for line in status.stdout.splitlines() if "bus" in line]
+    assert bus_lines, status.stdout
+    assert not any(w in bus_lines[0].lower() for w in ("down", "unhealthy", "fail", "error"))
+
+    code, body = http_get(f"http://127.0.0.1:{stack.admin_ports['bus']}/metrics")
+    assert code == 200
+    assert any(line.startswith("wasl_") for line in body.splitlines()), body[:500]
+
+    again = stack.sh("up")
+    assert again.returncode == 0, again.stdout
+    assert "already up" in again.stdout
+    assert stack.stack_env()["WASL_DEV_TOKEN"] == env["WASL_DEV_TOKEN"]
+
+    pids = stack.pids()
+    assert {"bus", "redis", "postgres"} <= set(pids), pids
+    down = stack.sh("down")
+    assert down.returncode == 0, down.stdout
+    assert_gone(pids, stack.ports)
+
+    down_again = stack.sh("down")
+    assert down_again.returncode == 0, down_again.stdout
+
+
+def test_run_foreground_stops_on_sigint(stack):
+    output = stack.var / "run.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [str(REPO / "deploy" / "stack.sh"), "run"], env=stack.env, cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # the SIGINT below goes to the script alone
+            # A signal ignored when bash starts cannot be trapped: make sure SIGINT is not.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    def kill_group():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    _register_cleanup(("run", proc.pid), kill_group)
+    try:
+
+        def healthy():
+            if proc.poll() is not None:
+                raise AssertionError(f"stack.sh run exited {proc.returncode}:\n"
+                                     f"{output.read_text()}")
+            return (stack.var / "stack.env").exists() and stack.status().returncode == 0
+
+        wait_for(healthy, RUN_HEALTHY_TIMEOUT_S, interval=0.5, what="the foreground stack")
+        pids = stack.pids()
+        assert {"bus", "redis", "postgres"} <= set(pids), pids
+
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            code = proc.wait(SIGINT_EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"stack.sh run still running {SIGINT_EXIT_TIMEOUT_S}s after SIGINT:\n"
+                        f"{output.read_text()}")
+        text = output.read_text()
+        assert code == 0, text
+        assert_gone(pids, stack.ports)
+        # Daemon output reaches the terminal, each line prefixed with the daemon's name.
+        assert any(line.startswith("bus ") for line in text.splitlines()), text
+    finally:
+        kill_group()
+        _unregister_cleanup(("run", proc.pid))
