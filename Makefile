@@ -4,6 +4,7 @@
 #   make test       unit tests (ASan/UBSan, then valgrind) + integration tests
 #   make run        local stack in the foreground (PostgreSQL + Redis under var/)
 #   make up/down    the same stack in the background / stop it
+#   make bench      benchmarks against the local stack (make up first)
 #   make proto      regenerate the codec and the embedded migrations from proto/
 #   make fmt        clang-format every C file
 #   make clean      remove build/
@@ -13,7 +14,7 @@ PYTHON  ?= /usr/bin/python3
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 PKGS    := libczmq libzmq msgpack hiredis libpq libmicrohttpd jansson libcurl \
-           icu-uc icu-i18n libsodium
+           icu-uc icu-i18n libsodium gmime-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -47,7 +48,7 @@ UNIT_SAN := $(UNIT_SRC:tests/unit/%.c=$(B)/san/bin/%)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/test/%)
 
 .PHONY: all proto test unit unit-valgrind integration run up down fmt clean deps \
-        compose-check bench
+        compose-check bench bench-intake
 all: $(BINS)
 
 # ---- generated code ---------------------------------------------------------
@@ -136,6 +137,11 @@ integration: all
 compose-check:
 	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config -q \
 	  && echo "docker-compose.yml: valid"; else echo "docker-compose missing" >&2; exit 1; fi
+
+# ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
+bench: bench-intake
+bench-intake: all
+	tests/bench/intake/run.sh
 
 # ---- local stack --------------------------------------------------------------
 # The packages may only just have been installed: build in a sub-make, which sees pkg-config's

@@ -363,6 +363,9 @@ prepare() {
     fi
     say "waslctl migrate"
     "$WASLCTL" migrate
+    # The dev client: every scope, with the token from var/dev_token (WASL_DEV_TOKEN).
+    "$WASLCTL" client add dev --kind ops --scopes '*' --token "$WASL_DEV_TOKEN" \
+        --name "local development" >/dev/null
 }
 
 # Prefixes each line with a daemon's name; ignores Ctrl-C so the daemon's last words still show.

@@ -1,0 +1,1652 @@
+/* email — parses one raw RFC 5322 message (GMime) into the fields intake turns into a ticket. */
+#include "email.h"
+
+#include "wasl_text.h"
+
+#include <errno.h>
+#include <gmime/gmime.h>
+#include <iconv.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Raw bytes read from one text part, as a multiple of max_body_bytes: HTML markup can be far
+ * larger than the text it carries, but a part is never read without bound. */
+#define TEXT_READ_FACTOR 16
+/* Bytes of an HTML part searched for a <meta charset> when the part declares none. */
+#define HTML_META_SCAN_BYTES 2048
+/* Longest msg-id and addr-spec kept (RFC 5322 line limit; RFC 5321 path limit). */
+#define MSGID_MAX_BYTES 998
+#define ADDR_MAX_BYTES  320
+/* Longest Auto-Submitted / Precedence token kept in the reason. */
+#define REASON_TOKEN_MAX      64
+#define READ_CHUNK_BYTES      8192
+#define CHARSET_NAME_MAX      40
+#define BODY_TRUNCATED_MARKER "\n[…]"
+#define UTF8_REPLACEMENT      "\xEF\xBF\xBD"
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool initialized;
+
+/* What one walk over the MIME tree does with the parts it meets. */
+enum {
+    WALK_COUNT = 1,  /* count parts, check depth and header limits */
+    WALK_BODY = 2,   /* append body text */
+    WALK_ATTACH = 4, /* record attachments, note reports */
+};
+
+typedef struct {
+    const intake_email_limits_t *limits;
+    intake_email_t *out;
+    GString *body;
+    bool body_truncated;
+    size_t attachments_cap;
+    GMimeMessagePart *first_forward; /* borrowed: the first message/rfc822 of the outer tree */
+    bool saw_delivery_status;
+    bool saw_disposition_notification;
+    char *err;
+    size_t errlen;
+} parse_ctx_t;
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- UTF-8 helpers -------------------------------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at p[0..left), or 0 when it is not one (Table 3-7 of
+ * the Unicode standard). `*prefix` receives how many bytes form a valid prefix (at least 1), so
+ * that each maximal ill-formed subpart becomes one U+FFFD. */
+static size_t utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
+{
+    unsigned char c = p[0];
+    *prefix = 1;
+    if (c < 0x80) {
+        return 1;
+    }
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (k >= left) {
+            return 0;
+        }
+        unsigned char lower = k == 1 ? lo : 0x80, upper = k == 1 ? hi : 0xBF;
+        if (p[k] < lower || p[k] > upper) {
+            return 0;
+        }
+        *prefix = k + 1;
+    }
+    return need + 1;
+}
+
+/* Appends s[0..len) to out, each ill-formed UTF-8 subpart replaced by U+FFFD. */
+static void append_utf8_sanitized(GString *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t run = i;
+        while (run < len && p[run] < 0x80) {
+            run++;
+        }
+        if (run > i) {
+            g_string_append_len(out, s + i, (gssize)(run - i));
+            i = run;
+            continue;
+        }
+        size_t prefix;
+        size_t n = utf8_seq_len(p + i, len - i, &prefix);
+        if (n) {
+            g_string_append_len(out, s + i, (gssize)n);
+            i += n;
+        } else {
+            g_string_append(out, UTF8_REPLACEMENT);
+            i += prefix;
+        }
+    }
+}
+
+static void append_codepoint(GString *out, uint32_t cp)
+{
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        g_string_append(out, UTF8_REPLACEMENT);
+    } else {
+        g_string_append_unichar(out, (gunichar)cp);
+    }
+}
+
+/* The code point of the valid UTF-8 sequence at s (length n). */
+static uint32_t utf8_decode(const unsigned char *s, size_t n)
+{
+    switch (n) {
+    case 1:
+        return s[0];
+    case 2:
+        return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    case 3:
+        return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    default:
+        return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+               ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    }
+}
+
+/* Control characters that must not reach a one-line field or the body: C0 (tab and newline are
+ * decided by the caller), DEL, C1, and the Unicode line/paragraph separators. */
+static bool is_control(uint32_t cp)
+{
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* A one-line field (subject, display name) from decoded header text: valid UTF-8, every run of
+ * white space or control characters (CR/LF smuggled in an encoded word) collapsed to one space,
+ * trimmed. Returns a new string (malloc), never NULL except on allocation failure. */
+static char *one_line(const char *in)
+{
+    GString *clean = g_string_new(NULL);
+    append_utf8_sanitized(clean, in ? in : "", in ? strlen(in) : 0);
+    GString *out = g_string_sized_new(clean->len);
+    const unsigned char *p = (const unsigned char *)clean->str;
+    size_t i = 0, len = clean->len;
+    bool space = false;
+    while (i < len) {
+        size_t prefix;
+        size_t n = utf8_seq_len(p + i, len - i, &prefix); /* valid: sanitized above */
+        uint32_t cp = utf8_decode(p + i, n);
+        if (cp == ' ' || is_control(cp)) {
+            space = true;
+        } else {
+            if (space && out->len > 0) {
+                g_string_append_c(out, ' ');
+            }
+            space = false;
+            g_string_append_len(out, clean->str + i, (gssize)n);
+        }
+        i += n;
+    }
+    g_string_free(clean, TRUE);
+    char *result = strdup(out->str);
+    g_string_free(out, TRUE);
+    return result;
+}
+
+/* ---- charsets ------------------------------------------------------------------------------- */
+
+static bool charset_is(const char *canon, const char *name)
+{
+    return canon && g_ascii_strcasecmp(canon, name) == 0;
+}
+
+/* Whether a declared charset name is worth asking GMime and iconv about (GMime caches every name
+ * it is asked; a hostile one is treated as undeclared instead). */
+static bool charset_name_ok(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > CHARSET_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isalnum(name[i]) && !strchr("-_.:+()", name[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Appends raw converted from `iconv_name` to UTF-8; each byte iconv rejects becomes U+FFFD.
+ * Returns -1 when iconv does not know the charset (nothing appended). */
+static int append_iconv(GString *out, const char *raw, size_t len, const char *iconv_name)
+{
+    iconv_t cd = iconv_open("UTF-8", iconv_name);
+    if (cd == (iconv_t)-1) {
+        return -1;
+    }
+    char buf[READ_CHUNK_BYTES];
+    char *in = (char *)raw;
+    size_t inleft = len;
+    GString *conv = g_string_sized_new(len + len / 2);
+    while (inleft > 0) {
+        char *outp = buf;
+        size_t outleft = sizeof buf;
+        size_t r = iconv(cd, &in, &inleft, &outp, &outleft);
+        int saved = errno;
+        g_string_append_len(conv, buf, (gssize)(outp - buf));
+        if (r != (size_t)-1 || saved == E2BIG) {
+            continue;
+        }
+        g_string_append(conv, UTF8_REPLACEMENT);
+        if (saved != EILSEQ) { /* EINVAL: a truncated sequence at the end */
+            break;
+        }
+        in++;
+        inleft--;
+        iconv(cd, NULL, NULL, NULL, NULL); /* back to the initial shift state */
+    }
+    char *outp = buf;
+    size_t outleft = sizeof buf;
+    iconv(cd, NULL, NULL, &outp, &outleft);
+    g_string_append_len(conv, buf, (gssize)(outp - buf));
+    iconv_close(cd);
+    append_utf8_sanitized(out, conv->str, conv->len); /* iconv's output, checked anyway */
+    g_string_free(conv, TRUE);
+    return 0;
+}
+
+/* ISO-8859-1 needs no table: every byte is the code point of the same number. */
+static void append_latin1(GString *out, const char *raw, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        g_string_append_unichar(out, (unsigned char)raw[i]);
+    }
+}
+
+/* Appends raw (in `charset`, NULL when undeclared) as valid UTF-8.
+ * - UTF-8 declared: kept, ill-formed sequences replaced by U+FFFD.
+ * - undeclared, us-ascii, unknown-8bit, ISO-8859-1 or windows-1252, but the bytes are valid
+ *   UTF-8: kept as UTF-8 (the usual mislabelling).
+ * - undeclared or us-ascii with 8-bit bytes: windows-1256 (Arabic Windows is the likely writer).
+ * - a charset iconv does not know: UTF-8 if valid, else windows-1256, else ISO-8859-1. */
+static void append_text_utf8(GString *out, const char *raw, size_t len, const char *charset)
+{
+    const char *canon = charset_name_ok(charset) ? g_mime_charset_canon_name(charset) : NULL;
+    if (charset_is(canon, "utf-8") || charset_is(canon, "utf8")) {
+        append_utf8_sanitized(out, raw, len);
+        return;
+    }
+    bool lax = !canon || charset_is(canon, "us-ascii") || charset_is(canon, "ascii") ||
+               charset_is(canon, "unknown-8bit") || charset_is(canon, "x-unknown") ||
+               charset_is(canon, "iso-8859-1") || charset_is(canon, "latin1") ||
+               charset_is(canon, "windows-cp1252") || charset_is(canon, "cp1252");
+    if (lax && wasl_utf8_valid(raw, len, true)) {
+        g_string_append_len(out, raw, (gssize)len);
+        return;
+    }
+    if (!canon || charset_is(canon, "us-ascii") || charset_is(canon, "ascii") ||
+        charset_is(canon, "unknown-8bit") || charset_is(canon, "x-unknown")) {
+        canon = "windows-1256";
+    }
+    if (append_iconv(out, raw, len, g_mime_charset_iconv_name(canon)) == 0) {
+        return;
+    }
+    if (wasl_utf8_valid(raw, len, true)) {
+        g_string_append_len(out, raw, (gssize)len);
+    } else if (append_iconv(out, raw, len, "CP1256") != 0) {
+        append_latin1(out, raw, len);
+    }
+}
+
+/* ---- text shaping --------------------------------------------------------------------------- */
+
+/* CRLF and lone CR become LF. In place. */
+static void normalize_newlines(GString *s)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < s->len; r++) {
+        char c = s->str[r];
+        if (c == '\r') {
+            if (r + 1 < s->len && s->str[r + 1] == '\n') {
+                continue;
+            }
+            c = '\n';
+        }
+        s->str[w++] = c;
+    }
+    g_string_truncate(s, w);
+}
+
+/* RFC 3676 format=flowed: a line ending in a space continues on the next line (its space
+ * dropped under delsp=yes); one leading space is stuffing. The signature separator stays. */
+static GString *unflow(const GString *in, bool delsp)
+{
+    GString *out = g_string_sized_new(in->len);
+    const char *p = in->str, *end = in->str + in->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        size_t n = (size_t)(eol - p);
+        const char *line = p;
+        if (n > 0 && line[0] == ' ') {
+            line++;
+            n--;
+        }
+        bool signature = n == 3 && memcmp(line, "-- ", 3) == 0;
+        bool flowed = nl && n > 0 && line[n - 1] == ' ' && !signature;
+        g_string_append_len(out, line, (gssize)(flowed && delsp ? n - 1 : n));
+        if (nl && !flowed) {
+            g_string_append_c(out, '\n');
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return out;
+}
+
+/* Ends the current line (trailing spaces dropped) unless the text is empty or already at the
+ * start of a line. */
+static void text_newline(GString *out)
+{
+    while (out->len > 0 && out->str[out->len - 1] == ' ') {
+        g_string_truncate(out, out->len - 1);
+    }
+    if (out->len > 0 && out->str[out->len - 1] != '\n') {
+        g_string_append_c(out, '\n');
+    }
+}
+
+static const struct {
+    const char *name;
+    uint32_t cp;
+} html_entities[] = {
+    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
+    {"nbsp", 0xA0},    {"copy", 0xA9},    {"reg", 0xAE},     {"trade", 0x2122}, {"hellip", 0x2026},
+    {"mdash", 0x2014}, {"ndash", 0x2013}, {"laquo", 0xAB},   {"raquo", 0xBB},   {"lsquo", 0x2018},
+    {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"bull", 0x2022},  {"middot", 0xB7},
+    {"times", 0xD7},   {"divide", 0xF7},  {"euro", 0x20AC},  {"deg", 0xB0},     {"sect", 0xA7},
+    {"para", 0xB6},    {"shy", 0xAD},     {"rlm", 0x200F},   {"lrm", 0x200E},   {"zwnj", 0x200C},
+    {"zwj", 0x200D},
+};
+
+/* Decodes the character reference at s[0] == '&' (s has n bytes). Returns the bytes consumed
+ * and appends the character, or returns 0 when it is not a reference ('&' is then literal). */
+static size_t html_entity(const char *s, size_t n, GString *out)
+{
+    size_t i = 1;
+    if (i < n && s[i] == '#') {
+        i++;
+        bool hex = i < n && (s[i] == 'x' || s[i] == 'X');
+        if (hex) {
+            i++;
+        }
+        uint32_t cp = 0;
+        size_t digits = 0;
+        while (i < n && (hex ? g_ascii_isxdigit(s[i]) : g_ascii_isdigit(s[i]))) {
+            if (cp <= 0x10FFFF) {
+                cp = cp * (hex ? 16 : 10) +
+                     (uint32_t)(hex ? g_ascii_xdigit_value(s[i]) : g_ascii_digit_value(s[i]));
+            }
+            i++;
+            digits++;
+        }
+        if (digits == 0) {
+            return 0;
+        }
+        if (i < n && s[i] == ';') {
+            i++;
+        }
+        append_codepoint(out, cp);
+        return i;
+    }
+    size_t start = i;
+    while (i < n && i - start < 8 && g_ascii_isalnum(s[i])) {
+        i++;
+    }
+    if (i == start || i >= n || s[i] != ';') {
+        return 0;
+    }
+    for (size_t k = 0; k < G_N_ELEMENTS(html_entities); k++) {
+        if (strlen(html_entities[k].name) == i - start &&
+            memcmp(html_entities[k].name, s + start, i - start) == 0) {
+            append_codepoint(out, html_entities[k].cp);
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Case-insensitive search of needle in s[0..n); returns its offset or n. */
+static size_t find_ci(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++) {
+        if (g_ascii_strncasecmp(s + i, needle, k) == 0) {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* Offset just past the '>' closing the tag that starts at s[start] (quoted attribute values may
+ * hold '>'), or n when it is never closed. last_quote[0] and [1] are the offsets of the last '"'
+ * and '\'' in s (n when none): a quote at or after its last occurrence is never closed, and the
+ * first '>' ends the tag instead. Every byte looked at is consumed, so a document of broken tags
+ * costs linear time. */
+static size_t tag_end(const char *s, size_t n, size_t start, const size_t last_quote[2])
+{
+    for (size_t i = start + 1; i < n; i++) {
+        if (s[i] == '>') {
+            return i + 1;
+        }
+        if (s[i] == '"' || s[i] == '\'') {
+            if (i >= last_quote[s[i] == '\'']) {
+                const char *gt = memchr(s + i, '>', n - i);
+                return gt ? (size_t)(gt - s) + 1 : n;
+            }
+            const char *close = memchr(s + i + 1, s[i], n - i - 1); /* exists: i < last */
+            i = (size_t)(close - s);
+        }
+    }
+    return n;
+}
+
+static size_t last_of(const char *s, size_t n, char c)
+{
+    for (size_t i = n; i > 0; i--) {
+        if (s[i - 1] == c) {
+            return i - 1;
+        }
+    }
+    return n;
+}
+
+static bool tag_is(const char *name, const char *const *set)
+{
+    for (size_t i = 0; set[i]; i++) {
+        if (strcmp(name, set[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Readable text from UTF-8 HTML: tags stripped, comments, <script>, <style> and <title> dropped,
+ * block elements and <br> become line breaks, <li> a "- " item, character references decoded,
+ * white space collapsed as a browser would. */
+static GString *html_to_text(const char *s, size_t n)
+{
+    static const char *const breaks[] = {
+        "br",      "p",       "div",      "tr",     "h1",      "h2",         "h3", "h4",
+        "h5",      "h6",      "ul",       "ol",     "table",   "blockquote", "hr", "pre",
+        "section", "article", "header",   "footer", "address", "center",     "dl", "dt",
+        "dd",      "form",    "fieldset", "body",   NULL};
+    static const char *const dropped[] = {"script", "style", "title", NULL};
+    GString *out = g_string_sized_new(n / 2);
+    const size_t last_quote[2] = {last_of(s, n, '"'), last_of(s, n, '\'')};
+    bool space = false;
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '<') {
+            if (n - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
+                size_t e = find_ci(s + i + 4, n - i - 4, "-->");
+                i = e == n - i - 4 ? n : i + 4 + e + 3;
+                continue;
+            }
+            size_t j = i + 1;
+            bool closing = j < n && s[j] == '/';
+            if (closing) {
+                j++;
+            }
+            if (j < n && (s[j] == '!' || s[j] == '?')) {
+                i = tag_end(s, n, i, last_quote);
+                continue;
+            }
+            if (j >= n || !g_ascii_isalpha(s[j])) {
+                goto text; /* "x < 5": a literal '<' */
+            }
+            char name[16];
+            size_t k = 0;
+            while (j < n && (g_ascii_isalnum(s[j]) || s[j] == '-' || s[j] == ':')) {
+                if (k + 1 < sizeof name) {
+                    name[k++] = g_ascii_tolower(s[j]);
+                }
+                j++;
+            }
+            name[k] = '\0';
+            i = tag_end(s, n, i, last_quote);
+            if (!closing && tag_is(name, dropped)) {
+                char close[24];
+                snprintf(close, sizeof close, "</%s", name);
+                size_t e = find_ci(s + i, n - i, close);
+                i = e == n - i ? n : tag_end(s, n, i + e, last_quote);
+                continue;
+            }
+            if (strcmp(name, "li") == 0 && !closing) {
+                text_newline(out);
+                g_string_append(out, "- ");
+                space = false;
+            } else if (strcmp(name, "br") == 0) {
+                /* a line break even on an empty line: two in a row make a blank line */
+                while (out->len > 0 && out->str[out->len - 1] == ' ') {
+                    g_string_truncate(out, out->len - 1);
+                }
+                if (out->len > 0) {
+                    g_string_append_c(out, '\n');
+                }
+                space = false;
+            } else if (tag_is(name, breaks) || strcmp(name, "li") == 0) {
+                text_newline(out);
+                space = false;
+            } else if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0) {
+                space = true;
+            }
+            continue;
+        }
+        if (c == '&') {
+            if (space && out->len > 0 && out->str[out->len - 1] != '\n') {
+                g_string_append_c(out, ' ');
+            }
+            space = false;
+            size_t used = html_entity(s + i, n - i, out);
+            if (used) {
+                i += used;
+                continue;
+            }
+            g_string_append_c(out, '&');
+            i++;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+            space = true;
+            i++;
+            continue;
+        }
+    text:
+        if (space && out->len > 0 && out->str[out->len - 1] != '\n') {
+            g_string_append_c(out, ' ');
+        }
+        space = false;
+        g_string_append_c(out, s[i]);
+        i++;
+    }
+    return out;
+}
+
+/* The final clean-up of the body: C0/C1 controls other than tab and newline removed, no-break
+ * spaces made plain, trailing white space of each line dropped, at most one blank line in a
+ * row, none at either end. `s` is valid UTF-8. */
+static GString *clean_body(const GString *s)
+{
+    GString *out = g_string_sized_new(s->len);
+    const unsigned char *p = (const unsigned char *)s->str;
+    size_t i = 0;
+    size_t newlines = 0; /* newlines ending out */
+    while (i < s->len) {
+        size_t prefix;
+        size_t n = utf8_seq_len(p + i, s->len - i, &prefix);
+        if (n == 0) { /* cannot happen on sanitized text; be safe anyway */
+            g_string_append(out, UTF8_REPLACEMENT);
+            newlines = 0;
+            i += prefix;
+            continue;
+        }
+        uint32_t cp = utf8_decode(p + i, n);
+        if (cp == '\n') {
+            while (out->len > 0 &&
+                   (out->str[out->len - 1] == ' ' || out->str[out->len - 1] == '\t')) {
+                g_string_truncate(out, out->len - 1);
+            }
+            if (out->len > 0 && newlines < 2) {
+                g_string_append_c(out, '\n');
+                newlines++;
+            }
+        } else if (cp == 0xA0) {
+            g_string_append_c(out, ' ');
+        } else if (cp == '\t' || !is_control(cp)) {
+            g_string_append_len(out, s->str + i, (gssize)n);
+            if (cp != ' ' && cp != '\t') {
+                newlines = 0;
+            }
+        }
+        i += n;
+    }
+    while (out->len > 0 && g_ascii_isspace(out->str[out->len - 1])) {
+        g_string_truncate(out, out->len - 1);
+    }
+    return out;
+}
+
+/* Largest length <= max that does not split a UTF-8 sequence of s. */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) {
+        cut--;
+    }
+    return cut;
+}
+
+/* ---- reading parts -------------------------------------------------------------------------- */
+
+typedef void(content_sink_fn)(void *arg, const char *data, size_t len);
+
+/* Streams the transfer-decoded content of `part` to sink, stopping after `cap` bytes (SIZE_MAX:
+ * no cap). Returns the bytes passed to sink; *cut says whether more was left. */
+static size_t read_decoded(GMimePart *part, size_t cap, content_sink_fn *sink, void *arg, bool *cut)
+{
+    *cut = false;
+    GMimeDataWrapper *wrapper = g_mime_part_get_content(part);
+    GMimeStream *raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : NULL;
+    if (!raw) {
+        return 0;
+    }
+    g_mime_stream_reset(raw);
+    GMimeStream *filtered = g_mime_stream_filter_new(raw);
+    GMimeContentEncoding encoding = g_mime_data_wrapper_get_encoding(wrapper);
+    if (encoding == GMIME_CONTENT_ENCODING_BASE64 ||
+        encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+        encoding == GMIME_CONTENT_ENCODING_UUENCODE) {
+        GMimeFilter *decoder = g_mime_filter_basic_new(encoding, FALSE);
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), decoder);
+        g_object_unref(decoder); /* the filter stream holds its own reference */
+    }
+    char buf[READ_CHUNK_BYTES];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = g_mime_stream_read(filtered, buf, sizeof buf);
+        if (n <= 0) {
+            break;
+        }
+        size_t take = (size_t)n;
+        if (take > cap - total) {
+            take = cap - total;
+            *cut = true;
+        }
+        sink(arg, buf, take);
+        total += take;
+        if (*cut) {
+            break;
+        }
+    }
+    g_object_unref(filtered);
+    return total;
+}
+
+static void sink_gstring(void *arg, const char *data, size_t len)
+{
+    g_string_append_len(arg, data, (gssize)len);
+}
+
+static void sink_sha256(void *arg, const char *data, size_t len)
+{
+    crypto_hash_sha256_update(arg, (const unsigned char *)data, len);
+}
+
+static void hex_digest(crypto_hash_sha256_state *st, char hex[65])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(st, digest);
+    sodium_bin2hex(hex, 65, digest, sizeof digest);
+}
+
+/* The charset an HTML document names in a <meta> when its MIME part names none, or NULL. The
+ * result is a new string (g_free). */
+static char *html_meta_charset(const char *s, size_t n)
+{
+    size_t scan = n < HTML_META_SCAN_BYTES ? n : HTML_META_SCAN_BYTES;
+    size_t at = find_ci(s, scan, "charset=");
+    if (at == scan) {
+        return NULL;
+    }
+    size_t i = at + strlen("charset=");
+    while (i < scan && (s[i] == '"' || s[i] == '\'' || s[i] == ' ')) {
+        i++;
+    }
+    size_t start = i;
+    while (i < scan && (g_ascii_isalnum(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == ':')) {
+        i++;
+    }
+    return i > start ? g_strndup(s + start, i - start) : NULL;
+}
+
+/* Whether a leaf part is body text rather than an attachment. */
+static bool is_body_text(GMimeObject *obj)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    if (!g_mime_content_type_is_type(ct, "text", "plain") &&
+        !g_mime_content_type_is_type(ct, "text", "html")) {
+        return false;
+    }
+    GMimePart *part = GMIME_PART(obj);
+    return !g_mime_part_is_attachment(part) && g_mime_part_get_filename(part) == NULL;
+}
+
+/* The UTF-8 text of a text/plain or text/html part, shaped for reading: a new GString. Reads at
+ * most `cap` raw bytes; *cut says whether the part was longer. */
+static GString *part_text(GMimeObject *obj, size_t cap, bool *cut)
+{
+    GMimePart *part = GMIME_PART(obj);
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    bool html = g_mime_content_type_is_type(ct, "text", "html");
+    GString *raw = g_string_new(NULL);
+    read_decoded(part, cap, sink_gstring, raw, cut);
+
+    const char *charset = g_mime_content_type_get_parameter(ct, "charset");
+    char *meta = NULL;
+    if (html && (!charset || !*charset)) {
+        meta = html_meta_charset(raw->str, raw->len);
+        charset = meta;
+    }
+    GString *text = g_string_sized_new(raw->len);
+    append_text_utf8(text, raw->str, raw->len, charset);
+    g_free(meta);
+    g_string_free(raw, TRUE);
+    normalize_newlines(text);
+
+    GString *shaped = NULL;
+    if (html) {
+        shaped = html_to_text(text->str, text->len);
+    } else {
+        const char *format = g_mime_content_type_get_parameter(ct, "format");
+        if (format && g_ascii_strcasecmp(format, "flowed") == 0) {
+            const char *delsp = g_mime_content_type_get_parameter(ct, "delsp");
+            shaped = unflow(text, delsp && g_ascii_strcasecmp(delsp, "yes") == 0);
+        }
+    }
+    if (shaped) {
+        g_string_free(text, TRUE);
+        text = shaped;
+    }
+    return text;
+}
+
+static bool blank(const GString *s)
+{
+    for (size_t i = 0; i < s->len; i++) {
+        if (!g_ascii_isspace(s->str[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t text_read_cap(const parse_ctx_t *ctx)
+{
+    size_t max = ctx->limits->max_body_bytes;
+    return max > SIZE_MAX / TEXT_READ_FACTOR ? SIZE_MAX : max * TEXT_READ_FACTOR + 4096;
+}
+
+static void body_append(parse_ctx_t *ctx, const GString *text, bool cut)
+{
+    if (blank(text)) {
+        return;
+    }
+    if (ctx->body->len > 0) {
+        g_string_append(ctx->body, "\n\n");
+    }
+    g_string_append_len(ctx->body, text->str, (gssize)text->len);
+    if (cut) {
+        ctx->body_truncated = true;
+    }
+}
+
+/* Appends the text of a body part, unless the body is already full. */
+static void add_body_part(parse_ctx_t *ctx, GMimeObject *obj)
+{
+    if (ctx->body->len > ctx->limits->max_body_bytes) {
+        ctx->body_truncated = true;
+        return;
+    }
+    bool cut;
+    GString *text = part_text(obj, text_read_cap(ctx), &cut);
+    body_append(ctx, text, cut);
+    g_string_free(text, TRUE);
+}
+
+/* ---- attachments ---------------------------------------------------------------------------- */
+
+/* A file name fit to show: valid UTF-8, one line, no directory part. NULL when nothing is
+ * left. New string (malloc). */
+static char *clean_filename(const char *name)
+{
+    if (!name) {
+        return NULL;
+    }
+    char *line = one_line(name);
+    if (!line) {
+        return NULL;
+    }
+    const char *base = line;
+    for (const char *p = line; *p; p++) {
+        if (*p == '/' || *p == '\\') {
+            base = p + 1;
+        }
+    }
+    char *result = *base ? strdup(base) : NULL;
+    free(line);
+    return result;
+}
+
+static intake_attachment_t *new_attachment(parse_ctx_t *ctx)
+{
+    intake_email_t *m = ctx->out;
+    if (m->nattachments == ctx->attachments_cap) {
+        size_t cap = ctx->attachments_cap ? ctx->attachments_cap * 2 : 4;
+        intake_attachment_t *grown = realloc(m->attachments, cap * sizeof *grown);
+        if (!grown) {
+            return NULL;
+        }
+        m->attachments = grown;
+        ctx->attachments_cap = cap;
+    }
+    intake_attachment_t *a = &m->attachments[m->nattachments++];
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
+static char *lower_mime_type(GMimeObject *obj)
+{
+    char *type = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(obj));
+    char *lower = g_ascii_strdown(type ? type : "application/octet-stream", -1);
+    g_free(type);
+    char *result = strdup(lower);
+    g_free(lower);
+    return result;
+}
+
+static int add_leaf_attachment(parse_ctx_t *ctx, GMimeObject *obj)
+{
+    intake_attachment_t *a = new_attachment(ctx);
+    if (!a) {
+        goto nomem;
+    }
+    a->name = clean_filename(g_mime_part_get_filename(GMIME_PART(obj)));
+    a->type = lower_mime_type(obj);
+    if (!a->type) {
+        goto nomem;
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    bool cut;
+    a->size = read_decoded(GMIME_PART(obj), SIZE_MAX, sink_sha256, &st, &cut);
+    hex_digest(&st, a->sha256);
+    a->oversized = a->size > ctx->limits->max_attachment_bytes;
+    return 0;
+nomem:
+    set_err(ctx->err, ctx->errlen, "out of memory");
+    return -1;
+}
+
+/* A forwarded message becomes one attachment: its file name (or its subject + ".eml") and the
+ * hash of the message as GMime writes it back. */
+static int add_forward_attachment(parse_ctx_t *ctx, GMimeObject *obj, GMimeMessage *inner)
+{
+    intake_attachment_t *a = new_attachment(ctx);
+    if (!a) {
+        goto nomem;
+    }
+    const char *filename = g_mime_object_get_content_disposition_parameter(obj, "filename");
+    if (!filename) {
+        filename = g_mime_object_get_content_type_parameter(obj, "name");
+    }
+    if (filename) {
+        a->name = clean_filename(filename);
+    } else if (inner && g_mime_message_get_subject(inner)) {
+        char *subject = one_line(g_mime_message_get_subject(inner));
+        if (subject && *subject) {
+            for (char *p = subject; *p; p++) {
+                if (*p == '/' || *p == '\\') {
+                    *p = '_';
+                }
+            }
+            size_t n = strlen(subject) + sizeof ".eml";
+            a->name = malloc(n);
+            if (a->name) {
+                snprintf(a->name, n, "%s.eml", subject);
+            }
+        }
+        free(subject);
+    }
+    a->type = lower_mime_type(obj);
+    if (!a->type) {
+        goto nomem;
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    if (inner) {
+        GMimeStream *mem = g_mime_stream_mem_new();
+        g_mime_object_write_to_stream(GMIME_OBJECT(inner), NULL, mem);
+        GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+        crypto_hash_sha256_update(&st, bytes->data, bytes->len);
+        a->size = bytes->len;
+        g_object_unref(mem);
+    }
+    hex_digest(&st, a->sha256);
+    a->oversized = a->size > ctx->limits->max_attachment_bytes;
+    return 0;
+nomem:
+    set_err(ctx->err, ctx->errlen, "out of memory");
+    return -1;
+}
+
+/* ---- the walk ------------------------------------------------------------------------------- */
+
+static size_t header_block_bytes(GMimeObject *obj)
+{
+    GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+    int count = list ? g_mime_header_list_get_count(list) : 0;
+    size_t total = 0;
+    for (int i = 0; i < count; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+        const char *name = g_mime_header_get_raw_name(h);
+        const char *value = g_mime_header_get_raw_value(h);
+        total += (name ? strlen(name) : 0) + 1 + (value ? strlen(value) : 0);
+    }
+    return total;
+}
+
+static void note_report(parse_ctx_t *ctx, GMimeObject *obj)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    if (g_mime_content_type_is_type(ct, "multipart", "report")) {
+        const char *kind = g_mime_content_type_get_parameter(ct, "report-type");
+        if (kind && g_ascii_strcasecmp(kind, "delivery-status") == 0) {
+            ctx->saw_delivery_status = true;
+        } else if (kind && g_ascii_strcasecmp(kind, "disposition-notification") == 0) {
+            ctx->saw_disposition_notification = true;
+        }
+    } else if (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
+               g_mime_content_type_is_type(ct, "message", "global-delivery-status")) {
+        ctx->saw_delivery_status = true;
+    } else if (g_mime_content_type_is_type(ct, "message", "disposition-notification") ||
+               g_mime_content_type_is_type(ct, "message", "global-disposition-notification")) {
+        ctx->saw_disposition_notification = true;
+    }
+}
+
+static int walk(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsigned mode);
+
+/* The child of a multipart/alternative that is the body: the first text/plain with text in it,
+ * else the first text/html, else the first multipart (related: HTML with its images). -1: none.
+ * RFC 2046 orders alternatives from plainest to richest; we want the plainest we can read. */
+static int pick_alternative(parse_ctx_t *ctx, GMimeMultipart *mp)
+{
+    int n = g_mime_multipart_get_count(mp);
+    int plain = -1, html = -1, nested = -1;
+    for (int i = 0; i < n; i++) {
+        GMimeObject *child = g_mime_multipart_get_part(mp, i);
+        GMimeContentType *ct = g_mime_object_get_content_type(child);
+        if (GMIME_IS_MULTIPART(child)) {
+            if (nested < 0) {
+                nested = i;
+            }
+        } else if (GMIME_IS_PART(child) && is_body_text(child)) {
+            if (g_mime_content_type_is_type(ct, "text", "plain")) {
+                if (plain < 0) {
+                    bool cut;
+                    GString *text = part_text(child, text_read_cap(ctx), &cut);
+                    if (!blank(text)) {
+                        plain = i;
+                    }
+                    g_string_free(text, TRUE);
+                }
+            } else if (html < 0) {
+                html = i;
+            }
+        }
+    }
+    return plain >= 0 ? plain : html >= 0 ? html : nested;
+}
+
+static int walk_message_part(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsigned mode)
+{
+    GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+    if ((mode & WALK_COUNT) && depth + 1 > ctx->limits->max_depth) {
+        set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)", ctx->limits->max_depth);
+        return -1;
+    }
+    if ((mode & WALK_COUNT) && inner &&
+        header_block_bytes(GMIME_OBJECT(inner)) > ctx->limits->max_header_bytes) {
+        set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
+                ctx->limits->max_header_bytes);
+        return -1;
+    }
+    if (mode & WALK_ATTACH) {
+        if (add_forward_attachment(ctx, obj, inner) < 0) {
+            return -1;
+        }
+        if (!ctx->first_forward) {
+            ctx->first_forward = GMIME_MESSAGE_PART(obj);
+        }
+    }
+    GMimeObject *body = inner ? g_mime_message_get_mime_part(inner) : NULL;
+    if (!body) {
+        return 0;
+    }
+    /* A forwarded message's parts count against the limits, but its text and attachments stay
+     * inside it (unless it is all there is: see intake_email_parse). */
+    unsigned inner_mode = mode & WALK_COUNT;
+    if (mode == WALK_BODY && depth == 0) {
+        inner_mode = WALK_BODY; /* the fallback walk into the only content */
+    }
+    return inner_mode ? walk(ctx, body, depth + 1, inner_mode) : 0;
+}
+
+static int walk_multipart(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsigned mode)
+{
+    GMimeMultipart *mp = GMIME_MULTIPART(obj);
+    if ((mode & WALK_COUNT) && depth + 1 > ctx->limits->max_depth) {
+        set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)", ctx->limits->max_depth);
+        return -1;
+    }
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    int n = g_mime_multipart_get_count(mp);
+    if (n == 0 && (mode & WALK_BODY)) {
+        /* No boundary, or one that never appears: GMime leaves everything in the prologue. */
+        const char *prologue = g_mime_multipart_get_prologue(mp);
+        if (prologue) {
+            size_t len = strlen(prologue), cap = text_read_cap(ctx);
+            GString *text = g_string_new(NULL);
+            append_text_utf8(text, prologue, len < cap ? len : cap,
+                             g_mime_content_type_get_parameter(ct, "charset"));
+            normalize_newlines(text);
+            body_append(ctx, text, len > cap);
+            g_string_free(text, TRUE);
+        }
+        return 0;
+    }
+    int chosen = -1; /* the one child that gets `mode` (the others are only counted); -1: all */
+    if ((mode & WALK_BODY) && g_mime_content_type_is_type(ct, "multipart", "alternative")) {
+        chosen = pick_alternative(ctx, mp); /* -1, nothing readable: attachments, then */
+    } else if (g_mime_content_type_is_type(ct, "multipart", "signed")) {
+        chosen = 0; /* the signature is not an attachment anyone sent */
+    }
+    for (int i = 0; i < n; i++) {
+        GMimeObject *child = g_mime_multipart_get_part(mp, i);
+        unsigned child_mode = chosen < 0 || chosen == i ? mode : mode & WALK_COUNT;
+        if (child_mode && walk(ctx, child, depth + 1, child_mode) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Visits obj (nested in `depth` multiparts/messages) and its descendants. Returns 0, or -1 with
+ * ctx->err set when a limit is exceeded. Depth is checked before descending, so the recursion
+ * never goes deeper than max_depth. */
+static int walk(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsigned mode)
+{
+    if (mode & WALK_COUNT) {
+        if (++ctx->out->nparts > ctx->limits->max_parts) {
+            set_err(ctx->err, ctx->errlen, "too many MIME parts (max %zu)", ctx->limits->max_parts);
+            return -1;
+        }
+        if (header_block_bytes(obj) > ctx->limits->max_header_bytes) {
+            set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
+                    ctx->limits->max_header_bytes);
+            return -1;
+        }
+    }
+    if (mode & WALK_ATTACH) {
+        note_report(ctx, obj);
+    }
+    if (GMIME_IS_MESSAGE_PART(obj)) {
+        return walk_message_part(ctx, obj, depth, mode);
+    }
+    if (GMIME_IS_MULTIPART(obj)) {
+        return walk_multipart(ctx, obj, depth, mode);
+    }
+    if (!GMIME_IS_PART(obj)) {
+        return 0;
+    }
+    if ((mode & WALK_BODY) && is_body_text(obj)) {
+        add_body_part(ctx, obj);
+        return 0;
+    }
+    if (mode & WALK_ATTACH) {
+        return add_leaf_attachment(ctx, obj);
+    }
+    return 0;
+}
+
+/* ---- headers -------------------------------------------------------------------------------- */
+
+/* Whether a msg-id (without <>) is fit to keep: 1..998 bytes of valid UTF-8, no white space,
+ * no control characters, no angle brackets. */
+static bool msgid_ok(const char *id)
+{
+    if (!id) {
+        return false;
+    }
+    size_t len = strlen(id);
+    if (len == 0 || len > MSGID_MAX_BYTES || !wasl_utf8_valid(id, len, false)) {
+        return false;
+    }
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7F || *p == '<' || *p == '>') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The msg-ids of a References/In-Reply-To value, in order, as a new GPtrArray of g_strdup'd
+ * strings (g_free each); unusable ids are skipped. */
+static GPtrArray *parse_msgids(GMimeParserOptions *options, const char *value)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    if (!value) {
+        return ids;
+    }
+    GMimeReferences *refs = g_mime_references_parse(options, value);
+    if (!refs) {
+        return ids;
+    }
+    int n = g_mime_references_length(refs);
+    for (int i = 0; i < n; i++) {
+        const char *id = g_mime_references_get_message_id(refs, i);
+        if (msgid_ok(id)) {
+            g_ptr_array_add(ids, g_strdup(id));
+        }
+    }
+    g_mime_references_free(refs);
+    return ids;
+}
+
+static int set_references(intake_email_t *m, GMimeParserOptions *options, GMimeObject *msg)
+{
+    GPtrArray *ids = parse_msgids(options, g_mime_object_get_header(msg, "References"));
+    size_t n = ids->len;
+    size_t keep = n > INTAKE_EMAIL_MAX_REFERENCES ? INTAKE_EMAIL_MAX_REFERENCES : n;
+    m->references = calloc(keep + 1, sizeof *m->references);
+    if (!m->references) {
+        g_ptr_array_free(ids, TRUE);
+        return -1;
+    }
+    for (size_t i = 0; i < keep; i++) {
+        /* the root first, then the latest keep-1 */
+        size_t from = i == 0 ? 0 : n - keep + i;
+        m->references[i] = strdup(g_ptr_array_index(ids, from));
+        if (!m->references[i]) {
+            g_ptr_array_free(ids, TRUE);
+            return -1;
+        }
+        m->nreferences++;
+    }
+    g_ptr_array_free(ids, TRUE);
+
+    GPtrArray *irt = parse_msgids(options, g_mime_object_get_header(msg, "In-Reply-To"));
+    if (irt->len > 0) {
+        m->in_reply_to = strdup(g_ptr_array_index(irt, 0));
+    }
+    g_ptr_array_free(irt, TRUE);
+    return 0;
+}
+
+/* A lower-cased addr-spec when `addr` is usable: valid UTF-8, no white space or controls, one
+ * '@' with something on both sides. NULL otherwise. New string (malloc). */
+static char *clean_addr(const char *addr)
+{
+    if (!addr) {
+        return NULL;
+    }
+    size_t len = strlen(addr);
+    if (len < 3 || len > ADDR_MAX_BYTES || !wasl_utf8_valid(addr, len, false)) {
+        return NULL;
+    }
+    const char *at = strrchr(addr, '@');
+    if (!at || at == addr || at[1] == '\0') {
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7F || *p == '<' || *p == '>' || *p == ',') {
+            return NULL;
+        }
+    }
+    char *lower = strdup(addr);
+    if (lower) {
+        for (char *p = lower; *p; p++) {
+            *p = g_ascii_tolower(*p);
+        }
+    }
+    return lower;
+}
+
+/* The first mailbox of From (a group's first member counts). */
+static InternetAddressMailbox *first_mailbox(InternetAddressList *list)
+{
+    int n = list ? internet_address_list_length(list) : 0;
+    for (int i = 0; i < n; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            return INTERNET_ADDRESS_MAILBOX(ia);
+        }
+        if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            InternetAddressMailbox *mb =
+                first_mailbox(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)));
+            if (mb) {
+                return mb;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int set_from(intake_email_t *m, GMimeMessage *msg)
+{
+    InternetAddressMailbox *mb = first_mailbox(g_mime_message_get_from(msg));
+    if (!mb) {
+        return 0;
+    }
+    m->from_addr = clean_addr(internet_address_mailbox_get_addr(mb));
+    const char *name = internet_address_get_name(INTERNET_ADDRESS(mb));
+    if (name) {
+        m->from_name = one_line(name);
+        if (!m->from_name) {
+            return -1;
+        }
+        if (!*m->from_name) {
+            free(m->from_name);
+            m->from_name = NULL;
+        }
+    }
+    return 0;
+}
+
+static int set_date(intake_email_t *m, GMimeMessage *msg)
+{
+    GDateTime *dt = g_mime_message_get_date(msg); /* owned by msg */
+    if (!dt) {
+        return 0;
+    }
+    GDateTime *utc = g_date_time_to_utc(dt);
+    if (!utc) {
+        return 0;
+    }
+    char *s = g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");
+    g_date_time_unref(utc);
+    if (s) {
+        m->date = strdup(s);
+        g_free(s);
+        if (!m->date) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The first token of a header value, lower-cased, up to `max` bytes: "Auto-Replied (x)" gives
+ * "auto-replied". "" when the header is absent or has no token. */
+static void header_token(GMimeObject *obj, const char *name, char *out, size_t max)
+{
+    out[0] = '\0';
+    const char *v = g_mime_object_get_header(obj, name);
+    if (!v) {
+        return;
+    }
+    while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n') {
+        v++;
+    }
+    size_t k = 0;
+    while (*v && k + 1 < max && (g_ascii_isalnum(*v) || *v == '-' || *v == '_' || *v == '.')) {
+        out[k++] = g_ascii_tolower(*v++);
+    }
+    out[k] = '\0';
+}
+
+static bool from_local_part_is(const intake_email_t *m, const char *local)
+{
+    if (!m->from_addr) {
+        return false;
+    }
+    size_t n = strlen(local);
+    return strncmp(m->from_addr, local, n) == 0 && m->from_addr[n] == '@';
+}
+
+/* The auto_submitted reason (see email.h for the order), or NULL for a person's mail. */
+static char *auto_reason(const parse_ctx_t *ctx, GMimeObject *msg)
+{
+    const intake_email_t *m = ctx->out;
+    if (ctx->saw_delivery_status || from_local_part_is(m, "mailer-daemon")) {
+        return strdup("delivery-status");
+    }
+    if (ctx->saw_disposition_notification) {
+        return strdup("disposition-notification");
+    }
+    char token[REASON_TOKEN_MAX + 1];
+    char reason[REASON_TOKEN_MAX + 32];
+    header_token(msg, "Auto-Submitted", token, sizeof token);
+    if (token[0] && strcmp(token, "no") != 0) {
+        snprintf(reason, sizeof reason, "auto-submitted:%s", token);
+        return strdup(reason);
+    }
+    header_token(msg, "X-Auto-Response-Suppress", token, sizeof token);
+    if (token[0] && strcmp(token, "none") != 0) {
+        return strdup("x-auto-response-suppress");
+    }
+    header_token(msg, "Precedence", token, sizeof token);
+    if (strcmp(token, "bulk") == 0 || strcmp(token, "junk") == 0 || strcmp(token, "list") == 0) {
+        snprintf(reason, sizeof reason, "precedence:%s", token);
+        return strdup(reason);
+    }
+    if (g_mime_object_get_header(msg, "X-Loop")) {
+        return strdup("x-loop");
+    }
+    return NULL;
+}
+
+/* ---- before GMime --------------------------------------------------------------------------- */
+
+/* Length of the mbox "From " line at the start of raw (0 when there is none). */
+static size_t mbox_from_line(const char *raw, size_t len)
+{
+    if (len < 5 || memcmp(raw, "From ", 5) != 0) {
+        return 0;
+    }
+    const char *nl = memchr(raw, '\n', len);
+    return nl ? (size_t)(nl - raw) + 1 : len;
+}
+
+/* Whether the text starts like a header field: a name of printable ASCII, then ':'. */
+static bool starts_with_field(const char *raw, size_t len)
+{
+    size_t i = 0;
+    while (i < len && raw[i] != ':') {
+        unsigned char c = (unsigned char)raw[i];
+        if (c < 33 || c > 126) {
+            return false;
+        }
+        i++;
+    }
+    return i > 0 && i < len;
+}
+
+/* Checks what GMime should not have to cope with: the top-level header block larger than the
+ * limit or holding a NUL, and more multipart/message containers declared than parts allowed
+ * (which bounds GMime's own recursion before it starts). */
+static int prescan(const char *raw, size_t len, const intake_email_limits_t *limits, char *err,
+                   size_t errlen)
+{
+    size_t header_end = len;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(raw + i, '\n', len - i);
+        size_t eol = nl ? (size_t)(nl - raw) : len;
+        size_t n = eol - i;
+        if (n == 0 || (n == 1 && raw[i] == '\r')) {
+            header_end = i;
+            break;
+        }
+        i = eol + 1;
+    }
+    if (header_end > limits->max_header_bytes) {
+        set_err(err, errlen, "header too large (max %zu bytes)", limits->max_header_bytes);
+        return -1;
+    }
+    if (memchr(raw, '\0', header_end)) {
+        set_err(err, errlen, "NUL byte in the header");
+        return -1;
+    }
+    static const char field[] = "content-type";
+    size_t containers = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(raw + i, '\n', len - i);
+        size_t eol = nl ? (size_t)(nl - raw) : len;
+        if (eol - i > sizeof field && g_ascii_strncasecmp(raw + i, field, sizeof field - 1) == 0) {
+            size_t j = i + sizeof field - 1;
+            while (j < len && (raw[j] == ' ' || raw[j] == '\t')) {
+                j++;
+            }
+            if (j < len && raw[j] == ':') {
+                j++;
+                while (j < len && g_ascii_isspace(raw[j])) {
+                    j++;
+                }
+                if (j < len && raw[j] == '"') {
+                    j++;
+                }
+                if ((len - j >= 10 && g_ascii_strncasecmp(raw + j, "multipart/", 10) == 0) ||
+                    (len - j >= 8 && g_ascii_strncasecmp(raw + j, "message/", 8) == 0)) {
+                    containers++;
+                }
+            }
+        }
+        i = eol + 1;
+    }
+    if (containers > limits->max_parts) {
+        set_err(err, errlen, "too many MIME parts (max %zu)", limits->max_parts);
+        return -1;
+    }
+    return 0;
+}
+
+/* "sha256:" + hex of raw with every CRLF read as LF, into a new string. */
+static char *synthesize_msgid(const char *raw, size_t len)
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    size_t start = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (raw[i] == '\r' && raw[i + 1] == '\n') {
+            crypto_hash_sha256_update(&st, (const unsigned char *)raw + start, i - start);
+            start = i + 1;
+        }
+    }
+    crypto_hash_sha256_update(&st, (const unsigned char *)raw + start, len - start);
+    char hex[65];
+    hex_digest(&st, hex);
+    char *id = malloc(sizeof "sha256:" + 64);
+    if (id) {
+        snprintf(id, sizeof "sha256:" + 64, "sha256:%s", hex);
+    }
+    return id;
+}
+
+/* ---- public API ----------------------------------------------------------------------------- */
+
+void intake_email_init(void)
+{
+    if (atomic_load(&initialized)) {
+        return;
+    }
+    pthread_mutex_lock(&init_lock);
+    if (!atomic_load(&initialized)) {
+        g_mime_init();
+        /* -1 only when no random source exists; SHA-256 does not need one. */
+        if (sodium_init() < 0) {
+            fprintf(stderr, "intake email: sodium_init failed (SHA-256 still works)\n");
+        }
+        atomic_store(&initialized, true);
+    }
+    pthread_mutex_unlock(&init_lock);
+}
+
+void intake_email_shutdown(void)
+{
+    pthread_mutex_lock(&init_lock);
+    if (atomic_load(&initialized)) {
+        g_mime_shutdown();
+        atomic_store(&initialized, false);
+    }
+    pthread_mutex_unlock(&init_lock);
+}
+
+void intake_email_destroy(intake_email_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    intake_email_t *m = *self_p;
+    free(m->message_id);
+    free(m->from_addr);
+    free(m->from_name);
+    free(m->subject);
+    free(m->body);
+    free(m->in_reply_to);
+    if (m->references) {
+        for (size_t i = 0; m->references[i]; i++) {
+            free(m->references[i]);
+        }
+        free(m->references);
+    }
+    free(m->date);
+    free(m->auto_submitted);
+    for (size_t i = 0; i < m->nattachments; i++) {
+        free(m->attachments[i].name);
+        free(m->attachments[i].type);
+    }
+    free(m->attachments);
+    free(m);
+    *self_p = NULL;
+}
+
+/* Header names any real message carries at least one of. */
+static bool looks_like_message(GMimeObject *msg)
+{
+    static const char *const names[] = {"From",        "Sender",       "To",       "Cc",
+                                        "Date",        "Message-ID",   "Subject",  "Received",
+                                        "Return-Path", "MIME-Version", "Reply-To", NULL};
+    for (size_t i = 0; names[i]; i++) {
+        if (g_mime_object_get_header(msg, names[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int finish_body(parse_ctx_t *ctx)
+{
+    GString *clean = clean_body(ctx->body);
+    size_t max = ctx->limits->max_body_bytes;
+    size_t marker = strlen(BODY_TRUNCATED_MARKER);
+    if (clean->len > max || ctx->body_truncated) {
+        size_t room = max > marker ? max - marker : 0;
+        g_string_truncate(clean, utf8_cut(clean->str, clean->len, room));
+        g_string_append(clean, BODY_TRUNCATED_MARKER);
+    }
+    ctx->out->body = strdup(clean->str);
+    g_string_free(clean, TRUE);
+    return ctx->out->body ? 0 : -1;
+}
+
+intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_email_limits_t *limits,
+                                   char *err, size_t errlen)
+{
+    static const intake_email_limits_t defaults = INTAKE_EMAIL_LIMITS_DEFAULT;
+    static const char *const fallback_charsets[] = {"UTF-8", "windows-1256", "iso-8859-1", NULL};
+    if (!limits) {
+        limits = &defaults;
+    }
+    set_err(err, errlen, "%s", "");
+    intake_email_init();
+
+    if (!raw || len == 0) {
+        set_err(err, errlen, "empty message");
+        return NULL;
+    }
+    size_t skip = mbox_from_line(raw, len);
+    raw += skip;
+    len -= skip;
+    if (len == 0 || !starts_with_field(raw, len)) {
+        set_err(err, errlen, len == 0 ? "empty message" : "not an RFC 5322 message");
+        return NULL;
+    }
+    if (prescan(raw, len, limits, err, errlen) < 0) {
+        return NULL;
+    }
+
+    parse_ctx_t ctx = {.limits = limits, .err = err, .errlen = errlen};
+    GMimeParserOptions *options = g_mime_parser_options_new();
+    g_mime_parser_options_set_fallback_charsets(options, (const char **)fallback_charsets);
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw, len);
+    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+    g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+    GMimeMessage *msg = g_mime_parser_construct_message(parser, options);
+    g_object_unref(parser);
+    g_object_unref(stream); /* the message's parts hold their own references to it */
+    intake_email_t *m = NULL;
+    if (!msg || !looks_like_message(GMIME_OBJECT(msg))) {
+        set_err(err, errlen, "not an RFC 5322 message");
+        goto error;
+    }
+    m = calloc(1, sizeof *m);
+    ctx.out = m;
+    ctx.body = g_string_new(NULL);
+    if (!m) {
+        goto nomem;
+    }
+
+    GMimeObject *top = g_mime_message_get_mime_part(msg);
+    if (top && walk(&ctx, top, 0, WALK_COUNT | WALK_BODY | WALK_ATTACH) < 0) {
+        goto error;
+    }
+    if (blank(ctx.body) && ctx.first_forward) {
+        /* Forwarded as an attachment with nothing written around it: its text is the body. */
+        walk(&ctx, GMIME_OBJECT(ctx.first_forward), 0, WALK_BODY);
+    }
+    if (finish_body(&ctx) < 0) {
+        goto nomem;
+    }
+
+    const char *mid = g_mime_message_get_message_id(msg);
+    if (msgid_ok(mid)) {
+        m->message_id = strdup(mid);
+    } else {
+        m->message_id = synthesize_msgid(raw, len);
+        m->message_id_synthesized = true;
+    }
+    m->subject = one_line(g_mime_message_get_subject(msg));
+    if (!m->message_id || !m->subject || set_from(m, msg) < 0 ||
+        set_references(m, options, GMIME_OBJECT(msg)) < 0 || set_date(m, msg) < 0) {
+        goto nomem;
+    }
+    m->auto_submitted = auto_reason(&ctx, GMIME_OBJECT(msg));
+
+    g_string_free(ctx.body, TRUE);
+    g_object_unref(msg);
+    g_mime_parser_options_free(options);
+    return m;
+
+nomem:
+    set_err(err, errlen, "out of memory");
+error:
+    if (ctx.body) {
+        g_string_free(ctx.body, TRUE);
+    }
+    intake_email_destroy(&m);
+    if (msg) {
+        g_object_unref(msg);
+    }
+    g_mime_parser_options_free(options);
+    return NULL;
+}
+
+json_t *intake_email_attachments_json(const intake_email_t *self)
+{
+    json_t *array = json_array();
+    if (!array || !self) {
+        return array;
+    }
+    for (size_t i = 0; i < self->nattachments; i++) {
+        const intake_attachment_t *a = &self->attachments[i];
+        json_t *item = json_pack("{s:s?, s:s, s:I, s:s}", "name", a->name, "type", a->type, "size",
+                                 (json_int_t)a->size, "sha256", a->sha256);
+        if (item && a->oversized && json_object_set_new(item, "oversized", json_true()) < 0) {
+            json_decref(item);
+            item = NULL;
+        }
+        if (!item || json_array_append_new(array, item) < 0) {
+            json_decref(array);
+            return NULL;
+        }
+    }
+    return array;
+}

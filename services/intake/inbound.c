@@ -1,0 +1,225 @@
+/* inbound — POST /v1/email/inbound: a raw message, parsed, threaded only for a participant. */
+#include "email.h"
+#include "handlers.h"
+#include "wasl_log.h"
+#include "wasl_ref.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char **thread_ids; /* Message-IDs from In-Reply-To and References */
+    size_t nthread_ids;
+    char **refs; /* ticket references found in the subject */
+    size_t nrefs;
+} email_arg_t;
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(list[i]);
+    }
+    free(list);
+}
+
+static void email_arg_free(void *p)
+{
+    email_arg_t *a = p;
+    if (a) {
+        free_list(a->thread_ids, a->nthread_ids);
+        free_list(a->refs, a->nrefs);
+        free(a);
+    }
+}
+
+/* A PostgreSQL text[] literal of the strings, for "= ANY($n::text[])". */
+static char *pg_array(char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        cap += 2 * strlen(items[i]) + 3;
+    }
+    char *out = malloc(cap);
+    if (!out) {
+        return NULL;
+    }
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            out[o++] = ',';
+        }
+        out[o++] = '"';
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') {
+                out[o++] = '\\';
+            }
+            out[o++] = *p;
+        }
+        out[o++] = '"';
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+static json_t *email_reply(const char *ref, const char *status, bool duplicate)
+{
+    return json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", status, "duplicate", duplicate);
+}
+
+static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
+{
+    email_arg_t *a = job->arg;
+    intake_contact_t *c = &job->contact;
+    const char *dup[] = {c->message_id};
+    PGresult *res = intake_sql(pg,
+                               "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
+                               "WHERE m.channel = 'email' AND m.direction = 'in' "
+                               "AND m.external_id = $1",
+                               1, dup);
+    if (!res) {
+        return -1;
+    }
+    if (PQntuples(res) > 0) {
+        reply->status = 200;
+        reply->body = email_reply(PQgetvalue(res, 0, 0), "received", true);
+        PQclear(res);
+        return 0;
+    }
+    PQclear(res);
+    /* Candidate tickets: those whose messages the headers name, then those the subject names;
+     * each with whether the sender is one of its participants. */
+    char *ids = pg_array(a->thread_ids, a->nthread_ids);
+    char *refs = pg_array(a->refs, a->nrefs);
+    if (!ids || !refs) {
+        free(ids);
+        free(refs);
+        return -1;
+    }
+    const char *cand[] = {ids, refs, c->from_email};
+    res = intake_sql(pg,
+                     "WITH c AS ("
+                     "  SELECT m.ticket_id AS id, 0 AS rank FROM messages m"
+                     "  WHERE m.message_id = ANY($1::text[])"
+                     "  UNION ALL SELECT id, 1 FROM tickets WHERE ref = ANY($2::text[])"
+                     ") SELECT t.id, t.ref, EXISTS (SELECT 1 FROM ticket_participants p"
+                     "   WHERE p.ticket_id = t.id AND p.kind = 'email' AND p.address = $3)"
+                     " FROM c JOIN tickets t ON t.id = c.id"
+                     " GROUP BY t.id, t.ref ORDER BY min(c.rank), t.id DESC",
+                     3, cand);
+    free(ids);
+    free(refs);
+    if (!res) {
+        return -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (PQgetvalue(res, r, 2)[0] == 't') {
+            int rc = intake_append_message(pg, PQgetvalue(res, r, 0), c, c->message_id);
+            if (rc == 0) {
+                reply->status = 200;
+                reply->body = email_reply(PQgetvalue(res, r, 1), "threaded", false);
+            }
+            PQclear(res);
+            return rc;
+        }
+    }
+    /* Named tickets whose participant this sender is not: a new ticket that remembers the
+     * claim, for an agent to link by hand if it is genuine. */
+    if (PQntuples(res) > 0 && intake_strset(&c->claimed_ref, PQgetvalue(res, 0, 1)) < 0) {
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    intake_ticket_t t;
+    int rc = intake_writer_create(w, c, 1, &t);
+    if (rc < 0) {
+        return rc;
+    }
+    reply->status = t.created ? 201 : 200;
+    reply->body = email_reply(t.ref, c->auto_submitted ? "recorded" : "received", !t.created);
+    return 0;
+}
+
+static void collect_ref(const char *ref, void *arg)
+{
+    email_arg_t *a = arg;
+    char **grown = realloc(a->refs, (a->nrefs + 1) * sizeof *grown);
+    if (grown) {
+        a->refs = grown;
+        char *copy = strdup(ref);
+        if (copy) {
+            a->refs[a->nrefs++] = copy;
+        }
+    }
+}
+
+void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
+{
+    if (strcmp(req->content_type, "message/rfc822") != 0) {
+        intake_error(reply, 415, "unsupported_media_type", NULL,
+                     "send the raw message with Content-Type: message/rfc822");
+        return;
+    }
+    char err[256] = "";
+    intake_email_t *mail = intake_email_parse(req->body, req->len, NULL, err, sizeof err);
+    if (!mail) {
+        if (strcmp(err, "out of memory") == 0) {
+            /* Our trouble, not the message's: the gateway must retry, not bounce. */
+            intake_error(reply, 503, "unavailable", NULL, "out of memory; retry");
+            reply->retry_after_s = 2;
+        } else {
+            intake_error(reply, 400, "invalid_field", "message", "%s", err);
+        }
+        return;
+    }
+    intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, "email", req->deadline_ms);
+    email_arg_t *a = calloc(1, sizeof *a);
+    if (!job || !a) {
+        goto oom;
+    }
+    job->arg = a;
+    job->arg_free = email_arg_free;
+    job->txn = email_txn;
+    intake_contact_t *c = &job->contact;
+    size_t nids = mail->nreferences + (mail->in_reply_to ? 1 : 0);
+    a->thread_ids = calloc(nids ? nids : 1, sizeof *a->thread_ids);
+    if (!a->thread_ids) {
+        goto oom;
+    }
+    if (mail->in_reply_to && (a->thread_ids[a->nthread_ids] = strdup(mail->in_reply_to))) {
+        a->nthread_ids++;
+    }
+    for (size_t i = 0; i < mail->nreferences; i++) {
+        if ((a->thread_ids[a->nthread_ids] = strdup(mail->references[i]))) {
+            a->nthread_ids++;
+        }
+    }
+    wasl_ref_find(mail->subject, collect_ref, a);
+    if (intake_strset(&c->channel, "email") < 0 ||
+        intake_strset(&c->external_id, mail->message_id) < 0 ||
+        intake_strset(&c->message_id, mail->message_id) < 0 ||
+        intake_strset(&c->client_id, req->client.id) < 0 ||
+        intake_strset(&c->subject, mail->subject) < 0 || intake_strset(&c->body, mail->body) < 0 ||
+        intake_strset(&c->from_email, mail->from_addr) < 0 ||
+        intake_strset(&c->from_name, mail->from_name) < 0 ||
+        intake_strset(&c->auto_submitted, mail->auto_submitted) < 0) {
+        goto oom;
+    }
+    c->attachments = intake_email_attachments_json(mail);
+    /* The sender's Date is kept as said, not trusted as the time of receipt. */
+    c->headers = json_pack("{s:s?, s:s?, s:I, s:b}", "date", mail->date, "in_reply_to",
+                           mail->in_reply_to, "parts",
+                           (json_int_t) mail->nparts, "message_id_synthesized",
+                           mail->message_id_synthesized);
+    intake_email_destroy(&mail);
+    req->job = job;
+    return;
+oom:
+    if (job && !job->arg) {
+        free(a);
+    }
+    intake_job_release(&job);
+    intake_email_destroy(&mail);
+    intake_error(reply, 503, "unavailable", NULL, "out of memory");
+}

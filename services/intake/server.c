@@ -1,0 +1,659 @@
+/* server — intake's public HTTP port: routing, body limits, authentication, replies, metrics. */
+#include "server.h"
+#include "handlers.h"
+#include "wasl_log.h"
+#include "wasl_metrics.h"
+#include "wasl_text.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define SERVER_CONNECTION_LIMIT 10000
+#define SERVER_CONNECTION_TIMEOUT_S 30
+#define RETRY_AFTER_S 2
+
+typedef struct {
+    const char *method; /* "GET", "POST", or "GET|POST" */
+    const char *path;   /* exact, or a prefix ending in '/' for a path argument */
+    bool has_arg;
+    const char *endpoint; /* metric label */
+    unsigned scope;
+    bool email_sized; /* the email limit instead of the JSON one */
+    bool query_token; /* a ?token= is accepted (gateways that cannot send headers) */
+    intake_handler_fn *handle;
+} route_t;
+
+static const route_t routes[] = {
+    {"POST", "/v1/reports", false, "reports", INTAKE_SCOPE_REPORTS, false, false,
+     intake_handle_report},
+    {"POST", "/v1/calls/events", false, "calls", INTAKE_SCOPE_CALLS, false, false,
+     intake_handle_call_event},
+    {"POST", "/v1/cti", false, "cti", INTAKE_SCOPE_CALLS, false, false, intake_handle_cti},
+    {"GET|POST", "/v1/sms/inbound", false, "sms", INTAKE_SCOPE_SMS, false, true,
+     intake_handle_sms},
+    {"POST", "/v1/email/inbound", false, "email", INTAKE_SCOPE_EMAIL, true, false,
+     intake_handle_email},
+    {"GET", "/v1/tickets/", true, "tickets", INTAKE_SCOPE_TICKETS_READ, false, false,
+     intake_handle_ticket_get},
+};
+
+struct intake_server {
+    const intake_config_t *cfg;
+    intake_auth_t *auth;
+    intake_writers_t *writers;
+    struct MHD_Daemon *mhd;
+    atomic_bool draining;
+    wasl_histogram_t *latency;
+};
+
+/* Per-connection request state, from the first callback to the completion notice. */
+typedef struct {
+    const route_t *route;
+    char *path_arg;
+    char *body;
+    size_t len, cap, limit;
+    bool too_big;
+    int64_t started_ms;
+    intake_job_t *job; /* submitted, waiting for a writer */
+    intake_server_t *server;
+    struct MHD_Connection *conn;
+} request_state_t;
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code, const char *field,
+                             const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_decref(r->body);
+    r->status = status;
+    r->error_code = code;
+    r->body = json_pack("{s:{s:s, s:s?, s:s}}", "error", "code", code, "field", field, "message",
+                        msg);
+    return r;
+}
+
+static void count_request(intake_server_t *self, const char *endpoint, const intake_reply_t *r,
+                          int64_t started_ms)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "endpoint=\"%s\",status=\"%u\"", endpoint, r->status);
+    wasl_counter_inc(wasl_counter("wasl_intake_requests_total", "Requests by endpoint and status",
+                                  labels));
+    if (r->error_code) {
+        snprintf(labels, sizeof labels, "endpoint=\"%s\",code=\"%s\"", endpoint, r->error_code);
+        wasl_counter_inc(wasl_counter("wasl_intake_http_errors_total",
+                                      "Error replies by endpoint and error code", labels));
+    }
+    wasl_histogram_observe(self->latency, (double) (intake_now_ms() - started_ms) / 1000.0);
+}
+
+/* Queues `r` on the connection (taking its body). */
+static enum MHD_Result send_reply(intake_server_t *self, struct MHD_Connection *conn,
+                                  const char *endpoint, intake_reply_t *r, int64_t started_ms)
+{
+    if (!r->body || !r->status) {
+        intake_error(r, 500, "internal", NULL, "no reply was produced");
+    }
+    count_request(self, endpoint, r, started_ms);
+    char *text = json_dumps(r->body, JSON_COMPACT);
+    json_decref(r->body);
+    r->body = NULL;
+    if (!text) {
+        return MHD_NO;
+    }
+    size_t len = strlen(text);
+    /* A trailing newline makes curl output readable; clients parse JSON either way. */
+    char *with_nl = realloc(text, len + 2);
+    if (with_nl) {
+        text = with_nl;
+        text[len++] = '\n';
+        text[len] = '\0';
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", r->retry_after_s);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* ---- request helpers -------------------------------------------------------------------- */
+
+const char *intake_header(const intake_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *intake_query(const intake_request_t *req, const char *name, size_t *len)
+{
+    const char *value = NULL;
+    size_t vlen = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+                                      &value, &vlen) != MHD_YES) {
+        return NULL;
+    }
+    if (len) {
+        *len = vlen;
+    }
+    return value ? value : "";
+}
+
+json_t *intake_body_json(const intake_request_t *req, intake_reply_t *reply)
+{
+    if (strcmp(req->content_type, "application/json") != 0) {
+        intake_error(reply, 415, "unsupported_media_type", NULL,
+                     "send Content-Type: application/json (got \"%s\")", req->content_type);
+        return NULL;
+    }
+    if (!wasl_utf8_valid(req->body, req->len, false)) {
+        intake_error(reply, 400, "invalid_utf8", NULL, "the body is not valid UTF-8");
+        return NULL;
+    }
+    json_error_t err;
+    json_t *doc = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) {
+        intake_error(reply, 400, "invalid_json", NULL, "malformed JSON at line %d column %d: %s",
+                     err.line, err.column, err.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        intake_error(reply, 400, "invalid_json", NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = tolower(c);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes s[0..len) ('+' is a space); returns a new buffer (NUL-terminated) or NULL. */
+static char *form_decode(const char *s, size_t len, size_t *out_len)
+{
+    char *out = malloc(len + 1);
+    if (!out) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%') {
+            if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+                free(out);
+                return NULL;
+            }
+            out[o++] = (char) (hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+int intake_form_parse(intake_form_t *form, const char *text, size_t len)
+{
+    memset(form, 0, sizeof *form);
+    size_t start = 0;
+    while (start <= len) {
+        size_t end = start;
+        while (end < len && text[end] != '&') {
+            end++;
+        }
+        if (end > start) {
+            const char *eq = memchr(text + start, '=', end - start);
+            size_t klen = eq ? (size_t) (eq - (text + start)) : end - start;
+            const char *v = eq ? eq + 1 : text + end;
+            size_t vlen = eq ? (size_t) (text + end - v) : 0;
+            intake_form_field_t *grown =
+                realloc(form->fields, (form->n + 1) * sizeof *form->fields);
+            if (!grown) {
+                intake_form_clear(form);
+                return -1;
+            }
+            form->fields = grown;
+            intake_form_field_t *f = &form->fields[form->n];
+            size_t kl;
+            f->key = form_decode(text + start, klen, &kl);
+            f->value = form_decode(v, vlen, &f->value_len);
+            if (!f->key || !f->value) {
+                free(f->key);
+                free(f->value);
+                intake_form_clear(form);
+                return -1;
+            }
+            form->n++;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
+const char *intake_form_get(const intake_form_t *form, const char *key, size_t *len)
+{
+    for (size_t i = 0; i < form->n; i++) {
+        if (strcmp(form->fields[i].key, key) == 0) {
+            if (len) {
+                *len = form->fields[i].value_len;
+            }
+            return form->fields[i].value;
+        }
+    }
+    return NULL;
+}
+
+void intake_form_clear(intake_form_t *form)
+{
+    for (size_t i = 0; i < form->n; i++) {
+        free(form->fields[i].key);
+        free(form->fields[i].value);
+    }
+    free(form->fields);
+    memset(form, 0, sizeof *form);
+}
+
+int intake_json_str(json_t *obj, const char *key, const char *field, bool required,
+                    size_t max_bytes, const char **out, intake_reply_t *reply)
+{
+    *out = NULL;
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) {
+            intake_error(reply, 400, "missing_field", field, "%s is required", field);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        intake_error(reply, 400, "invalid_field", field, "%s must be a string", field);
+        return -1;
+    }
+    size_t len = json_string_length(v);
+    if (len > max_bytes) {
+        unsigned status = strcmp(field, "body") == 0 ? 413 : 400;
+        intake_error(reply, status, status == 413 ? "too_large" : "invalid_field", field,
+                     "%s is longer than %zu bytes", field, max_bytes);
+        return -1;
+    }
+    if (required && len == 0) {
+        intake_error(reply, 400, "invalid_field", field, "%s must not be empty", field);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int intake_json_int(json_t *obj, const char *key, const char *field, bool required, long long min,
+                    long long max, long long *out, bool *present, intake_reply_t *reply)
+{
+    json_t *v = json_object_get(obj, key);
+    *present = false;
+    if (!v || json_is_null(v)) {
+        if (required) {
+            intake_error(reply, 400, "missing_field", field, "%s is required", field);
+            return -1;
+        }
+        return 0;
+    }
+    long long n;
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_string(v) && wasl_parse_number(json_string_value(v), &n) == 0) {
+        /* A number typed by a person or sent as text by a PBX ("٣", "3"). */
+    } else {
+        intake_error(reply, 400, "invalid_field", field, "%s must be an integer", field);
+        return -1;
+    }
+    if (n < min || n > max) {
+        intake_error(reply, 400, "invalid_field", field, "%s must be in %lld..%lld", field, min,
+                     max);
+        return -1;
+    }
+    *out = n;
+    *present = true;
+    return 0;
+}
+
+bool intake_rfc3339_valid(const char *s)
+{
+    /* YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM) */
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%*[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19) {
+        return false;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970) {
+        return false;
+    }
+    const char *p = s + 19;
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char) *p)) {
+            return false;
+        }
+        while (isdigit((unsigned char) *p)) {
+            p++;
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        return p[1] == '\0';
+    }
+    if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]) &&
+        isdigit((unsigned char) p[2]) && p[3] == ':' && isdigit((unsigned char) p[4]) &&
+        isdigit((unsigned char) p[5]) && p[6] == '\0') {
+        return true;
+    }
+    return false;
+}
+
+/* ---- the MHD callbacks ------------------------------------------------------------------ */
+
+/* True when `method` is one of the '|'-separated words of `list`. */
+static bool method_allowed(const char *list, const char *method)
+{
+    size_t mlen = strlen(method);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, "|");
+        if (len == mlen && strncmp(p, method, len) == 0) {
+            return true;
+        }
+        p += len + (p[len] == '|');
+    }
+    return false;
+}
+
+static const route_t *match_route(const char *method, const char *url, const char **arg,
+                                  bool *method_mismatch)
+{
+    *method_mismatch = false;
+    *arg = NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const route_t *r = &routes[i];
+        bool path_ok = r->has_arg ? strncmp(url, r->path, strlen(r->path)) == 0 &&
+                                        url[strlen(r->path)] != '\0' &&
+                                        !strchr(url + strlen(r->path), '/')
+                                  : strcmp(url, r->path) == 0;
+        if (!path_ok) {
+            continue;
+        }
+        if (!method_allowed(r->method, method)) {
+            *method_mismatch = true;
+            continue;
+        }
+        *arg = r->has_arg ? url + strlen(r->path) : NULL;
+        return r;
+    }
+    return NULL;
+}
+
+static void on_job_done(intake_job_t *job)
+{
+    /* Called from a writer or the reaper: wake the connection so MHD calls us again. */
+    MHD_resume_connection(job->on_done_arg);
+}
+
+/* Lower-cased media type of the request without parameters, in buf. */
+static const char *media_type(struct MHD_Connection *conn, char *buf, size_t cap)
+{
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    size_t o = 0;
+    for (const char *p = ct ? ct : ""; *p && *p != ';' && o + 1 < cap; p++) {
+        if (!isspace((unsigned char) *p)) {
+            buf[o++] = (char) tolower((unsigned char) *p);
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static enum MHD_Result dispatch(intake_server_t *self, struct MHD_Connection *conn,
+                                request_state_t *st, const char *method)
+{
+    const route_t *route = st->route;
+    intake_reply_t reply = {0};
+    char ctype[128];
+    intake_request_t req = {
+        .conn = conn,
+        .cfg = self->cfg,
+        .method = method,
+        .path_arg = st->path_arg,
+        .body = st->body ? st->body : "",
+        .len = st->len,
+        .content_type = media_type(conn, ctype, sizeof ctype),
+        .deadline_ms = st->started_ms + self->cfg->deadline_ms,
+        .auth = self->auth,
+    };
+    if (atomic_load(&self->draining)) {
+        intake_error(&reply, 503, "unavailable", NULL, "intake is shutting down; retry");
+        reply.retry_after_s = RETRY_AFTER_S;
+        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    }
+    const char *query_token = route->query_token ? intake_query(&req, "token", NULL) : NULL;
+    if (intake_auth_check(self->auth, intake_header(&req, "Authorization"),
+                          intake_header(&req, "X-Wasl-Signature"),
+                          intake_header(&req, "X-Wasl-Client"), query_token, req.body, req.len,
+                          &req.client, &reply) < 0) {
+        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    }
+    if (!(req.client.scopes & route->scope)) {
+        intake_error(&reply, 403, "forbidden", NULL, "client %s may not use %s", req.client.id,
+                     route->path);
+        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    }
+    if (intake_auth_rate(self->auth, &req.client, &reply) < 0) {
+        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    }
+    route->handle(&req, &reply);
+    if (!req.job) {
+        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    }
+    json_decref(reply.body);
+    /* Suspend before submitting, so that a writer can only ever resume a suspended
+     * connection. Ownership: the state keeps the handler's reference to the job. */
+    st->job = req.job;
+    st->job->on_done = on_job_done;
+    st->job->on_done_arg = conn;
+    MHD_suspend_connection(conn);
+    if (intake_writers_submit(self->writers, st->job) < 0) {
+        intake_reply_t r = {0};
+        intake_error(&r, 503, "unavailable", NULL, "intake is shutting down; retry");
+        r.retry_after_s = RETRY_AFTER_S;
+        st->job->reply = r;
+        atomic_store(&st->job->state, 1);
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void) version;
+    intake_server_t *self = cls;
+    request_state_t *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st) {
+            return MHD_NO;
+        }
+        *con_cls = st;
+        st->server = self;
+        st->conn = conn;
+        st->started_ms = intake_now_ms();
+        bool wrong_method;
+        const char *arg;
+        st->route = match_route(method, url, &arg, &wrong_method);
+        if (!st->route) {
+            intake_reply_t r = {0};
+            if (wrong_method) {
+                intake_error(&r, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
+                             method, url);
+            } else {
+                intake_error(&r, 404, "not_found", NULL, "no endpoint %s", url);
+            }
+            return send_reply(self, conn, "unknown", &r, st->started_ms);
+        }
+        if (arg && !(st->path_arg = strdup(arg))) {
+            return MHD_NO;
+        }
+        st->limit = (size_t) (st->route->email_sized ? self->cfg->email_max : self->cfg->json_max);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > st->limit) {
+            intake_reply_t r = {0};
+            intake_error(&r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+            return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
+        }
+        return MHD_YES;
+    }
+    if (st->job) {
+        /* Resumed: the job's reply is final. */
+        intake_reply_t r = st->job->reply;
+        st->job->reply.body = NULL;
+        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (st->too_big || st->len + n > st->limit) {
+            st->too_big = true; /* keep reading, answer 413 at the end */
+            return MHD_YES;
+        }
+        if (st->len + n + 1 > st->cap) {
+            size_t cap = st->cap ? st->cap : 4096;
+            while (cap < st->len + n + 1) {
+                cap *= 2;
+            }
+            char *grown = realloc(st->body, cap);
+            if (!grown) {
+                return MHD_NO;
+            }
+            st->body = grown;
+            st->cap = cap;
+        }
+        memcpy(st->body + st->len, upload, n);
+        st->len += n;
+        st->body[st->len] = '\0';
+        return MHD_YES;
+    }
+    if (st->too_big) {
+        intake_reply_t r = {0};
+        intake_error(&r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
+    }
+    return dispatch(self, conn, st, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    (void) toe;
+    request_state_t *st = *con_cls;
+    if (!st) {
+        return;
+    }
+    intake_job_release(&st->job);
+    free(st->path_arg);
+    free(st->body);
+    free(st);
+    *con_cls = NULL;
+}
+
+intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *auth,
+                                   intake_writers_t *writers)
+{
+    intake_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->auth = auth;
+    self->writers = writers;
+    atomic_init(&self->draining, false);
+    self->latency = wasl_histogram("wasl_intake_request_seconds", "Time to answer a request", NULL,
+                                   wasl_latency_buckets_s, wasl_latency_buckets_n);
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_TURBO;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, cfg->http_bind, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t) cfg->http_port);
+        addr = (struct sockaddr *) &a4;
+    } else if (inet_pton(AF_INET6, cfg->http_bind, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t) cfg->http_port);
+        addr = (struct sockaddr *) &a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        wasl_error("intake: WASL_HTTP_BIND is not an IP address", "{s:s}", "bind", cfg->http_bind);
+        free(self);
+        return NULL;
+    }
+    self->mhd = MHD_start_daemon(
+        flags, (uint16_t) cfg->http_port, NULL, NULL, on_request, self, MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned) cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned) SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned) SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, self,
+        MHD_OPTION_END);
+    if (!self->mhd) {
+        wasl_error("intake: cannot listen", "{s:s, s:i, s:s}", "bind", cfg->http_bind, "port",
+                   (int) cfg->http_port, "error", strerror(errno));
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void intake_server_drain(intake_server_t *self)
+{
+    atomic_store(&self->draining, true);
+}
+
+void intake_server_destroy(intake_server_t **self_p)
+{
+    assert(self_p);
+    intake_server_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    MHD_stop_daemon(self->mhd);
+    free(self);
+    *self_p = NULL;
+}

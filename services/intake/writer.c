@@ -1,0 +1,875 @@
+/* writer — group commit: HTTP threads hand contacts to writer threads, which commit many per
+ * transaction, answer each request only after COMMIT, and nudge the classifier over the bus. */
+#include "writer.h"
+#include "wasl_log.h"
+#include "wasl_metrics.h"
+#include "wasl_proto.h"
+#include "wasl_ref.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Ticket references: sequence values are taken from PostgreSQL this many at a time. */
+#define REF_BLOCK 256
+/* Riyadh is UTC+3 all year (no daylight saving): the reference's year is the local year. */
+#define RIYADH_UTC_OFFSET_S (3 * 3600)
+/* How often an idle writer checks that PostgreSQL still answers, and the reaper's period. */
+#define WRITER_PROBE_MS 1000
+#define REAPER_PERIOD_MS 50
+/* A contact whose ticket a concurrent transaction was creating is retried this often. */
+#define JOB_MAX_ATTEMPTS 3
+/* Seconds a client is told to wait after a 503. */
+#define RETRY_AFTER_S 2
+
+enum { JOB_PENDING = 0, JOB_DONE = 1 };
+
+/* One statement creates every ticket of a batch: the contacts travel as one JSON array, the
+ * rows are inserted with ON CONFLICT DO NOTHING on (channel, external_id), and the answer
+ * gives, in input order, each contact's ticket — new or already there. A ticket that another
+ * transaction was inserting at the same moment is not visible to this statement's snapshot:
+ * its row comes back with a NULL ticket_id and the contact is retried. */
+static const char *const create_sql =
+    "WITH input AS ("
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
+    "    idx int, ref text, channel text, external_id text, client_id text, subject text,"
+    "    body text, lang text, case_number text, from_name text, from_phone text,"
+    "    from_email text, from_national_id text, from_employee_id text, received_at timestamptz,"
+    "    message_id text, auto_submitted text, claimed_ref text, msg_external_id text,"
+    "    sender text, headers jsonb, attachments jsonb, event_data jsonb)"
+    "), ins AS ("
+    "  INSERT INTO tickets (ref, channel, external_id, client_id, subject, lang_declared,"
+    "    case_number, from_name, from_phone, from_email, from_national_id, from_employee_id,"
+    "    beneficiary_type, received_at, auto_submitted, claimed_ref, status)"
+    "  SELECT ref, channel, external_id, client_id, subject, lang, case_number, from_name,"
+    "    from_phone, from_email, from_national_id, from_employee_id,"
+    "    CASE WHEN from_employee_id IS NULL THEN 'public' ELSE 'staff' END,"
+    "    coalesce(received_at, now()), auto_submitted, claimed_ref,"
+    "    CASE WHEN auto_submitted IS NULL THEN 'received' ELSE 'closed' END"
+    "  FROM input ORDER BY idx"
+    "  ON CONFLICT (channel, external_id) DO NOTHING"
+    "  RETURNING id, channel, external_id"
+    "), created AS ("
+    "  SELECT input.*, ins.id AS ticket_id FROM input JOIN ins USING (channel, external_id)"
+    "), ev AS ("
+    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
+    "  SELECT ticket_id, 'received', 'intake', jsonb_strip_nulls(jsonb_build_object("
+    "    'channel', channel, 'client', client_id, 'auto_submitted', auto_submitted,"
+    "    'claimed_ref', claimed_ref)) || coalesce(event_data, '{}'::jsonb) FROM created"
+    "), msg AS ("
+    "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,"
+    "    headers, attachments, message_id, auto_submitted)"
+    "  SELECT ticket_id, 'in', channel, coalesce(msg_external_id, external_id),"
+    "    coalesce(sender, from_email, from_phone, from_name), subject, body,"
+    "    coalesce(headers, '{}'::jsonb), coalesce(attachments, '[]'::jsonb), message_id,"
+    "    auto_submitted FROM created"
+    "  ON CONFLICT DO NOTHING"
+    "), part AS ("
+    "  INSERT INTO ticket_participants (ticket_id, kind, address)"
+    "  SELECT ticket_id, 'email', lower(from_email) FROM created WHERE from_email IS NOT NULL"
+    "  UNION ALL"
+    "  SELECT ticket_id, 'phone', from_phone FROM created WHERE from_phone IS NOT NULL"
+    "  ON CONFLICT DO NOTHING"
+    "), wk AS ("
+    "  INSERT INTO work (ticket_id, stage, dedupe_key)"
+    "  SELECT ticket_id, 'classify', 'ticket:' || ticket_id || ':classify' FROM created"
+    "  WHERE auto_submitted IS NULL"
+    "  RETURNING id, ticket_id"
+    ")"
+    "SELECT input.idx, coalesce(c.ticket_id, t.id), coalesce(c.ref, t.ref),"
+    "  c.ticket_id IS NOT NULL, wk.id,"
+    "  (extract(epoch FROM coalesce(c.received_at, now())) * 1000)::bigint"
+    " FROM input"
+    " LEFT JOIN created c USING (idx)"
+    " LEFT JOIN wk ON wk.ticket_id = c.ticket_id"
+    " LEFT JOIN tickets t ON c.ticket_id IS NULL AND t.channel = input.channel"
+    "   AND t.external_id = input.external_id"
+    " ORDER BY input.idx";
+
+/* A ticket.received to send once the transaction that created it committed. */
+typedef struct {
+    intake_ticket_t ticket;
+    const intake_contact_t *contact; /* borrowed from the job, alive until publication */
+    int64_t received_at_ms;
+} pending_publish_t;
+
+struct intake_writer {
+    intake_writers_t *pool;
+    pthread_t thread;
+    int index;
+    wasl_pg_t *pg;
+    zsock_t *bus; /* PUSH to the classify stage, or NULL without a bus */
+    uint32_t refs[REF_BLOCK];
+    size_t nrefs;
+    pending_publish_t *publish;
+    size_t npublish, publish_cap;
+};
+
+struct intake_writers {
+    const intake_config_t *cfg;
+    wasl_zmq_t *zmq;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    intake_job_t *head, *tail; /* queue */
+    size_t queued;
+    intake_job_t *all;         /* every job not yet released by the pool (for the reaper) */
+    bool stopping;
+    atomic_bool pg_up;
+    pthread_t reaper;
+    bool reaper_running;
+    intake_writer_t *writers;
+    size_t nwriters;
+    wasl_gauge_t *queue_depth;
+    wasl_histogram_t *batch_size;
+    wasl_histogram_t *commit_seconds;
+    wasl_counter_t *publish_failed;
+    wasl_counter_t *published;
+    wasl_counter_t *unavailable;
+    wasl_counter_t *retried;
+};
+
+int64_t intake_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+intake_job_t *intake_job_new(intake_job_kind_t kind, const char *endpoint, int64_t deadline_ms)
+{
+    intake_job_t *job = calloc(1, sizeof *job);
+    if (!job) {
+        return NULL;
+    }
+    job->kind = kind;
+    job->endpoint = endpoint;
+    job->deadline_ms = deadline_ms;
+    atomic_init(&job->state, JOB_PENDING);
+    atomic_init(&job->refs, 1);
+    return job;
+}
+
+void intake_job_release(intake_job_t **job_p)
+{
+    assert(job_p);
+    intake_job_t *job = *job_p;
+    *job_p = NULL;
+    if (!job || atomic_fetch_sub(&job->refs, 1) != 1) {
+        return;
+    }
+    intake_contact_clear(&job->contact);
+    if (job->arg_free) {
+        job->arg_free(job->arg);
+    }
+    json_decref(job->reply.body);
+    free(job);
+}
+
+/* Finishes a job with `reply` (whose body it takes) unless someone finished it first; returns
+ * true when this call won. */
+static bool job_finish(intake_job_t *job, intake_reply_t *reply)
+{
+    int expected = JOB_PENDING;
+    if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_DONE)) {
+        json_decref(reply->body);
+        reply->body = NULL;
+        return false;
+    }
+    job->reply = *reply;
+    reply->body = NULL;
+    if (job->on_done) {
+        job->on_done(job);
+    }
+    return true;
+}
+
+static bool job_done(const intake_job_t *job)
+{
+    return atomic_load(&((intake_job_t *) job)->state) != JOB_PENDING;
+}
+
+static void job_unavailable(intake_writers_t *pool, intake_job_t *job, const char *why)
+{
+    intake_reply_t r = {0};
+    intake_error(&r, 503, "unavailable", NULL, "the ticket store is unavailable (%s); nothing was "
+                 "stored, retry", why);
+    r.retry_after_s = RETRY_AFTER_S;
+    if (job_finish(job, &r)) {
+        wasl_counter_inc(pool->unavailable);
+    }
+}
+
+/* Removes the pool's reference to a job it has finished with. */
+static void pool_release(intake_writers_t *pool, intake_job_t *job)
+{
+    pthread_mutex_lock(&pool->lock);
+    if (job->all_prev) {
+        job->all_prev->all_next = job->all_next;
+    } else {
+        pool->all = job->all_next;
+    }
+    if (job->all_next) {
+        job->all_next->all_prev = job->all_prev;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    intake_job_release(&job);
+}
+
+int intake_writers_submit(intake_writers_t *self, intake_job_t *job)
+{
+    pthread_mutex_lock(&self->lock);
+    if (self->stopping) {
+        pthread_mutex_unlock(&self->lock);
+        return -1;
+    }
+    atomic_fetch_add(&job->refs, 1);
+    job->next = NULL;
+    if (self->tail) {
+        self->tail->next = job;
+    } else {
+        self->head = job;
+    }
+    self->tail = job;
+    self->queued++;
+    job->all_prev = NULL;
+    job->all_next = self->all;
+    if (self->all) {
+        self->all->all_prev = job;
+    }
+    self->all = job;
+    wasl_gauge_set(self->queue_depth, (double) self->queued);
+    pthread_cond_signal(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
+/* Puts jobs back at the head of the queue (a retry). */
+static void requeue(intake_writers_t *pool, intake_job_t **jobs, size_t n)
+{
+    pthread_mutex_lock(&pool->lock);
+    for (size_t i = n; i-- > 0;) {
+        jobs[i]->next = pool->head;
+        pool->head = jobs[i];
+        if (!pool->tail) {
+            pool->tail = jobs[i];
+        }
+        pool->queued++;
+    }
+    pthread_cond_signal(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* ---- ticket creation -------------------------------------------------------------------- */
+
+/* Refills the writer's block of reference sequence values. */
+static int refill_refs(intake_writer_t *w)
+{
+    char count[16];
+    snprintf(count, sizeof count, "%d", REF_BLOCK);
+    const char *params[] = {count};
+    PGresult *res = wasl_pg_query(
+        w->pg, "SELECT nextval('ticket_ref_seq') FROM generate_series(1, $1::int)", 1, params);
+    if (!res) {
+        return -1;
+    }
+    int n = PQntuples(res);
+    w->nrefs = 0;
+    for (int i = n - 1; i >= 0 && w->nrefs < REF_BLOCK; i--) {
+        w->refs[w->nrefs++] = (uint32_t) strtoul(PQgetvalue(res, i, 0), NULL, 10);
+    }
+    PQclear(res);
+    return w->nrefs ? 0 : -1;
+}
+
+/* Formats the next ticket reference into out. */
+static int next_ref(intake_writer_t *w, char out[WASL_REF_LEN + 1])
+{
+    if (w->nrefs == 0 && refill_refs(w) < 0) {
+        return -1;
+    }
+    time_t now = time(NULL) + RIYADH_UTC_OFFSET_S;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    return wasl_ref_format((tm.tm_year + 1900) % 100, w->refs[--w->nrefs], out);
+}
+
+static void set_str(json_t *obj, const char *key, const char *value)
+{
+    if (value) {
+        json_object_set_new(obj, key, json_string(value));
+    }
+}
+
+static json_t *contact_json(const intake_contact_t *c, int idx, const char *ref)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "idx", json_integer(idx));
+    set_str(o, "ref", ref);
+    set_str(o, "channel", c->channel);
+    set_str(o, "external_id", c->external_id);
+    set_str(o, "client_id", c->client_id);
+    set_str(o, "subject", c->subject);
+    set_str(o, "body", c->body);
+    set_str(o, "lang", c->lang);
+    set_str(o, "case_number", c->case_number);
+    set_str(o, "from_name", c->from_name);
+    set_str(o, "from_phone", c->from_phone);
+    set_str(o, "from_email", c->from_email);
+    set_str(o, "from_national_id", c->from_national_id);
+    set_str(o, "from_employee_id", c->from_employee_id);
+    set_str(o, "received_at", c->received_at);
+    set_str(o, "message_id", c->message_id);
+    set_str(o, "auto_submitted", c->auto_submitted);
+    set_str(o, "claimed_ref", c->claimed_ref);
+    set_str(o, "msg_external_id", c->msg_external_id);
+    set_str(o, "sender", c->sender);
+    if (c->headers) {
+        json_object_set(o, "headers", c->headers);
+    }
+    if (c->attachments) {
+        json_object_set(o, "attachments", c->attachments);
+    }
+    if (c->event_data) {
+        json_object_set(o, "event_data", c->event_data);
+    }
+    return o;
+}
+
+/* Builds the JSON parameter for create_sql; NULL on allocation or reference failure. */
+static char *contacts_param(intake_writer_t *w, intake_contact_t *const *contacts, size_t n)
+{
+    json_t *arr = json_array();
+    if (!arr) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ref[WASL_REF_LEN + 1];
+        if (next_ref(w, ref) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+        json_array_append_new(arr, contact_json(contacts[i], (int) i, ref));
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
+/* Reads create_sql's rows into out[]; returns how many contacts got a ticket (the others,
+ * with ticket_id 0, lost a race with another transaction and must be retried). */
+static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out, int64_t *received_ms)
+{
+    size_t resolved = 0;
+    memset(out, 0, n * sizeof *out);
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t idx = strtoul(PQgetvalue(res, r, 0), NULL, 10);
+        if (idx >= n || PQgetisnull(res, r, 1)) {
+            continue;
+        }
+        out[idx].ticket_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        snprintf(out[idx].ref, sizeof out[idx].ref, "%s", PQgetvalue(res, r, 2));
+        out[idx].created = PQgetvalue(res, r, 3)[0] == 't';
+        out[idx].work_id = PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10);
+        if (received_ms) {
+            received_ms[idx] = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+        }
+        resolved++;
+    }
+    return resolved;
+}
+
+static void publish_later(intake_writer_t *w, const intake_ticket_t *t, const intake_contact_t *c,
+                          int64_t received_ms)
+{
+    if (!t->created || t->work_id == 0) {
+        return;
+    }
+    if (w->npublish == w->publish_cap) {
+        size_t cap = w->publish_cap ? w->publish_cap * 2 : 64;
+        pending_publish_t *p = realloc(w->publish, cap * sizeof *p);
+        if (!p) {
+            return; /* the classifier's sweep finds the work row anyway */
+        }
+        w->publish = p;
+        w->publish_cap = cap;
+    }
+    w->publish[w->npublish++] = (pending_publish_t){*t, c, received_ms};
+}
+
+/* Sends ticket.received for everything committed; never blocks (the work rows are the truth,
+ * so a full or absent bus only delays classification until the sweep). */
+static void publish_committed(intake_writer_t *w)
+{
+    for (size_t i = 0; i < w->npublish; i++) {
+        const pending_publish_t *p = &w->publish[i];
+        if (!w->bus) {
+            continue;
+        }
+        wasl_msg_t *msg = wasl_msg_new(WASL_MSG_TICKET_RECEIVED);
+        if (!msg) {
+            wasl_counter_inc(w->pool->publish_failed);
+            continue;
+        }
+        wasl_msg_ticket_received_t *m = &msg->u.ticket_received;
+        m->work_id = (uint64_t) p->ticket.work_id;
+        m->ticket_id = (uint64_t) p->ticket.ticket_id;
+        m->received_at = p->received_at_ms;
+        /* The message borrows the contact's strings; they are detached before destroy. */
+        m->ref = (char *) p->ticket.ref;
+        m->channel = p->contact->channel;
+        m->lang = p->contact->lang;
+        m->subject = p->contact->subject;
+        m->body = p->contact->body;
+        wasl_msg_error_t err;
+        if (wasl_msg_send(msg, w->bus, &err) == 0) {
+            wasl_counter_inc(w->pool->published);
+        } else {
+            wasl_counter_inc(w->pool->publish_failed);
+            wasl_debug("intake: ticket.received not sent; the work row stands", "{s:s, s:s}",
+                       "ref", p->ticket.ref, "error", err.message);
+        }
+        m->ref = m->channel = m->lang = m->subject = m->body = NULL;
+        wasl_msg_destroy(&msg);
+    }
+    w->npublish = 0;
+}
+
+int intake_writer_create(intake_writer_t *w, intake_contact_t *contacts, size_t n,
+                         intake_ticket_t *out)
+{
+    intake_contact_t *ptrs[16];
+    assert(n <= sizeof ptrs / sizeof ptrs[0]);
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = &contacts[i];
+    }
+    char *param = contacts_param(w, ptrs, n);
+    if (!param) {
+        return -1;
+    }
+    const char *params[] = {param};
+    PGresult *res = wasl_pg_query(w->pg, create_sql, 1, params);
+    free(param);
+    if (!res) {
+        return -1;
+    }
+    int64_t received[16];
+    size_t resolved = read_tickets(res, n, out, received);
+    PQclear(res);
+    if (resolved < n) {
+        /* Another transaction is creating the same ticket: the job runs again. */
+        return INTAKE_TXN_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        publish_later(w, &out[i], &contacts[i], received[i]);
+    }
+    return 0;
+}
+
+const intake_config_t *intake_writer_config(const intake_writer_t *w)
+{
+    return w->pool->cfg;
+}
+
+static json_t *accepted_body(const intake_ticket_t *t)
+{
+    return json_pack("{s:s, s:s, s:b}", "ticket", t->ref, "status", "received", "duplicate",
+                     !t->created);
+}
+
+static bool same_key(const intake_contact_t *a, const intake_contact_t *b)
+{
+    return strcmp(a->channel, b->channel) == 0 && strcmp(a->external_id, b->external_id) == 0;
+}
+
+/* Commits a batch of ticket jobs in one transaction and answers them. Copies of one contact
+ * inside the batch (a client retrying in a storm) go into the statement once; the copies get
+ * the same ticket as duplicates. */
+static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
+{
+    intake_writers_t *pool = w->pool;
+    intake_contact_t **contacts = malloc(n * sizeof *contacts);
+    intake_ticket_t *tickets = malloc(n * sizeof *tickets);
+    int64_t *received = malloc(n * sizeof *received);
+    size_t *slot = malloc(n * sizeof *slot); /* job -> position in contacts[] */
+    bool *first = malloc(n * sizeof *first);
+    intake_job_t **retry = malloc(n * sizeof *retry);
+    char *param = NULL;
+    size_t nretry = 0, nuniq = 0;
+    if (!contacts || !tickets || !received || !slot || !first || !retry) {
+        for (size_t i = 0; i < n; i++) {
+            job_unavailable(pool, jobs[i], "out of memory");
+        }
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        first[i] = true;
+        for (size_t j = 0; j < i; j++) {
+            if (first[j] && same_key(&jobs[i]->contact, &jobs[j]->contact)) {
+                first[i] = false;
+                slot[i] = slot[j];
+                break;
+            }
+        }
+        if (first[i]) {
+            slot[i] = nuniq;
+            contacts[nuniq++] = &jobs[i]->contact;
+        }
+    }
+    param = contacts_param(w, contacts, nuniq);
+    PGresult *res = NULL;
+    int64_t t0 = intake_now_ms();
+    if (param) {
+        const char *params[] = {param};
+        wasl_pg_stmt_t stmt = {.sql = create_sql, .nparams = 1, .params = params};
+        if (wasl_pg_batch(w->pg, &stmt, 1, &res) < 0) {
+            res = NULL;
+        }
+    }
+    if (!res) {
+        atomic_store(&pool->pg_up, false);
+        wasl_warn("intake: batch not committed", "{s:i, s:s, s:s}", "contacts", (int) n, "error",
+                  wasl_pg_error(w->pg), "sqlstate", wasl_pg_sqlstate(w->pg));
+        for (size_t i = 0; i < n; i++) {
+            job_unavailable(pool, jobs[i], "database error");
+        }
+        goto done;
+    }
+    atomic_store(&pool->pg_up, true);
+    wasl_histogram_observe(pool->commit_seconds, (double) (intake_now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(pool->batch_size, (double) nuniq);
+    read_tickets(res, nuniq, tickets, received);
+    PQclear(res);
+    w->npublish = 0;
+    for (size_t k = 0; k < nuniq; k++) {
+        publish_later(w, &tickets[k], contacts[k], received[k]);
+    }
+    /* Committed: publish first (the contacts are still alive), then answer. */
+    publish_committed(w);
+    for (size_t i = 0; i < n; i++) {
+        intake_ticket_t t = tickets[slot[i]];
+        if (t.ticket_id == 0) {
+            /* Another transaction was inserting this contact: retry to read its ticket. */
+            if (++jobs[i]->attempts < JOB_MAX_ATTEMPTS) {
+                retry[nretry++] = jobs[i];
+                jobs[i] = NULL; /* stays in the pool */
+                wasl_counter_inc(pool->retried);
+            } else {
+                job_unavailable(pool, jobs[i], "concurrent insert did not resolve");
+            }
+            continue;
+        }
+        t.created = t.created && first[i];
+        intake_reply_t r = {.status = t.created ? 201 : 200, .body = accepted_body(&t)};
+        job_finish(jobs[i], &r);
+    }
+done:
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i]) {
+            pool_release(pool, jobs[i]);
+        }
+    }
+    if (nretry) {
+        requeue(pool, retry, nretry);
+    }
+    free(param);
+    free(contacts);
+    free(tickets);
+    free(received);
+    free(slot);
+    free(first);
+    free(retry);
+}
+
+/* Runs one transaction job; its answer is sent only after COMMIT. */
+static void run_txn(intake_writer_t *w, intake_job_t *job)
+{
+    intake_writers_t *pool = w->pool;
+    intake_reply_t r = {0};
+    w->npublish = 0;
+    if (wasl_pg_begin(w->pg) < 0) {
+        atomic_store(&pool->pg_up, false);
+        job_unavailable(pool, job, "database error");
+        pool_release(pool, job);
+        return;
+    }
+    int rc = job->txn(job, w, w->pg, &r);
+    if (rc == 0 && wasl_pg_commit(w->pg) == 0) {
+        atomic_store(&pool->pg_up, true);
+        publish_committed(w);
+        job_finish(job, &r);
+        pool_release(pool, job);
+        return;
+    }
+    wasl_pg_rollback(w->pg);
+    w->npublish = 0;
+    if (rc < 0 && r.body && r.status >= 400 && r.status < 500) {
+        job_finish(job, &r); /* a refusal the function decided (e.g. 404) */
+        pool_release(pool, job);
+        return;
+    }
+    json_decref(r.body);
+    const char *state = wasl_pg_sqlstate(w->pg);
+    bool retryable = rc == INTAKE_TXN_RETRY || (state[0] == '4' && state[1] == '0');
+    if (retryable && ++job->attempts < JOB_MAX_ATTEMPTS) {
+        /* Serialization failure or deadlock (class 40): run it again. */
+        wasl_counter_inc(pool->retried);
+        requeue(pool, &job, 1);
+        return;
+    }
+    atomic_store(&pool->pg_up, wasl_pg_ok(w->pg));
+    wasl_warn("intake: transaction not committed", "{s:s, s:s, s:s}", "endpoint", job->endpoint,
+              "error", wasl_pg_error(w->pg), "sqlstate", state);
+    job_unavailable(pool, job, "database error");
+    pool_release(pool, job);
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+static void *writer_thread(void *arg)
+{
+    intake_writer_t *w = arg;
+    intake_writers_t *pool = w->pool;
+    const intake_config_t *cfg = pool->cfg;
+    size_t cap = (size_t) cfg->batch_max;
+    intake_job_t **tickets = malloc(cap * sizeof *tickets);
+    intake_job_t **txns = malloc(cap * sizeof *txns);
+    if (!tickets || !txns) {
+        wasl_error("intake: writer cannot allocate its batch", NULL);
+        free(tickets);
+        free(txns);
+        return NULL;
+    }
+    /* Readiness from the start: one round trip before waiting for work. */
+    PGresult *probe = wasl_pg_query(w->pg, "SELECT 1", 0, NULL);
+    atomic_store(&pool->pg_up, probe != NULL);
+    PQclear(probe);
+    int64_t last_probe = intake_now_ms();
+    for (;;) {
+        size_t nt = 0, nx = 0;
+        pthread_mutex_lock(&pool->lock);
+        while (!pool->head && !pool->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
+            if (!pool->head && intake_now_ms() - last_probe >= WRITER_PROBE_MS) {
+                break;
+            }
+        }
+        if (!pool->head && pool->stopping) {
+            pthread_mutex_unlock(&pool->lock);
+            break;
+        }
+        while (pool->head && nt + nx < cap) {
+            intake_job_t *job = pool->head;
+            pool->head = job->next;
+            if (!pool->head) {
+                pool->tail = NULL;
+            }
+            pool->queued--;
+            job->next = NULL;
+            if (job->kind == INTAKE_JOB_TICKET) {
+                tickets[nt++] = job;
+            } else {
+                txns[nx++] = job;
+            }
+        }
+        wasl_gauge_set(pool->queue_depth, (double) pool->queued);
+        pthread_mutex_unlock(&pool->lock);
+
+        if (nt + nx == 0) {
+            /* Idle: keep the readiness flag true to life. */
+            last_probe = intake_now_ms();
+            PGresult *res = wasl_pg_query(w->pg, "SELECT 1", 0, NULL);
+            atomic_store(&pool->pg_up, res != NULL);
+            PQclear(res);
+            continue;
+        }
+        /* Jobs already answered by the reaper (past their deadline) are not run: their
+         * client was told nothing is stored and will retry. */
+        size_t keep = 0;
+        for (size_t i = 0; i < nt; i++) {
+            if (job_done(tickets[i])) {
+                pool_release(pool, tickets[i]);
+            } else {
+                tickets[keep++] = tickets[i];
+            }
+        }
+        nt = keep;
+        if (nt) {
+            run_ticket_batch(w, tickets, nt);
+        }
+        for (size_t i = 0; i < nx; i++) {
+            if (job_done(txns[i])) {
+                pool_release(pool, txns[i]);
+            } else {
+                run_txn(w, txns[i]);
+            }
+        }
+        last_probe = intake_now_ms();
+    }
+    free(tickets);
+    free(txns);
+    return NULL;
+}
+
+/* Answers 503 to every job past its deadline, whether queued or stuck in a transaction. */
+static void *reaper_thread(void *arg)
+{
+    intake_writers_t *pool = arg;
+    for (;;) {
+        pthread_mutex_lock(&pool->lock);
+        bool stopping = pool->stopping && !pool->all;
+        int64_t now = intake_now_ms();
+        intake_job_t *expired[64];
+        size_t n = 0;
+        for (intake_job_t *j = pool->all; j && n < 64; j = j->all_next) {
+            if (!job_done(j) && now >= j->deadline_ms) {
+                atomic_fetch_add(&j->refs, 1);
+                expired[n++] = j;
+            }
+        }
+        pthread_mutex_unlock(&pool->lock);
+        for (size_t i = 0; i < n; i++) {
+            job_unavailable(pool, expired[i], "deadline passed");
+            intake_job_release(&expired[i]);
+        }
+        if (stopping) {
+            break;
+        }
+        struct timespec ts = {0, REAPER_PERIOD_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq)
+{
+    intake_writers_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->cfg = cfg;
+    self->zmq = zmq;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->wake, NULL);
+    atomic_init(&self->pg_up, false);
+    self->queue_depth = wasl_gauge("wasl_intake_queue_depth", "Contacts waiting for a writer", NULL);
+    static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    self->batch_size = wasl_histogram("wasl_intake_batch_size", "Tickets committed per transaction",
+                                      NULL, batch_bounds, sizeof batch_bounds / sizeof(double));
+    self->commit_seconds =
+        wasl_histogram("wasl_intake_commit_seconds", "Time to commit one batch", NULL,
+                       wasl_latency_buckets_s, wasl_latency_buckets_n);
+    self->published = wasl_counter("wasl_intake_bus_published_total",
+                                   "ticket.received messages sent to the bus", NULL);
+    self->publish_failed = wasl_counter("wasl_intake_bus_publish_failures_total",
+                                        "ticket.received not sent (bus full or absent)", NULL);
+    self->unavailable = wasl_counter("wasl_intake_unavailable_total",
+                                     "Contacts answered 503 (database down or too slow)", NULL);
+    self->retried = wasl_counter("wasl_intake_retries_total",
+                                 "Contacts retried after a concurrent insert or a conflict", NULL);
+
+    self->nwriters = (size_t) cfg->writers;
+    self->writers = calloc(self->nwriters, sizeof *self->writers);
+    if (!self->writers) {
+        goto error;
+    }
+    char *endpoints = NULL;
+    if (cfg->bus && *cfg->bus) {
+        endpoints = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "classify", WASL_BUS_PUSH);
+        if (!endpoints) {
+            wasl_error("intake: WASL_BUS is not a list of tcp://host:port, or WASL_BUS_STAGES "
+                       "has no classify stage",
+                       "{s:s}", "bus", cfg->bus);
+            goto error;
+        }
+    }
+    for (size_t i = 0; i < self->nwriters; i++) {
+        intake_writer_t *w = &self->writers[i];
+        w->pool = self;
+        w->index = (int) i;
+        w->pg = wasl_pg_new(cfg->pg_url);
+        if (!w->pg) {
+            free(endpoints);
+            goto error;
+        }
+        if (endpoints) {
+            w->bus = wasl_zmq_connect(zmq, ZMQ_PUSH, endpoints);
+            if (!w->bus) {
+                free(endpoints);
+                goto error;
+            }
+            zsock_set_sndtimeo(w->bus, 0); /* never block a writer on the bus */
+        }
+    }
+    free(endpoints);
+    for (size_t i = 0; i < self->nwriters; i++) {
+        if (pthread_create(&self->writers[i].thread, NULL, writer_thread, &self->writers[i]) != 0) {
+            self->nwriters = i;
+            goto error;
+        }
+    }
+    if (pthread_create(&self->reaper, NULL, reaper_thread, self) != 0) {
+        goto error;
+    }
+    self->reaper_running = true;
+    return self;
+error:
+    intake_writers_destroy(&self);
+    return NULL;
+}
+
+void intake_writers_destroy(intake_writers_t **self_p)
+{
+    assert(self_p);
+    intake_writers_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    pthread_mutex_lock(&self->lock);
+    self->stopping = true;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; i < self->nwriters; i++) {
+        if (self->writers[i].thread) {
+            pthread_join(self->writers[i].thread, NULL);
+        }
+    }
+    /* Writers are gone: answer what is left (nothing, unless every writer failed). */
+    for (intake_job_t *j = self->head; j;) {
+        intake_job_t *next = j->next;
+        job_unavailable(self, j, "shutting down");
+        pool_release(self, j);
+        j = next;
+    }
+    self->head = self->tail = NULL;
+    if (self->reaper_running) {
+        pthread_join(self->reaper, NULL);
+    }
+    if (self->writers) {
+        for (size_t i = 0; i < (size_t) self->cfg->writers; i++) {
+            wasl_pg_destroy(&self->writers[i].pg);
+            zsock_destroy(&self->writers[i].bus);
+            free(self->writers[i].publish);
+        }
+        free(self->writers);
+    }
+    pthread_mutex_destroy(&self->lock);
+    pthread_cond_destroy(&self->wake);
+    free(self);
+    *self_p = NULL;
+}
+
+bool intake_writers_ready(intake_writers_t *self, char *why, size_t cap)
+{
+    if (!atomic_load(&self->pg_up)) {
+        snprintf(why, cap, "PostgreSQL does not answer");
+        return false;
+    }
+    return true;
+}

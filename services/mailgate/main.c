@@ -1,0 +1,212 @@
+/* wasl-mailgate — entry point: an MTA pipes one message in, it goes to intake over HTTP. */
+#include "mailgate.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#define PROG "wasl-mailgate"
+/* Longest token accepted (a file holding more is a mistake). */
+#define TOKEN_MAX_BYTES 4096
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: " PROG " [--url URL] [--token TOKEN | --token-file FILE] < message\n"
+            "\n"
+            "Reads one email message (RFC 5322) on standard input and POSTs it to intake at\n"
+            "URL" MAILGATE_PATH " (Content-Type: message/rfc822, Authorization: Bearer TOKEN).\n"
+            "An MTA runs it once per message.\n"
+            "\n"
+            "Options:\n"
+            "  --url URL          intake's base URL (default: $WASL_HTTP_URL, "
+            "else " MAILGATE_URL_DEFAULT ")\n"
+            "  --token TOKEN      bearer token of intake's email_gateway client (default:\n"
+            "                     $WASL_TOKEN). Other local users can read a command line:\n"
+            "                     prefer $WASL_TOKEN or --token-file.\n"
+            "  --token-file FILE  read the token from the first line of FILE\n"
+            "  --help, --version\n"
+            "\n"
+            "Environment:\n"
+            "  WASL_HTTP_URL, WASL_TOKEN  as above\n"
+            "  WASL_MAILGATE_MAX_BYTES    largest message accepted, in bytes (default %u)\n"
+            "\n"
+            "Exit codes (sysexits, as Postfix and other MTAs read them):\n"
+            "   0  delivered: intake answered 2xx.\n"
+            "  65  EX_DATAERR: the message is empty, larger than WASL_MAILGATE_MAX_BYTES, or\n"
+            "      intake rejected it (a 4xx not listed under 75): the MTA bounces it with the\n"
+            "      reason printed on stderr.\n"
+            "  75  EX_TEMPFAIL: intake unreachable, too slow (connect %d s, total %d s), or it\n"
+            "      answered 5xx, 429, 408, 401 or 403: the MTA keeps the message and retries.\n"
+            "      401 and 403 mean our token or configuration is wrong; that is our problem\n"
+            "      to fix, and must not bounce a citizen's mail back to them.\n"
+            "  64  EX_USAGE: bad arguments or environment.\n"
+            "On failure one line goes to stderr: the HTTP status and intake's error message.\n"
+            "\n"
+            "Postfix, in master.cf (then route the court's address to \"wasl:\" with "
+            "transport_maps):\n"
+            "  wasl unix - n n - 10 pipe flags=Rq user=wasl argv=/usr/local/bin/" PROG
+            " --url http://127.0.0.1:8080 --token-file /etc/wasl/mailgate.token\n",
+            MAILGATE_MAX_BYTES_DEFAULT, MAILGATE_CONNECT_TIMEOUT_MS / 1000,
+            MAILGATE_TIMEOUT_MS / 1000);
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+    fprintf(stderr, PROG ": %s%s%s (see --help)\n", what, arg ? ": " : "", arg ? arg : "");
+    return EX_USAGE;
+}
+
+/* A token is sent in a header: printable ASCII only, no spaces. */
+static bool token_ok(const char *token)
+{
+    size_t len = strlen(token);
+    if (len > TOKEN_MAX_BYTES) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (token[i] <= 0x20 || token[i] >= 0x7F) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads the first line of path into buf (without its line end). Returns 0 or -1. */
+static int read_token_file(const char *path, char *buf, size_t cap)
+{
+    errno = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
+    bool ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    if (!ok) {
+        return -1;
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+/* Takes the value of --name VALUE or --name=VALUE at argv[*i]; NULL when argv[*i] is not --name.
+ * *missing is set when --name has no value. */
+static const char *option(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) {
+        return NULL;
+    }
+    if (argv[*i][n] == '=') {
+        return argv[*i] + n + 1;
+    }
+    if (argv[*i][n] != '\0') {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("WASL_HTTP_URL");
+    const char *token = getenv("WASL_TOKEN");
+    const char *token_file = NULL;
+    if (!url || !*url) {
+        url = MAILGATE_URL_DEFAULT;
+    }
+    for (int i = 1; i < argc; i++) {
+        bool missing = false;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return EX_OK;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf(PROG " %s\n", WASL_VERSION);
+            return EX_OK;
+        }
+        if ((v = option(argc, argv, &i, "--url", &missing))) {
+            url = v;
+        } else if ((v = option(argc, argv, &i, "--token-file", &missing))) {
+            token_file = v;
+        } else if ((v = option(argc, argv, &i, "--token", &missing))) {
+            token = v;
+        } else {
+            return usage_error(missing ? "option needs a value" : "unknown argument", argv[i]);
+        }
+    }
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        return usage_error("the URL must start with http:// or https://", url);
+    }
+    char token_buf[TOKEN_MAX_BYTES + 2];
+    if (token_file) {
+        if (read_token_file(token_file, token_buf, sizeof token_buf) < 0) {
+            fprintf(stderr, PROG ": cannot read the token file %s: %s (see --help)\n", token_file,
+                    errno ? strerror(errno) : "empty");
+            return EX_USAGE;
+        }
+        token = token_buf;
+    }
+    if (token && !token_ok(token)) {
+        return usage_error("the token must be printable ASCII without spaces", NULL);
+    }
+    size_t max_bytes = MAILGATE_MAX_BYTES_DEFAULT;
+    const char *max_env = getenv("WASL_MAILGATE_MAX_BYTES");
+    if (max_env && *max_env) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(max_env, &end, 10);
+        if (errno || *end || v == 0 || max_env[0] == '-' || v > SIZE_MAX / 2) {
+            return usage_error("WASL_MAILGATE_MAX_BYTES must be a positive number of bytes",
+                               max_env);
+        }
+        max_bytes = (size_t)v;
+    }
+
+    char *msg;
+    size_t len;
+    int read_rc = mailgate_read_all(stdin, max_bytes, &msg, &len);
+    if (read_rc > 0) {
+        fprintf(stderr, PROG ": message larger than %zu bytes (message rejected)\n", max_bytes);
+        return EX_DATAERR;
+    }
+    if (read_rc < 0) {
+        fprintf(stderr,
+                PROG ": cannot read the message on standard input: %s (temporary "
+                     "failure, the MTA will retry)\n",
+                strerror(errno));
+        return EX_TEMPFAIL;
+    }
+    if (len == 0) {
+        free(msg);
+        fprintf(stderr, PROG ": empty message on standard input (message rejected)\n");
+        return EX_DATAERR;
+    }
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(msg);
+        fprintf(stderr, PROG ": cannot initialise libcurl (temporary failure, the MTA will "
+                             "retry)\n");
+        return EX_TEMPFAIL;
+    }
+    mailgate_opts_t opts = {.url = url,
+                            .token = token,
+                            .connect_timeout_ms = MAILGATE_CONNECT_TIMEOUT_MS,
+                            .timeout_ms = MAILGATE_TIMEOUT_MS};
+    char diag[1024];
+    int rc = mailgate_post(&opts, msg, len, diag, sizeof diag);
+    if (rc != EX_OK) {
+        fprintf(stderr, PROG ": %s\n", diag);
+    }
+    free(msg);
+    memset(token_buf, 0, sizeof token_buf);
+    curl_global_cleanup();
+    return rc;
+}

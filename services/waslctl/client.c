@@ -1,0 +1,232 @@
+/* client — `waslctl client add|list|remove`: the credentials of intake's clients. */
+#include "ctl.h"
+#include "wasl_config.h"
+#include "wasl_pg.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_BYTES 32
+static const char *const client_kinds = "telephony|email_gateway|sms_gateway|web_portal|"
+                                        "agent_desk|api|ops";
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "Usage: waslctl client add ID --kind KIND --scopes LIST [--token T] [--hmac-secret S]"
+            " [--rate N] [--name NAME]\n"
+            "       waslctl client list\n"
+            "       waslctl client remove ID\n"
+            "KIND: %s. LIST: comma-separated reports, calls, sms, email, tickets:read, agents,\n"
+            "or * for all. Without --token and --hmac-secret a token is generated and printed\n"
+            "once as \"token: <value>\" (only its SHA-256 is stored). Adding an existing ID\n"
+            "updates it. Uses WASL_PG_URL.\n",
+            client_kinds);
+    return CTL_USAGE;
+}
+
+static wasl_pg_t *connect_pg(void)
+{
+    const char *url = getenv("WASL_PG_URL");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    if (!pg || !wasl_pg_ok(pg)) {
+        fprintf(stderr, "waslctl client: cannot connect to PostgreSQL: %s\n",
+                pg ? wasl_pg_error(pg) : "out of memory");
+        wasl_pg_destroy(&pg);
+    }
+    return pg;
+}
+
+/* "a,b" -> "{a,b}" for text[] (words were validated by the database's callers: simple words). */
+static int scopes_array(const char *list, char *out, size_t cap)
+{
+    static const char *const known[] = {"reports", "calls", "sms", "email", "tickets:read",
+                                        "agents", "*", NULL};
+    char *copy = strdup(list);
+    if (!copy) {
+        return -1;
+    }
+    size_t o = (size_t) snprintf(out, cap, "{");
+    char *save = NULL;
+    int n = 0;
+    for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+        size_t i;
+        for (i = 0; known[i] && strcmp(known[i], w) != 0; i++) {
+        }
+        if (!known[i]) {
+            fprintf(stderr, "waslctl client: unknown scope \"%s\"\n", w);
+            free(copy);
+            return -1;
+        }
+        o += (size_t) snprintf(out + o, cap > o ? cap - o : 0, "%s\"%s\"", n++ ? "," : "", w);
+    }
+    free(copy);
+    if (n == 0 || o + 2 > cap) {
+        fprintf(stderr, "waslctl client: --scopes needs at least one scope\n");
+        return -1;
+    }
+    snprintf(out + o, cap - o, "}");
+    return 0;
+}
+
+static int client_add(int argc, char **argv)
+{
+    const char *id = NULL, *kind = NULL, *scopes = NULL, *token = NULL, *secret = NULL;
+    const char *rate = "500", *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char **dest = NULL;
+        if (!strcmp(argv[i], "--kind")) {
+            dest = &kind;
+        } else if (!strcmp(argv[i], "--scopes")) {
+            dest = &scopes;
+        } else if (!strcmp(argv[i], "--token")) {
+            dest = &token;
+        } else if (!strcmp(argv[i], "--hmac-secret")) {
+            dest = &secret;
+        } else if (!strcmp(argv[i], "--rate")) {
+            dest = &rate;
+        } else if (!strcmp(argv[i], "--name")) {
+            dest = &name;
+        } else if (argv[i][0] != '-' && !id) {
+            id = argv[i];
+            continue;
+        } else {
+            return usage();
+        }
+        if (++i >= argc) {
+            return usage();
+        }
+        *dest = argv[i];
+    }
+    if (!id || !kind || !scopes) {
+        return usage();
+    }
+    char kinds[128];
+    snprintf(kinds, sizeof kinds, "|%s|", client_kinds);
+    char needle[64];
+    snprintf(needle, sizeof needle, "|%s|", kind);
+    if (!strstr(kinds, needle)) {
+        fprintf(stderr, "waslctl client: --kind must be one of %s\n", client_kinds);
+        return CTL_USAGE;
+    }
+    char scope_list[512];
+    if (scopes_array(scopes, scope_list, sizeof scope_list) < 0) {
+        return CTL_USAGE;
+    }
+    if (sodium_init() < 0) {
+        return CTL_FAILED;
+    }
+    char generated[TOKEN_BYTES * 2 + 1];
+    if (!token && !secret) {
+        unsigned char raw[TOKEN_BYTES];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(generated, sizeof generated, raw, sizeof raw);
+        token = generated;
+    }
+    char hash_hex[65] = "";
+    if (token) {
+        unsigned char digest[32];
+        crypto_hash_sha256(digest, (const unsigned char *) token, strlen(token));
+        sodium_bin2hex(hash_hex, sizeof hash_hex, digest, sizeof digest);
+    }
+    wasl_pg_t *pg = connect_pg();
+    if (!pg) {
+        return CTL_FAILED;
+    }
+    const char *params[] = {id, name ? name : id, kind, scope_list, token ? hash_hex : NULL,
+                            secret, rate};
+    PGresult *res = wasl_pg_query(
+        pg,
+        "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s) "
+        "VALUES ($1, $2, $3, $4::text[], $5, $6, $7::int) "
+        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
+        "scopes = EXCLUDED.scopes, token_sha256 = EXCLUDED.token_sha256, "
+        "hmac_secret = EXCLUDED.hmac_secret, rate_per_s = EXCLUDED.rate_per_s, enabled = true",
+        7, params);
+    int rc = CTL_OK;
+    if (!res) {
+        fprintf(stderr, "waslctl client add: %s\n", wasl_pg_error(pg));
+        rc = CTL_FAILED;
+    } else {
+        printf("client %s saved\n", id);
+        if (token == generated) {
+            printf("token: %s\n", token);
+        }
+    }
+    PQclear(res);
+    wasl_pg_destroy(&pg);
+    return rc;
+}
+
+static int client_list(void)
+{
+    wasl_pg_t *pg = connect_pg();
+    if (!pg) {
+        return CTL_FAILED;
+    }
+    PGresult *res = wasl_pg_query(pg,
+                                  "SELECT id, kind, array_to_string(scopes, ','), rate_per_s, "
+                                  "token_sha256 IS NOT NULL, hmac_secret IS NOT NULL, enabled "
+                                  "FROM clients ORDER BY id",
+                                  0, NULL);
+    if (!res) {
+        fprintf(stderr, "waslctl client list: %s\n", wasl_pg_error(pg));
+        wasl_pg_destroy(&pg);
+        return CTL_FAILED;
+    }
+    printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", "ID", "KIND", "SCOPES", "RATE", "TOKEN",
+           "HMAC", "ENABLED");
+    for (int r = 0; r < PQntuples(res); r++) {
+        printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", PQgetvalue(res, r, 0),
+               PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
+               PQgetvalue(res, r, 4)[0] == 't' ? "yes" : "no",
+               PQgetvalue(res, r, 5)[0] == 't' ? "yes" : "no",
+               PQgetvalue(res, r, 6)[0] == 't' ? "yes" : "no");
+    }
+    PQclear(res);
+    wasl_pg_destroy(&pg);
+    return CTL_OK;
+}
+
+static int client_remove(const char *id)
+{
+    wasl_pg_t *pg = connect_pg();
+    if (!pg) {
+        return CTL_FAILED;
+    }
+    const char *params[] = {id};
+    PGresult *res = wasl_pg_query(pg, "DELETE FROM clients WHERE id = $1 RETURNING id", 1, params);
+    int rc = CTL_OK;
+    if (!res) {
+        fprintf(stderr, "waslctl client remove: %s\n", wasl_pg_error(pg));
+        rc = CTL_FAILED;
+    } else if (PQntuples(res) == 0) {
+        fprintf(stderr, "waslctl client remove: no client %s\n", id);
+        rc = CTL_FAILED;
+    } else {
+        printf("client %s removed\n", id);
+    }
+    PQclear(res);
+    wasl_pg_destroy(&pg);
+    return rc;
+}
+
+int ctl_client(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        usage();
+        return argc < 2 ? CTL_USAGE : CTL_OK;
+    }
+    if (!strcmp(argv[1], "add")) {
+        return client_add(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "list")) {
+        return client_list();
+    }
+    if (!strcmp(argv[1], "remove") && argc == 3) {
+        return client_remove(argv[2]);
+    }
+    return usage();
+}
