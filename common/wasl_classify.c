@@ -1,0 +1,984 @@
+/* wasl_classify — the contact classifier: hashed word and character n-gram features over the
+ * normalized text, a linear model for category and priority, rules for urgent cues and
+ * language, a calibrated confidence threshold for triage, and the model file. */
+#include "wasl_classify.h"
+#include "wasl_normalize.h"
+#include "wasl_text.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
+#include <unistd.h>
+
+const char *const wasl_categories[WASL_CATEGORY_COUNT] = {
+    "case_inquiry", "eservice_support", "judicial_support",
+    "staff_services", "complaint", "general_inquiry"};
+const char *const wasl_priorities[WASL_PRIORITY_COUNT] = {"urgent", "high", "normal", "low"};
+
+#define MODEL_MAGIC "WASLMDL1"
+#define MODEL_MAGIC_LEN 8
+#define MODEL_HEADER_MAX (64 * 1024)
+/* Character n-grams are taken from words of at most this many characters (a 1 MiB "word"
+ * must not cost a million n-grams), and from at most this many words of a text. */
+#define NGRAM_WORD_MAX_CHARS 32
+#define FEATURE_WORDS_MAX 4000
+#define NGRAM_MIN 2
+#define NGRAM_MAX 5
+/* The triage threshold never sends more than this share of contacts to a human. */
+#define TRIAGE_MAX_SHARE 0.20
+#define TRIAGE_THRESHOLD_MAX 0.80
+
+int wasl_category_index(const char *name)
+{
+    for (int i = 0; i < WASL_CATEGORY_COUNT; i++) {
+        if (name && strcmp(name, wasl_categories[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int wasl_priority_index(const char *name)
+{
+    for (int i = 0; i < WASL_PRIORITY_COUNT; i++) {
+        if (name && strcmp(name, wasl_priorities[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- features --------------------------------------------------------------------------- */
+
+/* FNV-1a, seeded per feature kind so that a word and an n-gram with the same bytes differ. */
+static uint32_t fnv1a(uint32_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char) p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+#define SEED_WORD 2166136261u
+#define SEED_BIGRAM 0x9e3779b9u
+#define SEED_CHAR 0x85ebca6bu
+
+/* Open-addressing counts of feature indices (tkeys holds index + 1; 0 = empty), per text.
+ * The occupied slots are listed, so that resetting and reading cost the text's size, not the
+ * table's (a table grown by one long email must not slow every later SMS). */
+static uint32_t slot_of(const uint32_t *keys, size_t cap, uint32_t key)
+{
+    size_t j = (key * 2654435761u) & (cap - 1);
+    while (keys[j] && keys[j] != key) {
+        j = (j + 1) & (cap - 1);
+    }
+    return (uint32_t) j;
+}
+
+static int add_feature(wasl_features_t *f, uint32_t h)
+{
+    uint32_t key = (h & (WASL_FEATURE_DIM - 1)) + 1;
+    if ((f->n + 1) * 2 > f->tcap) {
+        size_t cap = f->tcap ? f->tcap * 2 : 1024;
+        uint32_t *keys = calloc(cap, sizeof *keys);
+        float *counts = calloc(cap, sizeof *counts);
+        uint32_t *slots = malloc((cap / 2 + 1) * sizeof *slots);
+        if (!keys || !counts || !slots) {
+            free(keys);
+            free(counts);
+            free(slots);
+            return -1;
+        }
+        for (size_t i = 0; i < f->n; i++) {
+            uint32_t old = f->tslots[i];
+            uint32_t j = slot_of(keys, cap, f->tkeys[old]);
+            keys[j] = f->tkeys[old];
+            counts[j] = f->tcounts[old];
+            slots[i] = j;
+        }
+        free(f->tkeys);
+        free(f->tcounts);
+        free(f->tslots);
+        f->tkeys = keys;
+        f->tcounts = counts;
+        f->tslots = slots;
+        f->tcap = cap;
+    }
+    uint32_t j = slot_of(f->tkeys, f->tcap, key);
+    if (!f->tkeys[j]) {
+        f->tkeys[j] = key;
+        f->tslots[f->n++] = j;
+    }
+    f->tcounts[j] += 1.0f;
+    return 0;
+}
+
+
+/* Features of an already normalized text (words separated by single spaces). */
+static int features_of_normalized(const char *norm, wasl_features_t *f)
+{
+    /* Forget the previous text's counts. */
+    for (size_t i = 0; i < f->n; i++) {
+        f->tkeys[f->tslots[i]] = 0;
+        f->tcounts[f->tslots[i]] = 0;
+    }
+    f->n = 0;
+    int rc = 0;
+    const char *prev = NULL;
+    size_t prev_len = 0, words = 0;
+    for (const char *p = norm; *p && rc == 0 && words < FEATURE_WORDS_MAX;) {
+        while (*p == ' ') {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        const char *w = p;
+        while (*p && *p != ' ') {
+            p++;
+        }
+        size_t wlen = (size_t) (p - w);
+        words++;
+        rc |= add_feature(f, fnv1a(SEED_WORD, w, wlen));
+        if (prev) {
+            uint32_t h = fnv1a(SEED_BIGRAM, prev, prev_len);
+            h = fnv1a(h, " ", 1);
+            rc |= add_feature(f, fnv1a(h, w, wlen));
+        }
+        prev = w;
+        prev_len = wlen;
+        /* Character n-grams of "<word>": offsets of each code point, with the markers. */
+        int32_t offs[NGRAM_WORD_MAX_CHARS + 3];
+        char padded[4 * NGRAM_WORD_MAX_CHARS + 3];
+        size_t plen = 0;
+        int32_t nchars = 0;
+        padded[plen] = '<';
+        offs[nchars++] = (int32_t) plen++;
+        for (int32_t i = 0; i < (int32_t) wlen && nchars <= NGRAM_WORD_MAX_CHARS;) {
+            int32_t start = i;
+            UChar32 c;
+            U8_NEXT(w, i, (int32_t) wlen, c);
+            (void) c;
+            offs[nchars++] = (int32_t) plen;
+            memcpy(padded + plen, w + start, (size_t) (i - start));
+            plen += (size_t) (i - start);
+        }
+        offs[nchars++] = (int32_t) plen;
+        padded[plen++] = '>';
+        offs[nchars] = (int32_t) plen; /* end sentinel */
+        for (int n = NGRAM_MIN; n <= NGRAM_MAX; n++) {
+            for (int32_t s = 0; s + n <= nchars; s++) {
+                rc |= add_feature(f, fnv1a(SEED_CHAR + (uint32_t) n, padded + offs[s],
+                                           (size_t) (offs[s + n] - offs[s])));
+            }
+        }
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    if (f->n > f->cap) {
+        size_t cap = f->n * 2;
+        uint32_t *idx = realloc(f->idx, cap * sizeof *idx);
+        if (idx) {
+            f->idx = idx;
+        }
+        float *val = realloc(f->val, cap * sizeof *val);
+        if (val) {
+            f->val = val;
+        }
+        if (!idx || !val) {
+            return -1;
+        }
+        f->cap = cap;
+    }
+    /* In first-seen order (deterministic; the dot product does not need sorted indices). */
+    size_t k = f->n;
+    double norm2 = 0;
+    for (size_t i = 0; i < k; i++) {
+        uint32_t j = f->tslots[i];
+        f->idx[i] = f->tkeys[j] - 1;
+        f->val[i] = 1.0f + logf(f->tcounts[j]); /* sublinear term frequency */
+        norm2 += (double) f->val[i] * f->val[i];
+    }
+    float inv = norm2 > 0 ? (float) (1.0 / sqrt(norm2)) : 0.0f;
+    for (size_t i = 0; i < k; i++) {
+        f->val[i] *= inv;
+    }
+    f->n = k;
+    return 0;
+}
+
+int wasl_features_extract(const char *text, size_t len, wasl_features_t *f)
+{
+    char *norm = wasl_normalize(text, len);
+    if (!norm) {
+        return -1;
+    }
+    int rc = features_of_normalized(norm, f);
+    free(norm);
+    return rc;
+}
+
+void wasl_features_clear(wasl_features_t *f)
+{
+    free(f->idx);
+    free(f->val);
+    free(f->tkeys);
+    free(f->tcounts);
+    free(f->tslots);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- language and urgent cues ----------------------------------------------------------- */
+
+const char *wasl_detect_language(const char *text, size_t len)
+{
+    /* Words by script: a word counts for the script of most of its letters. */
+    size_t arabic_words = 0, latin_words = 0;
+    int32_t n = (int32_t) (len > INT32_MAX ? INT32_MAX : len);
+    int32_t i = 0;
+    while (i < n) {
+        size_t ar = 0, la = 0;
+        bool in_word = false;
+        while (i < n) {
+            UChar32 c;
+            U8_NEXT(text, i, n, c);
+            if (c < 0 || !u_isalpha(c)) {
+                if (in_word) {
+                    break;
+                }
+                continue;
+            }
+            in_word = true;
+            UBlockCode b = ublock_getCode(c);
+            if (b == UBLOCK_ARABIC || b == UBLOCK_ARABIC_SUPPLEMENT ||
+                b == UBLOCK_ARABIC_PRESENTATION_FORMS_A || b == UBLOCK_ARABIC_PRESENTATION_FORMS_B ||
+                b == UBLOCK_ARABIC_EXTENDED_A) {
+                ar++;
+            } else if (b == UBLOCK_BASIC_LATIN || b == UBLOCK_LATIN_1_SUPPLEMENT ||
+                       b == UBLOCK_LATIN_EXTENDED_A) {
+                la++;
+            }
+        }
+        if (ar > la) {
+            arabic_words++;
+        } else if (la > 0) {
+            latin_words++;
+        }
+    }
+    if (arabic_words == 0) {
+        return latin_words ? "en" : "ar";
+    }
+    if (latin_words == 0) {
+        return "ar";
+    }
+    /* One borrowed term ("OTP", "Nafath") in Arabic is still Arabic; more is code-switching. */
+    return latin_words >= 2 ? "mixed" : "ar";
+}
+
+/* Cue phrases, written naturally and normalized once, so that they match the normalized text
+ * whatever hamza, alef or teh marbuta the writer used. */
+static const char *const cue_soon[] = {
+    "اليوم", "الحين", "الآن", "بعد ساعة", "بعد ساعه", "خلال ساعة", "بعد نص ساعة", "غدا", "غداً",
+    "بكرة", "بكره", "بكرا", "صباح الغد", "today", "tomorrow", "in an hour", "right now", "this morning",
+    NULL};
+static const char *const cue_hearing[] = {"جلسة", "جلسه", "الجلسة", "جلستي", "المرافعة", "الترافع",
+                                          "hearing", "session", NULL};
+static const char *const cue_blocked[] = {
+    "ما يفتح", "ما يشتغل", "لا يعمل", "لا يفتح", "ما اقدر", "ما قدرت", "لا أستطيع", "لا استطيع",
+    "مو قادر", "ماقدرت", "خطأ", "عطل", "معلق", "مقفل", "ما يدخل", "ما دخلني", "لم يصل", "ما وصل",
+    "ما يوصل", "not working", "doesn't work", "does not work", "can't", "cannot", "unable", "error",
+    "won't open", "not open", "blocked", "locked", NULL};
+static const char *const cue_leak[] = {
+    "شخص آخر", "شخص اخر", "شخص ثاني", "غيري", "ليست لي", "مو حقتي", "مو لي", "ليس لي", "تسريب",
+    "تسرب", "مسربة", "someone else", "another person", "other people", "not mine", "data leak",
+    "leaked", NULL};
+static const char *const cue_leak_object[] = {"قضية", "قضايا", "بيانات", "معلومات", "ملف", "case",
+                                              "data", "details", "file", "record", NULL};
+static const char *const cue_threat[] = {
+    "انتحار", "انتحر", "أقتل", "اقتل", "بقتل", "أذبح", "اذبح", "تفجير", "قنبلة", "سلاح", "بأذي نفسي",
+    "أؤذي", "اؤذي", "kill", "suicide", "bomb", "weapon", "hurt myself", "harm myself", "hurt someone",
+    NULL};
+
+typedef struct {
+    char **items;
+    size_t n;
+} cue_set_t;
+
+enum { CUE_SOON, CUE_HEARING, CUE_BLOCKED, CUE_LEAK, CUE_LEAK_OBJECT, CUE_THREAT, CUE_SETS };
+static cue_set_t cue_sets[CUE_SETS];
+static pthread_once_t cue_once = PTHREAD_ONCE_INIT;
+
+static void cue_init(void)
+{
+    const char *const *lists[CUE_SETS] = {cue_soon, cue_hearing, cue_blocked,
+                                          cue_leak, cue_leak_object, cue_threat};
+    for (int s = 0; s < CUE_SETS; s++) {
+        size_t n = 0;
+        while (lists[s][n]) {
+            n++;
+        }
+        cue_sets[s].items = calloc(n, sizeof(char *));
+        for (size_t i = 0; cue_sets[s].items && i < n; i++) {
+            char *norm = wasl_normalize(lists[s][i], strlen(lists[s][i]));
+            if (norm && *norm) {
+                cue_sets[s].items[cue_sets[s].n++] = norm;
+            } else {
+                free(norm);
+            }
+        }
+    }
+}
+
+/* True when `needle` occurs in `hay`; Latin needles only as whole words. */
+static bool contains(const char *hay, const char *needle)
+{
+    bool latin = (unsigned char) needle[0] < 0x80;
+    size_t nlen = strlen(needle);
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
+        if (!latin) {
+            return true;
+        }
+        bool left = p == hay || p[-1] == ' ';
+        bool right = p[nlen] == '\0' || p[nlen] == ' ';
+        if (left && right) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *find_cue(const char *hay, int set)
+{
+    for (size_t i = 0; i < cue_sets[set].n; i++) {
+        if (contains(hay, cue_sets[set].items[i])) {
+            return cue_sets[set].items[i];
+        }
+    }
+    return NULL;
+}
+
+/* The cues of an already normalized text. */
+static bool urgent_cue_normalized(const char *norm, char *reason, size_t cap)
+{
+    pthread_once(&cue_once, cue_init);
+    bool urgent = false;
+    const char *a, *b, *c;
+    if ((a = find_cue(norm, CUE_THREAT))) {
+        snprintf(reason, cap, "threat or harm cue \"%s\"", a);
+        urgent = true;
+    } else if ((a = find_cue(norm, CUE_LEAK)) && (b = find_cue(norm, CUE_LEAK_OBJECT))) {
+        snprintf(reason, cap, "possible data leak: \"%s\" + \"%s\"", a, b);
+        urgent = true;
+    } else if ((a = find_cue(norm, CUE_HEARING)) && (b = find_cue(norm, CUE_SOON)) &&
+               (c = find_cue(norm, CUE_BLOCKED))) {
+        snprintf(reason, cap, "hearing soon and blocked: \"%s\" + \"%s\" + \"%s\"", a, b, c);
+        urgent = true;
+    }
+    return urgent;
+}
+
+bool wasl_urgent_cue(const char *text, size_t len, char *reason, size_t cap)
+{
+    char *norm = wasl_normalize(text, len);
+    if (!norm) {
+        return false;
+    }
+    bool urgent = urgent_cue_normalized(norm, reason, cap);
+    free(norm);
+    return urgent;
+}
+
+/* ---- the linear model ------------------------------------------------------------------- */
+
+/* Weights are feature-major (w[f * stride + c]) so that one feature's classes are adjacent.
+ * In a model, category and priority share one table (stride MODEL_STRIDE): a feature's ten
+ * weights are one memory access, which is most of the cost of classifying. */
+#define MODEL_STRIDE (WASL_CATEGORY_COUNT + WASL_PRIORITY_COUNT)
+typedef struct {
+    int k;
+    int stride;
+    float *w;
+    float b[WASL_CATEGORY_COUNT > WASL_PRIORITY_COUNT ? WASL_CATEGORY_COUNT : WASL_PRIORITY_COUNT];
+} linear_t;
+
+struct wasl_model {
+    char version[96];
+    char algo[16];
+    double threshold;
+    size_t trained_rows;
+    float *weights; /* WASL_FEATURE_DIM * MODEL_STRIDE: category, then priority */
+    linear_t cat;
+    linear_t pri;
+};
+
+/* A linear model with its own table (stride k). */
+static int linear_init(linear_t *m, int k)
+{
+    m->k = k;
+    m->stride = k;
+    m->w = calloc((size_t) WASL_FEATURE_DIM * (size_t) k, sizeof(float));
+    memset(m->b, 0, sizeof m->b);
+    return m->w ? 0 : -1;
+}
+
+/* The model's shared table and its two views. */
+static int model_tables_init(wasl_model_t *m)
+{
+    m->weights = calloc((size_t) WASL_FEATURE_DIM * MODEL_STRIDE, sizeof(float));
+    if (!m->weights) {
+        return -1;
+    }
+    m->cat = (linear_t){.k = WASL_CATEGORY_COUNT, .stride = MODEL_STRIDE, .w = m->weights};
+    m->pri = (linear_t){.k = WASL_PRIORITY_COUNT,
+                        .stride = MODEL_STRIDE,
+                        .w = m->weights + WASL_CATEGORY_COUNT};
+    return 0;
+}
+
+static void linear_scores(const linear_t *m, const wasl_features_t *f, double *p)
+{
+    for (int c = 0; c < m->k; c++) {
+        p[c] = m->b[c];
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const float *w = m->w + (size_t) f->idx[i] * (size_t) m->stride;
+        float x = f->val[i];
+        for (int c = 0; c < m->k; c++) {
+            p[c] += (double) (w[c] * x);
+        }
+    }
+}
+
+/* Turns scores into probabilities in place. */
+static void softmax(double *p, int k)
+{
+    double mx = p[0];
+    for (int c = 1; c < k; c++) {
+        mx = p[c] > mx ? p[c] : mx;
+    }
+    double sum = 0;
+    for (int c = 0; c < k; c++) {
+        p[c] = exp(p[c] - mx);
+        sum += p[c];
+    }
+    for (int c = 0; c < k; c++) {
+        p[c] /= sum;
+    }
+}
+
+static int argmax(const double *p, int k)
+{
+    int best = 0;
+    for (int c = 1; c < k; c++) {
+        if (p[c] > p[best]) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* A deterministic PRNG for shuffling (splitmix64). */
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Softmax regression with Adagrad over the examples in order[0..n). Labels < 0 are skipped. */
+static int train_softmax(linear_t *m, const wasl_features_t *x, const int *y, const size_t *order,
+                         size_t n, const wasl_train_opts_t *o, uint64_t seed,
+                         wasl_train_progress_fn *progress, void *arg, const char *stage)
+{
+    int k = m->k;
+    float *g = calloc((size_t) WASL_FEATURE_DIM * (size_t) k, sizeof(float));
+    size_t *perm = malloc(n * sizeof *perm);
+    double gb[WASL_CATEGORY_COUNT] = {0};
+    if (!g || !perm) {
+        free(g);
+        free(perm);
+        return -1;
+    }
+    memcpy(perm, order, n * sizeof *perm);
+    double p[WASL_CATEGORY_COUNT];
+    for (int e = 0; e < o->epochs; e++) {
+        for (size_t i = n; i > 1; i--) {
+            size_t j = next_rand(&seed) % i;
+            size_t t = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = t;
+        }
+        for (size_t r = 0; r < n; r++) {
+            size_t d = perm[r];
+            if (y[d] < 0) {
+                continue;
+            }
+            const wasl_features_t *f = &x[d];
+            linear_scores(m, f, p);
+            softmax(p, k);
+            p[y[d]] -= 1.0; /* gradient of the log loss w.r.t. the scores */
+            for (int c = 0; c < k; c++) {
+                gb[c] += p[c] * p[c];
+                m->b[c] -= (float) (o->learning_rate * p[c] / (sqrt(gb[c]) + 1e-8));
+            }
+            for (size_t i = 0; i < f->n; i++) {
+                float *w = m->w + (size_t) f->idx[i] * (size_t) m->stride;
+                float *gg = g + (size_t) f->idx[i] * (size_t) k;
+                for (int c = 0; c < k; c++) {
+                    float grad = (float) (p[c] * f->val[i]) + (float) o->l2 * w[c];
+                    gg[c] += grad * grad;
+                    w[c] -= (float) o->learning_rate * grad / (sqrtf(gg[c]) + 1e-8f);
+                }
+            }
+        }
+        if (progress) {
+            progress(arg, stage, (size_t) e + 1, (size_t) o->epochs);
+        }
+    }
+    free(g);
+    free(perm);
+    return 0;
+}
+
+/* Multinomial naive Bayes on the same (sublinear, normalized) features: also a linear model. */
+static int train_nb(linear_t *m, const wasl_features_t *x, const int *y, const size_t *order,
+                    size_t n, const wasl_train_opts_t *o)
+{
+    int k = m->k;
+    double total[WASL_CATEGORY_COUNT] = {0}, docs[WASL_CATEGORY_COUNT] = {0};
+    size_t labelled = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t d = order[r];
+        if (y[d] < 0) {
+            continue;
+        }
+        labelled++;
+        docs[y[d]] += 1;
+        for (size_t i = 0; i < x[d].n; i++) {
+            m->w[(size_t) x[d].idx[i] * (size_t) m->stride + (size_t) y[d]] += x[d].val[i];
+            total[y[d]] += x[d].val[i];
+        }
+    }
+    for (int c = 0; c < k; c++) {
+        double denom = log(o->alpha * WASL_FEATURE_DIM + total[c]);
+        m->b[c] = (float) log((docs[c] + 1.0) / ((double) labelled + k));
+        for (size_t f = 0; f < WASL_FEATURE_DIM; f++) {
+            float *w = &m->w[f * (size_t) m->stride + (size_t) c];
+            *w = (float) (log(o->alpha + *w) - denom);
+        }
+    }
+    return 0;
+}
+
+static int train_linear(linear_t *m, const wasl_features_t *x, const int *y, const size_t *order,
+                        size_t n, const wasl_train_opts_t *o, uint64_t seed,
+                        wasl_train_progress_fn *progress, void *arg, const char *stage)
+{
+    if (o->algo == WASL_ALGO_CNB) {
+        return train_nb(m, x, y, order, n, o);
+    }
+    return train_softmax(m, x, y, order, n, o, seed, progress, arg, stage);
+}
+
+typedef struct {
+    double conf;
+    bool correct;
+} oof_t;
+
+static int cmp_oof(const void *a, const void *b)
+{
+    double x = ((const oof_t *) a)->conf, y = ((const oof_t *) b)->conf;
+    return x < y ? -1 : x > y;
+}
+
+/* The triage threshold from out-of-fold predictions: routing a contact automatically earns
+ * +1 when right and -1 when wrong, triage earns 0 — so triage below the confidence where the
+ * model is right less than half the time, within TRIAGE_MAX_SHARE of the traffic. */
+static double pick_threshold(oof_t *oof, size_t n)
+{
+    qsort(oof, n, sizeof *oof, cmp_oof);
+    double score = 0;
+    for (size_t i = 0; i < n; i++) {
+        score += oof[i].correct ? 1 : -1;
+    }
+    double best = score, threshold = 0;
+    size_t max_triaged = (size_t) (TRIAGE_MAX_SHARE * (double) n);
+    for (size_t i = 0; i < n && i < max_triaged && oof[i].conf < TRIAGE_THRESHOLD_MAX; i++) {
+        score -= oof[i].correct ? 1 : -1; /* triage everything up to and including i */
+        if (score > best) {
+            best = score;
+            threshold = i + 1 < n ? (oof[i].conf + oof[i + 1].conf) / 2 : oof[i].conf;
+        }
+    }
+    return threshold;
+}
+
+wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
+                               const wasl_train_opts_t *opts, wasl_train_progress_fn *progress,
+                               void *arg)
+{
+    if (n == 0) {
+        return NULL;
+    }
+    wasl_train_opts_t o = opts ? *opts : (wasl_train_opts_t){0};
+    o.epochs = o.epochs > 0 ? o.epochs : 12;
+    o.learning_rate = o.learning_rate > 0 ? o.learning_rate : 0.4;
+    o.l2 = o.l2 > 0 ? o.l2 : 1e-6;
+    o.alpha = o.alpha > 0 ? o.alpha : 0.3;
+    o.seed = o.seed ? o.seed : 20261128;
+    wasl_features_t *x = calloc(n, sizeof *x);
+    int *ycat = malloc(n * sizeof *ycat);
+    int *ypri = malloc(n * sizeof *ypri);
+    size_t *order = malloc(n * sizeof *order);
+    oof_t *oof = calloc(n, sizeof *oof);
+    wasl_model_t *m = calloc(1, sizeof *m);
+    if (!x || !ycat || !ypri || !order || !oof || !m) {
+        goto error;
+    }
+    wasl_features_t scratch = {0};
+    for (size_t i = 0; i < n; i++) {
+        /* Extract with one scratch vector, keep a compact copy per example. */
+        if (rows[i].category < 0 || rows[i].category >= WASL_CATEGORY_COUNT ||
+            wasl_features_extract(rows[i].text, strlen(rows[i].text), &scratch) < 0) {
+            wasl_features_clear(&scratch);
+            goto error;
+        }
+        x[i].n = x[i].cap = scratch.n;
+        x[i].idx = malloc((scratch.n + 1) * sizeof *x[i].idx);
+        x[i].val = malloc((scratch.n + 1) * sizeof *x[i].val);
+        if (!x[i].idx || !x[i].val) {
+            wasl_features_clear(&scratch);
+            goto error;
+        }
+        memcpy(x[i].idx, scratch.idx, scratch.n * sizeof *x[i].idx);
+        memcpy(x[i].val, scratch.val, scratch.n * sizeof *x[i].val);
+        ycat[i] = rows[i].category;
+        ypri[i] = rows[i].priority;
+        order[i] = i;
+        if (progress && (i % 256 == 0 || i + 1 == n)) {
+            progress(arg, "features", i + 1, n);
+        }
+    }
+    wasl_features_clear(&scratch);
+    /* Calibration: k-fold out-of-fold confidences. */
+    if (o.folds > 1 && n >= (size_t) o.folds * 10) {
+        size_t *train_idx = malloc(n * sizeof *train_idx);
+        if (!train_idx) {
+            goto error;
+        }
+        for (int fold = 0; fold < o.folds; fold++) {
+            linear_t fm;
+            if (linear_init(&fm, WASL_CATEGORY_COUNT) < 0) {
+                free(train_idx);
+                goto error;
+            }
+            size_t nt = 0;
+            for (size_t i = 0; i < n; i++) {
+                if ((int) (i % (size_t) o.folds) != fold) {
+                    train_idx[nt++] = i;
+                }
+            }
+            train_linear(&fm, x, ycat, train_idx, nt, &o, o.seed + (uint64_t) fold, NULL, NULL,
+                         NULL);
+            for (size_t i = (size_t) fold; i < n; i += (size_t) o.folds) {
+                double p[WASL_CATEGORY_COUNT];
+                linear_scores(&fm, &x[i], p);
+                softmax(p, WASL_CATEGORY_COUNT);
+                int best = argmax(p, WASL_CATEGORY_COUNT);
+                oof[i].conf = p[best];
+                oof[i].correct = best == ycat[i];
+            }
+            free(fm.w);
+            if (progress) {
+                progress(arg, "calibration", (size_t) fold + 1, (size_t) o.folds);
+            }
+        }
+        free(train_idx);
+        m->threshold = pick_threshold(oof, n);
+    }
+    if (model_tables_init(m) < 0) {
+        goto error;
+    }
+    train_linear(&m->cat, x, ycat, order, n, &o, o.seed, progress, arg, "category");
+    train_linear(&m->pri, x, ypri, order, n, &o, o.seed + 7, progress, arg, "priority");
+    m->trained_rows = n;
+    snprintf(m->algo, sizeof m->algo, "%s", o.algo == WASL_ALGO_CNB ? "nb" : "softmax");
+    if (o.version) {
+        snprintf(m->version, sizeof m->version, "%s", o.version);
+    } else {
+        snprintf(m->version, sizeof m->version, "%s-%zu-%lld", m->algo, n, (long long) time(NULL));
+    }
+    for (size_t i = 0; i < n; i++) {
+        wasl_features_clear(&x[i]);
+    }
+    free(x);
+    free(ycat);
+    free(ypri);
+    free(order);
+    free(oof);
+    return m;
+error:
+    if (x) {
+        for (size_t i = 0; i < n; i++) {
+            wasl_features_clear(&x[i]);
+        }
+    }
+    free(x);
+    free(ycat);
+    free(ypri);
+    free(order);
+    free(oof);
+    wasl_model_destroy(&m);
+    return NULL;
+}
+
+void wasl_model_destroy(wasl_model_t **self_p)
+{
+    if (self_p && *self_p) {
+        free((*self_p)->weights);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+const char *wasl_model_version(const wasl_model_t *self)
+{
+    return self->version;
+}
+
+double wasl_model_threshold(const wasl_model_t *self)
+{
+    return self->threshold;
+}
+
+void wasl_model_set_threshold(wasl_model_t *self, double threshold)
+{
+    self->threshold = threshold;
+}
+
+/* ---- the model file --------------------------------------------------------------------- */
+
+static json_t *labels_json(const char *const *names, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(a, json_string(names[i]));
+    }
+    return a;
+}
+
+int wasl_model_save(const wasl_model_t *self, const char *path)
+{
+    json_t *h = json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I}", "format", 2, "version",
+                          self->version, "algo", self->algo, "feature_bits", WASL_FEATURE_BITS,
+                          "categories", labels_json(wasl_categories, WASL_CATEGORY_COUNT),
+                          "priorities", labels_json(wasl_priorities, WASL_PRIORITY_COUNT),
+                          "threshold", self->threshold, "trained_rows",
+                          (json_int_t) self->trained_rows);
+    char *header = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    json_decref(h);
+    if (!header) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t plen = strlen(path) + 16;
+    char *tmp = malloc(plen);
+    if (!tmp) {
+        free(header);
+        return -1;
+    }
+    snprintf(tmp, plen, "%s.tmp%d", path, (int) getpid());
+    FILE *fp = fopen(tmp, "wb");
+    int rc = -1;
+    if (fp) {
+        uint32_t hlen = (uint32_t) strlen(header);
+        size_t dim = WASL_FEATURE_DIM;
+        bool ok = fwrite(MODEL_MAGIC, 1, MODEL_MAGIC_LEN, fp) == MODEL_MAGIC_LEN &&
+                  fwrite(&hlen, sizeof hlen, 1, fp) == 1 && fwrite(header, 1, hlen, fp) == hlen &&
+                  fwrite(self->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) ==
+                      WASL_CATEGORY_COUNT &&
+                  fwrite(self->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) ==
+                      WASL_PRIORITY_COUNT &&
+                  fwrite(self->weights, sizeof(float), dim * MODEL_STRIDE, fp) ==
+                      dim * MODEL_STRIDE;
+        ok = (fflush(fp) == 0) && ok && fsync(fileno(fp)) == 0;
+        ok = (fclose(fp) == 0) && ok;
+        if (ok && rename(tmp, path) == 0) {
+            rc = 0;
+        } else {
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    free(header);
+    return rc;
+}
+
+/* Checks that the file's label list is exactly ours, in order. */
+static bool labels_match(json_t *arr, const char *const *names, int n)
+{
+    if (!json_is_array(arr) || (int) json_array_size(arr) != n) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(arr, (size_t) i));
+        if (!s || strcmp(s, names[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+wasl_model_t *wasl_model_load(const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    wasl_model_t *m = calloc(1, sizeof *m);
+    char magic[MODEL_MAGIC_LEN];
+    uint32_t hlen = 0;
+    char *header = NULL;
+    json_t *h = NULL;
+    size_t dim = WASL_FEATURE_DIM;
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        goto error;
+    }
+    if (fread(magic, 1, sizeof magic, fp) != sizeof magic ||
+        memcmp(magic, MODEL_MAGIC, MODEL_MAGIC_LEN) != 0) {
+        snprintf(err, errlen, "%s: not a Wasl model file", path);
+        goto error;
+    }
+    if (fread(&hlen, sizeof hlen, 1, fp) != 1 || hlen == 0 || hlen > MODEL_HEADER_MAX ||
+        !(header = malloc(hlen + 1)) || fread(header, 1, hlen, fp) != hlen) {
+        snprintf(err, errlen, "%s: truncated header", path);
+        goto error;
+    }
+    header[hlen] = '\0';
+    json_error_t jerr;
+    h = json_loads(header, 0, &jerr);
+    const char *version = h ? json_string_value(json_object_get(h, "version")) : NULL;
+    const char *algo = h ? json_string_value(json_object_get(h, "algo")) : NULL;
+    if (!h || json_integer_value(json_object_get(h, "format")) != 2 || !version || !algo ||
+        json_integer_value(json_object_get(h, "feature_bits")) != WASL_FEATURE_BITS ||
+        !labels_match(json_object_get(h, "categories"), wasl_categories, WASL_CATEGORY_COUNT) ||
+        !labels_match(json_object_get(h, "priorities"), wasl_priorities, WASL_PRIORITY_COUNT)) {
+        snprintf(err, errlen, "%s: unsupported model (format, features or labels differ)", path);
+        goto error;
+    }
+    snprintf(m->version, sizeof m->version, "%s", version);
+    snprintf(m->algo, sizeof m->algo, "%s", algo);
+    m->threshold = json_real_value(json_object_get(h, "threshold"));
+    m->trained_rows = (size_t) json_integer_value(json_object_get(h, "trained_rows"));
+    if (model_tables_init(m) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto error;
+    }
+    if (fread(m->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) != WASL_CATEGORY_COUNT ||
+        fread(m->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) != WASL_PRIORITY_COUNT ||
+        fread(m->weights, sizeof(float), dim * MODEL_STRIDE, fp) != dim * MODEL_STRIDE ||
+        fgetc(fp) != EOF) {
+        snprintf(err, errlen, "%s: truncated or oversized weights", path);
+        goto error;
+    }
+    for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+        if (!isfinite(m->cat.b[c])) {
+            snprintf(err, errlen, "%s: corrupt weights", path);
+            goto error;
+        }
+    }
+    free(header);
+    json_decref(h);
+    fclose(fp);
+    return m;
+error:
+    free(header);
+    json_decref(h);
+    fclose(fp);
+    wasl_model_destroy(&m);
+    return NULL;
+}
+
+/* ---- classification --------------------------------------------------------------------- */
+
+int wasl_classify(const wasl_model_t *self, const char *text, size_t len, wasl_features_t *f,
+                  wasl_classification_t *out)
+{
+    memset(out, 0, sizeof *out);
+    /* Normalized once: the features and the urgent cues read the same text. */
+    char *norm = wasl_normalize(text, len);
+    if (!norm) {
+        return -1;
+    }
+    if (features_of_normalized(norm, f) < 0) {
+        free(norm);
+        return -1;
+    }
+    /* Category and priority scores in one pass over the shared table. */
+    double p[WASL_CATEGORY_COUNT], q[WASL_PRIORITY_COUNT];
+    float acc[MODEL_STRIDE];
+    for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+        acc[c] = self->cat.b[c];
+    }
+    for (int c = 0; c < WASL_PRIORITY_COUNT; c++) {
+        acc[WASL_CATEGORY_COUNT + c] = self->pri.b[c];
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const float *w = self->weights + (size_t) f->idx[i] * MODEL_STRIDE;
+        float x = f->val[i];
+        for (int c = 0; c < MODEL_STRIDE; c++) {
+            acc[c] += w[c] * x;
+        }
+    }
+    for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+        p[c] = acc[c];
+    }
+    for (int c = 0; c < WASL_PRIORITY_COUNT; c++) {
+        q[c] = acc[WASL_CATEGORY_COUNT + c];
+    }
+    softmax(p, WASL_CATEGORY_COUNT);
+    int best = argmax(p, WASL_CATEGORY_COUNT);
+    memcpy(out->probs, p, sizeof p);
+    out->model_category = wasl_categories[best];
+    out->confidence = p[best];
+    out->category = out->model_category;
+    if (f->n == 0) {
+        out->category = WASL_CATEGORY_TRIAGE;
+        snprintf(out->triage_reason, sizeof out->triage_reason, "no text to classify");
+    } else if (p[best] < self->threshold) {
+        int second = best == 0 ? 1 : 0;
+        for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+            if (c != best && p[c] > p[second]) {
+                second = c;
+            }
+        }
+        out->category = WASL_CATEGORY_TRIAGE;
+        snprintf(out->triage_reason, sizeof out->triage_reason,
+                 "confidence %.2f below %.2f (%s %.2f, %s %.2f)", p[best], self->threshold,
+                 wasl_categories[best], p[best], wasl_categories[second], p[second]);
+    }
+    bool urgent = urgent_cue_normalized(norm, out->priority_reason, sizeof out->priority_reason);
+    free(norm);
+    if (urgent) {
+        out->priority = wasl_priorities[0];
+    } else {
+        softmax(q, WASL_PRIORITY_COUNT);
+        int pb = argmax(q, WASL_PRIORITY_COUNT);
+        out->priority = wasl_priorities[pb];
+        snprintf(out->priority_reason, sizeof out->priority_reason, "model %.2f", q[pb]);
+    }
+    out->lang = wasl_detect_language(text, len);
+    return 0;
+}

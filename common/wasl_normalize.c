@@ -1,0 +1,164 @@
+/* wasl_normalize — the one text normalization used to build classifier features, at training
+ * and at inference: Arabic orthographic variants folded, digits to ASCII, punctuation to spaces. */
+#include "wasl_normalize.h"
+#include "wasl_text.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
+#include <unicode/utf8.h>
+
+static bool is_mark_to_strip(UChar32 c)
+{
+    return (c >= 0x064B && c <= 0x065F) || c == 0x0670 || c == 0x0640 ||
+           (c >= 0x06D6 && c <= 0x06DC) || (c >= 0x06DF && c <= 0x06E8) ||
+           (c >= 0x06EA && c <= 0x06ED);
+}
+
+/* The letter-level maps; returns the replacement of c (c itself when none applies). */
+static UChar32 map_letter(UChar32 c, unsigned steps)
+{
+    if (steps & WASL_NORM_ALEF) {
+        if (c == 0x0622 || c == 0x0623 || c == 0x0625 || c == 0x0671 || c == 0x0672 ||
+            c == 0x0673) {
+            return 0x0627;
+        }
+    }
+    if (steps & WASL_NORM_YEH) {
+        if (c == 0x0649 || c == 0x06CC) {
+            return 0x064A;
+        }
+        if (c == 0x06A9) {
+            return 0x0643;
+        }
+    }
+    if ((steps & WASL_NORM_TEH_MARBUTA) && c == 0x0629) {
+        return 0x0647;
+    }
+    if ((steps & WASL_NORM_HAMZA_SEAT) && (c == 0x0624 || c == 0x0626)) {
+        return 0x0621;
+    }
+    return c;
+}
+
+/* NFKC_Casefold of the UTF-16 text; returns a new buffer and its length, or NULL. */
+static UChar *casefold(const UChar *in, int32_t n, int32_t *out_len)
+{
+    UErrorCode err = U_ZERO_ERROR;
+    const UNormalizer2 *nfkc = unorm2_getNFKCCasefoldInstance(&err);
+    if (U_FAILURE(err)) {
+        return NULL;
+    }
+    /* Casefolding and compatibility decomposition can grow the text; ask ICU for the size. */
+    int32_t need = unorm2_normalize(nfkc, in, n, NULL, 0, &err);
+    if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) {
+        return NULL;
+    }
+    err = U_ZERO_ERROR;
+    UChar *out = malloc(((size_t) need + 1) * sizeof(UChar));
+    if (!out) {
+        return NULL;
+    }
+    unorm2_normalize(nfkc, in, n, out, need + 1, &err);
+    if (U_FAILURE(err)) {
+        free(out);
+        return NULL;
+    }
+    *out_len = need;
+    return out;
+}
+
+char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
+{
+    if (!text || len > INT32_MAX / 4 || !wasl_utf8_valid(text, len, false)) {
+        return NULL;
+    }
+    /* UTF-8 -> UTF-16 for ICU. */
+    UErrorCode err = U_ZERO_ERROR;
+    int32_t n16 = 0;
+    u_strFromUTF8(NULL, 0, &n16, text, (int32_t) len, &err);
+    if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) {
+        return NULL;
+    }
+    err = U_ZERO_ERROR;
+    UChar *u16 = malloc(((size_t) n16 + 1) * sizeof(UChar));
+    if (!u16) {
+        return NULL;
+    }
+    u_strFromUTF8(u16, n16 + 1, NULL, text, (int32_t) len, &err);
+    if (U_FAILURE(err)) {
+        free(u16);
+        return NULL;
+    }
+    if (steps & WASL_NORM_NFKC_CASEFOLD) {
+        int32_t folded_len = 0;
+        UChar *folded = casefold(u16, n16, &folded_len);
+        free(u16);
+        if (!folded) {
+            return NULL;
+        }
+        u16 = folded;
+        n16 = folded_len;
+    }
+    /* Each UTF-16 unit becomes at most 3 UTF-8 bytes; the maps never lengthen the text. */
+    size_t cap = (size_t) n16 * 3 + 1;
+    char *out = malloc(cap);
+    if (!out) {
+        free(u16);
+        return NULL;
+    }
+    size_t o = 0;
+    UChar32 last = -1;
+    int repeats = 0;
+    bool pending_space = false;
+    for (int32_t i = 0; i < n16;) {
+        UChar32 c;
+        U16_NEXT(u16, i, n16, c);
+        if ((steps & WASL_NORM_STRIP_MARKS) && is_mark_to_strip(c)) {
+            continue;
+        }
+        if ((steps & WASL_NORM_DIGITS) && c >= 0x80 && u_charType(c) == U_DECIMAL_DIGIT_NUMBER) {
+            int32_t d = u_charDigitValue(c);
+            if (d >= 0 && d <= 9) {
+                c = '0' + d;
+            }
+        }
+        c = map_letter(c, steps);
+        if (steps & WASL_NORM_SEPARATORS) {
+            bool keep = u_isalnum(c) || (u_getIntPropertyValue(c, UCHAR_GENERAL_CATEGORY) ==
+                                             U_NON_SPACING_MARK &&
+                                         !(steps & WASL_NORM_STRIP_MARKS));
+            if (!keep) {
+                pending_space = o > 0;
+                last = -1;
+                continue;
+            }
+            if (pending_space) {
+                out[o++] = ' ';
+                pending_space = false;
+            }
+        }
+        if (steps & WASL_NORM_CAP_REPEATS) {
+            if (c == last && u_isalpha(c)) {
+                if (++repeats >= WASL_NORM_MAX_REPEAT) {
+                    continue;
+                }
+            } else {
+                repeats = 0;
+            }
+            last = c;
+        }
+        U8_APPEND_UNSAFE(out, o, c);
+    }
+    out[o] = '\0';
+    free(u16);
+    return out;
+}
+
+char *wasl_normalize(const char *text, size_t len)
+{
+    return wasl_normalize_ex(text, len, WASL_NORM_ALL);
+}

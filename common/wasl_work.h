@@ -1,0 +1,51 @@
+/* wasl_work — the work ledger's protocol, shared by every stage: claim rows with a lease,
+ * complete them fenced on the lease, retry with backoff, dead-letter with a reason. */
+#ifndef WASL_WORK_H
+#define WASL_WORK_H
+
+#include "wasl_pg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t id;
+    int64_t ticket_id;
+    int attempts; /* including this claim */
+} wasl_work_item_t;
+
+/* Claims, for `owner` and `lease_s` seconds, the rows of `stage` among ids[0..n) that are
+ * pending and due, or running with an expired lease (a worker died). Rows past their
+ * max_attempts are moved to 'dead' with the reason instead. Commits on its own (the claim must
+ * be visible to other workers before the work starts). Writes at most n items into out and
+ * returns how many, or -1 on a database error. */
+int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, const int64_t *ids,
+                        size_t n, int lease_s, wasl_work_item_t *out);
+
+/* The sweep: claims up to `limit` rows of `stage` that are pending and due and at least
+ * `min_age_ms` old (younger ones are probably on their way through the bus), or running with
+ * an expired lease, oldest first. Same return as above. */
+int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, size_t limit,
+                          int lease_s, int min_age_ms, wasl_work_item_t *out);
+
+/* Inside the caller's transaction: marks the row done if, and only if, it is still running
+ * under `owner` with an unexpired lease. Returns 1 when it was (commit the results), 0 when
+ * the lease was lost (roll back: another worker owns it now), -1 on a database error. */
+int wasl_work_complete(wasl_pg_t *pg, int64_t id, const char *owner);
+
+/* Inside the caller's transaction: inserts the next stage's row for a ticket unless the same
+ * dedupe key exists. Returns the new row's id, 0 when it already existed, -1 on error. */
+int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
+                          const char *dedupe_key);
+
+/* On its own: gives a claimed row back after a failure, due again after `backoff_ms`; a row
+ * that has used its attempts becomes 'dead' with `error` as its reason. Fenced on owner.
+ * Returns 0, or -1 on a database error. */
+int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error,
+                   int backoff_ms);
+
+/* A stable, unique owner name for this process: "<service>@<host>:<pid>:<random>". Writes
+ * into out (cap bytes) and returns it. */
+char *wasl_work_owner(const char *service, char *out, size_t cap);
+
+#endif
