@@ -35,6 +35,8 @@ RUN apt-get update \
         --shell /usr/sbin/nologin wasl
 
 COPY --from=build /src/build/bin/ /usr/local/bin/
+# The classifier's model, trained from data/classifier/train.tsv by `make all`.
+COPY --from=build /src/build/model/classifier.bin /usr/local/share/wasl/classifier.bin
 
 # In a container the admin port must be reachable from other containers (Prometheus), not only
 # from the container's own loopback.

@@ -47,9 +47,18 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_SAN := $(UNIT_SRC:tests/unit/%.c=$(B)/san/bin/%)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/test/%)
 
+# The classifier's model is built from the training data like any other artifact.
+MODEL    := $(B)/model/classifier.bin
+TRAIN    := data/classifier/train.tsv
+
 .PHONY: all proto test unit unit-valgrind integration run up down fmt clean deps \
-        compose-check bench bench-intake
-all: $(BINS)
+        compose-check bench bench-intake bench-classifier
+all: $(BINS) $(MODEL)
+
+$(MODEL): $(TRAIN) $(B)/bin/waslctl
+	@mkdir -p $(dir $@)
+	$(B)/bin/waslctl classifier train $(TRAIN) -o $@ \
+	  --version "$(VERSION)-$$(sha256sum $(TRAIN) | cut -c1-8)" 2>/dev/null
 
 # ---- generated code ---------------------------------------------------------
 proto: $(GEN_SRC) $(GEN_HDR)
@@ -139,7 +148,9 @@ compose-check:
 	  && echo "docker-compose.yml: valid"; else echo "docker-compose missing" >&2; exit 1; fi
 
 # ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
-bench: bench-intake
+bench: bench-classifier bench-intake
+bench-classifier: all
+	tests/bench/classifier/run.sh
 bench-intake: all
 	tests/bench/intake/run.sh
 

@@ -15,6 +15,7 @@ static const command_t commands[] = {
     {"migrate", ctl_migrate, "apply the database schema migrations (idempotent, one transaction)"},
     {"keygen", ctl_keygen, "create CURVE key pairs for the daemons: keygen [--dir DIR] NAME..."},
     {"client", ctl_client, "manage intake's clients: client add|list|remove (see client --help)"},
+    {"classifier", ctl_classifier, "classifier train TRAIN.tsv -o MODEL | eval FILE.tsv [--model M]"},
     {"status", ctl_status,
      "show each daemon's health (WASL_STATUS_TARGETS); exit 0 iff all healthy"},
     {"version", ctl_version, "print the version, the protocol messages and the schema version"},

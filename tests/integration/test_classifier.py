@@ -1,0 +1,185 @@
+"""wasl-classifier end to end: intake commits a report, the classifier claims its work row,
+classifies it, commits the decision fenced on its lease, and passes the ticket to the router
+stage — through the bus, or by the sweep alone when no message arrives."""
+
+import signal
+import subprocess
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from conftest import REPO, base_env, binary_path, free_port, wait_for
+from intake_helpers import intake, start_intake, unique  # noqa: F401 (fixtures)
+
+TRAIN = REPO / "data" / "classifier" / "train.tsv"
+ROUTE_OUT_OFFSET = 5  # stage "route" is index 1: producers push to base+4, consumers pull base+5
+CLASSIFY_IN_OFFSET = 2
+WAIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, postgres, redis_server):
+    """A model trained on the project's training data."""
+    path = tmp_path_factory.mktemp("model") / "model.bin"
+    out = subprocess.run([str(binary_path("waslctl")), "classifier", "train", str(TRAIN), "-o",
+                          str(path), "--version", "it-1"], capture_output=True, text=True,
+                         timeout=300, env=base_env(postgres, redis_server))
+    assert out.returncode == 0, out.stderr
+    return path
+
+
+def start_classifier(daemon, it, model, bus=None, **env):
+    full = {"WASL_PG_URL": it.db_url, "WASL_CLASSIFIER_MODEL": model,
+            "WASL_BUS": bus.endpoint if bus else "", "WASL_CLASSIFIER_SWEEP_MS": 200,
+            "WASL_CLASSIFIER_SWEEP_AGE_MS": 500}
+    full.update(env)
+    return daemon("classifier", env=full, wait=True)
+
+
+def report(it, text):
+    """POSTs a report with this text; returns the response."""
+    return it.report(body={"channel": "web", "external_id": unique("cls"), "body": text})
+
+
+def classified(it, ref):
+    t = it.ticket(ref)
+    return t if t and t["status"] == "classified" else None
+
+
+def test_report_is_classified_and_passed_to_the_router(intake, daemon, model, bus):
+    ctx = zmq.Context()
+    try:
+        route = ctx.socket(zmq.PULL)
+        route.connect(f"tcp://127.0.0.1:{bus.base_port + ROUTE_OUT_OFFSET}")
+        cls = start_classifier(daemon, intake, model, bus=bus, WASL_CLASSIFIER_SWEEP_MS=600000)
+        wait_for(lambda: bus.metrics().get('wasl_bus_peers{stage="classify",side="out"}') == 1
+                 and bus.metrics().get('wasl_bus_peers{stage="route",side="out"}') == 1, 10,
+                 what="classifier and tap on the bus")
+        r = report(intake, "السلام عليكم، متى موعد الجلسة القادمة لقضيتي رقم ٤٥١٢٣٤٥٦٧٨؟ "
+                               "وجوالي ٠٥٥١٢٣٤٥٦٧")
+        assert r.status == 201
+        ref = r.json["ticket"]
+        # The sweep is off: only the bus nudge can have brought the ticket here.
+        t = wait_for(lambda: classified(intake, ref), WAIT_S, what="ticket classified")
+        assert t["category"] == "case_inquiry"
+        assert t["language"] == "ar"
+        assert t["priority"] in ("urgent", "high", "normal", "low")
+        assert 0 < t["confidence"] <= 1
+        assert t["model_version"] == "it-1"
+        assert t["entities"]["case_number"] == ["4512345678"]
+        assert t["entities"]["phone"] == ["+966551234567"]
+        events = [e for e in intake.events(t["id"]) if e["kind"] == "classified"]
+        assert len(events) == 1
+        assert events[0]["actor"] == "classifier"
+        assert events[0]["data"]["priority_reason"]
+        work = {w["stage"]: w for w in intake.work(t["id"])}
+        assert work["classify"]["state"] == "done"
+        assert work["route"]["state"] == "pending"
+        assert route.poll(WAIT_S * 1000)
+        msg = msgpack.unpackb(route.recv(), raw=False)
+        assert msg["type"] == "ticket.classified" and msg["v"] == 1
+        assert msg["ref"] == ref and msg["ticket_id"] == t["id"]
+        assert msg["work_id"] == work["route"]["id"]
+        assert msg["category"] == "case_inquiry"
+        assert "case_number:4512345678" in msg["entities"]
+        assert cls.stop() == 0
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_sweep_classifies_without_the_bus(start_intake, daemon, model):
+    it = start_intake()  # no bus at all: the work rows are the truth
+    refs = [report(it, f"ابي اعرف وش صار على قضيتي رقم {4512345600 + i}").json["ticket"]
+            for i in range(20)]
+    start_classifier(daemon, it, model)
+    for ref in refs:
+        wait_for(lambda: classified(it, ref), WAIT_S, what=f"{ref} classified by the sweep")
+    assert it.count("work", "stage = 'route'") == 20
+    assert it.count("ticket_events", "kind = 'classified'") == 20
+
+
+def test_two_classifiers_never_classify_a_ticket_twice(start_intake, daemon, model, bus):
+    it = start_intake(bus=bus)
+    start_classifier(daemon, it, model, bus=bus)
+    start_classifier(daemon, it, model, bus=bus)
+    refs = [report(it, f"الراتب ما نزل هذا الشهر {i}").json["ticket"] for i in range(150)]
+    wait_for(lambda: it.count("tickets", "status = 'classified'") == len(refs), WAIT_S * 2,
+             what="all classified")
+    assert it.count("ticket_events", "kind = 'classified'") == len(refs)
+    assert it.count("work", "stage = 'route'") == len(refs)
+    assert it.count("work", "stage = 'classify' AND state <> 'done'") == 0
+
+
+def test_hot_reload_loses_nothing(start_intake, daemon, model, bus, tmp_path):
+    it = start_intake(bus=bus)
+    live = tmp_path / "live.bin"
+    live.write_bytes(Path(model).read_bytes())
+    cls = start_classifier(daemon, it, live, bus=bus)
+    # A second model with another version, swapped in under load.
+    out = subprocess.run([str(binary_path("waslctl")), "classifier", "train", str(TRAIN), "-o",
+                          str(tmp_path / "next.bin"), "--version", "it-2", "--epochs", "4"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    refs = []
+    for i in range(120):
+        refs.append(report(it, f"ما اقدر ادخل معين، رمز التحقق ما يوصل {i}").json["ticket"])
+        if i == 40:
+            (tmp_path / "next.bin").replace(live)
+            cls.proc.send_signal(signal.SIGHUP)
+        if i % 30 == 0:
+            cls.proc.send_signal(signal.SIGHUP)  # reloading the same file is harmless
+    wait_for(lambda: it.count("tickets", "status = 'classified'") == len(refs), WAIT_S * 2,
+             what="all classified across reloads")
+    versions = {r["model_version"] for r in it.rows("SELECT model_version FROM tickets")}
+    assert "it-2" in versions
+    assert cls.metrics().get('wasl_classifier_model_info{version="it-2"}') == 1
+    assert cls.alive()
+
+
+def test_a_broken_model_file_keeps_the_old_model(start_intake, daemon, model, tmp_path):
+    it = start_intake()
+    live = tmp_path / "live.bin"
+    live.write_bytes(Path(model).read_bytes())
+    cls = start_classifier(daemon, it, live)
+    live.write_bytes(b"garbage")
+    cls.proc.send_signal(signal.SIGHUP)
+    cls.wait_log(lambda l: "reload failed" in l.get("msg", ""))
+    ref = report(it, "وين موقع المحكمة الإدارية في جدة؟").json["ticket"]
+    wait_for(lambda: classified(it, ref), WAIT_S, what="classified with the old model")
+    assert it.ticket(ref)["model_version"] == "it-1"
+
+
+def test_garbage_on_the_bus_is_logged_and_dropped(intake, daemon, model, bus):
+    cls = start_classifier(daemon, intake, model, bus=bus)
+    ctx = zmq.Context()
+    try:
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{bus.base_port + CLASSIFY_IN_OFFSET}")
+        for junk in (b"", b"\xff" * 50, msgpack.packb({"type": "ticket.received", "v": 1}),
+                     msgpack.packb({"type": "nope", "v": 1}), msgpack.packb([1, 2, 3])):
+            push.send(junk)
+        wait_for(lambda: cls.metrics().get("wasl_classifier_bad_messages_total", 0) >= 5, WAIT_S,
+                 what="bad messages counted")
+    finally:
+        ctx.destroy(linger=0)
+    assert cls.alive()
+    # Still working.
+    ref = report(intake, "كم مدة الاعتراض على الحكم؟").json["ticket"]
+    wait_for(lambda: classified(intake, ref), WAIT_S, what="classified after garbage")
+
+
+def test_poison_text_is_classified_without_a_crash(start_intake, daemon, model):
+    it = start_intake()
+    cls = start_classifier(daemon, it, model)
+    ref = report(it, "ا" * 32768).json["ticket"]
+    t = wait_for(lambda: classified(it, ref), WAIT_S, what="poison classified")
+    assert t["category"]
+    assert cls.alive()
+
+
+def test_missing_model_fails_at_start(daemon, tmp_path):
+    d = daemon("classifier", env={"WASL_CLASSIFIER_MODEL": tmp_path / "none.bin", "WASL_BUS": ""})
+    assert d.proc.wait(10) == 1
+    assert any("cannot load the model" in l.get("msg", "") for l in d.log_lines())
