@@ -75,12 +75,15 @@ done
 
 # ---- 1 and 2: wrk ---------------------------------------------------------------------------
 
-run_wrk() { # $1 = offered rate (0 = saturation); prints the `wasl:` line
-    WASL_BENCH_TOKEN=$TOKEN WASL_BENCH_RUN="$RUN_ID-$1" WASL_BENCH_RATE=$1 \
+run_wrk() { # $1 = offered rate (0 = saturation); wrk's report to stderr, the `wasl:` line out
+    local out
+    out=$(WASL_BENCH_TOKEN=$TOKEN WASL_BENCH_RUN="$RUN_ID-$1" WASL_BENCH_RATE=$1 \
         WASL_BENCH_THREADS=$THREADS WASL_BENCH_CONNECTIONS=$CONNECTIONS \
         timeout $((DURATION_S + STEP_SLACK_S)) wrk -t"$THREADS" -c"$CONNECTIONS" \
-        -d"${DURATION_S}s" --timeout 10s -s "$HERE/post.lua" "$WASL_HTTP_URL" |
-        tee /dev/stderr | grep '^wasl:'
+        -d"${DURATION_S}s" --timeout 10s -s "$HERE/post.lua" "$WASL_HTTP_URL") ||
+        die "wrk failed: $out"
+    grep -v '^wasl:' <<<"$out" >&2
+    grep '^wasl:' <<<"$out" || die "no result line from post.lua"
 }
 field() { # $1 = line, $2 = key → value
     sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"
