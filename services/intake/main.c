@@ -42,7 +42,7 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
     wasl_config_str(cfg, "WASL_DEFAULT_COUNTRY", "966",
                     "calling code for national phone numbers (0…)", &c->default_country);
     wasl_config_int(cfg, "WASL_INTAKE_THREADS", 4, 1, 256, "HTTP worker threads", &c->threads);
-    wasl_config_int(cfg, "WASL_INTAKE_WRITERS", 2, 1, 64,
+    wasl_config_int(cfg, "WASL_INTAKE_WRITERS", 4, 1, 64,
                     "PostgreSQL writer threads (one connection each)", &c->writers);
     wasl_config_int(cfg, "WASL_INTAKE_BATCH_MAX", 256, 1, 4096,
                     "most contacts committed in one transaction", &c->batch_max);

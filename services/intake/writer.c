@@ -20,7 +20,7 @@
 #define WRITER_PROBE_MS 1000
 #define REAPER_PERIOD_MS 50
 /* A contact whose ticket a concurrent transaction was creating is retried this often. */
-#define JOB_MAX_ATTEMPTS 3
+#define JOB_MAX_ATTEMPTS 10
 /* Seconds a client is told to wait after a 503. */
 #define RETRY_AFTER_S 2
 
@@ -87,6 +87,8 @@ static const char *const create_sql =
     " LEFT JOIN tickets t ON c.ticket_id IS NULL AND t.channel = input.channel"
     "   AND t.external_id = input.external_id"
     " ORDER BY input.idx";
+
+#define CREATE_STMT "intake_create"
 
 /* A ticket.received to send once the transaction that created it committed. */
 typedef struct {
@@ -451,7 +453,7 @@ int intake_writer_create(intake_writer_t *w, intake_contact_t *contacts, size_t 
         return -1;
     }
     const char *params[] = {param};
-    PGresult *res = wasl_pg_query(w->pg, create_sql, 1, params);
+    PGresult *res = wasl_pg_exec(w->pg, CREATE_STMT, 1, params);
     free(param);
     if (!res) {
         return -1;
@@ -524,7 +526,7 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
     int64_t t0 = intake_now_ms();
     if (param) {
         const char *params[] = {param};
-        wasl_pg_stmt_t stmt = {.sql = create_sql, .nparams = 1, .params = params};
+        wasl_pg_stmt_t stmt = {.name = CREATE_STMT, .nparams = 1, .params = params};
         if (wasl_pg_batch(w->pg, &stmt, 1, &res) < 0) {
             res = NULL;
         }
@@ -794,7 +796,9 @@ intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq
         w->pool = self;
         w->index = (int) i;
         w->pg = wasl_pg_new(cfg->pg_url);
-        if (!w->pg) {
+        /* Prepared once per connection: parsing and planning the batch statement would cost
+         * more than running it. */
+        if (!w->pg || wasl_pg_prepare(w->pg, CREATE_STMT, create_sql) < 0) {
             free(endpoints);
             goto error;
         }
