@@ -37,33 +37,11 @@ static bool all_digits(const char *s)
     return true;
 }
 
-/* Punctuation that phone numbers are written with and that carries no digits: spaces,
- * dashes, dots, parentheses and the invisible direction marks around Arabic text. */
+/* Punctuation that phone numbers are written with and that carries no digits: what any number
+ * may contain, plus dots and parentheses. */
 static bool phone_ignorable(UChar32 c)
 {
-    switch (c) {
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-    case 0x00A0: /* no-break space */
-    case 0x2007: /* figure space */
-    case 0x2009: /* thin space */
-    case 0x202F: /* narrow no-break space */
-    case '-':
-    case 0x2212: /* minus sign */
-    case '.':
-    case '(':
-    case ')':
-    case 0x061C: /* Arabic letter mark */
-    case 0x200E: /* left-to-right mark */
-    case 0x200F: /* right-to-left mark */
-        return true;
-    default:
-        return (c >= 0x2010 && c <= 0x2015)     /* hyphen .. horizontal bar */
-               || (c >= 0x202A && c <= 0x202E)  /* bidi embeddings and overrides */
-               || (c >= 0x2066 && c <= 0x2069); /* bidi isolates */
-    }
+    return wasl_is_number_separator(c) || c == '.' || c == '(' || c == ')';
 }
 
 /* A calling code is 1..3 ASCII digits, the first not 0. */

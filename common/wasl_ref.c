@@ -89,30 +89,10 @@ int wasl_ref_format(int year2, uint32_t seq, char out[WASL_REF_LEN + 1])
     return 0;
 }
 
-/* Characters people put inside a reference that carry no meaning: spaces, dashes, and the
- * invisible direction marks that Arabic keyboards and copy-paste insert around digits. */
+/* Characters people put inside a reference that carry no meaning. */
 static bool ref_ignorable(UChar32 c)
 {
-    switch (c) {
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-    case 0x00A0: /* no-break space */
-    case 0x2007: /* figure space */
-    case 0x2009: /* thin space */
-    case 0x202F: /* narrow no-break space */
-    case '-':
-    case 0x2212: /* minus sign */
-    case 0x061C: /* Arabic letter mark */
-    case 0x200E: /* left-to-right mark */
-    case 0x200F: /* right-to-left mark */
-        return true;
-    default:
-        return (c >= 0x2010 && c <= 0x2015)     /* hyphen .. horizontal bar */
-               || (c >= 0x202A && c <= 0x202E)  /* bidi embeddings and overrides */
-               || (c >= 0x2066 && c <= 0x2069); /* bidi isolates */
-    }
+    return wasl_is_number_separator(c);
 }
 
 wasl_ref_status_t wasl_ref_parse(const char *text, char out[WASL_REF_LEN + 1])

@@ -9,55 +9,80 @@
 #include <unicode/uchar.h>
 #include <unicode/utf8.h>
 
+size_t wasl_utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
+{
+    unsigned char c = p[0];
+    *prefix = 1;
+    if (c < 0x80) {
+        return 1;
+    }
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlongs */
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (k >= left) {
+            return 0;
+        }
+        unsigned char lower = k == 1 ? lo : 0x80, upper = k == 1 ? hi : 0xBF;
+        if (p[k] < lower || p[k] > upper) {
+            return 0;
+        }
+        *prefix = k + 1;
+    }
+    return need + 1;
+}
+
 bool wasl_utf8_valid(const char *s, size_t len, bool allow_nul)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    const unsigned char *p = (const unsigned char *) s;
+    size_t i = 0, prefix;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c == 0 && !allow_nul) {
-                return false;
-            }
-            i++;
-            continue;
-        }
-        /* Table 3-7 of the Unicode standard: the well-formed byte sequences. */
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) {
-                lo = 0xA0; /* no overlongs */
-            } else if (c == 0xED) {
-                hi = 0x9F; /* no surrogates */
-            }
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) {
-                lo = 0x90;
-            } else if (c == 0xF4) {
-                hi = 0x8F; /* nothing above U+10FFFF */
-            }
-        } else {
+        if (p[i] == 0 && !allow_nul) {
             return false;
         }
-        if (len - i <= need) {
+        size_t n = wasl_utf8_seq_len(p + i, len - i, &prefix);
+        if (n == 0) {
             return false;
         }
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= need; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        i += need + 1;
+        i += n;
     }
     return true;
+}
+
+bool wasl_is_number_separator(int32_t c)
+{
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\r':
+    case '\n':
+    case 0x00A0: /* no-break space */
+    case 0x2007: /* figure space */
+    case 0x2009: /* thin space */
+    case 0x202F: /* narrow no-break space */
+    case '-':
+    case 0x2212: /* minus sign */
+    case 0x061C: /* Arabic letter mark */
+    case 0x200E: /* left-to-right mark */
+    case 0x200F: /* right-to-left mark */
+        return true;
+    default:
+        return (c >= 0x2010 && c <= 0x2015)     /* hyphen .. horizontal bar */
+               || (c >= 0x202A && c <= 0x202E)  /* bidi embeddings and overrides */
+               || (c >= 0x2066 && c <= 0x2069); /* bidi isolates */
+    }
 }
 
 char *wasl_fold_digits(const char *s, size_t len)

@@ -5,10 +5,22 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* True when s[0..len) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
  * U+10FFFF, no truncated sequence. NUL bytes are allowed only when allow_nul is true. */
 bool wasl_utf8_valid(const char *s, size_t len, bool allow_nul);
+
+/* Length of the well-formed UTF-8 sequence at p[0..left), or 0 when it is not one (Table 3-7
+ * of the Unicode standard: no overlongs, surrogates or values above U+10FFFF). `*prefix`
+ * receives how many bytes form a valid prefix (at least 1), so that a sanitizer can replace
+ * each maximal ill-formed subpart with one U+FFFD. left must be at least 1. */
+size_t wasl_utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix);
+
+/* True for the characters people type inside numbers (references, phone numbers, IDs) that
+ * carry no digit: spaces of every width, dashes and minus, and the invisible direction marks
+ * Arabic keyboards and copy-paste put around digits. */
+bool wasl_is_number_separator(int32_t c);
 
 /* Copies s[0..len) replacing every Unicode decimal digit (general category Nd: Arabic-Indic
  * U+0660.., Extended Arabic-Indic/Persian U+06F0.., and the rest) by its ASCII digit.

@@ -136,7 +136,8 @@ static int each_endpoint(zsock_t *sock, const char *endpoints, bool bind)
     return rc;
 }
 
-zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
+/* A new socket with the options every Wasl socket has; NULL (logged) on failure. */
+static zsock_t *new_socket(const wasl_zmq_t *self, int type)
 {
     zsock_t *sock = zsock_new(type);
     if (!sock) {
@@ -144,6 +145,15 @@ zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
         return NULL;
     }
     apply_common(self, sock);
+    return sock;
+}
+
+zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
+{
+    zsock_t *sock = new_socket(self, type);
+    if (!sock) {
+        return NULL;
+    }
     if (self->self_cert) {
         if (!self->auth) {
             /* One ZAP handler per process serves every CURVE server socket; it admits the
@@ -170,12 +180,10 @@ zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
 
 zsock_t *wasl_zmq_connect(wasl_zmq_t *self, int type, const char *endpoints)
 {
-    zsock_t *sock = zsock_new(type);
+    zsock_t *sock = new_socket(self, type);
     if (!sock) {
-        wasl_error("zmq: cannot create socket", "{s:s}", "error", zmq_strerror(zmq_errno()));
         return NULL;
     }
-    apply_common(self, sock);
     if (self->self_cert) {
         zcert_apply(self->self_cert, sock);
         zsock_set_curve_serverkey(sock, self->server_public);

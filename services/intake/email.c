@@ -69,44 +69,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- UTF-8 helpers -------------------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at p[0..left), or 0 when it is not one (Table 3-7 of
- * the Unicode standard). `*prefix` receives how many bytes form a valid prefix (at least 1), so
- * that each maximal ill-formed subpart becomes one U+FFFD. */
-static size_t utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
-{
-    unsigned char c = p[0];
-    *prefix = 1;
-    if (c < 0x80) {
-        return 1;
-    }
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    for (size_t k = 1; k <= need; k++) {
-        if (k >= left) {
-            return 0;
-        }
-        unsigned char lower = k == 1 ? lo : 0x80, upper = k == 1 ? hi : 0xBF;
-        if (p[k] < lower || p[k] > upper) {
-            return 0;
-        }
-        *prefix = k + 1;
-    }
-    return need + 1;
-}
-
 /* Appends s[0..len) to out, each ill-formed UTF-8 subpart replaced by U+FFFD. */
 static void append_utf8_sanitized(GString *out, const char *s, size_t len)
 {
@@ -123,7 +85,7 @@ static void append_utf8_sanitized(GString *out, const char *s, size_t len)
             continue;
         }
         size_t prefix;
-        size_t n = utf8_seq_len(p + i, len - i, &prefix);
+        size_t n = wasl_utf8_seq_len(p + i, len - i, &prefix);
         if (n) {
             g_string_append_len(out, s + i, (gssize)n);
             i += n;
@@ -179,7 +141,7 @@ static char *one_line(const char *in)
     bool space = false;
     while (i < len) {
         size_t prefix;
-        size_t n = utf8_seq_len(p + i, len - i, &prefix); /* valid: sanitized above */
+        size_t n = wasl_utf8_seq_len(p + i, len - i, &prefix); /* valid: sanitized above */
         uint32_t cp = utf8_decode(p + i, n);
         if (cp == ' ' || is_control(cp)) {
             space = true;
@@ -589,7 +551,7 @@ static GString *clean_body(const GString *s)
     size_t newlines = 0; /* newlines ending out */
     while (i < s->len) {
         size_t prefix;
-        size_t n = utf8_seq_len(p + i, s->len - i, &prefix);
+        size_t n = wasl_utf8_seq_len(p + i, s->len - i, &prefix);
         if (n == 0) { /* cannot happen on sanitized text; be safe anyway */
             g_string_append(out, UTF8_REPLACEMENT);
             newlines = 0;
