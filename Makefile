@@ -6,6 +6,7 @@
 #   make up/down    the same stack in the background / stop it
 #   make bench      benchmarks against the local stack (make up first)
 #   make proto      regenerate the codec and the embedded migrations from proto/
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each
 #   make fmt        clang-format every C file
 #   make clean      remove build/
 
@@ -14,7 +15,7 @@ PYTHON  ?= /usr/bin/python3
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 PKGS    := libczmq libzmq msgpack hiredis libpq libmicrohttpd jansson libcurl \
-           icu-uc icu-i18n libsodium gmime-3.0
+           icu-uc icu-i18n libsodium gmime-3.0 yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -52,7 +53,7 @@ MODEL    := $(B)/model/classifier.bin
 TRAIN    := data/classifier/train.tsv
 
 .PHONY: all proto test unit unit-valgrind integration run up down fmt clean deps \
-        compose-check bench bench-intake bench-classifier
+        compose-check bench bench-intake bench-classifier bench-router
 all: $(BINS) $(MODEL)
 
 $(MODEL): $(TRAIN) $(B)/bin/waslctl
@@ -147,12 +148,32 @@ compose-check:
 	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config -q \
 	  && echo "docker-compose.yml: valid"; else echo "docker-compose missing" >&2; exit 1; fi
 
+# ---- fuzzing (clang's libFuzzer with ASan/UBSan; not part of make test) ---------------------
+# Each target in tests/fuzz/fuzz_<name>.c links the whole library; seeds are committed under
+# tests/fuzz/corpus/<name>, what a run discovers goes to build/fuzz-corpus/<name>.
+FUZZ_TARGETS := proto ref phone normalize email
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -I$(B)/gen \
+                -Iservices/intake -DWASL_VERSION='"fuzz"' $(PKG_CFLAGS)
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(B)/fuzz-corpus/$$t; \
+	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	    $(B)/fuzz-corpus/$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 12; done
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_SRC) services/intake/email.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(GEN_SRC) services/intake/email.c $(LDLIBS)
+
 # ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
-bench: bench-classifier bench-intake
+bench: bench-classifier bench-intake bench-router
 bench-classifier: all
 	tests/bench/classifier/run.sh
 bench-intake: all
 	tests/bench/intake/run.sh
+bench-router: all
+	tests/bench/router/run.sh
 
 # ---- local stack --------------------------------------------------------------
 # The packages may only just have been installed: build in a sub-make, which sees pkg-config's

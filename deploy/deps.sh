@@ -10,10 +10,11 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config git ca-certificates curl
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev
-    libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev libcmocka-dev
+    libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev libcmocka-dev libyaml-dev
     postgresql redis-server
-    python3 python3-pytest python3-zmq python3-msgpack python3-psycopg2 python3-redis
+    python3 python3-pytest python3-zmq python3-msgpack python3-psycopg2 python3-redis python3-aiosmtpd
     valgrind docker-compose clang-format wrk procps iproute2
+    clang libclang-rt-14-dev
 )
 
 missing=()
