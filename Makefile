@@ -52,7 +52,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/test/%)
 MODEL    := $(B)/model/classifier.bin
 TRAIN    := data/classifier/train.tsv
 
-.PHONY: all proto test unit unit-valgrind integration run up down fmt clean deps \
+.PHONY: all proto test lint unit unit-valgrind integration run up down fmt clean deps \
         compose-check bench bench-intake bench-classifier bench-router
 all: $(BINS) $(MODEL)
 
@@ -124,7 +124,12 @@ $(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call unit_rule,$(t))))
 deps:
 	@deploy/deps.sh
 
+# Rules the code must keep: SQL only through parameters.
+lint:
+	$(PYTHON) tests/lint/check_sql.py
+
 test: deps
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) unit-valgrind
 	$(MAKE) all

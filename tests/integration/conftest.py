@@ -23,6 +23,7 @@ import faulthandler
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -422,6 +423,42 @@ def postgres():
         _session_servers.pop("postgres", None)
         pg.destroy()
         _unregister_cleanup("postgres")
+
+
+# Personal data that must never reach a log line unmasked: Saudi mobile numbers in any common
+# form, and citizens' national IDs (10 digits from 1 with a valid Luhn check digit).
+_PHONE_IN_LOG = re.compile(r"(?<![0-9*])(?:\+?966|00966|0)5[0-9]{8}(?![0-9])")
+_ID_IN_LOG = re.compile(r"(?<![0-9*])1[0-9]{9}(?![0-9])")
+
+
+def _luhn_ok(digits):
+    total = 0
+    for i, ch in enumerate(digits):
+        v = int(ch) * (2 if i % 2 == 0 else 1)
+        total += v // 10 + v % 10
+    return total % 10 == 0
+
+
+def pii_in_text(text):
+    """The unmasked phone numbers and national IDs in `text` (a list of strings)."""
+    found = _PHONE_IN_LOG.findall(text)
+    found += [m for m in _ID_IN_LOG.findall(text) if _luhn_ok(m)]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_pii_in_logs(request, tmp_path):
+    """After every test, every daemon log it produced (*.log under its tmp_path) must be free of
+    unmasked phone numbers and national IDs."""
+    yield
+    leaks = []
+    for log in tmp_path.rglob("*.log"):
+        for lineno, line in enumerate(log.read_text(encoding="utf-8", errors="replace")
+                                      .splitlines(), 1):
+            for hit in pii_in_text(line):
+                leaks.append(f"{log.name}:{lineno}: {hit}")
+    if leaks:
+        pytest.fail("personal data in logs: " + "; ".join(leaks[:10]), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
