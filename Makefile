@@ -6,6 +6,7 @@
 #   make up/down    the same stack in the background / stop it
 #   make bench      benchmarks against the local stack (make up first)
 #   make proto      regenerate the codec and the embedded migrations from proto/
+#   make chaos      kill daemons, restart PostgreSQL, flush Redis under load; check nothing is lost
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each
 #   make fmt        clang-format every C file
 #   make clean      remove build/
@@ -170,6 +171,12 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_SRC) services/intake/email.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(GEN_SRC) services/intake/email.c $(LDLIBS)
+
+# ---- chaos: kill anything, nothing acknowledged is lost (a light run is in make test) -------
+CHAOS_ARGS ?= --contacts 3000 --rate 100
+.PHONY: chaos
+chaos: all
+	$(PYTHON) tests/chaos/chaos.py $(CHAOS_ARGS)
 
 # ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
 bench: bench-classifier bench-intake bench-router
