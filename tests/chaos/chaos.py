@@ -42,6 +42,86 @@ def log(msg):
     print(f"chaos: {msg}", flush=True)
 
 
+class SmsSink:
+    """A Kannel sendsms look-alike on loopback: records every (to, text) it accepts."""
+
+    def __init__(self):
+        import http.server
+        import urllib.parse
+        sink = self
+        self.received = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                self.record(q)
+
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n).decode("utf-8", "replace")
+                try:
+                    q = {k: [v] for k, v in json.loads(body).items()}
+                except ValueError:
+                    q = urllib.parse.parse_qs(body)
+                self.record(q)
+
+            def record(self, q):
+                with sink.lock:
+                    sink.received.append(((q.get("to") or [""])[0], (q.get("text") or [""])[0]))
+                self.send_response(202)
+                self.end_headers()
+                self.wfile.write(b"0: Accepted for delivery")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/sendsms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class MailSink:
+    """An SMTP server on loopback (aiosmtpd): records every (recipients, message) it accepts."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        sink = self
+        self.received = []
+        self.lock = threading.Lock()
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+                # A resend differs in Date and Message-ID: compare recipients, subject, text.
+                import email
+                msg = email.message_from_bytes(envelope.content)
+                text = b"".join(p.get_payload(decode=True) or b"" for p in msg.walk()
+                                if p.get_content_type() == "text/plain")
+                with sink.lock:
+                    sink.received.append((tuple(envelope.rcpt_tos), msg.get("Subject"), text))
+                return "250 OK"
+
+        port = conftest.free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.url = f"smtp://127.0.0.1:{port}"
+
+    def stop(self):
+        self.controller.stop()
+
+
+def duplicates(items):
+    """How many items were received more than once (each extra copy counts)."""
+    seen, dupes = set(), 0
+    for it in items:
+        dupes += it in seen
+        seen.add(it)
+    return dupes
+
+
 class Stack:
     """Everything the harness started."""
 
@@ -55,6 +135,11 @@ class Stack:
         self.lock = threading.Lock()
 
     def start(self):
+        self.sms = SmsSink()
+        try:
+            self.mail = MailSink()
+        except ImportError:
+            self.mail = None
         self.pg.initdb()
         self.pg.start()
         self.pg.create_database("wasl")
@@ -104,6 +189,10 @@ class Stack:
             "WASL_CLASSIFIER_LEASE_S": LEASE_S, "WASL_CLASSIFIER_SWEEP_MS": 500,
             "WASL_CLASSIFIER_SWEEP_AGE_MS": 1000,
             "WASL_CLASSIFIER_MODEL": REPO / "build" / "model" / "classifier.bin",
+            "WASL_NOTIFIER_TEMPLATES": REPO / "deploy" / "templates",
+            "WASL_SMS_URL": self.sms.url, "WASL_SMS_MODE": "kannel",
+            "WASL_SMTP_URL": self.mail.url if self.mail else "smtp://127.0.0.1:1",
+            "WASL_NOTIFIER_LEASE_S": LEASE_S, "WASL_ROUTER_LEASE_S": LEASE_S,
         })
         env.update({k: str(v) for k, v in extra.items()})
         env = {k: str(v) for k, v in env.items()}
@@ -125,6 +214,9 @@ class Stack:
                 d.kill()
         self.redis.destroy()
         self.pg.destroy()
+        self.sms.stop()
+        if self.mail:
+            self.mail.stop()
 
 
 class Sender:
@@ -270,8 +362,9 @@ class Chaos:
                 redis_flushed = True
 
 
-def drain(stack, stages, timeout):
-    """Waits until no work of the served stages is pending or running."""
+def drain(stack, stages, timeout, notifier):
+    """Waits until no work of the served stages (nor, with a notifier, any notification) is
+    pending or running."""
     conn = stack.pg.connect()
     deadline = time.monotonic() + timeout
     try:
@@ -280,6 +373,10 @@ def drain(stack, stages, timeout):
                 cur.execute("SELECT count(*) FROM work WHERE stage = ANY(%s) "
                             "AND state IN ('pending', 'running')", (list(stages),))
                 left = cur.fetchone()[0]
+                if notifier:
+                    cur.execute("SELECT count(*) FROM notifications "
+                                "WHERE state IN ('pending', 'sending')")
+                    left += cur.fetchone()[0]
             if left == 0 or time.monotonic() > deadline:
                 return left
             time.sleep(0.5)
@@ -287,7 +384,7 @@ def drain(stack, stages, timeout):
         conn.close()
 
 
-def check(stack, sender, stages):
+def check(stack, sender, stages, notifier):
     conn = stack.pg.connect()
     cur = conn.cursor()
     acked = sender.acked
@@ -311,9 +408,15 @@ def check(stack, sender, stages):
     cur.execute("SELECT count(*), count(*) FILTER (WHERE last_error IS NULL OR last_error = '') "
                 "FROM work WHERE state = 'dead'")
     dead, dead_without_reason = cur.fetchone()
-    cur.execute("SELECT count(*) FROM (SELECT dedupe_key FROM notifications "
-                "WHERE provider_id IS NOT NULL GROUP BY dedupe_key HAVING count(*) > 1) d")
-    notify_dupes = cur.fetchone()[0]
+    if notifier:
+        # Notifications of acknowledged tickets still waiting count as stuck too.
+        cur.execute("SELECT count(*) FROM notifications WHERE ticket_id = ANY(%s) "
+                    "AND state IN ('pending', 'sending')", (acked_ids,))
+        stuck += cur.fetchone()[0]
+    # What the providers received twice: the same text to the same number or address.
+    notify_dupes = duplicates(stack.sms.received)
+    if stack.mail:
+        notify_dupes += duplicates(stack.mail.received)
     conn.close()
     return {"acknowledged": len(acked), "tickets": len(acked_ids), "lost": len(lost),
             "duplicated": len(dup_keys) + len(dup_events), "stuck": stuck, "dead": dead,
@@ -354,9 +457,12 @@ def main():
             if not d.alive():
                 d.start()
         log("chaos: " + "; ".join(chaos.events))
-        left = drain(stack, stages, args.drain_s)
+        notifier = "notifier" in optional and (BIN / "wasl-notifier").exists()
+        left = drain(stack, stages, args.drain_s, notifier)
         log(f"drained ({left} rows left)")
-        result = check(stack, sender, stages)
+        result = check(stack, sender, stages, notifier)
+        log(f"providers received: {len(stack.sms.received)} SMS, "
+            f"{len(stack.mail.received) if stack.mail else 0} e-mails")
         if result["lost_sample"] or result["dup_sample"]:
             log(f"lost: {result['lost_sample']} duplicated: {result['dup_sample']}")
         log(f"gave up (never acknowledged, not counted): {sender.gave_up}")
