@@ -190,6 +190,7 @@ class Stack:
             "WASL_CLASSIFIER_SWEEP_AGE_MS": 1000,
             "WASL_CLASSIFIER_MODEL": REPO / "build" / "model" / "classifier.bin",
             "WASL_NOTIFIER_TEMPLATES": REPO / "deploy" / "templates",
+            "WASL_ROUTER_RULES": REPO / "deploy" / "config" / "routing.yaml",
             "WASL_SMS_URL": self.sms.url, "WASL_SMS_MODE": "kannel",
             "WASL_SMTP_URL": self.mail.url if self.mail else "smtp://127.0.0.1:1",
             "WASL_NOTIFIER_LEASE_S": LEASE_S, "WASL_ROUTER_LEASE_S": LEASE_S,
