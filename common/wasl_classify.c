@@ -17,22 +17,22 @@
 #include <unicode/utf8.h>
 #include <unistd.h>
 
-const char *const wasl_categories[WASL_CATEGORY_COUNT] = {
-    "case_inquiry", "eservice_support", "judicial_support",
-    "staff_services", "complaint", "general_inquiry"};
+const char *const wasl_categories[WASL_CATEGORY_COUNT] = {"case_inquiry",     "eservice_support",
+                                                          "judicial_support", "staff_services",
+                                                          "complaint",        "general_inquiry"};
 const char *const wasl_priorities[WASL_PRIORITY_COUNT] = {"urgent", "high", "normal", "low"};
 
-#define MODEL_MAGIC "WASLMDL1"
-#define MODEL_MAGIC_LEN 8
+#define MODEL_MAGIC      "WASLMDL1"
+#define MODEL_MAGIC_LEN  8
 #define MODEL_HEADER_MAX (64 * 1024)
 /* Character n-grams are taken from words of at most this many characters (a 1 MiB "word"
  * must not cost a million n-grams), and from at most this many words of a text. */
 #define NGRAM_WORD_MAX_CHARS 32
-#define FEATURE_WORDS_MAX 4000
-#define NGRAM_MIN 2
-#define NGRAM_MAX 5
+#define FEATURE_WORDS_MAX    4000
+#define NGRAM_MIN            2
+#define NGRAM_MAX            5
 /* The triage threshold never sends more than this share of contacts to a human. */
-#define TRIAGE_MAX_SHARE 0.20
+#define TRIAGE_MAX_SHARE     0.20
 #define TRIAGE_THRESHOLD_MAX 0.80
 
 int wasl_category_index(const char *name)
@@ -61,15 +61,15 @@ int wasl_priority_index(const char *name)
 static uint32_t fnv1a(uint32_t h, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char) p[i];
+        h ^= (unsigned char)p[i];
         h *= 16777619u;
     }
     return h;
 }
 
-#define SEED_WORD 2166136261u
+#define SEED_WORD   2166136261u
 #define SEED_BIGRAM 0x9e3779b9u
-#define SEED_CHAR 0x85ebca6bu
+#define SEED_CHAR   0x85ebca6bu
 
 /* Open-addressing counts of feature indices (tkeys holds index + 1; 0 = empty), per text.
  * The occupied slots are listed, so that resetting and reading cost the text's size, not the
@@ -80,7 +80,7 @@ static uint32_t slot_of(const uint32_t *keys, size_t cap, uint32_t key)
     while (keys[j] && keys[j] != key) {
         j = (j + 1) & (cap - 1);
     }
-    return (uint32_t) j;
+    return (uint32_t)j;
 }
 
 static int add_feature(wasl_features_t *f, uint32_t h)
@@ -121,7 +121,6 @@ static int add_feature(wasl_features_t *f, uint32_t h)
     return 0;
 }
 
-
 /* Features of an already normalized text (words separated by single spaces). */
 static int features_of_normalized(const char *norm, wasl_features_t *f)
 {
@@ -145,7 +144,7 @@ static int features_of_normalized(const char *norm, wasl_features_t *f)
         while (*p && *p != ' ') {
             p++;
         }
-        size_t wlen = (size_t) (p - w);
+        size_t wlen = (size_t)(p - w);
         words++;
         rc |= add_feature(f, fnv1a(SEED_WORD, w, wlen));
         if (prev) {
@@ -161,23 +160,23 @@ static int features_of_normalized(const char *norm, wasl_features_t *f)
         size_t plen = 0;
         int32_t nchars = 0;
         padded[plen] = '<';
-        offs[nchars++] = (int32_t) plen++;
-        for (int32_t i = 0; i < (int32_t) wlen && nchars <= NGRAM_WORD_MAX_CHARS;) {
+        offs[nchars++] = (int32_t)plen++;
+        for (int32_t i = 0; i < (int32_t)wlen && nchars <= NGRAM_WORD_MAX_CHARS;) {
             int32_t start = i;
             UChar32 c;
-            U8_NEXT(w, i, (int32_t) wlen, c);
-            (void) c;
-            offs[nchars++] = (int32_t) plen;
-            memcpy(padded + plen, w + start, (size_t) (i - start));
-            plen += (size_t) (i - start);
+            U8_NEXT(w, i, (int32_t)wlen, c);
+            (void)c;
+            offs[nchars++] = (int32_t)plen;
+            memcpy(padded + plen, w + start, (size_t)(i - start));
+            plen += (size_t)(i - start);
         }
-        offs[nchars++] = (int32_t) plen;
+        offs[nchars++] = (int32_t)plen;
         padded[plen++] = '>';
-        offs[nchars] = (int32_t) plen; /* end sentinel */
+        offs[nchars] = (int32_t)plen; /* end sentinel */
         for (int n = NGRAM_MIN; n <= NGRAM_MAX; n++) {
             for (int32_t s = 0; s + n <= nchars; s++) {
-                rc |= add_feature(f, fnv1a(SEED_CHAR + (uint32_t) n, padded + offs[s],
-                                           (size_t) (offs[s + n] - offs[s])));
+                rc |= add_feature(f, fnv1a(SEED_CHAR + (uint32_t)n, padded + offs[s],
+                                           (size_t)(offs[s + n] - offs[s])));
             }
         }
     }
@@ -206,9 +205,9 @@ static int features_of_normalized(const char *norm, wasl_features_t *f)
         uint32_t j = f->tslots[i];
         f->idx[i] = f->tkeys[j] - 1;
         f->val[i] = 1.0f + logf(f->tcounts[j]); /* sublinear term frequency */
-        norm2 += (double) f->val[i] * f->val[i];
+        norm2 += (double)f->val[i] * f->val[i];
     }
-    float inv = norm2 > 0 ? (float) (1.0 / sqrt(norm2)) : 0.0f;
+    float inv = norm2 > 0 ? (float)(1.0 / sqrt(norm2)) : 0.0f;
     for (size_t i = 0; i < k; i++) {
         f->val[i] *= inv;
     }
@@ -243,7 +242,7 @@ const char *wasl_detect_language(const char *text, size_t len)
 {
     /* Words by script: a word counts for the script of most of its letters. */
     size_t arabic_words = 0, latin_words = 0;
-    int32_t n = (int32_t) (len > INT32_MAX ? INT32_MAX : len);
+    int32_t n = (int32_t)(len > INT32_MAX ? INT32_MAX : len);
     int32_t i = 0;
     while (i < n) {
         size_t ar = 0, la = 0;
@@ -260,8 +259,8 @@ const char *wasl_detect_language(const char *text, size_t len)
             in_word = true;
             UBlockCode b = ublock_getCode(c);
             if (b == UBLOCK_ARABIC || b == UBLOCK_ARABIC_SUPPLEMENT ||
-                b == UBLOCK_ARABIC_PRESENTATION_FORMS_A || b == UBLOCK_ARABIC_PRESENTATION_FORMS_B ||
-                b == UBLOCK_ARABIC_EXTENDED_A) {
+                b == UBLOCK_ARABIC_PRESENTATION_FORMS_A ||
+                b == UBLOCK_ARABIC_PRESENTATION_FORMS_B || b == UBLOCK_ARABIC_EXTENDED_A) {
                 ar++;
             } else if (b == UBLOCK_BASIC_LATIN || b == UBLOCK_LATIN_1_SUPPLEMENT ||
                        b == UBLOCK_LATIN_EXTENDED_A) {
@@ -287,26 +286,27 @@ const char *wasl_detect_language(const char *text, size_t len)
 /* Cue phrases, written naturally and normalized once, so that they match the normalized text
  * whatever hamza, alef or teh marbuta the writer used. */
 static const char *const cue_soon[] = {
-    "اليوم", "الحين", "الآن", "بعد ساعة", "بعد ساعه", "خلال ساعة", "بعد نص ساعة", "غدا", "غداً",
-    "بكرة", "بكره", "بكرا", "صباح الغد", "today", "tomorrow", "in an hour", "right now", "this morning",
-    NULL};
-static const char *const cue_hearing[] = {"جلسة", "جلسه", "الجلسة", "جلستي", "المرافعة", "الترافع",
-                                          "hearing", "session", NULL};
+    "اليوم",    "الحين",      "الآن",      "بعد ساعة",     "بعد ساعه", "خلال ساعة", "بعد نص ساعة",
+    "غدا",      "غداً",        "بكرة",      "بكره",         "بكرا",     "صباح الغد", "today",
+    "tomorrow", "in an hour", "right now", "this morning", NULL};
+static const char *const cue_hearing[] = {"جلسة",    "جلسه",    "الجلسة",  "جلستي", "المرافعة",
+                                          "الترافع", "hearing", "session", NULL};
 static const char *const cue_blocked[] = {
-    "ما يفتح", "ما يشتغل", "لا يعمل", "لا يفتح", "ما اقدر", "ما قدرت", "لا أستطيع", "لا استطيع",
-    "مو قادر", "ماقدرت", "خطأ", "عطل", "معلق", "مقفل", "ما يدخل", "ما دخلني", "لم يصل", "ما وصل",
-    "ما يوصل", "not working", "doesn't work", "does not work", "can't", "cannot", "unable", "error",
-    "won't open", "not open", "blocked", "locked", NULL};
+    "ما يفتح",       "ما يشتغل", "لا يعمل", "لا يفتح", "ما اقدر", "ما قدرت",     "لا أستطيع",
+    "لا استطيع",     "مو قادر",  "ماقدرت",  "خطأ",     "عطل",     "معلق",        "مقفل",
+    "ما يدخل",       "ما دخلني", "لم يصل",  "ما وصل",  "ما يوصل", "not working", "doesn't work",
+    "does not work", "can't",    "cannot",  "unable",  "error",   "won't open",  "not open",
+    "blocked",       "locked",   NULL};
 static const char *const cue_leak[] = {
-    "شخص آخر", "شخص اخر", "شخص ثاني", "غيري", "ليست لي", "مو حقتي", "مو لي", "ليس لي", "تسريب",
-    "تسرب", "مسربة", "someone else", "another person", "other people", "not mine", "data leak",
-    "leaked", NULL};
-static const char *const cue_leak_object[] = {"قضية", "قضايا", "بيانات", "معلومات", "ملف", "case",
-                                              "data", "details", "file", "record", NULL};
+    "شخص آخر",        "شخص اخر",      "شخص ثاني", "غيري",      "ليست لي", "مو حقتي",
+    "مو لي",          "ليس لي",       "تسريب",    "تسرب",      "مسربة",   "someone else",
+    "another person", "other people", "not mine", "data leak", "leaked",  NULL};
+static const char *const cue_leak_object[] = {"قضية", "قضايا",   "بيانات", "معلومات", "ملف", "case",
+                                              "data", "details", "file",   "record",  NULL};
 static const char *const cue_threat[] = {
-    "انتحار", "انتحر", "أقتل", "اقتل", "بقتل", "أذبح", "اذبح", "تفجير", "قنبلة", "سلاح", "بأذي نفسي",
-    "أؤذي", "اؤذي", "kill", "suicide", "bomb", "weapon", "hurt myself", "harm myself", "hurt someone",
-    NULL};
+    "انتحار",  "انتحر", "أقتل",   "اقتل",        "بقتل",        "أذبح",         "اذبح",
+    "تفجير",   "قنبلة", "سلاح",   "بأذي نفسي",   "أؤذي",        "اؤذي",         "kill",
+    "suicide", "bomb",  "weapon", "hurt myself", "harm myself", "hurt someone", NULL};
 
 typedef struct {
     char **items;
@@ -319,7 +319,7 @@ static pthread_once_t cue_once = PTHREAD_ONCE_INIT;
 
 static void cue_init(void)
 {
-    const char *const *lists[CUE_SETS] = {cue_soon, cue_hearing, cue_blocked,
+    const char *const *lists[CUE_SETS] = {cue_soon, cue_hearing,     cue_blocked,
                                           cue_leak, cue_leak_object, cue_threat};
     for (int s = 0; s < CUE_SETS; s++) {
         size_t n = 0;
@@ -341,7 +341,7 @@ static void cue_init(void)
 /* True when `needle` occurs in `hay`; Latin needles only as whole words. */
 static bool contains(const char *hay, const char *needle)
 {
-    bool latin = (unsigned char) needle[0] < 0x80;
+    bool latin = (unsigned char)needle[0] < 0x80;
     size_t nlen = strlen(needle);
     for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
         if (!latin) {
@@ -425,7 +425,7 @@ static int linear_init(linear_t *m, int k)
 {
     m->k = k;
     m->stride = k;
-    m->w = calloc((size_t) WASL_FEATURE_DIM * (size_t) k, sizeof(float));
+    m->w = calloc((size_t)WASL_FEATURE_DIM * (size_t)k, sizeof(float));
     memset(m->b, 0, sizeof m->b);
     return m->w ? 0 : -1;
 }
@@ -433,14 +433,13 @@ static int linear_init(linear_t *m, int k)
 /* The model's shared table and its two views. */
 static int model_tables_init(wasl_model_t *m)
 {
-    m->weights = calloc((size_t) WASL_FEATURE_DIM * MODEL_STRIDE, sizeof(float));
+    m->weights = calloc((size_t)WASL_FEATURE_DIM * MODEL_STRIDE, sizeof(float));
     if (!m->weights) {
         return -1;
     }
     m->cat = (linear_t){.k = WASL_CATEGORY_COUNT, .stride = MODEL_STRIDE, .w = m->weights};
-    m->pri = (linear_t){.k = WASL_PRIORITY_COUNT,
-                        .stride = MODEL_STRIDE,
-                        .w = m->weights + WASL_CATEGORY_COUNT};
+    m->pri = (linear_t){
+        .k = WASL_PRIORITY_COUNT, .stride = MODEL_STRIDE, .w = m->weights + WASL_CATEGORY_COUNT};
     return 0;
 }
 
@@ -450,10 +449,10 @@ static void linear_scores(const linear_t *m, const wasl_features_t *f, double *p
         p[c] = m->b[c];
     }
     for (size_t i = 0; i < f->n; i++) {
-        const float *w = m->w + (size_t) f->idx[i] * (size_t) m->stride;
+        const float *w = m->w + (size_t)f->idx[i] * (size_t)m->stride;
         float x = f->val[i];
         for (int c = 0; c < m->k; c++) {
-            p[c] += (double) (w[c] * x);
+            p[c] += (double)(w[c] * x);
         }
     }
 }
@@ -514,10 +513,10 @@ static int train_softmax(linear_t *m, const wasl_features_t *x, const int *y, co
             }
         }
         for (int c = 0; c < k; c++) {
-            weight[c] = balanced && count[c] ? (double) total / ((double) k * count[c]) : 1;
+            weight[c] = balanced && count[c] ? (double)total / ((double)k * count[c]) : 1;
         }
     }
-    float *g = calloc((size_t) WASL_FEATURE_DIM * (size_t) k, sizeof(float));
+    float *g = calloc((size_t)WASL_FEATURE_DIM * (size_t)k, sizeof(float));
     size_t *perm = malloc(n * sizeof *perm);
     double gb[WASL_CATEGORY_COUNT] = {0};
     if (!g || !perm) {
@@ -548,20 +547,20 @@ static int train_softmax(linear_t *m, const wasl_features_t *x, const int *y, co
             }
             for (int c = 0; c < k; c++) {
                 gb[c] += p[c] * p[c];
-                m->b[c] -= (float) (o->learning_rate * p[c] / (sqrt(gb[c]) + 1e-8));
+                m->b[c] -= (float)(o->learning_rate * p[c] / (sqrt(gb[c]) + 1e-8));
             }
             for (size_t i = 0; i < f->n; i++) {
-                float *w = m->w + (size_t) f->idx[i] * (size_t) m->stride;
-                float *gg = g + (size_t) f->idx[i] * (size_t) k;
+                float *w = m->w + (size_t)f->idx[i] * (size_t)m->stride;
+                float *gg = g + (size_t)f->idx[i] * (size_t)k;
                 for (int c = 0; c < k; c++) {
-                    float grad = (float) (p[c] * f->val[i]) + (float) o->l2 * w[c];
+                    float grad = (float)(p[c] * f->val[i]) + (float)o->l2 * w[c];
                     gg[c] += grad * grad;
-                    w[c] -= (float) o->learning_rate * grad / (sqrtf(gg[c]) + 1e-8f);
+                    w[c] -= (float)o->learning_rate * grad / (sqrtf(gg[c]) + 1e-8f);
                 }
             }
         }
         if (progress) {
-            progress(arg, stage, (size_t) e + 1, (size_t) o->epochs);
+            progress(arg, stage, (size_t)e + 1, (size_t)o->epochs);
         }
     }
     free(g);
@@ -584,16 +583,16 @@ static int train_nb(linear_t *m, const wasl_features_t *x, const int *y, const s
         labelled++;
         docs[y[d]] += 1;
         for (size_t i = 0; i < x[d].n; i++) {
-            m->w[(size_t) x[d].idx[i] * (size_t) m->stride + (size_t) y[d]] += x[d].val[i];
+            m->w[(size_t)x[d].idx[i] * (size_t)m->stride + (size_t)y[d]] += x[d].val[i];
             total[y[d]] += x[d].val[i];
         }
     }
     for (int c = 0; c < k; c++) {
         double denom = log(o->alpha * WASL_FEATURE_DIM + total[c]);
-        m->b[c] = (float) log((docs[c] + 1.0) / ((double) labelled + k));
+        m->b[c] = (float)log((docs[c] + 1.0) / ((double)labelled + k));
         for (size_t f = 0; f < WASL_FEATURE_DIM; f++) {
-            float *w = &m->w[f * (size_t) m->stride + (size_t) c];
-            *w = (float) (log(o->alpha + *w) - denom);
+            float *w = &m->w[f * (size_t)m->stride + (size_t)c];
+            *w = (float)(log(o->alpha + *w) - denom);
         }
     }
     return 0;
@@ -617,7 +616,7 @@ typedef struct {
 
 static int cmp_oof(const void *a, const void *b)
 {
-    double x = ((const oof_t *) a)->conf, y = ((const oof_t *) b)->conf;
+    double x = ((const oof_t *)a)->conf, y = ((const oof_t *)b)->conf;
     return x < y ? -1 : x > y;
 }
 
@@ -632,7 +631,7 @@ static double pick_threshold(oof_t *oof, size_t n)
         score += oof[i].correct ? 1 : -1;
     }
     double best = score, threshold = 0;
-    size_t max_triaged = (size_t) (TRIAGE_MAX_SHARE * (double) n);
+    size_t max_triaged = (size_t)(TRIAGE_MAX_SHARE * (double)n);
     for (size_t i = 0; i < n && i < max_triaged && oof[i].conf < TRIAGE_THRESHOLD_MAX; i++) {
         score -= oof[i].correct ? 1 : -1; /* triage everything up to and including i */
         if (score > best) {
@@ -691,7 +690,7 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     }
     wasl_features_clear(&scratch);
     /* Calibration: k-fold out-of-fold confidences. */
-    if (o.folds > 1 && n >= (size_t) o.folds * 10) {
+    if (o.folds > 1 && n >= (size_t)o.folds * 10) {
         size_t *train_idx = malloc(n * sizeof *train_idx);
         if (!train_idx) {
             goto error;
@@ -704,13 +703,13 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
             }
             size_t nt = 0;
             for (size_t i = 0; i < n; i++) {
-                if ((int) (i % (size_t) o.folds) != fold) {
+                if ((int)(i % (size_t)o.folds) != fold) {
                     train_idx[nt++] = i;
                 }
             }
-            train_linear(&fm, x, ycat, train_idx, nt, &o, o.seed + (uint64_t) fold, NULL, NULL,
-                         NULL, false);
-            for (size_t i = (size_t) fold; i < n; i += (size_t) o.folds) {
+            train_linear(&fm, x, ycat, train_idx, nt, &o, o.seed + (uint64_t)fold, NULL, NULL, NULL,
+                         false);
+            for (size_t i = (size_t)fold; i < n; i += (size_t)o.folds) {
                 double p[WASL_CATEGORY_COUNT];
                 linear_scores(&fm, &x[i], p);
                 softmax(p, WASL_CATEGORY_COUNT);
@@ -720,7 +719,7 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
             }
             free(fm.w);
             if (progress) {
-                progress(arg, "calibration", (size_t) fold + 1, (size_t) o.folds);
+                progress(arg, "calibration", (size_t)fold + 1, (size_t)o.folds);
             }
         }
         free(train_idx);
@@ -736,7 +735,7 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     if (o.version) {
         snprintf(m->version, sizeof m->version, "%s", o.version);
     } else {
-        snprintf(m->version, sizeof m->version, "%s-%zu-%lld", m->algo, n, (long long) time(NULL));
+        snprintf(m->version, sizeof m->version, "%s-%zu-%lld", m->algo, n, (long long)time(NULL));
     }
     for (size_t i = 0; i < n; i++) {
         wasl_features_clear(&x[i]);
@@ -799,12 +798,12 @@ static json_t *labels_json(const char *const *names, int n)
 
 int wasl_model_save(const wasl_model_t *self, const char *path)
 {
-    json_t *h = json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I}", "format", 2, "version",
-                          self->version, "algo", self->algo, "feature_bits", WASL_FEATURE_BITS,
-                          "categories", labels_json(wasl_categories, WASL_CATEGORY_COUNT),
-                          "priorities", labels_json(wasl_priorities, WASL_PRIORITY_COUNT),
-                          "threshold", self->threshold, "trained_rows",
-                          (json_int_t) self->trained_rows);
+    json_t *h =
+        json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I}", "format", 2, "version", self->version,
+                  "algo", self->algo, "feature_bits", WASL_FEATURE_BITS, "categories",
+                  labels_json(wasl_categories, WASL_CATEGORY_COUNT), "priorities",
+                  labels_json(wasl_priorities, WASL_PRIORITY_COUNT), "threshold", self->threshold,
+                  "trained_rows", (json_int_t)self->trained_rows);
     char *header = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(h);
     if (!header) {
@@ -817,20 +816,18 @@ int wasl_model_save(const wasl_model_t *self, const char *path)
         free(header);
         return -1;
     }
-    snprintf(tmp, plen, "%s.tmp%d", path, (int) getpid());
+    snprintf(tmp, plen, "%s.tmp%d", path, (int)getpid());
     FILE *fp = fopen(tmp, "wb");
     int rc = -1;
     if (fp) {
-        uint32_t hlen = (uint32_t) strlen(header);
+        uint32_t hlen = (uint32_t)strlen(header);
         size_t dim = WASL_FEATURE_DIM;
-        bool ok = fwrite(MODEL_MAGIC, 1, MODEL_MAGIC_LEN, fp) == MODEL_MAGIC_LEN &&
-                  fwrite(&hlen, sizeof hlen, 1, fp) == 1 && fwrite(header, 1, hlen, fp) == hlen &&
-                  fwrite(self->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) ==
-                      WASL_CATEGORY_COUNT &&
-                  fwrite(self->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) ==
-                      WASL_PRIORITY_COUNT &&
-                  fwrite(self->weights, sizeof(float), dim * MODEL_STRIDE, fp) ==
-                      dim * MODEL_STRIDE;
+        bool ok =
+            fwrite(MODEL_MAGIC, 1, MODEL_MAGIC_LEN, fp) == MODEL_MAGIC_LEN &&
+            fwrite(&hlen, sizeof hlen, 1, fp) == 1 && fwrite(header, 1, hlen, fp) == hlen &&
+            fwrite(self->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) == WASL_CATEGORY_COUNT &&
+            fwrite(self->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) == WASL_PRIORITY_COUNT &&
+            fwrite(self->weights, sizeof(float), dim * MODEL_STRIDE, fp) == dim * MODEL_STRIDE;
         ok = (fflush(fp) == 0) && ok && fsync(fileno(fp)) == 0;
         ok = (fclose(fp) == 0) && ok;
         if (ok && rename(tmp, path) == 0) {
@@ -847,11 +844,11 @@ int wasl_model_save(const wasl_model_t *self, const char *path)
 /* Checks that the file's label list is exactly ours, in order. */
 static bool labels_match(json_t *arr, const char *const *names, int n)
 {
-    if (!json_is_array(arr) || (int) json_array_size(arr) != n) {
+    if (!json_is_array(arr) || (int)json_array_size(arr) != n) {
         return false;
     }
     for (int i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(arr, (size_t) i));
+        const char *s = json_string_value(json_array_get(arr, (size_t)i));
         if (!s || strcmp(s, names[i]) != 0) {
             return false;
         }
@@ -901,7 +898,7 @@ wasl_model_t *wasl_model_load(const char *path, char *err, size_t errlen)
     snprintf(m->version, sizeof m->version, "%s", version);
     snprintf(m->algo, sizeof m->algo, "%s", algo);
     m->threshold = json_real_value(json_object_get(h, "threshold"));
-    m->trained_rows = (size_t) json_integer_value(json_object_get(h, "trained_rows"));
+    m->trained_rows = (size_t)json_integer_value(json_object_get(h, "trained_rows"));
     if (model_tables_init(m) < 0) {
         snprintf(err, errlen, "out of memory");
         goto error;
@@ -956,7 +953,7 @@ int wasl_classify(const wasl_model_t *self, const char *text, size_t len, wasl_f
         acc[WASL_CATEGORY_COUNT + c] = self->pri.b[c];
     }
     for (size_t i = 0; i < f->n; i++) {
-        const float *w = self->weights + (size_t) f->idx[i] * MODEL_STRIDE;
+        const float *w = self->weights + (size_t)f->idx[i] * MODEL_STRIDE;
         float x = f->val[i];
         for (int c = 0; c < MODEL_STRIDE; c++) {
             acc[c] += w[c] * x;

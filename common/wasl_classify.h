@@ -21,7 +21,7 @@ int wasl_priority_index(const char *name);
 
 /* Feature space: 2^WASL_FEATURE_BITS hashed buckets. */
 #define WASL_FEATURE_BITS 18
-#define WASL_FEATURE_DIM (1u << WASL_FEATURE_BITS)
+#define WASL_FEATURE_DIM  (1u << WASL_FEATURE_BITS)
 
 /* A sparse, L2-normalized feature vector: unique indices (first-seen order) with values. */
 typedef struct {
@@ -60,13 +60,13 @@ typedef struct {
 
 typedef struct {
     wasl_algo_t algo;
-    int epochs;          /* softmax: passes over the data (default 12) */
+    int epochs;           /* softmax: passes over the data (default 12) */
     double learning_rate; /* softmax: Adagrad step (default 0.4) */
-    double l2;           /* softmax: weight decay per step on touched weights (default 1e-6) */
-    double alpha;        /* CNB: smoothing (default 0.3) */
-    int folds;           /* folds for calibrating the triage threshold (default 5; 0: none) */
-    uint64_t seed;       /* shuffling */
-    const char *version; /* stored in the model; default: "<algo>-<rows>-<unix time>" */
+    double l2;            /* softmax: weight decay per step on touched weights (default 1e-6) */
+    double alpha;         /* CNB: smoothing (default 0.3) */
+    int folds;            /* folds for calibrating the triage threshold (default 5; 0: none) */
+    uint64_t seed;        /* shuffling */
+    const char *version;  /* stored in the model; default: "<algo>-<rows>-<unix time>" */
 } wasl_train_opts_t;
 
 /* Progress of training: stage name, done and total units. */
@@ -89,9 +89,9 @@ double wasl_model_threshold(const wasl_model_t *self);
 void wasl_model_set_threshold(wasl_model_t *self, double threshold);
 
 typedef struct {
-    const char *category; /* a wasl_categories name, or "triage" when not confident */
+    const char *category;       /* a wasl_categories name, or "triage" when not confident */
     const char *model_category; /* the model's best category even when triaged */
-    double confidence;    /* probability of model_category */
+    double confidence;          /* probability of model_category */
     char triage_reason[128];
     const char *priority;
     char priority_reason[128];

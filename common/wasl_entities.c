@@ -16,7 +16,8 @@
 
 /* Cues, in normalized form (wasl_normalize: alef, teh marbuta and yeh folded, lower case). */
 static const char *const ref_cues[] = {"رقم الطلب", "رقم البلاغ", "رقم التذكره", "المرجع",
-                                       "رقم مرجعي", "ticket", "ref", "reference", "#", NULL};
+                                       "رقم مرجعي", "ticket",     "ref",         "reference",
+                                       "#",         NULL};
 
 bool wasl_national_id_valid(const char *d)
 {
@@ -25,7 +26,7 @@ bool wasl_national_id_valid(const char *d)
     }
     int sum = 0;
     for (int i = 0; i < 10; i++) {
-        if (!isdigit((unsigned char) d[i])) {
+        if (!isdigit((unsigned char)d[i])) {
             return false;
         }
         int v = d[i] - '0';
@@ -50,7 +51,8 @@ static void add_unique(json_t *obj, const char *kind, const char *value)
     }
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         if (strcmp(json_string_value(v), value) == 0) {
             return;
         }
@@ -61,7 +63,7 @@ static void add_unique(json_t *obj, const char *kind, const char *value)
 /* True when a reference cue ends within CUE_WINDOW bytes before `at` in `text`. */
 static bool cue_before(const char *text, const char *at)
 {
-    size_t back = (size_t) (at - text) < CUE_WINDOW ? (size_t) (at - text) : CUE_WINDOW;
+    size_t back = (size_t)(at - text) < CUE_WINDOW ? (size_t)(at - text) : CUE_WINDOW;
     const char *from = at - back;
     for (const char *const *c = ref_cues; *c; c++) {
         size_t clen = strlen(*c);
@@ -83,7 +85,7 @@ static void classify_number(json_t *out, const char *text, const char *run, size
     size_t n = 0;
     bool plus = run[0] == '+';
     for (size_t i = 0; i < run_len; i++) {
-        if (isdigit((unsigned char) run[i])) {
+        if (isdigit((unsigned char)run[i])) {
             if (n == DIGITS_MAX) {
                 return; /* too long to be anything we know */
             }
@@ -135,11 +137,11 @@ static void find_emails(json_t *out, const char *text)
 {
     for (const char *at = strchr(text, '@'); at; at = strchr(at + 1, '@')) {
         const char *s = at;
-        while (s > text && email_local_char((unsigned char) s[-1])) {
+        while (s > text && email_local_char((unsigned char)s[-1])) {
             s--;
         }
         const char *e = at + 1;
-        while (email_domain_char((unsigned char) *e)) {
+        while (email_domain_char((unsigned char)*e)) {
             e++;
         }
         while (e > at + 1 && (e[-1] == '.' || e[-1] == '-')) {
@@ -155,12 +157,12 @@ static void find_emails(json_t *out, const char *text)
             continue;
         }
         char addr[256];
-        size_t len = (size_t) (e - s);
+        size_t len = (size_t)(e - s);
         if (len >= sizeof addr) {
             continue;
         }
         for (size_t i = 0; i < len; i++) {
-            addr[i] = (char) tolower((unsigned char) s[i]);
+            addr[i] = (char)tolower((unsigned char)s[i]);
         }
         addr[len] = '\0';
         add_unique(out, WASL_ENTITY_EMAIL, addr);
@@ -171,8 +173,8 @@ json_t *wasl_entities_extract(const char *text, size_t len, const char *default_
 {
     /* Digits folded and cues comparable: normalize case and letters, but keep punctuation
      * ('+', '@', '.', '-', '#') that the patterns need — so not the separator step. */
-    char *norm = wasl_normalize_ex(text, len, WASL_NORM_ALL & ~WASL_NORM_SEPARATORS &
-                                                  ~WASL_NORM_CAP_REPEATS);
+    char *norm = wasl_normalize_ex(text, len,
+                                   WASL_NORM_ALL & ~WASL_NORM_SEPARATORS & ~WASL_NORM_CAP_REPEATS);
     if (!norm) {
         return NULL;
     }
@@ -182,8 +184,8 @@ json_t *wasl_entities_extract(const char *text, size_t len, const char *default_
         return NULL;
     }
     for (const char *p = norm; *p;) {
-        bool plus = *p == '+' && isdigit((unsigned char) p[1]);
-        if (!isdigit((unsigned char) *p) && !plus) {
+        bool plus = *p == '+' && isdigit((unsigned char)p[1]);
+        if (!isdigit((unsigned char)*p) && !plus) {
             p++;
             continue;
         }
@@ -191,27 +193,27 @@ json_t *wasl_entities_extract(const char *text, size_t len, const char *default_
          * continues a phone-like number. */
         const char *start = p;
         const char *q = p + (plus ? 1 : 0);
-        while (isdigit((unsigned char) *q)) {
+        while (isdigit((unsigned char)*q)) {
             q++;
         }
         const char *end = q;
-        size_t digits = (size_t) (end - start) - (plus ? 1 : 0);
-        bool joinable = plus || (digits < 9 && (start[0] == '0' || start[0] == '5' ||
-                                                start[0] == '9'));
-        while (joinable && (*end == ' ' || *end == '-') && isdigit((unsigned char) end[1])) {
+        size_t digits = (size_t)(end - start) - (plus ? 1 : 0);
+        bool joinable =
+            plus || (digits < 9 && (start[0] == '0' || start[0] == '5' || start[0] == '9'));
+        while (joinable && (*end == ' ' || *end == '-') && isdigit((unsigned char)end[1])) {
             q = end + 1;
-            while (isdigit((unsigned char) *q)) {
+            while (isdigit((unsigned char)*q)) {
                 q++;
             }
-            digits += (size_t) (q - end - 1);
+            digits += (size_t)(q - end - 1);
             end = q;
             if (digits >= 14) {
                 break;
             }
         }
-        bool preceded_by_digit = start > norm && isdigit((unsigned char) start[-1]);
+        bool preceded_by_digit = start > norm && isdigit((unsigned char)start[-1]);
         if (!preceded_by_digit) {
-            classify_number(out, norm, start, (size_t) (end - start), default_cc);
+            classify_number(out, norm, start, (size_t)(end - start), default_cc);
         }
         p = end;
     }
@@ -225,10 +227,12 @@ size_t wasl_entities_flatten(const json_t *entities, char **out, size_t max)
     size_t n = 0;
     const char *kind;
     json_t *arr;
-    json_object_foreach((json_t *) entities, kind, arr) {
+    json_object_foreach((json_t *)entities, kind, arr)
+    {
         size_t i;
         json_t *v;
-        json_array_foreach(arr, i, v) {
+        json_array_foreach(arr, i, v)
+        {
             if (n == max) {
                 return n;
             }

@@ -8,11 +8,11 @@
 #include <stddef.h>
 
 /* Kinds, in the order they appear in the JSON object. */
-#define WASL_ENTITY_CASE "case_number"
+#define WASL_ENTITY_CASE        "case_number"
 #define WASL_ENTITY_NATIONAL_ID "national_id"
-#define WASL_ENTITY_PHONE "phone"
-#define WASL_ENTITY_EMAIL "email"
-#define WASL_ENTITY_TICKET "ticket_ref"
+#define WASL_ENTITY_PHONE       "phone"
+#define WASL_ENTITY_EMAIL       "email"
+#define WASL_ENTITY_TICKET      "ticket_ref"
 
 /* The most entities of one kind kept from a text. */
 #define WASL_ENTITIES_MAX_PER_KIND 16

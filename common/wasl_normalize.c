@@ -58,7 +58,7 @@ static UChar *casefold(const UChar *in, int32_t n, int32_t *out_len)
         return NULL;
     }
     err = U_ZERO_ERROR;
-    UChar *out = malloc(((size_t) need + 1) * sizeof(UChar));
+    UChar *out = malloc(((size_t)need + 1) * sizeof(UChar));
     if (!out) {
         return NULL;
     }
@@ -79,16 +79,16 @@ char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
     /* UTF-8 -> UTF-16 for ICU. */
     UErrorCode err = U_ZERO_ERROR;
     int32_t n16 = 0;
-    u_strFromUTF8(NULL, 0, &n16, text, (int32_t) len, &err);
+    u_strFromUTF8(NULL, 0, &n16, text, (int32_t)len, &err);
     if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) {
         return NULL;
     }
     err = U_ZERO_ERROR;
-    UChar *u16 = malloc(((size_t) n16 + 1) * sizeof(UChar));
+    UChar *u16 = malloc(((size_t)n16 + 1) * sizeof(UChar));
     if (!u16) {
         return NULL;
     }
-    u_strFromUTF8(u16, n16 + 1, NULL, text, (int32_t) len, &err);
+    u_strFromUTF8(u16, n16 + 1, NULL, text, (int32_t)len, &err);
     if (U_FAILURE(err)) {
         free(u16);
         return NULL;
@@ -104,7 +104,7 @@ char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
         n16 = folded_len;
     }
     /* Each UTF-16 unit becomes at most 3 UTF-8 bytes; the maps never lengthen the text. */
-    size_t cap = (size_t) n16 * 3 + 1;
+    size_t cap = (size_t)n16 * 3 + 1;
     char *out = malloc(cap);
     if (!out) {
         free(u16);
@@ -128,9 +128,9 @@ char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
         }
         c = map_letter(c, steps);
         if (steps & WASL_NORM_SEPARATORS) {
-            bool keep = u_isalnum(c) || (u_getIntPropertyValue(c, UCHAR_GENERAL_CATEGORY) ==
-                                             U_NON_SPACING_MARK &&
-                                         !(steps & WASL_NORM_STRIP_MARKS));
+            bool keep = u_isalnum(c) ||
+                        (u_getIntPropertyValue(c, UCHAR_GENERAL_CATEGORY) == U_NON_SPACING_MARK &&
+                         !(steps & WASL_NORM_STRIP_MARKS));
             if (!keep) {
                 pending_space = o > 0;
                 last = -1;

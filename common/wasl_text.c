@@ -46,7 +46,7 @@ size_t wasl_utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
 
 bool wasl_utf8_valid(const char *s, size_t len, bool allow_nul)
 {
-    const unsigned char *p = (const unsigned char *) s;
+    const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, prefix;
     while (i < len) {
         if (p[i] == 0 && !allow_nul) {

@@ -11,22 +11,22 @@
 
 /* Rows that exhausted their attempts are buried first, then the rest is claimed: one statement,
  * one round trip, its own transaction. `cand` selects the candidate ids ($1 stage). */
-#define CLAIM_SQL(cand)                                                                          \
-    "WITH cand AS (" cand "), "                                                                  \
-    "buried AS ("                                                                                \
-    "  UPDATE work w SET state = 'dead', owner = NULL, lease_until = NULL, updated_at = now(),"  \
-    "    last_error = 'gave up after ' || w.attempts || ' attempts'"                             \
-    "    || coalesce(' (last: ' || w.last_error || ')', '')"                                     \
-    "  FROM cand WHERE w.id = cand.id AND w.attempts >= w.max_attempts RETURNING w.id"           \
-    ") "                                                                                         \
-    "UPDATE work w SET state = 'running', owner = $2, attempts = w.attempts + 1,"                \
-    "  lease_until = now() + make_interval(secs => $3::int), updated_at = now()"                 \
-    " FROM cand WHERE w.id = cand.id AND w.attempts < w.max_attempts"                            \
+#define CLAIM_SQL(cand)                                                                            \
+    "WITH cand AS (" cand "), "                                                                    \
+    "buried AS ("                                                                                  \
+    "  UPDATE work w SET state = 'dead', owner = NULL, lease_until = NULL, updated_at = now(),"    \
+    "    last_error = 'gave up after ' || w.attempts || ' attempts'"                               \
+    "    || coalesce(' (last: ' || w.last_error || ')', '')"                                       \
+    "  FROM cand WHERE w.id = cand.id AND w.attempts >= w.max_attempts RETURNING w.id"             \
+    ") "                                                                                           \
+    "UPDATE work w SET state = 'running', owner = $2, attempts = w.attempts + 1,"                  \
+    "  lease_until = now() + make_interval(secs => $3::int), updated_at = now()"                   \
+    " FROM cand WHERE w.id = cand.id AND w.attempts < w.max_attempts"                              \
     " RETURNING w.id, w.ticket_id, w.attempts"
 
 /* A row is claimable when pending and due, or running with a lease that ran out. */
-#define CLAIMABLE                                                                                \
-    "stage = $1 AND ((state = 'pending' AND not_before <= now())"                                \
+#define CLAIMABLE                                                                                  \
+    "stage = $1 AND ((state = 'pending' AND not_before <= now())"                                  \
     " OR (state = 'running' AND lease_until < now()))"
 
 static const char *const claim_ids_sql =
@@ -42,7 +42,7 @@ static int read_claims(PGresult *res, wasl_work_item_t *out, size_t max)
 {
     int n = PQntuples(res);
     int k = 0;
-    for (int r = 0; r < n && (size_t) k < max; r++) {
+    for (int r = 0; r < n && (size_t)k < max; r++) {
         out[k].id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         out[k].ticket_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
         out[k].attempts = atoi(PQgetvalue(res, r, 2));
@@ -67,7 +67,7 @@ int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, con
     size_t o = 0;
     arr[o++] = '{';
     for (size_t i = 0; i < n; i++) {
-        o += (size_t) snprintf(arr + o, cap - o, "%s%lld", i ? "," : "", (long long) ids[i]);
+        o += (size_t)snprintf(arr + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
     }
     snprintf(arr + o, cap - o, "}");
     char lease[16];
@@ -93,7 +93,7 @@ int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, s
 int wasl_work_complete(wasl_pg_t *pg, int64_t id, const char *owner)
 {
     char ids[24];
-    snprintf(ids, sizeof ids, "%lld", (long long) id);
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
     const char *params[] = {ids, owner};
     PGresult *res = wasl_pg_query(pg,
                                   "UPDATE work SET state = 'done', done_at = now(),"
@@ -113,7 +113,7 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
                           const char *dedupe_key)
 {
     char tid[24];
-    snprintf(tid, sizeof tid, "%lld", (long long) ticket_id);
+    snprintf(tid, sizeof tid, "%lld", (long long)ticket_id);
     const char *params[] = {tid, stage, dedupe_key};
     PGresult *res = wasl_pg_query(pg,
                                   "INSERT INTO work (ticket_id, stage, dedupe_key)"
@@ -128,11 +128,10 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
     return id;
 }
 
-int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error,
-                   int backoff_ms)
+int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms)
 {
     char ids[24], backoff[16];
-    snprintf(ids, sizeof ids, "%lld", (long long) id);
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
     snprintf(backoff, sizeof backoff, "%d", backoff_ms);
     const char *params[] = {ids, owner, error ? error : "unknown error", backoff};
     PGresult *res = wasl_pg_query(
@@ -154,9 +153,9 @@ char *wasl_work_owner(const char *service, char *out, size_t cap)
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     unsigned int nonce = 0;
-    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t) sizeof nonce) {
-        nonce = (unsigned int) getpid();
+    if (getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) {
+        nonce = (unsigned int)getpid();
     }
-    snprintf(out, cap, "%s@%s:%d:%08x", service, host, (int) getpid(), nonce);
+    snprintf(out, cap, "%s@%s:%d:%08x", service, host, (int)getpid(), nonce);
     return out;
 }

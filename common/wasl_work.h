@@ -41,8 +41,7 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
 /* On its own: gives a claimed row back after a failure, due again after `backoff_ms`; a row
  * that has used its attempts becomes 'dead' with `error` as its reason. Fenced on owner.
  * Returns 0, or -1 on a database error. */
-int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error,
-                   int backoff_ms);
+int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms);
 
 /* A stable, unique owner name for this process: "<service>@<host>:<pid>:<random>". Writes
  * into out (cap bytes) and returns it. */

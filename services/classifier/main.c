@@ -42,20 +42,19 @@ int main(int argc, char **argv)
                     "backoff per attempt after a failed batch", &c.retry_backoff_ms);
     wasl_config_daemon(cfg, CLASSIFIER_ADMIN_PORT);
     wasl_config_parse(cfg, argc, argv);
-    wasl_log_init("wasl-classifier", (wasl_log_level_t) wasl_config_log_level(cfg));
+    wasl_log_init("wasl-classifier", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();
 
     int rc = 1;
     wasl_admin_t *admin = NULL;
     worker_t *worker = NULL;
-    wasl_zmq_opts_t zopts = {.curve_dir = curve_dir, .self_name = curve_name,
-                             .server_name = "bus"};
+    wasl_zmq_opts_t zopts = {.curve_dir = curve_dir, .self_name = curve_name, .server_name = "bus"};
     wasl_zmq_t *zmq = wasl_zmq_new(&zopts);
     if (!zmq || !(worker = worker_new(&c, zmq))) {
         goto done;
     }
-    admin = wasl_admin_new("wasl-classifier", wasl_config_admin_bind(cfg),
-                           wasl_config_admin_port(cfg));
+    admin =
+        wasl_admin_new("wasl-classifier", wasl_config_admin_bind(cfg), wasl_config_admin_port(cfg));
     if (!admin) {
         goto done;
     }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define OWNER_MAX 128
+#define OWNER_MAX           128
 #define ENTITIES_IN_MESSAGE 64
 
 /* The tickets behind claimed rows: the first inbound message is what the contact said. */
@@ -86,7 +86,7 @@ static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void set_model_gauge(worker_t *self)
@@ -149,9 +149,9 @@ worker_t *worker_new(const worker_config_t *cfg, wasl_zmq_t *zmq)
                                         "ticket.classified not sent (the route row stands)", NULL);
     self->triaged = wasl_counter("wasl_classifier_triage_total",
                                  "Tickets sent to triage for low confidence", NULL);
-    self->batch_seconds = wasl_histogram("wasl_classifier_batch_seconds",
-                                         "Time to classify and commit one batch", NULL,
-                                         wasl_latency_buckets_s, wasl_latency_buckets_n);
+    self->batch_seconds =
+        wasl_histogram("wasl_classifier_batch_seconds", "Time to classify and commit one batch",
+                       NULL, wasl_latency_buckets_s, wasl_latency_buckets_n);
     self->model_loaded = wasl_gauge("wasl_classifier_model_info", "The loaded model", NULL);
     set_model_gauge(self);
     return self;
@@ -200,9 +200,9 @@ static char *ids_array(const int64_t *ids, size_t n)
     if (!s) {
         return NULL;
     }
-    size_t o = (size_t) snprintf(s, cap, "{");
+    size_t o = (size_t)snprintf(s, cap, "{");
     for (size_t i = 0; i < n; i++) {
-        o += (size_t) snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long) ids[i]);
+        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
     }
     snprintf(s + o, cap - o, "}");
     return s;
@@ -247,18 +247,19 @@ static json_t *decision_json(const worker_t *self, const decision_t *x)
 {
     json_t *probs = json_object();
     for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
-        json_object_set_new(probs, wasl_categories[c], json_real(round(x->c.probs[c] * 1000) / 1000));
+        json_object_set_new(probs, wasl_categories[c],
+                            json_real(round(x->c.probs[c] * 1000) / 1000));
     }
-    json_t *event = json_pack("{s:s, s:s, s:f, s:s, s:s, s:s, s:s, s:o}", "category",
-                              x->c.category, "model_category", x->c.model_category, "confidence",
-                              x->c.confidence, "priority", x->c.priority, "priority_reason",
-                              x->c.priority_reason, "language", x->c.lang, "model",
-                              wasl_model_version(self->model), "probabilities", probs);
+    json_t *event =
+        json_pack("{s:s, s:s, s:f, s:s, s:s, s:s, s:s, s:o}", "category", x->c.category,
+                  "model_category", x->c.model_category, "confidence", x->c.confidence, "priority",
+                  x->c.priority, "priority_reason", x->c.priority_reason, "language", x->c.lang,
+                  "model", wasl_model_version(self->model), "probabilities", probs);
     if (x->c.triage_reason[0]) {
         json_object_set_new(event, "triage_reason", json_string(x->c.triage_reason));
     }
     return json_pack("{s:I, s:I, s:s, s:f, s:s, s:s, s:O, s:s, s:o}", "work_id",
-                     (json_int_t) x->work_id, "ticket_id", (json_int_t) x->ticket_id, "category",
+                     (json_int_t)x->work_id, "ticket_id", (json_int_t)x->ticket_id, "category",
                      x->c.category, "confidence", x->c.confidence, "priority", x->c.priority,
                      "language", x->c.lang, "entities", x->entities, "model",
                      wasl_model_version(self->model), "event", event);
@@ -276,16 +277,16 @@ static void publish(worker_t *self, const decision_t *x)
     wasl_msg_ticket_classified_t *m = &msg->u.ticket_classified;
     char *ents[ENTITIES_IN_MESSAGE + 1] = {0};
     size_t nents = wasl_entities_flatten(x->entities, ents, ENTITIES_IN_MESSAGE);
-    m->work_id = (uint64_t) x->route_work_id;
-    m->ticket_id = (uint64_t) x->ticket_id;
+    m->work_id = (uint64_t)x->route_work_id;
+    m->ticket_id = (uint64_t)x->ticket_id;
     m->confidence = x->c.confidence;
     /* Borrowed strings, detached before destroy. */
-    m->ref = (char *) x->ref;
-    m->channel = (char *) x->channel;
-    m->category = (char *) x->c.category;
-    m->priority = (char *) x->c.priority;
-    m->lang = (char *) x->c.lang;
-    m->model = (char *) wasl_model_version(self->model);
+    m->ref = (char *)x->ref;
+    m->channel = (char *)x->channel;
+    m->category = (char *)x->c.category;
+    m->priority = (char *)x->c.priority;
+    m->lang = (char *)x->c.lang;
+    m->model = (char *)wasl_model_version(self->model);
     m->entities = nents ? ents : NULL;
     m->entities_count = nents;
     wasl_msg_error_t err;
@@ -372,7 +373,7 @@ static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t
         wasl_debug("classifier: classified", "{s:s, s:s, s:f, s:s}", "ref", d[i].ref, "category",
                    d[i].c.category, "confidence", d[i].c.confidence, "priority", d[i].c.priority);
     }
-    wasl_histogram_observe(self->batch_seconds, (double) (now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(self->batch_seconds, (double)(now_ms() - t0) / 1000.0);
 done:
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {
@@ -380,11 +381,11 @@ done:
          * this reason. */
         wasl_counter_inc(self->failed);
         const char *why = wasl_pg_error(self->pg);
-        wasl_warn("classifier: batch not committed; rows given back", "{s:i, s:s}", "rows",
-                  (int) n, "error", why);
+        wasl_warn("classifier: batch not committed; rows given back", "{s:i, s:s}", "rows", (int)n,
+                  "error", why);
         for (size_t i = 0; i < n; i++) {
             wasl_work_fail(self->pg, items[i].id, self->owner, why,
-                           (int) self->cfg->retry_backoff_ms * items[i].attempts);
+                           (int)self->cfg->retry_backoff_ms * items[i].attempts);
         }
     }
     if (d) {
@@ -406,8 +407,8 @@ int worker_process_ids(worker_t *self, const int64_t *work_ids, size_t n)
         return -1;
     }
     int claimed = wasl_work_claim_ids(self->pg, "classify", self->owner, work_ids, n,
-                                      (int) self->cfg->lease_s, items);
-    int rc = claimed < 0 ? -1 : process_claimed(self, items, (size_t) claimed);
+                                      (int)self->cfg->lease_s, items);
+    int rc = claimed < 0 ? -1 : process_claimed(self, items, (size_t)claimed);
     if (claimed < 0) {
         atomic_store(&self->db_ok, false);
     }
@@ -417,21 +418,21 @@ int worker_process_ids(worker_t *self, const int64_t *work_ids, size_t n)
 
 int worker_sweep(worker_t *self)
 {
-    size_t limit = (size_t) self->cfg->batch_max;
+    size_t limit = (size_t)self->cfg->batch_max;
     wasl_work_item_t *items = malloc(limit * sizeof *items);
     if (!items) {
         return -1;
     }
     /* One batch per call: the loop comes back at once when it was full, so that fresh nudges
      * are served between batches of a backlog. */
-    int claimed = wasl_work_claim_stale(self->pg, "classify", self->owner, limit,
-                                        (int) self->cfg->lease_s,
-                                        (int) self->cfg->sweep_min_age_ms, items);
+    int claimed =
+        wasl_work_claim_stale(self->pg, "classify", self->owner, limit, (int)self->cfg->lease_s,
+                              (int)self->cfg->sweep_min_age_ms, items);
     atomic_store(&self->db_ok, claimed >= 0);
     int rc = claimed;
     if (claimed > 0) {
         wasl_debug("classifier: sweep claimed rows", "{s:i}", "rows", claimed);
-        rc = process_claimed(self, items, (size_t) claimed) < 0 ? -1 : claimed;
+        rc = process_claimed(self, items, (size_t)claimed) < 0 ? -1 : claimed;
     }
     free(items);
     return rc;
@@ -439,7 +440,7 @@ int worker_sweep(worker_t *self)
 
 int worker_run(worker_t *self)
 {
-    size_t max = (size_t) self->cfg->batch_max;
+    size_t max = (size_t)self->cfg->batch_max;
     int64_t *ids = malloc(max * sizeof *ids);
     if (!ids) {
         return -1;
@@ -453,7 +454,7 @@ int worker_run(worker_t *self)
         size_t n = 0;
         if (self->pull) {
             zmq_pollitem_t item = {zsock_resolve(self->pull), 0, ZMQ_POLLIN, 0};
-            int rc = zmq_poll(&item, 1, wait > 0 ? (long) wait : 0);
+            int rc = zmq_poll(&item, 1, wait > 0 ? (long)wait : 0);
             while (rc > 0 && n < max) {
                 zmq_msg_t frame;
                 zmq_msg_init(&frame);
@@ -466,17 +467,17 @@ int worker_run(worker_t *self)
                 zmq_msg_close(&frame);
                 if (!msg || msg->type != WASL_MSG_TICKET_RECEIVED) {
                     wasl_counter_inc(self->bad_messages);
-                    wasl_warn("classifier: bad message on the classify stage; dropped", "{s:s, s:s}",
-                              "error", msg ? "unexpected type" : err.message, "field",
+                    wasl_warn("classifier: bad message on the classify stage; dropped",
+                              "{s:s, s:s}", "error", msg ? "unexpected type" : err.message, "field",
                               msg ? "type" : err.field);
                     wasl_msg_destroy(&msg);
                     continue;
                 }
-                ids[n++] = (int64_t) msg->u.ticket_received.work_id;
+                ids[n++] = (int64_t)msg->u.ticket_received.work_id;
                 wasl_msg_destroy(&msg);
             }
         } else if (wait > 0) {
-            wasl_signal_wait((int) wait);
+            wasl_signal_wait((int)wait);
         }
         if (n > 0) {
             worker_process_ids(self, ids, n);
@@ -484,7 +485,7 @@ int worker_run(worker_t *self)
         if (now_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
             int swept = worker_sweep(self);
             /* A full batch means a backlog: sweep again right after the next poll. */
-            self->last_sweep_ms = swept == (int) self->cfg->batch_max ? 0 : now_ms();
+            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : now_ms();
         }
     }
     free(ids);

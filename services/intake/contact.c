@@ -20,12 +20,24 @@ int intake_strset(char **field, const char *value)
 
 void intake_contact_clear(intake_contact_t *c)
 {
-    char **strings[] = {&c->channel,          &c->external_id,     &c->client_id,
-                        &c->subject,          &c->body,            &c->lang,
-                        &c->case_number,      &c->from_name,       &c->from_phone,
-                        &c->from_email,       &c->from_national_id, &c->from_employee_id,
-                        &c->received_at,      &c->message_id,      &c->auto_submitted,
-                        &c->claimed_ref,      &c->msg_external_id, &c->sender};
+    char **strings[] = {&c->channel,
+                        &c->external_id,
+                        &c->client_id,
+                        &c->subject,
+                        &c->body,
+                        &c->lang,
+                        &c->case_number,
+                        &c->from_name,
+                        &c->from_phone,
+                        &c->from_email,
+                        &c->from_national_id,
+                        &c->from_employee_id,
+                        &c->received_at,
+                        &c->message_id,
+                        &c->auto_submitted,
+                        &c->claimed_ref,
+                        &c->msg_external_id,
+                        &c->sender};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         free(*strings[i]);
     }
@@ -62,7 +74,7 @@ int intake_norm_digits(const char *text, const char *field, size_t ndigits, cons
     size_t n = 0;
     bool ok = folded != NULL;
     for (const char *p = folded ? folded : ""; ok && *p; p++) {
-        if (isdigit((unsigned char) *p) && n + 1 < sizeof digits) {
+        if (isdigit((unsigned char)*p) && n + 1 < sizeof digits) {
             digits[n++] = *p;
         } else if (*p != ' ' && *p != '-') {
             ok = false;
@@ -93,7 +105,7 @@ int intake_norm_email(const char *text, const char *field, char **out, intake_re
         return -1;
     }
     for (char *p = *out; *p; p++) {
-        *p = (char) tolower((unsigned char) *p);
+        *p = (char)tolower((unsigned char)*p);
     }
     return 0;
 }
@@ -108,12 +120,13 @@ int intake_append_message(wasl_pg_t *pg, const char *ticket_id, const intake_con
 {
     char *headers = c->headers ? json_dumps(c->headers, JSON_COMPACT) : NULL;
     char *attachments = c->attachments ? json_dumps(c->attachments, JSON_COMPACT) : NULL;
-    const char *sender = c->sender    ? c->sender
+    const char *sender = c->sender       ? c->sender
                          : c->from_email ? c->from_email
                          : c->from_phone ? c->from_phone
                                          : c->from_name;
-    const char *params[] = {ticket_id,     c->channel, msg_external_id, sender, c->subject,
-                            c->body ? c->body : "", headers, attachments, c->message_id,
+    const char *params[] = {ticket_id,        c->channel,  msg_external_id,
+                            sender,           c->subject,  c->body ? c->body : "",
+                            headers,          attachments, c->message_id,
                             c->auto_submitted};
     PGresult *res = intake_sql(
         pg,

@@ -209,9 +209,8 @@ void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
     c->attachments = intake_email_attachments_json(mail);
     /* The sender's Date is kept as said, not trusted as the time of receipt. */
     c->headers = json_pack("{s:s?, s:s?, s:I, s:b}", "date", mail->date, "in_reply_to",
-                           mail->in_reply_to, "parts",
-                           (json_int_t) mail->nparts, "message_id_synthesized",
-                           mail->message_id_synthesized);
+                           mail->in_reply_to, "parts", (json_int_t)mail->nparts,
+                           "message_id_synthesized", mail->message_id_synthesized);
     intake_email_destroy(&mail);
     req->job = job;
     return;

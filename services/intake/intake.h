@@ -74,13 +74,14 @@ int intake_strset(char **field, const char *value);
 typedef struct {
     unsigned status;
     json_t *body;
-    int retry_after_s; /* > 0: a Retry-After header */
+    int retry_after_s;      /* > 0: a Retry-After header */
     const char *error_code; /* for the error metric; NULL on success */
 } intake_reply_t;
 
 /* Fills `r` with {"error":{"code","field","message"}}. `field` may be NULL. Returns r. */
-intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code, const char *field,
-                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code,
+                             const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* ---- jobs: the work handed from an HTTP thread to a writer ----------------------------- */
 
@@ -101,8 +102,8 @@ struct intake_job {
     intake_txn_fn *txn;       /* INTAKE_JOB_TXN */
     void *arg;                /* the txn's input, freed by arg_free */
     void (*arg_free)(void *arg);
-    const char *endpoint;     /* for metrics */
-    int64_t deadline_ms;      /* monotonic */
+    const char *endpoint; /* for metrics */
+    int64_t deadline_ms;  /* monotonic */
     /* Completion: the first of writer and deadline reaper to finish the job wins. */
     atomic_int state;
     intake_reply_t reply;

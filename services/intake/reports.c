@@ -6,8 +6,8 @@
 #include <string.h>
 
 #define EXTERNAL_ID_MAX 256
-#define SUBJECT_MAX 2048
-#define NAME_MAX_BYTES 200
+#define SUBJECT_MAX     2048
+#define NAME_MAX_BYTES  200
 #define EMPLOYEE_ID_MAX 32
 
 static const char *const report_channels[] = {"web", "api", "email", "sms", "phone", NULL};
@@ -70,7 +70,7 @@ void intake_handle_report(intake_request_t *req, intake_reply_t *reply)
     if (intake_json_str(doc, "channel", "channel", false, 16, &channel, reply) < 0 ||
         intake_json_str(doc, "external_id", "external_id", true, EXTERNAL_ID_MAX, &external_id,
                         reply) < 0 ||
-        intake_json_str(doc, "body", "body", true, (size_t) cfg->body_max, &body, reply) < 0 ||
+        intake_json_str(doc, "body", "body", true, (size_t)cfg->body_max, &body, reply) < 0 ||
         intake_json_str(doc, "subject", "subject", false, SUBJECT_MAX, &subject, reply) < 0 ||
         intake_json_str(doc, "lang", "lang", false, 8, &lang, reply) < 0 ||
         intake_json_str(doc, "case_number", "case_number", false, 64, &case_number, reply) < 0 ||
@@ -123,25 +123,25 @@ static json_t *maybe(const PGresult *res, int row, int col)
 static int ticket_view_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg,
                            intake_reply_t *reply)
 {
-    (void) w;
+    (void)w;
     const char *params[] = {job->arg};
-    PGresult *t = intake_sql(pg,
-                             "SELECT id, ref, status, channel, category, priority, language, "
-                             "queue, " TS_SQL("created_at") ", " TS_SQL("updated_at")
-                             " FROM tickets WHERE ref = $1",
-                             1, params);
+    PGresult *t = intake_sql(
+        pg,
+        "SELECT id, ref, status, channel, category, priority, language, "
+        "queue, " TS_SQL("created_at") ", " TS_SQL("updated_at") " FROM tickets WHERE ref = $1",
+        1, params);
     if (!t) {
         return -1;
     }
     if (PQntuples(t) == 0) {
         PQclear(t);
-        intake_error(reply, 404, "not_found", "ref", "no ticket %s", (const char *) job->arg);
+        intake_error(reply, 404, "not_found", "ref", "no ticket %s", (const char *)job->arg);
         return -1;
     }
     const char *id_params[] = {PQgetvalue(t, 0, 0)};
     PGresult *h = intake_sql(pg,
                              "SELECT " TS_SQL("at") ", kind, actor FROM ticket_events "
-                             "WHERE ticket_id = $1 ORDER BY id",
+                                                    "WHERE ticket_id = $1 ORDER BY id",
                              1, id_params);
     if (!h) {
         PQclear(t);
@@ -149,17 +149,16 @@ static int ticket_view_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg,
     }
     json_t *history = json_array();
     for (int r = 0; r < PQntuples(h); r++) {
-        json_array_append_new(history, json_pack("{s:s, s:s, s:s}", "at", PQgetvalue(h, r, 0),
-                                                 "kind", PQgetvalue(h, r, 1), "actor",
-                                                 PQgetvalue(h, r, 2)));
+        json_array_append_new(history,
+                              json_pack("{s:s, s:s, s:s}", "at", PQgetvalue(h, r, 0), "kind",
+                                        PQgetvalue(h, r, 1), "actor", PQgetvalue(h, r, 2)));
     }
     reply->status = 200;
-    reply->body = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o}", "ticket",
-                            PQgetvalue(t, 0, 1), "status", PQgetvalue(t, 0, 2), "channel",
-                            PQgetvalue(t, 0, 3), "category", maybe(t, 0, 4), "priority",
-                            maybe(t, 0, 5), "language", maybe(t, 0, 6), "queue", maybe(t, 0, 7),
-                            "created_at", PQgetvalue(t, 0, 8), "updated_at", PQgetvalue(t, 0, 9),
-                            "history", history);
+    reply->body = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o}", "ticket", PQgetvalue(t, 0, 1),
+        "status", PQgetvalue(t, 0, 2), "channel", PQgetvalue(t, 0, 3), "category", maybe(t, 0, 4),
+        "priority", maybe(t, 0, 5), "language", maybe(t, 0, 6), "queue", maybe(t, 0, 7),
+        "created_at", PQgetvalue(t, 0, 8), "updated_at", PQgetvalue(t, 0, 9), "history", history);
     PQclear(t);
     PQclear(h);
     return 0;

@@ -17,7 +17,7 @@
 /* Riyadh is UTC+3 all year (no daylight saving): the reference's year is the local year. */
 #define RIYADH_UTC_OFFSET_S (3 * 3600)
 /* How often an idle writer checks that PostgreSQL still answers, and the reaper's period. */
-#define WRITER_PROBE_MS 1000
+#define WRITER_PROBE_MS  1000
 #define REAPER_PERIOD_MS 50
 /* A contact whose ticket a concurrent transaction was creating is retried this often. */
 #define JOB_MAX_ATTEMPTS 10
@@ -116,7 +116,7 @@ struct intake_writers {
     pthread_cond_t wake;
     intake_job_t *head, *tail; /* queue */
     size_t queued;
-    intake_job_t *all;         /* every job not yet released by the pool (for the reaper) */
+    intake_job_t *all; /* every job not yet released by the pool (for the reaper) */
     bool stopping;
     atomic_bool pg_up;
     pthread_t reaper;
@@ -136,7 +136,7 @@ int64_t intake_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- jobs ------------------------------------------------------------------------------ */
@@ -191,14 +191,16 @@ static bool job_finish(intake_job_t *job, intake_reply_t *reply)
 
 static bool job_done(const intake_job_t *job)
 {
-    return atomic_load(&((intake_job_t *) job)->state) != JOB_PENDING;
+    return atomic_load(&((intake_job_t *)job)->state) != JOB_PENDING;
 }
 
 static void job_unavailable(intake_writers_t *pool, intake_job_t *job, const char *why)
 {
     intake_reply_t r = {0};
-    intake_error(&r, 503, "unavailable", NULL, "the ticket store is unavailable (%s); nothing was "
-                 "stored, retry", why);
+    intake_error(&r, 503, "unavailable", NULL,
+                 "the ticket store is unavailable (%s); nothing was "
+                 "stored, retry",
+                 why);
     r.retry_after_s = RETRY_AFTER_S;
     if (job_finish(job, &r)) {
         wasl_counter_inc(pool->unavailable);
@@ -243,7 +245,7 @@ int intake_writers_submit(intake_writers_t *self, intake_job_t *job)
         self->all->all_prev = job;
     }
     self->all = job;
-    wasl_gauge_set(self->queue_depth, (double) self->queued);
+    wasl_gauge_set(self->queue_depth, (double)self->queued);
     pthread_cond_signal(&self->wake);
     pthread_mutex_unlock(&self->lock);
     return 0;
@@ -281,7 +283,7 @@ static int refill_refs(intake_writer_t *w)
     int n = PQntuples(res);
     w->nrefs = 0;
     for (int i = n - 1; i >= 0 && w->nrefs < REF_BLOCK; i--) {
-        w->refs[w->nrefs++] = (uint32_t) strtoul(PQgetvalue(res, i, 0), NULL, 10);
+        w->refs[w->nrefs++] = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
     }
     PQclear(res);
     return w->nrefs ? 0 : -1;
@@ -354,7 +356,7 @@ static char *contacts_param(intake_writer_t *w, intake_contact_t *const *contact
             json_decref(arr);
             return NULL;
         }
-        json_array_append_new(arr, contact_json(contacts[i], (int) i, ref));
+        json_array_append_new(arr, contact_json(contacts[i], (int)i, ref));
     }
     char *text = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
@@ -363,7 +365,8 @@ static char *contacts_param(intake_writer_t *w, intake_contact_t *const *contact
 
 /* Reads create_sql's rows into out[]; returns how many contacts got a ticket (the others,
  * with ticket_id 0, lost a race with another transaction and must be retried). */
-static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out, int64_t *received_ms)
+static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out,
+                           int64_t *received_ms)
 {
     size_t resolved = 0;
     memset(out, 0, n * sizeof *out);
@@ -417,11 +420,11 @@ static void publish_committed(intake_writer_t *w)
             continue;
         }
         wasl_msg_ticket_received_t *m = &msg->u.ticket_received;
-        m->work_id = (uint64_t) p->ticket.work_id;
-        m->ticket_id = (uint64_t) p->ticket.ticket_id;
+        m->work_id = (uint64_t)p->ticket.work_id;
+        m->ticket_id = (uint64_t)p->ticket.ticket_id;
         m->received_at = p->received_at_ms;
         /* The message borrows the contact's strings; they are detached before destroy. */
-        m->ref = (char *) p->ticket.ref;
+        m->ref = (char *)p->ticket.ref;
         m->channel = p->contact->channel;
         m->lang = p->contact->lang;
         m->subject = p->contact->subject;
@@ -431,8 +434,8 @@ static void publish_committed(intake_writer_t *w)
             wasl_counter_inc(w->pool->published);
         } else {
             wasl_counter_inc(w->pool->publish_failed);
-            wasl_debug("intake: ticket.received not sent; the work row stands", "{s:s, s:s}",
-                       "ref", p->ticket.ref, "error", err.message);
+            wasl_debug("intake: ticket.received not sent; the work row stands", "{s:s, s:s}", "ref",
+                       p->ticket.ref, "error", err.message);
         }
         m->ref = m->channel = m->lang = m->subject = m->body = NULL;
         wasl_msg_destroy(&msg);
@@ -533,7 +536,7 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
     }
     if (!res) {
         atomic_store(&pool->pg_up, false);
-        wasl_warn("intake: batch not committed", "{s:i, s:s, s:s}", "contacts", (int) n, "error",
+        wasl_warn("intake: batch not committed", "{s:i, s:s, s:s}", "contacts", (int)n, "error",
                   wasl_pg_error(w->pg), "sqlstate", wasl_pg_sqlstate(w->pg));
         for (size_t i = 0; i < n; i++) {
             job_unavailable(pool, jobs[i], "database error");
@@ -541,8 +544,8 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
         goto done;
     }
     atomic_store(&pool->pg_up, true);
-    wasl_histogram_observe(pool->commit_seconds, (double) (intake_now_ms() - t0) / 1000.0);
-    wasl_histogram_observe(pool->batch_size, (double) nuniq);
+    wasl_histogram_observe(pool->commit_seconds, (double)(intake_now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(pool->batch_size, (double)nuniq);
     read_tickets(res, nuniq, tickets, received);
     PQclear(res);
     w->npublish = 0;
@@ -636,7 +639,7 @@ static void *writer_thread(void *arg)
     intake_writer_t *w = arg;
     intake_writers_t *pool = w->pool;
     const intake_config_t *cfg = pool->cfg;
-    size_t cap = (size_t) cfg->batch_max;
+    size_t cap = (size_t)cfg->batch_max;
     intake_job_t **tickets = malloc(cap * sizeof *tickets);
     intake_job_t **txns = malloc(cap * sizeof *txns);
     if (!tickets || !txns) {
@@ -680,7 +683,7 @@ static void *writer_thread(void *arg)
                 txns[nx++] = job;
             }
         }
-        wasl_gauge_set(pool->queue_depth, (double) pool->queued);
+        wasl_gauge_set(pool->queue_depth, (double)pool->queued);
         pthread_mutex_unlock(&pool->lock);
 
         if (nt + nx == 0) {
@@ -760,13 +763,13 @@ intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake, NULL);
     atomic_init(&self->pg_up, false);
-    self->queue_depth = wasl_gauge("wasl_intake_queue_depth", "Contacts waiting for a writer", NULL);
+    self->queue_depth =
+        wasl_gauge("wasl_intake_queue_depth", "Contacts waiting for a writer", NULL);
     static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
     self->batch_size = wasl_histogram("wasl_intake_batch_size", "Tickets committed per transaction",
                                       NULL, batch_bounds, sizeof batch_bounds / sizeof(double));
-    self->commit_seconds =
-        wasl_histogram("wasl_intake_commit_seconds", "Time to commit one batch", NULL,
-                       wasl_latency_buckets_s, wasl_latency_buckets_n);
+    self->commit_seconds = wasl_histogram("wasl_intake_commit_seconds", "Time to commit one batch",
+                                          NULL, wasl_latency_buckets_s, wasl_latency_buckets_n);
     self->published = wasl_counter("wasl_intake_bus_published_total",
                                    "ticket.received messages sent to the bus", NULL);
     self->publish_failed = wasl_counter("wasl_intake_bus_publish_failures_total",
@@ -776,7 +779,7 @@ intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq
     self->retried = wasl_counter("wasl_intake_retries_total",
                                  "Contacts retried after a concurrent insert or a conflict", NULL);
 
-    self->nwriters = (size_t) cfg->writers;
+    self->nwriters = (size_t)cfg->writers;
     self->writers = calloc(self->nwriters, sizeof *self->writers);
     if (!self->writers) {
         goto error;
@@ -794,7 +797,7 @@ intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq
     for (size_t i = 0; i < self->nwriters; i++) {
         intake_writer_t *w = &self->writers[i];
         w->pool = self;
-        w->index = (int) i;
+        w->index = (int)i;
         w->pg = wasl_pg_new(cfg->pg_url);
         /* Prepared once per connection: parsing and planning the batch statement would cost
          * more than running it. */
@@ -856,7 +859,7 @@ void intake_writers_destroy(intake_writers_t **self_p)
         pthread_join(self->reaper, NULL);
     }
     if (self->writers) {
-        for (size_t i = 0; i < (size_t) self->cfg->writers; i++) {
+        for (size_t i = 0; i < (size_t)self->cfg->writers; i++) {
             wasl_pg_destroy(&self->writers[i].pg);
             zsock_destroy(&self->writers[i].bus);
             free(self->writers[i].publish);

@@ -9,9 +9,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#define TSV_HEADER "id\tcategory\tpriority\tlang\tchannel\ttext"
+#define TSV_HEADER    "id\tcategory\tpriority\tlang\tchannel\ttext"
 #define DEFAULT_MODEL "build/model/classifier.bin"
-#define LANG_COUNT 3
+#define LANG_COUNT    3
 static const char *const langs[LANG_COUNT] = {"ar", "en", "mixed"};
 /* The speed measurement repeats the classification until it has run this long. */
 #define SPEED_MIN_MS 1000
@@ -80,8 +80,8 @@ static int tsv_read(const char *path, tsv_t *t)
             rc = -1;
             break;
         }
-        const char **fields[] = {&r->id, &r->category, &r->priority, &r->lang, &r->channel,
-                                 &r->text};
+        const char **fields[] = {&r->id,   &r->category, &r->priority,
+                                 &r->lang, &r->channel,  &r->text};
         char *p = r->line;
         for (size_t f = 0; f < 6; f++) {
             *fields[f] = p;
@@ -116,11 +116,11 @@ out:
 
 static void progress(void *arg, const char *stage, size_t done, size_t total)
 {
-    (void) arg;
+    (void)arg;
     const int width = 30;
-    int filled = total ? (int) (done * (size_t) width / total) : width;
-    fprintf(stderr, "\r%-12s [%.*s%*s] %zu/%zu", stage, filled,
-            "##############################", width - filled, "", done, total);
+    int filled = total ? (int)(done * (size_t)width / total) : width;
+    fprintf(stderr, "\r%-12s [%.*s%*s] %zu/%zu", stage, filled, "##############################",
+            width - filled, "", done, total);
     if (done == total) {
         fputc('\n', stderr);
     }
@@ -183,7 +183,7 @@ static int train(int argc, char **argv)
     } else {
         printf("model %s: %zu rows, algo %s, triage threshold %.3f, %.1f s -> %s\n",
                wasl_model_version(m), t.n, algo, wasl_model_threshold(m),
-               (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9, out);
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, out);
     }
     wasl_model_destroy(&m);
     free(rows);
@@ -195,7 +195,7 @@ static int train(int argc, char **argv)
 static double report(const char *title, const char *const *names, int k, const int *gold,
                      const int *pred, size_t n, double *accuracy)
 {
-    int *cm = calloc((size_t) (k * k), sizeof *cm);
+    int *cm = calloc((size_t)(k * k), sizeof *cm);
     size_t correct = 0;
     for (size_t i = 0; i < n; i++) {
         if (gold[i] >= 0 && pred[i] >= 0) {
@@ -224,14 +224,14 @@ static double report(const char *title, const char *const *names, int k, const i
             col += cm[j * k + c];
             row += cm[c * k + j];
         }
-        double p = col ? (double) tp / col : 0, r = row ? (double) tp / row : 0;
+        double p = col ? (double)tp / col : 0, r = row ? (double)tp / row : 0;
         double f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
         macro += f1;
-        total += (size_t) row;
+        total += (size_t)row;
         printf("%-18s %9.3f %9.3f %9.3f %7d\n", names[c], p, r, f1, row);
     }
     macro /= k;
-    *accuracy = total ? (double) correct / (double) total : 0;
+    *accuracy = total ? (double)correct / (double)total : 0;
     printf("%-18s macro_f1 %.3f accuracy %.3f\n", "", macro, *accuracy);
     free(cm);
     return macro;
@@ -314,18 +314,18 @@ static int eval(int argc, char **argv)
             }
             done += n;
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            elapsed = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+            elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         }
-        printf("model %s (threshold %.3f) on %s\n", wasl_model_version(m),
-               wasl_model_threshold(m), in);
+        printf("model %s (threshold %.3f) on %s\n", wasl_model_version(m), wasl_model_threshold(m),
+               in);
         double acc, pacc, lacc;
         double macro = report("category", wasl_categories, WASL_CATEGORY_COUNT, gc, pc, n, &acc);
         report("priority", wasl_priorities, WASL_PRIORITY_COUNT, gp, pp, n, &pacc);
         report("language", langs, LANG_COUNT, gl, pl, n, &lacc);
         printf("\ntriage: %zu of %zu (%.1f%%) below the threshold; %zu of them were wrong\n",
-               triaged, n, n ? 100.0 * (double) triaged / (double) n : 0, triaged_wrong);
+               triaged, n, n ? 100.0 * (double)triaged / (double)n : 0, triaged_wrong);
         printf("macro_f1=%.4f accuracy=%.4f n=%zu msgs_per_s=%.0f\n", macro, acc, n,
-               elapsed > 0 ? (double) done / elapsed : 0);
+               elapsed > 0 ? (double)done / elapsed : 0);
     }
     wasl_features_clear(&f);
     free(gc);
@@ -346,7 +346,7 @@ static double seconds_since(const struct timespec *t0)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double) (t1.tv_sec - t0->tv_sec) + (double) (t1.tv_nsec - t0->tv_nsec) / 1e9;
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 /* Model load time, classification rate of short messages on one core, peak memory. */
@@ -404,8 +404,8 @@ static int bench(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("short_messages=%zu avg_bytes=%.0f model_load_ms=%.1f msgs_per_s=%.0f "
            "peak_rss_mib=%.1f\n",
-           nshort, nshort ? (double) bytes / (double) nshort : 0, load_s * 1000,
-           elapsed > 0 ? (double) done / elapsed : 0, (double) ru.ru_maxrss / 1024.0);
+           nshort, nshort ? (double)bytes / (double)nshort : 0, load_s * 1000,
+           elapsed > 0 ? (double)done / elapsed : 0, (double)ru.ru_maxrss / 1024.0);
     wasl_features_clear(&f);
     wasl_model_destroy(&m);
     tsv_free(&t);

@@ -13,7 +13,7 @@
 
 static void test_features_mixed_scripts(void **state)
 {
-    (void) state;
+    (void)state;
     wasl_features_t f = {0}, g = {0};
     const char *a = "الـــسلام عليكم، OTP ما يوصل!!";
     const char *b = "السلام عليكم OTP ما يوصل";
@@ -26,7 +26,7 @@ static void test_features_mixed_scripts(void **state)
     for (size_t i = 0; i < f.n; i++) {
         assert_true(f.idx[i] < WASL_FEATURE_DIM);
         assert_int_equal(f.idx[i], g.idx[i]);
-        norm2 += (double) f.val[i] * f.val[i];
+        norm2 += (double)f.val[i] * f.val[i];
     }
     assert_true(norm2 > 0.999 && norm2 < 1.001); /* L2-normalized */
     /* Reuse with a shorter text leaves nothing of the longer one. */
@@ -39,7 +39,7 @@ static void test_features_mixed_scripts(void **state)
 
 static void test_language(void **state)
 {
-    (void) state;
+    (void)state;
     struct {
         const char *text, *lang;
     } cases[] = {
@@ -58,7 +58,7 @@ static void test_language(void **state)
 
 static void test_urgent_cues(void **state)
 {
-    (void) state;
+    (void)state;
     char why[128];
     const char *urgent[] = {
         "جلستي اليوم الساعة ١٠ ورابط الجلسة المرئية ما يفتح",
@@ -73,8 +73,8 @@ static void test_urgent_cues(void **state)
         assert_true(strlen(why) > 0);
     }
     const char *calm[] = {
-        "متى موعد جلستي القادمة؟",              /* hearing, no urgency */
-        "الرابط ما يفتح من امس",                /* blocked, no hearing soon */
+        "متى موعد جلستي القادمة؟",             /* hearing, no urgency */
+        "الرابط ما يفتح من امس",               /* blocked, no hearing soon */
         "I want to download my judgment copy", /* "down" inside a word */
         "what are your hours today",
     };
@@ -134,9 +134,9 @@ static wasl_model_t *train_small(wasl_algo_t algo)
 
 static void test_train_and_classify(void **state)
 {
-    (void) state;
+    (void)state;
     for (int algo = WASL_ALGO_SOFTMAX; algo <= WASL_ALGO_CNB; algo++) {
-        wasl_model_t *m = train_small((wasl_algo_t) algo);
+        wasl_model_t *m = train_small((wasl_algo_t)algo);
         assert_non_null(m);
         wasl_features_t f = {0};
         size_t right = 0;
@@ -160,7 +160,7 @@ static void test_train_and_classify(void **state)
 
 static void test_triage_and_urgent_override(void **state)
 {
-    (void) state;
+    (void)state;
     wasl_model_t *m = train_small(WASL_ALGO_SOFTMAX);
     wasl_features_t f = {0};
     wasl_classification_t c;
@@ -188,7 +188,7 @@ static void test_triage_and_urgent_override(void **state)
 
 static void test_save_load_round_trip(void **state)
 {
-    (void) state;
+    (void)state;
     wasl_model_t *m = train_small(WASL_ALGO_SOFTMAX);
     wasl_model_set_threshold(m, 0.42);
     char path[] = "/tmp/wasl-model-XXXXXX";

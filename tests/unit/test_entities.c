@@ -16,7 +16,7 @@ typedef struct {
 
 static void test_table(void **state)
 {
-    (void) state;
+    (void)state;
     const entity_case_t cases[] = {
         {"قضيتي رقم ٤٥١٢٣٤٥٦٧٨ وهويتي ١٠١٢٣٤٥٦٧٢",
          "{\"case_number\":[\"4512345678\"],\"national_id\":[\"1012345672\"]}"},
@@ -58,7 +58,7 @@ static void test_table(void **state)
 
 static void test_luhn_and_flatten(void **state)
 {
-    (void) state;
+    (void)state;
     assert_true(wasl_national_id_valid("1012345672"));
     assert_false(wasl_national_id_valid("1012345673"));
     assert_false(wasl_national_id_valid("3012345672"));

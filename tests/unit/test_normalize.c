@@ -31,12 +31,12 @@ static void check(const norm_case_t *cases, size_t n)
 
 static void test_nfkc_casefold(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_NFKC_CASEFOLD, "Mu'een PORTAL", "mu'een portal"},
         {WASL_NORM_NFKC_CASEFOLD, "ﻻ", "لا"},            /* presentation-form ligature */
         {WASL_NORM_NFKC_CASEFOLD, "ﺍﻟﻤﺤﻜﻤﺔ", "المحكمة"}, /* presentation forms */
-        {WASL_NORM_NFKC_CASEFOLD, "Ｏｔｐ", "otp"},       /* full width */
+        {WASL_NORM_NFKC_CASEFOLD, "Ｏｔｐ", "otp"},      /* full width */
         {WASL_NORM_NFKC_CASEFOLD, "Straße", "strasse"},
     };
     check(cases, sizeof cases / sizeof cases[0]);
@@ -44,7 +44,7 @@ static void test_nfkc_casefold(void **state)
 
 static void test_digits(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_DIGITS, "قضية ٤٥١٢٣٤٥٦٧٨", "قضية 4512345678"},
         {WASL_NORM_DIGITS, "۰۵۵۱۲۳۴۵۶۷", "0551234567"},
@@ -55,19 +55,19 @@ static void test_digits(void **state)
 
 static void test_strip_marks(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
-        {WASL_NORM_STRIP_MARKS, "مُحَكَمَةٌ", "محكمة"},            /* tashkeel */
-        {WASL_NORM_STRIP_MARKS, "الـــــدائرة", "الدائرة"},      /* tatweel */
-        {WASL_NORM_STRIP_MARKS, "هٰذا", "هذا"},                   /* superscript alef */
-        {WASL_NORM_STRIP_MARKS, "شدّة", "شدة"},                   /* shadda */
+        {WASL_NORM_STRIP_MARKS, "مُحَكَمَةٌ", "محكمة"},          /* tashkeel */
+        {WASL_NORM_STRIP_MARKS, "الـــــدائرة", "الدائرة"}, /* tatweel */
+        {WASL_NORM_STRIP_MARKS, "هٰذا", "هذا"},              /* superscript alef */
+        {WASL_NORM_STRIP_MARKS, "شدّة", "شدة"},              /* shadda */
     };
     check(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_letter_maps(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_ALEF, "أريد إلغاء آخر ٱلطلب", "اريد الغاء اخر الطلب"},
         {WASL_NORM_YEH, "على مستوى", "علي مستوي"},
@@ -82,7 +82,7 @@ static void test_letter_maps(void **state)
 
 static void test_separators(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_SEPARATORS, "نعم، شكراً؛ متى؟", "نعم شكراً متى"},
         {WASL_NORM_SEPARATORS, "«معين» - portal!!", "معين portal"},
@@ -95,7 +95,7 @@ static void test_separators(void **state)
 
 static void test_cap_repeats(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_CAP_REPEATS, "شكراااااا جداً", "شكراا جداً"},
         {WASL_NORM_CAP_REPEATS, "pleeeease good", "pleease good"},
@@ -106,7 +106,7 @@ static void test_cap_repeats(void **state)
 
 static void test_all_steps(void **state)
 {
-    (void) state;
+    (void)state;
     const norm_case_t cases[] = {
         {WASL_NORM_ALL, "متى موعد الجلسة القادمة لقضيتي رقم ٤٥١٢٣٤٥٦٧٨؟",
          "متي موعد الجلسه القادمه لقضيتي رقم 4512345678"},
@@ -124,7 +124,7 @@ static void test_all_steps(void **state)
 
 static void test_bad_input(void **state)
 {
-    (void) state;
+    (void)state;
     assert_null(wasl_normalize("\xC0\xAF", 2));
     assert_null(wasl_normalize(NULL, 0));
     /* 1 MiB of one letter: normalized (capped), not crashed. */
