@@ -1,0 +1,624 @@
+/* notifier — claim due notifications with a lease, render, govern, send, record fenced. */
+#include "notifier.h"
+#include "template.h"
+#include "wasl_log.h"
+#include "wasl_metrics.h"
+#include "wasl_pg.h"
+#include "wasl_proto.h"
+#include "wasl_redis.h"
+#include "wasl_signal.h"
+#include "wasl_work.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define OWNER_MAX        128
+#define REASON_MAX       600
+#define REDIS_TIMEOUT_MS 200
+#define CHANNELS         2
+
+/* Due rows among $4 (or any when $4 is NULL): pending and due, or sending with a lease that
+ * expired (the notifier that held it died between lease and mark). */
+static const char *const claim_sql =
+    "WITH c AS ("
+    "  SELECT id FROM notifications"
+    "  WHERE ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))"
+    "    AND ((state = 'pending' AND next_attempt_at <= now())"
+    "         OR (state = 'sending' AND lease_until < now()))"
+    "  ORDER BY next_attempt_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    ")"
+    "UPDATE notifications n SET state = 'sending', owner = $1,"
+    "  lease_until = now() + make_interval(secs => $2::int), attempts = n.attempts + 1,"
+    "  updated_at = now()"
+    " FROM c WHERE n.id = c.id RETURNING n.id";
+
+static const char *const fetch_sql =
+    "SELECT n.id, coalesce(n.ticket_id, 0), n.kind, n.channel, n.recipient, n.lang, n.template,"
+    "  n.params::text, n.attempts, n.max_attempts,"
+    "  (n.urgent OR n.kind = 'alert' OR coalesce(t.priority = 'urgent', false)),"
+    "  coalesce(t.ref, ''), t.auto_submitted IS NOT NULL,"
+    "  EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = n.channel AND o.address = n.recipient),"
+    "  (SELECT m.message_id FROM messages m WHERE m.ticket_id = n.ticket_id AND m.direction = 'in'"
+    "     AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1),"
+    "  (SELECT string_agg('<' || x.message_id || '>', ' ' ORDER BY x.id) FROM ("
+    "     SELECT m.id, m.message_id FROM messages m WHERE m.ticket_id = n.ticket_id"
+    "       AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 10) x)"
+    " FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id"
+    " WHERE n.id = ANY($1::bigint[]) AND n.owner = $2 AND n.state = 'sending' ORDER BY n.id";
+
+/* Fenced on the owner (not on the lease's expiry: once the provider took the message, recording
+ * that is right even late; a row another notifier re-claimed has another owner). An email also
+ * becomes the ticket's outbound message, so that a reply threads back by its Message-ID. */
+static const char *const sent_sql =
+    "WITH s AS ("
+    "  UPDATE notifications SET state = 'sent', provider_id = $3, provider_status = $4,"
+    "    segments = $5::int, message_id = $6, sent_at = now(), updated_at = now(),"
+    "    lease_until = NULL, last_error = NULL"
+    "  WHERE id = $1 AND owner = $2 AND state = 'sending' RETURNING id, ticket_id, template"
+    "), m AS ("
+    "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,"
+    "    message_id)"
+    "  SELECT s.ticket_id, 'out', 'email', $6, $7, $8, $9, $6 FROM s"
+    "  WHERE $6::text IS NOT NULL AND s.ticket_id IS NOT NULL AND $10::bool"
+    "  ON CONFLICT DO NOTHING"
+    "), e AS ("
+    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
+    "  SELECT s.ticket_id, 'notification.sent', 'notifier', jsonb_build_object("
+    "    'notification_id', s.id, 'template', s.template, 'channel', $11::text,"
+    "    'provider_id', $3::text, 'segments', $5::int)"
+    "  FROM s WHERE s.ticket_id IS NOT NULL"
+    ")"
+    "SELECT id FROM s";
+
+static const char *const fail_sql =
+    "UPDATE notifications SET"
+    "  state = CASE WHEN $5::bool OR attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
+    "  next_attempt_at = now() + make_interval(secs => $4::double precision / 1000),"
+    "  last_error = $3, lease_until = NULL, updated_at = now()"
+    " WHERE id = $1 AND owner = $2 AND state = 'sending' RETURNING state";
+
+/* Not an attempt: the row waits (quiet hours, rate limit) without using one up. */
+static const char *const defer_sql =
+    "UPDATE notifications SET state = 'pending', attempts = greatest(attempts - 1, 0),"
+    "  next_attempt_at = now() + make_interval(secs => $3::int), last_error = $4,"
+    "  lease_until = NULL, updated_at = now()"
+    " WHERE id = $1 AND owner = $2 AND state = 'sending'";
+
+static const char *const suppress_sql =
+    "UPDATE notifications SET state = 'suppressed', last_error = $3, lease_until = NULL,"
+    "  updated_at = now()"
+    " WHERE id = $1 AND owner = $2 AND state = 'sending'";
+
+typedef struct {
+    wasl_counter_t *sent, *failed, *retried, *dead;
+    wasl_histogram_t *latency;
+} channel_metrics_t;
+
+struct notifier {
+    const notifier_config_t *cfg;
+    tmpl_set_t *templates;
+    provider_t *provider;
+    governor_t *governor;
+    wasl_pg_t *pg;
+    wasl_redis_t *redis;
+    zsock_t *pull;
+    char owner[OWNER_MAX];
+    atomic_bool db_ok;
+    int64_t last_sweep_ms;
+    channel_metrics_t ch[CHANNELS];
+    wasl_counter_t *bad_messages, *lease_lost, *segments, *redis_down;
+};
+
+/* One claimed row, as fetched. Strings point into the PGresult. */
+typedef struct {
+    int64_t id, ticket_id;
+    const char *kind, *channel, *recipient, *lang, *template, *params, *ref;
+    const char *in_reply_to, *references;
+    int attempts, max_attempts;
+    bool urgent, auto_submitted, opted_out;
+} row_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int channel_index(const char *channel)
+{
+    return strcmp(channel, "email") == 0 ? 1 : 0;
+}
+
+long notifier_backoff_ms(long base_ms, long max_ms, int attempt)
+{
+    long d = base_ms;
+    for (int i = 1; i < attempt && d < max_ms; i++) {
+        d *= 2;
+    }
+    if (d > max_ms) {
+        d = max_ms;
+    }
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        r = (uint32_t)now_ms();
+    }
+    long half = d / 2;
+    return half + (half > 0 ? (long)(r % (uint32_t)(half + 1)) : 0);
+}
+
+static void init_metrics(notifier_t *self)
+{
+    static const char *const names[CHANNELS] = {"sms", "email"};
+    for (int i = 0; i < CHANNELS; i++) {
+        char l[64];
+        snprintf(l, sizeof l, "channel=\"%s\"", names[i]);
+        channel_metrics_t *m = &self->ch[i];
+        m->sent = wasl_counter("wasl_notifier_sent_total", "Notifications the provider took", l);
+        m->failed = wasl_counter("wasl_notifier_failed_total",
+                                 "Send attempts that failed (retried or dead)", l);
+        m->retried = wasl_counter("wasl_notifier_retried_total",
+                                  "Failed attempts given back for a retry with backoff", l);
+        m->dead = wasl_counter("wasl_notifier_dead_total",
+                               "Notifications dead-lettered (permanent error or attempts used)", l);
+        m->latency = wasl_histogram("wasl_notifier_provider_seconds",
+                                    "Time the SMS gateway or SMTP server took per send", l,
+                                    wasl_latency_buckets_s, wasl_latency_buckets_n);
+    }
+    self->bad_messages = wasl_counter("wasl_notifier_bad_messages_total",
+                                      "Bus messages that failed to decode (logged, dropped)", NULL);
+    self->lease_lost =
+        wasl_counter("wasl_notifier_lease_lost_total",
+                     "Outcomes not recorded because another notifier owned the row", NULL);
+    self->segments = wasl_counter("wasl_notifier_sms_segments_total", "SMS parts sent", NULL);
+    self->redis_down = wasl_counter("wasl_notifier_rate_limit_unchecked_total",
+                                    "Sends allowed without a rate-limit check (Redis down)", NULL);
+}
+
+static void count_reason(const char *family, const char *help, const char *reason)
+{
+    char l[96];
+    snprintf(l, sizeof l, "reason=\"%s\"", reason);
+    wasl_counter_inc(wasl_counter(family, help, l));
+}
+
+notifier_t *notifier_new(const notifier_config_t *cfg, wasl_zmq_t *zmq)
+{
+    notifier_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->cfg = cfg;
+    atomic_init(&self->db_ok, false);
+    wasl_work_owner("notifier", self->owner, sizeof self->owner);
+    char err[1024];
+    self->templates = tmpl_set_load(cfg->templates_dir, err, sizeof err);
+    if (!self->templates) {
+        wasl_error("notifier: templates refused", "{s:s, s:s}", "dir", cfg->templates_dir, "error",
+                   err);
+        goto error;
+    }
+    self->provider = provider_new(&cfg->sms, &cfg->mail);
+    self->pg = wasl_pg_new(cfg->pg_url);
+    if (!self->provider || !self->pg) {
+        goto error;
+    }
+    if (cfg->redis_url && *cfg->redis_url) {
+        self->redis = wasl_redis_new(cfg->redis_url, REDIS_TIMEOUT_MS);
+        if (!self->redis) {
+            goto error;
+        }
+    }
+    self->governor = governor_new(self->redis, &cfg->limits);
+    if (!self->governor) {
+        goto error;
+    }
+    if (cfg->bus && *cfg->bus) {
+        char *in = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "notify", WASL_BUS_PULL);
+        if (in) {
+            self->pull = wasl_zmq_connect(zmq, ZMQ_PULL, in);
+        } else {
+            wasl_error("notifier: WASL_BUS or WASL_BUS_STAGES unusable (needs a notify stage)",
+                       "{s:s}", "bus", cfg->bus);
+        }
+        free(in);
+        if (!self->pull) {
+            goto error;
+        }
+    }
+    init_metrics(self);
+    return self;
+error:
+    notifier_destroy(&self);
+    return NULL;
+}
+
+void notifier_destroy(notifier_t **self_p)
+{
+    assert(self_p);
+    notifier_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    zsock_destroy(&self->pull);
+    governor_destroy(&self->governor);
+    wasl_redis_destroy(&self->redis);
+    wasl_pg_destroy(&self->pg);
+    provider_destroy(&self->provider);
+    tmpl_set_destroy(&self->templates);
+    free(self);
+    *self_p = NULL;
+}
+
+static char *ids_array(const int64_t *ids, size_t n)
+{
+    size_t cap = n * 21 + 3;
+    char *s = malloc(cap);
+    if (!s) {
+        return NULL;
+    }
+    size_t o = (size_t)snprintf(s, cap, "{");
+    for (size_t i = 0; i < n; i++) {
+        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
+    }
+    snprintf(s + o, cap - o, "}");
+    return s;
+}
+
+/* Runs one fenced update on its own; returns the rows it changed, or -1. */
+static int fenced(notifier_t *self, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = wasl_pg_query(self->pg, sql, n, params);
+    if (!res) {
+        atomic_store(&self->db_ok, false);
+        wasl_warn("notifier: outcome not recorded (the lease will expire and the row return)",
+                  "{s:s}", "error", wasl_pg_error(self->pg));
+        return -1;
+    }
+    int changed = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : atoi(PQcmdTuples(res));
+    PQclear(res);
+    if (changed == 0) {
+        wasl_counter_inc(self->lease_lost);
+    }
+    return changed;
+}
+
+static void defer(notifier_t *self, const row_t *r, long delay_s, const char *reason)
+{
+    char id[24], d[24];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    snprintf(d, sizeof d, "%ld", delay_s);
+    const char *p[] = {id, self->owner, d, reason};
+    fenced(self, defer_sql, 4, p);
+    count_reason("wasl_notifier_deferred_total", "Sends put off (not an attempt)", reason);
+    wasl_debug("notifier: deferred", "{s:I, s:s, s:i}", "notification", (json_int_t)r->id, "reason",
+               reason, "delay_s", (int)delay_s);
+}
+
+static void suppress(notifier_t *self, const row_t *r, const char *reason)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    const char *p[] = {id, self->owner, reason};
+    fenced(self, suppress_sql, 3, p);
+    count_reason("wasl_notifier_suppressed_total", "Notifications never sent, by reason", reason);
+    wasl_info("notifier: suppressed", "{s:I, s:s}", "notification", (json_int_t)r->id, "reason",
+              reason);
+}
+
+static void fail(notifier_t *self, const row_t *r, const char *error, bool permanent)
+{
+    channel_metrics_t *m = &self->ch[channel_index(r->channel)];
+    long backoff = permanent ? 0
+                             : notifier_backoff_ms(self->cfg->retry_base_ms,
+                                                   self->cfg->retry_max_ms, r->attempts);
+    char id[24], b[24];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    snprintf(b, sizeof b, "%ld", backoff);
+    const char *p[] = {id, self->owner, error, b, permanent ? "true" : "false"};
+    PGresult *res = wasl_pg_query(self->pg, fail_sql, 5, p);
+    wasl_counter_inc(m->failed);
+    if (!res) {
+        atomic_store(&self->db_ok, false);
+        return;
+    }
+    bool dead = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0;
+    if (PQntuples(res) == 0) {
+        wasl_counter_inc(self->lease_lost);
+    } else if (dead) {
+        wasl_counter_inc(m->dead);
+    } else {
+        wasl_counter_inc(m->retried);
+    }
+    PQclear(res);
+    wasl_log(dead ? WASL_LOG_ERROR : WASL_LOG_WARN,
+             dead ? "notifier: dead letter" : "notifier: send failed; will retry",
+             "{s:I, s:s, s:i, s:s, s:i}", "notification", (json_int_t)r->id, "channel", r->channel,
+             "attempt", r->attempts, "error", error, "backoff_ms", (int)backoff);
+}
+
+static time_t clock_now(const notifier_t *self)
+{
+    return self->cfg->clock_s > 0 ? (time_t)self->cfg->clock_s : time(NULL);
+}
+
+/* Renders, governs and sends one claimed row, then records the outcome. */
+static void send_row(notifier_t *self, const row_t *r)
+{
+    char err[REASON_MAX];
+    if (r->attempts > r->max_attempts) {
+        /* Its lease expired again and again: whoever held it died each time. */
+        fail(self, r, "lease expired on every attempt (notifier died while sending)", true);
+        return;
+    }
+    bool alert = strcmp(r->kind, "alert") == 0;
+    if (r->auto_submitted && !alert) {
+        suppress(self, r, "auto_submitted");
+        return;
+    }
+    if (r->opted_out && !alert) {
+        suppress(self, r, "opted_out");
+        return;
+    }
+    json_t *params = json_loads(r->params, 0, NULL);
+    if (!json_is_object(params)) {
+        json_decref(params);
+        fail(self, r, "params is not a JSON object", true);
+        return;
+    }
+    if (!json_object_get(params, "ref") && *r->ref) {
+        json_object_set_new(params, "ref", json_string(r->ref));
+    }
+    char *subject = NULL;
+    char *text = tmpl_render(self->templates, r->lang, r->channel, r->template, params, &subject,
+                             err, sizeof err);
+    json_decref(params);
+    if (!text) {
+        fail(self, r, err, true);
+        return;
+    }
+    bool sms = strcmp(r->channel, "sms") == 0;
+    if (sms && !r->urgent) {
+        long wait = governor_quiet_wait_s(clock_now(self), (int)self->cfg->quiet_start_h,
+                                          (int)self->cfg->quiet_end_h);
+        if (wait > 0) {
+            defer(self, r, wait, "quiet_hours");
+            goto done;
+        }
+    }
+    if (!alert) {
+        bool redis_down = false;
+        long wait =
+            governor_take(self->governor, r->channel, r->recipient, r->ticket_id, &redis_down);
+        if (redis_down) {
+            wasl_counter_inc(self->redis_down);
+        }
+        if (wait > 0) {
+            defer(self, r, wait, "rate_limit");
+            goto done;
+        }
+    }
+    channel_metrics_t *m = &self->ch[channel_index(r->channel)];
+    send_result_t res;
+    int segments = 0;
+    char mid[PROVIDER_ID_MAX] = "";
+    if (sms) {
+        bool ucs2 = false;
+        segments = tmpl_sms_segments(text, &ucs2);
+        provider_send_sms(self->provider, r->id, r->recipient, text, ucs2, segments, &res);
+    } else {
+        mail_msg_t msg = {.id = r->id,
+                          .to = r->recipient,
+                          .lang = r->lang,
+                          .subject = subject,
+                          .text = text,
+                          .references = r->references};
+        char irt[PROVIDER_ID_MAX + 2] = "";
+        if (r->in_reply_to) {
+            snprintf(irt, sizeof irt, "<%s>", r->in_reply_to);
+            msg.in_reply_to = irt;
+        }
+        provider_send_mail(self->provider, &msg, &res);
+        provider_message_id(self->provider, r->id, mid, sizeof mid);
+        memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
+        mid[strlen(mid) - 1] = '\0';
+    }
+    wasl_histogram_observe(m->latency, res.latency_s);
+    if (res.status != SEND_OK) {
+        fail(self, r, res.error, res.status == SEND_PERMANENT);
+        goto done;
+    }
+    char id[24], seg[16];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    snprintf(seg, sizeof seg, "%d", segments);
+    bool record = !sms && !alert;
+    const char *p[] = {id,
+                       self->owner,
+                       res.provider_id,
+                       res.provider_status,
+                       sms ? seg : NULL,
+                       sms ? NULL : mid,
+                       self->cfg->mail.from,
+                       text,
+                       subject,
+                       record ? "true" : "false",
+                       r->channel};
+    int changed = fenced(self, sent_sql, 11, p);
+    wasl_counter_inc(m->sent);
+    if (sms) {
+        wasl_counter_add(self->segments, (uint64_t)segments);
+    }
+    wasl_info("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f, s:b}", "notification",
+              (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
+              res.provider_id, "segments", segments, "latency_s", res.latency_s, "recorded",
+              changed > 0);
+done:
+    free(text);
+    free(subject);
+}
+
+/* On a stop: gives the claimed rows from `first` on back at once (not an attempt), rather than
+ * leaving them to wait for their lease to expire. */
+static void release_rest(notifier_t *self, PGresult *res, int first)
+{
+    size_t n = (size_t)(PQntuples(res) - first);
+    int64_t *ids = malloc(n * sizeof *ids);
+    if (!ids) {
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        ids[k] = strtoll(PQgetvalue(res, first + (int)k, 0), NULL, 10);
+    }
+    char *arr = ids_array(ids, n);
+    free(ids);
+    const char *p[] = {arr, self->owner};
+    PGresult *out =
+        arr ? wasl_pg_query(self->pg,
+                            "UPDATE notifications SET state = 'pending',"
+                            "  attempts = greatest(attempts - 1, 0), lease_until = NULL,"
+                            "  updated_at = now()"
+                            " WHERE id = ANY($1::bigint[]) AND owner = $2"
+                            "   AND state = 'sending'",
+                            2, p)
+            : NULL;
+    wasl_info("notifier: stopping; unsent rows given back", "{s:i}", "rows", (int)n);
+    PQclear(out);
+    free(arr);
+}
+
+static const char *opt_value(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
+{
+    char *arr = n > 0 ? ids_array(ids, n) : NULL;
+    if (n > 0 && !arr) {
+        return -1;
+    }
+    char lease[16], limit[16];
+    snprintf(lease, sizeof lease, "%ld", self->cfg->lease_s);
+    snprintf(limit, sizeof limit, "%ld", n > 0 ? (long)n : self->cfg->batch_max);
+    const char *cp[] = {self->owner, lease, limit, arr};
+    PGresult *res = wasl_pg_query(self->pg, claim_sql, 4, cp);
+    free(arr);
+    if (!res) {
+        atomic_store(&self->db_ok, false);
+        wasl_warn("notifier: claim failed", "{s:s}", "error", wasl_pg_error(self->pg));
+        return -1;
+    }
+    atomic_store(&self->db_ok, true);
+    int claimed = PQntuples(res);
+    int64_t *got = claimed > 0 ? malloc((size_t)claimed * sizeof *got) : NULL;
+    for (int i = 0; got && i < claimed; i++) {
+        got[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    }
+    PQclear(res);
+    if (claimed == 0 || !got) {
+        free(got);
+        return claimed == 0 ? 0 : -1; /* unsent claimed rows come back when the lease ends */
+    }
+    arr = ids_array(got, (size_t)claimed);
+    free(got);
+    const char *fp[] = {arr, self->owner};
+    res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;
+    free(arr);
+    if (!res) {
+        atomic_store(&self->db_ok, false);
+        return -1;
+    }
+    int i = 0;
+    for (; i < PQntuples(res) && !wasl_signal_stopping(); i++) {
+        row_t r = {
+            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+            .ticket_id = strtoll(PQgetvalue(res, i, 1), NULL, 10),
+            .kind = PQgetvalue(res, i, 2),
+            .channel = PQgetvalue(res, i, 3),
+            .recipient = PQgetvalue(res, i, 4),
+            .lang = PQgetvalue(res, i, 5),
+            .template = PQgetvalue(res, i, 6),
+            .params = PQgetvalue(res, i, 7),
+            .attempts = atoi(PQgetvalue(res, i, 8)),
+            .max_attempts = atoi(PQgetvalue(res, i, 9)),
+            .urgent = PQgetvalue(res, i, 10)[0] == 't',
+            .ref = PQgetvalue(res, i, 11),
+            .auto_submitted = PQgetvalue(res, i, 12)[0] == 't',
+            .opted_out = PQgetvalue(res, i, 13)[0] == 't',
+            .in_reply_to = opt_value(res, i, 14),
+            .references = opt_value(res, i, 15),
+        };
+        send_row(self, &r);
+    }
+    if (i < PQntuples(res)) {
+        release_rest(self, res, i);
+    }
+    PQclear(res);
+    return claimed;
+}
+
+int notifier_run(notifier_t *self)
+{
+    size_t max = (size_t)self->cfg->batch_max;
+    int64_t *ids = malloc(max * sizeof *ids);
+    if (!ids) {
+        return -1;
+    }
+    self->last_sweep_ms = 0; /* sweep first: rows may have waited while no notifier ran */
+    while (!wasl_signal_stopping()) {
+        int64_t wait = self->last_sweep_ms + self->cfg->sweep_ms - now_ms();
+        size_t n = 0;
+        if (self->pull) {
+            zmq_pollitem_t item = {zsock_resolve(self->pull), 0, ZMQ_POLLIN, 0};
+            int rc = zmq_poll(&item, 1, wait > 0 ? (long)wait : 0);
+            while (rc > 0 && n < max) {
+                zmq_msg_t frame;
+                zmq_msg_init(&frame);
+                if (zmq_msg_recv(&frame, zsock_resolve(self->pull), ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&frame);
+                    break;
+                }
+                wasl_msg_error_t err;
+                wasl_msg_t *msg = wasl_msg_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &err);
+                zmq_msg_close(&frame);
+                if (!msg || msg->type != WASL_MSG_NOTIFY_REQUESTED) {
+                    wasl_counter_inc(self->bad_messages);
+                    wasl_warn("notifier: bad message on the notify stage; dropped", "{s:s, s:s}",
+                              "error", msg ? "unexpected type" : err.message, "field",
+                              msg ? "type" : err.field);
+                    wasl_msg_destroy(&msg);
+                    continue;
+                }
+                ids[n++] = (int64_t)msg->u.notify_requested.notification_id;
+                wasl_msg_destroy(&msg);
+            }
+        } else if (wait > 0) {
+            wasl_signal_wait((int)wait);
+        }
+        if (n > 0) {
+            notifier_process(self, ids, n);
+        }
+        if (now_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
+            int swept = notifier_process(self, NULL, 0);
+            /* A full batch means a backlog: sweep again right after the next poll. */
+            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : now_ms();
+        }
+    }
+    free(ids);
+    return 0;
+}
+
+bool notifier_ready(void *arg, char *why, size_t cap)
+{
+    notifier_t *self = arg;
+    if (!atomic_load(&self->db_ok)) {
+        snprintf(why, cap, "PostgreSQL does not answer");
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,147 @@
+/* notify — `waslctl notify dead|redrive`: the notifier's dead letters and their second chance. */
+#include "ctl.h"
+#include "wasl_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_DEFAULT 50
+#define IDS_MAX      1000
+
+static int usage(void)
+{
+    fprintf(stderr, "Usage: waslctl notify dead [--limit N]\n"
+                    "       waslctl notify redrive (ID... | --all) [--channel sms|email]\n"
+                    "dead lists dead letters with their reason. redrive makes dead notifications\n"
+                    "pending again with fresh attempts (the reason stays until the next outcome).\n"
+                    "Uses WASL_PG_URL.\n");
+    return CTL_USAGE;
+}
+
+static wasl_pg_t *connect_pg(void)
+{
+    const char *url = getenv("WASL_PG_URL");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    if (!pg || !wasl_pg_ok(pg)) {
+        fprintf(stderr, "waslctl notify: cannot connect to PostgreSQL: %s\n",
+                pg ? wasl_pg_error(pg) : "out of memory");
+        wasl_pg_destroy(&pg);
+    }
+    return pg;
+}
+
+static int dead(int argc, char **argv)
+{
+    long limit = LIST_DEFAULT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
+            char *end;
+            limit = strtol(argv[++i], &end, 10);
+            if (*end || limit <= 0) {
+                return usage();
+            }
+        } else {
+            return usage();
+        }
+    }
+    wasl_pg_t *pg = connect_pg();
+    if (!pg) {
+        return CTL_UNAVAIL;
+    }
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *p[] = {lim};
+    PGresult *res = wasl_pg_query(
+        pg,
+        "SELECT id, channel, template, coalesce(ticket_id::text, '-'), attempts,"
+        "  to_char(updated_at AT TIME ZONE 'Asia/Riyadh', 'YYYY-MM-DD HH24:MI'), last_error"
+        " FROM notifications WHERE state = 'dead' ORDER BY updated_at DESC LIMIT $1::int",
+        1, p);
+    int rc = CTL_FAILED;
+    if (res) {
+        printf("%-10s %-6s %-12s %-10s %-8s %-17s %s\n", "id", "chan", "template", "ticket",
+               "attempts", "dead since", "reason");
+        for (int r = 0; r < PQntuples(res); r++) {
+            printf("%-10s %-6s %-12s %-10s %-8s %-17s %s\n", PQgetvalue(res, r, 0),
+                   PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
+                   PQgetvalue(res, r, 4), PQgetvalue(res, r, 5), PQgetvalue(res, r, 6));
+        }
+        PQclear(res);
+        rc = CTL_OK;
+    } else {
+        fprintf(stderr, "waslctl notify: %s\n", wasl_pg_error(pg));
+    }
+    wasl_pg_destroy(&pg);
+    return rc;
+}
+
+static int redrive(int argc, char **argv)
+{
+    bool all = false;
+    const char *channel = NULL;
+    char ids[IDS_MAX * 21 + 3] = "{";
+    size_t o = 1, n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all")) {
+            all = true;
+        } else if (!strcmp(argv[i], "--channel") && i + 1 < argc) {
+            channel = argv[++i];
+            if (strcmp(channel, "sms") != 0 && strcmp(channel, "email") != 0) {
+                return usage();
+            }
+        } else {
+            char *end;
+            long long id = strtoll(argv[i], &end, 10);
+            if (*end || id <= 0 || n >= IDS_MAX) {
+                return usage();
+            }
+            o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%lld", n ? "," : "", id);
+            n++;
+        }
+    }
+    if (all == (n > 0)) {
+        return usage(); /* exactly one of IDs and --all */
+    }
+    snprintf(ids + o, sizeof ids - o, "}");
+    wasl_pg_t *pg = connect_pg();
+    if (!pg) {
+        return CTL_UNAVAIL;
+    }
+    const char *p[] = {all ? NULL : ids, channel};
+    PGresult *res = wasl_pg_query(
+        pg,
+        "UPDATE notifications SET state = 'pending', attempts = 0, next_attempt_at = now(),"
+        "  owner = NULL, lease_until = NULL, updated_at = now()"
+        " WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
+        "   AND ($2::text IS NULL OR channel = $2) RETURNING id",
+        2, p);
+    int rc = CTL_FAILED;
+    if (res) {
+        printf("redriven: %d\n", PQntuples(res));
+        PQclear(res);
+        rc = CTL_OK;
+    } else {
+        fprintf(stderr, "waslctl notify: %s\n", wasl_pg_error(pg));
+    }
+    wasl_pg_destroy(&pg);
+    return rc;
+}
+
+int ctl_notify(int argc, char **argv)
+{
+    if (argc < 2) {
+        return usage();
+    }
+    if (!strcmp(argv[1], "dead")) {
+        return dead(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "redrive")) {
+        return redrive(argc - 1, argv + 1);
+    }
+    if (!strcmp(argv[1], "--help")) {
+        usage();
+        return CTL_OK;
+    }
+    return usage();
+}
