@@ -97,6 +97,51 @@ static wasl_msg_t *make_msg(wasl_msg_type_t t, bool full)
         }
         break;
     }
+    case WASL_MSG_CASE_LOOKUP_REQUEST: {
+        wasl_msg_case_lookup_request_t *m = &msg->u.case_lookup_request;
+        m->request_id = dup_or_die("ivr-call-77:3");
+        m->case_number = dup_or_die("4512345678");
+        m->verifier_kind = dup_or_die("national_id");
+        m->verifier = dup_or_die("1012345672");
+        m->channel = dup_or_die("phone");
+        m->client = dup_or_die("pbx");
+        if (full) {
+            m->call_id = dup_or_die("call-77");
+            m->caller = dup_or_die("+966551234567");
+        }
+        break;
+    }
+    case WASL_MSG_CASE_LOOKUP_REPLY: {
+        wasl_msg_case_lookup_reply_t *m = &msg->u.case_lookup_reply;
+        m->request_id = dup_or_die("ivr-call-77:3");
+        m->outcome = dup_or_die(full ? "found" : "denied");
+        if (full) {
+            m->retry_after_s = 900;
+            m->has_retry_after_s = true;
+            m->case_number = dup_or_die("4512345678");
+            m->court = dup_or_die("المحكمة الإدارية بالرياض");
+            m->circuit = dup_or_die("الدائرة الإدارية الثالثة");
+            m->status = dup_or_die("in_hearing");
+            m->status_ar = dup_or_die("منظورة");
+            m->hearing_utc = dup_or_die("2025-02-26T06:30:00Z");
+            m->hearing_local = dup_or_die("2025-02-26T09:30:00+03:00");
+            m->hijri_year = 1446;
+            m->has_hijri_year = true;
+            m->hijri_month = 8;
+            m->has_hijri_month = true;
+            m->hijri_day = 27;
+            m->has_hijri_day = true;
+            m->hijri_month_name_ar = dup_or_die("شعبان");
+            m->hearing_text_ar = dup_or_die("الأربعاء ٢٧ شعبان ١٤٤٦هـ الساعة ٩:٣٠ صباحًا");
+            m->hearing_text_en =
+                dup_or_die("Wednesday 27 Sha'ban 1446 AH (26 February 2025), 9:30 AM");
+            m->updates = strlist(3, "تم قيد الدعوى");
+            m->updates_count = 3;
+            m->speech_ar = dup_or_die("جلستكم القادمة يوم الأربعاء");
+            m->speech_en = dup_or_die("Your next hearing is on Wednesday");
+        }
+        break;
+    }
     default:
         fail_msg("test_proto.c has no sample of %s: add it", wasl_msg_type_name(t));
     }
@@ -163,6 +208,44 @@ static void assert_msg_same(const wasl_msg_t *x, const wasl_msg_t *y)
             assert_true(a->ticket_id == b->ticket_id);
         assert_str_same(a->kind, b->kind);
         assert_str_same(a->channel, b->channel);
+        break;
+    }
+    case WASL_MSG_CASE_LOOKUP_REQUEST: {
+        const wasl_msg_case_lookup_request_t *a = &x->u.case_lookup_request,
+                                             *b = &y->u.case_lookup_request;
+        assert_str_same(a->request_id, b->request_id);
+        assert_str_same(a->case_number, b->case_number);
+        assert_str_same(a->verifier_kind, b->verifier_kind);
+        assert_str_same(a->verifier, b->verifier);
+        assert_str_same(a->channel, b->channel);
+        assert_str_same(a->client, b->client);
+        assert_str_same(a->call_id, b->call_id);
+        assert_str_same(a->caller, b->caller);
+        break;
+    }
+    case WASL_MSG_CASE_LOOKUP_REPLY: {
+        const wasl_msg_case_lookup_reply_t *a = &x->u.case_lookup_reply,
+                                           *b = &y->u.case_lookup_reply;
+        assert_str_same(a->request_id, b->request_id);
+        assert_str_same(a->outcome, b->outcome);
+        assert_int_equal(a->has_retry_after_s, b->has_retry_after_s);
+        assert_true(a->retry_after_s == b->retry_after_s);
+        assert_str_same(a->case_number, b->case_number);
+        assert_str_same(a->court, b->court);
+        assert_str_same(a->circuit, b->circuit);
+        assert_str_same(a->status, b->status);
+        assert_str_same(a->status_ar, b->status_ar);
+        assert_str_same(a->hearing_utc, b->hearing_utc);
+        assert_str_same(a->hearing_local, b->hearing_local);
+        assert_int_equal(a->has_hijri_year, b->has_hijri_year);
+        assert_true(a->hijri_year == b->hijri_year && a->hijri_month == b->hijri_month &&
+                    a->hijri_day == b->hijri_day);
+        assert_str_same(a->hijri_month_name_ar, b->hijri_month_name_ar);
+        assert_str_same(a->hearing_text_ar, b->hearing_text_ar);
+        assert_str_same(a->hearing_text_en, b->hearing_text_en);
+        assert_strlist_same(a->updates, a->updates_count, b->updates, b->updates_count);
+        assert_str_same(a->speech_ar, b->speech_ar);
+        assert_str_same(a->speech_en, b->speech_en);
         break;
     }
     default:

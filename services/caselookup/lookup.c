@@ -1,0 +1,912 @@
+/* lookup — wasl-caselookup's request handling: verification, lockout, cache, audit, replies. */
+#include "lookup.h"
+#include "wasl_log.h"
+#include "wasl_metrics.h"
+#include "wasl_pg.h"
+#include "wasl_redis.h"
+#include "wasl_signal.h"
+#include "wasl_work.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OWNER_MAX       128
+#define POLL_MS         500
+#define HEARINGS_MAX    8
+#define UPDATES_MAX     3
+#define VERIFIERS_MAX   64
+#define CASE_NUMBER_LEN 10
+#define KEY_MAX         128
+#define TEXT_MAX        1024
+#define SPEECH_MAX      4096
+#define NOTIFY_CHANNEL  "wasl_case_changed"
+#define CACHE_PREFIX    "wasl:case:"
+
+/* A case in one row, as the cache keeps it. Verifiers are hashed (never kept in clear in
+ * Redis); only hearings from yesterday on are kept (the next one is chosen at reply time). */
+static const char *const case_sql =
+    "SELECT json_build_object("
+    " 'case_number', c.case_number, 'version', c.version, 'status', c.status,"
+    " 'court_ar', co.name_ar, 'court_en', co.name_en, 'circuit_ar', ci.name_ar,"
+    " 'circuit_en', ci.name_en, 'tz', co.time_zone,"
+    " 'verifiers', (SELECT coalesce(json_agg(v), '[]') FROM ("
+    "   SELECT encode(sha256(convert_to('national_id:' || p.national_id, 'UTF8')), 'hex') v"
+    "   FROM case_parties p WHERE p.case_id = c.id AND p.national_id IS NOT NULL UNION"
+    "   SELECT encode(sha256(convert_to('caller_phone:' || p.phone, 'UTF8')), 'hex')"
+    "   FROM case_parties p WHERE p.case_id = c.id AND p.phone IS NOT NULL) x),"
+    " 'hearings', (SELECT coalesce(json_agg(json_build_array("
+    "     extract(epoch FROM h.starts_at)::bigint, h.kind_ar, h.kind_en) ORDER BY h.starts_at),"
+    "     '[]') FROM (SELECT * FROM case_hearings h WHERE h.case_id = c.id"
+    "     AND h.starts_at > now() - interval '1 day' ORDER BY h.starts_at LIMIT 8) h),"
+    " 'updates', (SELECT coalesce(json_agg(json_build_array(u.text_ar, u.text_en)"
+    "     ORDER BY u.at DESC), '[]') FROM (SELECT * FROM case_updates u WHERE u.case_id = c.id"
+    "     ORDER BY u.at DESC LIMIT 3) u))"
+    " FROM cases c JOIN circuits ci ON ci.id = c.circuit_id JOIN courts co ON co.id = ci.court_id"
+    " WHERE c.case_number = $1";
+
+static const char *const audit_sql =
+    "INSERT INTO case_lookup_audit (request_id, case_number, verifier_kind, verifier_masked,"
+    " caller_masked, channel, client, call_id, outcome, reason, cached, worker)"
+    " SELECT request_id, case_number, verifier_kind, verifier_masked, caller_masked, channel,"
+    " client, call_id, outcome, reason, cached, $2 FROM jsonb_to_recordset($1::jsonb) AS x("
+    " request_id text, case_number text, verifier_kind text, verifier_masked text,"
+    " caller_masked text, channel text, client text, call_id text, outcome text, reason text,"
+    " cached boolean)";
+
+/* Checks both locks and reads the cache for a whole batch in one round trip. KEYS: for each
+ * request its caller lock, case lock and cache key. Returns, per request, {caller lock ttl,
+ * case lock ttl, cached value or nil}. */
+static const char *const check_lua =
+    "local out = {} for i = 1, #KEYS, 3 do "
+    "out[#out + 1] = redis.call('TTL', KEYS[i]) out[#out + 1] = redis.call('TTL', KEYS[i + 1]) "
+    "out[#out + 1] = redis.call('GET', KEYS[i + 2]) end return out";
+#define CHECK_KEYS 3
+
+/* Counts a failure for the caller and the case; locks whichever reached its limit. KEYS:
+ * caller count, case count, caller lock, case lock. ARGV: window_s, max, lock_s, case_max.
+ * Returns {caller count, case count, 1 when the caller was locked now}. */
+static const char *const fail_lua =
+    "local a = redis.call('INCR', KEYS[1]) if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+    "end "
+    "local b = redis.call('INCR', KEYS[2]) if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) "
+    "end "
+    "local locked = 0 "
+    "if a >= tonumber(ARGV[2]) then redis.call('SET', KEYS[3], '1', 'EX', ARGV[3]) "
+    "  redis.call('DEL', KEYS[1]) locked = 1 end "
+    "if b >= tonumber(ARGV[4]) then redis.call('SET', KEYS[4], '1', 'EX', ARGV[3]) "
+    "  redis.call('DEL', KEYS[2]) end "
+    "return {a, b, locked}";
+
+struct lookup_case {
+    json_t *doc;
+    int64_t hearings[HEARINGS_MAX];
+    const char *hearing_kind_ar[HEARINGS_MAX], *hearing_kind_en[HEARINGS_MAX];
+    size_t nhearings;
+};
+
+/* ---- pure parts ------------------------------------------------------------------------- */
+
+lookup_case_t *lookup_case_parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return NULL;
+    }
+    lookup_case_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        json_decref(doc);
+        return NULL;
+    }
+    c->doc = doc;
+    static const char *const need[] = {"case_number", "status",     "court_ar", "court_en",
+                                       "circuit_ar",  "circuit_en", "tz",       NULL};
+    for (const char *const *k = need; *k; k++) {
+        if (!json_is_string(json_object_get(doc, *k))) {
+            goto malformed;
+        }
+    }
+    json_t *h = json_object_get(doc, "hearings");
+    if (!json_is_array(h) || !json_is_array(json_object_get(doc, "verifiers")) ||
+        !json_is_array(json_object_get(doc, "updates"))) {
+        goto malformed;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(h, i, v)
+    {
+        if (c->nhearings == HEARINGS_MAX) {
+            break;
+        }
+        if (!json_is_array(v) || !json_is_integer(json_array_get(v, 0))) {
+            goto malformed;
+        }
+        c->hearings[c->nhearings] = json_integer_value(json_array_get(v, 0));
+        c->hearing_kind_ar[c->nhearings] = json_string_value(json_array_get(v, 1));
+        c->hearing_kind_en[c->nhearings] = json_string_value(json_array_get(v, 2));
+        c->nhearings++;
+    }
+    return c;
+malformed:
+    lookup_case_destroy(&c);
+    return NULL;
+}
+
+void lookup_case_destroy(lookup_case_t **self_p)
+{
+    if (self_p && *self_p) {
+        json_decref((*self_p)->doc);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+bool lookup_case_has_verifier(const lookup_case_t *c, const char *hash)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(c->doc, "verifiers"), i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && strlen(s) == 64 && sodium_memcmp(s, hash, 64) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void lookup_verifier_hash(const char *kind, const char *value, char out[65])
+{
+    crypto_hash_sha256_state st;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)kind, strlen(kind));
+    crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)value, strlen(value));
+    crypto_hash_sha256_final(&st, digest);
+    sodium_bin2hex(out, 65, digest, sizeof digest);
+}
+
+static const struct {
+    const char *code, *ar, *en;
+} statuses[] = {
+    {"filed", "مقيدة", "registered"},
+    {"under_review", "قيد الدراسة", "under review"},
+    {"in_hearing", "منظورة", "being heard"},
+    {"adjourned", "مؤجلة", "adjourned"},
+    {"judgment_issued", "صدر فيها حكم", "decided: a judgment was issued"},
+    {"appealed", "معترض عليها", "under appeal"},
+    {"closed", "منتهية", "closed"},
+};
+
+static void status_words(const char *code, const char **ar, const char **en)
+{
+    *ar = code;
+    *en = code;
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        if (strcmp(statuses[i].code, code) == 0) {
+            *ar = statuses[i].ar;
+            *en = statuses[i].en;
+        }
+    }
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* "4 5 1 2 …": text-to-speech reads a spaced number digit by digit. */
+static void spaced_digits(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 3 < cap; p++) {
+        if (o > 0) {
+            out[o++] = ' ';
+        }
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t digits,
+                        wasl_msg_case_lookup_reply_t *r)
+{
+    const json_t *d = c->doc;
+    const char *st_ar, *st_en;
+    status_words(jstr(d, "status"), &st_ar, &st_en);
+    char court[TEXT_MAX], spaced[64], text_ar[TEXT_MAX], text_en[TEXT_MAX], latin[SPEECH_MAX];
+    char speech_ar[SPEECH_MAX], speech_en[SPEECH_MAX];
+    snprintf(court, sizeof court, "%s", jstr(d, "court_ar"));
+    r->outcome = strdup("found");
+    r->case_number = strdup(jstr(d, "case_number"));
+    r->court = strdup(court);
+    r->circuit = strdup(jstr(d, "circuit_ar"));
+    r->status = strdup(jstr(d, "status"));
+    r->status_ar = strdup(st_ar);
+    if (!r->outcome || !r->case_number || !r->court || !r->circuit || !r->status || !r->status_ar) {
+        return -1;
+    }
+    spaced_digits(jstr(d, "case_number"), spaced, sizeof spaced);
+    int64_t next = 0;
+    size_t hi;
+    for (hi = 0; hi < c->nhearings; hi++) {
+        if (c->hearings[hi] >= now_s) {
+            next = c->hearings[hi];
+            break;
+        }
+    }
+    char hearing_ar[TEXT_MAX + 256] = "", hearing_en[TEXT_MAX + 256] = "";
+    if (next) {
+        wasl_hijri_date_t hd;
+        char err[160], buf[64];
+        if (wasl_hijri_from_utc(next, jstr(d, "tz"), &hd, err, sizeof err) < 0) {
+            wasl_error("caselookup: hearing date cannot be given", "{s:s, s:s}", "case",
+                       jstr(d, "case_number"), "error", err);
+            return -1;
+        }
+        wasl_hijri_text_ar(&hd, digits, text_ar, sizeof text_ar);
+        wasl_hijri_text_en(&hd, text_en, sizeof text_en);
+        struct tm tm;
+        time_t t = (time_t)next;
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        r->hearing_utc = strdup(buf);
+        wasl_hijri_local_rfc3339(&hd, buf, sizeof buf);
+        r->hearing_local = strdup(buf);
+        r->hijri_year = (uint64_t)hd.year;
+        r->hijri_month = (uint64_t)hd.month;
+        r->hijri_day = (uint64_t)hd.day;
+        r->has_hijri_year = r->has_hijri_month = r->has_hijri_day = true;
+        r->hijri_month_name_ar = strdup(wasl_hijri_month_ar(hd.month));
+        r->hearing_text_ar = strdup(text_ar);
+        r->hearing_text_en = strdup(text_en);
+        if (!r->hearing_utc || !r->hearing_local || !r->hijri_month_name_ar ||
+            !r->hearing_text_ar || !r->hearing_text_en) {
+            return -1;
+        }
+        const char *kind_ar = c->hearing_kind_ar[hi] ? c->hearing_kind_ar[hi] : "";
+        const char *kind_en = c->hearing_kind_en[hi] ? c->hearing_kind_en[hi] : "hearing";
+        snprintf(hearing_ar, sizeof hearing_ar, "موعد الجلسة القادمة (%s) يوم %s.", kind_ar,
+                 text_ar);
+        snprintf(hearing_en, sizeof hearing_en, "The next hearing (%s) is on %s.", kind_en,
+                 text_en);
+    } else {
+        snprintf(hearing_ar, sizeof hearing_ar, "لا توجد جلسة قادمة محددة حتى الآن.");
+        snprintf(hearing_en, sizeof hearing_en, "No hearing is scheduled yet.");
+    }
+    json_t *ups = json_object_get(d, "updates");
+    size_t nup = json_array_size(ups) < UPDATES_MAX ? json_array_size(ups) : UPDATES_MAX;
+    const char *last_ar = NULL, *last_en = NULL;
+    if (nup > 0) {
+        r->updates = calloc(nup + 1, sizeof *r->updates);
+        if (!r->updates) {
+            return -1;
+        }
+        for (size_t i = 0; i < nup; i++) {
+            json_t *u = json_array_get(ups, i);
+            const char *s = json_string_value(json_array_get(u, 0));
+            char tmp[TEXT_MAX];
+            wasl_digits_write(s ? s : "", digits, tmp, sizeof tmp);
+            if (!(r->updates[i] = strdup(tmp))) {
+                return -1;
+            }
+            r->updates_count++;
+        }
+        last_ar = json_string_value(json_array_get(json_array_get(ups, 0), 0));
+        last_en = json_string_value(json_array_get(json_array_get(ups, 0), 1));
+    }
+    snprintf(latin, sizeof latin, "قضيتكم رقم %s لدى %s في %s، وحالتها: %s. %s%s%s%s", spaced,
+             jstr(d, "circuit_ar"), jstr(d, "court_ar"), st_ar, hearing_ar,
+             last_ar ? " آخر المستجدات: " : "", last_ar ? last_ar : "", last_ar ? "." : "");
+    wasl_digits_write(latin, digits, speech_ar, sizeof speech_ar);
+    snprintf(speech_en, sizeof speech_en,
+             "Your case number %s is with the %s of the %s, and it "
+             "is %s. %s%s%s%s",
+             spaced, jstr(d, "circuit_en"), jstr(d, "court_en"), st_en, hearing_en,
+             last_en ? " Latest update: " : "", last_en ? last_en : "", last_en ? "." : "");
+    r->speech_ar = strdup(speech_ar);
+    r->speech_en = strdup(speech_en);
+    return r->speech_ar && r->speech_en ? 0 : -1;
+}
+
+/* One sentence for "no such case" and "not your case": nothing tells them apart. */
+#define DENIED_AR                                                                                                                         \
+    "عذرًا، لا يمكننا إعطاء معلومات عن هذه القضية. تأكد من رقم القضية ومن رقم " \
+    "الهوية المسجل لدى المحكمة، أو انتظر للتحدث مع أحد موظفينا."
+#define DENIED_EN                                                                                  \
+    "Sorry, we cannot give information about this case. Check the case number "                    \
+    "and the identity number registered with the court, or hold to speak to "                      \
+    "one of our staff."
+#define LOCKED_AR                                                                                                                        \
+    "تم إيقاف الاستعلام مؤقتًا بسبب محاولات غير صحيحة متكررة. يرجى المحاولة " \
+    "لاحقًا أو انتظار أحد موظفينا."
+#define LOCKED_EN                                                                                  \
+    "Case enquiries are paused for now after repeated unsuccessful attempts. "                     \
+    "Please try again later or hold for one of our staff."
+
+int lookup_render_denied(wasl_msg_case_lookup_reply_t *r)
+{
+    r->outcome = strdup("denied");
+    r->speech_ar = strdup(DENIED_AR);
+    r->speech_en = strdup(DENIED_EN);
+    return r->outcome && r->speech_ar && r->speech_en ? 0 : -1;
+}
+
+int lookup_render_locked(wasl_msg_case_lookup_reply_t *r, long retry_after_s)
+{
+    r->outcome = strdup("locked");
+    r->retry_after_s = (uint64_t)(retry_after_s > 0 ? retry_after_s : 1);
+    r->has_retry_after_s = true;
+    r->speech_ar = strdup(LOCKED_AR);
+    r->speech_en = strdup(LOCKED_EN);
+    return r->outcome && r->speech_ar && r->speech_en ? 0 : -1;
+}
+
+/* ---- the daemon ------------------------------------------------------------------------- */
+
+struct lookup {
+    const lookup_config_t *cfg;
+    wasl_pg_t *pg;
+    wasl_pg_t *listen_pg; /* its own connection: LISTEN for change notices */
+    PGconn *listening; /* the connection the LISTEN was issued on (re-issued after a reconnect) */
+    wasl_redis_t *redis;
+    zsock_t *dealer;
+    char owner[OWNER_MAX];
+    atomic_bool pg_ok, redis_ok;
+    wasl_counter_t *found, *denied, *locked, *errors, *lockouts, *hits, *misses, *bad,
+        *audit_failed, *invalidated;
+    wasl_histogram_t *latency;
+    wasl_gauge_t *hit_ratio;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void update_ratio(void *arg)
+{
+    lookup_t *self = arg;
+    double h = (double)wasl_counter_value(self->hits);
+    double m = (double)wasl_counter_value(self->misses);
+    wasl_gauge_set(self->hit_ratio, h + m > 0 ? h / (h + m) : 0);
+}
+
+lookup_t *lookup_new(const lookup_config_t *cfg, wasl_zmq_t *zmq)
+{
+    if (sodium_init() < 0) {
+        return NULL;
+    }
+    lookup_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->cfg = cfg;
+    wasl_work_owner("caselookup", self->owner, sizeof self->owner);
+    self->pg = wasl_pg_new(cfg->pg_url);
+    self->listen_pg = wasl_pg_new(cfg->pg_url);
+    self->redis = wasl_redis_new(cfg->redis_url, (int)cfg->redis_timeout_ms);
+    if (!self->pg || !self->listen_pg || !self->redis) {
+        goto error;
+    }
+    char *ep = wasl_bus_endpoints(cfg->bus, WASL_BUS_STAGES_DEFAULT, NULL, WASL_BUS_RPC_WORKER);
+    if (!ep) {
+        wasl_error("caselookup: WASL_BUS unusable", "{s:s}", "bus", cfg->bus);
+        goto error;
+    }
+    self->dealer = wasl_zmq_connect(zmq, ZMQ_DEALER, ep);
+    free(ep);
+    if (!self->dealer) {
+        goto error;
+    }
+    zsock_set_rcvtimeo(self->dealer, 0);
+    const char *l = "outcome";
+    char labels[64];
+#define OUTCOME(var, name)                                                                         \
+    snprintf(labels, sizeof labels, "%s=\"%s\"", l, name);                                         \
+    self->var = wasl_counter("wasl_caselookup_lookups_total", "Case lookups by outcome", labels)
+    OUTCOME(found, "found");
+    OUTCOME(denied, "denied");
+    OUTCOME(locked, "locked");
+    OUTCOME(errors, "error");
+#undef OUTCOME
+    self->lockouts = wasl_counter("wasl_caselookup_lockouts_total",
+                                  "Callers locked out after repeated failures", NULL);
+    self->hits =
+        wasl_counter("wasl_caselookup_cache_hits_total", "Lookups served from Redis", NULL);
+    self->misses =
+        wasl_counter("wasl_caselookup_cache_misses_total", "Lookups that read PostgreSQL", NULL);
+    self->hit_ratio = wasl_gauge("wasl_caselookup_cache_hit_ratio",
+                                 "Cache hits over all cacheable lookups since start", NULL);
+    self->bad = wasl_counter("wasl_caselookup_bad_messages_total",
+                             "Frames that were not a case.lookup.request", NULL);
+    self->audit_failed = wasl_counter("wasl_caselookup_audit_failures_total",
+                                      "Batches answered 'error' because the audit failed", NULL);
+    self->invalidated = wasl_counter("wasl_caselookup_cache_invalidations_total",
+                                     "Cached cases dropped on a change notice", NULL);
+    self->latency = wasl_histogram("wasl_caselookup_latency_seconds",
+                                   "From receipt to reply, audit commit included", NULL,
+                                   wasl_latency_buckets_s, wasl_latency_buckets_n);
+    wasl_metrics_on_render(update_ratio, self);
+    if (wasl_pg_prepare(self->pg, "case", case_sql) < 0 ||
+        wasl_pg_prepare(self->pg, "audit", audit_sql) < 0) {
+        goto error;
+    }
+    return self;
+error:
+    lookup_destroy(&self);
+    return NULL;
+}
+
+void lookup_destroy(lookup_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    lookup_t *self = *self_p;
+    wasl_pg_destroy(&self->listen_pg);
+    zsock_destroy(&self->dealer);
+    wasl_redis_destroy(&self->redis);
+    wasl_pg_destroy(&self->pg);
+    free(self);
+    *self_p = NULL;
+    wasl_hijri_thread_cleanup(); /* the loop's thread is the one that rendered dates */
+}
+
+bool lookup_ready(void *arg, char *why, size_t cap)
+{
+    lookup_t *self = arg;
+    if (!atomic_load(&self->pg_ok)) {
+        snprintf(why, cap, "postgresql unavailable");
+        return false;
+    }
+    if (!atomic_load(&self->redis_ok)) {
+        snprintf(why, cap, "redis unavailable");
+        return false;
+    }
+    return true;
+}
+
+/* A LISTEN connection for change notices; a lost one is re-made by wasl_pg (rate-limited) and
+ * LISTEN issued again (changes in between are bounded by the cache TTL). Returns the connection
+ * to poll, or NULL. */
+static PGconn *listen_ensure(lookup_t *self)
+{
+    if (!wasl_pg_ok(self->listen_pg)) {
+        self->listening = NULL;
+        return NULL;
+    }
+    PGconn *conn = wasl_pg_conn(self->listen_pg);
+    if (conn != self->listening) {
+        if (wasl_pg_command(self->listen_pg, "LISTEN " NOTIFY_CHANNEL) < 0) {
+            return NULL;
+        }
+        self->listening = conn;
+        /* Whatever changed while nobody listened may be cached: drop the lot. */
+        redisReply *r =
+            wasl_redis_cmd(self->redis, "EVAL %s 0",
+                           "local n = 0 for _, k in ipairs(redis.call('KEYS', '" CACHE_PREFIX
+                           "*')) do redis.call('DEL', k) n = n + 1 "
+                           "end return n");
+        if (r) {
+            freeReplyObject(r);
+        }
+    }
+    return conn;
+}
+
+static void listen_drain(lookup_t *self, PGconn *conn)
+{
+    if (!PQconsumeInput(conn)) {
+        self->listening = NULL; /* wasl_pg_ok() sees the broken connection next time */
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(conn))) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof key, CACHE_PREFIX "%s", n->extra);
+        redisReply *r = wasl_redis_cmd(self->redis, "DEL %s", key);
+        if (r) {
+            freeReplyObject(r);
+            wasl_counter_inc(self->invalidated);
+        }
+        PQfreemem(n);
+    }
+}
+
+static bool case_number_ok(const char *s)
+{
+    if (strlen(s) != CASE_NUMBER_LEN) {
+        return false;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The audit row of one lookup (new reference). */
+static json_t *audit_row(const wasl_msg_case_lookup_request_t *q, const char *outcome,
+                         const char *reason, bool cached)
+{
+    char vm[64], cm[64];
+    if (strcmp(q->verifier_kind, "caller_phone") == 0) {
+        wasl_mask_phone(q->verifier, vm, sizeof vm);
+    } else {
+        wasl_mask_id(q->verifier, vm, sizeof vm);
+    }
+    if (q->caller) {
+        if (q->caller[0] == '+') {
+            wasl_mask_phone(q->caller, cm, sizeof cm);
+        } else {
+            wasl_mask_id(q->caller, cm, sizeof cm);
+        }
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s, s:s?, s:b}", "request_id",
+                     q->request_id, "case_number", q->case_number, "verifier_kind",
+                     strcmp(q->verifier_kind, "caller_phone") == 0 ? "caller_phone" : "national_id",
+                     "verifier_masked", vm, "caller_masked", q->caller ? cm : NULL, "channel",
+                     q->channel, "client", q->client, "call_id", q->call_id, "outcome", outcome,
+                     "reason", reason, "cached", cached);
+}
+
+/* Loads a case (cache first). Returns 1 found (*out set), 0 no such case, -1 error. */
+static int load_case(lookup_t *self, const char *number, const char *cached_text, bool *cached,
+                     lookup_case_t **out)
+{
+    *out = NULL;
+    *cached = false;
+    if (cached_text) {
+        *cached = true;
+        wasl_counter_inc(self->hits);
+        if (strcmp(cached_text, "null") == 0) {
+            return 0;
+        }
+        *out = lookup_case_parse(cached_text);
+        if (*out) {
+            return 1;
+        }
+        *cached = false; /* a foreign value: read the truth */
+    }
+    wasl_counter_inc(self->misses);
+    const char *p[] = {number};
+    PGresult *res = wasl_pg_exec(self->pg, "case", 1, p);
+    if (!res) {
+        atomic_store(&self->pg_ok, false);
+        wasl_warn("caselookup: case query failed", "{s:s}", "error", wasl_pg_error(self->pg));
+        return -1;
+    }
+    atomic_store(&self->pg_ok, true);
+    const char *text = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "null";
+    int rc = 0;
+    if (PQntuples(res) > 0) {
+        *out = lookup_case_parse(text);
+        rc = *out ? 1 : -1;
+    }
+    if (rc >= 0 && self->cfg->cache) {
+        char key[KEY_MAX];
+        snprintf(key, sizeof key, CACHE_PREFIX "%s", number);
+        redisReply *r =
+            wasl_redis_cmd(self->redis, "SET %s %s EX %ld", key, text, self->cfg->cache_ttl_s);
+        if (r) {
+            freeReplyObject(r);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Handles one decoded request; fills `rep` (already typed as a reply) and appends the audit
+ * row to `audit`. Returns the outcome counter to bump. */
+/* The Redis keys of one request. */
+typedef struct {
+    char vhash[65];
+    char lock_caller[KEY_MAX], lock_case[KEY_MAX], cache[KEY_MAX], fail_caller[KEY_MAX],
+        fail_case[KEY_MAX];
+    bool kind_ok, number_ok;
+} req_keys_t;
+
+static void keys_for(const lookup_config_t *cfg, const wasl_msg_case_lookup_request_t *q,
+                     req_keys_t *k)
+{
+    char chash[65];
+    k->kind_ok = strcmp(q->verifier_kind, "national_id") == 0 ||
+                 strcmp(q->verifier_kind, "caller_phone") == 0;
+    k->number_ok = case_number_ok(q->case_number);
+    lookup_verifier_hash(q->verifier_kind, q->verifier, k->vhash);
+    /* The caller is whoever is asking: the phone line when known, else the verifier. */
+    if (q->caller && *q->caller) {
+        lookup_verifier_hash("caller", q->caller, chash);
+    } else {
+        memcpy(chash, k->vhash, sizeof chash);
+    }
+    const char *number = k->number_ok ? q->case_number : "invalid";
+    snprintf(k->lock_caller, KEY_MAX, "wasl:cl:lock:caller:%.32s", chash);
+    snprintf(k->fail_caller, KEY_MAX, "wasl:cl:fail:caller:%.32s", chash);
+    snprintf(k->lock_case, KEY_MAX, "wasl:cl:lock:case:%.32s", number);
+    snprintf(k->fail_case, KEY_MAX, "wasl:cl:fail:case:%.32s", number);
+    snprintf(k->cache, KEY_MAX, CACHE_PREFIX "%.32s",
+             k->number_ok && cfg->cache ? q->case_number : "-");
+}
+
+/* Handles one request given its keys and its three check results (`chk`, NULL when Redis did
+ * not answer); fills `rep` and appends the audit row. Returns the outcome counter. */
+static wasl_counter_t *handle(lookup_t *self, const wasl_msg_case_lookup_request_t *q,
+                              const req_keys_t *k, redisReply *const *chk,
+                              wasl_msg_case_lookup_reply_t *rep, json_t *audit)
+{
+    const lookup_config_t *cfg = self->cfg;
+    const char *vhash = k->vhash;
+    bool kind_ok = k->kind_ok, number_ok = k->number_ok;
+    if (!chk) {
+        /* Without Redis the lockout cannot be enforced: refuse rather than disclose. */
+        rep->outcome = strdup("error");
+        json_array_append_new(audit, audit_row(q, "error", "redis_unavailable", false));
+        return self->errors;
+    }
+    long ttl_caller = chk[0]->type == REDIS_REPLY_INTEGER ? (long)chk[0]->integer : -2;
+    long ttl_case = chk[1]->type == REDIS_REPLY_INTEGER ? (long)chk[1]->integer : -2;
+    const char *cached_text = chk[2]->type == REDIS_REPLY_STRING ? chk[2]->str : NULL;
+    if (ttl_caller > 0 || ttl_case > 0) {
+        lookup_render_locked(rep, ttl_caller > ttl_case ? ttl_caller : ttl_case);
+        json_array_append_new(
+            audit, audit_row(q, "locked", ttl_caller > 0 ? "caller_locked" : "case_locked", false));
+        return self->locked;
+    }
+    lookup_case_t *c = NULL;
+    bool cached = false;
+    int found = -1;
+    const char *reason = "bad_request";
+    if (kind_ok && number_ok) {
+        found = load_case(self, q->case_number, cached_text, &cached, &c);
+        reason = found == 0 ? "no_case" : "not_party";
+    } else {
+        found = 0;
+    }
+    if (found < 0) {
+        rep->outcome = strdup("error");
+        json_array_append_new(audit, audit_row(q, "error", "database_unavailable", cached));
+        return self->errors;
+    }
+    if (found == 1 && lookup_case_has_verifier(c, vhash)) {
+        int rc = lookup_render_found(c, (int64_t)time(NULL), (wasl_digits_t)cfg->digits, rep);
+        lookup_case_destroy(&c);
+        if (rc < 0) {
+            wasl_msg_case_lookup_reply_t blank = {.request_id = rep->request_id};
+            rep->request_id = NULL;
+            /* Drop whatever was half-filled, keep the id. */
+            wasl_msg_t tmp = {.type = WASL_MSG_CASE_LOOKUP_REPLY, .u.case_lookup_reply = *rep};
+            wasl_msg_t *tp = malloc(sizeof tmp);
+            if (tp) {
+                *tp = tmp;
+                wasl_msg_destroy(&tp);
+            }
+            *rep = blank;
+            rep->outcome = strdup("error");
+            json_array_append_new(audit, audit_row(q, "error", "render_failed", cached));
+            return self->errors;
+        }
+        json_array_append_new(audit, audit_row(q, "found", NULL, cached));
+        return self->found;
+    }
+    lookup_case_destroy(&c);
+    /* Denied: count the failure against the caller and the case. */
+    char window[24], max[24], lock[24], cmax[24];
+    snprintf(window, sizeof window, "%ld", cfg->window_s);
+    snprintf(max, sizeof max, "%ld", cfg->max_failures);
+    snprintf(lock, sizeof lock, "%ld", cfg->lock_s);
+    snprintf(cmax, sizeof cmax, "%ld", cfg->case_max_failures);
+    redisReply *f =
+        wasl_redis_cmd(self->redis, "EVAL %s 4 %s %s %s %s %s %s %s %s", fail_lua, k->fail_caller,
+                       k->fail_case, k->lock_caller, k->lock_case, window, max, lock, cmax);
+    if (f && f->type == REDIS_REPLY_ARRAY && f->elements == 3 && f->element[2]->integer == 1) {
+        wasl_counter_inc(self->lockouts);
+        wasl_info("caselookup: caller locked out", "{s:s, s:s, s:s}", "channel", q->channel,
+                  "client", q->client, "caller", q->caller ? q->caller : q->verifier);
+    }
+    if (f) {
+        freeReplyObject(f);
+    }
+    lookup_render_denied(rep);
+    json_array_append_new(audit, audit_row(q, "denied", reason, cached));
+    return self->denied;
+}
+
+typedef struct {
+    zmsg_t *envelope; /* routing frames of the request, reused for the reply */
+    wasl_msg_t *reply;
+    wasl_counter_t *outcome;
+    double started_s;
+} pending_t;
+
+/* Answers a batch: commits the audit rows, then sends. If the audit cannot be written nothing
+ * is disclosed: every reply becomes `error`. */
+static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
+{
+    if (n == 0) {
+        return;
+    }
+    char *rows = json_dumps(audit, JSON_COMPACT);
+    const char *params[] = {rows ? rows : "[]", self->owner};
+    PGresult *res = rows ? wasl_pg_exec(self->pg, "audit", 2, params) : NULL;
+    bool ok = res != NULL;
+    atomic_store(&self->pg_ok, ok || wasl_pg_ok(self->pg));
+    if (!ok) {
+        wasl_counter_inc(self->audit_failed);
+        wasl_error("caselookup: audit insert failed; answering error", "{s:s, s:i}", "error",
+                   wasl_pg_error(self->pg), "batch", (int)n);
+    }
+    PQclear(res);
+    free(rows);
+    for (size_t i = 0; i < n; i++) {
+        if (!ok) {
+            wasl_msg_case_lookup_reply_t *r = &p[i].reply->u.case_lookup_reply;
+            char *id = r->request_id;
+            r->request_id = NULL;
+            wasl_msg_destroy(&p[i].reply);
+            p[i].reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+            if (!p[i].reply) {
+                free(id);
+                zmsg_destroy(&p[i].envelope);
+                continue;
+            }
+            p[i].reply->u.case_lookup_reply.request_id = id;
+            p[i].reply->u.case_lookup_reply.outcome = strdup("error");
+            p[i].outcome = self->errors;
+        }
+        char *data = NULL;
+        size_t len = 0;
+        wasl_msg_error_t err;
+        if (wasl_msg_encode(p[i].reply, &data, &len, &err) == 0) {
+            zmsg_addmem(p[i].envelope, data, len);
+            zmsg_send(&p[i].envelope, self->dealer);
+        } else {
+            wasl_error("caselookup: cannot encode a reply", "{s:s, s:s}", "error", err.message,
+                       "field", err.field);
+        }
+        free(data);
+        wasl_counter_inc(p[i].outcome);
+        wasl_histogram_observe(self->latency, mono_s() - p[i].started_s);
+        zmsg_destroy(&p[i].envelope);
+        wasl_msg_destroy(&p[i].reply);
+    }
+}
+
+/* Reads every request waiting (up to batch_max), checks locks and cache for all of them in one
+ * Redis round trip, and answers them together after one audit commit. */
+static void serve_batch(lookup_t *self)
+{
+    size_t cap = (size_t)self->cfg->batch_max, n = 0;
+    pending_t *p = calloc(cap, sizeof *p);
+    wasl_msg_t **reqs = calloc(cap, sizeof *reqs);
+    req_keys_t *keys = calloc(cap, sizeof *keys);
+    const char **argv = calloc(3 + CHECK_KEYS * cap, sizeof *argv);
+    json_t *audit = json_array();
+    redisReply *chk = NULL;
+    if (!p || !reqs || !keys || !argv || !audit) {
+        goto done;
+    }
+    while (n < cap) {
+        zmsg_t *msg = zmsg_recv(self->dealer); /* rcvtimeo 0: NULL when nothing waits */
+        if (!msg) {
+            break;
+        }
+        double t0 = mono_s();
+        zframe_t *body = zmsg_last(msg);
+        wasl_msg_error_t err;
+        wasl_msg_t *req = body ? wasl_msg_recv_frame(body, &err) : NULL;
+        if (!req || req->type != WASL_MSG_CASE_LOOKUP_REQUEST) {
+            /* Untrusted peer input: count and drop (the client's timeout answers it). */
+            wasl_counter_inc(self->bad);
+            wasl_warn("caselookup: dropped a frame that is not a case.lookup.request", "{s:s}",
+                      "error", req ? "wrong type" : err.message);
+            wasl_msg_destroy(&req);
+            zmsg_destroy(&msg);
+            continue;
+        }
+        zmsg_remove(msg, body); /* the envelope stays in msg for the reply */
+        zframe_destroy(&body);
+        p[n].envelope = msg;
+        p[n].started_s = t0;
+        p[n].reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+        if (!p[n].reply) {
+            zmsg_destroy(&p[n].envelope);
+            wasl_msg_destroy(&req);
+            break;
+        }
+        p[n].reply->u.case_lookup_reply.request_id = strdup(req->u.case_lookup_request.request_id);
+        reqs[n] = req;
+        keys_for(self->cfg, &req->u.case_lookup_request, &keys[n]);
+        n++;
+    }
+    if (n == 0) {
+        goto done;
+    }
+    char numkeys[24];
+    snprintf(numkeys, sizeof numkeys, "%zu", CHECK_KEYS * n);
+    argv[0] = "EVAL";
+    argv[1] = check_lua;
+    argv[2] = numkeys;
+    for (size_t i = 0; i < n; i++) {
+        argv[3 + CHECK_KEYS * i] = keys[i].lock_caller;
+        argv[4 + CHECK_KEYS * i] = keys[i].lock_case;
+        argv[5 + CHECK_KEYS * i] = keys[i].cache;
+    }
+    chk = wasl_redis_cmdargv(self->redis, (int)(3 + CHECK_KEYS * n), argv, NULL);
+    bool redis_ok = chk && chk->type == REDIS_REPLY_ARRAY && chk->elements == CHECK_KEYS * n;
+    atomic_store(&self->redis_ok, redis_ok);
+    for (size_t i = 0; i < n; i++) {
+        p[i].outcome = handle(self, &reqs[i]->u.case_lookup_request, &keys[i],
+                              redis_ok ? chk->element + CHECK_KEYS * i : NULL,
+                              &p[i].reply->u.case_lookup_reply, audit);
+        wasl_msg_destroy(&reqs[i]);
+    }
+    flush(self, p, n, audit);
+done:
+    if (chk) {
+        freeReplyObject(chk);
+    }
+    for (size_t i = 0; reqs && i < n; i++) {
+        wasl_msg_destroy(&reqs[i]);
+    }
+    json_decref(audit);
+    free(argv);
+    free(keys);
+    free(reqs);
+    free(p);
+}
+
+void lookup_run(lookup_t *self)
+{
+    /* First contact, so /readyz tells the truth before the first request. */
+    atomic_store(&self->pg_ok, wasl_pg_ok(self->pg));
+    redisReply *pong = wasl_redis_cmd(self->redis, "PING");
+    atomic_store(&self->redis_ok, pong != NULL);
+    if (pong) {
+        freeReplyObject(pong);
+    }
+    int64_t last_check = mono_ms();
+    while (!wasl_signal_stopping()) {
+        PGconn *listen = listen_ensure(self);
+        zmq_pollitem_t items[2] = {{zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0},
+                                   {NULL, listen ? PQsocket(listen) : -1, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, listen ? 2 : 1, POLL_MS);
+        if (rc < 0) {
+            continue; /* EINTR: a signal; the loop condition decides */
+        }
+        if (listen) {
+            listen_drain(self, listen); /* notices first: no reply from a stale copy */
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            serve_batch(self);
+        }
+        if (mono_ms() - last_check > POLL_MS * 4) {
+            last_check = mono_ms();
+            atomic_store(&self->pg_ok, wasl_pg_ok(self->pg));
+            pong = wasl_redis_cmd(self->redis, "PING");
+            atomic_store(&self->redis_ok, pong != NULL);
+            if (pong) {
+                freeReplyObject(pong);
+            }
+        }
+    }
+}

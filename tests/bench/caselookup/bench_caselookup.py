@@ -1,0 +1,108 @@
+"""Benchmark of wasl-caselookup over the real bus: cached and uncached lookups per second and
+latency percentiles, measured by build/bench/caselookup_load (C, closed loop). Run through
+tests/bench/caselookup/run.sh (`make bench-caselookup`), which loads the integration fixtures
+(PostgreSQL, Redis on free loopback ports) as a plugin."""
+
+import json
+import os
+import subprocess
+import uuid
+
+from conftest import BIN_DIR, REPO, Daemon, base_env, free_port, free_port_range, wait_for
+from intake_helpers import run_waslctl
+
+LOAD = REPO / "build" / "bench" / "caselookup_load"
+CASES = int(os.environ.get("BENCH_CASES", "4000"))
+SECONDS = float(os.environ.get("BENCH_DURATION_S", "10"))
+THREADS = int(os.environ.get("BENCH_THREADS", "16"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+HOT_SET = 500
+GOALS = {"cached": (20000, 2.0), "uncached": (3000, None)}
+
+
+def start_workers(postgres, redis_server, db_url, bus_endpoint, log_dir, cache):
+    out = []
+    for _ in range(WORKERS):
+        env = base_env(postgres, redis_server)
+        env.update({"WASL_PG_URL": db_url, "WASL_BUS": bus_endpoint, "WASL_LOG_LEVEL": "warn",
+                    "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port()),
+                    "WASL_CASELOOKUP_CACHE": "true" if cache else "false",
+                    "WASL_CASELOOKUP_CASE_MAX_FAILURES": "100000"})
+        d = Daemon("caselookup", BIN_DIR / "wasl-caselookup", env, log_dir,
+                   admin_port=int(env["WASL_ADMIN_PORT"]))
+        d.start()
+        d.wait_healthy()
+        wait_for(lambda d=d: d.get("/readyz")[0] == 200, 10, what="caselookup ready")
+        out.append(d)
+    return out
+
+
+def load(endpoint, requests, seconds, threads=THREADS):
+    res = subprocess.run([str(LOAD), endpoint, str(requests), str(threads), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_bench_caselookup(postgres, redis_server, tmp_path):
+    name = f"wasl_bench_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(name)
+    db_url = postgres.url_for(name)
+    daemons = []
+    try:
+        env = base_env(postgres, redis_server)
+        env["WASL_PG_URL"] = db_url
+        assert run_waslctl(env, "migrate").returncode == 0
+        seeded = run_waslctl(env, "seed-cases", str(CASES), "--seed", "11", timeout=600)
+        assert seeded.returncode == 0, seeded.stderr
+        conn = postgres.connect(name)
+        with conn.cursor() as cur:
+            cur.execute("SELECT c.case_number, p.national_id FROM cases c JOIN case_parties p"
+                        " ON p.case_id = c.id AND p.role = 'plaintiff' ORDER BY c.id")
+            parties = cur.fetchall()
+        conn.close()
+        hot = tmp_path / "hot.tsv"
+        hot.write_text("".join(f"{c}\tnational_id\t{n}\n" for c, n in parties[:HOT_SET]))
+        cold = tmp_path / "cold.tsv"
+        cold.write_text("".join(f"{c}\tnational_id\t{n}\n" for c, n in parties))
+        base = free_port_range(8)
+        benv = base_env(postgres, redis_server)
+        benv.update({"WASL_BUS_BIND": "127.0.0.1", "WASL_BUS_PORT": str(base),
+                     "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port()),
+                     "WASL_LOG_LEVEL": "warn"})
+        bus = Daemon("bus", BIN_DIR / "wasl-bus", benv, tmp_path,
+                     admin_port=int(benv["WASL_ADMIN_PORT"]))
+        bus.start()
+        bus.wait_healthy()
+        daemons.append(bus)
+        endpoint = f"tcp://127.0.0.1:{base}"
+        results = {}
+        workers = start_workers(postgres, redis_server, db_url, endpoint, tmp_path, True)
+        daemons += workers
+        load(endpoint, hot, 2)  # warm the cache
+        results["cached"] = load(endpoint, hot, SECONDS)
+        for w in workers:
+            w.stop()
+        workers = start_workers(postgres, redis_server, db_url, endpoint, tmp_path, False)
+        daemons += workers
+        results["uncached"] = load(endpoint, cold, SECONDS)
+        conn = postgres.connect(name)
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM case_lookup_audit")
+            audited = cur.fetchone()[0]
+        conn.close()
+        print()
+        for kind, r in results.items():
+            want_rate, want_p99 = GOALS[kind]
+            ok = r["per_s"] >= want_rate and (want_p99 is None or r["p99_ms"] < want_p99)
+            print(f"bench caselookup {kind}: {r['per_s']:.0f}/s p50 {r['p50_ms']:.3f} ms "
+                  f"p99 {r['p99_ms']:.3f} ms ({r['requests']} lookups, {r['found']} found, "
+                  f"{THREADS} clients, {WORKERS} workers) goal >= {want_rate}/s"
+                  + (f" p99 < {want_p99} ms" if want_p99 else "")
+                  + (" MET" if ok else " NOT MET"))
+            assert r["errors"] == 0 and r["found"] == r["requests"]
+        print(f"bench caselookup: {audited} audit rows written")
+    finally:
+        for d in reversed(daemons):
+            d.kill()
+        postgres.drop_database(name)

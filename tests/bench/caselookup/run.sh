@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# run.sh — wasl-caselookup throughput and latency, cached and uncached, over a real bus with two
+# workers, on PostgreSQL and Redis that the integration fixtures start on free loopback ports
+# (it does not touch the local stack). `make bench-caselookup` builds the load generator first.
+# Knobs: BENCH_CASES (4000), BENCH_DURATION_S (10), BENCH_THREADS (16), BENCH_WORKERS (2).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$REPO"
+[[ -x build/bench/caselookup_load ]] || { echo "bench: make build/bench/caselookup_load" >&2; exit 1; }
+PYTHONPATH=tests/integration exec "${PYTHON:-/usr/bin/python3}" -m pytest -q -s -p conftest \
+    --rootdir tests/integration tests/bench/caselookup/bench_caselookup.py

@@ -1,0 +1,160 @@
+/* test_caselookup_render — caselookup's pure parts: the cached case, verifier hashes, the found,
+ * denied and locked replies (denials identical whatever the reason). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../../services/caselookup/lookup.h"
+#include "wasl_log.h"
+
+#include <string.h>
+#include <time.h>
+
+/* The JSON lookup.c's case query makes, with hashes of "national_id:1000000008" and
+ * "caller_phone:+966551230001". Hearings: 2025-01-01 (past) and 2025-02-26 06:30 UTC. */
+static char *case_json(void)
+{
+    char a[65], b[65], *out = malloc(4096);
+    lookup_verifier_hash("national_id", "1000000008", a);
+    lookup_verifier_hash("caller_phone", "+966551230001", b);
+    snprintf(out, 4096,
+             "{\"case_number\":\"4512345670\",\"version\":3,\"status\":\"in_hearing\","
+             "\"court_ar\":\"المحكمة الإدارية بالرياض\",\"court_en\":\"Administrative Court in "
+             "Riyadh\",\"circuit_ar\":\"الدائرة الإدارية الثالثة\",\"circuit_en\":\"Third "
+             "Administrative Circuit\",\"tz\":\"Asia/Riyadh\",\"verifiers\":[\"%s\",\"%s\"],"
+             "\"hearings\":[[1735725600,\"جلسة مرافعة\",\"pleading\"],[1740551400,\"جلسة النطق "
+             "بالحكم\",\"pronouncement of judgment\"]],\"updates\":[[\"حجزت القضية للحكم 2\","
+             "\"Reserved\"],[\"تم التأجيل\",\"Adjourned\"],[\"قيد\",\"Filed\"],[\"x\",\"y\"]]}",
+             a, b);
+    return out;
+}
+
+static wasl_msg_t *new_reply(void)
+{
+    wasl_msg_t *m = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+    assert_non_null(m);
+    m->u.case_lookup_reply.request_id = strdup("r-1");
+    return m;
+}
+
+static void test_verifiers(void **state)
+{
+    (void)state;
+    char *json = case_json();
+    lookup_case_t *c = lookup_case_parse(json);
+    assert_non_null(c);
+    char h[65];
+    lookup_verifier_hash("national_id", "1000000008", h);
+    assert_true(lookup_case_has_verifier(c, h));
+    lookup_verifier_hash("caller_phone", "+966551230001", h);
+    assert_true(lookup_case_has_verifier(c, h));
+    /* The kind is part of the hash: an ID typed as a phone is not a match. */
+    lookup_verifier_hash("caller_phone", "1000000008", h);
+    assert_false(lookup_case_has_verifier(c, h));
+    lookup_verifier_hash("national_id", "1000000016", h);
+    assert_false(lookup_case_has_verifier(c, h));
+    lookup_case_destroy(&c);
+    lookup_case_destroy(&c);
+    free(json);
+}
+
+static void test_malformed_cache(void **state)
+{
+    (void)state;
+    assert_null(lookup_case_parse("null"));
+    assert_null(lookup_case_parse("{\"case_number\":1}"));
+    assert_null(lookup_case_parse("not json"));
+    assert_null(lookup_case_parse("{\"case_number\":\"1\",\"status\":\"x\",\"court_ar\":\"\","
+                                  "\"court_en\":\"\",\"circuit_ar\":\"\",\"circuit_en\":\"\","
+                                  "\"tz\":\"\",\"verifiers\":[],\"updates\":[],"
+                                  "\"hearings\":[[\"bad\"]]}"));
+}
+
+static void test_found(void **state)
+{
+    (void)state;
+    char *json = case_json();
+    lookup_case_t *c = lookup_case_parse(json);
+    wasl_msg_t *m = new_reply();
+    wasl_msg_case_lookup_reply_t *r = &m->u.case_lookup_reply;
+    /* "now" is 2025-02-01: the February hearing is next. */
+    assert_int_equal(lookup_render_found(c, 1738368000, WASL_DIGITS_LATIN, r), 0);
+    assert_string_equal(r->outcome, "found");
+    assert_string_equal(r->circuit, "الدائرة الإدارية الثالثة");
+    assert_string_equal(r->status_ar, "منظورة");
+    assert_string_equal(r->hearing_utc, "2025-02-26T06:30:00Z");
+    assert_string_equal(r->hearing_local, "2025-02-26T09:30:00+03:00");
+    assert_true(r->hijri_year == 1446 && r->hijri_month == 8 && r->hijri_day == 27);
+    assert_string_equal(r->hijri_month_name_ar, "شعبان");
+    assert_string_equal(r->hearing_text_en,
+                        "Wednesday 27 Sha'ban 1446 AH (26 February 2025) at 9:30 AM");
+    assert_int_equal(r->updates_count, 3);
+    assert_string_equal(r->updates[0], "حجزت القضية للحكم 2");
+    assert_non_null(strstr(r->speech_ar, "4 5 1 2 3 4 5 6 7 0"));
+    assert_non_null(strstr(r->speech_ar, "جلسة النطق بالحكم"));
+    assert_non_null(strstr(r->speech_en, "Third Administrative Circuit"));
+    assert_non_null(strstr(r->speech_en, "Latest update: Reserved."));
+    /* The whole reply encodes within the model's limits. */
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(wasl_msg_encode(m, &data, &len, NULL), 0);
+    free(data);
+    wasl_msg_destroy(&m);
+
+    /* Arabic-Indic digits, and no hearing ahead. */
+    m = new_reply();
+    r = &m->u.case_lookup_reply;
+    assert_int_equal(lookup_render_found(c, 1800000000, WASL_DIGITS_ARABIC_INDIC, r), 0);
+    assert_null(r->hearing_utc);
+    assert_false(r->has_hijri_year);
+    assert_non_null(strstr(r->speech_ar, "لا توجد جلسة قادمة"));
+    assert_non_null(strstr(r->speech_ar, "٤ ٥ ١ ٢"));
+    assert_string_equal(r->updates[0], "حجزت القضية للحكم ٢");
+    wasl_msg_destroy(&m);
+    lookup_case_destroy(&c);
+    free(json);
+}
+
+/* "No such case" and "not your case" are the same call, hence the same bytes. */
+static void test_denied_identical(void **state)
+{
+    (void)state;
+    wasl_msg_t *a = new_reply(), *b = new_reply();
+    assert_int_equal(lookup_render_denied(&a->u.case_lookup_reply), 0);
+    assert_int_equal(lookup_render_denied(&b->u.case_lookup_reply), 0);
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    assert_int_equal(wasl_msg_encode(a, &da, &la, NULL), 0);
+    assert_int_equal(wasl_msg_encode(b, &db, &lb, NULL), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(da, db, la);
+    assert_null(a->u.case_lookup_reply.court);
+    free(da);
+    free(db);
+    wasl_msg_destroy(&a);
+    wasl_msg_destroy(&b);
+}
+
+static void test_locked(void **state)
+{
+    (void)state;
+    wasl_msg_t *m = new_reply();
+    assert_int_equal(lookup_render_locked(&m->u.case_lookup_reply, 0), 0);
+    assert_string_equal(m->u.case_lookup_reply.outcome, "locked");
+    assert_true(m->u.case_lookup_reply.retry_after_s == 1); /* never "0 seconds" */
+    wasl_msg_destroy(&m);
+}
+
+int main(void)
+{
+    wasl_log_init("test_caselookup_render", WASL_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verifiers), cmocka_unit_test(test_malformed_cache),
+        cmocka_unit_test(test_found),     cmocka_unit_test(test_denied_identical),
+        cmocka_unit_test(test_locked),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    wasl_hijri_thread_cleanup();
+    return rc;
+}

@@ -1,0 +1,195 @@
+/* test_rpc — the Lazy Pirate client against a ROUTER/DEALER proxy like the bus's: replies,
+ * a worker that dies mid-request, no worker at all (never hang). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "wasl_log.h"
+#include "wasl_rpc.h"
+
+#include <string.h>
+#include <time.h>
+
+#define FRONT      "inproc://rpc-front"
+#define BACK       "inproc://rpc-back"
+#define TIMEOUT_MS 150
+#define RETRIES    3
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static zactor_t *start_proxy(void)
+{
+    zactor_t *proxy = zactor_new(zproxy, NULL);
+    assert_non_null(proxy);
+    zstr_sendx(proxy, "FRONTEND", "ROUTER", FRONT, NULL);
+    zsock_wait(proxy);
+    zstr_sendx(proxy, "BACKEND", "DEALER", BACK, NULL);
+    zsock_wait(proxy);
+    return proxy;
+}
+
+/* Serves echo replies on a DEALER until the actor is told to stop. When `die_first` is set the
+ * first request is taken and never answered: the socket is closed, as a killed worker's is, and
+ * a fresh worker connection takes over. */
+static void worker_actor(zsock_t *pipe, void *args)
+{
+    bool die_first = args != NULL;
+    zsock_t *sock = zsock_new_dealer(">" BACK);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, sock, NULL);
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe || !which) {
+            break;
+        }
+        zmsg_t *msg = zmsg_recv(sock);
+        if (!msg) {
+            break;
+        }
+        if (die_first) {
+            die_first = false;
+            zmsg_destroy(&msg);
+            zpoller_remove(poller, sock);
+            zsock_set_linger(sock, 0);
+            zsock_destroy(&sock);
+            sock = zsock_new_dealer(">" BACK);
+            zpoller_add(poller, sock);
+            continue;
+        }
+        zmsg_send(&msg, sock); /* envelope and body back: an echo */
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&sock);
+}
+
+static wasl_zmq_t *plain_zmq(void)
+{
+    wasl_zmq_opts_t o = {0};
+    wasl_zmq_t *z = wasl_zmq_new(&o);
+    assert_non_null(z);
+    return z;
+}
+
+static void test_echo(void **state)
+{
+    (void)state;
+    zactor_t *proxy = start_proxy();
+    zactor_t *worker = zactor_new(worker_actor, NULL);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, RETRIES);
+    assert_non_null(rpc);
+    for (int i = 0; i < 50; i++) {
+        char req[32], *rep = NULL;
+        size_t n = 0;
+        snprintf(req, sizeof req, "ping %d", i);
+        assert_int_equal(wasl_rpc_call(rpc, req, strlen(req), &rep, &n), 0);
+        assert_int_equal(n, strlen(req));
+        assert_memory_equal(rep, req, n);
+        free(rep);
+    }
+    assert_int_equal(wasl_rpc_retries(rpc), 0);
+    wasl_rpc_destroy(&rpc);
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&worker);
+    zactor_destroy(&proxy);
+    wasl_zmq_destroy(&z);
+}
+
+static void test_worker_dies_mid_request(void **state)
+{
+    (void)state;
+    zactor_t *proxy = start_proxy();
+    zactor_t *worker = zactor_new(worker_actor, (void *)1);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, RETRIES);
+    char *rep = NULL;
+    size_t n = 0;
+    assert_int_equal(wasl_rpc_call(rpc, "case?", 5, &rep, &n), 0);
+    assert_memory_equal(rep, "case?", 5);
+    free(rep);
+    assert_true(wasl_rpc_retries(rpc) >= 1);
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&worker);
+    zactor_destroy(&proxy);
+    wasl_zmq_destroy(&z);
+}
+
+static void test_no_worker_never_hangs(void **state)
+{
+    (void)state;
+    zactor_t *proxy = start_proxy();
+    /* A hung worker: it takes every request and answers none. */
+    zsock_t *hung = zsock_new_dealer(">" BACK);
+    assert_non_null(hung);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, 2);
+    char *rep = (char *)1;
+    size_t n = 7;
+    int64_t t0 = now_ms();
+    assert_int_equal(wasl_rpc_call(rpc, "x", 1, &rep, &n), -1);
+    int64_t took = now_ms() - t0;
+    assert_null(rep);
+    assert_int_equal(n, 0);
+    assert_true(took >= 2 * TIMEOUT_MS);
+    assert_true(took < 3 * TIMEOUT_MS + 500);
+    assert_int_equal(wasl_rpc_retries(rpc), 2);
+    /* Nobody listening at all (no proxy): the same bound. */
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&proxy);
+    zsock_set_linger(hung, 0);
+    zsock_destroy(&hung);
+    rpc = wasl_rpc_new(z, "tcp://127.0.0.1:1", TIMEOUT_MS, 1);
+    assert_non_null(rpc);
+    t0 = now_ms();
+    assert_int_equal(wasl_rpc_call(rpc, "x", 1, &rep, &n), -1);
+    assert_true(now_ms() - t0 < 4 * TIMEOUT_MS + 500);
+    wasl_rpc_destroy(&rpc);
+    wasl_zmq_destroy(&z);
+}
+
+static void test_message_round_trip(void **state)
+{
+    (void)state;
+    zactor_t *proxy = start_proxy();
+    zactor_t *worker = zactor_new(worker_actor, NULL);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, RETRIES);
+    wasl_msg_t *req = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
+    wasl_msg_case_lookup_request_t *r = &req->u.case_lookup_request;
+    r->request_id = strdup("r1");
+    r->case_number = strdup("4512345678");
+    r->verifier_kind = strdup("national_id");
+    r->verifier = strdup("1000000008");
+    r->channel = strdup("api");
+    r->client = strdup("portal");
+    wasl_msg_t *back = wasl_rpc_request(rpc, req);
+    assert_non_null(back);
+    assert_int_equal(back->type, WASL_MSG_CASE_LOOKUP_REQUEST);
+    assert_string_equal(back->u.case_lookup_request.case_number, "4512345678");
+    wasl_msg_destroy(&back);
+    wasl_msg_destroy(&req);
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&worker);
+    zactor_destroy(&proxy);
+    wasl_zmq_destroy(&z);
+}
+
+int main(void)
+{
+    wasl_log_init("test_rpc", WASL_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo),
+        cmocka_unit_test(test_worker_dies_mid_request),
+        cmocka_unit_test(test_no_worker_never_hangs),
+        cmocka_unit_test(test_message_round_trip),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    zsys_shutdown();
+    return rc;
+}
