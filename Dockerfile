@@ -12,7 +12,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config ca-certificates python3 \
         libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev \
-        libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev \
+        libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev libyaml-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -29,7 +29,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libzmq5 libczmq4 libmsgpackc2 libhiredis0.14 libpq5 libmicrohttpd12 libjansson4 \
-        libcurl4 libicu72 libgmime-3.0-0 libsodium23 ca-certificates \
+        libcurl4 libicu72 libgmime-3.0-0 libsodium23 libyaml-0-2 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin wasl

@@ -179,13 +179,20 @@ chaos: all
 	$(PYTHON) tests/chaos/chaos.py $(CHAOS_ARGS)
 
 # ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
-bench: bench-classifier bench-intake bench-router
+bench: bench-classifier bench-intake bench-router bench-caselookup
 bench-classifier: all
 	tests/bench/classifier/run.sh
 bench-intake: all
 	tests/bench/intake/run.sh
 bench-router: all
 	tests/bench/router/run.sh
+# caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).
+.PHONY: bench-caselookup
+bench-caselookup: all $(B)/bench/caselookup_load
+	tests/bench/caselookup/run.sh
+$(B)/bench/caselookup_load: tests/bench/caselookup/load.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # ---- local stack --------------------------------------------------------------
 # The packages may only just have been installed: build in a sub-make, which sees pkg-config's

@@ -13,11 +13,11 @@
 #include <strings.h>
 #include <time.h>
 
-#define HMAC_BYTES 32
+#define HMAC_BYTES   32
 #define SHA256_BYTES 32
 /* A replayed signature is remembered a little longer than a signature stays valid. */
 #define REPLAY_MEMORY_FACTOR 2
-#define RETRY_AFTER_S 2
+#define RETRY_AFTER_S        2
 #define REFRESH_WAIT_STEP_MS 100
 
 typedef struct {
@@ -46,8 +46,8 @@ struct intake_auth {
     wasl_counter_t *limited;
 };
 
-static const char *const scope_words[] = {"reports", "calls", "sms", "email", "tickets:read",
-                                          "agents"};
+static const char *const scope_words[] = {"reports",      "calls",  "sms",  "email",
+                                          "tickets:read", "agents", "cases"};
 
 long intake_scopes_parse(const char *list)
 {
@@ -103,7 +103,7 @@ static int load_clients(intake_auth_t *self, wasl_pg_t *pg)
     }
     client_set_t set = {0};
     int n = PQntuples(res);
-    set.entries = calloc((size_t) (n ? n : 1), sizeof *set.entries);
+    set.entries = calloc((size_t)(n ? n : 1), sizeof *set.entries);
     if (!set.entries) {
         PQclear(res);
         return -1;
@@ -117,7 +117,7 @@ static int load_clients(intake_auth_t *self, wasl_pg_t *pg)
                       e->pub.id, "scopes", PQgetvalue(res, r, 1));
             continue;
         }
-        e->pub.scopes = (unsigned) scopes;
+        e->pub.scopes = (unsigned)scopes;
         e->pub.rate_per_s = strtol(PQgetvalue(res, r, 4), NULL, 10);
         if (!PQgetisnull(res, r, 2)) {
             e->has_token = sodium_hex2bin(e->token_sha256, sizeof e->token_sha256,
@@ -137,7 +137,7 @@ static int load_clients(intake_auth_t *self, wasl_pg_t *pg)
     pthread_rwlock_unlock(&self->lock);
     set_free(&old);
     if (first) {
-        wasl_info("intake: clients loaded", "{s:i}", "clients", (int) set.n);
+        wasl_info("intake: clients loaded", "{s:i}", "clients", (int)set.n);
     }
     return 0;
 }
@@ -226,7 +226,7 @@ struct wasl_redis *intake_auth_redis(intake_auth_t *self)
 {
     wasl_redis_t *r = pthread_getspecific(self->redis_key);
     if (!r) {
-        r = wasl_redis_new(self->cfg->redis_url, (int) self->cfg->redis_timeout_ms);
+        r = wasl_redis_new(self->cfg->redis_url, (int)self->cfg->redis_timeout_ms);
         if (r) {
             pthread_setspecific(self->redis_key, r);
         }
@@ -246,13 +246,13 @@ static int check_bearer(intake_auth_t *self, const char *token, intake_client_t 
                         intake_reply_t *reply)
 {
     unsigned char digest[SHA256_BYTES];
-    crypto_hash_sha256(digest, (const unsigned char *) token, strlen(token));
+    crypto_hash_sha256(digest, (const unsigned char *)token, strlen(token));
     int found = -1;
     pthread_rwlock_rdlock(&self->lock);
     for (size_t i = 0; i < self->set.n; i++) {
         const client_entry_t *e = &self->set.entries[i];
         if (e->has_token && sodium_memcmp(digest, e->token_sha256, SHA256_BYTES) == 0) {
-            found = (int) i;
+            found = (int)i;
             *client = e->pub;
         }
     }
@@ -288,10 +288,10 @@ static void hmac_compute(const char *secret, const char *t, const char *body, si
                          unsigned char out[HMAC_BYTES])
 {
     crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *) secret, strlen(secret));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *) t, strlen(t));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *) ".", 1);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *) body, len);
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)t, strlen(t));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
     crypto_auth_hmacsha256_final(&st, out);
 }
 
@@ -304,7 +304,7 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
     if (parse_signature(header, &t, mac) < 0) {
         return refuse(self, reply, "X-Wasl-Signature must be t=<unix seconds>,v1=<64 hex>");
     }
-    long long age = (long long) time(NULL) - t;
+    long long age = (long long)time(NULL) - t;
     if (age > self->cfg->sig_max_age_s || age < -self->cfg->sig_max_age_s) {
         return refuse(self, reply, "the signature's timestamp is too old (or in the future)");
     }
@@ -320,7 +320,7 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
         unsigned char expect[HMAC_BYTES];
         hmac_compute(e->hmac_secret, tbuf, body, len, expect);
         if (sodium_memcmp(expect, mac, HMAC_BYTES) == 0) {
-            found = (int) i;
+            found = (int)i;
             *client = e->pub;
         }
     }
@@ -332,10 +332,9 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
     wasl_redis_t *r = intake_auth_redis(self);
     char hex[2 * HMAC_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, mac, HMAC_BYTES);
-    redisReply *rep =
-        r ? wasl_redis_cmd(r, "SET wasl:sig:%s:%s 1 NX EX %ld", client->id, hex,
-                           self->cfg->sig_max_age_s * REPLAY_MEMORY_FACTOR)
-          : NULL;
+    redisReply *rep = r ? wasl_redis_cmd(r, "SET wasl:sig:%s:%s 1 NX EX %ld", client->id, hex,
+                                         self->cfg->sig_max_age_s * REPLAY_MEMORY_FACTOR)
+                        : NULL;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
         if (rep) {
             freeReplyObject(rep);
@@ -351,8 +350,8 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
 }
 
 int intake_auth_check(intake_auth_t *self, const char *authorization, const char *signature,
-                      const char *client_id, const char *query_token, const char *body,
-                      size_t len, intake_client_t *client, intake_reply_t *reply)
+                      const char *client_id, const char *query_token, const char *body, size_t len,
+                      intake_client_t *client, intake_reply_t *reply)
 {
     pthread_rwlock_rdlock(&self->lock);
     bool loaded = self->loaded;
@@ -378,16 +377,15 @@ int intake_auth_check(intake_auth_t *self, const char *authorization, const char
 }
 
 /* Increments the client's counter for this second; expires with the window. */
-static const char *const rate_script =
-    "local n = redis.call('INCR', KEYS[1]) "
-    "if n == 1 then redis.call('EXPIRE', KEYS[1], 2) end "
-    "return n";
+static const char *const rate_script = "local n = redis.call('INCR', KEYS[1]) "
+                                       "if n == 1 then redis.call('EXPIRE', KEYS[1], 2) end "
+                                       "return n";
 
 int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_reply_t *reply)
 {
     wasl_redis_t *r = intake_auth_redis(self);
     redisReply *rep = r ? wasl_redis_cmd(r, "EVAL %s 1 wasl:rl:%s:%lld", rate_script, client->id,
-                                         (long long) time(NULL))
+                                         (long long)time(NULL))
                         : NULL;
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         if (rep) {

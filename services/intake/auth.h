@@ -12,11 +12,12 @@ typedef enum {
     INTAKE_SCOPE_EMAIL = 1 << 3,
     INTAKE_SCOPE_TICKETS_READ = 1 << 4,
     INTAKE_SCOPE_AGENTS = 1 << 5,
+    INTAKE_SCOPE_CASES = 1 << 6,
     INTAKE_SCOPE_ALL = 0x7fffffff
 } intake_scope_t;
 
 /* The scope words of the clients table, in bit order; "*" means all. */
-#define INTAKE_SCOPE_WORDS "reports,calls,sms,email,tickets:read,agents"
+#define INTAKE_SCOPE_WORDS "reports,calls,sms,email,tickets:read,agents,cases"
 
 typedef struct {
     char id[65];
@@ -37,8 +38,8 @@ void intake_auth_destroy(intake_auth_t **self_p);
  * 0 and fills *client, or -1 with reply set (401 unauthorized; 503 when the credentials cannot
  * be checked). Comparisons of secrets are constant-time. */
 int intake_auth_check(intake_auth_t *self, const char *authorization, const char *signature,
-                      const char *client_id, const char *query_token, const char *body,
-                      size_t len, intake_client_t *client, intake_reply_t *reply);
+                      const char *client_id, const char *query_token, const char *body, size_t len,
+                      intake_client_t *client, intake_reply_t *reply);
 
 /* Counts one request against the client's per-second limit in Redis. Returns 0, or -1 with a
  * 429 and Retry-After in reply. When Redis is unreachable the request is let through (and

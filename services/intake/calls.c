@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CALL_ID_MAX 128
+#define CALL_ID_MAX    128
 #define CALL_FIELD_MAX 128
-#define CALL_SEQ_MAX 1000000
+#define CALL_SEQ_MAX   1000000
 /* Generic CTI events have no sequence number: their place in a call is fixed. */
 #define CTI_SEQ_NEW_CALL 1
-#define CTI_SEQ_ANSWER 2
-#define CTI_SEQ_HANGUP 3
+#define CTI_SEQ_ANSWER   2
+#define CTI_SEQ_HANGUP   3
 
 typedef struct {
     char *call_id;
@@ -22,6 +22,7 @@ typedef struct {
     char *event; /* call.started | call.ivr | call.note | call.answered | call.ended */
     bool cti;
     char *data;  /* JSON text stored in call_events.data */
+    json_t *ivr; /* the IVR's answer (speech) merged into the reply, or NULL */
 } call_arg_t;
 
 static void call_arg_free(void *p)
@@ -31,6 +32,7 @@ static void call_arg_free(void *p)
         free(a->call_id);
         free(a->event);
         free(a->data);
+        json_decref(a->ivr);
         free(a);
     }
 }
@@ -73,7 +75,8 @@ static void call_state_read(const PGresult *res, call_state_t *s)
             if (col(res, r, 6)) {
                 s->duration_s = strtoll(col(res, r, 6), NULL, 10);
             }
-        } else if (strcmp(ev, "call.ivr") == 0 && col(res, r, 5) && strcmp(col(res, r, 5), "report") == 0) {
+        } else if (strcmp(ev, "call.ivr") == 0 && col(res, r, 5) &&
+                   strcmp(col(res, r, 5), "report") == 0) {
             s->report_requested = true;
         } else if (strcmp(ev, "call.note") == 0) {
             s->answered = true; /* someone took a note: the caller reached a person or the IVR */
@@ -96,8 +99,12 @@ static bool call_abandoned(const call_state_t *s, bool cti)
 
 static json_t *call_reply(const call_arg_t *a, const char *ref, bool duplicate)
 {
-    return json_pack("{s:s, s:I, s:b, s:s?}", "call_id", a->call_id, "seq", (json_int_t) a->seq,
-                     "duplicate", duplicate, "ticket", ref);
+    json_t *r = json_pack("{s:s, s:I, s:b, s:s?}", "call_id", a->call_id, "seq", (json_int_t)a->seq,
+                          "duplicate", duplicate, "ticket", ref);
+    if (r && a->ivr) {
+        json_object_update(r, a->ivr); /* speech for the PBX to play (cases.c) */
+    }
+    return r;
 }
 
 static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
@@ -107,8 +114,8 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", a->seq);
     const char *p1[] = {a->call_id};
-    PGresult *res = intake_sql(
-        pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $1, 0))", 1, p1);
+    PGresult *res =
+        intake_sql(pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $1, 0))", 1, p1);
     if (!res) {
         return -1;
     }
@@ -201,13 +208,13 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
         }
         if (rc == 0) {
             json_decref(c->event_data);
-            c->event_data = json_pack("{s:s, s:s, s:s?}", "call_id", a->call_id, "call_kind",
-                                      kind, "queue", s.queue);
+            c->event_data = json_pack("{s:s, s:s, s:s?}", "call_id", a->call_id, "call_kind", kind,
+                                      "queue", s.queue);
             intake_ticket_t t;
             rc = intake_writer_create(w, c, 1, &t);
             if (rc == 0) {
                 snprintf(ref, sizeof ref, "%s", t.ref);
-                snprintf(ticket_id, sizeof ticket_id, "%lld", (long long) t.ticket_id);
+                snprintf(ticket_id, sizeof ticket_id, "%lld", (long long)t.ticket_id);
                 created = t.created;
                 had_phone = from_e164 != NULL;
             }
@@ -255,8 +262,8 @@ static void session_touch(const intake_request_t *req, intake_auth_t *auth, cons
     }
     char key[CALL_ID_MAX + 16];
     snprintf(key, sizeof key, "wasl:call:%s", a->call_id);
-    redisReply *rep = wasl_redis_cmd(r, "HSET %s last_event %s last_seq %lld", key, a->event,
-                                     a->seq);
+    redisReply *rep =
+        wasl_redis_cmd(r, "HSET %s last_event %s last_seq %lld", key, a->event, a->seq);
     if (rep) {
         freeReplyObject(rep);
     }
@@ -280,12 +287,13 @@ static void session_touch(const intake_request_t *req, intake_auth_t *auth, cons
 
 /* Makes the job for one event; `data` (borrowed) is stored as the event's JSON. */
 static void submit_event(intake_request_t *req, intake_reply_t *reply, const char *call_id,
-                         long long seq, const char *event, bool cti, json_t *data,
-                         const char *note, const char *agent)
+                         long long seq, const char *event, bool cti, json_t *data, const char *note,
+                         const char *agent, json_t *ivr)
 {
     intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, cti ? "cti" : "calls", req->deadline_ms);
     call_arg_t *a = calloc(1, sizeof *a);
     if (!job || !a) {
+        json_decref(ivr);
         free(a);
         intake_job_release(&job);
         intake_error(reply, 503, "unavailable", NULL, "out of memory");
@@ -296,6 +304,7 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
     job->txn = call_txn;
     a->seq = seq;
     a->cti = cti;
+    a->ivr = ivr; /* ownership passes to the job's argument */
     a->data = json_dumps(data, JSON_COMPACT);
     intake_contact_t *c = &job->contact;
     if (intake_strset(&a->call_id, call_id) < 0 || intake_strset(&a->event, event) < 0 ||
@@ -311,8 +320,8 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
     req->job = job;
 }
 
-static const char *const native_events[] = {"call.started", "call.ivr", "call.note", "call.ended",
-                                            "call.answered", NULL};
+static const char *const native_events[] = {"call.started", "call.ivr",      "call.note",
+                                            "call.ended",   "call.answered", NULL};
 
 void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
 {
@@ -339,8 +348,8 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
     }
     /* What is kept of the event: the known fields, validated. */
     json_t *data = json_object();
-    static const char *const str_fields[] = {"from", "to", "ts", "menu", "digits", "agent",
-                                             "cause", "queue", NULL};
+    static const char *const str_fields[] = {"from",  "to",    "ts",    "menu", "digits",
+                                             "agent", "cause", "queue", NULL};
     for (const char *const *f = str_fields; *f; f++) {
         if (intake_json_str(doc, *f, *f, false, CALL_FIELD_MAX, &s, reply) < 0) {
             json_decref(data);
@@ -363,14 +372,25 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
         json_object_set_new(data, "queue", json_string(menu + 6));
     }
     if (strcmp(type, "call.note") == 0) {
-        if (intake_json_str(doc, "text", "text", true, (size_t) req->cfg->body_max, &text,
-                            reply) < 0) {
+        if (intake_json_str(doc, "text", "text", true, (size_t)req->cfg->body_max, &text, reply) <
+            0) {
             json_decref(data);
             goto done;
         }
         agent = json_string_value(json_object_get(data, "agent"));
     }
-    submit_event(req, reply, call_id, seq, type, false, data, text, agent);
+    json_t *ivr = NULL;
+    if (strcmp(type, "call.ivr") == 0 && menu && strcmp(menu, "case_status") == 0) {
+        ivr = intake_cases_ivr(req, call_id, seq, json_string_value(json_object_get(data, "from")),
+                               json_string_value(json_object_get(data, "digits")));
+        const char *typed = json_string_value(json_object_get(data, "digits"));
+        if (typed) { /* may be a national ID: never stored in clear */
+            char masked[CALL_FIELD_MAX + 1];
+            json_object_set_new(data, "digits",
+                                json_string(wasl_mask_id(typed, masked, sizeof masked)));
+        }
+    }
+    submit_event(req, reply, call_id, seq, type, false, data, text, agent, ivr);
     json_decref(data);
 done:
     json_decref(doc);
@@ -381,8 +401,9 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
     intake_form_t form = {0};
     json_t *doc = NULL;
     json_t *data = json_object();
-    static const char *const fields[] = {"event", "callId", "from", "to", "direction", "user",
-                                         "queue", "answeringNumber", "cause", NULL};
+    static const char *const fields[] = {"event",     "callId", "from",  "to",
+                                         "direction", "user",   "queue", "answeringNumber",
+                                         "cause",     NULL};
     const char *values[9] = {0};
     if (strcmp(req->content_type, "application/x-www-form-urlencoded") == 0) {
         if (intake_form_parse(&form, req->body, req->len) < 0) {
@@ -436,14 +457,14 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
         goto done;
     }
     /* Stored under the native names so both forms of a call read the same. */
-    static const char *const native_names[] = {NULL, NULL, "from", "to", "direction", "agent",
-                                               "queue", "answering_number", "cause"};
+    static const char *const native_names[] = {
+        NULL, NULL, "from", "to", "direction", "agent", "queue", "answering_number", "cause"};
     for (size_t i = 2; fields[i]; i++) {
         if (values[i] && *values[i]) {
             json_object_set_new(data, native_names[i], json_string(values[i]));
         }
     }
-    submit_event(req, reply, call_id, seq, native, true, data, NULL, NULL);
+    submit_event(req, reply, call_id, seq, native, true, data, NULL, NULL, NULL);
 done:
     json_decref(data);
     json_decref(doc);

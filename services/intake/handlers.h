@@ -1,4 +1,5 @@
-/* handlers — one function per public endpoint: validate, build the contact or transaction, reply. */
+/* handlers — one function per public endpoint: validate, build the contact or transaction, reply.
+ */
 #ifndef WASL_INTAKE_HANDLERS_H
 #define WASL_INTAKE_HANDLERS_H
 
@@ -10,6 +11,28 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply);
 void intake_handle_sms(intake_request_t *req, intake_reply_t *reply);
 void intake_handle_email(intake_request_t *req, intake_reply_t *reply);
 void intake_handle_ticket_get(intake_request_t *req, intake_reply_t *reply);
+/* cases.c: GET /v1/cases/{number}?national_id=…|caller=… through wasl-caselookup. */
+void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply);
+/* cases.c: one step of the IVR's case_status menu for call `call_id` (session in Redis).
+ * Returns {"speech":{"ar","en"},"ivr":{…}} (new reference) to merge into the event's reply. */
+json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long seq,
+                         const char *from, const char *digits);
+/* cases.c: closes the pooled caselookup clients; call after the HTTP server stopped and
+ * before zsys_shutdown() (otherwise CZMQ reports their sockets as dangling). Safe twice. */
+void intake_cases_shutdown(void);
+/* The agent desk (agents.c): agents and presence, offers, queue views, ticket actions. */
+void intake_handle_agents(intake_request_t *req, intake_reply_t *reply);
+void intake_handle_offers(intake_request_t *req, intake_reply_t *reply);
+void intake_handle_queues(intake_request_t *req, intake_reply_t *reply);
+void intake_handle_ticket_action(intake_request_t *req, intake_reply_t *reply);
+void intake_handle_sms_dlr(intake_request_t *req, intake_reply_t *reply);
+
+/* notify_in: inside the SMS transaction, before threading. A reply to our SMS that is not a
+ * contact — STOP/«إيقاف» (opt-out), START (opt-in), or a survey score 1–5 (any digits) from a
+ * number surveyed within the window — is recorded and `reply` filled: returns 1. Returns 0 for
+ * an ordinary message, -1 on a database error. */
+int intake_notify_sms_reply(wasl_pg_t *pg, const char *from, const char *text,
+                            intake_reply_t *reply);
 
 /* Shared validation: each fills `reply` with a 400 naming `field` and returns -1 when invalid.
  * On success *out is a new string (or NULL when `text` is NULL). */

@@ -1,6 +1,7 @@
 /* wasl-intake — entry point: configuration, the writers, the HTTP edge, a graceful drain. */
 #include "auth.h"
 #include "email.h"
+#include "handlers.h"
 #include "intake.h"
 #include "server.h"
 #include "wasl_admin.h"
@@ -47,8 +48,7 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
     wasl_config_int(cfg, "WASL_INTAKE_BATCH_MAX", 256, 1, 4096,
                     "most contacts committed in one transaction", &c->batch_max);
     wasl_config_int(cfg, "WASL_INTAKE_DEADLINE_MS", 3000, 100, 600000,
-                    "answer 503 when a contact is not committed within this time",
-                    &c->deadline_ms);
+                    "answer 503 when a contact is not committed within this time", &c->deadline_ms);
     wasl_config_int(cfg, "WASL_INTAKE_JSON_MAX", 1 << 20, 1024, 64L << 20,
                     "largest JSON or form request, in bytes", &c->json_max);
     wasl_config_int(cfg, "WASL_INTAKE_EMAIL_MAX", 10L << 20, 1024, 256L << 20,
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     }
     configure(cfg, &c);
     wasl_config_parse(cfg, argc, argv);
-    wasl_log_init("wasl-intake", (wasl_log_level_t) wasl_config_log_level(cfg));
+    wasl_log_init("wasl-intake", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();
     intake_email_init();
 
@@ -89,8 +89,8 @@ int main(int argc, char **argv)
     intake_server_t *server = NULL;
     intake_writers_t *writers = NULL;
     intake_auth_t *auth = NULL;
-    wasl_zmq_opts_t zopts = {.curve_dir = c.curve_dir, .self_name = c.curve_name,
-                             .server_name = "bus"};
+    wasl_zmq_opts_t zopts = {
+        .curve_dir = c.curve_dir, .self_name = c.curve_name, .server_name = "bus"};
     wasl_zmq_t *zmq = wasl_zmq_new(&zopts);
     if (!zmq || !(auth = intake_auth_new(&c)) || !(writers = intake_writers_new(&c, zmq)) ||
         !(server = intake_server_new(&c, auth, writers))) {
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     readiness_t readiness = {writers, auth};
     wasl_admin_set_ready(admin, ready, &readiness);
     wasl_info("intake: started", "{s:s, s:i, s:i, s:i, s:b}", "bind", c.http_bind, "port",
-              (int) c.http_port, "admin_port", wasl_admin_port(admin), "writers", (int) c.writers,
+              (int)c.http_port, "admin_port", wasl_admin_port(admin), "writers", (int)c.writers,
               "curve", wasl_zmq_curve(zmq));
     while (!wasl_signal_wait(-1)) {
     }
@@ -119,6 +119,7 @@ done:
     intake_auth_destroy(&auth);
     wasl_zmq_destroy(&zmq);
     intake_email_shutdown();
+    intake_cases_shutdown(); /* the case-lookup clients' sockets, before CZMQ goes */
     wasl_config_destroy(&cfg);
     zsys_shutdown();
     if (rc == 0) {

@@ -16,13 +16,14 @@
 #include <strings.h>
 #include <time.h>
 
-#define SERVER_CONNECTION_LIMIT 10000
+#define SERVER_CONNECTION_LIMIT     10000
 #define SERVER_CONNECTION_TIMEOUT_S 30
-#define RETRY_AFTER_S 2
+#define RETRY_AFTER_S               2
 
 typedef struct {
     const char *method; /* "GET", "POST", or "GET|POST" */
-    const char *path;   /* exact, or a prefix ending in '/' for a path argument */
+    const char *path;   /* exact, or a prefix ending in '/' for a path argument, or in "/" "*"
+                         * for an argument that may hold '/' (/v1/agents/{id}/presence) */
     bool has_arg;
     const char *endpoint; /* metric label */
     unsigned scope;
@@ -37,12 +38,24 @@ static const route_t routes[] = {
     {"POST", "/v1/calls/events", false, "calls", INTAKE_SCOPE_CALLS, false, false,
      intake_handle_call_event},
     {"POST", "/v1/cti", false, "cti", INTAKE_SCOPE_CALLS, false, false, intake_handle_cti},
-    {"GET|POST", "/v1/sms/inbound", false, "sms", INTAKE_SCOPE_SMS, false, true,
-     intake_handle_sms},
+    {"GET|POST", "/v1/sms/inbound", false, "sms", INTAKE_SCOPE_SMS, false, true, intake_handle_sms},
+    {"GET|POST", "/v1/sms/dlr", false, "sms_dlr", INTAKE_SCOPE_SMS, false, true,
+     intake_handle_sms_dlr},
     {"POST", "/v1/email/inbound", false, "email", INTAKE_SCOPE_EMAIL, true, false,
      intake_handle_email},
     {"GET", "/v1/tickets/", true, "tickets", INTAKE_SCOPE_TICKETS_READ, false, false,
      intake_handle_ticket_get},
+    {"GET", "/v1/cases/", true, "cases", INTAKE_SCOPE_CASES, false, false, intake_handle_case_get},
+    /* The agent desk (services/intake/agents.c). */
+    {"GET", "/v1/agents", false, "agents", INTAKE_SCOPE_AGENTS, false, false, intake_handle_agents},
+    {"GET|PUT|DELETE", "/v1/agents/*", true, "agents", INTAKE_SCOPE_AGENTS, false, false,
+     intake_handle_agents},
+    {"POST", "/v1/offers/*", true, "offers", INTAKE_SCOPE_AGENTS, false, false,
+     intake_handle_offers},
+    {"GET", "/v1/queues/*", true, "queues", INTAKE_SCOPE_AGENTS, false, false,
+     intake_handle_queues},
+    {"POST", "/v1/tickets/*", true, "ticket_actions", INTAKE_SCOPE_AGENTS, false, false,
+     intake_handle_ticket_action},
 };
 
 struct intake_server {
@@ -69,8 +82,8 @@ typedef struct {
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
-intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code, const char *field,
-                             const char *fmt, ...)
+intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code,
+                             const char *field, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -80,8 +93,8 @@ intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *cod
     json_decref(r->body);
     r->status = status;
     r->error_code = code;
-    r->body = json_pack("{s:{s:s, s:s?, s:s}}", "error", "code", code, "field", field, "message",
-                        msg);
+    r->body =
+        json_pack("{s:{s:s, s:s?, s:s}}", "error", "code", code, "field", field, "message", msg);
     return r;
 }
 
@@ -90,14 +103,14 @@ static void count_request(intake_server_t *self, const char *endpoint, const int
 {
     char labels[128];
     snprintf(labels, sizeof labels, "endpoint=\"%s\",status=\"%u\"", endpoint, r->status);
-    wasl_counter_inc(wasl_counter("wasl_intake_requests_total", "Requests by endpoint and status",
-                                  labels));
+    wasl_counter_inc(
+        wasl_counter("wasl_intake_requests_total", "Requests by endpoint and status", labels));
     if (r->error_code) {
         snprintf(labels, sizeof labels, "endpoint=\"%s\",code=\"%s\"", endpoint, r->error_code);
         wasl_counter_inc(wasl_counter("wasl_intake_http_errors_total",
                                       "Error replies by endpoint and error code", labels));
     }
-    wasl_histogram_observe(self->latency, (double) (intake_now_ms() - started_ms) / 1000.0);
+    wasl_histogram_observe(self->latency, (double)(intake_now_ms() - started_ms) / 1000.0);
 }
 
 /* Queues `r` on the connection (taking its body). */
@@ -150,8 +163,8 @@ const char *intake_query(const intake_request_t *req, const char *name, size_t *
 {
     const char *value = NULL;
     size_t vlen = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
-                                      &value, &vlen) != MHD_YES) {
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
+                                      &vlen) != MHD_YES) {
         return NULL;
     }
     if (len) {
@@ -211,7 +224,7 @@ static char *form_decode(const char *s, size_t len, size_t *out_len)
                 free(out);
                 return NULL;
             }
-            out[o++] = (char) (hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];
@@ -233,9 +246,9 @@ int intake_form_parse(intake_form_t *form, const char *text, size_t len)
         }
         if (end > start) {
             const char *eq = memchr(text + start, '=', end - start);
-            size_t klen = eq ? (size_t) (eq - (text + start)) : end - start;
+            size_t klen = eq ? (size_t)(eq - (text + start)) : end - start;
             const char *v = eq ? eq + 1 : text + end;
-            size_t vlen = eq ? (size_t) (text + end - v) : 0;
+            size_t vlen = eq ? (size_t)(text + end - v) : 0;
             intake_form_field_t *grown =
                 realloc(form->fields, (form->n + 1) * sizeof *form->fields);
             if (!grown) {
@@ -359,19 +372,19 @@ bool intake_rfc3339_valid(const char *s)
     const char *p = s + 19;
     if (*p == '.') {
         p++;
-        if (!isdigit((unsigned char) *p)) {
+        if (!isdigit((unsigned char)*p)) {
             return false;
         }
-        while (isdigit((unsigned char) *p)) {
+        while (isdigit((unsigned char)*p)) {
             p++;
         }
     }
     if (*p == 'Z' || *p == 'z') {
         return p[1] == '\0';
     }
-    if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]) &&
-        isdigit((unsigned char) p[2]) && p[3] == ':' && isdigit((unsigned char) p[4]) &&
-        isdigit((unsigned char) p[5]) && p[6] == '\0') {
+    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+        p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5]) &&
+        p[6] == '\0') {
         return true;
     }
     return false;
@@ -400,9 +413,11 @@ static const route_t *match_route(const char *method, const char *url, const cha
     *arg = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route_t *r = &routes[i];
-        bool path_ok = r->has_arg ? strncmp(url, r->path, strlen(r->path)) == 0 &&
-                                        url[strlen(r->path)] != '\0' &&
-                                        !strchr(url + strlen(r->path), '/')
+        size_t plen = strlen(r->path);
+        bool sub_path = plen > 0 && r->path[plen - 1] == '*';
+        plen -= sub_path;
+        bool path_ok = r->has_arg ? strncmp(url, r->path, plen) == 0 && url[plen] != '\0' &&
+                                        (sub_path || !strchr(url + plen, '/'))
                                   : strcmp(url, r->path) == 0;
         if (!path_ok) {
             continue;
@@ -411,7 +426,7 @@ static const route_t *match_route(const char *method, const char *url, const cha
             *method_mismatch = true;
             continue;
         }
-        *arg = r->has_arg ? url + strlen(r->path) : NULL;
+        *arg = r->has_arg ? url + plen : NULL;
         return r;
     }
     return NULL;
@@ -429,8 +444,8 @@ static const char *media_type(struct MHD_Connection *conn, char *buf, size_t cap
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     size_t o = 0;
     for (const char *p = ct ? ct : ""; *p && *p != ';' && o + 1 < cap; p++) {
-        if (!isspace((unsigned char) *p)) {
-            buf[o++] = (char) tolower((unsigned char) *p);
+        if (!isspace((unsigned char)*p)) {
+            buf[o++] = (char)tolower((unsigned char)*p);
         }
     }
     buf[o] = '\0';
@@ -500,7 +515,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void) version;
+    (void)version;
     intake_server_t *self = cls;
     request_state_t *st = *con_cls;
     if (!st) {
@@ -518,8 +533,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!st->route) {
             intake_reply_t r = {0};
             if (wrong_method) {
-                intake_error(&r, 405, "method_not_allowed", NULL, "%s is not allowed on %s",
-                             method, url);
+                intake_error(&r, 405, "method_not_allowed", NULL, "%s is not allowed on %s", method,
+                             url);
             } else {
                 intake_error(&r, 404, "not_found", NULL, "no endpoint %s", url);
             }
@@ -528,7 +543,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (arg && !(st->path_arg = strdup(arg))) {
             return MHD_NO;
         }
-        st->limit = (size_t) (st->route->email_sized ? self->cfg->email_max : self->cfg->json_max);
+        st->limit = (size_t)(st->route->email_sized ? self->cfg->email_max : self->cfg->json_max);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > st->limit) {
             intake_reply_t r = {0};
@@ -578,9 +593,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void) cls;
-    (void) conn;
-    (void) toe;
+    (void)cls;
+    (void)conn;
+    (void)toe;
     request_state_t *st = *con_cls;
     if (!st) {
         return;
@@ -608,33 +623,33 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     memset(&a4, 0, sizeof a4);
     memset(&a6, 0, sizeof a6);
     if (inet_pton(AF_INET, cfg->http_bind, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t) cfg->http_port);
-        addr = (struct sockaddr *) &a4;
+        a4.sin_port = htons((uint16_t)cfg->http_port);
+        addr = (struct sockaddr *)&a4;
     } else if (inet_pton(AF_INET6, cfg->http_bind, &a6.sin6_addr) == 1) {
         a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t) cfg->http_port);
-        addr = (struct sockaddr *) &a6;
+        a6.sin6_port = htons((uint16_t)cfg->http_port);
+        addr = (struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
         wasl_error("intake: WASL_HTTP_BIND is not an IP address", "{s:s}", "bind", cfg->http_bind);
         free(self);
         return NULL;
     }
-    self->mhd = MHD_start_daemon(
-        flags, (uint16_t) cfg->http_port, NULL, NULL, on_request, self, MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned) cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned) SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned) SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, self,
-        MHD_OPTION_END);
+    self->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, self,
+                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+                                 on_completed, self, MHD_OPTION_END);
     if (!self->mhd) {
         wasl_error("intake: cannot listen", "{s:s, s:i, s:s}", "bind", cfg->http_bind, "port",
-                   (int) cfg->http_port, "error", strerror(errno));
+                   (int)cfg->http_port, "error", strerror(errno));
         free(self);
         return NULL;
     }

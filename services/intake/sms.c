@@ -8,7 +8,7 @@
 #include <strings.h>
 #include <unicode/ucnv.h>
 
-#define SMS_ID_MAX 256
+#define SMS_ID_MAX    256
 #define SMS_FIELD_MAX 64
 
 typedef struct {
@@ -39,13 +39,13 @@ static char *utf16be_to_utf8(const char *in, size_t len)
         return NULL;
     }
     UErrorCode err = U_ZERO_ERROR;
-    int32_t n = ucnv_convert("UTF-8", "UTF-16BE", out, (int32_t) cap - 1, in, (int32_t) len, &err);
+    int32_t n = ucnv_convert("UTF-8", "UTF-16BE", out, (int32_t)cap - 1, in, (int32_t)len, &err);
     if (U_FAILURE(err) || n < 0) {
         free(out);
         return NULL;
     }
     out[n] = '\0';
-    if (!wasl_utf8_valid(out, (size_t) n, false)) {
+    if (!wasl_utf8_valid(out, (size_t)n, false)) {
         free(out);
         return NULL;
     }
@@ -57,8 +57,8 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     sms_arg_t *a = job->arg;
     intake_contact_t *c = &job->contact;
     const char *lock_params[] = {a->from};
-    PGresult *res = intake_sql(pg, "SELECT pg_advisory_xact_lock(hashtextextended('sms:' || $1, 0))",
-                               1, lock_params);
+    PGresult *res = intake_sql(
+        pg, "SELECT pg_advisory_xact_lock(hashtextextended('sms:' || $1, 0))", 1, lock_params);
     if (!res) {
         return -1;
     }
@@ -80,6 +80,11 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
         return 0;
     }
     PQclear(res);
+    /* STOP, START or a survey score: recorded by notify_in, no ticket. */
+    int hooked = intake_notify_sms_reply(pg, a->from, c->body, reply);
+    if (hooked != 0) {
+        return hooked < 0 ? -1 : 0;
+    }
     char hours[16];
     snprintf(hours, sizeof hours, "%ld", a->thread_hours);
     const char *thread_params[] = {a->from, hours};
@@ -128,7 +133,8 @@ void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
             intake_error(reply, 400, "invalid_field", NULL, "malformed form encoding");
             goto done;
         }
-#define ARG(name, lenp) (is_get ? intake_query(req, name, lenp) : intake_form_get(&form, name, lenp))
+#define ARG(name, lenp)                                                                            \
+    (is_get ? intake_query(req, name, lenp) : intake_form_get(&form, name, lenp))
         from = ARG("from", NULL);
         to = ARG("to", NULL);
         text = ARG("text", &text_len);
@@ -140,7 +146,7 @@ void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
         doc = intake_body_json(req, reply);
         if (!doc || intake_json_str(doc, "from", "from", true, SMS_FIELD_MAX, &from, reply) < 0 ||
             intake_json_str(doc, "to", "to", false, SMS_FIELD_MAX, &to, reply) < 0 ||
-            intake_json_str(doc, "text", "text", true, (size_t) req->cfg->body_max, &text, reply) <
+            intake_json_str(doc, "text", "text", true, (size_t)req->cfg->body_max, &text, reply) <
                 0 ||
             intake_json_str(doc, "id", "id", true, SMS_ID_MAX, &id, reply) < 0 ||
             intake_json_str(doc, "charset", "charset", false, SMS_FIELD_MAX, &charset, reply) < 0) {
@@ -163,9 +169,10 @@ void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
         intake_error(reply, 400, "invalid_field", "id", "id is longer than %d bytes", SMS_ID_MAX);
         goto done;
     }
-    bool ucs2 = (coding && strcmp(coding, "2") == 0) ||
-                (charset && (strcasecmp(charset, "UTF-16BE") == 0 ||
-                             strcasecmp(charset, "UCS-2") == 0 || strcasecmp(charset, "UTF-16") == 0));
+    bool ucs2 =
+        (coding && strcmp(coding, "2") == 0) ||
+        (charset && (strcasecmp(charset, "UTF-16BE") == 0 || strcasecmp(charset, "UCS-2") == 0 ||
+                     strcasecmp(charset, "UTF-16") == 0));
     if (ucs2) {
         decoded = utf16be_to_utf8(text, text_len);
         if (!decoded) {
@@ -178,7 +185,7 @@ void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
         intake_error(reply, 400, "invalid_utf8", "text", "text is not valid UTF-8");
         goto done;
     }
-    if (text_len > (size_t) req->cfg->body_max) {
+    if (text_len > (size_t)req->cfg->body_max) {
         intake_error(reply, 413, "too_large", "text", "text is longer than %ld bytes",
                      req->cfg->body_max);
         goto done;

@@ -43,12 +43,12 @@ static wasl_pg_t *connect_pg(void)
 static int scopes_array(const char *list, char *out, size_t cap)
 {
     static const char *const known[] = {"reports", "calls", "sms", "email", "tickets:read",
-                                        "agents", "*", NULL};
+                                        "agents",  "cases", "*",   NULL};
     char *copy = strdup(list);
     if (!copy) {
         return -1;
     }
-    size_t o = (size_t) snprintf(out, cap, "{");
+    size_t o = (size_t)snprintf(out, cap, "{");
     char *save = NULL;
     int n = 0;
     for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
@@ -60,7 +60,7 @@ static int scopes_array(const char *list, char *out, size_t cap)
             free(copy);
             return -1;
         }
-        o += (size_t) snprintf(out + o, cap > o ? cap - o : 0, "%s\"%s\"", n++ ? "," : "", w);
+        o += (size_t)snprintf(out + o, cap > o ? cap - o : 0, "%s\"%s\"", n++ ? "," : "", w);
     }
     free(copy);
     if (n == 0 || o + 2 > cap) {
@@ -128,15 +128,15 @@ static int client_add(int argc, char **argv)
     char hash_hex[65] = "";
     if (token) {
         unsigned char digest[32];
-        crypto_hash_sha256(digest, (const unsigned char *) token, strlen(token));
+        crypto_hash_sha256(digest, (const unsigned char *)token, strlen(token));
         sodium_bin2hex(hash_hex, sizeof hash_hex, digest, sizeof digest);
     }
     wasl_pg_t *pg = connect_pg();
     if (!pg) {
         return CTL_FAILED;
     }
-    const char *params[] = {id, name ? name : id, kind, scope_list, token ? hash_hex : NULL,
-                            secret, rate};
+    const char *params[] = {
+        id, name ? name : id, kind, scope_list, token ? hash_hex : NULL, secret, rate};
     PGresult *res = wasl_pg_query(
         pg,
         "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s) "
@@ -176,8 +176,8 @@ static int client_list(void)
         wasl_pg_destroy(&pg);
         return CTL_FAILED;
     }
-    printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", "ID", "KIND", "SCOPES", "RATE", "TOKEN",
-           "HMAC", "ENABLED");
+    printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", "ID", "KIND", "SCOPES", "RATE", "TOKEN", "HMAC",
+           "ENABLED");
     for (int r = 0; r < PQntuples(res); r++) {
         printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", PQgetvalue(res, r, 0),
                PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),

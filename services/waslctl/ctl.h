@@ -15,6 +15,11 @@ int ctl_status(int argc, char **argv);
 int ctl_version(int argc, char **argv);
 int ctl_client(int argc, char **argv);
 int ctl_classifier(int argc, char **argv);
+int ctl_seed_cases(int argc, char **argv);
+int ctl_notify(int argc, char **argv);
+int ctl_report(int argc, char **argv);
+int ctl_agent(int argc, char **argv);
+int ctl_route(int argc, char **argv);
 
 /* Applies every embedded migration not yet applied, in one transaction, on `pg_url`.
  * Returns the number applied (0: already up to date), or -1 with the reason logged and printed.

@@ -194,6 +194,10 @@ class Stack:
             "WASL_SMS_URL": self.sms.url, "WASL_SMS_MODE": "kannel",
             "WASL_SMTP_URL": self.mail.url if self.mail else "smtp://127.0.0.1:1",
             "WASL_NOTIFIER_LEASE_S": LEASE_S, "WASL_ROUTER_LEASE_S": LEASE_S,
+            "WASL_ROUTER_SWEEP_MS": 500, "WASL_ROUTER_SWEEP_AGE_MS": 1000,
+            "WASL_NOTIFIER_SWEEP_MS": 500,
+            # No quiet hours: a run at Riyadh night must still deliver acknowledgements.
+            "WASL_NOTIFIER_QUIET_START_H": 0, "WASL_NOTIFIER_QUIET_END_H": 0,
         })
         env.update({k: str(v) for k, v in extra.items()})
         env = {k: str(v) for k, v in env.items()}
@@ -436,7 +440,7 @@ def main():
                     help="which daemons besides the buses and intake (those built)")
     args = ap.parse_args()
     if args.light:
-        args.contacts, args.rate = min(args.contacts, 600), min(args.rate, 30.0)
+        args.contacts, args.rate = min(args.contacts, 900), min(args.rate, 30.0)
     random.seed(1446)
     workdir = tempfile.mkdtemp(prefix="wasl-chaos-")
     optional = [d for d in args.daemons.split(",") if d in OPTIONAL_DAEMONS]
