@@ -148,6 +148,48 @@ int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *err
     return 0;
 }
 
+int wasl_work_run_ids(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
+                      const int64_t *ids, size_t n, wasl_work_fn *fn, void *arg)
+{
+    wasl_work_item_t *items = malloc((n + 1) * sizeof *items);
+    if (!items) {
+        return -1;
+    }
+    int claimed = wasl_work_claim_ids(pg, stage, owner, ids, n, lease_s, items);
+    int rc = claimed <= 0 ? claimed : fn(arg, items, (size_t) claimed);
+    free(items);
+    return rc;
+}
+
+int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
+                        size_t limit, int min_age_ms, wasl_work_fn *fn, void *arg)
+{
+    wasl_work_item_t *items = malloc((limit + 1) * sizeof *items);
+    if (!items) {
+        return -1;
+    }
+    int claimed = wasl_work_claim_stale(pg, stage, owner, limit, lease_s, min_age_ms, items);
+    if (claimed > 0) {
+        wasl_debug("work: sweep claimed rows", "{s:s, s:i}", "stage", stage, "rows", claimed);
+        if (fn(arg, items, (size_t) claimed) < 0) {
+            claimed = -1;
+        }
+    }
+    free(items);
+    return claimed;
+}
+
+void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
+                         const wasl_work_item_t *items, size_t n, const char *why,
+                         int backoff_ms)
+{
+    wasl_warn("work: batch not committed; rows given back", "{s:s, s:i, s:s}", "stage", stage,
+              "rows", (int) n, "error", why ? why : "unknown error");
+    for (size_t i = 0; i < n; i++) {
+        wasl_work_fail(pg, items[i].id, owner, why, backoff_ms * items[i].attempts);
+    }
+}
+
 char *wasl_work_owner(const char *service, char *out, size_t cap)
 {
     char host[64] = "host";

@@ -43,6 +43,29 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
  * Returns 0, or -1 on a database error. */
 int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms);
 
+/* ---- running a stage: claim, process, give back on failure ---------------------------- */
+
+/* What a stage does with rows it claimed: commits its results fenced on the lease. Returns how
+ * many it committed, or -1 when the batch failed (the rows are then given back). */
+typedef int(wasl_work_fn)(void *arg, const wasl_work_item_t *items, size_t n);
+
+/* Claims the rows of `stage` among ids[0..n) (nudged by the bus) and runs fn on those claimed.
+ * Returns fn's result (0 when none was claimed), or -1 when the claim itself failed. */
+int wasl_work_run_ids(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
+                      const int64_t *ids, size_t n, wasl_work_fn *fn, void *arg);
+
+/* The sweep: claims one batch (at most `limit`) of stale rows and runs fn on it. Returns how
+ * many rows were claimed (a full batch means there is a backlog: call again soon), or -1 when
+ * the claim or fn failed. */
+int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
+                        size_t limit, int min_age_ms, wasl_work_fn *fn, void *arg);
+
+/* After a failed batch: gives every row back, due again after `backoff_ms` times its attempts
+ * (dead with `why` after its last attempt). Logs one warning naming the stage. */
+void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
+                         const wasl_work_item_t *items, size_t n, const char *why,
+                         int backoff_ms);
+
 /* A stable, unique owner name for this process: "<service>@<host>:<pid>:<random>". Writes
  * into out (cap bytes) and returns it. */
 char *wasl_work_owner(const char *service, char *out, size_t cap);

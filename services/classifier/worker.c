@@ -380,13 +380,8 @@ done:
         /* Give the rows back with a backoff; after max_attempts they are dead letters with
          * this reason. */
         wasl_counter_inc(self->failed);
-        const char *why = wasl_pg_error(self->pg);
-        wasl_warn("classifier: batch not committed; rows given back", "{s:i, s:s}", "rows", (int)n,
-                  "error", why);
-        for (size_t i = 0; i < n; i++) {
-            wasl_work_fail(self->pg, items[i].id, self->owner, why,
-                           (int)self->cfg->retry_backoff_ms * items[i].attempts);
-        }
+        wasl_work_give_back(self->pg, "classify", self->owner, items, n, wasl_pg_error(self->pg),
+                            (int)self->cfg->retry_backoff_ms);
     }
     if (d) {
         for (size_t i = 0; i < n; i++) {
@@ -400,41 +395,29 @@ done:
     return committed;
 }
 
+static int process_batch(void *arg, const wasl_work_item_t *items, size_t n)
+{
+    return process_claimed(arg, items, n);
+}
+
 int worker_process_ids(worker_t *self, const int64_t *work_ids, size_t n)
 {
-    wasl_work_item_t *items = malloc((n + 1) * sizeof *items);
-    if (!items) {
-        return -1;
-    }
-    int claimed = wasl_work_claim_ids(self->pg, "classify", self->owner, work_ids, n,
-                                      (int)self->cfg->lease_s, items);
-    int rc = claimed < 0 ? -1 : process_claimed(self, items, (size_t)claimed);
-    if (claimed < 0) {
+    int rc = wasl_work_run_ids(self->pg, "classify", self->owner, (int)self->cfg->lease_s,
+                               work_ids, n, process_batch, self);
+    if (rc < 0) {
         atomic_store(&self->db_ok, false);
     }
-    free(items);
     return rc;
 }
 
 int worker_sweep(worker_t *self)
 {
-    size_t limit = (size_t)self->cfg->batch_max;
-    wasl_work_item_t *items = malloc(limit * sizeof *items);
-    if (!items) {
-        return -1;
-    }
     /* One batch per call: the loop comes back at once when it was full, so that fresh nudges
      * are served between batches of a backlog. */
-    int claimed =
-        wasl_work_claim_stale(self->pg, "classify", self->owner, limit, (int)self->cfg->lease_s,
-                              (int)self->cfg->sweep_min_age_ms, items);
-    atomic_store(&self->db_ok, claimed >= 0);
-    int rc = claimed;
-    if (claimed > 0) {
-        wasl_debug("classifier: sweep claimed rows", "{s:i}", "rows", claimed);
-        rc = process_claimed(self, items, (size_t)claimed) < 0 ? -1 : claimed;
-    }
-    free(items);
+    int rc = wasl_work_run_stale(self->pg, "classify", self->owner, (int)self->cfg->lease_s,
+                                 (size_t)self->cfg->batch_max, (int)self->cfg->sweep_min_age_ms,
+                                 process_batch, self);
+    atomic_store(&self->db_ok, rc >= 0);
     return rc;
 }
 

@@ -576,13 +576,8 @@ done:
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {
         wasl_counter_inc(self->failed);
-        const char *why = wasl_pg_error(self->pg);
-        wasl_warn("router: batch not committed; rows given back", "{s:i, s:s}", "rows", (int)n,
-                  "error", why);
-        for (size_t i = 0; i < n; i++) {
-            wasl_work_fail(self->pg, items[i].id, self->owner, why,
-                           (int)self->cfg->retry_backoff_ms * items[i].attempts);
-        }
+        wasl_work_give_back(self->pg, "route", self->owner, items, n, wasl_pg_error(self->pg),
+                            (int)self->cfg->retry_backoff_ms);
     }
     free(ids);
     free(arr);
@@ -590,38 +585,27 @@ done:
     return committed;
 }
 
+static int route_batch(void *arg, const wasl_work_item_t *items, size_t n)
+{
+    return route_claimed(arg, items, n);
+}
+
 int router_route_ids(router_t *self, const int64_t *work_ids, size_t n)
 {
-    wasl_work_item_t *items = malloc((n + 1) * sizeof *items);
-    if (!items) {
-        return -1;
-    }
-    int claimed = wasl_work_claim_ids(self->pg, "route", self->owner, work_ids, n,
-                                      (int)self->cfg->lease_s, items);
-    int rc = claimed < 0 ? -1 : route_claimed(self, items, (size_t)claimed);
-    if (claimed < 0) {
+    int rc = wasl_work_run_ids(self->pg, "route", self->owner, (int)self->cfg->lease_s, work_ids,
+                               n, route_batch, self);
+    if (rc < 0) {
         atomic_store(&self->db_ok, false);
     }
-    free(items);
     return rc;
 }
 
 int router_sweep(router_t *self)
 {
-    size_t limit = (size_t)self->cfg->batch_max;
-    wasl_work_item_t *items = malloc(limit * sizeof *items);
-    if (!items) {
-        return -1;
-    }
-    int claimed =
-        wasl_work_claim_stale(self->pg, "route", self->owner, limit, (int)self->cfg->lease_s,
-                              (int)self->cfg->sweep_min_age_ms, items);
-    atomic_store(&self->db_ok, claimed >= 0);
-    int rc = claimed;
-    if (claimed > 0) {
-        rc = route_claimed(self, items, (size_t)claimed) < 0 ? -1 : claimed;
-    }
-    free(items);
+    int rc = wasl_work_run_stale(self->pg, "route", self->owner, (int)self->cfg->lease_s,
+                                 (size_t)self->cfg->batch_max, (int)self->cfg->sweep_min_age_ms,
+                                 route_batch, self);
+    atomic_store(&self->db_ok, rc >= 0);
     return rc;
 }
 
