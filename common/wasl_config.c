@@ -1,6 +1,7 @@
 /* wasl_config — WASL_* environment configuration with defaults, validation and --help. */
 #include "wasl_config.h"
 #include "wasl_log.h"
+#include "wasl_zmq.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -127,6 +128,33 @@ void wasl_config_enum(wasl_config_t *self, const char *name, const char *def, co
     int idx = choice_index(choices, def);
     assert(idx >= 0);
     *dest = idx;
+}
+
+void wasl_config_pg_url(wasl_config_t *self, const char **dest)
+{
+    wasl_config_str(self, "WASL_PG_URL", WASL_PG_URL_DEFAULT,
+                    "PostgreSQL connection URL (the ticket store)", dest);
+}
+
+void wasl_config_redis_url(wasl_config_t *self, const char **dest)
+{
+    wasl_config_str(self, "WASL_REDIS_URL", WASL_REDIS_URL_DEFAULT,
+                    "Redis URL (sessions, rate limits, caches)", dest);
+}
+
+void wasl_config_bus_client(wasl_config_t *self, const char *name, const char **bus,
+                            const char **stages, const char **curve_dir, const char **curve_name)
+{
+    wasl_config_str(self, "WASL_BUS", WASL_BUS_DEFAULT,
+                    "bus base endpoints, comma-separated (empty: no bus; the work rows stand)",
+                    bus);
+    if (stages) {
+        wasl_config_str(self, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
+                        "pipeline stages, in the bus's port order (the same everywhere)", stages);
+    }
+    wasl_config_str(self, "WASL_CURVE_DIR", "",
+                    "key directory from `waslctl keygen` (empty: no CURVE)", curve_dir);
+    wasl_config_str(self, "WASL_CURVE_NAME", name, "this daemon's certificate name", curve_name);
 }
 
 void wasl_config_daemon(wasl_config_t *self, long admin_port)

@@ -31,6 +31,20 @@ void wasl_config_bool(wasl_config_t *self, const char *name, bool def, const cha
 void wasl_config_enum(wasl_config_t *self, const char *name, const char *def, const char *choices,
                       const char *help, int *dest);
 
+/* The connection variables the daemons share, with the local stack's defaults. */
+#define WASL_PG_URL_DEFAULT "postgresql://wasl@127.0.0.1:54320/wasl"
+#define WASL_REDIS_URL_DEFAULT "redis://127.0.0.1:63790/0"
+#define WASL_BUS_DEFAULT "tcp://127.0.0.1:7100"
+
+/* WASL_PG_URL and WASL_REDIS_URL. */
+void wasl_config_pg_url(wasl_config_t *self, const char **dest);
+void wasl_config_redis_url(wasl_config_t *self, const char **dest);
+
+/* What a client of the bus needs: WASL_BUS, WASL_BUS_STAGES (not registered when `stages` is
+ * NULL: request/reply only), WASL_CURVE_DIR and WASL_CURVE_NAME (default `name`, borrowed). */
+void wasl_config_bus_client(wasl_config_t *self, const char *name, const char **bus,
+                            const char **stages, const char **curve_dir, const char **curve_name);
+
 /* Registers what every daemon has: WASL_LOG_LEVEL, WASL_ADMIN_BIND, WASL_ADMIN_PORT
  * (default `admin_port`). Read the values back with the getters below after parsing. */
 void wasl_config_daemon(wasl_config_t *self, long admin_port);

@@ -18,17 +18,11 @@ int main(int argc, char **argv)
     if (!cfg) {
         return 1;
     }
-    wasl_config_str(cfg, "WASL_PG_URL", "postgresql://wasl@127.0.0.1:54320/wasl",
-                    "PostgreSQL connection URL (the wasl_caselookup role in production)",
-                    &c.pg_url);
-    wasl_config_str(cfg, "WASL_REDIS_URL", "redis://127.0.0.1:63790/0", "Redis URL", &c.redis_url);
+    wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_redis_url(cfg, &c.redis_url);
+    wasl_config_bus_client(cfg, "caselookup", &c.bus, NULL, &curve_dir, &curve_name);
     wasl_config_int(cfg, "WASL_REDIS_TIMEOUT_MS", 200, 10, 60000, "Redis command timeout",
                     &c.redis_timeout_ms);
-    wasl_config_str(cfg, "WASL_BUS", "tcp://127.0.0.1:7100", "bus base endpoints, comma-separated",
-                    &c.bus);
-    wasl_config_str(cfg, "WASL_CURVE_DIR", "", "key directory (empty: no CURVE)", &curve_dir);
-    wasl_config_str(cfg, "WASL_CURVE_NAME", "caselookup", "this daemon's certificate name",
-                    &curve_name);
     wasl_config_bool(cfg, "WASL_CASELOOKUP_CACHE", true,
                      "keep cases in Redis (false: every lookup reads PostgreSQL)", &c.cache);
     wasl_config_int(cfg, "WASL_CASELOOKUP_CACHE_TTL_S", 30, 1, 86400,

@@ -17,15 +17,8 @@ int main(int argc, char **argv)
     if (!cfg) {
         return 1;
     }
-    wasl_config_str(cfg, "WASL_PG_URL", "postgresql://wasl@127.0.0.1:54320/wasl",
-                    "PostgreSQL connection URL", &c.pg_url);
-    wasl_config_str(cfg, "WASL_BUS", "tcp://127.0.0.1:7100",
-                    "bus base endpoints, comma-separated (empty: the sweep alone)", &c.bus);
-    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
-                    "pipeline stages, in the bus's port order", &c.bus_stages);
-    wasl_config_str(cfg, "WASL_CURVE_DIR", "", "key directory (empty: no CURVE)", &curve_dir);
-    wasl_config_str(cfg, "WASL_CURVE_NAME", "classifier", "this daemon's certificate name",
-                    &curve_name);
+    wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_bus_client(cfg, "classifier", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_CLASSIFIER_MODEL", "build/model/classifier.bin",
                     "model file (waslctl classifier train); SIGHUP reloads it", &c.model_path);
     wasl_config_str(cfg, "WASL_DEFAULT_COUNTRY", "966", "calling code for national numbers",

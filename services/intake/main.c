@@ -28,18 +28,10 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
     wasl_config_str(cfg, "WASL_HTTP_BIND", "127.0.0.1", "address of the public HTTP port",
                     &c->http_bind);
     wasl_config_int(cfg, "WASL_HTTP_PORT", 8080, 1, 65535, "public HTTP port", &c->http_port);
-    wasl_config_str(cfg, "WASL_PG_URL", "postgresql://wasl@127.0.0.1:54320/wasl",
-                    "PostgreSQL connection URL (the ticket store)", &c->pg_url);
-    wasl_config_str(cfg, "WASL_REDIS_URL", "redis://127.0.0.1:63790/0",
-                    "Redis URL (call sessions, rate limits, signature replay)", &c->redis_url);
-    wasl_config_str(cfg, "WASL_BUS", "tcp://127.0.0.1:7100",
-                    "bus base endpoints, comma-separated (empty: no bus; the work rows stand)",
-                    &c->bus);
-    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
-                    "pipeline stages, in the bus's port order", &c->bus_stages);
-    wasl_config_str(cfg, "WASL_CURVE_DIR", "", "key directory (empty: no CURVE)", &c->curve_dir);
-    wasl_config_str(cfg, "WASL_CURVE_NAME", "intake", "this daemon's certificate name",
-                    &c->curve_name);
+    wasl_config_pg_url(cfg, &c->pg_url);
+    wasl_config_redis_url(cfg, &c->redis_url);
+    wasl_config_bus_client(cfg, "intake", &c->bus, &c->bus_stages, &c->curve_dir,
+                           &c->curve_name);
     wasl_config_str(cfg, "WASL_DEFAULT_COUNTRY", "966",
                     "calling code for national phone numbers (0…)", &c->default_country);
     wasl_config_int(cfg, "WASL_INTAKE_THREADS", 4, 1, 256, "HTTP worker threads", &c->threads);

@@ -20,17 +20,9 @@ int main(int argc, char **argv)
     if (!cfg) {
         return 1;
     }
-    wasl_config_str(cfg, "WASL_PG_URL", "postgresql://wasl@127.0.0.1:54320/wasl",
-                    "PostgreSQL connection URL", &c.pg_url);
-    wasl_config_str(cfg, "WASL_REDIS_URL", "redis://127.0.0.1:63790/0",
-                    "Redis for rate limits (empty: no rate limits)", &c.redis_url);
-    wasl_config_str(cfg, "WASL_BUS", "tcp://127.0.0.1:7100",
-                    "bus base endpoints, comma-separated (empty: the sweep alone)", &c.bus);
-    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
-                    "pipeline stages, in the bus's port order", &c.bus_stages);
-    wasl_config_str(cfg, "WASL_CURVE_DIR", "", "key directory (empty: no CURVE)", &curve_dir);
-    wasl_config_str(cfg, "WASL_CURVE_NAME", "notifier", "this daemon's certificate name",
-                    &curve_name);
+    wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_redis_url(cfg, &c.redis_url);
+    wasl_config_bus_client(cfg, "notifier", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_NOTIFIER_TEMPLATES", "deploy/templates",
                     "template directory (ar/ and en/ inside), checked at start", &c.templates_dir);
     wasl_config_int(cfg, "WASL_NOTIFIER_LEASE_S", 30, 1, 3600,

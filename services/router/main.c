@@ -18,15 +18,8 @@ int main(int argc, char **argv)
     if (!cfg) {
         return 1;
     }
-    wasl_config_str(cfg, "WASL_PG_URL", "postgresql://wasl@127.0.0.1:54320/wasl",
-                    "PostgreSQL connection URL", &c.pg_url);
-    wasl_config_str(cfg, "WASL_BUS", "tcp://127.0.0.1:7100",
-                    "bus base endpoints, comma-separated (empty: the sweep alone)", &c.bus);
-    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
-                    "pipeline stages, in the bus's port order", &c.bus_stages);
-    wasl_config_str(cfg, "WASL_CURVE_DIR", "", "key directory (empty: no CURVE)", &curve_dir);
-    wasl_config_str(cfg, "WASL_CURVE_NAME", "router", "this daemon's certificate name",
-                    &curve_name);
+    wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_bus_client(cfg, "router", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_ROUTER_RULES", "deploy/config/routing.yaml",
                     "routing rules file (YAML); SIGHUP reloads it", &c.rules_path);
     wasl_config_bool(cfg, "WASL_ROUTER_AUTO_ANSWER", false,

@@ -30,7 +30,7 @@ static int usage(void)
 static wasl_pg_t *connect_pg(void)
 {
     const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
     if (!pg || !wasl_pg_ok(pg)) {
         fprintf(stderr, "waslctl client: cannot connect to PostgreSQL: %s\n",
                 pg ? wasl_pg_error(pg) : "out of memory");

@@ -1,5 +1,6 @@
 /* notify — `waslctl notify dead|redrive`: the notifier's dead letters and their second chance. */
 #include "ctl.h"
+#include "wasl_config.h"
 #include "wasl_pg.h"
 
 #include <stdio.h>
@@ -22,7 +23,7 @@ static int usage(void)
 static wasl_pg_t *connect_pg(void)
 {
     const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
     if (!pg || !wasl_pg_ok(pg)) {
         fprintf(stderr, "waslctl notify: cannot connect to PostgreSQL: %s\n",
                 pg ? wasl_pg_error(pg) : "out of memory");

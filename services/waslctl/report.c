@@ -1,5 +1,6 @@
 /* report — `waslctl report csat`: satisfaction scores by queue and agent. */
 #include "ctl.h"
+#include "wasl_config.h"
 #include "wasl_pg.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ static int csat(int argc, char **argv)
         }
     }
     const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
     if (!pg || !wasl_pg_ok(pg)) {
         fprintf(stderr, "waslctl report: cannot connect to PostgreSQL: %s\n",
                 pg ? wasl_pg_error(pg) : "out of memory");

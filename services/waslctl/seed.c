@@ -1,6 +1,7 @@
 /* seed — `waslctl seed-cases N`: realistic Arabic demo data for case lookup (courts, circuits,
  * cases, parties with valid IDs and phones, past and future hearings, updates). */
 #include "ctl.h"
+#include "wasl_config.h"
 #include "wasl_entities.h"
 #include "wasl_log.h"
 #include "wasl_pg.h"
@@ -314,7 +315,7 @@ int ctl_seed_cases(int argc, char **argv)
         rng_state = strtoull(argv[3], NULL, 10) * 0x9e3779b97f4a7c15ull + 1;
     }
     const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : "postgresql://wasl@127.0.0.1:54320/wasl");
+    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
     int rc = CTL_FAILED;
     if (!pg || !wasl_pg_ok(pg)) {
         fprintf(stderr, "waslctl seed-cases: cannot connect: %s\n", pg ? wasl_pg_error(pg) : "");
