@@ -290,18 +290,13 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
                          long long seq, const char *event, bool cti, json_t *data, const char *note,
                          const char *agent, json_t *ivr)
 {
-    intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, cti ? "cti" : "calls", req->deadline_ms);
-    call_arg_t *a = calloc(1, sizeof *a);
-    if (!job || !a) {
+    intake_job_t *job = intake_txn_job(req, cti ? "cti" : "calls", call_txn, sizeof(call_arg_t),
+                                       call_arg_free, reply);
+    if (!job) {
         json_decref(ivr);
-        free(a);
-        intake_job_release(&job);
-        intake_error(reply, 503, "unavailable", NULL, "out of memory");
         return;
     }
-    job->arg = a;
-    job->arg_free = call_arg_free;
-    job->txn = call_txn;
+    call_arg_t *a = job->arg;
     a->seq = seq;
     a->cti = cti;
     a->ivr = ivr; /* ownership passes to the job's argument */

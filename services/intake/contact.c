@@ -4,6 +4,7 @@
 #include "wasl_text.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,4 +151,41 @@ int intake_append_message(wasl_pg_t *pg, const char *ticket_id, const intake_con
     }
     PQclear(res);
     return 0;
+}
+
+intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, intake_txn_fn *fn,
+                             size_t arg_size, void (*arg_free)(void *), intake_reply_t *reply)
+{
+    intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, endpoint, req->deadline_ms);
+    void *arg = calloc(1, arg_size);
+    if (!job || !arg) {
+        free(arg);
+        intake_job_release(&job);
+        intake_error(reply, 503, "unavailable", NULL, "out of memory");
+        return NULL;
+    }
+    job->arg = arg; /* ownership: the job frees it with arg_free */
+    job->arg_free = arg_free;
+    job->txn = fn;
+    return job;
+}
+
+int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
+                          char ref[16])
+{
+    const char *params[] = {channel, external_id};
+    PGresult *res = intake_sql(pg,
+                               "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
+                               "WHERE m.channel = $1 AND m.direction = 'in' "
+                               "AND m.external_id = $2",
+                               2, params);
+    if (!res) {
+        return -1;
+    }
+    int found = PQntuples(res) > 0;
+    if (found) {
+        snprintf(ref, 16, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return found;
 }

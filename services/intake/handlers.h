@@ -42,6 +42,18 @@ int intake_norm_digits(const char *text, const char *field, size_t ndigits, cons
                        char **out, intake_reply_t *reply);
 int intake_norm_email(const char *text, const char *field, char **out, intake_reply_t *reply);
 
+/* A transaction job for this request: `fn` runs on a writer with a zeroed argument of
+ * `arg_size` bytes (job->arg) that `arg_free` releases with the job. NULL with a 503 in reply on
+ * allocation failure. The caller fills the argument and sets req->job. */
+intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, intake_txn_fn *fn,
+                             size_t arg_size, void (*arg_free)(void *), intake_reply_t *reply);
+
+/* The ticket that already holds an inbound message (channel, external_id): 1 and its reference
+ * in ref (16 bytes), 0 when there is none, -1 on a database error. A gateway's retry of an SMS
+ * or an email finds its ticket this way, whether the message opened it or joined it. */
+int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
+                          char ref[16]);
+
 /* Runs a parameterized statement that must succeed; NULL (and the transaction fails) else. */
 PGresult *intake_sql(wasl_pg_t *pg, const char *sql, int n, const char *const *params);
 

@@ -72,22 +72,15 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
 {
     email_arg_t *a = job->arg;
     intake_contact_t *c = &job->contact;
-    const char *dup[] = {c->message_id};
-    PGresult *res = intake_sql(pg,
-                               "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
-                               "WHERE m.channel = 'email' AND m.direction = 'in' "
-                               "AND m.external_id = $1",
-                               1, dup);
-    if (!res) {
-        return -1;
+    char ref[16];
+    int known = intake_inbound_ticket(pg, "email", c->message_id, ref);
+    if (known != 0) {
+        if (known > 0) {
+            reply->status = 200;
+            reply->body = email_reply(ref, "received", true);
+        }
+        return known > 0 ? 0 : -1;
     }
-    if (PQntuples(res) > 0) {
-        reply->status = 200;
-        reply->body = email_reply(PQgetvalue(res, 0, 0), "received", true);
-        PQclear(res);
-        return 0;
-    }
-    PQclear(res);
     /* Candidate tickets: those whose messages the headers name, then those the subject names;
      * each with whether the sender is one of its participants. */
     char *ids = pg_array(a->thread_ids, a->nthread_ids);
@@ -98,7 +91,7 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
         return -1;
     }
     const char *cand[] = {ids, refs, c->from_email};
-    res = intake_sql(pg,
+    PGresult *res = intake_sql(pg,
                      "WITH c AS ("
                      "  SELECT m.ticket_id AS id, 0 AS rank FROM messages m"
                      "  WHERE m.message_id = ANY($1::text[])"
@@ -173,14 +166,13 @@ void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
         }
         return;
     }
-    intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, "email", req->deadline_ms);
-    email_arg_t *a = calloc(1, sizeof *a);
-    if (!job || !a) {
-        goto oom;
+    intake_job_t *job =
+        intake_txn_job(req, "email", email_txn, sizeof(email_arg_t), email_arg_free, reply);
+    if (!job) {
+        intake_email_destroy(&mail);
+        return;
     }
-    job->arg = a;
-    job->arg_free = email_arg_free;
-    job->txn = email_txn;
+    email_arg_t *a = job->arg;
     intake_contact_t *c = &job->contact;
     size_t nids = mail->nreferences + (mail->in_reply_to ? 1 : 0);
     a->thread_ids = calloc(nids ? nids : 1, sizeof *a->thread_ids);
@@ -215,9 +207,6 @@ void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
     req->job = job;
     return;
 oom:
-    if (job && !job->arg) {
-        free(a);
-    }
     intake_job_release(&job);
     intake_email_destroy(&mail);
     intake_error(reply, 503, "unavailable", NULL, "out of memory");

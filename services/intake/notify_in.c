@@ -138,16 +138,11 @@ void intake_handle_sms_dlr(intake_request_t *req, intake_reply_t *reply)
         word[i++] = (char)tolower((unsigned char)*s);
     }
     word[i] = '\0';
-    job = intake_job_new(INTAKE_JOB_TXN, "sms_dlr", req->deadline_ms);
-    dlr_arg_t *a = calloc(1, sizeof *a);
-    if (!job || !a) {
-        free(a);
-        intake_error(reply, 503, "unavailable", NULL, "out of memory");
+    job = intake_txn_job(req, "sms_dlr", dlr_txn, sizeof(dlr_arg_t), dlr_arg_free, reply);
+    if (!job) {
         goto done;
     }
-    job->arg = a;
-    job->arg_free = dlr_arg_free;
-    job->txn = dlr_txn;
+    dlr_arg_t *a = job->arg;
     char nid_text[24] = "";
     if (nid && *nid) {
         snprintf(nid_text, sizeof nid_text, "%lld", n);

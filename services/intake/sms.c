@@ -64,22 +64,16 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     }
     PQclear(res);
     /* The same SMS again (the gateway retried): its ticket, whether new or threaded then. */
-    const char *dup_params[] = {a->id};
-    res = intake_sql(pg,
-                     "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
-                     "WHERE m.channel = 'sms' AND m.direction = 'in' AND m.external_id = $1",
-                     1, dup_params);
-    if (!res) {
-        return -1;
+    char ref[16];
+    int known = intake_inbound_ticket(pg, "sms", a->id, ref);
+    if (known != 0) {
+        if (known > 0) {
+            reply->status = 200;
+            reply->body = json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", "received",
+                                    "duplicate", 1);
+        }
+        return known > 0 ? 0 : -1;
     }
-    if (PQntuples(res) > 0) {
-        reply->status = 200;
-        reply->body = json_pack("{s:s, s:s, s:b}", "ticket", PQgetvalue(res, 0, 0), "status",
-                                "received", "duplicate", 1);
-        PQclear(res);
-        return 0;
-    }
-    PQclear(res);
     /* STOP, START or a survey score: recorded by notify_in, no ticket. */
     int hooked = intake_notify_sms_reply(pg, a->from, c->body, reply);
     if (hooked != 0) {
@@ -190,16 +184,11 @@ void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
                      req->cfg->body_max);
         goto done;
     }
-    job = intake_job_new(INTAKE_JOB_TXN, "sms", req->deadline_ms);
-    sms_arg_t *a = calloc(1, sizeof *a);
-    if (!job || !a) {
-        free(a);
-        intake_error(reply, 503, "unavailable", NULL, "out of memory");
+    job = intake_txn_job(req, "sms", sms_txn, sizeof(sms_arg_t), sms_arg_free, reply);
+    if (!job) {
         goto done;
     }
-    job->arg = a;
-    job->arg_free = sms_arg_free;
-    job->txn = sms_txn;
+    sms_arg_t *a = job->arg;
     a->thread_hours = req->cfg->sms_thread_h;
     intake_contact_t *c = &job->contact;
     if (intake_norm_phone(from, "from", req->cfg, &c->from_phone, reply) < 0) {
