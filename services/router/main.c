@@ -22,8 +22,8 @@ int main(int argc, char **argv)
     wasl_config_bus_client(cfg, "router", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_ROUTER_RULES", "deploy/config/routing.yaml",
                     "routing rules file (YAML); SIGHUP reloads it", &c.rules_path);
-    wasl_config_bool(cfg, "WASL_ROUTER_AUTO_ANSWER", false,
-                     "answer verified case inquiries automatically (needs caselookup; off)",
+    wasl_config_bool(cfg, "WASL_ROUTER_AUTO_ANSWER", true,
+                     "answer verified case inquiries through caselookup (rules file decides which)",
                      &c.auto_answer);
     wasl_config_int(cfg, "WASL_ROUTER_LEASE_S", 30, 1, 3600,
                     "how long a claimed route row is this worker's", &c.lease_s);

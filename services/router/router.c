@@ -2,6 +2,7 @@
  * offer waiting tickets to agents with a lease, expire offers and presence, escalate on SLA
  * breach and overflow unstaffed queues. Every timer is a column in PostgreSQL. */
 #include "router.h"
+#include "wasl_rpc.h"
 #include "select.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -30,7 +31,9 @@ static const char *const fetch_sql =
     "    coalesce((SELECT string_agg(k, ',') FROM jsonb_object_keys(t.entities) k), '') ELSE ''"
     "  END,"
     "  extract(epoch FROM wasl_now())::bigint, t.auto_submitted IS NOT NULL,"
-    "  coalesce(t.from_phone, ''), coalesce(t.from_email, '')"
+    "  coalesce(t.from_phone, ''), coalesce(t.from_email, ''),"
+    "  coalesce(t.case_number, t.entities->'case_number'->>0, ''),"
+    "  coalesce(t.from_national_id, '')"
     " FROM work w JOIN tickets t ON t.id = w.ticket_id"
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
@@ -39,7 +42,8 @@ static const char *const commit_sql =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(work_id bigint, ticket_id bigint,"
     "    queue text, priority text, prio_rank smallint, skills text[], rule text,"
-    "    fr_due double precision, res_due double precision, event jsonb, ack jsonb)"
+    "    fr_due double precision, res_due double precision, event jsonb, ack jsonb,"
+    "    answered boolean)"
     "), done AS ("
     "  UPDATE work w SET state = 'done', done_at = now(), updated_at = now(), lease_until = NULL"
     "  FROM input i WHERE w.id = i.work_id AND w.state = 'running' AND w.owner = $2"
@@ -54,7 +58,10 @@ static const char *const commit_sql =
     "      min(c2.received_at) FROM call_events c1 JOIN call_events c2"
     "      ON c2.call_id = c1.call_id WHERE c1.ticket_id = t.id))), no_agent_since = NULL,"
     "    escalated_at = NULL, overflowed_at = NULL, updated_at = now(),"
-    "    status = CASE WHEN t.status IN ('received', 'classified') THEN 'routed' ELSE t.status END"
+    /* Answered by caselookup: resolved as self-service, never offered to an agent. */
+    "    resolved_at = CASE WHEN i.answered THEN now() ELSE t.resolved_at END,"
+    "    status = CASE WHEN i.answered THEN 'resolved'"
+    "      WHEN t.status IN ('received', 'classified') THEN 'routed' ELSE t.status END"
     "  FROM input i JOIN done d ON d.id = i.work_id WHERE t.id = i.ticket_id"
     "  RETURNING t.id"
     "), ev AS ("
@@ -63,12 +70,18 @@ static const char *const commit_sql =
     "), ack AS ("
     "  INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template, params,"
     "    dedupe_key)"
-    "  SELECT i.ticket_id, 'ack', i.ack->>'channel', i.ack->>'recipient', i.ack->>'lang', 'ack',"
-    "    i.ack->'params', 'ticket:' || i.ticket_id || ':ack'"
+    "  SELECT i.ticket_id, i.ack->>'kind', i.ack->>'channel', i.ack->>'recipient',"
+    "    i.ack->>'lang', i.ack->>'kind', i.ack->'params',"
+    "    'ticket:' || i.ticket_id || ':' || (i.ack->>'kind')"
     "  FROM input i JOIN done d ON d.id = i.work_id WHERE jsonb_typeof(i.ack) = 'object'"
-    "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id, channel"
+    "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id, channel, kind"
+    "), aev AS ("
+    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
+    "  SELECT i.ticket_id, 'auto_answered', 'router', i.event->'auto_answer_detail'"
+    "  FROM input i JOIN done d ON d.id = i.work_id WHERE i.answered"
     ")"
-    "SELECT i.work_id, a.id, a.channel, i.ticket_id FROM input i JOIN done d ON d.id = i.work_id"
+    "SELECT i.work_id, a.id, a.channel, i.ticket_id, a.kind"
+    " FROM input i JOIN done d ON d.id = i.work_id"
     " LEFT JOIN ack a ON a.ticket_id = i.ticket_id";
 
 /* Offers nobody answered in time: the ticket goes to the next agent, the agent to 'away' (an
@@ -250,6 +263,13 @@ static const char *const offer_stats_sql =
 
 /* ---- the object -------------------------------------------------------------------------- */
 
+/* Auto-answer: how long one lookup may take, how many more tries, how long to stop asking
+ * after caselookup failed to answer, and the longest answer sent. */
+#define AUTO_ANSWER_TIMEOUT_MS 700
+#define AUTO_ANSWER_RETRIES    1
+#define AUTO_ANSWER_BACKOFF_MS 10000
+#define AUTO_ANSWER_MAX        1024
+
 struct router {
     const router_config_t *cfg;
     rules_t *rules;
@@ -259,6 +279,10 @@ struct router {
     char owner[OWNER_MAX];
     atomic_bool db_ok;
     select_agent_t *agents;
+    wasl_rpc_t *rpc;           /* to caselookup, when auto-answer is on */
+    int64_t rpc_down_until_ms; /* after a failed lookup, answer nothing for a while */
+    unsigned long rpc_seq;
+    wasl_counter_t *auto_answered, *auto_declined;
     wasl_counter_t *bad_messages, *lost, *failed, *routed, *offered, *expired, *escalated,
         *overflowed, *presence_expired, *notify_sent, *notify_failed;
     wasl_histogram_t *batch_seconds, *dispatch_seconds;
@@ -349,8 +373,24 @@ router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
             goto error;
         }
         zsock_set_sndtimeo(self->push, 0); /* never block on the bus: the outbox row stands */
+        if (cfg->auto_answer) {
+            char *rpc = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, NULL, WASL_BUS_RPC_CLIENT);
+            self->rpc =
+                rpc ? wasl_rpc_new(zmq, rpc, AUTO_ANSWER_TIMEOUT_MS, AUTO_ANSWER_RETRIES) : NULL;
+            free(rpc);
+            if (!self->rpc) {
+                goto error;
+            }
+        }
     }
     free(conninfo);
+    self->auto_answered =
+        wasl_counter("wasl_router_auto_answered_total",
+                     "Case inquiries answered by caselookup (self-service)", NULL);
+    self->auto_declined = wasl_counter("wasl_router_auto_answer_declined_total",
+                                       "Auto-answers not given (not verified, locked, caselookup "
+                                       "unavailable): routed to an agent",
+                                       NULL);
     self->bad_messages = wasl_counter("wasl_router_bad_messages_total",
                                       "Bus messages that failed to decode (logged, dropped)", NULL);
     self->lost = wasl_counter("wasl_router_lease_lost_total",
@@ -393,6 +433,7 @@ void router_destroy(router_t **self_p)
     }
     zsock_destroy(&self->pull);
     zsock_destroy(&self->push);
+    wasl_rpc_destroy(&self->rpc);
     wasl_pg_destroy(&self->pg);
     rules_destroy(&self->rules);
     free(self->agents);
@@ -453,6 +494,65 @@ static char *ids_array(const int64_t *ids, size_t n)
 
 /* ---- routing: one decision per classified ticket ----------------------------------------- */
 
+/* Asks caselookup about the ticket's case with the beneficiary's national ID (or, without one,
+ * their phone). Writes the answer to send into `answer` (empty when none) and returns why. */
+static const char *ask_caselookup(router_t *self, PGresult *res, int r, const char *lang,
+                                  char *answer, size_t cap)
+{
+    const char *case_number = PQgetvalue(res, r, 13), *nid = PQgetvalue(res, r, 14);
+    const char *phone = PQgetvalue(res, r, 11);
+    if (!*case_number) {
+        return "not answered: no case number";
+    }
+    if (!*nid && !*phone) {
+        return "not answered: no national ID or phone to verify";
+    }
+    if (!self->rpc || now_ms() < self->rpc_down_until_ms) {
+        wasl_counter_inc(self->auto_declined);
+        return "not answered: caselookup unavailable";
+    }
+    wasl_msg_t *req = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
+    if (!req) {
+        return "not answered: out of memory";
+    }
+    char rid[192];
+    snprintf(rid, sizeof rid, "router-%s-%lu", self->owner, ++self->rpc_seq);
+    wasl_msg_case_lookup_request_t *q = &req->u.case_lookup_request;
+    /* Borrowed strings, detached before destroy. */
+    q->request_id = rid;
+    q->case_number = (char *)case_number;
+    q->verifier_kind = *nid ? "national_id" : "caller_phone";
+    q->verifier = (char *)(*nid ? nid : phone);
+    q->caller = q->verifier;
+    q->channel = "api";
+    q->client = "router";
+    wasl_msg_t *rep = wasl_rpc_request(self->rpc, req);
+    q->request_id = q->case_number = q->verifier_kind = q->verifier = q->caller = NULL;
+    q->channel = q->client = NULL;
+    wasl_msg_destroy(&req);
+    const char *why;
+    if (!rep || rep->type != WASL_MSG_CASE_LOOKUP_REPLY) {
+        self->rpc_down_until_ms = now_ms() + AUTO_ANSWER_BACKOFF_MS;
+        why = "not answered: caselookup did not answer";
+    } else if (strcmp(rep->u.case_lookup_reply.outcome, "found") != 0) {
+        why = strcmp(rep->u.case_lookup_reply.outcome, "locked") == 0
+                  ? "not answered: the beneficiary is locked out of lookups"
+                  : "not answered: not verified as a party of this case";
+    } else {
+        const wasl_msg_case_lookup_reply_t *a = &rep->u.case_lookup_reply;
+        const char *text = strcmp(lang, "en") == 0 ? a->speech_en : a->speech_ar;
+        snprintf(answer, cap, "%s", text ? text : "");
+        why = *answer ? "answered (self-service)" : "not answered: empty answer";
+    }
+    if (*answer) {
+        wasl_counter_inc(self->auto_answered);
+    } else {
+        wasl_counter_inc(self->auto_declined);
+    }
+    wasl_msg_destroy(&rep);
+    return why;
+}
+
 /* The decision for one fetched row as the commit statement's input object (new reference). */
 static json_t *decide_row(router_t *self, PGresult *res, int r)
 {
@@ -485,13 +585,16 @@ static json_t *decide_row(router_t *self, PGresult *res, int r)
     for (size_t i = 0; i < nkinds; i++) {
         json_array_append_new(entities, json_string(kinds[i]));
     }
-    /* Answering without an agent needs caselookup (not in service yet): the ticket is routed
-     * to its queue and the reason is recorded. */
+    /* Answering without an agent: caselookup discloses the case only to a verified party;
+     * anything else (not verified, locked out, caselookup down) routes to the queue as usual,
+     * with the reason recorded. */
+    char answer[AUTO_ANSWER_MAX] = "";
     const char *auto_answer = !d.auto_answer_asked ? "not asked"
                               : !d.auto_answer     ? "off (auto_answer: false in the rules file)"
                               : !self->cfg->auto_answer
                                   ? "off (WASL_ROUTER_AUTO_ANSWER)"
-                                  : "not available (caselookup is not in service)";
+                                  : ask_caselookup(self, res, r, lang, answer, sizeof answer);
+    bool answered = answer[0] != '\0';
     /* The input is recorded so that `waslctl route replay` re-decides exactly this. */
     json_t *event = json_pack(
         "{s:{s:s, s:s, s:s, s:s, s:s, s:o, s:I}, s:s, s:i, s:s, s:s, s:s, s:O, s:b, s:b,"
@@ -502,23 +605,33 @@ static json_t *decide_row(router_t *self, PGresult *res, int r)
         priority, "skills", skills, "business_hours", d.in_business_hours, "business_time_sla",
         d.business_time, "sla_s", "first_response", (json_int_t)d.first_response_s, "resolution",
         (json_int_t)d.resolution_s, "auto_answer", auto_answer);
+    if (answered) {
+        json_object_set_new(event, "auto_answer_detail",
+                            json_pack("{s:s, s:s}", "result", auto_answer, "answer", answer));
+    }
     json_t *ack = json_null();
     bool auto_submitted = strcmp(PQgetvalue(res, r, 10), "t") == 0;
     const char *phone = PQgetvalue(res, r, 11), *email = PQgetvalue(res, r, 12);
     if (!auto_submitted && (*phone || *email)) {
         const char *nl = strcmp(lang, "en") == 0 ? "en" : "ar";
         json_decref(ack);
-        ack =
-            json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "channel", *phone ? "sms" : "email",
-                      "recipient", *phone ? phone : email, "lang", nl, "params", "ref",
-                      PQgetvalue(res, r, 2), "category_label", router_category_label(category, nl));
+        /* The acknowledgement, or — answered — the answer itself (it carries the reference). */
+        ack = answered ? json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "case_answer",
+                                   "channel", *phone ? "sms" : "email", "recipient",
+                                   *phone ? phone : email, "lang", nl, "params", "ref",
+                                   PQgetvalue(res, r, 2), "answer", answer)
+                       : json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "ack", "channel",
+                                   *phone ? "sms" : "email", "recipient", *phone ? phone : email,
+                                   "lang", nl, "params", "ref", PQgetvalue(res, r, 2),
+                                   "category_label", router_category_label(category, nl));
     }
-    return json_pack("{s:I, s:I, s:s, s:s, s:i, s:o, s:s, s:I, s:I, s:o, s:o}", "work_id",
+    return json_pack("{s:I, s:I, s:s, s:s, s:i, s:o, s:s, s:I, s:I, s:o, s:o, s:b}", "work_id",
                      (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "ticket_id",
                      (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "queue", d.queue,
                      "priority", d.priority, "prio_rank", d.prio_rank, "skills", skills, "rule",
                      d.rule, "fr_due", (json_int_t)d.first_response_due, "res_due",
-                     (json_int_t)d.resolution_due, "event", event, "ack", ack);
+                     (json_int_t)d.resolution_due, "event", event, "ack", ack, "answered",
+                     answered);
 }
 
 static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n)
@@ -563,7 +676,7 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
         wasl_counter_inc(self->routed);
         if (!PQgetisnull(out, r, 1)) {
             publish_notification(self, strtoll(PQgetvalue(out, r, 1), NULL, 10),
-                                 strtoll(PQgetvalue(out, r, 3), NULL, 10), "ack",
+                                 strtoll(PQgetvalue(out, r, 3), NULL, 10), PQgetvalue(out, r, 4),
                                  PQgetvalue(out, r, 2));
         }
     }
@@ -592,8 +705,8 @@ static int route_batch(void *arg, const wasl_work_item_t *items, size_t n)
 
 int router_route_ids(router_t *self, const int64_t *work_ids, size_t n)
 {
-    int rc = wasl_work_run_ids(self->pg, "route", self->owner, (int)self->cfg->lease_s, work_ids,
-                               n, route_batch, self);
+    int rc = wasl_work_run_ids(self->pg, "route", self->owner, (int)self->cfg->lease_s, work_ids, n,
+                               route_batch, self);
     if (rc < 0) {
         atomic_store(&self->db_ok, false);
     }

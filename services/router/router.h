@@ -17,7 +17,7 @@ typedef struct {
     const char *bus;
     const char *bus_stages;
     const char *rules_path;
-    bool auto_answer; /* also needs auto_answer: true in the rules file (caselookup) */
+    bool auto_answer; /* ask caselookup (with auto_answer: true in the rules file) */
     long lease_s;
     long sweep_ms;
     long sweep_min_age_ms;

@@ -11,7 +11,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import BIN_DIR, Daemon, base_env, free_port, free_port_range, parse_metrics, wait_for
+from conftest import REPO, BIN_DIR, Daemon, base_env, free_port, free_port_range, parse_metrics, wait_for
 from intake_helpers import Client, default_clients, launch_intake, new_token, run_waslctl, \
     to_arabic_indic
 
@@ -490,3 +490,73 @@ def test_worker_stopped_mid_request_then_killed(stack):
         assert r.status == 200, r.raw
     m = stack["intake"].metrics()
     assert "wasl_rpc_retries_total" in m
+
+
+def test_router_auto_answers_a_verified_party_and_routes_the_rest(stack, postgres, redis_server,
+                                                                   tmp_path):
+    """With auto-answer on, a case inquiry from a party of the case is answered by caselookup
+    (a case_answer notification, the ticket resolved as self-service); a non-party's inquiry
+    goes to the case-status queue with an ordinary acknowledgement."""
+    rules = tmp_path / "routing.yaml"
+    text = (REPO / "deploy" / "config" / "routing.yaml").read_text(encoding="utf-8")
+    rules.write_text(text.replace("\nauto_answer: false", "\nauto_answer: true", 1),
+                     encoding="utf-8")
+    conn = postgres.connect(stack["db"])
+    tickets = {}
+    with conn.cursor() as cur:
+        for ref, nid, phone in (("2699999991", PLAINTIFF_ID, PLAINTIFF_PHONE),
+                                ("2699999992", STRANGER_ID, STRANGER_PHONE)):
+            # As the classifier leaves it: the case number among the entities.
+            cur.execute("INSERT INTO tickets (ref, channel, external_id, status, category,"
+                        " priority, language, case_number, from_national_id, from_phone,"
+                        " entities) VALUES (%s, 'api', %s, 'classified', 'case_inquiry',"
+                        " 'normal', 'ar', %s, %s, %s, %s) RETURNING id",
+                        (ref, f"auto-{ref}", CASE, nid, phone,
+                         json.dumps({"case_number": [CASE]})))
+            tid = cur.fetchone()[0]
+            cur.execute("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)",
+                        (tid, f"ticket:{tid}:route"))
+            tickets[ref] = tid
+    renv = base_env(postgres, redis_server)
+    renv.update({"WASL_PG_URL": stack["db_url"], "WASL_BUS": stack["bus"].endpoint,
+                 "WASL_ROUTER_RULES": str(rules), "WASL_ROUTER_AUTO_ANSWER": "true",
+                 "WASL_ROUTER_SWEEP_MS": "100", "WASL_ROUTER_SWEEP_AGE_MS": "0",
+                 "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port())})
+    router = Daemon("router", BIN_DIR / "wasl-router", renv, tmp_path,
+                    admin_port=int(renv["WASL_ADMIN_PORT"]))
+    router.start()
+    try:
+        router.wait_healthy()
+
+        def status(tid):
+            with conn.cursor() as cur:
+                cur.execute("SELECT status, queue FROM tickets WHERE id = %s", (tid,))
+                return cur.fetchone()
+        wait_for(lambda: status(tickets["2699999991"])[0] == "resolved", 20,
+                 what="the party's inquiry answered")
+        wait_for(lambda: status(tickets["2699999992"])[0] == "routed", 20,
+                 what="the stranger's inquiry routed")
+        with conn.cursor() as cur:
+            cur.execute("SELECT kind, params->>'answer' FROM notifications WHERE ticket_id = %s",
+                        (tickets["2699999991"],))
+            kind, answer = cur.fetchone()
+            assert kind == "case_answer"
+            assert "الدائرة الإدارية الثالثة" in answer
+            cur.execute("SELECT count(*) FROM ticket_events WHERE ticket_id = %s AND kind ="
+                        " 'auto_answered'", (tickets["2699999991"],))
+            assert cur.fetchone()[0] == 1
+            cur.execute("SELECT kind FROM notifications WHERE ticket_id = %s",
+                        (tickets["2699999992"],))
+            assert [r[0] for r in cur.fetchall()] == ["ack"]
+            cur.execute("SELECT data->>'auto_answer' FROM ticket_events WHERE ticket_id = %s"
+                        " AND kind = 'routed'", (tickets["2699999992"],))
+            assert "not verified" in cur.fetchone()[0]
+        assert status(tickets["2699999992"])[1] == "case-status"
+        # The stranger's answer is not in any notification.
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM notifications WHERE params::text LIKE %s"
+                        " AND ticket_id = %s", ("%الدائرة%", tickets["2699999992"]))
+            assert cur.fetchone()[0] == 0
+    finally:
+        router.kill()
+        conn.close()

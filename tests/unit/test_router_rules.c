@@ -78,7 +78,7 @@ static void test_default_file_parses(void **state)
     char err[ERR_CAP];
     rules_t *r = rules_load(DEFAULT_RULES, err, sizeof err);
     assert_non_null(r);
-    assert_false(rules_auto_answer(r)); /* off until caselookup is in service */
+    assert_true(rules_auto_answer(r)); /* verified case inquiries go to caselookup */
     const char *expect[][2] = {{"case_inquiry", "case-status"},
                                {"eservice_support", "eservices-support"},
                                {"judicial_support", "judicial-support"},
