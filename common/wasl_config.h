@@ -32,9 +32,9 @@ void wasl_config_enum(wasl_config_t *self, const char *name, const char *def, co
                       const char *help, int *dest);
 
 /* The connection variables the daemons share, with the local stack's defaults. */
-#define WASL_PG_URL_DEFAULT "postgresql://wasl@127.0.0.1:54320/wasl"
+#define WASL_PG_URL_DEFAULT    "postgresql://wasl@127.0.0.1:54320/wasl"
 #define WASL_REDIS_URL_DEFAULT "redis://127.0.0.1:63790/0"
-#define WASL_BUS_DEFAULT "tcp://127.0.0.1:7100"
+#define WASL_BUS_DEFAULT       "tcp://127.0.0.1:7100"
 
 /* WASL_PG_URL and WASL_REDIS_URL. */
 void wasl_config_pg_url(wasl_config_t *self, const char **dest);

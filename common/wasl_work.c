@@ -156,7 +156,7 @@ int wasl_work_run_ids(wasl_pg_t *pg, const char *stage, const char *owner, int l
         return -1;
     }
     int claimed = wasl_work_claim_ids(pg, stage, owner, ids, n, lease_s, items);
-    int rc = claimed <= 0 ? claimed : fn(arg, items, (size_t) claimed);
+    int rc = claimed <= 0 ? claimed : fn(arg, items, (size_t)claimed);
     free(items);
     return rc;
 }
@@ -171,7 +171,7 @@ int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int
     int claimed = wasl_work_claim_stale(pg, stage, owner, limit, lease_s, min_age_ms, items);
     if (claimed > 0) {
         wasl_debug("work: sweep claimed rows", "{s:s, s:i}", "stage", stage, "rows", claimed);
-        if (fn(arg, items, (size_t) claimed) < 0) {
+        if (fn(arg, items, (size_t)claimed) < 0) {
             claimed = -1;
         }
     }
@@ -180,11 +180,10 @@ int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int
 }
 
 void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
-                         const wasl_work_item_t *items, size_t n, const char *why,
-                         int backoff_ms)
+                         const wasl_work_item_t *items, size_t n, const char *why, int backoff_ms)
 {
     wasl_warn("work: batch not committed; rows given back", "{s:s, s:i, s:s}", "stage", stage,
-              "rows", (int) n, "error", why ? why : "unknown error");
+              "rows", (int)n, "error", why ? why : "unknown error");
     for (size_t i = 0; i < n; i++) {
         wasl_work_fail(pg, items[i].id, owner, why, backoff_ms * items[i].attempts);
     }

@@ -63,8 +63,7 @@ int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int
 /* After a failed batch: gives every row back, due again after `backoff_ms` times its attempts
  * (dead with `why` after its last attempt). Logs one warning naming the stage. */
 void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
-                         const wasl_work_item_t *items, size_t n, const char *why,
-                         int backoff_ms);
+                         const wasl_work_item_t *items, size_t n, const char *why, int backoff_ms);
 
 /* A stable, unique owner name for this process: "<service>@<host>:<pid>:<random>". Writes
  * into out (cap bytes) and returns it. */

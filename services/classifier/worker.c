@@ -402,8 +402,8 @@ static int process_batch(void *arg, const wasl_work_item_t *items, size_t n)
 
 int worker_process_ids(worker_t *self, const int64_t *work_ids, size_t n)
 {
-    int rc = wasl_work_run_ids(self->pg, "classify", self->owner, (int)self->cfg->lease_s,
-                               work_ids, n, process_batch, self);
+    int rc = wasl_work_run_ids(self->pg, "classify", self->owner, (int)self->cfg->lease_s, work_ids,
+                               n, process_batch, self);
     if (rc < 0) {
         atomic_store(&self->db_ok, false);
     }

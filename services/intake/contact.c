@@ -170,8 +170,7 @@ intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, 
     return job;
 }
 
-int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
-                          char ref[16])
+int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id, char ref[16])
 {
     const char *params[] = {channel, external_id};
     PGresult *res = intake_sql(pg,

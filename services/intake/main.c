@@ -30,8 +30,7 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
     wasl_config_int(cfg, "WASL_HTTP_PORT", 8080, 1, 65535, "public HTTP port", &c->http_port);
     wasl_config_pg_url(cfg, &c->pg_url);
     wasl_config_redis_url(cfg, &c->redis_url);
-    wasl_config_bus_client(cfg, "intake", &c->bus, &c->bus_stages, &c->curve_dir,
-                           &c->curve_name);
+    wasl_config_bus_client(cfg, "intake", &c->bus, &c->bus_stages, &c->curve_dir, &c->curve_name);
     wasl_config_str(cfg, "WASL_DEFAULT_COUNTRY", "966",
                     "calling code for national phone numbers (0…)", &c->default_country);
     wasl_config_int(cfg, "WASL_INTAKE_THREADS", 4, 1, 256, "HTTP worker threads", &c->threads);

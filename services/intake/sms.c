@@ -69,8 +69,8 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     if (known != 0) {
         if (known > 0) {
             reply->status = 200;
-            reply->body = json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", "received",
-                                    "duplicate", 1);
+            reply->body =
+                json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", "received", "duplicate", 1);
         }
         return known > 0 ? 0 : -1;
     }

@@ -110,8 +110,7 @@ int ctl_migrate(int argc, char **argv)
     if (!cfg) {
         return CTL_FAILED;
     }
-    wasl_config_str(cfg, "WASL_PG_URL", WASL_PG_URL_DEFAULT,
-                    "PostgreSQL connection URL", &pg_url);
+    wasl_config_str(cfg, "WASL_PG_URL", WASL_PG_URL_DEFAULT, "PostgreSQL connection URL", &pg_url);
     wasl_config_parse(cfg, argc, argv);
     int n = ctl_migrate_run(pg_url, 1);
     wasl_config_destroy(&cfg);
