@@ -8,11 +8,16 @@
 #include "wasl_log.h"
 #include "wasl_rpc.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#define FRONT      "inproc://rpc-front"
-#define BACK       "inproc://rpc-back"
+/* Each test's proxy binds endpoints of its own: a proxy of the previous test may still be
+ * letting go of its names (slowly, under valgrind) when the next one binds. */
+static char front_ep[64], back_ep[64];
+static int proxy_serial;
+#define FRONT front_ep
+#define BACK  back_ep
 #define TIMEOUT_MS 150
 #define RETRIES    3
 
@@ -25,6 +30,9 @@ static int64_t now_ms(void)
 
 static zactor_t *start_proxy(void)
 {
+    proxy_serial++;
+    snprintf(front_ep, sizeof front_ep, "inproc://rpc-front-%d", proxy_serial);
+    snprintf(back_ep, sizeof back_ep, "inproc://rpc-back-%d", proxy_serial);
     zactor_t *proxy = zactor_new(zproxy, NULL);
     assert_non_null(proxy);
     zstr_sendx(proxy, "FRONTEND", "ROUTER", FRONT, NULL);
@@ -40,7 +48,9 @@ static zactor_t *start_proxy(void)
 static void worker_actor(zsock_t *pipe, void *args)
 {
     bool die_first = args != NULL;
-    zsock_t *sock = zsock_new_dealer(">" BACK);
+    char ep[80];
+    snprintf(ep, sizeof ep, ">%s", BACK);
+    zsock_t *sock = zsock_new_dealer(ep);
     zsock_signal(pipe, 0);
     zpoller_t *poller = zpoller_new(pipe, sock, NULL);
     while (true) {
@@ -58,7 +68,7 @@ static void worker_actor(zsock_t *pipe, void *args)
             zpoller_remove(poller, sock);
             zsock_set_linger(sock, 0);
             zsock_destroy(&sock);
-            sock = zsock_new_dealer(">" BACK);
+            sock = zsock_new_dealer(ep);
             zpoller_add(poller, sock);
             continue;
         }
@@ -125,7 +135,9 @@ static void test_no_worker_never_hangs(void **state)
     (void)state;
     zactor_t *proxy = start_proxy();
     /* A hung worker: it takes every request and answers none. */
-    zsock_t *hung = zsock_new_dealer(">" BACK);
+    char hung_ep[80];
+    snprintf(hung_ep, sizeof hung_ep, ">%s", BACK);
+    zsock_t *hung = zsock_new_dealer(hung_ep);
     assert_non_null(hung);
     wasl_zmq_t *z = plain_zmq();
     wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, 2);
