@@ -427,8 +427,10 @@ def postgres():
 
 # Personal data that must never reach a log line unmasked: Saudi mobile numbers in any common
 # form, and citizens' national IDs (10 digits from 1 with a valid Luhn check digit).
-_PHONE_IN_LOG = re.compile(r"(?<![0-9*])(?:\+?966|00966|0)5[0-9]{8}(?![0-9])")
-_ID_IN_LOG = re.compile(r"(?<![0-9*])1[0-9]{9}(?![0-9])")
+# A number standing alone: not inside a longer run of letters and digits (a database name such
+# as wasl_t_0541880505ab or a hex token is not a phone number).
+_PHONE_IN_LOG = re.compile(r"(?<![0-9A-Za-z*])(?:\+?966|00966|0)5[0-9]{8}(?![0-9A-Za-z])")
+_ID_IN_LOG = re.compile(r"(?<![0-9A-Za-z*])1[0-9]{9}(?![0-9A-Za-z])")
 
 
 def _luhn_ok(digits):

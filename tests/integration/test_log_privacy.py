@@ -12,6 +12,7 @@ def test_scan_finds_unmasked_and_ignores_masked():
     assert pii_in_text('{"national_id":"1*******72"}') == []
     assert pii_in_text('ticket 2600000018 and case 4512345678') == []  # not personal data
     assert pii_in_text('id 1012345673 here') == []  # fails the ID check digit: not an ID
+    assert pii_in_text('"db":"wasl_t_0541880505ab"') == []  # inside a name: not a number
 
 
 def test_intake_logs_mask_the_caller(daemon, bus, start_intake):
