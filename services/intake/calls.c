@@ -224,8 +224,6 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     if (rc == 0 && *ticket_id && !had_phone && from_e164) {
         const char *up[] = {ticket_id, from_e164};
         PGresult *u = intake_sql(pg,
-                                 "WITH p AS (INSERT INTO ticket_participants (ticket_id, kind, "
-                                 "address) VALUES ($1, 'phone', $2) ON CONFLICT DO NOTHING) "
                                  "UPDATE tickets SET from_phone = $2, updated_at = now() "
                                  "WHERE id = $1 AND from_phone IS NULL",
                                  2, up);

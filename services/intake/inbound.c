@@ -97,7 +97,9 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
                    "  SELECT m.ticket_id AS id, 0 AS rank FROM messages m"
                    "  WHERE m.message_id = ANY($1::text[])"
                    "  UNION ALL SELECT id, 1 FROM tickets WHERE ref = ANY($2::text[])"
-                   ") SELECT t.id, t.ref, EXISTS (SELECT 1 FROM ticket_participants p"
+                   /* A participant: the beneficiary, or an address the ticket's mail went to. */
+                   ") SELECT t.id, t.ref, lower(t.from_email) = $3 OR EXISTS (SELECT 1"
+                   "   FROM ticket_participants p"
                    "   WHERE p.ticket_id = t.id AND p.kind = 'email' AND p.address = $3)"
                    " FROM c JOIN tickets t ON t.id = c.id"
                    " GROUP BY t.id, t.ref ORDER BY min(c.rank), t.id DESC",

@@ -29,7 +29,8 @@ int ctl_migrate_run(const char *pg_url, int verbose)
                 pg ? wasl_pg_error(pg) : "out of memory");
         goto done;
     }
-    if (wasl_pg_begin(pg) < 0) {
+    /* "already exists, skipping" notices are expected on every run after the first. */
+    if (wasl_pg_command(pg, "SET client_min_messages = warning") < 0 || wasl_pg_begin(pg) < 0) {
         goto failed;
     }
     res = wasl_pg_query(pg, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", 0, NULL);
