@@ -37,6 +37,10 @@ RUN apt-get update \
 COPY --from=build /src/build/bin/ /usr/local/bin/
 # The classifier's model, trained from data/classifier/train.tsv by `make all`.
 COPY --from=build /src/build/model/classifier.bin /usr/local/share/wasl/classifier.bin
+# Default routing rules and message templates (docker-compose mounts the repo's over them so an
+# operator edits them in place).
+COPY deploy/config/ /usr/local/share/wasl/config/
+COPY deploy/templates/ /usr/local/share/wasl/templates/
 
 # In a container the admin port must be reachable from other containers (Prometheus), not only
 # from the container's own loopback.
