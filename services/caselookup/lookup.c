@@ -66,6 +66,8 @@ static const char *const check_lua =
     "out[#out + 1] = redis.call('TTL', KEYS[i]) out[#out + 1] = redis.call('TTL', KEYS[i + 1]) "
     "out[#out + 1] = redis.call('GET', KEYS[i + 2]) end return out";
 #define CHECK_KEYS 3
+/* Keys looked at per SCAN step when the whole cache is dropped. */
+#define CACHE_SCAN_COUNT 500
 
 /* Counts a failure for the caller and the case; locks whichever reached its limit. KEYS:
  * caller count, case count, caller lock, case lock. ARGV: window_s, max, lock_s, case_max.
@@ -487,6 +489,46 @@ bool lookup_ready(void *arg, char *why, size_t cap)
 /* A LISTEN connection for change notices; a lost one is re-made by wasl_pg (rate-limited) and
  * LISTEN issued again (changes in between are bounded by the cache TTL). Returns the connection
  * to poll, or NULL. */
+/* Drops every cached case, a slice at a time (SCAN, then UNLINK): KEYS would stall Redis for
+ * every other user of it while it walks the whole keyspace. */
+static void cache_drop_all(lookup_t *self)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *r = wasl_redis_cmd(self->redis, "SCAN %s MATCH %s* COUNT %d", cursor,
+                                       CACHE_PREFIX, CACHE_SCAN_COUNT);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            if (r) {
+                freeReplyObject(r);
+            }
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        if (keys->type == REDIS_REPLY_ARRAY && keys->elements > 0) {
+            const char **argv = malloc((keys->elements + 1) * sizeof *argv);
+            size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
+            if (argv && lens) {
+                argv[0] = "UNLINK";
+                lens[0] = 6;
+                for (size_t i = 0; i < keys->elements; i++) {
+                    argv[i + 1] = keys->element[i]->str;
+                    lens[i + 1] = keys->element[i]->len;
+                }
+                redisReply *u =
+                    wasl_redis_cmdargv(self->redis, (int)keys->elements + 1, argv, lens);
+                if (u) {
+                    freeReplyObject(u);
+                }
+            }
+            free(argv);
+            free(lens);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+}
+
 static PGconn *listen_ensure(lookup_t *self)
 {
     if (!wasl_pg_ok(self->listen_pg)) {
@@ -500,14 +542,7 @@ static PGconn *listen_ensure(lookup_t *self)
         }
         self->listening = conn;
         /* Whatever changed while nobody listened may be cached: drop the lot. */
-        redisReply *r =
-            wasl_redis_cmd(self->redis, "EVAL %s 0",
-                           "local n = 0 for _, k in ipairs(redis.call('KEYS', '" CACHE_PREFIX
-                           "*')) do redis.call('DEL', k) n = n + 1 "
-                           "end return n");
-        if (r) {
-            freeReplyObject(r);
-        }
+        cache_drop_all(self);
     }
     return conn;
 }
