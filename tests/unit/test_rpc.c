@@ -16,8 +16,8 @@
  * letting go of its names (slowly, under valgrind) when the next one binds. */
 static char front_ep[64], back_ep[64];
 static int proxy_serial;
-#define FRONT front_ep
-#define BACK  back_ep
+#define FRONT      front_ep
+#define BACK       back_ep
 #define TIMEOUT_MS 150
 #define RETRIES    3
 
