@@ -5,12 +5,14 @@
 #include "wasl_metrics.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a metrics scrape waits for a proxy's statistics before skipping it. */
-#define BUS_STATS_TIMEOUT_MS 1000
+/* Most messages forwarded in one direction before the other direction and the control socket
+ * get their turn. */
+#define BUS_BURST 1000
 /* Most stages a bus serves (ports are base+2 .. base+2+2*BUS_MAX_STAGES). */
 #define BUS_MAX_STAGES 32
 /* Connections tracked per monitored socket; more peers still work, they are only not counted. */
@@ -29,13 +31,12 @@ typedef struct {
     char *name;        /* stage name, or "rpc" */
     zsock_t *front;    /* producers / clients connect here */
     zsock_t *back;     /* consumers / workers connect here */
-    zsock_t *ctl;      /* our end of the proxy's control pair */
+    zsock_t *ctl;      /* our end of the proxy's control pair: any message stops it */
     zsock_t *ctl_peer; /* the proxy's end */
+    bool duplex;       /* rpc: replies travel back from back to front */
     pthread_t thread;
     bool running;
-    pthread_mutex_t ctl_lock; /* the control socket is used by scrapes and by shutdown */
     wasl_counter_t *in_msgs, *out_msgs, *in_bytes, *out_bytes;
-    uint64_t last[4];
     watched_t watch[2];
 } proxy_t;
 
@@ -48,56 +49,82 @@ struct bus {
     zsock_t *watch_stop_peer; /* watcher's end */
 };
 
+/* Forwards up to BUS_BURST whole messages (every part) from `from` to `to`. A send that would
+ * block (the consumers' queues are full) waits for room, or for the control socket, which
+ * means stop. Returns 0, 1 when asked to stop, -1 when the context is terminating.
+ *
+ * Our own loop rather than zmq_proxy_steerable: libzmq 4.3.4's proxy gives up with EAGAIN when
+ * a socket that polled readable has no message yet (ZMTP heartbeats make that happen), which
+ * silently stopped every stage a few seconds after start while the sweeps hid it. */
+static int forward(proxy_t *p, void *from, void *to, void *ctl, zmq_msg_t *msg)
+{
+    for (int n = 0; n < BUS_BURST; n++) {
+        size_t bytes = 0;
+        bool first = true;
+        for (bool more = true; more; first = false) {
+            /* The first part may not be there (the burst is over); the rest of a multi-part
+             * message always is: ZeroMQ delivers messages whole. */
+            if (zmq_msg_recv(msg, from, first ? ZMQ_DONTWAIT : 0) < 0) {
+                if (first && (errno == EAGAIN || errno == EINTR)) {
+                    return 0;
+                }
+                return -1;
+            }
+            bytes += zmq_msg_size(msg);
+            more = zmq_msg_more(msg);
+            while (zmq_msg_send(msg, to, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+                if (errno != EAGAIN && errno != EINTR) {
+                    return -1;
+                }
+                zmq_pollitem_t wait[2] = {{ctl, 0, ZMQ_POLLIN, 0}, {to, 0, ZMQ_POLLOUT, 0}};
+                if (zmq_poll(wait, 2, -1) < 0 && errno != EINTR) {
+                    return -1;
+                }
+                if (wait[0].revents & ZMQ_POLLIN) {
+                    return 1;
+                }
+            }
+        }
+        /* Counted once forwarded, both ways for the rpc pair (requests and replies). */
+        wasl_counter_inc(p->in_msgs);
+        wasl_counter_add(p->in_bytes, bytes);
+        wasl_counter_inc(p->out_msgs);
+        wasl_counter_add(p->out_bytes, bytes);
+    }
+    return 0;
+}
+
 static void *proxy_thread(void *arg)
 {
     proxy_t *p = arg;
-    /* Blocks until TERMINATE arrives on the control socket. */
-    zmq_proxy_steerable(zsock_resolve(p->front), zsock_resolve(p->back), NULL,
-                        zsock_resolve(p->ctl_peer));
+    void *front = zsock_resolve(p->front), *back = zsock_resolve(p->back);
+    void *ctl = zsock_resolve(p->ctl_peer);
+    zmq_pollitem_t items[3] = {
+        {ctl, 0, ZMQ_POLLIN, 0}, {front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    int rc = 0;
+    while (rc == 0) {
+        if (zmq_poll(items, p->duplex ? 3 : 2, -1) < 0) {
+            rc = errno == EINTR ? 0 : -1;
+            continue;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            break; /* TERMINATE */
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            rc = forward(p, front, back, ctl, &msg);
+        }
+        if (rc == 0 && p->duplex && (items[2].revents & ZMQ_POLLIN)) {
+            rc = forward(p, back, front, ctl, &msg);
+        }
+    }
+    zmq_msg_close(&msg);
+    if (rc < 0) {
+        wasl_error("bus: stage stopped forwarding", "{s:s, s:s}", "stage", p->name, "error",
+                   zmq_strerror(errno));
+    }
     return NULL;
-}
-
-/* Asks one proxy for its statistics and turns them into counter increments. */
-static void proxy_scrape(proxy_t *p)
-{
-    pthread_mutex_lock(&p->ctl_lock);
-    if (!p->running || zstr_send(p->ctl, "STATISTICS") != 0) {
-        pthread_mutex_unlock(&p->ctl_lock);
-        return;
-    }
-    zmsg_t *reply = zmsg_recv(p->ctl);
-    pthread_mutex_unlock(&p->ctl_lock);
-    if (!reply) {
-        wasl_warn("bus: no statistics from proxy", "{s:s}", "stage", p->name);
-        return;
-    }
-    /* Eight uint64: frontend msgs in, bytes in, msgs out, bytes out; then the backend's. */
-    uint64_t v[8] = {0};
-    size_t i = 0;
-    for (zframe_t *f = zmsg_first(reply); f && i < 8; f = zmsg_next(reply), i++) {
-        if (zframe_size(f) == sizeof(uint64_t)) {
-            memcpy(&v[i], zframe_data(f), sizeof(uint64_t));
-        }
-    }
-    zmsg_destroy(&reply);
-    /* Messages in = what the front received; out = what the back sent on. Replies of the
-     * rpc pair travel the other way and are counted in the same totals. */
-    uint64_t now[4] = {v[0] + v[4], v[2] + v[6], v[1] + v[5], v[3] + v[7]};
-    wasl_counter_t *c[4] = {p->in_msgs, p->out_msgs, p->in_bytes, p->out_bytes};
-    for (int k = 0; k < 4; k++) {
-        if (now[k] > p->last[k]) {
-            wasl_counter_add(c[k], now[k] - p->last[k]);
-            p->last[k] = now[k];
-        }
-    }
-}
-
-static void bus_scrape(void *arg)
-{
-    bus_t *self = arg;
-    for (size_t i = 0; i < self->nproxies; i++) {
-        proxy_scrape(&self->proxies[i]);
-    }
 }
 
 /* Reads every monitored socket's events and keeps the peer gauges: a peer counts once its
@@ -200,9 +227,10 @@ static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *nam
 {
     char ep[160], esc[64], labels[128];
     p->name = strdup(name);
-    if (!p->name || pthread_mutex_init(&p->ctl_lock, NULL) != 0) {
+    if (!p->name) {
         return -1;
     }
+    p->duplex = front_type == ZMQ_ROUTER;
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port);
     p->front = wasl_zmq_bind(zmq, front_type, ep);
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port + 1);
@@ -221,15 +249,14 @@ static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *nam
         zsock_connect(p->ctl_peer, "%s", ep) < 0) {
         return -1;
     }
-    zsock_set_rcvtimeo(p->ctl, BUS_STATS_TIMEOUT_MS);
     if (watch_socket(&p->watch[0], p->front, name, "in", tag) < 0 ||
         watch_socket(&p->watch[1], p->back, name, "out", tag) < 0) {
         wasl_error("bus: cannot monitor sockets", "{s:s}", "stage", name);
         return -1;
     }
     snprintf(labels, sizeof labels, "stage=\"%s\"", wasl_metrics_escape(name, esc, sizeof esc));
-    p->in_msgs = wasl_counter("wasl_bus_received_total", "Frames received per stage", labels);
-    p->out_msgs = wasl_counter("wasl_bus_forwarded_total", "Frames forwarded per stage", labels);
+    p->in_msgs = wasl_counter("wasl_bus_received_total", "Messages received per stage", labels);
+    p->out_msgs = wasl_counter("wasl_bus_forwarded_total", "Messages forwarded per stage", labels);
     p->in_bytes = wasl_counter("wasl_bus_received_bytes_total", "Bytes received per stage", labels);
     p->out_bytes =
         wasl_counter("wasl_bus_forwarded_bytes_total", "Bytes forwarded per stage", labels);
@@ -245,10 +272,8 @@ static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *nam
 static void proxy_stop(proxy_t *p)
 {
     if (p->running) {
-        pthread_mutex_lock(&p->ctl_lock);
         zstr_send(p->ctl, "TERMINATE");
         p->running = false;
-        pthread_mutex_unlock(&p->ctl_lock);
         pthread_join(p->thread, NULL);
     }
     for (int s = 0; s < 2; s++) {
@@ -261,9 +286,6 @@ static void proxy_stop(proxy_t *p)
     zsock_destroy(&p->back);
     zsock_destroy(&p->ctl);
     zsock_destroy(&p->ctl_peer);
-    if (p->name) {
-        pthread_mutex_destroy(&p->ctl_lock);
-    }
     free(p->name);
     p->name = NULL;
 }
@@ -309,7 +331,6 @@ bus_t *bus_new(wasl_zmq_t *zmq, const bus_opts_t *opts)
         goto error;
     }
     self->watcher_running = true;
-    wasl_metrics_on_render(bus_scrape, self);
     return self;
 error:
     free(stages);

@@ -180,3 +180,40 @@ def test_sigterm_stops_cleanly_with_json_logs(bus):
     msgs = [line["msg"] for line in lines]
     assert "bus: started" in msgs and "bus: stopped" in msgs
     assert all(line["service"] == "wasl-bus" for line in lines)
+
+
+def test_stages_keep_forwarding_across_heartbeat_intervals(bus, ctx):
+    """The bus forwards with its own loop (libzmq 4.3.4's proxy gave up with EAGAIN a few
+    seconds after start in the local stack; test_stack.py has that regression end to end).
+    With peers that send heartbeats every 50 ms, a message sent every 300 ms for 4 s must each
+    get through promptly, on a pipeline stage and on the request/reply pair, and be counted."""
+    base = bus.base_port
+    ctx.setsockopt(zmq.HEARTBEAT_IVL, 50)
+    pull = ctx.socket(zmq.PULL)
+    pull.connect(f"tcp://127.0.0.1:{stage_port(base, 'route', 'out')}")
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{stage_port(base, 'route', 'in')}")
+    worker = ctx.socket(zmq.DEALER)
+    worker.connect(f"tcp://127.0.0.1:{base + 1}")
+    client = ctx.socket(zmq.REQ)
+    client.connect(f"tcp://127.0.0.1:{base}")
+    wait_for(lambda: peers(bus, "route", "out") == 1 and peers(bus, "route", "in") == 1
+             and peers(bus, "rpc", "out") == 1 and peers(bus, "rpc", "in") == 1,
+             10, what="peers connected")
+    for i in range(14):
+        push.send(f"m{i}".encode())
+        assert pull.poll(2000), f"message {i} (at {i * 0.3:.1f} s) was not forwarded"
+        assert pull.recv() == f"m{i}".encode()
+        client.send(f"q{i}".encode())
+        assert worker.poll(2000), f"request {i} was not forwarded"
+        envelope = worker.recv_multipart()
+        assert envelope[-1] == f"q{i}".encode()
+        worker.send_multipart(envelope[:-1] + [f"a{i}".encode()])
+        assert client.poll(2000), f"reply {i} did not come back"
+        assert client.recv() == f"a{i}".encode()
+        # Not a wait for something to happen: the time between messages is what lets the
+        # heartbeats run (the bug needed one between two messages).
+        pull.poll(300)
+    m = bus.metrics()
+    assert m['wasl_bus_forwarded_total{stage="route"}'] == 14
+    assert m['wasl_bus_forwarded_total{stage="rpc"}'] == 28

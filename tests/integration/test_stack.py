@@ -1,5 +1,6 @@
 """Black-box tests of deploy/stack.sh: `up` / status / `down`, and `run` stopped with Ctrl-C."""
 
+import json
 import os
 import shlex
 import shutil
@@ -193,6 +194,43 @@ def test_up_status_down(stack):
 
     down_again = stack.sh("down")
     assert down_again.returncode == 0, down_again.stdout
+
+
+def test_stack_pipeline_runs_on_bus_nudges_not_sweeps(stack):
+    """Every hop of the local stack goes over the bus, with CURVE and heartbeats, well after
+    start: the sweeps are told to wait ten minutes, so a report routed within seconds was
+    carried by the nudges. (Regression: libzmq's own proxy stopped forwarding a few seconds
+    after start, and the sweeps hid it behind a two-second delay per hop.)"""
+    stack.env["WASL_CLASSIFIER_SWEEP_AGE_MS"] = "600000"
+    stack.env["WASL_ROUTER_SWEEP_AGE_MS"] = "600000"
+    up = stack.sh("up")
+    assert up.returncode == 0, up.stdout
+    env = stack.stack_env()
+    assert env["WASL_CURVE_DIR"], "make up runs CURVE"
+    url = env["WASL_HTTP_URL"] + "/v1/reports"
+    headers = {"Authorization": "Bearer " + env["WASL_DEV_TOKEN"],
+               "Content-Type": "application/json"}
+    import psycopg2
+    import urllib.request
+    db = psycopg2.connect(env["WASL_PG_URL"])
+    db.autocommit = True
+    try:
+        # Three reports, the last one after several heartbeat intervals (2 s) of the bus.
+        for i, pause in enumerate((0, 3, 4)):
+            time.sleep(pause)  # the bus's idle time is the condition under test
+            body = json.dumps({"external_id": f"stack-nudge-{i}", "body": "متى موعد الجلسة؟",
+                               "from": {"phone": "0551234567"}}).encode()
+            req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                ref = json.loads(resp.read())["ticket"]
+            with db.cursor() as cur:
+                routed = wait_for(lambda: (cur.execute(
+                    "SELECT routed_at IS NOT NULL FROM tickets WHERE ref = %s", (ref,)),
+                    cur.fetchone()[0])[1] or None, 10, what=f"report {i} routed")
+            assert routed
+    finally:
+        db.close()
+    assert stack.sh("down").returncode == 0
 
 
 def test_run_foreground_stops_on_sigint(stack):
