@@ -16,7 +16,7 @@ PYTHON  ?= /usr/bin/python3
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 PKGS    := libczmq libzmq msgpack hiredis libpq libmicrohttpd jansson libcurl \
-           icu-uc icu-i18n libsodium gmime-3.0 yaml-0.1
+           icu-uc icu-i18n libsodium gmime-3.0 yaml-0.1 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -135,7 +135,7 @@ test: deps
 	$(MAKE) unit-valgrind
 	$(MAKE) all
 	$(MAKE) integration
-	$(MAKE) compose-check
+	$(MAKE) deploy-check
 
 unit: $(UNIT_SAN)
 	@set -e; export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1; \
@@ -150,9 +150,18 @@ unit-valgrind: $(UNIT_BIN)
 integration: all
 	$(PYTHON) -m pytest -q tests/integration
 
+# The deploy kit (deploy/): Compose, Kubernetes (kubectl kustomize), systemd units
+# (systemd-analyze verify) and the Prometheus scrape config and alert rules (promtool).
+.PHONY: deploy-check k8s-check systemd-check prometheus-check
+deploy-check: compose-check k8s-check systemd-check prometheus-check
 compose-check:
-	@if command -v docker-compose >/dev/null; then docker-compose -f docker-compose.yml config -q \
-	  && echo "docker-compose.yml: valid"; else echo "docker-compose missing" >&2; exit 1; fi
+	@bash tests/deploy/check_compose.sh
+k8s-check:
+	@bash tests/deploy/check_k8s.sh
+systemd-check: all
+	@bash tests/deploy/check_systemd.sh
+prometheus-check:
+	@bash tests/deploy/check_prometheus.sh
 
 # ---- fuzzing (clang's libFuzzer with ASan/UBSan; not part of make test) ---------------------
 # Each target in tests/fuzz/fuzz_<name>.c links the whole library; seeds are committed under

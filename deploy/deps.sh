@@ -15,6 +15,7 @@ PACKAGES=(
     python3 python3-pytest python3-zmq python3-msgpack python3-psycopg2 python3-redis python3-aiosmtpd
     valgrind docker-compose clang-format wrk procps iproute2
     clang libclang-rt-14-dev
+    libsystemd-dev systemd prometheus gnuplot-nox linux-perf python3-yaml
 )
 
 missing=()

@@ -63,6 +63,7 @@ int main(int argc, char **argv)
     wasl_info("bus: started", "{s:s, s:i, s:s, s:b, s:i}", "bind", bind_host, "port",
               (int)base_port, "stages", stages, "curve", wasl_zmq_curve(zmq), "admin_port",
               wasl_admin_port(admin));
+    wasl_admin_set_ready(admin, NULL, NULL); /* readiness = liveness; tells systemd READY=1 */
     while (!wasl_signal_wait(-1)) {
     }
     wasl_info("bus: stopping", NULL);
