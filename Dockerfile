@@ -13,6 +13,7 @@ RUN apt-get update \
         build-essential pkg-config ca-certificates python3 \
         libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev \
         libjansson-dev libcurl4-openssl-dev libicu-dev libgmime-3.0-dev libsodium-dev libyaml-dev \
+        libsystemd-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -29,9 +30,10 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libzmq5 libczmq4 libmsgpackc2 libhiredis0.14 libpq5 libmicrohttpd12 libjansson4 \
-        libcurl4 libicu72 libgmime-3.0-0 libsodium23 libyaml-0-2 ca-certificates \
+        libcurl4 libicu72 libgmime-3.0-0 libsodium23 libyaml-0-2 libsystemd0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    && groupadd --system --gid 10001 wasl \
+    && useradd --system --uid 10001 --gid wasl --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin wasl
 
 COPY --from=build /src/build/bin/ /usr/local/bin/
@@ -46,7 +48,8 @@ COPY deploy/templates/ /usr/local/share/wasl/templates/
 # from the container's own loopback.
 ENV WASL_ADMIN_BIND=0.0.0.0
 
-USER wasl
+# Numeric, so that Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as 10001:10001).
+USER 10001:10001
 WORKDIR /tmp
 # Bus (base..base+7), intake's public HTTP, the daemons' admin ports.
 EXPOSE 7100-7107 8080 9100-9105

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# check_compose.sh — validates docker-compose.yml statically (no container is started).
+#
+#   bash tests/deploy/check_compose.sh   # exit 0 and one summary line, or 1 naming each problem
+#
+# `docker-compose config -q` (Debian's 1.29, or Docker Compose v2) checks the syntax; then
+# Python checks what makes --scale and a clean secret story work.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-/usr/bin/python3}
+FILE=${COMPOSE_FILE_UNDER_TEST:-docker-compose.yml}
+
+# The file refuses to interpolate without the password (${WASL_PG_PASSWORD:?...}): give it a
+# dummy one, which also proves that the refusal is there (checked below).
+if command -v docker-compose >/dev/null 2>&1; then
+    compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+else
+    echo "check_compose: docker-compose missing (deploy/deps.sh installs it)" >&2
+    exit 1
+fi
+if (unset WASL_PG_PASSWORD; "${compose[@]}" -f "$FILE" config -q) >/dev/null 2>&1; then
+    echo "check_compose: $FILE interpolates without WASL_PG_PASSWORD (a default password?)" >&2
+    exit 1
+fi
+if ! WASL_PG_PASSWORD=check-compose-dummy "${compose[@]}" -f "$FILE" config -q; then
+    echo "check_compose: ${compose[*]} config -q rejected $FILE" >&2
+    exit 1
+fi
+
+exec "$PYTHON" - "$FILE" <<'PY'
+"""Assertions over the raw compose file (before interpolation)."""
+import re
+import sys
+
+import yaml
+
+path = sys.argv[1]
+with open(path, encoding="utf-8") as f:
+    text = f.read()
+doc = yaml.safe_load(text)
+services = doc.get("services") or {}
+errors = []
+# Services that run once and exit: the others wait for them to complete, not to be healthy.
+ONE_SHOT = {"migrate"}
+BUSES = {"bus-a", "bus-b"}
+WASL_DAEMONS = {"intake", "classifier", "router", "notifier", "caselookup"}
+
+
+def fail(where, msg):
+    errors.append(f"{where}: {msg}")
+
+
+def fixed_host_port(entry):
+    """True when a ports entry pins one host port (a range or none lets --scale work)."""
+    def defaults(s):  # ${VAR:-default} and ${VAR-default} → default
+        return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", s)
+    if isinstance(entry, dict):
+        published = defaults(str(entry.get("published", "")))
+    else:
+        parts = defaults(str(entry)).rsplit("/", 1)[0].split(":")
+        published = parts[-2] if len(parts) >= 2 else ""
+    return bool(published) and "-" not in published
+
+
+for name, svc in services.items():
+    where = f"service {name}"
+    if "container_name" in svc:
+        fail(where, "has container_name (breaks --scale)")
+    if name not in ONE_SHOT:
+        hc = svc.get("healthcheck")
+        if not hc or hc.get("disable"):
+            fail(where, "has no healthcheck")
+    for entry in svc.get("ports") or []:
+        if fixed_host_port(entry):
+            fail(where, f"publishes a fixed host port {entry!r} (breaks --scale)")
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    for key, value in env.items():
+        value = str(value)
+        if re.search(r"PASSWORD$", key) and value and not value.startswith("${"):
+            fail(where, f"{key} has a literal value")
+        if "://" in value and re.search(r"://[^/@\s]*:[^/@\s]+@", value):
+            fail(where, f"{key} carries a password in its URL")
+
+for key, value in re.findall(r"^\s*([A-Z_]*PASSWORD[A-Z_]*):\s*(.*)$", text, re.M):
+    if re.search(r"\$\{[A-Z_]+:-[^}]+\}", value):
+        fail(key, f"has a default password in the file: {value.strip()}")
+
+missing = (BUSES | WASL_DAEMONS | ONE_SHOT) - set(services)
+if missing:
+    fail(path, f"missing services: {sorted(missing)}")
+wasl_bus = set()
+for name, svc in services.items():
+    env = svc.get("environment") or {}
+    if isinstance(env, dict) and "WASL_BUS" in env:
+        wasl_bus.add(str(env["WASL_BUS"]))
+for bus in BUSES:
+    if not all(f"tcp://{bus}:7100" in b for b in wasl_bus) or not wasl_bus:
+        fail(path, f"WASL_BUS does not list tcp://{bus}:7100 everywhere: {sorted(wasl_bus)}")
+
+if errors:
+    for e in errors:
+        print(f"check_compose: {e}", file=sys.stderr)
+    print(f"check_compose: FAILED ({len(errors)} problems)", file=sys.stderr)
+    sys.exit(1)
+print(f"check_compose: ok ({len(services)} services, {len(services) - len(ONE_SHOT)} with "
+      f"healthchecks, no container_name, no fixed host port, no password in {path})")
+PY
