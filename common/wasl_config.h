@@ -38,6 +38,10 @@ void wasl_config_enum(wasl_config_t *self, const char *name, const char *def, co
 
 /* WASL_PG_URL and WASL_REDIS_URL. */
 void wasl_config_pg_url(wasl_config_t *self, const char **dest);
+/* WASL_PG_SYNC_COMMIT, for the pipeline stages (classifier, router, notifier) only: whether
+ * each of their commits waits for PostgreSQL's WAL flush. Intake always waits (its 2xx
+ * promises durability) and so does caselookup (its audit row comes before any disclosure). */
+void wasl_config_pg_sync_commit(wasl_config_t *self, bool *dest);
 void wasl_config_redis_url(wasl_config_t *self, const char **dest);
 
 /* What a client of the bus needs: WASL_BUS, WASL_BUS_STAGES (not registered when `stages` is

@@ -41,6 +41,7 @@ typedef struct {
 
 struct wasl_pg {
     char *conninfo;
+    bool async_commit; /* SET synchronous_commit = off on every connection */
     PGconn *conn;           /* NULL when disconnected */
     unsigned long conn_gen; /* incremented on every successful connect */
     pg_stmt_t *stmts;
@@ -273,6 +274,15 @@ static bool ensure_connected(wasl_pg_t *self)
               "{s:s, s:s, s:s, s:i, s:i}", "host", PQhost(conn), "port", PQport(conn), "db",
               PQdb(conn), "backend_pid", PQbackendPID(conn), "failed_attempts",
               (int)self->failed_attempts);
+    if (self->async_commit) {
+        PGresult *res = PQexec(conn, "SET synchronous_commit = off");
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+            copy_message(self->error, sizeof self->error, PQerrorMessage(conn));
+            goto failed;
+        }
+    }
     self->failed_attempts = 0;
     self->connect_error[0] = '\0';
     for (size_t i = 0; i < self->nstmts; i++) {
@@ -306,6 +316,12 @@ static bool ready(wasl_pg_t *self)
         return false;
     }
     return ensure_connected(self);
+}
+
+void wasl_pg_set_sync_commit(wasl_pg_t *self, bool on)
+{
+    assert(self);
+    self->async_commit = !on;
 }
 
 wasl_pg_t *wasl_pg_new(const char *conninfo)

@@ -12,6 +12,12 @@ typedef struct wasl_pg wasl_pg_t;
  * lazily: a database that is down is not an error here. NULL only on allocation failure. */
 wasl_pg_t *wasl_pg_new(const char *conninfo);
 
+/* Whether commits on this connection wait for the WAL flush (PostgreSQL's synchronous_commit;
+ * the server's default, on, unless told otherwise). Off is for work that can be redone: a
+ * server crash may undo the last few hundred milliseconds of committed transactions, each one
+ * whole. Applies from the next connection: call it before the first use. */
+void wasl_pg_set_sync_commit(wasl_pg_t *self, bool on);
+
 /* Closes the connection; safe twice. */
 void wasl_pg_destroy(wasl_pg_t **self_p);
 

@@ -18,6 +18,7 @@ int main(int argc, char **argv)
         return 1;
     }
     wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_pg_sync_commit(cfg, &c.pg_sync_commit);
     wasl_config_bus_client(cfg, "classifier", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_CLASSIFIER_MODEL", "build/model/classifier.bin",
                     "model file (waslctl classifier train); SIGHUP reloads it", &c.model_path);

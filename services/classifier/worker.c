@@ -116,6 +116,9 @@ worker_t *worker_new(const worker_config_t *cfg, wasl_zmq_t *zmq)
         goto error;
     }
     self->pg = wasl_pg_new(cfg->pg_url);
+    if (self->pg) {
+        wasl_pg_set_sync_commit(self->pg, cfg->pg_sync_commit);
+    }
     if (!self->pg) {
         goto error;
     }

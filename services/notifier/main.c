@@ -21,6 +21,7 @@ int main(int argc, char **argv)
         return 1;
     }
     wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_pg_sync_commit(cfg, &c.pg_sync_commit);
     wasl_config_redis_url(cfg, &c.redis_url);
     wasl_config_bus_client(cfg, "notifier", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_NOTIFIER_TEMPLATES", "deploy/templates",

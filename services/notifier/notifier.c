@@ -205,6 +205,9 @@ notifier_t *notifier_new(const notifier_config_t *cfg, wasl_zmq_t *zmq)
     }
     self->provider = provider_new(&cfg->sms, &cfg->mail);
     self->pg = wasl_pg_new(cfg->pg_url);
+    if (self->pg) {
+        wasl_pg_set_sync_commit(self->pg, cfg->pg_sync_commit);
+    }
     if (!self->provider || !self->pg) {
         goto error;
     }

@@ -19,6 +19,7 @@ int main(int argc, char **argv)
         return 1;
     }
     wasl_config_pg_url(cfg, &c.pg_url);
+    wasl_config_pg_sync_commit(cfg, &c.pg_sync_commit);
     wasl_config_bus_client(cfg, "router", &c.bus, &c.bus_stages, &curve_dir, &curve_name);
     wasl_config_str(cfg, "WASL_ROUTER_RULES", "deploy/config/routing.yaml",
                     "routing rules file (YAML); SIGHUP reloads it", &c.rules_path);

@@ -14,6 +14,7 @@
 
 typedef struct {
     const char *pg_url;
+    bool pg_sync_commit; /* WASL_PG_SYNC_COMMIT */
     const char *bus;
     const char *bus_stages;
     const char *rules_path;

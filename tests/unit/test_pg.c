@@ -441,6 +441,31 @@ static void test_batch_prepares_on_fresh_connection(void **state)
     wasl_pg_destroy(&pg);
 }
 
+/* Off for a stage: every connection, the first and a reconnected one, commits without waiting
+ * for the WAL flush; a handle left alone keeps the server's setting. */
+static void test_sync_commit_off_survives_reconnect(void **state)
+{
+    (void)state;
+    const char *url = getenv("WASL_TEST_PG_URL");
+    if (!url || !*url) {
+        skip();
+    }
+    wasl_pg_t *pg = wasl_pg_new(url);
+    assert_non_null(pg);
+    wasl_pg_set_sync_commit(pg, false);
+    assert_scalar(pg, "SHOW synchronous_commit", "off");
+    sleep_ms(PAST_RECONNECT_MS);
+    kill_own_backend(pg);
+    assert_scalar(pg, "SHOW synchronous_commit", "off");
+    wasl_pg_destroy(&pg);
+
+    pg = pg_connect_or_skip(); /* the server's own setting, not one of this session */
+    assert_scalar(pg,
+                  "SELECT source <> 'session' FROM pg_settings WHERE name = 'synchronous_commit'",
+                  "t");
+    wasl_pg_destroy(&pg);
+}
+
 static void test_params_null_and_arabic(void **state)
 {
     (void)state;
@@ -488,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_batch_connection_lost),
         cmocka_unit_test(test_batch_prepares_on_fresh_connection),
         cmocka_unit_test(test_params_null_and_arabic),
+        cmocka_unit_test(test_sync_commit_off_survives_reconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
