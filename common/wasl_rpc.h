@@ -1,5 +1,5 @@
 /* wasl_rpc — a request/reply client that never hangs: the Lazy Pirate pattern (ZeroMQ guide,
- * ch. 4) over a REQ socket to the bus's client port. */
+ * ch. 4) over a REQ socket to the bus's client port, and a batch form over a DEALER socket. */
 #ifndef WASL_RPC_H
 #define WASL_RPC_H
 
@@ -12,6 +12,8 @@ typedef struct wasl_rpc wasl_rpc_t;
 
 #define WASL_RPC_TIMEOUT_MS_DEFAULT 800
 #define WASL_RPC_RETRIES_DEFAULT    2
+/* The most requests one wasl_rpc_call_many may carry (the router's largest batch). */
+#define WASL_RPC_MANY_MAX 4096
 
 /* A client for `endpoints` (comma-separated; e.g. wasl_bus_endpoints(…, WASL_BUS_RPC_CLIENT)).
  * Each try waits `timeout_ms` for the reply; after a timeout the socket is closed (dropping the
@@ -33,7 +35,31 @@ int wasl_rpc_call(wasl_rpc_t *self, const void *req, size_t len, char **reply, s
  * logged). */
 wasl_msg_t *wasl_rpc_request(wasl_rpc_t *self, const wasl_msg_t *req);
 
-/* How many tries were retries, over the life of this client (tests, metrics). */
+/* Sends the `n` requests (each `lens[i]` bytes of `reqs[i]`, borrowed) at once and collects
+ * the replies, matched by a tag frame to their request whatever the order they come back in.
+ * Each try waits at most `timeout_ms`; the requests still unanswered are sent again, up to
+ * `retries` more times. A late reply to an earlier try of this call still answers its request
+ * (the request is the same); replies to earlier calls and duplicates are ignored and counted
+ * (wasl_rpc_stale). Returns how many were answered: replies[i] is then a malloc'd buffer of
+ * reply_lens[i] bytes that the caller frees; unanswered ones are NULL with length 0. Worst case
+ * it returns after (retries + 1) * timeout_ms. 1 <= n <= WASL_RPC_MANY_MAX (asserted). The
+ * servers must reply with the envelope they received (every frame before the body), as the
+ * bus's workers do; handlers must be idempotent. */
+int wasl_rpc_call_many(wasl_rpc_t *self, size_t n, const void *const *reqs, const size_t *lens,
+                       char **replies, size_t *reply_lens);
+
+/* The same for messages: encodes each of `reqs` (borrowed), decodes each reply into
+ * replies[i] (a new message the caller owns; NULL when unanswered, not encodable or not
+ * decodable, each logged). Returns how many replies[i] are set. */
+int wasl_rpc_request_many(wasl_rpc_t *self, size_t n, const wasl_msg_t *const *reqs,
+                          wasl_msg_t **replies);
+
+/* How many tries were retries (for wasl_rpc_call_many, one per request sent again), over the
+ * life of this client (tests, metrics). */
 unsigned long wasl_rpc_retries(const wasl_rpc_t *self);
+
+/* How many replies wasl_rpc_call_many ignored: replies to an earlier call, duplicates, or
+ * frames not shaped as a tagged reply (tests, metrics). */
+unsigned long wasl_rpc_stale(const wasl_rpc_t *self);
 
 #endif

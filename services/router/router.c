@@ -357,6 +357,7 @@ router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
     if (!self->agents || !conninfo || !(self->pg = wasl_pg_new(conninfo))) {
         goto error;
     }
+    wasl_pg_set_sync_commit(self->pg, cfg->pg_sync_commit);
     if (cfg->bus && *cfg->bus) {
         char *in = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "route", WASL_BUS_PULL);
         char *out = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "notify", WASL_BUS_PUSH);
@@ -494,45 +495,153 @@ static char *ids_array(const int64_t *ids, size_t n)
 
 /* ---- routing: one decision per classified ticket ----------------------------------------- */
 
-/* Asks caselookup about the ticket's case with the beneficiary's national ID (or, without one,
- * their phone). Writes the answer to send into `answer` (empty when none) and returns why. */
-static const char *ask_caselookup(router_t *self, PGresult *res, int r, const char *lang,
-                                  char *answer, size_t cap)
+/* One fetched row on its way to a decision: the rules' verdict and what auto-answer needs. The
+ * kinds point into kinds_buf, so a plan stays where it was made (an array of them). */
+typedef struct {
+    route_decision_t d;
+    time_t now;
+    char kinds_buf[256];
+    const char *kinds[ENTITY_KINDS_MAX];
+    size_t nkinds;
+    const char *auto_answer; /* why, when it was decided without asking caselookup */
+    wasl_msg_t *req;         /* the case.lookup request to send (owned), or NULL */
+    wasl_msg_t *rep;         /* its reply (owned), NULL when caselookup did not answer */
+} row_plan_t;
+
+/* The case.lookup request for the ticket's case with the beneficiary's national ID (or, without
+ * one, their phone); a new message the caller owns, or NULL when out of memory. */
+static wasl_msg_t *lookup_request(router_t *self, const char *case_number, const char *nid,
+                                  const char *phone)
 {
-    const char *case_number = PQgetvalue(res, r, 13), *nid = PQgetvalue(res, r, 14);
-    const char *phone = PQgetvalue(res, r, 11);
-    if (!*case_number) {
-        return "not answered: no case number";
-    }
-    if (!*nid && !*phone) {
-        return "not answered: no national ID or phone to verify";
-    }
-    if (!self->rpc || now_ms() < self->rpc_down_until_ms) {
-        wasl_counter_inc(self->auto_declined);
-        return "not answered: caselookup unavailable";
-    }
     wasl_msg_t *req = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
     if (!req) {
-        return "not answered: out of memory";
+        return NULL;
     }
     char rid[192];
     snprintf(rid, sizeof rid, "router-%s-%lu", self->owner, ++self->rpc_seq);
     wasl_msg_case_lookup_request_t *q = &req->u.case_lookup_request;
-    /* Borrowed strings, detached before destroy. */
-    q->request_id = rid;
-    q->case_number = (char *)case_number;
-    q->verifier_kind = *nid ? "national_id" : "caller_phone";
-    q->verifier = (char *)(*nid ? nid : phone);
-    q->caller = q->verifier;
-    q->channel = "api";
-    q->client = "router";
-    wasl_msg_t *rep = wasl_rpc_request(self->rpc, req);
-    q->request_id = q->case_number = q->verifier_kind = q->verifier = q->caller = NULL;
-    q->channel = q->client = NULL;
-    wasl_msg_destroy(&req);
+    q->request_id = strdup(rid);
+    q->case_number = strdup(case_number);
+    q->verifier_kind = strdup(*nid ? "national_id" : "caller_phone");
+    q->verifier = strdup(*nid ? nid : phone);
+    q->caller = strdup(*nid ? nid : phone);
+    q->channel = strdup("api");
+    q->client = strdup("router");
+    if (!q->request_id || !q->case_number || !q->verifier_kind || !q->verifier || !q->caller ||
+        !q->channel || !q->client) {
+        wasl_msg_destroy(&req);
+    }
+    return req;
+}
+
+/* Decides the row by the rules and, when it asks for an automatic answer, either says why none
+ * will be asked (plan->auto_answer) or leaves the request to send in plan->req. */
+static void plan_row(router_t *self, PGresult *res, int r, row_plan_t *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    snprintf(plan->kinds_buf, sizeof plan->kinds_buf, "%s", PQgetvalue(res, r, 8));
+    char *save = NULL;
+    for (char *k = strtok_r(plan->kinds_buf, LIST_SEP, &save); k && plan->nkinds < ENTITY_KINDS_MAX;
+         k = strtok_r(NULL, LIST_SEP, &save)) {
+        plan->kinds[plan->nkinds++] = k;
+    }
+    plan->now = (time_t)strtoll(PQgetvalue(res, r, 9), NULL, 10);
+    route_input_t in = {.category = PQgetvalue(res, r, 4),
+                        .priority = PQgetvalue(res, r, 5),
+                        .channel = PQgetvalue(res, r, 3),
+                        .language = PQgetvalue(res, r, 6),
+                        .beneficiary = PQgetvalue(res, r, 7),
+                        .entities = plan->kinds,
+                        .nentities = plan->nkinds,
+                        .now = plan->now};
+    rules_decide(self->rules, &in, &plan->d);
+    /* Answering without an agent: caselookup discloses the case only to a verified party;
+     * anything else (not verified, locked out, caselookup down) routes to the queue as usual,
+     * with the reason recorded. */
+    if (!plan->d.auto_answer_asked) {
+        plan->auto_answer = "not asked";
+        return;
+    }
+    if (!plan->d.auto_answer) {
+        plan->auto_answer = "off (auto_answer: false in the rules file)";
+        return;
+    }
+    if (!self->cfg->auto_answer) {
+        plan->auto_answer = "off (WASL_ROUTER_AUTO_ANSWER)";
+        return;
+    }
+    const char *case_number = PQgetvalue(res, r, 13), *nid = PQgetvalue(res, r, 14);
+    const char *phone = PQgetvalue(res, r, 11);
+    if (!*case_number) {
+        plan->auto_answer = "not answered: no case number";
+        return;
+    }
+    if (!*nid && !*phone) {
+        plan->auto_answer = "not answered: no national ID or phone to verify";
+        return;
+    }
+    if (!self->rpc || now_ms() < self->rpc_down_until_ms) {
+        wasl_counter_inc(self->auto_declined);
+        plan->auto_answer = "not answered: caselookup unavailable";
+        return;
+    }
+    plan->req = lookup_request(self, case_number, nid, phone);
+    if (!plan->req) {
+        plan->auto_answer = "not answered: out of memory";
+    }
+}
+
+/* Sends every plan's request to caselookup at once (WASL_RPC_MANY_MAX at a time) and keeps each
+ * reply with its plan. A reply that does not carry its request's request_id is no answer. When
+ * any request went unanswered, no more are asked for AUTO_ANSWER_BACKOFF_MS. */
+static void ask_caselookup(router_t *self, row_plan_t *plans, size_t nrows)
+{
+    const wasl_msg_t **reqs = calloc(nrows, sizeof *reqs);
+    wasl_msg_t **reps = calloc(nrows, sizeof *reps);
+    row_plan_t **asked = calloc(nrows, sizeof *asked);
+    size_t n = 0;
+    if (!reqs || !reps || !asked) {
+        goto done; /* every request stays unanswered: "did not answer" */
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        if (plans[i].req) {
+            asked[n] = &plans[i];
+            reqs[n++] = plans[i].req;
+        }
+    }
+    for (size_t o = 0; o < n; o += WASL_RPC_MANY_MAX) {
+        size_t m = n - o < WASL_RPC_MANY_MAX ? n - o : WASL_RPC_MANY_MAX;
+        wasl_rpc_request_many(self->rpc, m, reqs + o, reps + o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *sent = asked[i]->req->u.case_lookup_request.request_id;
+        if (reps[i] && reps[i]->type == WASL_MSG_CASE_LOOKUP_REPLY &&
+            reps[i]->u.case_lookup_reply.request_id &&
+            strcmp(reps[i]->u.case_lookup_reply.request_id, sent) == 0) {
+            asked[i]->rep = reps[i]; /* ownership to the plan */
+        } else {
+            wasl_msg_destroy(&reps[i]);
+        }
+    }
+done:
+    for (size_t i = 0; i < nrows; i++) {
+        if (plans[i].req && !plans[i].rep) {
+            self->rpc_down_until_ms = now_ms() + AUTO_ANSWER_BACKOFF_MS;
+        }
+    }
+    free(reqs);
+    free(reps);
+    free(asked);
+}
+
+/* What caselookup's reply to an asked row means: writes the answer to send into `answer`
+ * (empty when none) and returns why. */
+static const char *auto_answer_outcome(router_t *self, const row_plan_t *plan, const char *lang,
+                                       char *answer, size_t cap)
+{
+    const wasl_msg_t *rep = plan->rep;
     const char *why;
-    if (!rep || rep->type != WASL_MSG_CASE_LOOKUP_REPLY) {
-        self->rpc_down_until_ms = now_ms() + AUTO_ANSWER_BACKOFF_MS;
+    if (!rep) {
         why = "not answered: caselookup did not answer";
     } else if (strcmp(rep->u.case_lookup_reply.outcome, "found") != 0) {
         why = strcmp(rep->u.case_lookup_reply.outcome, "locked") == 0
@@ -549,62 +658,40 @@ static const char *ask_caselookup(router_t *self, PGresult *res, int r, const ch
     } else {
         wasl_counter_inc(self->auto_declined);
     }
-    wasl_msg_destroy(&rep);
     return why;
 }
 
-/* The decision for one fetched row as the commit statement's input object (new reference). */
-static json_t *decide_row(router_t *self, PGresult *res, int r)
+/* The decision for one fetched row, planned (and asked) before, as the commit statement's input
+ * object (new reference). */
+static json_t *decide_row(router_t *self, PGresult *res, int r, const row_plan_t *plan)
 {
     const char *category = PQgetvalue(res, r, 4), *priority = PQgetvalue(res, r, 5);
     const char *lang = PQgetvalue(res, r, 6), *channel = PQgetvalue(res, r, 3);
     const char *beneficiary = PQgetvalue(res, r, 7);
-    char kinds_buf[256];
-    snprintf(kinds_buf, sizeof kinds_buf, "%s", PQgetvalue(res, r, 8));
-    const char *kinds[ENTITY_KINDS_MAX];
-    size_t nkinds = 0;
-    char *save = NULL;
-    for (char *k = strtok_r(kinds_buf, LIST_SEP, &save); k && nkinds < ENTITY_KINDS_MAX;
-         k = strtok_r(NULL, LIST_SEP, &save)) {
-        kinds[nkinds++] = k;
-    }
-    route_input_t in = {.category = category,
-                        .priority = priority,
-                        .channel = channel,
-                        .language = lang,
-                        .beneficiary = beneficiary,
-                        .entities = kinds,
-                        .nentities = nkinds,
-                        .now = (time_t)strtoll(PQgetvalue(res, r, 9), NULL, 10)};
-    route_decision_t d;
-    rules_decide(self->rules, &in, &d);
+    const route_decision_t *d = &plan->d;
     json_t *skills = json_array(), *entities = json_array();
-    for (size_t i = 0; i < d.nskills; i++) {
-        json_array_append_new(skills, json_string(d.skills[i]));
+    for (size_t i = 0; i < d->nskills; i++) {
+        json_array_append_new(skills, json_string(d->skills[i]));
     }
-    for (size_t i = 0; i < nkinds; i++) {
-        json_array_append_new(entities, json_string(kinds[i]));
+    for (size_t i = 0; i < plan->nkinds; i++) {
+        json_array_append_new(entities, json_string(plan->kinds[i]));
     }
-    /* Answering without an agent: caselookup discloses the case only to a verified party;
-     * anything else (not verified, locked out, caselookup down) routes to the queue as usual,
-     * with the reason recorded. */
     char answer[AUTO_ANSWER_MAX] = "";
-    const char *auto_answer = !d.auto_answer_asked ? "not asked"
-                              : !d.auto_answer     ? "off (auto_answer: false in the rules file)"
-                              : !self->cfg->auto_answer
-                                  ? "off (WASL_ROUTER_AUTO_ANSWER)"
-                                  : ask_caselookup(self, res, r, lang, answer, sizeof answer);
+    const char *auto_answer = plan->auto_answer
+                                  ? plan->auto_answer
+                                  : auto_answer_outcome(self, plan, lang, answer, sizeof answer);
     bool answered = answer[0] != '\0';
     /* The input is recorded so that `waslctl route replay` re-decides exactly this. */
-    json_t *event = json_pack(
-        "{s:{s:s, s:s, s:s, s:s, s:s, s:o, s:I}, s:s, s:i, s:s, s:s, s:s, s:O, s:b, s:b,"
-        " s:{s:I, s:I}, s:s}",
-        "input", "category", category, "priority", priority, "channel", channel, "language", lang,
-        "beneficiary", beneficiary, "entities", entities, "now", (json_int_t)in.now, "rule", d.rule,
-        "rule_line", d.rule_line, "queue", d.queue, "priority", d.priority, "priority_from",
-        priority, "skills", skills, "business_hours", d.in_business_hours, "business_time_sla",
-        d.business_time, "sla_s", "first_response", (json_int_t)d.first_response_s, "resolution",
-        (json_int_t)d.resolution_s, "auto_answer", auto_answer);
+    json_t *event =
+        json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:o, s:I}, s:s, s:i, s:s, s:s, s:s, s:O, s:b, s:b,"
+                  " s:{s:I, s:I}, s:s}",
+                  "input", "category", category, "priority", priority, "channel", channel,
+                  "language", lang, "beneficiary", beneficiary, "entities", entities, "now",
+                  (json_int_t)plan->now, "rule", d->rule, "rule_line", d->rule_line, "queue",
+                  d->queue, "priority", d->priority, "priority_from", priority, "skills", skills,
+                  "business_hours", d->in_business_hours, "business_time_sla", d->business_time,
+                  "sla_s", "first_response", (json_int_t)d->first_response_s, "resolution",
+                  (json_int_t)d->resolution_s, "auto_answer", auto_answer);
     if (answered) {
         json_object_set_new(event, "auto_answer_detail",
                             json_pack("{s:s, s:s}", "result", auto_answer, "answer", answer));
@@ -627,10 +714,10 @@ static json_t *decide_row(router_t *self, PGresult *res, int r)
     }
     return json_pack("{s:I, s:I, s:s, s:s, s:i, s:o, s:s, s:I, s:I, s:o, s:o, s:b}", "work_id",
                      (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "ticket_id",
-                     (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "queue", d.queue,
-                     "priority", d.priority, "prio_rank", d.prio_rank, "skills", skills, "rule",
-                     d.rule, "fr_due", (json_int_t)d.first_response_due, "res_due",
-                     (json_int_t)d.resolution_due, "event", event, "ack", ack, "answered",
+                     (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "queue", d->queue,
+                     "priority", d->priority, "prio_rank", d->prio_rank, "skills", skills, "rule",
+                     d->rule, "fr_due", (json_int_t)d->first_response_due, "res_due",
+                     (json_int_t)d->resolution_due, "event", event, "ack", ack, "answered",
                      answered);
 }
 
@@ -655,10 +742,28 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     if (!res) {
         goto done;
     }
-    json_t *input = json_array();
-    for (int r = 0; r < PQntuples(res); r++) {
-        json_array_append_new(input, decide_row(self, res, r));
+    /* Every row decided first, then one round trip to caselookup for the whole batch. */
+    size_t nrows = (size_t)PQntuples(res);
+    row_plan_t *plans = calloc(nrows ? nrows : 1, sizeof *plans);
+    if (!plans) {
+        PQclear(res);
+        goto done;
     }
+    bool asking = false;
+    for (size_t r = 0; r < nrows; r++) {
+        plan_row(self, res, (int)r, &plans[r]);
+        asking = asking || plans[r].req;
+    }
+    if (asking) {
+        ask_caselookup(self, plans, nrows);
+    }
+    json_t *input = json_array();
+    for (size_t r = 0; r < nrows; r++) {
+        json_array_append_new(input, decide_row(self, res, (int)r, &plans[r]));
+        wasl_msg_destroy(&plans[r].req);
+        wasl_msg_destroy(&plans[r].rep);
+    }
+    free(plans);
     PQclear(res);
     param = json_dumps(input, JSON_COMPACT);
     json_decref(input);

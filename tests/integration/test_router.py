@@ -560,3 +560,84 @@ def test_resolution_breach_escalates_an_assigned_ticket(desk, daemon, tmp_path):
     assert t["status"] == "assigned" and t["assignee"] == "majed"  # the work stays with majed
     ev = [e for e in desk.events(tid) if e["kind"] == "escalated"][0]["data"]
     assert ev["breach"] == "resolution"
+
+
+def _luhn_id(prefix):
+    """A Luhn-valid national ID starting with the 9 digits of `prefix` (as caselookup checks)."""
+    for last in "0123456789":
+        d = prefix + last
+        s = 0
+        for i, ch in enumerate(d):
+            v = int(ch) * (2 if i % 2 == 0 else 1)
+            s += v // 10 + v % 10
+        if s % 10 == 0:
+            return d
+    raise AssertionError(prefix)
+
+
+def test_auto_answer_backlog_asks_caselookup_once_per_ticket(desk, daemon, tmp_path, bus,
+                                                             postgres, redis_server):
+    """A backlog of 200 case inquiries routed with caselookup on the bus: the router asks for a
+    whole batch at once, every ticket gets its auto-answer outcome (the parties' answered and
+    resolved, the strangers' routed saying why) and caselookup audits exactly one lookup per
+    ticket: none asked twice, none forgotten."""
+    from conftest import base_env
+    env = base_env(postgres, redis_server)
+    env["WASL_PG_URL"] = desk.db_url
+    seeded = run_waslctl(env, "seed-cases", "3", "--seed", "11")
+    assert seeded.returncode == 0, seeded.stderr
+    case, party = desk.rows(
+        "SELECT c.case_number, p.national_id FROM cases c JOIN case_parties p"
+        " ON p.case_id = c.id WHERE p.national_id IS NOT NULL ORDER BY c.id, p.id LIMIT 1")[0] \
+        .values()
+    daemon("caselookup", env={"WASL_PG_URL": desk.db_url.replace("postgres@", "wasl_caselookup@"),
+                              "WASL_BUS": bus.endpoint, "WASL_CASELOOKUP_CASE_MAX_FAILURES": 1000},
+           wait=True)
+    n_party, n_stranger = 160, 40
+    tickets = {}
+    base = int(time.time() * 1000) % 10**6
+    for i in range(n_party + n_stranger):
+        nid = party if i < n_party else _luhn_id(f"19{(base * 100 + i) % 10**7:07d}")
+        _seq[0] += 1
+        ref = make_ref(_seq[0] + base * 3)
+        tid = desk.scalar(
+            "INSERT INTO tickets (ref, channel, external_id, status, category, confidence,"
+            " priority, language, case_number, from_national_id, from_phone, entities)"
+            " VALUES (%s, 'api', %s, 'classified', 'case_inquiry', 0.9, 'normal', 'ar', %s, %s,"
+            " %s, %s) RETURNING id",
+            (ref, unique("aa"), case, nid, f"+9665{(base + i) % 10**8:08d}",
+             json.dumps({"case_number": [case]})))
+        desk.scalar("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)"
+                    " RETURNING id", (tid, f"ticket:{tid}:route"))
+        tickets[tid] = i < n_party
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(REPO_RULES.read_text(encoding="utf-8").replace(
+        "\nauto_answer: false", "\nauto_answer: true", 1), encoding="utf-8")
+    router = start_router(daemon, desk, str(rules), WASL_BUS=bus.endpoint,
+                          WASL_ROUTER_AUTO_ANSWER="true")
+    ids = list(tickets)
+    wait_for(lambda: desk.count("tickets", "id = ANY(%s) AND status IN ('resolved', 'routed')",
+                                (ids,)) == len(ids), 60, what="every inquiry routed or answered")
+    rows = desk.rows("SELECT t.id, t.status, t.queue, e.data->>'auto_answer' AS why,"
+                     " (SELECT count(*) FROM ticket_events a WHERE a.ticket_id = t.id"
+                     "  AND a.kind = 'auto_answered') AS answered"
+                     " FROM tickets t JOIN ticket_events e ON e.ticket_id = t.id"
+                     "  AND e.kind = 'routed' WHERE t.id = ANY(%s)", (ids,))
+    assert len(rows) == len(ids)
+    for r in rows:
+        if tickets[r["id"]]:
+            assert (r["status"], r["why"], r["answered"]) == \
+                ("resolved", "answered (self-service)", 1), r
+        else:
+            assert r["status"] == "routed" and r["answered"] == 0, r
+            assert r["why"] == "not answered: not verified as a party of this case", r
+    assert desk.count("notifications", "ticket_id = ANY(%s) AND kind = 'case_answer'",
+                      (ids,)) == n_party
+    # One audit row per ticket, each for its own request: nobody asked twice.
+    audit = desk.rows("SELECT count(*) AS n, count(DISTINCT request_id) AS ids"
+                      " FROM case_lookup_audit WHERE request_id LIKE 'router-%%'")[0]
+    assert (audit["n"], audit["ids"]) == (len(ids), len(ids))
+    m = router.metrics()
+    assert m.get("wasl_router_auto_answered_total") == n_party
+    assert m.get("wasl_router_auto_answer_declined_total") == n_stranger
+    assert not m.get("wasl_rpc_retries_total") and not m.get("wasl_rpc_failures_total")

@@ -1,5 +1,6 @@
 /* test_rpc — the Lazy Pirate client against a ROUTER/DEALER proxy like the bus's: replies,
- * a worker that dies mid-request, no worker at all (never hang). */
+ * a worker that dies mid-request, no worker at all (never hang); and the batch call against a
+ * fake server that answers out of order, drops one, repeats one and replays an old reply. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,6 +193,201 @@ static void test_message_round_trip(void **state)
     wasl_zmq_destroy(&z);
 }
 
+/* ---- wasl_rpc_call_many ------------------------------------------------------------------- */
+
+#define MANY_N        8
+#define FAKE_QUIET_MS 30
+
+static char fake_ep[64];
+
+/* A fake server on a ROUTER, as the bus's client port looks to the client. It reads each burst
+ * of requests ("cC-I") and answers the burst in reverse order with "re:cC-I", the envelope sent
+ * back as received. Request c1-3 is dropped the first time (the client must send it again) and
+ * answered twice the second time (a duplicate); the first reply of call 2 is preceded by a
+ * reply of call 1 (stale). With `args` set it answers nothing at all. */
+static void fake_server_actor(zsock_t *pipe, void *args)
+{
+    bool mute = args != NULL;
+    zsock_t *sock = zsock_new_router(fake_ep);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, sock, NULL);
+    zpoller_t *quiet = zpoller_new(sock, NULL);
+    zmsg_t *old = NULL; /* a reply of call 1, kept to be replayed during call 2 */
+    bool dropped = false, replayed = false;
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which != sock) {
+            break;
+        }
+        zlist_t *burst = zlist_new();
+        zmsg_t *msg;
+        /* A burst: whatever comes until a short quiet time. */
+        while ((msg = zmsg_recv(sock))) {
+            zlist_push(burst, msg); /* push: the list is newest first */
+            if (!zpoller_wait(quiet, FAKE_QUIET_MS)) {
+                break;
+            }
+        }
+        while ((msg = zlist_pop(burst))) {
+            zframe_t *body = zmsg_last(msg);
+            char req[32];
+            snprintf(req, sizeof req, "%.*s", (int)zframe_size(body), (char *)zframe_data(body));
+            if (mute || (!dropped && strcmp(req, "c1-3") == 0)) {
+                dropped = dropped || !mute;
+                zmsg_destroy(&msg);
+                continue;
+            }
+            zmsg_remove(msg, body);
+            zframe_destroy(&body);
+            char rep[40];
+            snprintf(rep, sizeof rep, "re:%s", req);
+            zmsg_addstr(msg, rep);
+            if (strncmp(req, "c1-", 3) == 0 && !old) {
+                old = zmsg_dup(msg);
+            }
+            if (strncmp(req, "c2-", 3) == 0 && !replayed && old) {
+                replayed = true;
+                zmsg_send(&old, sock);
+            }
+            if (strcmp(req, "c1-3") == 0) {
+                zmsg_t *again = zmsg_dup(msg);
+                zmsg_send(&again, sock);
+            }
+            zmsg_send(&msg, sock);
+        }
+        zlist_destroy(&burst);
+    }
+    zmsg_destroy(&old);
+    zpoller_destroy(&quiet);
+    zpoller_destroy(&poller);
+    zsock_set_linger(sock, 0);
+    zsock_destroy(&sock);
+}
+
+static zactor_t *start_fake(bool mute)
+{
+    proxy_serial++;
+    snprintf(fake_ep, sizeof fake_ep, "inproc://rpc-fake-%d", proxy_serial);
+    zactor_t *a = zactor_new(fake_server_actor, mute ? (void *)1 : NULL);
+    assert_non_null(a);
+    return a;
+}
+
+/* Calls with MANY_N requests "cC-0" … and checks each reply is its own request's. */
+static void call_and_check(wasl_rpc_t *rpc, int call)
+{
+    char req[MANY_N][32], *replies[MANY_N];
+    const void *reqs[MANY_N];
+    size_t lens[MANY_N], rep_lens[MANY_N];
+    for (int i = 0; i < MANY_N; i++) {
+        snprintf(req[i], sizeof req[i], "c%d-%d", call, i);
+        reqs[i] = req[i];
+        lens[i] = strlen(req[i]);
+    }
+    assert_int_equal(wasl_rpc_call_many(rpc, MANY_N, reqs, lens, replies, rep_lens), MANY_N);
+    for (int i = 0; i < MANY_N; i++) {
+        char want[40];
+        snprintf(want, sizeof want, "re:c%d-%d", call, i);
+        assert_non_null(replies[i]);
+        assert_int_equal(rep_lens[i], strlen(want));
+        assert_memory_equal(replies[i], want, rep_lens[i]);
+        free(replies[i]);
+    }
+}
+
+static void test_many_out_of_order_retry_stale(void **state)
+{
+    (void)state;
+    zactor_t *fake = start_fake(false);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, fake_ep, TIMEOUT_MS, RETRIES);
+    assert_non_null(rpc);
+    /* Call 1: reversed order, c1-3 dropped then answered on the retry (and repeated). */
+    call_and_check(rpc, 1);
+    assert_int_equal(wasl_rpc_retries(rpc), 1); /* one request, sent once more */
+    /* Call 2: a reply of call 1 arrives first and must not answer anything. */
+    call_and_check(rpc, 2);
+    assert_int_equal(wasl_rpc_retries(rpc), 1);
+    assert_true(wasl_rpc_stale(rpc) >= 2); /* the duplicate and the replayed reply */
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&fake);
+    wasl_zmq_destroy(&z);
+}
+
+static void test_many_through_proxy(void **state)
+{
+    (void)state;
+    zactor_t *proxy = start_proxy();
+    zactor_t *worker = zactor_new(worker_actor, NULL);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, RETRIES);
+    enum { N = 300 };
+    wasl_msg_t *msgs[N], *replies[N];
+    for (int i = 0; i < N; i++) {
+        msgs[i] = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
+        wasl_msg_case_lookup_request_t *r = &msgs[i]->u.case_lookup_request;
+        char rid[32];
+        snprintf(rid, sizeof rid, "r%d", i);
+        r->request_id = strdup(rid);
+        r->case_number = strdup("4512345678");
+        r->verifier_kind = strdup("national_id");
+        r->verifier = strdup("1000000008");
+        r->channel = strdup("api");
+        r->client = strdup("portal");
+    }
+    assert_int_equal(wasl_rpc_request_many(rpc, N, (const wasl_msg_t *const *)msgs, replies), N);
+    for (int i = 0; i < N; i++) {
+        assert_non_null(replies[i]);
+        assert_string_equal(replies[i]->u.case_lookup_request.request_id,
+                            msgs[i]->u.case_lookup_request.request_id);
+        wasl_msg_destroy(&replies[i]);
+        wasl_msg_destroy(&msgs[i]);
+    }
+    assert_int_equal(wasl_rpc_retries(rpc), 0);
+    /* The single call works beside the batch one. */
+    char *rep = NULL;
+    size_t n = 0;
+    assert_int_equal(wasl_rpc_call(rpc, "one", 3, &rep, &n), 0);
+    assert_memory_equal(rep, "one", 3);
+    free(rep);
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&worker);
+    zactor_destroy(&proxy);
+    wasl_zmq_destroy(&z);
+}
+
+static void test_many_never_answered_returns_in_time(void **state)
+{
+    (void)state;
+    zactor_t *fake = start_fake(true);
+    wasl_zmq_t *z = plain_zmq();
+    wasl_rpc_t *rpc = wasl_rpc_new(z, fake_ep, TIMEOUT_MS, 2);
+    const void *reqs[3] = {"a", "b", "c"};
+    size_t lens[3] = {1, 1, 1}, rep_lens[3] = {9, 9, 9};
+    char *replies[3] = {(char *)1, (char *)1, (char *)1};
+    int64_t t0 = now_ms();
+    assert_int_equal(wasl_rpc_call_many(rpc, 3, reqs, lens, replies, rep_lens), 0);
+    int64_t took = now_ms() - t0;
+    for (int i = 0; i < 3; i++) {
+        assert_null(replies[i]);
+        assert_int_equal(rep_lens[i], 0);
+    }
+    assert_true(took >= 3 * TIMEOUT_MS - 10);
+    assert_true(took < 3 * TIMEOUT_MS + 500);
+    assert_int_equal(wasl_rpc_retries(rpc), 2 * 3);
+    wasl_rpc_destroy(&rpc);
+    zactor_destroy(&fake);
+    /* Nobody there at all: the same bound. */
+    rpc = wasl_rpc_new(z, "tcp://127.0.0.1:1", TIMEOUT_MS, 1);
+    assert_non_null(rpc);
+    t0 = now_ms();
+    assert_int_equal(wasl_rpc_call_many(rpc, 3, reqs, lens, replies, rep_lens), 0);
+    assert_true(now_ms() - t0 < 2 * TIMEOUT_MS + 500);
+    assert_null(replies[0]);
+    wasl_rpc_destroy(&rpc);
+    wasl_zmq_destroy(&z);
+}
+
 int main(void)
 {
     wasl_log_init("test_rpc", WASL_LOG_ERROR);
@@ -200,6 +396,9 @@ int main(void)
         cmocka_unit_test(test_worker_dies_mid_request),
         cmocka_unit_test(test_no_worker_never_hangs),
         cmocka_unit_test(test_message_round_trip),
+        cmocka_unit_test(test_many_out_of_order_retry_stale),
+        cmocka_unit_test(test_many_through_proxy),
+        cmocka_unit_test(test_many_never_answered_returns_in_time),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     zsys_shutdown();
