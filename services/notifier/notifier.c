@@ -23,14 +23,27 @@
 #define CHANNELS         2
 
 /* Due rows among $4 (or any when $4 is NULL): pending and due, or sending with a lease that
- * expired (the notifier that held it died between lease and mark). */
+ * expired (the notifier that held it died between lease and mark). Without $4, two index walks
+ * that each stop at $3 rows (expired leases first): one condition with OR between the two
+ * states made PostgreSQL sort every due row to keep the first few, slower the bigger the
+ * backlog. */
 static const char *const claim_sql =
-    "WITH c AS ("
-    "  SELECT id FROM notifications"
-    "  WHERE ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))"
+    "WITH expired AS ("
+    "  SELECT id FROM notifications WHERE $4::bigint[] IS NULL"
+    "    AND state = 'sending' AND lease_until < now()"
+    "  ORDER BY lease_until LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "), due AS ("
+    "  SELECT id FROM notifications WHERE $4::bigint[] IS NULL"
+    "    AND state = 'pending' AND next_attempt_at <= now()"
+    "  ORDER BY next_attempt_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "), nudged AS ("
+    "  SELECT id FROM notifications WHERE id = ANY($4::bigint[])"
     "    AND ((state = 'pending' AND next_attempt_at <= now())"
     "         OR (state = 'sending' AND lease_until < now()))"
-    "  ORDER BY next_attempt_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "  ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED"
+    "), c AS ("
+    "  SELECT id FROM expired UNION ALL SELECT id FROM due UNION ALL SELECT id FROM nudged"
+    "  LIMIT $3::int"
     ")"
     "UPDATE notifications n SET state = 'sending', owner = $1,"
     "  lease_until = now() + make_interval(secs => $2::int), attempts = n.attempts + 1,"
