@@ -4,7 +4,7 @@
 #   make test       unit tests (ASan/UBSan, then valgrind) + integration tests
 #   make run        local stack in the foreground (PostgreSQL + Redis under var/)
 #   make up/down    the same stack in the background / stop it
-#   make bench      benchmarks against the local stack (make up first)
+#   make bench      the benchmark: end to end, ceilings, per service, scaling (var/bench/)
 #   make proto      regenerate the codec and the embedded migrations from proto/
 #   make chaos      kill daemons, restart PostgreSQL, flush Redis under load; check nothing is lost
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each
@@ -187,8 +187,16 @@ CHAOS_ARGS ?= --contacts 3000 --rate 100
 chaos: all
 	$(PYTHON) tests/chaos/chaos.py $(CHAOS_ARGS)
 
-# ---- benchmarks (not part of make test; they need the local stack: make up) -----------------
-bench: bench-classifier bench-intake bench-router bench-caselookup
+# ---- benchmarks (not part of make test) ------------------------------------------------------
+# `make bench` is the whole picture on one machine: its own stack under var/bench/stack, the
+# end-to-end load at fixed rates and at saturation, the ceilings (pgbench, redis-benchmark, raw
+# ZeroMQ through the bus), the per-service benches and the scaling proof; results under var/bench/.
+.PHONY: bench bench-e2e bench-classifier bench-intake bench-router bench-caselookup
+BENCH_TOOLS := $(B)/bench/sms_sink $(B)/bench/zmq_ceiling $(B)/bench/caselookup_load
+bench: all $(BENCH_TOOLS)
+	$(PYTHON) tests/bench/e2e/bench.py
+bench-e2e: all $(BENCH_TOOLS)
+	BENCH_SERVICES=0 BENCH_SCALING=0 $(PYTHON) tests/bench/e2e/bench.py
 bench-classifier: all
 	tests/bench/classifier/run.sh
 bench-intake: all
@@ -196,12 +204,17 @@ bench-intake: all
 bench-router: all
 	tests/bench/router/run.sh
 # caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).
-.PHONY: bench-caselookup
 bench-caselookup: all $(B)/bench/caselookup_load
 	tests/bench/caselookup/run.sh
 $(B)/bench/caselookup_load: tests/bench/caselookup/load.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(B)/bench/zmq_ceiling: tests/bench/e2e/zmq_ceiling.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(B)/bench/sms_sink: tests/bench/e2e/sink.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # ---- local stack --------------------------------------------------------------
 # The packages may only just have been installed: build in a sub-make, which sees pkg-config's

@@ -18,6 +18,10 @@ local run_id = os.getenv("WASL_BENCH_RUN") or tostring(os.time())
 local rate = tonumber(os.getenv("WASL_BENCH_RATE") or "0") or 0
 local nthreads = tonumber(os.getenv("WASL_BENCH_THREADS") or "1") or 1
 local nconnections = tonumber(os.getenv("WASL_BENCH_CONNECTIONS") or "1") or 1
+-- WASL_BENCH_UNIQUE_PHONES=1: a different beneficiary per request (05 + thread + counter), so
+-- that the notifier's per-recipient limits do not hold back the end-to-end bench's
+-- acknowledgements; otherwise every report comes from the same number.
+local unique_phones = os.getenv("WASL_BENCH_UNIQUE_PHONES") == "1"
 
 -- ~300 bytes of UTF-8: what a beneficiary writes about a hearing date.
 local BODY_TEXT = "السلام عليكم، أرجو إفادتي عن موعد الجلسة القادمة في القضية رقم " ..
@@ -83,9 +87,13 @@ end
 
 function request()
     counter = counter + 1
+    local phone = "0551234567"
+    if unique_phones then
+        phone = string.format("05%d%07d", id % 10, counter % 10000000)
+    end
     local body = string.format(
         '{"channel":"web","external_id":"%s%d","lang":"ar","subject":"استفسار عن موعد جلسة",' ..
-        '"from":{"phone":"0551234567"},"body":"%s"}', prefix, counter, BODY_TEXT)
+        '"from":{"phone":"%s"},"body":"%s"}', prefix, counter, phone, BODY_TEXT)
     return wrk.format("POST", "/v1/reports", headers, body)
 end
 

@@ -5,8 +5,8 @@
 #   1. saturation: wrk -t2 -c64 -d15s POST /v1/reports → accepted tickets (201) per second
 #   2. latency at a fixed offered rate (2,000/s, paced in post.lua's delay()) → p50/p99
 #   3. pgbench, same number of clients, 15 s: the transaction intake commits per ticket
-#      (tickets + ticket_events + messages + work, synchronous_commit on) in scratch copies of
-#      those tables (schema bench_pg, dropped afterwards) → tps; ratio = intake / pgbench
+#      (tests/bench/pg_ceiling.sh: tickets + ticket_events + messages + work, synchronous_commit
+#      on, in scratch copies of those tables) → tps; ratio = intake / pgbench
 #
 # Needs var/stack.env (sourced when WASL_HTTP_URL is not set), wrk and pgbench. Loopback only;
 # takes about a minute. Knobs: BENCH_DURATION_S (15), BENCH_THREADS (2), BENCH_CONNECTIONS (64),
@@ -37,13 +37,6 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
-PGBENCH=$(command -v pgbench || true)
-if [[ -z $PGBENCH ]]; then
-    PGBENCH=$(ls -1 /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
-fi
-[[ -x $PGBENCH ]] || die "pgbench not found (postgresql package)"
-PSQL=$(dirname "$PGBENCH")/psql
-[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found"
 [[ -x $WASLCTL ]] || die "$WASLCTL not built (make)"
 [[ $WASL_HTTP_URL == http://127.0.0.1:* ]] || die "WASL_HTTP_URL is not loopback: $WASL_HTTP_URL"
 
@@ -96,53 +89,10 @@ LAT=$(run_wrk "$RATE")
 
 # ---- 3: pgbench -----------------------------------------------------------------------------
 
-SCRATCH=bench_pg
-psql_q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$WASL_PG_URL" "$@"; }
-cleanup() { psql_q -c "DROP SCHEMA IF EXISTS $SCRATCH CASCADE" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-cleanup
-# Copies of the four tables with their defaults, checks, identities and indexes, plus the
-# foreign keys intake's rows are checked against.
-psql_q <<SQL
-CREATE SCHEMA $SCRATCH;
-CREATE TABLE $SCRATCH.tickets (LIKE public.tickets INCLUDING ALL);
-CREATE TABLE $SCRATCH.ticket_events (LIKE public.ticket_events INCLUDING ALL,
-    FOREIGN KEY (ticket_id) REFERENCES $SCRATCH.tickets (id));
-CREATE TABLE $SCRATCH.messages (LIKE public.messages INCLUDING ALL,
-    FOREIGN KEY (ticket_id) REFERENCES $SCRATCH.tickets (id));
-CREATE TABLE $SCRATCH.work (LIKE public.work INCLUDING ALL,
-    FOREIGN KEY (ticket_id) REFERENCES $SCRATCH.tickets (id));
-CREATE SEQUENCE $SCRATCH.ref_seq;
-SQL
-
-SCRIPT=$(mktemp /tmp/wasl-bench-pg.XXXXXX.sql)
-trap 'cleanup; rm -f "$SCRIPT"' EXIT
-BODY="السلام عليكم، أرجو إفادتي عن موعد الجلسة القادمة في القضية رقم ٤٥١٢٣٤٥٦٧٨ لدى المحكمة الإدارية بالرياض، فقد تأجلت الجلسة السابقة ولم يصلني إشعار. وشكراً."
-# One statement = one transaction, one round trip: the most intake could hope for per ticket.
-# (No colons in the text: pgbench would take `:name` for one of its variables.)
-cat >"$SCRIPT" <<SQL
-WITH t AS (
-    INSERT INTO $SCRATCH.tickets (ref, channel, external_id, subject, lang_declared, from_phone,
-                                  client_id)
-    VALUES (lpad(nextval('$SCRATCH.ref_seq')::text, 10, '0'), 'web',
-            'pgb-' || gen_random_uuid()::text, 'استفسار عن موعد جلسة', 'ar', '+966551234567',
-            '$CLIENT_ID')
-    RETURNING id, external_id),
-e AS (INSERT INTO $SCRATCH.ticket_events (ticket_id, kind, actor)
-      SELECT id, 'received', 'intake' FROM t),
-m AS (INSERT INTO $SCRATCH.messages (ticket_id, direction, channel, external_id, subject, body)
-      SELECT id, 'in', 'web', external_id, 'استفسار عن موعد جلسة', '$BODY' FROM t)
-INSERT INTO $SCRATCH.work (ticket_id, stage, dedupe_key)
-SELECT id, 'classify', concat_ws(chr(58), 'ticket', id, 'classify', 1) FROM t;
-SQL
-
-say "pgbench -c$CONNECTIONS -j$THREADS -T$DURATION_S (synchronous_commit on)"
-PG_OUT=$(PGOPTIONS="-c synchronous_commit=on" timeout $((DURATION_S + STEP_SLACK_S)) \
-    "$PGBENCH" -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION_S" -f "$SCRIPT" \
-    "$WASL_PG_URL" 2>&1) || { echo "$PG_OUT" >&2; die "pgbench failed"; }
-echo "$PG_OUT" >&2
-PG_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$PG_OUT" | tail -n 1)
-[[ -n $PG_TPS ]] || die "no tps in the pgbench output"
+say "pgbench -c$CONNECTIONS -j$THREADS -T$DURATION_S, one ticket per transaction (tests/bench/pg_ceiling.sh)"
+PG_LINE=$("$REPO/tests/bench/pg_ceiling.sh" "$CONNECTIONS" "$THREADS" "$DURATION_S" 1 | tail -n 1)
+PG_TPS=$(field "$PG_LINE" tickets_per_s)
+[[ -n $PG_TPS ]] || die "no figure from pg_ceiling.sh"
 
 # ---- summary --------------------------------------------------------------------------------
 
