@@ -41,7 +41,7 @@ typedef struct {
 
 struct wasl_pg {
     char *conninfo;
-    bool async_commit; /* SET synchronous_commit = off on every connection */
+    bool async_commit;      /* SET synchronous_commit = off on every connection */
     PGconn *conn;           /* NULL when disconnected */
     unsigned long conn_gen; /* incremented on every successful connect */
     pg_stmt_t *stmts;
@@ -316,6 +316,21 @@ static bool ready(wasl_pg_t *self)
         return false;
     }
     return ensure_connected(self);
+}
+
+char *wasl_pg_bigint_array(const int64_t *ids, size_t n)
+{
+    size_t cap = n * 21 + 3; /* "-9223372036854775808," per id, the braces and the NUL */
+    char *s = malloc(cap);
+    if (!s) {
+        return NULL;
+    }
+    size_t o = (size_t)snprintf(s, cap, "{");
+    for (size_t i = 0; i < n; i++) {
+        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
+    }
+    snprintf(s + o, cap - o, "}");
+    return s;
 }
 
 void wasl_pg_set_sync_commit(wasl_pg_t *self, bool on)

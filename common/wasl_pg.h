@@ -5,12 +5,17 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct wasl_pg wasl_pg_t;
 
 /* Returns a handle for `conninfo` (a libpq URL or key=value string, copied). It connects
  * lazily: a database that is down is not an error here. NULL only on allocation failure. */
 wasl_pg_t *wasl_pg_new(const char *conninfo);
+
+/* The array literal "{1,2,3}" of `ids`, for a `$n::bigint[]` parameter. A new string the
+ * caller frees; NULL when out of memory. */
+char *wasl_pg_bigint_array(const int64_t *ids, size_t n);
 
 /* Whether commits on this connection wait for the WAL flush (PostgreSQL's synchronous_commit;
  * the server's default, on, unless told otherwise). Off is for work that can be redone: a

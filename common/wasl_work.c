@@ -38,15 +38,15 @@ static const char *const claim_ids_sql =
  * OR between them made PostgreSQL collect and sort every due row of the stage to keep the
  * oldest few — ~70 ms per sweep with a backlog of 8,000 (3.5 ms this way), so the further a
  * stage fell behind, the slower it claimed. */
-static const char *const claim_stale_sql = CLAIM_SQL(
-    "WITH expired AS ("
-    "  SELECT id FROM work WHERE stage = $1 AND state = 'running' AND lease_until < now()"
-    "  ORDER BY stage, lease_until LIMIT $4::int FOR UPDATE SKIP LOCKED"
-    "), due AS ("
-    "  SELECT id FROM work WHERE stage = $1 AND state = 'pending' AND not_before <= now()"
-    "    AND created_at < now() - make_interval(secs => $5::int / 1000.0)"
-    "  ORDER BY stage, not_before, id LIMIT $4::int FOR UPDATE SKIP LOCKED"
-    ") SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4::int");
+static const char *const claim_stale_sql =
+    CLAIM_SQL("WITH expired AS ("
+              "  SELECT id FROM work WHERE stage = $1 AND state = 'running' AND lease_until < now()"
+              "  ORDER BY stage, lease_until LIMIT $4::int FOR UPDATE SKIP LOCKED"
+              "), due AS ("
+              "  SELECT id FROM work WHERE stage = $1 AND state = 'pending' AND not_before <= now()"
+              "    AND created_at < now() - make_interval(secs => $5::int / 1000.0)"
+              "  ORDER BY stage, not_before, id LIMIT $4::int FOR UPDATE SKIP LOCKED"
+              ") SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4::int");
 
 static int read_claims(PGresult *res, wasl_work_item_t *out, size_t max)
 {
@@ -68,18 +68,10 @@ int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, con
     if (n == 0) {
         return 0;
     }
-    /* "{1,2,3}" */
-    size_t cap = n * 21 + 3;
-    char *arr = malloc(cap);
+    char *arr = wasl_pg_bigint_array(ids, n);
     if (!arr) {
         return -1;
     }
-    size_t o = 0;
-    arr[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(arr + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
-    }
-    snprintf(arr + o, cap - o, "}");
     char lease[16];
     snprintf(lease, sizeof lease, "%d", lease_s);
     const char *params[] = {stage, owner, lease, arr};

@@ -196,21 +196,6 @@ int worker_reload(worker_t *self, const char *path)
     return 0;
 }
 
-static char *ids_array(const int64_t *ids, size_t n)
-{
-    size_t cap = n * 21 + 3;
-    char *s = malloc(cap);
-    if (!s) {
-        return NULL;
-    }
-    size_t o = (size_t)snprintf(s, cap, "{");
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
-    }
-    snprintf(s + o, cap - o, "}");
-    return s;
-}
-
 /* Classifies the fetched rows into decisions[]; returns how many. */
 static size_t decide(worker_t *self, PGresult *res, decision_t *d)
 {
@@ -324,7 +309,7 @@ static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t
     for (size_t i = 0; i < n; i++) {
         ids[i] = items[i].id;
     }
-    arr = ids_array(ids, n);
+    arr = wasl_pg_bigint_array(ids, n);
     const char *fp[] = {arr, self->owner};
     PGresult *res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;
     if (!res) {

@@ -271,21 +271,6 @@ void notifier_destroy(notifier_t **self_p)
     *self_p = NULL;
 }
 
-static char *ids_array(const int64_t *ids, size_t n)
-{
-    size_t cap = n * 21 + 3;
-    char *s = malloc(cap);
-    if (!s) {
-        return NULL;
-    }
-    size_t o = (size_t)snprintf(s, cap, "{");
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
-    }
-    snprintf(s + o, cap - o, "}");
-    return s;
-}
-
 /* Runs one fenced update on its own; returns the rows it changed, or -1. */
 static int fenced(notifier_t *self, const char *sql, int n, const char *const *params)
 {
@@ -490,7 +475,7 @@ static void release_rest(notifier_t *self, PGresult *res, int first)
     for (size_t k = 0; k < n; k++) {
         ids[k] = strtoll(PQgetvalue(res, first + (int)k, 0), NULL, 10);
     }
-    char *arr = ids_array(ids, n);
+    char *arr = wasl_pg_bigint_array(ids, n);
     free(ids);
     const char *p[] = {arr, self->owner};
     PGresult *out =
@@ -514,7 +499,7 @@ static const char *opt_value(PGresult *res, int row, int col)
 
 int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
 {
-    char *arr = n > 0 ? ids_array(ids, n) : NULL;
+    char *arr = n > 0 ? wasl_pg_bigint_array(ids, n) : NULL;
     if (n > 0 && !arr) {
         return -1;
     }
@@ -540,7 +525,7 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
         free(got);
         return claimed == 0 ? 0 : -1; /* unsent claimed rows come back when the lease ends */
     }
-    arr = ids_array(got, (size_t)claimed);
+    arr = wasl_pg_bigint_array(got, (size_t)claimed);
     free(got);
     const char *fp[] = {arr, self->owner};
     res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;

@@ -478,21 +478,6 @@ static void publish_notification(router_t *self, int64_t id, int64_t ticket_id, 
     wasl_msg_destroy(&msg);
 }
 
-static char *ids_array(const int64_t *ids, size_t n)
-{
-    size_t cap = n * 21 + 3;
-    char *s = malloc(cap);
-    if (!s) {
-        return NULL;
-    }
-    size_t o = (size_t)snprintf(s, cap, "{");
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(s + o, cap - o, "%s%lld", i ? "," : "", (long long)ids[i]);
-    }
-    snprintf(s + o, cap - o, "}");
-    return s;
-}
-
 /* ---- routing: one decision per classified ticket ----------------------------------------- */
 
 /* One fetched row on its way to a decision: the rules' verdict and what auto-answer needs. The
@@ -736,7 +721,7 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     for (size_t i = 0; i < n; i++) {
         ids[i] = items[i].id;
     }
-    arr = ids_array(ids, n);
+    arr = wasl_pg_bigint_array(ids, n);
     const char *fp[] = {arr, self->owner};
     PGresult *res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;
     if (!res) {

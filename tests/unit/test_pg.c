@@ -460,10 +460,21 @@ static void test_sync_commit_off_survives_reconnect(void **state)
     wasl_pg_destroy(&pg);
 
     pg = pg_connect_or_skip(); /* the server's own setting, not one of this session */
-    assert_scalar(pg,
-                  "SELECT source <> 'session' FROM pg_settings WHERE name = 'synchronous_commit'",
-                  "t");
+    assert_scalar(
+        pg, "SELECT source <> 'session' FROM pg_settings WHERE name = 'synchronous_commit'", "t");
     wasl_pg_destroy(&pg);
+}
+
+static void test_bigint_array_literal(void **state)
+{
+    (void)state;
+    char *s = wasl_pg_bigint_array(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+    const int64_t ids[] = {1, -2, INT64_MAX, INT64_MIN};
+    s = wasl_pg_bigint_array(ids, 4);
+    assert_string_equal(s, "{1,-2,9223372036854775807,-9223372036854775808}");
+    free(s);
 }
 
 static void test_params_null_and_arabic(void **state)
@@ -514,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_batch_prepares_on_fresh_connection),
         cmocka_unit_test(test_params_null_and_arabic),
         cmocka_unit_test(test_sync_commit_off_survives_reconnect),
+        cmocka_unit_test(test_bigint_array_literal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
