@@ -27,21 +27,28 @@ struct wasl_rpc {
     wasl_counter_t *m_retries, *m_failures, *m_stale;
 };
 
+/* (Re)makes *sock as a `type` client of the endpoints, linger 0 (closing it drops whatever is
+ * still queued: a late reply, or requests for a bus that is not there) and `sndtimeo_ms`. */
+static int remake(wasl_rpc_t *self, zsock_t **sock, int type, int sndtimeo_ms)
+{
+    if (*sock) {
+        zsock_set_linger(*sock, 0);
+        zsock_destroy(sock);
+    }
+    *sock = wasl_zmq_connect(self->zmq, type, self->endpoints);
+    if (!*sock) {
+        return -1;
+    }
+    zsock_set_linger(*sock, 0);
+    zsock_set_sndtimeo(*sock, sndtimeo_ms);
+    return 0;
+}
+
 /* (Re)makes the REQ socket; a REQ socket that timed out is stuck in its send/recv cycle, and
  * closing it is also what discards the late reply. */
 static int reopen(wasl_rpc_t *self)
 {
-    if (self->sock) {
-        zsock_set_linger(self->sock, 0);
-        zsock_destroy(&self->sock);
-    }
-    self->sock = wasl_zmq_connect(self->zmq, ZMQ_REQ, self->endpoints);
-    if (!self->sock) {
-        return -1;
-    }
-    zsock_set_linger(self->sock, 0);
-    zsock_set_sndtimeo(self->sock, self->timeout_ms);
-    return 0;
+    return remake(self, &self->sock, ZMQ_REQ, self->timeout_ms);
 }
 
 wasl_rpc_t *wasl_rpc_new(wasl_zmq_t *zmq, const char *endpoints, int timeout_ms, int retries)
@@ -193,21 +200,12 @@ static uint64_t get_be(const unsigned char *p, int bytes)
     return v;
 }
 
-/* (Re)makes the DEALER. Closing it (linger 0) drops requests still queued for a bus that is not
- * there, so that they do not all arrive at once when it comes back. */
+/* (Re)makes the DEALER. Closing it drops requests still queued for a bus that is not there, so
+ * that they do not all arrive at once when it comes back. Its sends never block (ZMQ_DONTWAIT
+ * and a poll). */
 static int reopen_dealer(wasl_rpc_t *self)
 {
-    if (self->dealer) {
-        zsock_set_linger(self->dealer, 0);
-        zsock_destroy(&self->dealer);
-    }
-    self->dealer = wasl_zmq_connect(self->zmq, ZMQ_DEALER, self->endpoints);
-    if (!self->dealer) {
-        return -1;
-    }
-    zsock_set_linger(self->dealer, 0);
-    zsock_set_sndtimeo(self->dealer, 0); /* sends never block: ZMQ_DONTWAIT and a poll */
-    return 0;
+    return remake(self, &self->dealer, ZMQ_DEALER, 0);
 }
 
 /* One call in flight: where the replies go and how many came. */
