@@ -2,6 +2,7 @@
  * views and ticket actions (notes, transfer, resolve, reopen). Each state change is one
  * transaction with its history event; the router makes the offers (services/router). */
 #include "handlers.h"
+#include "wasl_agents.h"
 #include "wasl_log.h"
 #include "wasl_ref.h"
 
@@ -226,25 +227,8 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
 
 static int txn_agent_delete(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
-    const char *p[] = {a->id};
-    PGresult *res = intake_sql(
-        pg,
-        "WITH up AS ("
-        "  UPDATE agents SET enabled = false, presence = 'offline', presence_until = NULL,"
-        "    updated_at = now() WHERE id = $1 AND enabled RETURNING id"
-        "), ev AS ("
-        "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT id, 'agent.removed', 'api', '{}' FROM up"
-        "), wd AS ("
-        "  UPDATE offers o SET state = 'withdrawn', answered_at = now(), reason = 'agent removed'"
-        "  FROM up WHERE o.agent_id = up.id AND o.state = 'offered' RETURNING o.id, o.ticket_id"
-        "), tev AS ("
-        "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "  SELECT ticket_id, 'offer.withdrawn', 'api', jsonb_build_object('offer', id,"
-        "    'reason', 'agent removed') FROM wd"
-        ")"
-        "SELECT id FROM up",
-        1, p);
+    const char *p[] = {a->id, "api"};
+    PGresult *res = intake_sql(pg, wasl_agent_remove_sql, 2, p);
     if (!res) {
         return -1;
     }

@@ -1,5 +1,6 @@
 /* agent — `waslctl agent add|list|remove`: the agents the router offers tickets to. */
 #include "ctl.h"
+#include "wasl_agents.h"
 #include "wasl_config.h"
 #include "wasl_pg.h"
 
@@ -225,25 +226,8 @@ static int agent_remove(const char *id)
     if (!pg) {
         return CTL_FAILED;
     }
-    const char *p[] = {id};
-    PGresult *res = wasl_pg_query(
-        pg,
-        "WITH up AS ("
-        "  UPDATE agents SET enabled = false, presence = 'offline', presence_until = NULL,"
-        "    updated_at = now() WHERE id = $1 AND enabled RETURNING id"
-        "), ev AS ("
-        "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT id, 'agent.removed', 'waslctl', '{}' FROM up"
-        "), wd AS ("
-        "  UPDATE offers o SET state = 'withdrawn', answered_at = now(), reason = 'agent removed'"
-        "  FROM up WHERE o.agent_id = up.id AND o.state = 'offered' RETURNING o.id, o.ticket_id"
-        "), tev AS ("
-        "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "  SELECT ticket_id, 'offer.withdrawn', 'waslctl', jsonb_build_object('offer', id,"
-        "    'reason', 'agent removed') FROM wd"
-        ")"
-        "SELECT id FROM up",
-        1, p);
+    const char *p[] = {id, "waslctl"};
+    PGresult *res = wasl_pg_query(pg, wasl_agent_remove_sql, 2, p);
     int rc = CTL_FAILED;
     if (!res) {
         fprintf(stderr, "waslctl agent: %s\n", wasl_pg_error(pg));
