@@ -17,12 +17,16 @@ static int usage(void)
     fprintf(stderr,
             "Usage: waslctl client add ID --kind KIND --scopes LIST [--token T] [--hmac-secret S]"
             " [--rate N] [--name NAME]\n"
+            "                          [--act-as AGENTS] [--role agent|supervisor|admin]"
+            " [--trusted-ani]\n"
             "       waslctl client list\n"
             "       waslctl client remove ID\n"
             "KIND: %s. LIST: comma-separated reports, calls, sms, email, tickets:read, agents,\n"
             "or * for all. Without --token and --hmac-secret a token is generated and printed\n"
             "once as \"token: <value>\" (only its SHA-256 is stored). Adding an existing ID\n"
-            "updates it. Uses WASL_PG_URL.\n",
+            "updates it. --act-as binds the token to the agents it may act for (comma-separated\n"
+            "ids); --role gives it a person-role on the agent API; --trusted-ani (telephony only)\n"
+            "lets its caller numbers count as a verifier of a case party. Uses WASL_PG_URL.\n",
             client_kinds);
     return CTL_USAGE;
 }
@@ -74,10 +78,18 @@ static int scopes_array(const char *list, char *out, size_t cap)
 static int client_add(int argc, char **argv)
 {
     const char *id = NULL, *kind = NULL, *scopes = NULL, *token = NULL, *secret = NULL;
-    const char *rate = "500", *name = NULL;
+    const char *rate = "500", *name = NULL, *act_as = "", *role = NULL;
+    bool trusted_ani = false;
     for (int i = 1; i < argc; i++) {
         const char **dest = NULL;
-        if (!strcmp(argv[i], "--kind")) {
+        if (!strcmp(argv[i], "--trusted-ani")) {
+            trusted_ani = true;
+            continue;
+        } else if (!strcmp(argv[i], "--act-as")) {
+            dest = &act_as;
+        } else if (!strcmp(argv[i], "--role")) {
+            dest = &role;
+        } else if (!strcmp(argv[i], "--kind")) {
             dest = &kind;
         } else if (!strcmp(argv[i], "--scopes")) {
             dest = &scopes;
@@ -135,16 +147,30 @@ static int client_add(int argc, char **argv)
     if (!pg) {
         return CTL_FAILED;
     }
-    const char *params[] = {
-        id, name ? name : id, kind, scope_list, token ? hash_hex : NULL, secret, rate};
+    /* act_as travels as one comma-separated string and is split by the database, which also
+     * checks each id against the agents' id rule and the list's bounds. */
+    const char *params[] = {id,
+                            name ? name : id,
+                            kind,
+                            scope_list,
+                            token ? hash_hex : NULL,
+                            secret,
+                            rate,
+                            act_as,
+                            role,
+                            trusted_ani ? "true" : "false"};
     PGresult *res = wasl_pg_query(
         pg,
-        "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s) "
-        "VALUES ($1, $2, $3, $4::text[], $5, $6, $7::int) "
+        "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s, "
+        "                     act_as, role, trusted_ani) "
+        "VALUES ($1, $2, $3, $4::text[], $5, $6, $7::int, "
+        "        array_remove(string_to_array($8, ','), ''), $9, $10::boolean) "
         "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
         "scopes = EXCLUDED.scopes, token_sha256 = EXCLUDED.token_sha256, "
-        "hmac_secret = EXCLUDED.hmac_secret, rate_per_s = EXCLUDED.rate_per_s, enabled = true",
-        7, params);
+        "hmac_secret = EXCLUDED.hmac_secret, rate_per_s = EXCLUDED.rate_per_s, "
+        "act_as = EXCLUDED.act_as, role = EXCLUDED.role, trusted_ani = EXCLUDED.trusted_ani, "
+        "enabled = true",
+        10, params);
     int rc = CTL_OK;
     if (!res) {
         fprintf(stderr, "waslctl client add: %s\n", wasl_pg_error(pg));
@@ -168,7 +194,10 @@ static int client_list(void)
     }
     PGresult *res = wasl_pg_query(pg,
                                   "SELECT id, kind, array_to_string(scopes, ','), rate_per_s, "
-                                  "token_sha256 IS NOT NULL, hmac_secret IS NOT NULL, enabled "
+                                  "token_sha256 IS NOT NULL, hmac_secret IS NOT NULL, enabled, "
+                                  "coalesce(role, '-'), "
+                                  "CASE WHEN trusted_ani THEN 'yes' ELSE 'no' END, "
+                                  "coalesce(nullif(array_to_string(act_as, ','), ''), '-') "
                                   "FROM clients ORDER BY id",
                                   0, NULL);
     if (!res) {
@@ -176,14 +205,15 @@ static int client_list(void)
         wasl_pg_destroy(&pg);
         return CTL_FAILED;
     }
-    printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", "ID", "KIND", "SCOPES", "RATE", "TOKEN", "HMAC",
-           "ENABLED");
+    printf("%-20s %-14s %-32s %-6s %-6s %-6s %-7s %-10s %-4s %s\n", "ID", "KIND", "SCOPES", "RATE",
+           "TOKEN", "HMAC", "ENABLED", "ROLE", "ANI", "ACT_AS");
     for (int r = 0; r < PQntuples(res); r++) {
-        printf("%-20s %-14s %-32s %-6s %-6s %-6s %s\n", PQgetvalue(res, r, 0),
+        printf("%-20s %-14s %-32s %-6s %-6s %-6s %-7s %-10s %-4s %s\n", PQgetvalue(res, r, 0),
                PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
                PQgetvalue(res, r, 4)[0] == 't' ? "yes" : "no",
                PQgetvalue(res, r, 5)[0] == 't' ? "yes" : "no",
-               PQgetvalue(res, r, 6)[0] == 't' ? "yes" : "no");
+               PQgetvalue(res, r, 6)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 7),
+               PQgetvalue(res, r, 8), PQgetvalue(res, r, 9));
     }
     PQclear(res);
     wasl_pg_destroy(&pg);

@@ -166,6 +166,9 @@ class Client:
     token: str = None
     hmac_secret: str = None
     rate: int = 100000
+    act_as: str = None       # comma-separated agent ids the token may act for
+    role: str = None         # agent | supervisor | admin
+    trusted_ani: bool = False
 
     def add_args(self):
         args = ["client", "add", self.id, "--kind", self.kind, "--scopes", self.scopes,
@@ -174,6 +177,12 @@ class Client:
             args += ["--token", self.token]
         if self.hmac_secret:
             args += ["--hmac-secret", self.hmac_secret]
+        if self.act_as:
+            args += ["--act-as", self.act_as]
+        if self.role:
+            args += ["--role", self.role]
+        if self.trusted_ani:
+            args += ["--trusted-ani"]
         return args
 
 

@@ -146,6 +146,31 @@ def test_generated_token_is_printed_and_works(start_intake):
              what="a client added while intake runs to be accepted")
 
 
+def test_client_binding_is_saved_and_checked(start_intake):
+    """act_as, role and trusted_ani are stored as given; the database refuses what makes no
+    sense (a caller-ID trust on a non-telephony client, an act_as entry that is no agent id)."""
+    it = start_intake()
+    out = it.waslctl("client", "add", "cti", "--kind", "telephony", "--scopes", "calls,agents",
+                     "--act-as", "a.one,b-two", "--role", "agent", "--trusted-ani")
+    assert out.returncode == 0, out.stderr
+    binding = "SELECT act_as, role, trusted_ani FROM clients WHERE id = 'cti'"
+    assert it.rows(binding) == [{"act_as": ["a.one", "b-two"], "role": "agent",
+                                 "trusted_ani": True}]
+    listed = it.waslctl("client", "list")
+    assert re.search(r"^cti\s.*\sagent\s+yes\s+a\.one,b-two$", listed.stdout, re.M), \
+        listed.stdout
+    # Without the flags, adding it again drops the binding (the command states the whole client).
+    out = it.waslctl("client", "add", "cti", "--kind", "telephony", "--scopes", "calls")
+    assert out.returncode == 0, out.stderr
+    assert it.rows(binding) == [{"act_as": [], "role": None, "trusted_ani": False}]
+    for bad in (["--kind", "web_portal", "--scopes", "reports", "--trusted-ani"],
+                ["--kind", "api", "--scopes", "agents", "--act-as", "Bad Agent"],
+                ["--kind", "api", "--scopes", "agents", "--role", "root"]):
+        out = it.waslctl("client", "add", "odd", *bad)
+        assert out.returncode != 0, bad
+    assert it.scalar("SELECT count(*) FROM clients WHERE id = 'odd'") == 0
+
+
 def test_removed_client_is_refused(start_intake):
     it = start_intake()
     assert it.post("/v1/reports", report_bytes(), content_type=JSON, client="feeder").status \
