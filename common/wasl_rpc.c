@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 /* The tag frame of a batch request: the call's generation, the request's index in the call and
@@ -172,6 +173,31 @@ unsigned long wasl_rpc_retries(const wasl_rpc_t *self)
 unsigned long wasl_rpc_stale(const wasl_rpc_t *self)
 {
     return self->stale;
+}
+
+int wasl_rpc_request_id(const char *prefix, char *out)
+{
+    assert(prefix && out);
+    assert(strlen(prefix) <= WASL_RPC_REQUEST_ID_PREFIX_MAX);
+    unsigned char raw[16];
+    out[0] = '\0';
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno != EINTR) {
+            wasl_error("rpc: no randomness for a request id", "{s:s}", "error", strerror(errno));
+            return -1;
+        }
+        got += n > 0 ? (size_t)n : 0;
+    }
+    static const char hex[] = "0123456789abcdef";
+    size_t o = (size_t)snprintf(out, WASL_RPC_REQUEST_ID_MAX, "%s-", prefix);
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[o++] = hex[raw[i] >> 4];
+        out[o++] = hex[raw[i] & 0xf];
+    }
+    out[o] = '\0';
+    return 0;
 }
 
 /* ---- many requests at once ----------------------------------------------------------------- */

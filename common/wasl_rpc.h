@@ -54,6 +54,20 @@ int wasl_rpc_call_many(wasl_rpc_t *self, size_t n, const void *const *reqs, cons
 int wasl_rpc_request_many(wasl_rpc_t *self, size_t n, const wasl_msg_t *const *reqs,
                           wasl_msg_t **replies);
 
+/* The longest request id wasl_rpc_request_id makes, with its NUL (the proto's request_id
+ * max=64 plus one). */
+#define WASL_RPC_REQUEST_ID_MAX 65
+/* The longest prefix it takes. */
+#define WASL_RPC_REQUEST_ID_PREFIX_MAX 24
+
+/* Writes into `out` (WASL_RPC_REQUEST_ID_MAX bytes) a request id unique across every sender and
+ * restart: `prefix` (at most WASL_RPC_REQUEST_ID_PREFIX_MAX bytes, e.g. "router" or "api"),
+ * '-', then 128 random bits in hex. Workers deduplicate resends by it (a resend carries the same
+ * id and bytes), so ids that two senders could both make — a clock and a per-process counter —
+ * are not enough: the second request would be taken for a resend of the first. Returns 0, or -1
+ * when the kernel gave no randomness (logged; `out` is then empty). */
+int wasl_rpc_request_id(const char *prefix, char *out);
+
 /* How many tries were retries (for wasl_rpc_call_many, one per request sent again), over the
  * life of this client (tests, metrics). */
 unsigned long wasl_rpc_retries(const wasl_rpc_t *self);

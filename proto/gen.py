@@ -257,6 +257,12 @@ def parse_model(path: str) -> Model:
     if not messages:
         raise GenError(f"{path}:{len(lines)}: the model defines no message")
     for msg in messages:
+        # wasl_rpc resends a request that timed out, possibly to another worker: the worker can
+        # only answer a resend once (the same reply, one audit row) if it can tell it is one.
+        rid = next((f for f in msg.fields if f.name == "request_id"), None)
+        if msg.stage == "rpc" and (rid is None or rid.kind != "str" or not rid.required):
+            raise GenError(f"{path}:{msg.line}: rpc message '{msg.type}' needs a required str "
+                           "field request_id (resends are deduplicated by it)")
         for f in msg.fields:
             for value in (f.max, f.item):
                 if value is not None and value > limit:

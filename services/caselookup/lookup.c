@@ -1,5 +1,6 @@
 /* lookup — wasl-caselookup's request handling: verification, lockout, cache, audit, replies. */
 #include "lookup.h"
+#include "dedup.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 #include "wasl_pg.h"
@@ -26,6 +27,12 @@
 #define SPEECH_MAX      4096
 #define NOTIFY_CHANNEL  "wasl_case_changed"
 #define CACHE_PREFIX    "wasl:case:"
+/* Resends waiting for another worker's answer: how many at most, how long each at most (a
+ * client has given up long before), and how often they look while any wait. */
+#define PARKED_MAX     256
+#define PARKED_MAX_MS  10000
+#define PARKED_POLL_MS 20
+#define FP_HEX         (DEDUP_FP_LEN + 1)
 
 /* A case in one row, as the cache keeps it. Verifiers are hashed (never kept in clear in
  * Redis); only hearings from yesterday on are kept (the next one is chosen at reply time). */
@@ -49,14 +56,29 @@ static const char *const case_sql =
     " FROM cases c JOIN circuits ci ON ci.id = c.circuit_id JOIN courts co ON co.id = ci.court_id"
     " WHERE c.case_number = $1";
 
+/* A request already audited (its hash is there: a resend whose first answer was not kept in
+ * Redis) writes no second row; RETURNING tells how many did. */
 static const char *const audit_sql =
     "INSERT INTO case_lookup_audit (request_id, case_number, verifier_kind, verifier_masked,"
-    " caller_masked, channel, client, call_id, outcome, reason, cached, worker)"
+    " caller_masked, channel, client, call_id, outcome, reason, cached, worker, ticket_ref,"
+    " recipient_kind, recipient_masked, request_sha256)"
     " SELECT request_id, case_number, verifier_kind, verifier_masked, caller_masked, channel,"
-    " client, call_id, outcome, reason, cached, $2 FROM jsonb_to_recordset($1::jsonb) AS x("
+    " client, call_id, outcome, reason, cached, $2, ticket_ref, recipient_kind,"
+    " recipient_masked, request_sha256 FROM jsonb_to_recordset($1::jsonb) AS x("
     " request_id text, case_number text, verifier_kind text, verifier_masked text,"
     " caller_masked text, channel text, client text, call_id text, outcome text, reason text,"
-    " cached boolean)";
+    " cached boolean, ticket_ref text, recipient_kind text, recipient_masked text,"
+    " request_sha256 text)"
+    " ON CONFLICT (request_sha256) DO NOTHING RETURNING 1";
+
+/* The verified party's contact on file, for an automatic answer: the party the verifier
+ * matched, its registered phone first (like a one-time code), else its registered e-mail. */
+static const char *const contact_sql =
+    "SELECT coalesce(p.phone, ''), coalesce(p.email, '') FROM case_parties p"
+    " JOIN cases c ON c.id = p.case_id WHERE c.case_number = $1"
+    " AND CASE $2 WHEN 'national_id' THEN p.national_id = $3 ELSE p.phone = $3 END"
+    " AND (p.phone IS NOT NULL OR p.email IS NOT NULL)"
+    " ORDER BY p.phone IS NULL, p.id LIMIT 1";
 
 /* Checks both locks and reads the cache for a whole batch in one round trip. KEYS: for each
  * request its caller lock, case lock and cache key. Returns, per request, {caller lock ttl,
@@ -354,17 +376,35 @@ int lookup_render_locked(wasl_msg_case_lookup_reply_t *r, long retry_after_s)
 
 /* ---- the daemon ------------------------------------------------------------------------- */
 
+/* A request as it came off the socket, before it is known to be new or a resend. */
+typedef struct incoming {
+    zmsg_t *envelope; /* routing frames of the request, reused for the reply */
+    wasl_msg_t *req;
+    char key[DEDUP_KEY_MAX], fp[FP_HEX];
+    double started_s;
+    int64_t parked_until_ms; /* 0 until it first waits for another worker */
+} incoming_t;
+
+static void incoming_clear(incoming_t *in)
+{
+    zmsg_destroy(&in->envelope);
+    wasl_msg_destroy(&in->req);
+}
+
 struct lookup {
     const lookup_config_t *cfg;
     wasl_pg_t *pg;
     wasl_pg_t *listen_pg; /* its own connection: LISTEN for change notices */
     PGconn *listening; /* the connection the LISTEN was issued on (re-issued after a reconnect) */
     wasl_redis_t *redis;
+    dedup_t *dedup;
     zsock_t *dealer;
     char owner[OWNER_MAX];
+    struct incoming *parked; /* resends waiting for another worker's answer */
+    size_t nparked;
     atomic_bool pg_ok, redis_ok;
     wasl_counter_t *found, *denied, *locked, *errors, *lockouts, *hits, *misses, *bad,
-        *audit_failed, *invalidated;
+        *audit_failed, *invalidated, *replayed, *conflicts, *parked_dropped, *audit_dupes;
     wasl_histogram_t *latency;
     wasl_gauge_t *hit_ratio;
 };
@@ -405,7 +445,9 @@ lookup_t *lookup_new(const lookup_config_t *cfg, wasl_zmq_t *zmq)
     self->pg = wasl_pg_new(cfg->pg_url);
     self->listen_pg = wasl_pg_new(cfg->pg_url);
     self->redis = wasl_redis_new(cfg->redis_url, (int)cfg->redis_timeout_ms);
-    if (!self->pg || !self->listen_pg || !self->redis) {
+    self->dedup = dedup_new(cfg->redis_url, (int)cfg->redis_timeout_ms, self->owner);
+    self->parked = calloc(PARKED_MAX, sizeof *self->parked);
+    if (!self->pg || !self->listen_pg || !self->redis || !self->dedup || !self->parked) {
         goto error;
     }
     char *ep = wasl_bus_endpoints(cfg->bus, WASL_BUS_STAGES_DEFAULT, NULL, WASL_BUS_RPC_WORKER);
@@ -443,12 +485,21 @@ lookup_t *lookup_new(const lookup_config_t *cfg, wasl_zmq_t *zmq)
                                       "Batches answered 'error' because the audit failed", NULL);
     self->invalidated = wasl_counter("wasl_caselookup_cache_invalidations_total",
                                      "Cached cases dropped on a change notice", NULL);
+    self->replayed = wasl_counter("wasl_caselookup_resends_answered_total",
+                                  "Resent requests answered with the answer already given", NULL);
+    self->conflicts = wasl_counter("wasl_caselookup_request_id_conflicts_total",
+                                   "Requests refused: their id belonged to another request", NULL);
+    self->parked_dropped = wasl_counter("wasl_caselookup_resends_dropped_total",
+                                        "Resends that waited for another worker in vain", NULL);
+    self->audit_dupes = wasl_counter("wasl_caselookup_audit_duplicates_total",
+                                     "Lookups already audited under the same request", NULL);
     self->latency = wasl_histogram("wasl_caselookup_latency_seconds",
                                    "From receipt to reply, audit commit included", NULL,
                                    wasl_latency_buckets_s, wasl_latency_buckets_n);
     wasl_metrics_on_render(update_ratio, self);
     if (wasl_pg_prepare(self->pg, "case", case_sql) < 0 ||
-        wasl_pg_prepare(self->pg, "audit", audit_sql) < 0) {
+        wasl_pg_prepare(self->pg, "audit", audit_sql) < 0 ||
+        wasl_pg_prepare(self->pg, "contact", contact_sql) < 0) {
         goto error;
     }
     return self;
@@ -464,6 +515,11 @@ void lookup_destroy(lookup_t **self_p)
     }
     lookup_t *self = *self_p;
     wasl_pg_destroy(&self->listen_pg);
+    for (size_t i = 0; i < self->nparked; i++) {
+        incoming_clear(&self->parked[i]);
+    }
+    free(self->parked);
+    dedup_destroy(&self->dedup);
     zsock_destroy(&self->dealer);
     wasl_redis_destroy(&self->redis);
     wasl_pg_destroy(&self->pg);
@@ -771,10 +827,20 @@ typedef struct {
     wasl_msg_t *reply;
     wasl_counter_t *outcome;
     double started_s;
+    const char *key, *fp; /* the request's dedup key and hash (in its incoming_t) */
 } pending_t;
 
-/* Answers a batch: commits the audit rows, then sends. If the audit cannot be written nothing
- * is disclosed: every reply becomes `error`. */
+/* Sends `len` bytes as the reply to `envelope` (taken). */
+static void send_raw(lookup_t *self, zmsg_t **envelope, const void *data, size_t len)
+{
+    zmsg_addmem(*envelope, data, len);
+    zmsg_send(envelope, self->dealer);
+    zmsg_destroy(envelope);
+}
+
+/* Answers a batch: commits the audit rows, then sends, then keeps each answer for resends. If
+ * the audit cannot be written nothing is disclosed: every reply becomes `error`, and the claims
+ * are dropped so that a resend is looked up again. */
 static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
 {
     if (n == 0) {
@@ -789,9 +855,14 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
         wasl_counter_inc(self->audit_failed);
         wasl_error("caselookup: audit insert failed; answering error", "{s:s, s:i}", "error",
                    wasl_pg_error(self->pg), "batch", (int)n);
+    } else if ((size_t)PQntuples(res) < n) {
+        wasl_counter_add(self->audit_dupes, n - (size_t)PQntuples(res));
     }
     PQclear(res);
     free(rows);
+    const char **keys = calloc(n, sizeof *keys), **fps = calloc(n, sizeof *fps);
+    char **datas = calloc(n, sizeof *datas);
+    size_t *lens = calloc(n, sizeof *lens), kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (!ok) {
             wasl_msg_case_lookup_reply_t *r = &p[i].reply->u.case_lookup_reply;
@@ -818,28 +889,83 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
             wasl_error("caselookup: cannot encode a reply", "{s:s, s:s}", "error", err.message,
                        "field", err.field);
         }
-        free(data);
+        if (keys && fps && datas && lens && p[i].key) {
+            keys[kept] = p[i].key;
+            fps[kept] = p[i].fp;
+            datas[kept] = data; /* ownership to datas: freed below */
+            lens[kept++] = len;
+        } else {
+            free(data);
+        }
         wasl_counter_inc(p[i].outcome);
         wasl_histogram_observe(self->latency, mono_s() - p[i].started_s);
         zmsg_destroy(&p[i].envelope);
         wasl_msg_destroy(&p[i].reply);
     }
+    if (kept > 0 && ok) {
+        /* An answer that could not be encoded was not sent: its claim is dropped below. */
+        size_t m = 0;
+        for (size_t i = 0; i < kept; i++) {
+            if (datas[i]) {
+                keys[m] = keys[i];
+                fps[m] = fps[i];
+                datas[m] = datas[i];
+                lens[m++] = lens[i];
+            }
+        }
+        dedup_store(self->dedup, self->redis, m, keys, fps, (const char *const *)datas, lens);
+        for (size_t i = m; i < kept; i++) {
+            datas[i] = NULL;
+        }
+        kept = m;
+    } else if (kept > 0) {
+        dedup_release(self->dedup, self->redis, kept, keys, fps);
+    }
+    for (size_t i = 0; datas && i < kept; i++) {
+        free(datas[i]);
+    }
+    free(keys);
+    free(fps);
+    free(datas);
+    free(lens);
 }
 
-/* Reads every request waiting (up to batch_max), checks locks and cache for all of them in one
- * Redis round trip, and answers them together after one audit commit. */
-static void serve_batch(lookup_t *self)
+/* The on-file contact of the party that `q` verified, into the found reply `rep` when the
+ * request asked for it (an automatic answer goes nowhere else); the audit row `row` records
+ * where, masked. No contact on file, or the query failed: no contact (no automatic answer). */
+static void add_contact(lookup_t *self, const wasl_msg_case_lookup_request_t *q,
+                        wasl_msg_case_lookup_reply_t *rep, json_t *row)
 {
-    size_t cap = (size_t)self->cfg->batch_max, n = 0;
-    pending_t *p = calloc(cap, sizeof *p);
-    wasl_msg_t **reqs = calloc(cap, sizeof *reqs);
-    req_keys_t *keys = calloc(cap, sizeof *keys);
-    const char **argv = calloc(3 + CHECK_KEYS * cap, sizeof *argv);
-    json_t *audit = json_array();
-    redisReply *chk = NULL;
-    if (!p || !reqs || !keys || !argv || !audit) {
-        goto done;
+    if (!q->has_contact || !q->contact || !rep->outcome || strcmp(rep->outcome, "found") != 0) {
+        return;
     }
+    const char *params[] = {q->case_number, q->verifier_kind, q->verifier};
+    PGresult *res = wasl_pg_exec(self->pg, "contact", 3, params);
+    if (!res) {
+        wasl_warn("caselookup: contact query failed; no automatic answer", "{s:s}", "error",
+                  wasl_pg_error(self->pg));
+        return;
+    }
+    char masked[320];
+    if (PQntuples(res) == 1 && *PQgetvalue(res, 0, 0)) {
+        rep->contact_phone = strdup(PQgetvalue(res, 0, 0));
+        wasl_mask_phone(PQgetvalue(res, 0, 0), masked, sizeof masked);
+        json_object_set_new(row, "recipient_kind", json_string("sms"));
+        json_object_set_new(row, "recipient_masked", json_string(masked));
+    } else if (PQntuples(res) == 1 && *PQgetvalue(res, 0, 1)) {
+        rep->contact_email = strdup(PQgetvalue(res, 0, 1));
+        wasl_mask_email(PQgetvalue(res, 0, 1), masked, sizeof masked);
+        json_object_set_new(row, "recipient_kind", json_string("email"));
+        json_object_set_new(row, "recipient_masked", json_string(masked));
+    }
+    PQclear(res);
+}
+
+/* Reads up to `cap` waiting requests into `in` (decoded; undecodable frames are counted and
+ * dropped). Returns how many. */
+static size_t read_requests(lookup_t *self, incoming_t *in, size_t cap)
+{
+    size_t n = 0;
     while (n < cap) {
         zmsg_t *msg = zmsg_recv(self->dealer); /* rcvtimeo 0: NULL when nothing waits */
         if (!msg) {
@@ -858,23 +984,160 @@ static void serve_batch(lookup_t *self)
             zmsg_destroy(&msg);
             continue;
         }
+        /* A resend is these very bytes: their hash tells a resend from another request that
+         * reuses the id. */
+        dedup_ids(req->u.case_lookup_request.request_id, zframe_data(body), zframe_size(body),
+                  in[n].key, in[n].fp);
         zmsg_remove(msg, body); /* the envelope stays in msg for the reply */
         zframe_destroy(&body);
-        p[n].envelope = msg;
-        p[n].started_s = t0;
-        p[n].reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
-        if (!p[n].reply) {
-            zmsg_destroy(&p[n].envelope);
-            wasl_msg_destroy(&req);
-            break;
-        }
-        p[n].reply->u.case_lookup_reply.request_id = strdup(req->u.case_lookup_request.request_id);
-        reqs[n] = req;
-        keys_for(self->cfg, &req->u.case_lookup_request, &keys[n]);
+        in[n].envelope = msg;
+        in[n].req = req;
+        in[n].started_s = t0;
+        in[n].parked_until_ms = 0;
         n++;
     }
+    return n;
+}
+
+/* Sends `error` for a request whose id another request already holds: neither gets the
+ * other's answer. */
+static void refuse_conflict(lookup_t *self, incoming_t *in)
+{
+    wasl_counter_inc(self->conflicts);
+    wasl_warn("caselookup: request id reused by a different request; answering error", "{s:s, s:s}",
+              "request_id", in->req->u.case_lookup_request.request_id, "client",
+              in->req->u.case_lookup_request.client);
+    wasl_msg_t *rep = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+    char *data = NULL;
+    size_t len = 0;
+    if (rep &&
+        (rep->u.case_lookup_reply.request_id = strdup(in->req->u.case_lookup_request.request_id)) &&
+        (rep->u.case_lookup_reply.outcome = strdup("error")) &&
+        wasl_msg_encode(rep, &data, &len, NULL) == 0) {
+        send_raw(self, &in->envelope, data, len);
+    }
+    free(data);
+    wasl_msg_destroy(&rep);
+    incoming_clear(in);
+}
+
+/* Sorts the claimed requests: answers resends from the stored answers, parks those another
+ * worker is on, refuses id conflicts, and moves the new ones to the front of `in`. Returns how
+ * many are new. */
+static size_t triage(lookup_t *self, incoming_t *in, size_t m)
+{
+    const char **keys = calloc(m, sizeof *keys), **fps = calloc(m, sizeof *fps);
+    dedup_state_t *states = calloc(m, sizeof *states);
+    char **answers = calloc(m, sizeof *answers);
+    size_t *lens = calloc(m, sizeof *lens), n = 0;
+    if (!keys || !fps || !states || !answers || !lens) {
+        n = m; /* out of memory: look everything up (the audit refuses a second row) */
+        goto done;
+    }
+    for (size_t i = 0; i < m; i++) {
+        keys[i] = in[i].key;
+        fps[i] = in[i].fp;
+    }
+    dedup_claim(self->dedup, self->redis, m, keys, fps, states, answers, lens);
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < m; i++) {
+        switch (states[i]) {
+        case DEDUP_NEW:
+            if (n != i) {
+                in[n] = in[i]; /* moves down: n < i */
+                memset(&in[i], 0, sizeof in[i]);
+            }
+            n++;
+            continue;
+        case DEDUP_DONE:
+            /* The answer already given, byte for byte: no lookup, no failure, no audit row. */
+            wasl_counter_inc(self->replayed);
+            send_raw(self, &in[i].envelope, answers[i], lens[i]);
+            incoming_clear(&in[i]);
+            break;
+        case DEDUP_CONFLICT:
+            refuse_conflict(self, &in[i]);
+            break;
+        case DEDUP_PENDING:
+            if (!in[i].parked_until_ms) {
+                in[i].parked_until_ms = now + PARKED_MAX_MS;
+            }
+            if (now < in[i].parked_until_ms && self->nparked < PARKED_MAX) {
+                self->parked[self->nparked++] = in[i];
+            } else {
+                /* Its client has given up; a later resend finds the answer or takes over. */
+                wasl_counter_inc(self->parked_dropped);
+                incoming_clear(&in[i]);
+            }
+            break;
+        }
+        memset(&in[i], 0, sizeof in[i]);
+    }
+done:
+    for (size_t i = 0; answers && i < m; i++) {
+        free(answers[i]);
+    }
+    free(keys);
+    free(fps);
+    free(states);
+    free(answers);
+    free(lens);
+    return n;
+}
+
+/* Reads every request waiting (up to batch_max) and looks again at the parked ones; answers
+ * resends from what was already answered; checks locks and cache for the new ones in one Redis
+ * round trip, and answers them together after one audit commit. */
+static void serve_batch(lookup_t *self)
+{
+    size_t cap = (size_t)self->cfg->batch_max, n = 0, m = self->nparked;
+    incoming_t *in = calloc(cap + PARKED_MAX, sizeof *in);
+    pending_t *p = calloc(cap + PARKED_MAX, sizeof *p);
+    req_keys_t *keys = calloc(cap + PARKED_MAX, sizeof *keys);
+    const char **argv = calloc(3 + CHECK_KEYS * (cap + PARKED_MAX), sizeof *argv);
+    json_t *audit = json_array();
+    redisReply *chk = NULL;
+    if (!in || !p || !keys || !argv || !audit) {
+        goto done;
+    }
+    /* The parked first: they came earlier. */
+    memcpy(in, self->parked, m * sizeof *in);
+    self->nparked = 0;
+    m += read_requests(self, in + m, cap);
+    if (m == 0) {
+        goto done;
+    }
+    n = triage(self, in, m);
     if (n == 0) {
         goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i].envelope = in[i].envelope;
+        in[i].envelope = NULL;
+        p[i].started_s = in[i].started_s;
+        p[i].key = in[i].key;
+        p[i].fp = in[i].fp;
+        p[i].reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+        if (!p[i].reply || !(p[i].reply->u.case_lookup_reply.request_id =
+                                 strdup(in[i].req->u.case_lookup_request.request_id))) {
+            /* Out of memory: nothing answered; the client's resend asks again. */
+            for (size_t j = 0; j <= i; j++) {
+                zmsg_destroy(&p[j].envelope);
+                wasl_msg_destroy(&p[j].reply);
+            }
+            const char **ks = calloc(n, sizeof *ks), **fs = calloc(n, sizeof *fs);
+            for (size_t j = 0; ks && fs && j < n; j++) {
+                ks[j] = in[j].key;
+                fs[j] = in[j].fp;
+            }
+            if (ks && fs) {
+                dedup_release(self->dedup, self->redis, n, ks, fs);
+            }
+            free(ks);
+            free(fs);
+            goto done;
+        }
+        keys_for(self->cfg, &in[i].req->u.case_lookup_request, &keys[i]);
     }
     char numkeys[24];
     snprintf(numkeys, sizeof numkeys, "%zu", CHECK_KEYS * n);
@@ -890,24 +1153,31 @@ static void serve_batch(lookup_t *self)
     bool redis_ok = chk && chk->type == REDIS_REPLY_ARRAY && chk->elements == CHECK_KEYS * n;
     atomic_store(&self->redis_ok, redis_ok);
     for (size_t i = 0; i < n; i++) {
-        p[i].outcome = handle(self, &reqs[i]->u.case_lookup_request, &keys[i],
-                              redis_ok ? chk->element + CHECK_KEYS * i : NULL,
-                              &p[i].reply->u.case_lookup_reply, audit);
-        wasl_msg_destroy(&reqs[i]);
+        const wasl_msg_case_lookup_request_t *q = &in[i].req->u.case_lookup_request;
+        wasl_msg_case_lookup_reply_t *rep = &p[i].reply->u.case_lookup_reply;
+        p[i].outcome =
+            handle(self, q, &keys[i], redis_ok ? chk->element + CHECK_KEYS * i : NULL, rep, audit);
+        /* handle() appended this request's audit row: what it was for, to whom, which request. */
+        json_t *row = json_array_get(audit, i);
+        json_object_set_new(row, "request_sha256", json_string(in[i].fp));
+        if (q->ticket) {
+            json_object_set_new(row, "ticket_ref", json_string(q->ticket));
+        }
+        add_contact(self, q, rep, row);
     }
     flush(self, p, n, audit);
 done:
     if (chk) {
         freeReplyObject(chk);
     }
-    for (size_t i = 0; reqs && i < n; i++) {
-        wasl_msg_destroy(&reqs[i]);
+    for (size_t i = 0; in && i < m; i++) {
+        incoming_clear(&in[i]);
     }
     json_decref(audit);
     free(argv);
     free(keys);
-    free(reqs);
     free(p);
+    free(in);
 }
 
 void lookup_run(lookup_t *self)
@@ -924,14 +1194,15 @@ void lookup_run(lookup_t *self)
         PGconn *listen = listen_ensure(self);
         zmq_pollitem_t items[2] = {{zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0},
                                    {NULL, listen ? PQsocket(listen) : -1, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, listen ? 2 : 1, POLL_MS);
+        /* Parked resends look for their answer often; otherwise wake up for housekeeping. */
+        int rc = zmq_poll(items, listen ? 2 : 1, self->nparked ? PARKED_POLL_MS : POLL_MS);
         if (rc < 0) {
             continue; /* EINTR: a signal; the loop condition decides */
         }
         if (listen) {
             listen_drain(self, listen); /* notices first: no reply from a stale copy */
         }
-        if (items[0].revents & ZMQ_POLLIN) {
+        if ((items[0].revents & ZMQ_POLLIN) || self->nparked) {
             serve_batch(self);
         }
         if (mono_ms() - last_check > POLL_MS * 4) {

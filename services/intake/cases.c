@@ -81,9 +81,11 @@ static wasl_msg_t *ask(const intake_request_t *req, const char *number, const ch
         return NULL;
     }
     wasl_msg_case_lookup_request_t *r = &q->u.case_lookup_request;
-    char id[64];
-    static _Atomic unsigned long counter;
-    snprintf(id, sizeof id, "%s-%lld-%lu", channel, (long long)intake_now_ms(), ++counter);
+    char id[WASL_RPC_REQUEST_ID_MAX];
+    if (wasl_rpc_request_id(channel, id) < 0) {
+        wasl_msg_destroy(&q);
+        return NULL;
+    }
     r->request_id = strdup(id);
     r->case_number = strdup(number);
     r->verifier_kind = strdup(kind);

@@ -118,6 +118,15 @@ static json_t *maybe(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
 }
 
+/* Events the client's view never lists. An automatic case answer goes to a party's contact on
+ * file, not to whoever filed the report: if the view showed it, the ticket would tell a
+ * submitter whether the ID or phone they typed belongs to a party of the case. The ticket's
+ * status, queue and times do not depend on it either (the router routes it as usual). */
+#define TICKET_VIEW_HIDDEN_EVENTS "{auto_answered}"
+/* Nor the sending of what went to someone else than the submitter (the answer's SMS or
+ * e-mail): its notification events would count the messages. */
+#define TICKET_VIEW_HIDDEN_TEMPLATES "{case_answer}"
+
 #define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static int ticket_view_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg,
@@ -138,11 +147,15 @@ static int ticket_view_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg,
         intake_error(reply, 404, "not_found", "ref", "no ticket %s", (const char *)job->arg);
         return -1;
     }
-    const char *id_params[] = {PQgetvalue(t, 0, 0)};
-    PGresult *h = intake_sql(pg,
-                             "SELECT " TS_SQL("at") ", kind, actor FROM ticket_events "
-                                                    "WHERE ticket_id = $1 ORDER BY id",
-                             1, id_params);
+    const char *id_params[] = {PQgetvalue(t, 0, 0), TICKET_VIEW_HIDDEN_EVENTS,
+                               TICKET_VIEW_HIDDEN_TEMPLATES};
+    PGresult *h =
+        intake_sql(pg,
+                   "SELECT " TS_SQL(
+                       "at") ", kind, actor FROM ticket_events WHERE ticket_id = $1"
+                             " AND kind <> ALL($2::text[]) AND (kind NOT LIKE 'notification.%'"
+                             " OR coalesce(data->>'template', '') <> ALL($3::text[])) ORDER BY id",
+                   3, id_params);
     if (!h) {
         PQclear(t);
         return -1;

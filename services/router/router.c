@@ -42,7 +42,7 @@ static const char *const commit_sql =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(work_id bigint, ticket_id bigint,"
     "    queue text, priority text, prio_rank smallint, skills text[], rule text,"
-    "    fr_due double precision, res_due double precision, event jsonb, ack jsonb,"
+    "    fr_due double precision, res_due double precision, event jsonb, notes jsonb,"
     "    answered boolean)"
     "), done AS ("
     "  UPDATE work w SET state = 'done', done_at = now(), updated_at = now(), lease_until = NULL"
@@ -58,10 +58,10 @@ static const char *const commit_sql =
     "      min(c2.received_at) FROM call_events c1 JOIN call_events c2"
     "      ON c2.call_id = c1.call_id WHERE c1.ticket_id = t.id))), no_agent_since = NULL,"
     "    escalated_at = NULL, overflowed_at = NULL, updated_at = now(),"
-    /* Answered by caselookup: resolved as self-service, never offered to an agent. */
-    "    resolved_at = CASE WHEN i.answered THEN now() ELSE t.resolved_at END,"
-    "    status = CASE WHEN i.answered THEN 'resolved'"
-    "      WHEN t.status IN ('received', 'classified') THEN 'routed' ELSE t.status END"
+    /* An automatic answer changes nothing the ticket shows: it is routed like any other (see
+     * decide_row), so its client cannot tell a party from a stranger by its ticket. */
+    "    status = CASE WHEN t.status IN ('received', 'classified') THEN 'routed'"
+    "      ELSE t.status END"
     "  FROM input i JOIN done d ON d.id = i.work_id WHERE t.id = i.ticket_id"
     "  RETURNING t.id"
     "), ev AS ("
@@ -70,19 +70,20 @@ static const char *const commit_sql =
     "), ack AS ("
     "  INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template, params,"
     "    dedupe_key)"
-    "  SELECT i.ticket_id, i.ack->>'kind', i.ack->>'channel', i.ack->>'recipient',"
-    "    i.ack->>'lang', i.ack->>'kind', i.ack->'params',"
-    "    'ticket:' || i.ticket_id || ':' || (i.ack->>'kind')"
-    "  FROM input i JOIN done d ON d.id = i.work_id WHERE jsonb_typeof(i.ack) = 'object'"
+    "  SELECT i.ticket_id, n->>'kind', n->>'channel', n->>'recipient',"
+    "    n->>'lang', n->>'kind', n->'params', 'ticket:' || i.ticket_id || ':' || (n->>'kind')"
+    "  FROM input i JOIN done d ON d.id = i.work_id CROSS JOIN jsonb_array_elements("
+    "    CASE jsonb_typeof(i.notes) WHEN 'array' THEN i.notes ELSE '[]' END) n"
     "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id, channel, kind"
     "), aev AS ("
     "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
     "  SELECT i.ticket_id, 'auto_answered', 'router', i.event->'auto_answer_detail'"
     "  FROM input i JOIN done d ON d.id = i.work_id WHERE i.answered"
     ")"
+    /* One row per notification (or one per work row without any), in work-row order. */
     "SELECT i.work_id, a.id, a.channel, i.ticket_id, a.kind"
     " FROM input i JOIN done d ON d.id = i.work_id"
-    " LEFT JOIN ack a ON a.ticket_id = i.ticket_id";
+    " LEFT JOIN ack a ON a.ticket_id = i.ticket_id ORDER BY i.work_id, a.id";
 
 /* Offers nobody answered in time: the ticket goes to the next agent, the agent to 'away' (an
  * agent who lets offers expire is not there, whatever the heartbeat says). */
@@ -281,7 +282,6 @@ struct router {
     select_agent_t *agents;
     wasl_rpc_t *rpc;           /* to caselookup, when auto-answer is on */
     int64_t rpc_down_until_ms; /* after a failed lookup, answer nothing for a while */
-    unsigned long rpc_seq;
     wasl_counter_t *auto_answered, *auto_declined;
     wasl_counter_t *bad_messages, *lost, *failed, *routed, *offered, *expired, *escalated,
         *overflowed, *presence_expired, *notify_sent, *notify_failed;
@@ -495,15 +495,18 @@ typedef struct {
 
 /* The case.lookup request for the ticket's case with the beneficiary's national ID (or, without
  * one, their phone); a new message the caller owns, or NULL when out of memory. */
-static wasl_msg_t *lookup_request(router_t *self, const char *case_number, const char *nid,
-                                  const char *phone)
+static wasl_msg_t *lookup_request(const char *case_number, const char *nid, const char *phone,
+                                  const char *ref)
 {
     wasl_msg_t *req = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
     if (!req) {
         return NULL;
     }
-    char rid[192];
-    snprintf(rid, sizeof rid, "router-%s-%lu", self->owner, ++self->rpc_seq);
+    char rid[WASL_RPC_REQUEST_ID_MAX];
+    if (wasl_rpc_request_id("router", rid) < 0) {
+        wasl_msg_destroy(&req);
+        return NULL;
+    }
     wasl_msg_case_lookup_request_t *q = &req->u.case_lookup_request;
     q->request_id = strdup(rid);
     q->case_number = strdup(case_number);
@@ -512,8 +515,13 @@ static wasl_msg_t *lookup_request(router_t *self, const char *case_number, const
     q->caller = strdup(*nid ? nid : phone);
     q->channel = strdup("api");
     q->client = strdup("router");
+    /* The answer may only go to the verified party's contact on file: ask for it, and name the
+     * ticket, so that the audit row says for which ticket and to whom. */
+    q->ticket = strdup(ref);
+    q->contact = true;
+    q->has_contact = true;
     if (!q->request_id || !q->case_number || !q->verifier_kind || !q->verifier || !q->caller ||
-        !q->channel || !q->client) {
+        !q->channel || !q->client || !q->ticket) {
         wasl_msg_destroy(&req);
     }
     return req;
@@ -570,7 +578,7 @@ static void plan_row(router_t *self, PGresult *res, int r, row_plan_t *plan)
         plan->auto_answer = "not answered: caselookup unavailable";
         return;
     }
-    plan->req = lookup_request(self, case_number, nid, phone);
+    plan->req = lookup_request(case_number, nid, phone, PQgetvalue(res, r, 2));
     if (!plan->req) {
         plan->auto_answer = "not answered: out of memory";
     }
@@ -620,23 +628,31 @@ done:
 }
 
 /* What caselookup's reply to an asked row means: writes the answer to send into `answer`
- * (empty when none) and returns why. */
+ * (empty when none), sets *to and *via to the party's contact on file (borrowed from the plan's
+ * reply) and returns why. Never the contact the submitter typed: that one proves nothing. */
 static const char *auto_answer_outcome(router_t *self, const row_plan_t *plan, const char *lang,
-                                       char *answer, size_t cap)
+                                       char *answer, size_t cap, const char **to, const char **via)
 {
     const wasl_msg_t *rep = plan->rep;
     const char *why;
+    *to = *via = NULL;
     if (!rep) {
         why = "not answered: caselookup did not answer";
     } else if (strcmp(rep->u.case_lookup_reply.outcome, "found") != 0) {
         why = strcmp(rep->u.case_lookup_reply.outcome, "locked") == 0
                   ? "not answered: the beneficiary is locked out of lookups"
                   : "not answered: not verified as a party of this case";
+    } else if (!rep->u.case_lookup_reply.contact_phone && !rep->u.case_lookup_reply.contact_email) {
+        why = "not answered: the party has no contact on file";
     } else {
         const wasl_msg_case_lookup_reply_t *a = &rep->u.case_lookup_reply;
         const char *text = strcmp(lang, "en") == 0 ? a->speech_en : a->speech_ar;
         snprintf(answer, cap, "%s", text ? text : "");
-        why = *answer ? "answered (self-service)" : "not answered: empty answer";
+        why = *answer ? "answered to the party's contact on file" : "not answered: empty answer";
+        if (*answer) {
+            *to = a->contact_phone ? a->contact_phone : a->contact_email;
+            *via = a->contact_phone ? "sms" : "email";
+        }
     }
     if (*answer) {
         wasl_counter_inc(self->auto_answered);
@@ -662,9 +678,10 @@ static json_t *decide_row(router_t *self, PGresult *res, int r, const row_plan_t
         json_array_append_new(entities, json_string(plan->kinds[i]));
     }
     char answer[AUTO_ANSWER_MAX] = "";
-    const char *auto_answer = plan->auto_answer
-                                  ? plan->auto_answer
-                                  : auto_answer_outcome(self, plan, lang, answer, sizeof answer);
+    const char *to = NULL, *via = NULL;
+    const char *auto_answer =
+        plan->auto_answer ? plan->auto_answer
+                          : auto_answer_outcome(self, plan, lang, answer, sizeof answer, &to, &via);
     bool answered = answer[0] != '\0';
     /* The input is recorded so that `waslctl route replay` re-decides exactly this. */
     json_t *event =
@@ -677,32 +694,40 @@ static json_t *decide_row(router_t *self, PGresult *res, int r, const row_plan_t
                   "business_hours", d->in_business_hours, "business_time_sla", d->business_time,
                   "sla_s", "first_response", (json_int_t)d->first_response_s, "resolution",
                   (json_int_t)d->resolution_s, "auto_answer", auto_answer);
+    const char *nl = strcmp(lang, "en") == 0 ? "en" : "ar";
+    json_t *notes = json_array();
     if (answered) {
+        char masked[320];
+        if (strcmp(via, "sms") == 0) {
+            wasl_mask_phone(to, masked, sizeof masked);
+        } else {
+            wasl_mask_email(to, masked, sizeof masked);
+        }
+        /* For the agent who takes the ticket: the party already has the answer. */
         json_object_set_new(event, "auto_answer_detail",
-                            json_pack("{s:s, s:s}", "result", auto_answer, "answer", answer));
+                            json_pack("{s:s, s:s, s:s, s:s}", "result", auto_answer, "answer",
+                                      answer, "channel", via, "recipient", masked));
+        json_array_append_new(notes,
+                              json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "case_answer",
+                                        "channel", via, "recipient", to, "lang", nl, "params",
+                                        "ref", PQgetvalue(res, r, 2), "answer", answer));
     }
-    json_t *ack = json_null();
     bool auto_submitted = strcmp(PQgetvalue(res, r, 10), "t") == 0;
     const char *phone = PQgetvalue(res, r, 11), *email = PQgetvalue(res, r, 12);
     if (!auto_submitted && (*phone || *email)) {
-        const char *nl = strcmp(lang, "en") == 0 ? "en" : "ar";
-        json_decref(ack);
-        /* The acknowledgement, or — answered — the answer itself (it carries the reference). */
-        ack = answered ? json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "case_answer",
-                                   "channel", *phone ? "sms" : "email", "recipient",
-                                   *phone ? phone : email, "lang", nl, "params", "ref",
-                                   PQgetvalue(res, r, 2), "answer", answer)
-                       : json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "ack", "channel",
-                                   *phone ? "sms" : "email", "recipient", *phone ? phone : email,
-                                   "lang", nl, "params", "ref", PQgetvalue(res, r, 2),
-                                   "category_label", router_category_label(category, nl));
+        /* The submitter's acknowledgement, the same whether or not a party was answered. */
+        json_array_append_new(notes, json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind", "ack",
+                                               "channel", *phone ? "sms" : "email", "recipient",
+                                               *phone ? phone : email, "lang", nl, "params", "ref",
+                                               PQgetvalue(res, r, 2), "category_label",
+                                               router_category_label(category, nl)));
     }
     return json_pack("{s:I, s:I, s:s, s:s, s:i, s:o, s:s, s:I, s:I, s:o, s:o, s:b}", "work_id",
                      (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "ticket_id",
                      (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10), "queue", d->queue,
                      "priority", d->priority, "prio_rank", d->prio_rank, "skills", skills, "rule",
                      d->rule, "fr_due", (json_int_t)d->first_response_due, "res_due",
-                     (json_int_t)d->resolution_due, "event", event, "ack", ack, "answered",
+                     (json_int_t)d->resolution_due, "event", event, "notes", notes, "answered",
                      answered);
 }
 
@@ -761,9 +786,13 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     if (wasl_pg_batch(self->pg, &stmt, 1, &out) < 0) {
         goto done;
     }
-    committed = PQntuples(out);
+    committed = 0;
     for (int r = 0; r < PQntuples(out); r++) {
-        wasl_counter_inc(self->routed);
+        /* Rows come grouped by work row: a ticket with two notifications has two. */
+        if (r == 0 || strcmp(PQgetvalue(out, r, 0), PQgetvalue(out, r - 1, 0)) != 0) {
+            committed++;
+            wasl_counter_inc(self->routed);
+        }
         if (!PQgetisnull(out, r, 1)) {
             publish_notification(self, strtoll(PQgetvalue(out, r, 1), NULL, 10),
                                  strtoll(PQgetvalue(out, r, 3), NULL, 10), PQgetvalue(out, r, 4),

@@ -2,6 +2,8 @@
 GET /v1/cases/{number} and the IVR's case_status menu — verification, identical denials,
 lockout and its expiry, the append-only audit, cache invalidation, a worker dying mid-request."""
 
+import email
+import email.policy
 import json
 import signal
 import time
@@ -492,71 +494,219 @@ def test_worker_stopped_mid_request_then_killed(stack):
     assert "wasl_rpc_retries_total" in m
 
 
-def test_router_auto_answers_a_verified_party_and_routes_the_rest(stack, postgres, redis_server,
-                                                                   tmp_path):
-    """With auto-answer on, a case inquiry from a party of the case is answered by caselookup
-    (a case_answer notification, the ticket resolved as self-service); a non-party's inquiry
-    goes to the case-status queue with an ordinary acknowledgement."""
+ATTACKER_EMAIL = "attacker@evil.test"
+LAWYER_EMAIL = "lawyer@firm.test"
+CIRCUIT = "الدائرة الإدارية الثالثة"
+
+
+def _start_router_and_notifier(stack, postgres, redis_server, daemon, tmp_path):
+    """A router with auto-answer on (the shipped rules, auto_answer: true) and a notifier that
+    sends to an SMS sink and a real SMTP server; returns (router, sms sink, mail sink)."""
+    from test_notifier import KannelSink, MailSink, TEMPLATES
+    from aiosmtpd.controller import Controller
     rules = tmp_path / "routing.yaml"
     text = (REPO / "deploy" / "config" / "routing.yaml").read_text(encoding="utf-8")
     rules.write_text(text.replace("\nauto_answer: false", "\nauto_answer: true", 1),
                      encoding="utf-8")
-    conn = postgres.connect(stack["db"])
-    tickets = {}
-    with conn.cursor() as cur:
-        for ref, nid, phone in (("2699999991", PLAINTIFF_ID, PLAINTIFF_PHONE),
-                                ("2699999992", STRANGER_ID, STRANGER_PHONE)):
-            # As the classifier leaves it: the case number among the entities.
-            cur.execute("INSERT INTO tickets (ref, channel, external_id, status, category,"
-                        " priority, language, case_number, from_national_id, from_phone,"
-                        " entities) VALUES (%s, 'api', %s, 'classified', 'case_inquiry',"
-                        " 'normal', 'ar', %s, %s, %s, %s) RETURNING id",
-                        (ref, f"auto-{ref}", CASE, nid, phone,
-                         json.dumps({"case_number": [CASE]})))
-            tid = cur.fetchone()[0]
-            cur.execute("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)",
-                        (tid, f"ticket:{tid}:route"))
-            tickets[ref] = tid
-    renv = base_env(postgres, redis_server)
-    renv.update({"WASL_PG_URL": stack["db_url"], "WASL_BUS": stack["bus"].endpoint,
-                 "WASL_ROUTER_RULES": str(rules), "WASL_ROUTER_AUTO_ANSWER": "true",
-                 "WASL_ROUTER_SWEEP_MS": "100", "WASL_ROUTER_SWEEP_AGE_MS": "0",
-                 "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port())})
-    router = Daemon("router", BIN_DIR / "wasl-router", renv, tmp_path,
-                    admin_port=int(renv["WASL_ADMIN_PORT"]))
-    router.start()
-    try:
-        router.wait_healthy()
+    sms = KannelSink()
+    mail = MailSink()
+    smtp_port = free_port()
+    ctl = Controller(mail, hostname="127.0.0.1", port=smtp_port)
+    ctl.start()
+    router = daemon("router", env={
+        "WASL_PG_URL": stack["db_url"], "WASL_BUS": stack["bus"].endpoint,
+        "WASL_ROUTER_RULES": str(rules), "WASL_ROUTER_AUTO_ANSWER": "true",
+        "WASL_ROUTER_SWEEP_MS": "100", "WASL_ROUTER_SWEEP_AGE_MS": "0"}, wait=True)
+    daemon("notifier", env={
+        "WASL_PG_URL": stack["db_url"], "WASL_BUS": "", "WASL_NOTIFIER_TEMPLATES": TEMPLATES,
+        "WASL_NOTIFIER_SWEEP_MS": 100, "WASL_SMS_URL": sms.url, "WASL_SMS_USER": "wasl",
+        "WASL_SMS_PASSWORD": "s3cret", "WASL_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "WASL_MAIL_FROM": "ديوان المظالم <noreply@bog.test>", "WASL_MAIL_DOMAIN": "bog.test",
+        "WASL_NOTIFIER_QUIET_START_H": 0, "WASL_NOTIFIER_QUIET_END_H": 0,
+        "WASL_NOTIFIER_RCPT_MAX": 0, "WASL_NOTIFIER_TICKET_MAX": 0}, wait=True)
+    return router, sms, mail, ctl
 
-        def status(tid):
-            with conn.cursor() as cur:
-                cur.execute("SELECT status, queue FROM tickets WHERE id = %s", (tid,))
-                return cur.fetchone()
-        wait_for(lambda: status(tickets["2699999991"])[0] == "resolved", 20,
-                 what="the party's inquiry answered")
-        wait_for(lambda: status(tickets["2699999992"])[0] == "routed", 20,
-                 what="the stranger's inquiry routed")
+
+def _inquiry(stack, nid, email=None, phone=None):
+    """A web report through intake naming a case and an ID, then left as the classifier leaves
+    a case inquiry (category, case number, a route work row) so that only the router runs.
+    Returns (ref, ticket id)."""
+    it = stack["intake"]
+    who = {"national_id": nid}
+    if email:
+        who["email"] = email
+    if phone:
+        who["phone"] = phone
+    r = it.report(body={"channel": "web", "external_id": f"aa-{uuid.uuid4().hex}",
+                        "body": f"متى الجلسة القادمة في القضية رقم {CASE}؟", "from": who})
+    assert r.status == 201, r.raw
+    ref = r.json["ticket"]
+    conn = psycopg2.connect(stack["db_url"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("UPDATE tickets SET status = 'classified', category = 'case_inquiry',"
+                    " priority = 'normal', language = 'ar', case_number = %s, entities = %s"
+                    " WHERE ref = %s RETURNING id", (CASE, json.dumps({"case_number": [CASE]}),
+                                                      ref))
+        tid = cur.fetchone()[0]
+        cur.execute("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)",
+                    (tid, f"ticket:{tid}:route"))
+    conn.close()
+    return ref, tid
+
+
+def _db_rows(stack, sql, args=()):
+    conn = psycopg2.connect(stack["db_url"])
+    try:
         with conn.cursor() as cur:
-            cur.execute("SELECT kind, params->>'answer' FROM notifications WHERE ticket_id = %s",
-                        (tickets["2699999991"],))
-            kind, answer = cur.fetchone()
-            assert kind == "case_answer"
-            assert "الدائرة الإدارية الثالثة" in answer
-            cur.execute("SELECT count(*) FROM ticket_events WHERE ticket_id = %s AND kind ="
-                        " 'auto_answered'", (tickets["2699999991"],))
-            assert cur.fetchone()[0] == 1
-            cur.execute("SELECT kind FROM notifications WHERE ticket_id = %s",
-                        (tickets["2699999992"],))
-            assert [r[0] for r in cur.fetchall()] == ["ack"]
-            cur.execute("SELECT data->>'auto_answer' FROM ticket_events WHERE ticket_id = %s"
-                        " AND kind = 'routed'", (tickets["2699999992"],))
-            assert "not verified" in cur.fetchone()[0]
-        assert status(tickets["2699999992"])[1] == "case-status"
-        # The stranger's answer is not in any notification.
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM notifications WHERE params::text LIKE %s"
-                        " AND ticket_id = %s", ("%الدائرة%", tickets["2699999992"]))
-            assert cur.fetchone()[0] == 0
+            cur.execute(sql, args)
+            return cur.fetchall()
     finally:
-        router.kill()
         conn.close()
+
+
+def _view(stack, ref):
+    """GET /v1/tickets/{ref} as its submitter, minus what differs between any two tickets."""
+    r = stack["intake"].get(f"/v1/tickets/{ref}", client="portal")
+    assert r.status == 200, r.raw
+    doc = r.json
+    for k in ("ticket", "created_at", "updated_at"):
+        assert k in doc
+        doc.pop(k)
+    for e in doc["history"]:
+        e.pop("at")
+    return doc
+
+
+def test_auto_answer_goes_only_to_the_contact_on_file(stack, postgres, redis_server, daemon,
+                                                      tmp_path):
+    """Finding 4 (a), (c): a web report carrying a party's national ID, a case number and the
+    submitter's own e-mail. The answer goes to the party's phone on file (SMS) — never to the
+    typed address, which gets only the ordinary acknowledgement, with no case data — and the
+    audit row names the ticket and the masked recipient. A party with only an e-mail on file is
+    answered there; a party with no contact on file is not answered at all (routed)."""
+    conn = psycopg2.connect(stack["db_url"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("UPDATE case_parties SET email = %s WHERE national_id = %s",
+                    (LAWYER_EMAIL, LAWYER_ID))
+    conn.close()
+    router, sms, mail, ctl = _start_router_and_notifier(stack, postgres, redis_server, daemon,
+                                                        tmp_path)
+    try:
+        ref_p, tid_p = _inquiry(stack, PLAINTIFF_ID, email=ATTACKER_EMAIL)
+        ref_l, tid_l = _inquiry(stack, LAWYER_ID, email=ATTACKER_EMAIL)
+        ref_s, tid_s = _inquiry(stack, unique_id(), email=ATTACKER_EMAIL)
+
+        def sent(tid):
+            return _db_rows(stack, "SELECT kind, channel, recipient, state FROM notifications"
+                            " WHERE ticket_id = %s ORDER BY kind", (tid,))
+        wait_for(lambda: all(r[3] == "sent" for r in sent(tid_p)) and len(sent(tid_p)) == 2,
+                 30, what="the party's answer and the submitter's ack sent")
+        wait_for(lambda: len(sent(tid_l)) == 2 and all(r[3] == "sent" for r in sent(tid_l)),
+                 30, what="the lawyer's answer by e-mail and the ack sent")
+        wait_for(lambda: len(sent(tid_s)) == 1 and sent(tid_s)[0][3] == "sent", 30,
+                 what="the stranger's ack sent")
+        assert [r[:3] for r in sent(tid_p)] == [("ack", "email", ATTACKER_EMAIL),
+                                                ("case_answer", "sms", PLAINTIFF_PHONE)]
+        assert [r[:3] for r in sent(tid_l)] == [("ack", "email", ATTACKER_EMAIL),
+                                                ("case_answer", "email", LAWYER_EMAIL)]
+        assert [r[:3] for r in sent(tid_s)] == [("ack", "email", ATTACKER_EMAIL)]
+        # What reached the wire: the answer at the party's phone and the lawyer's address …
+        [answer_sms] = sms.to(PLAINTIFF_PHONE)
+        assert CIRCUIT in answer_sms["text"] and ref_p in answer_sms["text"]
+        wait_for(lambda: any(LAWYER_EMAIL in m[1] for m in mail.messages), 10,
+                 what="the lawyer's answer delivered")
+        # … and nothing about the case at the address the submitter typed: three plain acks.
+        to_attacker = [m for m in mail.messages if ATTACKER_EMAIL in m[1]]
+        wait_for(lambda: len([m for m in mail.messages if ATTACKER_EMAIL in m[1]]) == 3, 10,
+                 what="three acks at the typed address")
+        for _, _, content in to_attacker:
+            text = email.message_from_bytes(content, policy=email.policy.default)
+            body = "".join(p.get_content() for p in text.walk()
+                           if p.get_content_maintype() == "text")
+            assert CIRCUIT not in body and "جلسة" not in body, body
+        # The audit names the ticket and where the answer went, masked.
+        rows = dict((r[0], r[1:]) for r in _db_rows(
+            stack, "SELECT ticket_ref, outcome, recipient_kind, recipient_masked FROM"
+            " case_lookup_audit WHERE ticket_ref = ANY(%s)", ([ref_p, ref_l, ref_s],)))
+        assert rows[ref_p][:2] == ("found", "sms")
+        assert rows[ref_p][2] != PLAINTIFF_PHONE and rows[ref_p][2].endswith(PLAINTIFF_PHONE[-2:])
+        assert rows[ref_l][:2] == ("found", "email")
+        assert rows[ref_l][2] != LAWYER_EMAIL
+        assert rows[ref_s] == ("denied", None, None)
+        # The internal record, for the agent who takes the ticket.
+        [(detail,)] = _db_rows(stack, "SELECT data FROM ticket_events WHERE ticket_id = %s AND"
+                               " kind = 'auto_answered'", (tid_p,))
+        assert detail["channel"] == "sms" and detail["recipient"] != PLAINTIFF_PHONE
+    finally:
+        ctl.stop()
+        sms.close()
+
+
+def test_ticket_view_is_the_same_answered_or_not(stack, postgres, redis_server, daemon,
+                                                 tmp_path):
+    """Finding 4 (b): the submitter's view of a ticket whose typed ID belongs to a party (an
+    answer went to the party's phone) and of one whose ID does not are identical — status,
+    queue, fields, history — once both are routed: the ticket is no oracle."""
+    router, sms, mail, ctl = _start_router_and_notifier(stack, postgres, redis_server, daemon,
+                                                        tmp_path)
+    try:
+        ref_p, tid_p = _inquiry(stack, PLAINTIFF_ID, phone=unique_phone())
+        ref_s, tid_s = _inquiry(stack, unique_id(), phone=unique_phone())
+
+        def routed(tid):
+            rows = _db_rows(stack, "SELECT count(*) FROM ticket_events WHERE ticket_id = %s"
+                            " AND kind = 'routed'", (tid,))
+            return rows[0][0] == 1
+        wait_for(lambda: routed(tid_p) and routed(tid_s), 30, what="both inquiries routed")
+        assert _db_rows(stack, "SELECT count(*) FROM ticket_events WHERE ticket_id = %s AND"
+                        " kind = 'auto_answered'", (tid_p,))[0][0] == 1, "the party was answered"
+        wait_for(lambda: sms.to(PLAINTIFF_PHONE), 30, what="the answer at the phone on file")
+
+        def all_sent(tid, n):
+            rows = _db_rows(stack, "SELECT state FROM notifications WHERE ticket_id = %s", (tid,))
+            return len(rows) == n and all(r[0] == "sent" for r in rows)
+        wait_for(lambda: all_sent(tid_p, 2) and all_sent(tid_s, 1), 30,
+                 what="answer and acks sent")
+        answered, not_answered = _view(stack, ref_p), _view(stack, ref_s)
+        assert answered == not_answered
+        assert answered["status"] == "routed" and answered["queue"] == "case-status"
+    finally:
+        ctl.stop()
+        sms.close()
+
+
+def test_resent_lookup_is_answered_once(stack, postgres):
+    """Finding 15: a worker slower than the client's timeout (its audit commit waits on a lock)
+    makes intake's rpc client resend; the resend reaches a worker that waits for the first
+    one's answer instead of looking up again. The client gets the ordinary answer, the failure
+    is counted once and one audit row is written."""
+    stranger = unique_id()
+    denied_before = metric_sum(stack, "wasl_caselookup_lookups_total", 'outcome="denied"')
+    replayed_before = metric_sum(stack, "wasl_caselookup_resends_answered_total")
+    retries_before = stack["intake"].metrics().get("wasl_rpc_retries_total", 0)
+    rows_before = _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0]
+    lock = psycopg2.connect(stack["db_url"])
+    result = {}
+    try:
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLE case_lookup_audit IN EXCLUSIVE MODE")
+        import threading
+        t = threading.Thread(target=lambda: result.update(
+            r=lookup(stack, CASE, national_id=stranger)))
+        t.start()
+        wait_for(lambda: stack["intake"].metrics().get("wasl_rpc_retries_total", 0)
+                 > retries_before, 10, what="intake resent the lookup")
+    finally:
+        lock.rollback()  # the slow worker's commit goes through now
+        lock.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert result["r"].status == 404, result["r"].raw
+    wait_for(lambda: metric_sum(stack, "wasl_caselookup_lookups_total", 'outcome="denied"')
+             - denied_before >= 1, 10, what="the lookup counted")
+    assert _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0] - rows_before == 1
+    assert metric_sum(stack, "wasl_caselookup_lookups_total", 'outcome="denied"') \
+        - denied_before == 1
+    assert metric_sum(stack, "wasl_caselookup_resends_answered_total") - replayed_before >= 1
