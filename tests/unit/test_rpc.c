@@ -1,6 +1,7 @@
 /* test_rpc — the Lazy Pirate client against a ROUTER/DEALER proxy like the bus's: replies,
- * a worker that dies mid-request, no worker at all (never hang); and the batch call against a
- * fake server that answers out of order, drops one, repeats one and replays an old reply. */
+ * a worker that dies mid-request, no worker at all (never hang); the batch call against a
+ * fake server that answers out of order, drops one, repeats one and replays an old reply; and
+ * request ids unique across senders, a resend being the same request byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -388,6 +389,135 @@ static void test_many_never_answered_returns_in_time(void **state)
     wasl_zmq_destroy(&z);
 }
 
+/* ---- request ids and resends ------------------------------------------------------------- */
+
+#define IDS_N 2000
+
+static void test_request_ids_unique(void **state)
+{
+    (void)state;
+    static char ids[IDS_N][WASL_RPC_REQUEST_ID_MAX];
+    for (int i = 0; i < IDS_N; i++) {
+        assert_int_equal(wasl_rpc_request_id("router", ids[i]), 0);
+        assert_int_equal(strlen(ids[i]), strlen("router-") + 32);
+        assert_int_equal(strncmp(ids[i], "router-", 7), 0);
+        assert_int_equal(strspn(ids[i] + 7, "0123456789abcdef"), 32);
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(ids[i], ids[j]);
+        }
+    }
+    /* The longest prefix still fits the proto's 64 bytes. */
+    char id[WASL_RPC_REQUEST_ID_MAX];
+    char prefix[WASL_RPC_REQUEST_ID_PREFIX_MAX + 1];
+    memset(prefix, 'p', WASL_RPC_REQUEST_ID_PREFIX_MAX);
+    prefix[WASL_RPC_REQUEST_ID_PREFIX_MAX] = '\0';
+    assert_int_equal(wasl_rpc_request_id(prefix, id), 0);
+    assert_true(strlen(id) <= 64);
+}
+
+/* A worker slower than the client's timeout: it keeps the first request it gets unanswered
+ * and echoes the others, remembering every body. "REPORT" on the pipe answers "<n> <same>":
+ * how many requests came and whether every body was byte-identical to the first. */
+static void slow_first_actor(zsock_t *pipe, void *args)
+{
+    (void)args;
+    char ep[80];
+    snprintf(ep, sizeof ep, ">%s", BACK);
+    zsock_t *sock = zsock_new_dealer(ep);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, sock, NULL);
+    zmsg_t *held = NULL;
+    zframe_t *first = NULL;
+    int n = 0;
+    bool same = true;
+    while (true) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe) {
+            char *cmd = zstr_recv(pipe);
+            bool report = cmd && strcmp(cmd, "REPORT") == 0;
+            zstr_free(&cmd);
+            if (!report) {
+                break;
+            }
+            zstr_sendf(pipe, "%d %d", n, same ? 1 : 0);
+            continue;
+        }
+        if (!which) {
+            break;
+        }
+        zmsg_t *msg = zmsg_recv(sock);
+        if (!msg) {
+            break;
+        }
+        zframe_t *body = zmsg_last(msg);
+        n++;
+        if (!first) {
+            first = zframe_dup(body);
+            held = msg; /* the slow one: never answered in time */
+            continue;
+        }
+        same = same && zframe_eq(first, body);
+        zmsg_send(&msg, sock);
+    }
+    zmsg_destroy(&held);
+    zframe_destroy(&first);
+    zpoller_destroy(&poller);
+    zsock_destroy(&sock);
+}
+
+/* The encoded case.lookup.request the resend tests send (caller frees). */
+static char *encoded_request(size_t *len)
+{
+    wasl_msg_t *req = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
+    wasl_msg_case_lookup_request_t *r = &req->u.case_lookup_request;
+    char id[WASL_RPC_REQUEST_ID_MAX];
+    assert_int_equal(wasl_rpc_request_id("api", id), 0);
+    r->request_id = strdup(id);
+    r->case_number = strdup("4512345678");
+    r->verifier_kind = strdup("national_id");
+    r->verifier = strdup("1000000008");
+    r->channel = strdup("api");
+    r->client = strdup("portal");
+    char *data = NULL;
+    assert_int_equal(wasl_msg_encode(req, &data, len, NULL), 0);
+    wasl_msg_destroy(&req);
+    return data;
+}
+
+/* caselookup deduplicates by what it receives: a resend must be the very same request — same
+ * id, same bytes — whether it comes from the single call (a new REQ socket) or the batch. */
+static void test_resend_is_the_same_request(void **state)
+{
+    (void)state;
+    for (int batch = 0; batch <= 1; batch++) {
+        zactor_t *proxy = start_proxy();
+        zactor_t *worker = zactor_new(slow_first_actor, NULL);
+        wasl_zmq_t *z = plain_zmq();
+        wasl_rpc_t *rpc = wasl_rpc_new(z, FRONT, TIMEOUT_MS, RETRIES);
+        size_t len = 0, rep_len = 0;
+        char *req = encoded_request(&len), *rep = NULL;
+        if (batch) {
+            const void *reqs[1] = {req};
+            assert_int_equal(wasl_rpc_call_many(rpc, 1, reqs, &len, &rep, &rep_len), 1);
+        } else {
+            assert_int_equal(wasl_rpc_call(rpc, req, len, &rep, &rep_len), 0);
+        }
+        assert_int_equal(rep_len, len);
+        assert_memory_equal(rep, req, len);
+        assert_int_equal(wasl_rpc_retries(rpc), 1);
+        zstr_send(worker, "REPORT");
+        char *report = zstr_recv(worker);
+        assert_string_equal(report, "2 1"); /* sent twice, byte for byte */
+        zstr_free(&report);
+        free(rep);
+        free(req);
+        wasl_rpc_destroy(&rpc);
+        zactor_destroy(&worker);
+        zactor_destroy(&proxy);
+        wasl_zmq_destroy(&z);
+    }
+}
+
 int main(void)
 {
     wasl_log_init("test_rpc", WASL_LOG_ERROR);
@@ -399,6 +529,8 @@ int main(void)
         cmocka_unit_test(test_many_out_of_order_retry_stale),
         cmocka_unit_test(test_many_through_proxy),
         cmocka_unit_test(test_many_never_answered_returns_in_time),
+        cmocka_unit_test(test_request_ids_unique),
+        cmocka_unit_test(test_resend_is_the_same_request),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     zsys_shutdown();
