@@ -903,21 +903,26 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
         wasl_msg_destroy(&p[i].reply);
     }
     if (kept > 0 && ok) {
-        /* An answer that could not be encoded was not sent: its claim is dropped below. */
+        /* Answers that were sent are kept for resends (moved to the front); a reply that could
+         * not be encoded was not sent, and its claim is dropped so that a resend asks again. */
         size_t m = 0;
         for (size_t i = 0; i < kept; i++) {
             if (datas[i]) {
-                keys[m] = keys[i];
-                fps[m] = fps[i];
-                datas[m] = datas[i];
-                lens[m++] = lens[i];
+                const char *k = keys[i], *f = fps[i];
+                char *d = datas[i];
+                size_t l = lens[i];
+                keys[i] = keys[m];
+                fps[i] = fps[m];
+                datas[i] = datas[m];
+                lens[i] = lens[m];
+                keys[m] = k;
+                fps[m] = f;
+                datas[m] = d;
+                lens[m++] = l;
             }
         }
         dedup_store(self->dedup, self->redis, m, keys, fps, (const char *const *)datas, lens);
-        for (size_t i = m; i < kept; i++) {
-            datas[i] = NULL;
-        }
-        kept = m;
+        dedup_release(self->dedup, self->redis, kept - m, keys + m, fps + m);
     } else if (kept > 0) {
         dedup_release(self->dedup, self->redis, kept, keys, fps);
     }

@@ -1,6 +1,7 @@
 /* lookup — wasl-caselookup's work: verify the caller against the case's parties, answer with
- * the case's status and next hearing, count failures and lock out, cache, and audit every
- * lookup before answering. */
+ * the case's status and next hearing (and, for an automatic answer, the party's contact on
+ * file), count failures and lock out, cache, audit every lookup before answering, and answer a
+ * resent request once (dedup.h). */
 #ifndef WASL_CASELOOKUP_LOOKUP_H
 #define WASL_CASELOOKUP_LOOKUP_H
 
