@@ -710,3 +710,53 @@ def test_resent_lookup_is_answered_once(stack, postgres):
     assert metric_sum(stack, "wasl_caselookup_lookups_total", 'outcome="denied"') \
         - denied_before == 1
     assert metric_sum(stack, "wasl_caselookup_resends_answered_total") - replayed_before >= 1
+
+
+def test_resend_taken_over_from_a_stopped_worker(stack, redis_server):
+    """Finding 15, the other half: the worker holding a request is stopped (SIGSTOP) while its
+    audit commit waits. Its liveness key expires, so the resend is not left waiting for an
+    answer that will never come: the other worker takes the request over and the client gets
+    its answer in time. The stopped worker's audit row went in (its statement was already at
+    the server); the taker's is refused by the unique request hash: one row."""
+    import threading
+    import redis as redis_py
+    stranger = unique_id()
+    r = redis_py.Redis.from_url(redis_server.url, socket_timeout=5)
+    rows_before = _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0]
+    by_pid = {w.proc.pid: w for w in stack["workers"] if w.alive()}
+    assert len(by_pid) == 2
+    lock = psycopg2.connect(stack["db_url"])
+    result, victim = {}, None
+    try:
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLE case_lookup_audit IN EXCLUSIVE MODE")
+        t = threading.Thread(target=lambda: result.update(
+            r=lookup(stack, CASE, national_id=stranger)))
+        t.start()
+
+        def holder():
+            for key in r.scan_iter(match="wasl:cl:req:*", count=1000):
+                v = r.get(key)
+                if v and v[64:65] == b"P":
+                    # "caselookup@host:pid:nonce"
+                    return int(v[65:].decode().rsplit(":", 2)[1])
+            return None
+        pid = wait_for(holder, 10, what="a worker claiming the request")
+        victim = by_pid[pid]
+        victim.proc.send_signal(signal.SIGSTOP)
+    finally:
+        lock.rollback()
+        lock.close()
+    try:
+        t.join(10)
+        assert not t.is_alive()
+        assert result["r"].status == 404, result["r"].raw
+        wait_for(lambda: _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0]
+                 > rows_before, 10, what="the audit row")
+        [taker] = [w for p, w in by_pid.items() if p != pid]
+        wait_for(lambda: parse_metrics(taker.get("/metrics")[1]).get(
+            "wasl_caselookup_audit_duplicates_total", 0) >= 1, 10,
+            what="the taker's audit row refused as a duplicate")
+        assert _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0] - rows_before == 1
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
