@@ -677,11 +677,21 @@ def test_ticket_view_is_the_same_answered_or_not(stack, postgres, redis_server, 
         sms.close()
 
 
+def _both_workers(stack):
+    """Restarts a worker an earlier test killed: a resend should be able to reach another."""
+    for w in stack["workers"]:
+        if not w.alive():
+            w.start()
+            w.wait_healthy()
+            wait_for(lambda w=w: w.get("/readyz")[0] == 200, 10, what="caselookup ready")
+
+
 def test_resent_lookup_is_answered_once(stack, postgres):
     """Finding 15: a worker slower than the client's timeout (its audit commit waits on a lock)
     makes intake's rpc client resend; the resend reaches a worker that waits for the first
     one's answer instead of looking up again. The client gets the ordinary answer, the failure
     is counted once and one audit row is written."""
+    _both_workers(stack)
     stranger = unique_id()
     denied_before = metric_sum(stack, "wasl_caselookup_lookups_total", 'outcome="denied"')
     replayed_before = metric_sum(stack, "wasl_caselookup_resends_answered_total")
@@ -720,6 +730,7 @@ def test_resend_taken_over_from_a_stopped_worker(stack, redis_server):
     the server); the taker's is refused by the unique request hash: one row."""
     import threading
     import redis as redis_py
+    _both_workers(stack)
     stranger = unique_id()
     r = redis_py.Redis.from_url(redis_server.url, socket_timeout=5)
     rows_before = _db_rows(stack, "SELECT count(*) FROM case_lookup_audit")[0][0]
