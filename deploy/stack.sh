@@ -275,6 +275,17 @@ dev_token() {
     cat "$file"
 }
 
+# The secret that keys the hashes of national IDs and phones in Redis (WASL_PII_KEY_FILE):
+# made once (mode 600) and kept, so hashes stay stable across restarts.
+pii_key() {
+    local file=$VAR/pii.key
+    if [[ ! -s $file ]]; then
+        (umask 077 && od -An -N 32 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+    fi
+    chmod 600 "$file"
+    echo "$file"
+}
+
 # Writes var/stack.env: `export K='V'` lines for the shell and for tests (shlex-parsable).
 write_env() {
     local file=$VAR/stack.env name
@@ -451,6 +462,10 @@ start_stack() {
     make_dirs
     WASL_DEV_TOKEN=${WASL_DEV_TOKEN:-$(dev_token)}
     export WASL_DEV_TOKEN
+    if [[ -z ${WASL_PII_KEY:-} ]]; then
+        WASL_PII_KEY_FILE=${WASL_PII_KEY_FILE:-$(pii_key)}
+        export WASL_PII_KEY_FILE
+    fi
     start_pg
     start_redis "$mode"
     prepare

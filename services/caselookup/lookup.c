@@ -4,6 +4,7 @@
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 #include "wasl_pg.h"
+#include "wasl_pii.h"
 #include "wasl_redis.h"
 #include "wasl_signal.h"
 #include "wasl_work.h"
@@ -34,17 +35,19 @@
 #define PARKED_POLL_MS 20
 #define FP_HEX         (DEDUP_FP_LEN + 1)
 
-/* A case in one row, as the cache keeps it. Verifiers are hashed (never kept in clear in
- * Redis); only hearings from yesterday on are kept (the next one is chosen at reply time). */
+/* A case in one row. Verifiers come as "kind:value" and are replaced by their keyed hashes
+ * (lookup_case_key_verifiers) before the row is used or cached, so Redis never holds one in
+ * clear or under a bare SHA-256 that enumeration reverses. Only hearings from yesterday on are
+ * kept (the next one is chosen at reply time). */
 static const char *const case_sql =
     "SELECT json_build_object("
     " 'case_number', c.case_number, 'version', c.version, 'status', c.status,"
     " 'court_ar', co.name_ar, 'court_en', co.name_en, 'circuit_ar', ci.name_ar,"
     " 'circuit_en', ci.name_en, 'tz', co.time_zone,"
     " 'verifiers', (SELECT coalesce(json_agg(v), '[]') FROM ("
-    "   SELECT encode(sha256(convert_to('national_id:' || p.national_id, 'UTF8')), 'hex') v"
+    "   SELECT 'national_id:' || p.national_id v"
     "   FROM case_parties p WHERE p.case_id = c.id AND p.national_id IS NOT NULL UNION"
-    "   SELECT encode(sha256(convert_to('caller_phone:' || p.phone, 'UTF8')), 'hex')"
+    "   SELECT 'caller_phone:' || p.phone"
     "   FROM case_parties p WHERE p.case_id = c.id AND p.phone IS NOT NULL) x),"
     " 'hearings', (SELECT coalesce(json_agg(json_build_array("
     "     extract(epoch FROM h.starts_at)::bigint, h.kind_ar, h.kind_en) ORDER BY h.starts_at),"
@@ -80,31 +83,60 @@ static const char *const contact_sql =
     " AND (p.phone IS NOT NULL OR p.email IS NOT NULL)"
     " ORDER BY p.phone IS NULL, p.id LIMIT 1";
 
-/* Checks both locks and reads the cache for a whole batch in one round trip. KEYS: for each
- * request its caller lock, case lock and cache key. Returns, per request, {caller lock ttl,
- * case lock ttl, cached value or nil}. */
-static const char *const check_lua =
-    "local out = {} for i = 1, #KEYS, 3 do "
-    "out[#out + 1] = redis.call('TTL', KEYS[i]) out[#out + 1] = redis.call('TTL', KEYS[i + 1]) "
-    "out[#out + 1] = redis.call('GET', KEYS[i + 2]) end return out";
-#define CHECK_KEYS 3
+/* The failure budgets (finding 5 of issue 13). Three budgets hold every request: its verifier
+ * (the national ID or phone, whatever channel or field carried it), its line (the caller's
+ * trusted phone line, else the asking client) and its case. Each request of a batch is first
+ * DECIDED in memory (is the verifier a party?) but nothing is disclosed yet; then this one
+ * script JUDGES the whole batch, in order, atomically: a request meeting a lock or a spent count
+ * is refused; a failure is counted against all three budgets, and every budget it fills is
+ * locked at once; a success counts nothing. Only what the script lets through is answered. So
+ * however many requests arrive together (a router batch, parallel HTTP requests, several
+ * workers), no budget lets more failures than its limit reach a real decision in a window, and a
+ * party's own successes never use up their budget.
+ *
+ * KEYS, per request: verifier count, verifier lock, line count, line lock, case count, case
+ * lock. ARGV: window_s, lock_s, then per request its verdict ("f" failure, "s" success), the
+ * three limits and whether the case budget applies ("1"/"0": not for a trusted phone line that
+ * is itself the verifier, see docs/architecture.md "Security"). Returns per request {1 allowed
+ * | 0 refused, seconds to wait, bitmask of the budgets that refused (1 verifier, 2 line,
+ * 4 case), bitmask of the budgets this request's failure locked}. */
+static const char *const judge_lua =
+    "local out = {} "
+    "for i = 0, #KEYS / 6 - 1 do "
+    "  local k, a = i * 6, 3 + i * 5 "
+    "  local wait, why, set = 0, 0, 0 "
+    "  for j = 0, 2 do "
+    "    if j < 2 or ARGV[a + 4] == '1' then "
+    "      local t = redis.call('TTL', KEYS[k + 2 + 2 * j]) "
+    "      if tonumber(redis.call('GET', KEYS[k + 1 + 2 * j]) or '0') >= tonumber(ARGV[a + 1 + j])"
+    "      then local t2 = redis.call('TTL', KEYS[k + 1 + 2 * j]) if t2 < 1 then t2 = 1 end "
+    "        if t2 > t then t = t2 end end "
+    "      if t > 0 then why = why + 2 ^ j if t > wait then wait = t end end "
+    "    end "
+    "  end "
+    "  if wait == 0 and ARGV[a] == 'f' then "
+    "    for j = 0, 2 do "
+    "      if j < 2 or ARGV[a + 4] == '1' then "
+    "        local ck = KEYS[k + 1 + 2 * j] "
+    "        local c = redis.call('INCR', ck) "
+    "        if c == 1 then redis.call('EXPIRE', ck, ARGV[1]) end "
+    "        if c >= tonumber(ARGV[a + 1 + j]) then "
+    "          redis.call('SET', KEYS[k + 2 + 2 * j], '1', 'EX', ARGV[2]) redis.call('DEL', ck) "
+    "          set = set + 2 ^ j end "
+    "      end "
+    "    end "
+    "  end "
+    "  out[4 * i + 1] = (wait > 0) and 0 or 1 out[4 * i + 2] = wait "
+    "  out[4 * i + 3] = why out[4 * i + 4] = set "
+    "end return out";
+#define JUDGE_KEYS      6
+#define JUDGE_ARGS      5
+#define JUDGE_OUT       4
+#define BUDGET_VERIFIER 1
+#define BUDGET_LINE     2
+#define BUDGET_CASE     4
 /* Keys looked at per SCAN step when the whole cache is dropped. */
 #define CACHE_SCAN_COUNT 500
-
-/* Counts a failure for the caller and the case; locks whichever reached its limit. KEYS:
- * caller count, case count, caller lock, case lock. ARGV: window_s, max, lock_s, case_max.
- * Returns {caller count, case count, 1 when the caller was locked now}. */
-static const char *const fail_lua =
-    "local a = redis.call('INCR', KEYS[1]) if a == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) "
-    "end "
-    "local b = redis.call('INCR', KEYS[2]) if b == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) "
-    "end "
-    "local locked = 0 "
-    "if a >= tonumber(ARGV[2]) then redis.call('SET', KEYS[3], '1', 'EX', ARGV[3]) "
-    "  redis.call('DEL', KEYS[1]) locked = 1 end "
-    "if b >= tonumber(ARGV[4]) then redis.call('SET', KEYS[4], '1', 'EX', ARGV[3]) "
-    "  redis.call('DEL', KEYS[2]) end "
-    "return {a, b, locked}";
 
 struct lookup_case {
     json_t *doc;
@@ -187,14 +219,39 @@ bool lookup_case_has_verifier(const lookup_case_t *c, const char *hash)
 
 void lookup_verifier_hash(const char *kind, const char *value, char out[65])
 {
-    crypto_hash_sha256_state st;
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)kind, strlen(kind));
-    crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
-    crypto_hash_sha256_update(&st, (const unsigned char *)value, strlen(value));
-    crypto_hash_sha256_final(&st, digest);
-    sodium_bin2hex(out, 65, digest, sizeof digest);
+    wasl_pii_hash(kind, value, out);
+}
+
+int lookup_case_key_verifiers(json_t *doc)
+{
+    json_t *list = json_object_get(doc, "verifiers");
+    if (!json_is_array(list)) {
+        return -1;
+    }
+    json_t *keyed = json_array();
+    if (!keyed) {
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *s = json_string_value(v);
+        const char *colon = s ? strchr(s, ':') : NULL;
+        char kind[32], hash[WASL_PII_HASH_BUF];
+        if (!colon || (size_t)(colon - s) >= sizeof kind) {
+            json_decref(keyed);
+            return -1;
+        }
+        memcpy(kind, s, (size_t)(colon - s));
+        kind[colon - s] = '\0';
+        wasl_pii_hash(kind, colon + 1, hash);
+        if (json_array_append_new(keyed, json_string(hash)) < 0) {
+            json_decref(keyed);
+            return -1;
+        }
+    }
+    return json_object_set_new(doc, "verifiers", keyed);
 }
 
 static const struct {
@@ -687,139 +744,239 @@ static int load_case(lookup_t *self, const char *number, const char *cached_text
         return -1;
     }
     atomic_store(&self->pg_ok, true);
-    const char *text = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "null";
+    char *text = NULL; /* what the cache keeps: the row with its verifiers keyed */
     int rc = 0;
     if (PQntuples(res) > 0) {
-        *out = lookup_case_parse(text);
+        json_t *doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        if (doc && lookup_case_key_verifiers(doc) == 0) {
+            text = json_dumps(doc, JSON_COMPACT);
+        }
+        json_decref(doc);
+        *out = text ? lookup_case_parse(text) : NULL;
         rc = *out ? 1 : -1;
     }
     if (rc >= 0 && self->cfg->cache) {
         char key[KEY_MAX];
         snprintf(key, sizeof key, CACHE_PREFIX "%s", number);
-        redisReply *r =
-            wasl_redis_cmd(self->redis, "SET %s %s EX %ld", key, text, self->cfg->cache_ttl_s);
+        redisReply *r = wasl_redis_cmd(self->redis, "SET %s %s EX %ld", key, text ? text : "null",
+                                       self->cfg->cache_ttl_s);
         if (r) {
             freeReplyObject(r);
         }
     }
+    free(text);
     PQclear(res);
     return rc;
 }
 
-/* Handles one decoded request; fills `rep` (already typed as a reply) and appends the audit
- * row to `audit`. Returns the outcome counter to bump. */
-/* The Redis keys of one request. */
+/* The Redis keys and budget limits of one request. */
 typedef struct {
-    char vhash[65];
-    char lock_caller[KEY_MAX], lock_case[KEY_MAX], cache[KEY_MAX], fail_caller[KEY_MAX],
-        fail_case[KEY_MAX];
+    char vhash[WASL_PII_HASH_BUF];
+    /* In judge_lua's order: verifier count, lock; line count, lock; case count, lock. */
+    char keys[JUDGE_KEYS][KEY_MAX];
+    char cache[KEY_MAX];
+    char limits[3][24]; /* verifier, line, case */
+    bool case_applies;  /* false for a trusted phone line calling with its own number */
     bool kind_ok, number_ok;
 } req_keys_t;
 
 static void keys_for(const lookup_config_t *cfg, const wasl_msg_case_lookup_request_t *q,
                      req_keys_t *k)
 {
-    char chash[65];
+    char line[WASL_PII_HASH_BUF];
     k->kind_ok = strcmp(q->verifier_kind, "national_id") == 0 ||
                  strcmp(q->verifier_kind, "caller_phone") == 0;
     k->number_ok = case_number_ok(q->case_number);
-    lookup_verifier_hash(q->verifier_kind, q->verifier, k->vhash);
-    /* The caller is whoever is asking: the phone line when known, else the verifier. */
-    if (q->caller && *q->caller) {
-        lookup_verifier_hash("caller", q->caller, chash);
-    } else {
-        memcpy(chash, k->vhash, sizeof chash);
-    }
+    /* One budget per verifier, whatever channel, client or field carried it. */
+    wasl_pii_hash(k->kind_ok ? q->verifier_kind : "invalid", q->verifier, k->vhash);
+    /* The line: the caller's phone line when the channel vouches for it, else the client. */
+    bool by_line = q->caller && *q->caller;
+    wasl_pii_hash(by_line ? "line" : "client", by_line ? q->caller : q->client, line);
     const char *number = k->number_ok ? q->case_number : "invalid";
-    snprintf(k->lock_caller, KEY_MAX, "wasl:cl:lock:caller:%.32s", chash);
-    snprintf(k->fail_caller, KEY_MAX, "wasl:cl:fail:caller:%.32s", chash);
-    snprintf(k->lock_case, KEY_MAX, "wasl:cl:lock:case:%.32s", number);
-    snprintf(k->fail_case, KEY_MAX, "wasl:cl:fail:case:%.32s", number);
+    snprintf(k->keys[0], KEY_MAX, "wasl:cl:fail:v:%s", k->vhash);
+    snprintf(k->keys[1], KEY_MAX, "wasl:cl:lock:v:%s", k->vhash);
+    snprintf(k->keys[2], KEY_MAX, "wasl:cl:fail:l:%s", line);
+    snprintf(k->keys[3], KEY_MAX, "wasl:cl:lock:l:%s", line);
+    snprintf(k->keys[4], KEY_MAX, "wasl:cl:fail:c:%.32s", number);
+    snprintf(k->keys[5], KEY_MAX, "wasl:cl:lock:c:%.32s", number);
     snprintf(k->cache, KEY_MAX, CACHE_PREFIX "%.32s",
              k->number_ok && cfg->cache ? q->case_number : "-");
+    snprintf(k->limits[0], sizeof k->limits[0], "%ld", cfg->max_failures);
+    snprintf(k->limits[1], sizeof k->limits[1], "%ld",
+             by_line ? cfg->line_max_failures : cfg->client_max_failures);
+    snprintf(k->limits[2], sizeof k->limits[2], "%ld", cfg->case_max_failures);
+    /* A party calling from the phone on file through a telephony client trusted for caller ID
+     * is not guessing (nobody chooses the number the network gives): the case's lock, which a
+     * stranger can set, does not hold them, nor do they count against it. A phone verifier
+     * that is the caller's line is what intake sends only from such a client; the router sends
+     * no line (docs/architecture.md, "Security"). */
+    k->case_applies = !(strcmp(q->verifier_kind, "caller_phone") == 0 && q->caller &&
+                        strcmp(q->caller, q->verifier) == 0);
 }
 
-/* Handles one request given its keys and its three check results (`chk`, NULL when Redis did
- * not answer); fills `rep` and appends the audit row. Returns the outcome counter. */
-static wasl_counter_t *handle(lookup_t *self, const wasl_msg_case_lookup_request_t *q,
-                              const req_keys_t *k, redisReply *const *chk,
-                              wasl_msg_case_lookup_reply_t *rep, json_t *audit)
+static const char *locked_reason(long long why)
 {
-    const lookup_config_t *cfg = self->cfg;
-    const char *vhash = k->vhash;
-    bool kind_ok = k->kind_ok, number_ok = k->number_ok;
-    if (!chk) {
-        /* Without Redis the lockout cannot be enforced: refuse rather than disclose. */
+    if (why & BUDGET_VERIFIER) {
+        return "verifier_locked";
+    }
+    return why & BUDGET_LINE ? "line_locked" : "case_locked";
+}
+
+/* What a request was found to be before the budgets judge it. Nothing is disclosed yet. */
+typedef struct {
+    int found;          /* 1 a party of the case, 0 not (or no such case), -1 error */
+    const char *reason; /* a denial's reason, or the error's */
+    bool cached;
+    lookup_case_t *c; /* the case when found (owned) */
+} verdict_t;
+
+static void decide(lookup_t *self, const wasl_msg_case_lookup_request_t *q, const req_keys_t *k,
+                   const redisReply *cached_reply, verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->reason = "bad_request";
+    if (!k->kind_ok || !k->number_ok) {
+        return;
+    }
+    const char *cached_text =
+        cached_reply && cached_reply->type == REDIS_REPLY_STRING ? cached_reply->str : NULL;
+    int rc = load_case(self, q->case_number, cached_text, &v->cached, &v->c);
+    if (rc < 0) {
+        v->found = -1;
+        v->reason = "database_unavailable";
+    } else if (rc == 0) {
+        v->reason = "no_case";
+    } else if (lookup_case_has_verifier(v->c, k->vhash)) {
+        v->found = 1;
+        v->reason = NULL;
+    } else {
+        v->reason = "not_party";
+        lookup_case_destroy(&v->c);
+    }
+}
+
+/* Answers one request from its verdict and the budgets' judgement (`judged`: judge_lua's four
+ * values, NULL when the request was not judged — an error — or Redis did not answer); fills
+ * `rep` and appends the audit row. Returns the outcome counter. */
+static wasl_counter_t *answer(lookup_t *self, const wasl_msg_case_lookup_request_t *q, verdict_t *v,
+                              redisReply *const *judged, wasl_msg_case_lookup_reply_t *rep,
+                              json_t *audit)
+{
+    if (v->found < 0 || !judged || judged[0]->type != REDIS_REPLY_INTEGER ||
+        judged[1]->type != REDIS_REPLY_INTEGER || judged[2]->type != REDIS_REPLY_INTEGER) {
+        /* Without Redis no budget can be enforced: refuse rather than disclose. */
         rep->outcome = strdup("error");
-        json_array_append_new(audit, audit_row(q, "error", "redis_unavailable", false));
+        json_array_append_new(
+            audit,
+            audit_row(q, "error", v->found < 0 ? v->reason : "redis_unavailable", v->cached));
         return self->errors;
     }
-    long ttl_caller = chk[0]->type == REDIS_REPLY_INTEGER ? (long)chk[0]->integer : -2;
-    long ttl_case = chk[1]->type == REDIS_REPLY_INTEGER ? (long)chk[1]->integer : -2;
-    const char *cached_text = chk[2]->type == REDIS_REPLY_STRING ? chk[2]->str : NULL;
-    if (ttl_caller > 0 || ttl_case > 0) {
-        lookup_render_locked(rep, ttl_caller > ttl_case ? ttl_caller : ttl_case);
-        json_array_append_new(
-            audit, audit_row(q, "locked", ttl_caller > 0 ? "caller_locked" : "case_locked", false));
+    if (judged[0]->integer == 0) {
+        lookup_render_locked(rep, (long)judged[1]->integer);
+        json_array_append_new(audit,
+                              audit_row(q, "locked", locked_reason(judged[2]->integer), v->cached));
         return self->locked;
     }
-    lookup_case_t *c = NULL;
-    bool cached = false;
-    int found = -1;
-    const char *reason = "bad_request";
-    if (kind_ok && number_ok) {
-        found = load_case(self, q->case_number, cached_text, &cached, &c);
-        reason = found == 0 ? "no_case" : "not_party";
-    } else {
-        found = 0;
+    if (v->found == 0) {
+        lookup_render_denied(rep);
+        json_array_append_new(audit, audit_row(q, "denied", v->reason, v->cached));
+        return self->denied;
     }
-    if (found < 0) {
+    int rc = lookup_render_found(v->c, (int64_t)time(NULL), (wasl_digits_t)self->cfg->digits, rep);
+    if (rc < 0) {
+        wasl_msg_case_lookup_reply_t blank = {.request_id = rep->request_id};
+        rep->request_id = NULL;
+        /* Drop whatever was half-filled, keep the id. */
+        wasl_msg_t tmp = {.type = WASL_MSG_CASE_LOOKUP_REPLY, .u.case_lookup_reply = *rep};
+        wasl_msg_t *tp = malloc(sizeof tmp);
+        if (tp) {
+            *tp = tmp;
+            wasl_msg_destroy(&tp);
+        }
+        *rep = blank;
         rep->outcome = strdup("error");
-        json_array_append_new(audit, audit_row(q, "error", "database_unavailable", cached));
+        json_array_append_new(audit, audit_row(q, "error", "render_failed", v->cached));
         return self->errors;
     }
-    if (found == 1 && lookup_case_has_verifier(c, vhash)) {
-        int rc = lookup_render_found(c, (int64_t)time(NULL), (wasl_digits_t)cfg->digits, rep);
-        lookup_case_destroy(&c);
-        if (rc < 0) {
-            wasl_msg_case_lookup_reply_t blank = {.request_id = rep->request_id};
-            rep->request_id = NULL;
-            /* Drop whatever was half-filled, keep the id. */
-            wasl_msg_t tmp = {.type = WASL_MSG_CASE_LOOKUP_REPLY, .u.case_lookup_reply = *rep};
-            wasl_msg_t *tp = malloc(sizeof tmp);
-            if (tp) {
-                *tp = tmp;
-                wasl_msg_destroy(&tp);
-            }
-            *rep = blank;
-            rep->outcome = strdup("error");
-            json_array_append_new(audit, audit_row(q, "error", "render_failed", cached));
-            return self->errors;
+    json_array_append_new(audit, audit_row(q, "found", NULL, v->cached));
+    return self->found;
+}
+
+/* Reads the cached cases of a batch in one round trip. A new reply (MGET's array) or NULL when
+ * the cache is off or Redis did not answer (then every case is read from PostgreSQL). */
+static redisReply *cache_read(lookup_t *self, const req_keys_t *keys, size_t n)
+{
+    if (!self->cfg->cache) {
+        return NULL;
+    }
+    const char **argv = calloc(n + 1, sizeof *argv);
+    if (!argv) {
+        return NULL;
+    }
+    argv[0] = "MGET";
+    for (size_t i = 0; i < n; i++) {
+        argv[i + 1] = keys[i].cache;
+    }
+    redisReply *r = wasl_redis_cmdargv(self->redis, (int)n + 1, argv, NULL);
+    free(argv);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != n)) {
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Judges every decided request of a batch (errors are not judged) in one script. Returns the
+ * reply (JUDGE_OUT values per judged request, in order) or NULL when Redis did not answer. */
+static redisReply *judge(lookup_t *self, const req_keys_t *keys, const verdict_t *v, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        m += v[i].found >= 0;
+    }
+    if (m == 0) {
+        return NULL;
+    }
+    const char **argv = calloc(5 + (JUDGE_KEYS + JUDGE_ARGS) * m, sizeof *argv);
+    if (!argv) {
+        return NULL;
+    }
+    char numkeys[24], window[24], lock[24];
+    snprintf(numkeys, sizeof numkeys, "%zu", JUDGE_KEYS * m);
+    snprintf(window, sizeof window, "%ld", self->cfg->window_s);
+    snprintf(lock, sizeof lock, "%ld", self->cfg->lock_s);
+    size_t argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = judge_lua;
+    argv[argc++] = numkeys;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; v[i].found >= 0 && j < JUDGE_KEYS; j++) {
+            argv[argc++] = keys[i].keys[j];
         }
-        json_array_append_new(audit, audit_row(q, "found", NULL, cached));
-        return self->found;
     }
-    lookup_case_destroy(&c);
-    /* Denied: count the failure against the caller and the case. */
-    char window[24], max[24], lock[24], cmax[24];
-    snprintf(window, sizeof window, "%ld", cfg->window_s);
-    snprintf(max, sizeof max, "%ld", cfg->max_failures);
-    snprintf(lock, sizeof lock, "%ld", cfg->lock_s);
-    snprintf(cmax, sizeof cmax, "%ld", cfg->case_max_failures);
-    redisReply *f =
-        wasl_redis_cmd(self->redis, "EVAL %s 4 %s %s %s %s %s %s %s %s", fail_lua, k->fail_caller,
-                       k->fail_case, k->lock_caller, k->lock_case, window, max, lock, cmax);
-    if (f && f->type == REDIS_REPLY_ARRAY && f->elements == 3 && f->element[2]->integer == 1) {
-        wasl_counter_inc(self->lockouts);
-        wasl_info("caselookup: caller locked out", "{s:s, s:s, s:s}", "channel", q->channel,
-                  "client", q->client, "caller", q->caller ? q->caller : q->verifier);
+    argv[argc++] = window;
+    argv[argc++] = lock;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].found >= 0) {
+            argv[argc++] = v[i].found == 1 ? "s" : "f";
+            argv[argc++] = keys[i].limits[0];
+            argv[argc++] = keys[i].limits[1];
+            argv[argc++] = keys[i].limits[2];
+            argv[argc++] = keys[i].case_applies ? "1" : "0";
+        }
     }
-    if (f) {
-        freeReplyObject(f);
+    redisReply *r = wasl_redis_cmdargv(self->redis, (int)argc, argv, NULL);
+    free(argv);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != JUDGE_OUT * m) {
+        wasl_warn("caselookup: the failure budgets could not be checked; answering error", "{s:s}",
+                  "error",
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : wasl_redis_error(self->redis));
+        if (r) {
+            freeReplyObject(r);
+        }
+        return NULL;
     }
-    lookup_render_denied(rep);
-    json_array_append_new(audit, audit_row(q, "denied", reason, cached));
-    return self->denied;
+    return r;
 }
 
 typedef struct {
@@ -1091,18 +1248,19 @@ done:
 }
 
 /* Reads every request waiting (up to batch_max) and looks again at the parked ones; answers
- * resends from what was already answered; checks locks and cache for the new ones in one Redis
- * round trip, and answers them together after one audit commit. */
+ * resends from what was already answered; reads the cached cases of the new ones in one Redis
+ * round trip, decides each, judges them all against the failure budgets in a second
+ * (judge_lua), and answers them together after one audit commit. */
 static void serve_batch(lookup_t *self)
 {
     size_t cap = (size_t)self->cfg->batch_max, n = 0, m = self->nparked;
     incoming_t *in = calloc(cap + PARKED_MAX, sizeof *in);
     pending_t *p = calloc(cap + PARKED_MAX, sizeof *p);
     req_keys_t *keys = calloc(cap + PARKED_MAX, sizeof *keys);
-    const char **argv = calloc(3 + CHECK_KEYS * (cap + PARKED_MAX), sizeof *argv);
+    verdict_t *verdicts = calloc(cap + PARKED_MAX, sizeof *verdicts);
     json_t *audit = json_array();
-    redisReply *chk = NULL;
-    if (!in || !p || !keys || !argv || !audit) {
+    redisReply *cached = NULL, *judged = NULL;
+    if (!in || !p || !keys || !verdicts || !audit) {
         goto done;
     }
     /* The parked first: they came earlier. */
@@ -1144,25 +1302,33 @@ static void serve_batch(lookup_t *self)
         }
         keys_for(self->cfg, &in[i].req->u.case_lookup_request, &keys[i]);
     }
-    char numkeys[24];
-    snprintf(numkeys, sizeof numkeys, "%zu", CHECK_KEYS * n);
-    argv[0] = "EVAL";
-    argv[1] = check_lua;
-    argv[2] = numkeys;
+    /* Decide every request (nothing disclosed yet), judge them all against the budgets in one
+     * atomic script, then answer only what it let through. */
+    cached = cache_read(self, keys, n);
     for (size_t i = 0; i < n; i++) {
-        argv[3 + CHECK_KEYS * i] = keys[i].lock_caller;
-        argv[4 + CHECK_KEYS * i] = keys[i].lock_case;
-        argv[5 + CHECK_KEYS * i] = keys[i].cache;
+        decide(self, &in[i].req->u.case_lookup_request, &keys[i],
+               cached ? cached->element[i] : NULL, &verdicts[i]);
     }
-    chk = wasl_redis_cmdargv(self->redis, (int)(3 + CHECK_KEYS * n), argv, NULL);
-    bool redis_ok = chk && chk->type == REDIS_REPLY_ARRAY && chk->elements == CHECK_KEYS * n;
-    atomic_store(&self->redis_ok, redis_ok);
-    for (size_t i = 0; i < n; i++) {
+    judged = judge(self, keys, verdicts, n);
+    if (judged) {
+        atomic_store(&self->redis_ok, true); /* a failure is seen by the periodic PING */
+    }
+    for (size_t i = 0, e = 0; i < n; i++) {
         const wasl_msg_case_lookup_request_t *q = &in[i].req->u.case_lookup_request;
         wasl_msg_case_lookup_reply_t *rep = &p[i].reply->u.case_lookup_reply;
-        p[i].outcome =
-            handle(self, q, &keys[i], redis_ok ? chk->element + CHECK_KEYS * i : NULL, rep, audit);
-        /* handle() appended this request's audit row: what it was for, to whom, which request. */
+        redisReply *const *mine = NULL;
+        if (verdicts[i].found >= 0 && judged) {
+            mine = judged->element + JUDGE_OUT * e++;
+            if (mine[3]->type == REDIS_REPLY_INTEGER && mine[3]->integer != 0) {
+                wasl_counter_inc(self->lockouts);
+                wasl_info("caselookup: failure budget spent; locked", "{s:s, s:s, s:s, s:s}",
+                          "budget", locked_reason(mine[3]->integer), "channel", q->channel,
+                          "client", q->client, "case", q->case_number);
+            }
+        }
+        p[i].outcome = answer(self, q, &verdicts[i], mine, rep, audit);
+        lookup_case_destroy(&verdicts[i].c);
+        /* answer() appended this request's audit row: what it was for, to whom, which request. */
         json_t *row = json_array_get(audit, i);
         json_object_set_new(row, "request_sha256", json_string(in[i].fp));
         if (q->ticket) {
@@ -1172,14 +1338,17 @@ static void serve_batch(lookup_t *self)
     }
     flush(self, p, n, audit);
 done:
-    if (chk) {
-        freeReplyObject(chk);
+    if (cached) {
+        freeReplyObject(cached);
+    }
+    if (judged) {
+        freeReplyObject(judged);
     }
     for (size_t i = 0; in && i < m; i++) {
         incoming_clear(&in[i]);
     }
     json_decref(audit);
-    free(argv);
+    free(verdicts);
     free(keys);
     free(p);
     free(in);

@@ -9,6 +9,7 @@
 #include "wasl_proto.h"
 #include "wasl_zmq.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,17 +21,21 @@ typedef struct {
     const char *redis_url;
     const char *bus;
     long redis_timeout_ms;
-    bool cache;        /* false: every lookup reads PostgreSQL (benchmarks, debugging) */
-    long cache_ttl_s;  /* how long a case stays in Redis (changes also drop it) */
-    long max_failures; /* failures per caller within window_s before a lockout */
+    bool cache;       /* false: every lookup reads PostgreSQL (benchmarks, debugging) */
+    long cache_ttl_s; /* how long a case stays in Redis (changes also drop it) */
+    /* Failure budgets within window_s, each locked for lock_s once spent (lookup.c). */
+    long max_failures;        /* per verifier (national ID or phone), across every channel */
+    long line_max_failures;   /* per caller line (a trusted ANI) */
+    long client_max_failures; /* per asking client, when no caller line is known */
+    long case_max_failures;   /* per case, all callers together */
     long window_s;
-    long lock_s;            /* how long a locked-out caller waits */
-    long case_max_failures; /* failures on one case (all callers) before the case is locked */
-    long batch_max;         /* most requests answered per audit commit */
-    int digits;             /* wasl_digits_t for Arabic text and speech */
+    long lock_s;
+    long batch_max; /* most requests answered per audit commit */
+    int digits;     /* wasl_digits_t for Arabic text and speech */
 } lookup_config_t;
 
-/* The case as cached: what a reply needs plus SHA-256 hashes of the parties' verifiers. */
+/* The case as cached: what a reply needs plus keyed hashes (wasl_pii_hash) of the parties'
+ * verifiers. */
 typedef struct lookup_case lookup_case_t;
 
 /* ---- pure parts (unit-tested without a database) ---------------------------------------- */
@@ -38,10 +43,15 @@ typedef struct lookup_case lookup_case_t;
 /* Parses the cached/queried JSON of a case (see lookup.c, case_sql). NULL when malformed. */
 lookup_case_t *lookup_case_parse(const char *json);
 void lookup_case_destroy(lookup_case_t **self_p);
-/* True when `verifier_sha256_hex` (64 hex chars) is one of the parties' verifiers. */
-bool lookup_case_has_verifier(const lookup_case_t *c, const char *verifier_sha256_hex);
-/* Hex SHA-256 of "kind:value"; out needs 65 bytes. */
+/* True when `verifier_hash_hex` (64 hex chars, lookup_verifier_hash) is one of the parties'
+ * verifiers. */
+bool lookup_case_has_verifier(const lookup_case_t *c, const char *verifier_hash_hex);
+/* The keyed hash of "kind:value" (wasl_pii_hash: the PII key must be set); out needs 65 bytes. */
 void lookup_verifier_hash(const char *kind, const char *value, char out[65]);
+/* Replaces the "verifiers" of a case row as PostgreSQL gives it ("kind:value" strings) by their
+ * keyed hashes, in place. Returns 0, or -1 when a verifier is malformed or on allocation
+ * failure (the row is then not to be used). */
+int lookup_case_key_verifiers(json_t *doc);
 
 /* Fills a found reply `r` (fields owned by the message) from the case at time `now_s`.
  * Returns 0, or -1 on allocation failure or a date outside the Umm al-Qura table (logged;

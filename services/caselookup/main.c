@@ -4,6 +4,7 @@
 #include "wasl_admin.h"
 #include "wasl_config.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 #include "wasl_signal.h"
 
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 int main(int argc, char **argv)
 {
     lookup_config_t c = {0};
-    const char *curve_dir, *curve_name;
+    const char *curve_dir, *curve_name, *pii_key, *pii_key_file;
     wasl_config_t *cfg = wasl_config_new(
         "wasl-caselookup", "Answers case status questions over the bus's request/reply port, "
                            "only to a verified party of the case, and audits every lookup.");
@@ -28,13 +29,22 @@ int main(int argc, char **argv)
     wasl_config_int(cfg, "WASL_CASELOOKUP_CACHE_TTL_S", 30, 1, 86400,
                     "seconds a case stays cached in Redis (a change drops it at once)",
                     &c.cache_ttl_s);
+    wasl_config_pii_key(cfg, &pii_key, &pii_key_file);
     wasl_config_int(cfg, "WASL_CASELOOKUP_MAX_FAILURES", 5, 1, 1000,
-                    "failed lookups per caller within the window before a lockout",
+                    "failed lookups per verifier (national ID or phone), every channel together, "
+                    "within the window before it is locked",
                     &c.max_failures);
+    wasl_config_int(cfg, "WASL_CASELOOKUP_LINE_MAX_FAILURES", 10, 1, 10000,
+                    "failed lookups per caller line (a trusted caller ID) within the window",
+                    &c.line_max_failures);
+    wasl_config_int(cfg, "WASL_CASELOOKUP_CLIENT_MAX_FAILURES", 1000, 1, 1000000,
+                    "failed lookups per asking client without a caller line within the window",
+                    &c.client_max_failures);
     wasl_config_int(cfg, "WASL_CASELOOKUP_WINDOW_S", 900, 1, 86400,
                     "window in which failures are counted", &c.window_s);
     wasl_config_int(cfg, "WASL_CASELOOKUP_LOCK_S", 900, 1, 86400,
-                    "how long a locked-out caller (or case) waits", &c.lock_s);
+                    "how long a spent budget (verifier, line, client or case) stays locked",
+                    &c.lock_s);
     wasl_config_int(cfg, "WASL_CASELOOKUP_CASE_MAX_FAILURES", 20, 1, 100000,
                     "failed lookups on one case, all callers together, before it is locked",
                     &c.case_max_failures);
@@ -44,6 +54,7 @@ int main(int argc, char **argv)
                      "digits in Arabic text and speech (arabic: Arabic-Indic)", &c.digits);
     wasl_config_daemon(cfg, CASELOOKUP_ADMIN_PORT);
     wasl_config_parse(cfg, argc, argv);
+    wasl_pii_key_load_or_exit("wasl-caselookup", pii_key, pii_key_file);
     wasl_log_init("wasl-caselookup", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();
 

@@ -249,27 +249,23 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     return 0;
 }
 
-/* Records the live session in Redis (what the IVR and supervisors read). Best effort: the
- * durable record is call_events; a lost session is rebuilt from it. */
+/* Records the live session in Redis (what a supervisor's view may read). Best effort: the
+ * durable record is call_events; a lost session is rebuilt from it. The session is the
+ * client's own (keyed by client and call) and holds no phone number: the caller's number is in
+ * call_events, and Redis is readable by every daemon. */
 static void session_touch(const intake_request_t *req, intake_auth_t *auth, const call_arg_t *a,
-                          const char *from, const char *queue)
+                          const char *queue)
 {
     wasl_redis_t *r = auth ? intake_auth_redis(auth) : NULL;
     if (!r) {
         return;
     }
-    char key[CALL_ID_MAX + 16];
-    snprintf(key, sizeof key, "wasl:call:%s", a->call_id);
+    char key[CALL_ID_MAX + 96];
+    snprintf(key, sizeof key, "wasl:call:%s:%s", req->client.id, a->call_id);
     redisReply *rep =
         wasl_redis_cmd(r, "HSET %s last_event %s last_seq %lld", key, a->event, a->seq);
     if (rep) {
         freeReplyObject(rep);
-    }
-    if (from) {
-        rep = wasl_redis_cmd(r, "HSET %s from %s", key, from);
-        if (rep) {
-            freeReplyObject(rep);
-        }
     }
     if (queue) {
         rep = wasl_redis_cmd(r, "HSET %s queue %s", key, queue);
@@ -308,8 +304,7 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
         intake_error(reply, 503, "unavailable", NULL, "out of memory");
         return;
     }
-    session_touch(req, req->auth, a, json_string_value(json_object_get(data, "from")),
-                  json_string_value(json_object_get(data, "queue")));
+    session_touch(req, req->auth, a, json_string_value(json_object_get(data, "queue")));
     req->job = job;
 }
 

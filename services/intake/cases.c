@@ -2,6 +2,7 @@
  * wasl-caselookup over the bus (Lazy Pirate client), answers as JSON and as speech. */
 #include "handlers.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 #include "wasl_redis.h"
 #include "wasl_rpc.h"
 #include "wasl_text.h"
@@ -16,7 +17,7 @@
 #define RPC_RETRIES        2    /* worst case (1 + 2) s: under the PBX's prompt timeout */
 #define POOL_MAX           64   /* one client per concurrently asking HTTP thread */
 #define IVR_MAX_TRIES      3    /* a malformed entry is asked for again this many times */
-#define KEY_MAX            192
+#define KEY_MAX            256
 
 /* ---- a pool of RPC clients (a ZeroMQ socket belongs to one thread at a time) ------------- */
 
@@ -186,6 +187,15 @@ void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply)
     if (caller_text && intake_norm_phone(caller_text, "caller", req->cfg, &caller, reply) < 0) {
         goto done;
     }
+    if (caller && !req->client.trusted_ani) {
+        /* A phone number is not a secret: it verifies only when the network gave it, through a
+         * telephony client trusted for caller ID. From anyone else it never verifies, and the
+         * answer is the one a stranger gets (there is nothing to guess here, so nothing is
+         * counted or asked). */
+        intake_error(reply, 404, "not_found", NULL,
+                     "no case with this number is registered to this verifier");
+        goto done;
+    }
     rep = ask(req, number, nid ? "national_id" : "caller_phone", nid ? nid : caller, "api", NULL,
               caller);
     if (!rep) {
@@ -245,14 +255,6 @@ static const char *field(const redisReply *s, size_t i)
     return s->element[i]->type == REDIS_REPLY_STRING ? s->element[i]->str : NULL;
 }
 
-static void hset(wasl_redis_t *r, const char *key, const char *field, const char *value)
-{
-    redisReply *rep = wasl_redis_cmd(r, "HSET %s %s %s", key, field, value);
-    if (rep) {
-        freeReplyObject(rep);
-    }
-}
-
 /* Speech for a lookup's outcome; the step becomes "done" except for a phone not registered,
  * which moves on to asking for the ID. */
 static json_t *ivr_answer(wasl_msg_t *rep, bool by_phone, const char **step)
@@ -274,81 +276,56 @@ static json_t *ivr_answer(wasl_msg_t *rep, bool by_phone, const char **step)
     return ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
 }
 
-json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long seq,
-                         const char *from, const char *digits)
+/* The state of one IVR session, as kept in Redis between events. */
+typedef struct {
+    char step[32];   /* "" (new) | case_number | national_id | done */
+    char number[16]; /* the case number typed, once valid */
+    long tries;      /* malformed entries at this step */
+} ivr_state_t;
+
+static void ivr_state_read(const redisReply *s, size_t at, ivr_state_t *st)
 {
-    wasl_redis_t *r = req->auth ? intake_auth_redis(req->auth) : NULL;
-    if (!r) {
-        return ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
-    }
-    char key[KEY_MAX];
-    snprintf(key, sizeof key, "wasl:ivr:%s", call_id);
-    redisReply *s =
-        wasl_redis_cmd(r, "HMGET %s step last_seq last_reply case_number from tries", key);
-    if (!s || s->type != REDIS_REPLY_ARRAY || s->elements != 6) {
-        if (s) {
-            freeReplyObject(s);
-        }
-        return ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
-    }
-    char step[32], number[16] = "", caller[32] = "";
-    snprintf(step, sizeof step, "%s", field(s, 0) ? field(s, 0) : "");
-    const char *seq_text = field(s, 1), *tries_text = field(s, 5);
-    long long last_seq = seq_text ? strtoll(seq_text, NULL, 10) : -1;
-    long tries = tries_text ? strtol(tries_text, NULL, 10) : 0;
-    if (field(s, 3)) {
-        snprintf(number, sizeof number, "%s", field(s, 3));
-    }
-    if (field(s, 4)) {
-        snprintf(caller, sizeof caller, "%s", field(s, 4));
-    }
-    /* A repeated event (the PBX retried) gets the same answer and moves nothing. */
-    if (field(s, 2) && seq <= last_seq) {
-        json_t *again = json_loads(field(s, 2), 0, NULL);
-        freeReplyObject(s);
-        return again ? again : ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
-    }
-    freeReplyObject(s);
-    if (!*caller && from) {
-        char *e164 = NULL;
-        intake_reply_t ignore = {0};
-        if (intake_norm_phone(from, "from", req->cfg, &e164, &ignore) == 0 && e164) {
-            snprintf(caller, sizeof caller, "%s", e164);
-            hset(r, key, "from", caller);
-        }
-        free(e164);
-        json_decref(ignore.body);
-    }
+    memset(st, 0, sizeof *st);
+    snprintf(st->step, sizeof st->step, "%s", field(s, at) ? field(s, at) : "");
+    snprintf(st->number, sizeof st->number, "%s", field(s, at + 1) ? field(s, at + 1) : "");
+    st->tries = field(s, at + 2) ? strtol(field(s, at + 2), NULL, 10) : 0;
+}
+
+/* One step of the menu from state `st` (updated) with what the event typed. `caller` is the
+ * network's caller number when the client is trusted for it, else NULL: only then is a phone a
+ * verifier. Asks caselookup when a lookup is due (every ask is audited there). */
+static json_t *ivr_step(intake_request_t *req, const char *call_id, const char *caller,
+                        const char *digits, ivr_state_t *st)
+{
     json_t *out = NULL;
-    const char *next = step;
     bool has_digits = digits && *digits;
-    if (!*step || strcmp(step, "done") == 0 || !has_digits) {
-        if (!*step || strcmp(step, "done") == 0) {
-            tries = 0;
+    if (!*st->step || strcmp(st->step, "done") == 0 || !has_digits) {
+        if (!*st->step || strcmp(st->step, "done") == 0) {
+            st->tries = 0;
         }
         /* Entering the menu (again), or an event without digits: ask for what is missing. */
-        if (strcmp(step, "national_id") == 0) {
-            out = ivr_json("national_id", SAY_ID_AR, SAY_ID_EN, true, NULL);
-        } else {
-            next = "case_number";
-            out = ivr_json("case_number", SAY_CASE_AR, SAY_CASE_EN, true, NULL);
+        if (strcmp(st->step, "national_id") == 0) {
+            return ivr_json("national_id", SAY_ID_AR, SAY_ID_EN, true, NULL);
         }
-    } else if (strcmp(step, "case_number") == 0) {
+        snprintf(st->step, sizeof st->step, "case_number");
+        return ivr_json("case_number", SAY_CASE_AR, SAY_CASE_EN, true, NULL);
+    }
+    const char *next = st->step;
+    if (strcmp(st->step, "case_number") == 0) {
         char *n = digits_exact(digits, CASE_NUMBER_DIGITS);
         if (!n) {
-            if (++tries >= IVR_MAX_TRIES) {
+            if (++st->tries >= IVR_MAX_TRIES) {
                 next = "done";
                 out = ivr_json("done", SAY_GIVEUP_AR, SAY_GIVEUP_EN, false, "error");
             } else {
                 out = ivr_json("case_number", SAY_CASE_AGAIN_AR, SAY_CASE_AGAIN_EN, true, NULL);
             }
         } else {
-            snprintf(number, sizeof number, "%s", n);
-            hset(r, key, "case_number", number);
-            tries = 0;
-            if (*caller) {
+            snprintf(st->number, sizeof st->number, "%s", n);
+            st->tries = 0;
+            if (caller) {
                 wasl_msg_t *rep =
-                    ask(req, number, "caller_phone", caller, "phone", call_id, caller);
+                    ask(req, st->number, "caller_phone", caller, "phone", call_id, caller);
                 out = ivr_answer(rep, true, &next);
                 wasl_msg_destroy(&rep);
             } else {
@@ -359,34 +336,114 @@ json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long s
         }
     } else { /* national_id */
         char *nid = digits_exact(digits, NATIONAL_ID_DIGITS);
-        if (!nid || (nid[0] != '1' && nid[0] != '2') || !*number) {
-            if (++tries >= IVR_MAX_TRIES) {
+        if (!nid || (nid[0] != '1' && nid[0] != '2') || !*st->number) {
+            if (++st->tries >= IVR_MAX_TRIES) {
                 next = "done";
                 out = ivr_json("done", SAY_GIVEUP_AR, SAY_GIVEUP_EN, false, "error");
             } else {
                 out = ivr_json("national_id", SAY_ID_AGAIN_AR, SAY_ID_AGAIN_EN, true, NULL);
             }
         } else {
-            wasl_msg_t *rep =
-                ask(req, number, "national_id", nid, "phone", call_id, *caller ? caller : NULL);
+            wasl_msg_t *rep = ask(req, st->number, "national_id", nid, "phone", call_id, caller);
             out = ivr_answer(rep, false, &next);
             wasl_msg_destroy(&rep);
         }
         free(nid);
     }
-    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
-    char seqs[24], triess[24];
+    if (next != st->step) {
+        snprintf(st->step, sizeof st->step, "%s", next);
+    }
+    return out;
+}
+
+json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long seq,
+                         const char *from, const char *digits)
+{
+    wasl_redis_t *r = req->auth ? intake_auth_redis(req->auth) : NULL;
+    if (!r) {
+        return ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
+    }
+    /* The session belongs to the client and the call: another client naming the same call id
+     * reaches a session of its own, never this one. */
+    char key[KEY_MAX];
+    snprintf(key, sizeof key, "wasl:ivr:%s:%s", req->client.id, call_id);
+    redisReply *s = wasl_redis_cmd(r,
+                                   "HMGET %s last_seq ani step number tries prev_step "
+                                   "prev_number prev_tries",
+                                   key);
+    if (!s || s->type != REDIS_REPLY_ARRAY || s->elements != 8) {
+        if (s) {
+            freeReplyObject(s);
+        }
+        return ivr_json("done", SAY_DOWN_AR, SAY_DOWN_EN, false, "error");
+    }
+    long long last_seq = field(s, 0) ? strtoll(field(s, 0), NULL, 10) : -1;
+    ivr_state_t now, before;
+    ivr_state_read(s, 2, &now);
+    ivr_state_read(s, 5, &before);
+    /* The caller's number counts only from a client trusted for caller ID. It is kept sealed
+     * (never in clear in Redis), for the events of the call that do not repeat it. */
+    char *caller = NULL, *sealed = NULL;
+    if (req->client.trusted_ani) {
+        if (from) {
+            intake_reply_t ignore = {0};
+            if (intake_norm_phone(from, "from", req->cfg, &caller, &ignore) < 0) {
+                caller = NULL;
+            }
+            json_decref(ignore.body);
+        }
+        if (!caller && field(s, 1)) {
+            caller = wasl_pii_open(field(s, 1));
+        }
+        if (caller && (!field(s, 1) || from)) {
+            sealed = wasl_pii_seal(caller);
+        }
+    }
+    freeReplyObject(s);
+    json_t *out;
+    if (seq < last_seq) {
+        /* An older event arriving late: it changes nothing and discloses nothing; the caller
+         * hears the current step's prompt again. */
+        ivr_state_t ignore = now;
+        if (strcmp(ignore.step, "done") == 0) {
+            ignore.step[0] = '\0';
+        }
+        out = ivr_step(req, call_id, caller, NULL, &ignore);
+        free(caller);
+        free(sealed);
+        return out;
+    }
+    if (seq == last_seq) {
+        /* The PBX repeated the last event: it is decided again from the state it was decided
+         * in — a lookup is asked (and audited) again, never answered from a stored copy. */
+        now = before;
+    } else {
+        before = now;
+    }
+    out = ivr_step(req, call_id, caller, digits, &now);
+    char seqs[24], tries[24], prev_tries[24];
     snprintf(seqs, sizeof seqs, "%lld", seq);
-    snprintf(triess, sizeof triess, "%ld", tries);
-    redisReply *w = wasl_redis_cmd(r, "HSET %s step %s last_seq %s last_reply %s tries %s", key,
-                                   next, seqs, text ? text : "", triess);
+    snprintf(tries, sizeof tries, "%ld", now.tries);
+    snprintf(prev_tries, sizeof prev_tries, "%ld", before.tries);
+    redisReply *w = wasl_redis_cmd(r,
+                                   "HSET %s last_seq %s step %s number %s tries %s prev_step %s "
+                                   "prev_number %s prev_tries %s",
+                                   key, seqs, now.step, now.number, tries, before.step,
+                                   before.number, prev_tries);
     if (w) {
         freeReplyObject(w);
     }
-    w = wasl_redis_cmd(r, "EXPIRE %s %ld", key, req->cfg->call_ttl_s);
+    if (sealed) {
+        w = wasl_redis_cmd(r, "HSET %s ani %s", key, sealed);
+        if (w) {
+            freeReplyObject(w);
+        }
+    }
+    w = wasl_redis_cmd(r, "EXPIRE %s %ld", key, req->cfg->ivr_ttl_s);
     if (w) {
         freeReplyObject(w);
     }
-    free(text);
+    free(caller);
+    free(sealed);
     return out;
 }

@@ -23,17 +23,20 @@ typedef struct {
     const char *curve_dir;
     const char *curve_name;
     const char *default_country; /* calling code digits, e.g. "966" */
-    long threads;                /* HTTP worker threads */
-    long writers;                /* PostgreSQL writer threads (each its own connection) */
-    long batch_max;              /* most tickets committed in one transaction */
-    long deadline_ms;            /* answer 503 when a contact is not committed by then */
-    long json_max;               /* bytes of a JSON/form request */
-    long email_max;              /* bytes of a raw email */
-    long body_max;               /* bytes of the `body` text */
-    long sms_thread_h;           /* an SMS threads into a ticket active this many hours back */
-    long call_ttl_s;             /* lifetime of a call session in Redis */
-    long clients_refresh_s;      /* how often the client table is re-read */
-    long sig_max_age_s;          /* HMAC signatures older than this are refused */
+    const char *pii_key;         /* WASL_PII_KEY / _FILE: loaded into wasl_pii at start */
+    const char *pii_key_file;
+    long threads;           /* HTTP worker threads */
+    long writers;           /* PostgreSQL writer threads (each its own connection) */
+    long batch_max;         /* most tickets committed in one transaction */
+    long deadline_ms;       /* answer 503 when a contact is not committed by then */
+    long json_max;          /* bytes of a JSON/form request */
+    long email_max;         /* bytes of a raw email */
+    long body_max;          /* bytes of the `body` text */
+    long sms_thread_h;      /* an SMS threads into a ticket active this many hours back */
+    long call_ttl_s;        /* lifetime of a call session in Redis */
+    long ivr_ttl_s;         /* lifetime of an IVR session (the menu's state) in Redis */
+    long clients_refresh_s; /* how often the client table is re-read */
+    long sig_max_age_s;     /* HMAC signatures older than this are refused */
     long redis_timeout_ms;
 } intake_config_t;
 

@@ -7,6 +7,7 @@
 #include "wasl_admin.h"
 #include "wasl_config.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 #include "wasl_signal.h"
 #include "writer.h"
 
@@ -49,14 +50,20 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
     wasl_config_int(cfg, "WASL_INTAKE_SMS_THREAD_H", 72, 0, 24 * 365,
                     "an SMS joins the sender's ticket active within this many hours",
                     &c->sms_thread_h);
-    wasl_config_int(cfg, "WASL_INTAKE_CALL_TTL_S", 86400, 60, 30L * 86400,
-                    "lifetime of a call session in Redis", &c->call_ttl_s);
+    wasl_config_int(cfg, "WASL_INTAKE_CALL_TTL_S", 3600, 60, 86400,
+                    "lifetime of a call's live session in Redis after its last event",
+                    &c->call_ttl_s);
+    wasl_config_int(cfg, "WASL_INTAKE_IVR_TTL_S", 600, 30, 3600,
+                    "lifetime of an IVR menu session in Redis after its last event (a caller "
+                    "who pauses longer starts the menu again)",
+                    &c->ivr_ttl_s);
     wasl_config_int(cfg, "WASL_INTAKE_CLIENTS_REFRESH_S", 10, 1, 3600,
                     "how often the clients table is re-read", &c->clients_refresh_s);
     wasl_config_int(cfg, "WASL_INTAKE_SIG_MAX_AGE_S", 300, 10, 3600,
                     "HMAC signatures older than this are refused", &c->sig_max_age_s);
     wasl_config_int(cfg, "WASL_REDIS_TIMEOUT_MS", 500, 10, 60000, "Redis connect/command timeout",
                     &c->redis_timeout_ms);
+    wasl_config_pii_key(cfg, &c->pii_key, &c->pii_key_file);
     wasl_config_daemon(cfg, INTAKE_ADMIN_PORT);
 }
 
@@ -71,6 +78,7 @@ int main(int argc, char **argv)
     }
     configure(cfg, &c);
     wasl_config_parse(cfg, argc, argv);
+    wasl_pii_key_load_or_exit("wasl-intake", c.pii_key, c.pii_key_file);
     wasl_log_init("wasl-intake", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();
     intake_email_init();

@@ -1,9 +1,9 @@
 /* governor — quiet hours and Redis rate limits for outgoing notifications. */
 #include "governor.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 
 #include <assert.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +36,6 @@ long governor_quiet_wait_s(time_t now, int start_h, int end_h)
 
 governor_t *governor_new(wasl_redis_t *redis, const governor_limits_t *limits)
 {
-    if (sodium_init() < 0) { /* for the recipient hashes in rate-limit keys */
-        return NULL;
-    }
     assert(limits);
     governor_t *self = calloc(1, sizeof *self);
     if (self) {
@@ -89,13 +86,12 @@ long governor_take(governor_t *self, const char *channel, const char *recipient,
     const char *keys[2];
     const long *vals[2][2];
     if (l->recipient_max > 0) {
-        /* The key names the recipient by a hash: Redis keys are visible to anyone with access
-         * to Redis, and phone numbers and addresses are personal data. */
-        unsigned char digest[crypto_hash_sha256_BYTES];
-        char hex[2 * 16 + 1];
-        crypto_hash_sha256(digest, (const unsigned char *)recipient, strlen(recipient));
-        sodium_bin2hex(hex, sizeof hex, digest, 16);
-        snprintf(k1, sizeof k1, "wasl:notify:rcpt:%s:%s", channel, hex);
+        /* The key names the recipient by a keyed hash: Redis keys are visible to anyone with
+         * access to Redis, phone numbers and addresses are personal data, and a bare hash of a
+         * phone is reversed by hashing every number. */
+        char hex[WASL_PII_HASH_BUF];
+        wasl_pii_hash("recipient", recipient, hex);
+        snprintf(k1, sizeof k1, "wasl:notify:rcpt:%s:%.32s", channel, hex);
         keys[nkeys] = k1;
         vals[nkeys][0] = &l->recipient_max;
         vals[nkeys][1] = &l->recipient_window_s;

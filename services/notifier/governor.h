@@ -27,7 +27,8 @@ typedef struct {
 
 typedef struct governor governor_t;
 
-/* `redis` is borrowed (NULL: no rate limits); `limits` is copied. NULL on allocation failure. */
+/* `redis` is borrowed (NULL: no rate limits); `limits` is copied. The PII key must be set
+ * (wasl_pii: recipients are named by their keyed hash). NULL on allocation failure. */
 governor_t *governor_new(wasl_redis_t *redis, const governor_limits_t *limits);
 void governor_destroy(governor_t **self_p);
 

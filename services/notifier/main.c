@@ -3,6 +3,7 @@
 #include "wasl_admin.h"
 #include "wasl_config.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 #include "wasl_signal.h"
 
 #include <curl/curl.h>
@@ -12,7 +13,7 @@
 int main(int argc, char **argv)
 {
     notifier_config_t c = {0};
-    const char *curve_dir, *curve_name;
+    const char *curve_dir, *curve_name, *pii_key, *pii_key_file;
     int sms_mode = 0;
     wasl_config_t *cfg = wasl_config_new(
         "wasl-notifier", "Sends SMS and email from the notifications outbox: templates in the "
@@ -81,8 +82,10 @@ int main(int argc, char **argv)
                     &c.mail.cainfo);
     wasl_config_int(cfg, "WASL_SMTP_TIMEOUT_MS", 15000, 100, 300000, "SMTP session timeout",
                     &c.mail.timeout_ms);
+    wasl_config_pii_key(cfg, &pii_key, &pii_key_file);
     wasl_config_daemon(cfg, NOTIFIER_ADMIN_PORT);
     wasl_config_parse(cfg, argc, argv);
+    wasl_pii_key_load_or_exit("wasl-notifier", pii_key, pii_key_file);
     c.sms.mode = (sms_mode_t)sms_mode;
     wasl_log_init("wasl-notifier", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();

@@ -512,7 +512,10 @@ static wasl_msg_t *lookup_request(const char *case_number, const char *nid, cons
     q->case_number = strdup(case_number);
     q->verifier_kind = strdup(*nid ? "national_id" : "caller_phone");
     q->verifier = strdup(*nid ? nid : phone);
-    q->caller = strdup(*nid ? nid : phone);
+    /* No caller line: a ticket's phone is not a line the network vouched for, so the router's
+     * lookups are held by the verifier's budget (the same whatever channel asks), the case's and
+     * the router's own as a client (caselookup, "budgets"). */
+    q->caller = NULL;
     q->channel = strdup("api");
     q->client = strdup("router");
     /* The answer may only go to the verified party's contact on file: ask for it, and name the
@@ -520,8 +523,8 @@ static wasl_msg_t *lookup_request(const char *case_number, const char *nid, cons
     q->ticket = strdup(ref);
     q->contact = true;
     q->has_contact = true;
-    if (!q->request_id || !q->case_number || !q->verifier_kind || !q->verifier || !q->caller ||
-        !q->channel || !q->client || !q->ticket) {
+    if (!q->request_id || !q->case_number || !q->verifier_kind || !q->verifier || !q->channel ||
+        !q->client || !q->ticket) {
         wasl_msg_destroy(&req);
     }
     return req;

@@ -24,7 +24,13 @@ if (unset WASL_PG_PASSWORD; "${compose[@]}" -f "$FILE" config -q) >/dev/null 2>&
     echo "check_compose: $FILE interpolates without WASL_PG_PASSWORD (a default password?)" >&2
     exit 1
 fi
-if ! WASL_PG_PASSWORD=check-compose-dummy "${compose[@]}" -f "$FILE" config -q; then
+if (unset WASL_PII_KEY; WASL_PG_PASSWORD=check-compose-dummy "${compose[@]}" -f "$FILE" \
+    config -q) >/dev/null 2>&1; then
+    echo "check_compose: $FILE interpolates without WASL_PII_KEY (a default key?)" >&2
+    exit 1
+fi
+if ! WASL_PG_PASSWORD=check-compose-dummy WASL_PII_KEY=check-compose-dummy-key-0123456789abcdef \
+    "${compose[@]}" -f "$FILE" config -q; then
     echo "check_compose: ${compose[*]} config -q rejected $FILE" >&2
     exit 1
 fi

@@ -24,6 +24,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ import redis
 REPO = Path(__file__).resolve().parents[2]
 BIN_DIR = REPO / "build" / "bin"
 
+PII_KEY = secrets.token_hex(32)
 TEST_TIMEOUT_S = float(os.environ.get("WASL_TEST_TIMEOUT", "600"))
 # Time left for fixture teardown between tests and at the end of the session.
 TEARDOWN_TIMEOUT_S = 120
@@ -585,6 +587,9 @@ def base_env(postgres, redis_server):
         "WASL_PG_URL": postgres.url,
         "WASL_REDIS_URL": redis_server.url,
         "WASL_LOG_LEVEL": "debug",
+        # The secret keying the hashes of IDs and phones in Redis: the daemons refuse to start
+        # without one. Fresh per test session, as a deployment generates its own.
+        "WASL_PII_KEY": PII_KEY,
     }
     for keep in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if keep in os.environ:

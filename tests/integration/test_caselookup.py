@@ -79,7 +79,11 @@ def stack(postgres, redis_server, tmp_path_factory):
         bus.endpoint = f"tcp://127.0.0.1:{base}"
         clients = default_clients() + [
             Client("caseapi", "api", "cases", token=new_token()),
-            Client("pbx", "telephony", "calls", token=new_token()),
+            # Telephony clients trusted for caller ID: their caller numbers verify.
+            Client("pbx", "telephony", "calls", token=new_token(), trusted_ani=True),
+            Client("telco", "telephony", "cases", token=new_token(), trusted_ani=True),
+            # The same kinds without that trust: a phone from them never verifies.
+            Client("pbx2", "telephony", "calls", token=new_token()),
         ]
         it = launch_intake(postgres, redis_server, db_url, log_dir, clients=clients,
                            bus_daemon=bus)
@@ -207,7 +211,7 @@ def test_seed_prints_three_parties_to_try(stack, postgres):
     number, nid, phone = lines[0].split("\t")
     r = lookup(stack, number, national_id=nid)
     assert r.status == 200, r.raw
-    r = lookup(stack, to_arabic_indic(number), caller=phone)
+    r = lookup(stack, to_arabic_indic(number), client="telco", caller=phone)
     assert r.status == 200, r.raw
 
 
@@ -230,7 +234,8 @@ def test_seed_prints_three_parties_to_try(stack, postgres):
     (CASE, {"national_id": "12"}, 400),
 ])
 def test_verification_truth_table(stack, number, query, status):
-    r = lookup(stack, number, **query)
+    # A phone verifies only from a telephony client trusted for caller ID (test_phone_* below).
+    r = lookup(stack, number, client="telco" if "caller" in query else "caseapi", **query)
     assert r.status == status, r.raw
 
 
@@ -276,16 +281,16 @@ def test_found_reply(stack):
 def test_lockout_and_expiry(stack):
     caller = unique_phone()
     for _ in range(MAX_FAILURES):
-        r = lookup(stack, CASE, caller=caller)
+        r = lookup(stack, CASE, client="telco", caller=caller)
         assert r.status == 404, r.raw
     before = metric_sum(stack, "wasl_caselookup_lockouts_total")
-    r = lookup(stack, CASE, caller=caller)
+    r = lookup(stack, CASE, client="telco", caller=caller)
     assert r.status == 429, r.raw
     assert r.json["error"]["code"] == "locked"
     assert 1 <= int(r.header("Retry-After")) <= LOCK_S
     assert before >= 1
     time.sleep(LOCK_S + 1)
-    r = lookup(stack, CASE, caller=caller)
+    r = lookup(stack, CASE, client="telco", caller=caller)
     assert r.status == 404, r.raw   # unlocked again; still not this caller's case
 
 
@@ -333,8 +338,8 @@ def test_audit_row_for_every_outcome(stack, postgres):
     assert lookup(stack, CASE, national_id=PLAINTIFF_ID).status == 200
     assert lookup(stack, CASE, national_id=nid).status == 404
     for _ in range(MAX_FAILURES):
-        lookup(stack, OTHER_CASE, caller=caller)
-    assert lookup(stack, OTHER_CASE, caller=caller).status == 429
+        lookup(stack, OTHER_CASE, client="telco", caller=caller)
+    assert lookup(stack, OTHER_CASE, client="telco", caller=caller).status == 429
     rows = audit_rows(postgres, stack, "verifier_masked = %s OR caller_masked LIKE %s",
                       (nid[0] + "*******" + nid[-2:], caller[:5] + "%" + caller[-2:]))
     outcomes = [r[0] for r in rows]

@@ -7,11 +7,15 @@
 
 #include "../../services/caselookup/lookup.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 
+#include <sodium.h>
 #include <string.h>
 #include <time.h>
 
-/* The JSON lookup.c's case query makes, with hashes of "national_id:1000000008" and
+#define TEST_KEY "unit-test-key-0123456789abcdef-0123456789"
+
+/* The JSON lookup.c's case query makes, with keyed hashes of "national_id:1000000008" and
  * "caller_phone:+966551230001". Hearings: 2025-01-01 (past) and 2025-02-26 06:30 UTC. */
 static char *case_json(void)
 {
@@ -57,6 +61,40 @@ static void test_verifiers(void **state)
     lookup_case_destroy(&c);
     lookup_case_destroy(&c);
     free(json);
+}
+
+/* The row PostgreSQL gives carries the verifiers in clear; what is kept and cached carries
+ * their keyed hashes, and a bare SHA-256 of the ID (what enumeration would find) is not there. */
+static void test_key_verifiers(void **state)
+{
+    (void)state;
+    json_t *doc = json_pack("{s:[s, s]}", "verifiers", "national_id:1000000008",
+                            "caller_phone:+966551230001");
+    assert_int_equal(lookup_case_key_verifiers(doc), 0);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    assert_null(strstr(text, "1000000008"));
+    assert_null(strstr(text, "+966551230001"));
+    /* sha256("national_id:1000000008") */
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char bare[65], h[65];
+    const char *v = "national_id:1000000008";
+    crypto_hash_sha256(d, (const unsigned char *)v, strlen(v));
+    sodium_bin2hex(bare, sizeof bare, d, sizeof d);
+    assert_null(strstr(text, bare));
+    lookup_verifier_hash("national_id", "1000000008", h);
+    assert_non_null(strstr(text, h));
+    free(text);
+    /* Another key, another hash: the hash depends on the secret. */
+    assert_int_equal(wasl_pii_key_set("another-key-0123456789abcdef-0123456789", 39), 0);
+    char h2[65];
+    lookup_verifier_hash("national_id", "1000000008", h2);
+    assert_string_not_equal(h, h2);
+    assert_int_equal(wasl_pii_key_set(TEST_KEY, strlen(TEST_KEY)), 0);
+    json_decref(doc);
+    /* A verifier without its kind is refused. */
+    doc = json_pack("{s:[s]}", "verifiers", "1000000008");
+    assert_int_equal(lookup_case_key_verifiers(doc), -1);
+    json_decref(doc);
 }
 
 static void test_malformed_cache(void **state)
@@ -149,10 +187,13 @@ static void test_locked(void **state)
 int main(void)
 {
     wasl_log_init("test_caselookup_render", WASL_LOG_ERROR);
+    if (wasl_pii_key_set(TEST_KEY, strlen(TEST_KEY)) < 0) {
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verifiers), cmocka_unit_test(test_malformed_cache),
         cmocka_unit_test(test_found),     cmocka_unit_test(test_denied_identical),
-        cmocka_unit_test(test_locked),
+        cmocka_unit_test(test_locked),    cmocka_unit_test(test_key_verifiers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     wasl_hijri_thread_cleanup();
