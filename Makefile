@@ -67,9 +67,10 @@ proto: $(GEN_SRC) $(GEN_HDR)
 $(B)/gen/wasl_proto.c $(B)/gen/wasl_proto.h &: proto/wasl.proto proto/gen.py
 	@mkdir -p $(B)/gen
 	$(PYTHON) proto/gen.py codec proto/wasl.proto $(B)/gen
-$(B)/gen/wasl_migrations.c $(B)/gen/wasl_migrations.h &: $(wildcard proto/migrations/*.sql) proto/gen.py
+$(B)/gen/wasl_migrations.c $(B)/gen/wasl_migrations.h &: $(wildcard proto/migrations/*.sql) \
+    proto/grants.sql proto/gen.py
 	@mkdir -p $(B)/gen
-	$(PYTHON) proto/gen.py migrations proto/migrations $(B)/gen
+	$(PYTHON) proto/gen.py migrations proto/migrations $(B)/gen proto/grants.sql
 
 # ---- library ----------------------------------------------------------------
 $(B)/obj/%.o: %.c | $(GEN_HDR)

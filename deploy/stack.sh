@@ -11,6 +11,11 @@
 # State lives in ${WASL_VAR:-<repo>/var}: pg/ (the cluster, initdb'd once), redis/, log/, run/
 # (pid files, the PostgreSQL socket in run/pg), keys/ (CURVE keys), dev_token, stack.env.
 #
+# PostgreSQL roles (docs/architecture.md, "Database roles"): the superuser creates them from
+# proto/roles.sql on every start (idempotent); `wasl` owns the database and runs the migrations
+# (WASL_PG_OWNER_URL), each daemon connects as its own role (WASL_<NAME>_PG_URL, default
+# postgresql://wasl_<name>@…) and WASL_PG_URL in stack.env is the operator's (wasl_ctl).
+#
 # Configuration: every WASL_* variable already in the environment wins over the default here,
 # and the daemons inherit the environment, so e.g. a notifier setting reaches the notifier.
 # Ports: WASL_PG_PORT 54320, WASL_REDIS_PORT 63790, WASL_HTTP_PORT 8080, WASL_BUS_PORT 7100
@@ -118,7 +123,9 @@ export WASL_LOG_LEVEL=${WASL_LOG_LEVEL:-info}
 export WASL_CLASSIFIER_MODEL=${WASL_CLASSIFIER_MODEL:-$REPO/build/model/classifier.bin}
 export WASL_ROUTER_RULES=${WASL_ROUTER_RULES:-$REPO/deploy/config/routing.yaml}
 export WASL_NOTIFIER_TEMPLATES=${WASL_NOTIFIER_TEMPLATES:-$REPO/deploy/templates}
-export WASL_PG_URL=${WASL_PG_URL:-postgresql://wasl@127.0.0.1:$WASL_PG_PORT/wasl}
+export WASL_PG_OWNER_URL=${WASL_PG_OWNER_URL:-postgresql://wasl@127.0.0.1:$WASL_PG_PORT/wasl}
+# waslctl's operator commands; each daemon gets its own role's URL when started (pg_url).
+export WASL_PG_URL=${WASL_PG_URL:-postgresql://wasl_ctl@127.0.0.1:$WASL_PG_PORT/wasl}
 export WASL_REDIS_URL=${WASL_REDIS_URL:-redis://127.0.0.1:$WASL_REDIS_PORT/0}
 export WASL_BUS=${WASL_BUS:-tcp://127.0.0.1:$WASL_BUS_PORT}
 export WASL_HTTP_URL=${WASL_HTTP_URL:-http://127.0.0.1:$WASL_HTTP_PORT}
@@ -126,6 +133,13 @@ export WASL_HTTP_URL=${WASL_HTTP_URL:-http://127.0.0.1:$WASL_HTTP_PORT}
 export WASL_CURVE_DIR=${WASL_CURVE_DIR-$VAR/keys}
 # waslctl's own identity; each daemon gets its short name when started.
 export WASL_CURVE_NAME=waslctl
+
+# The PostgreSQL URL of daemon $1: WASL_<NAME>_PG_URL, else its own role on the local cluster.
+pg_url() {
+    local var
+    var="WASL_${1^^}_PG_URL"
+    echo "${!var:-postgresql://wasl_$1@127.0.0.1:$WASL_PG_PORT/wasl}"
+}
 
 admin_port() {
     local var
@@ -289,7 +303,8 @@ pii_key() {
 # Writes var/stack.env: `export K='V'` lines for the shell and for tests (shlex-parsable).
 write_env() {
     local file=$VAR/stack.env name
-    local names=(WASL_VAR WASL_HTTP_URL WASL_PG_URL WASL_REDIS_URL WASL_DEV_TOKEN WASL_BUS
+    local names=(WASL_VAR WASL_HTTP_URL WASL_PG_URL WASL_PG_OWNER_URL WASL_REDIS_URL
+        WASL_DEV_TOKEN WASL_BUS
         WASL_CURVE_DIR WASL_STATUS_TARGETS WASL_PG_PORT WASL_REDIS_PORT WASL_HTTP_PORT
         WASL_BUS_PORT)
     (
@@ -327,9 +342,8 @@ start_pg() {
     fi
     local psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$WASL_PG_PORT" -U postgres -d postgres
         -v ON_ERROR_STOP=1 -At)
-    if [[ $("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = 'wasl'") != 1 ]]; then
-        "${psql[@]}" -c "CREATE ROLE wasl LOGIN"
-    fi
+    # The roles, as a DBA would make them (idempotent); no passwords: trust on loopback.
+    "${psql[@]}" -f "$REPO/proto/roles.sql" >/dev/null
     if [[ $("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'wasl'") != 1 ]]; then
         "${psql[@]}" -c "CREATE DATABASE wasl OWNER wasl"
     fi
@@ -376,7 +390,7 @@ prepare() {
         "$WASLCTL" keygen --dir "$WASL_CURVE_DIR" "${KEY_NAMES[@]}" >/dev/null
     fi
     say "waslctl migrate"
-    "$WASLCTL" migrate
+    WASL_PG_URL=$WASL_PG_OWNER_URL "$WASLCTL" migrate
     # The dev client: every scope, with the token from var/dev_token (WASL_DEV_TOKEN).
     "$WASLCTL" client add dev --kind ops --scopes '*' --token "$WASL_DEV_TOKEN" \
         --name "local development" >/dev/null
@@ -398,11 +412,11 @@ start_daemon() {
     fi
     say "$name (admin 127.0.0.1:$(admin_port "$name"))"
     if [[ $mode == run ]]; then
-        WASL_ADMIN_PORT=$(admin_port "$name") WASL_CURVE_NAME=$name \
+        WASL_ADMIN_PORT=$(admin_port "$name") WASL_CURVE_NAME=$name WASL_PG_URL=$(pg_url "$name") \
             "$bin" </dev/null > >(prefix "$name") 2>&1 &
     else
         # setsid: detached from this terminal, so its Ctrl-C and hangup do not reach it.
-        WASL_ADMIN_PORT=$(admin_port "$name") WASL_CURVE_NAME=$name \
+        WASL_ADMIN_PORT=$(admin_port "$name") WASL_CURVE_NAME=$name WASL_PG_URL=$(pg_url "$name") \
             setsid "$bin" </dev/null >>"$LOG/$name.log" 2>&1 &
     fi
     echo $! >"$RUN/$name.pid"

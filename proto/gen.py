@@ -2,7 +2,8 @@
 """gen.py — generates Wasl's C message codec and embedded SQL migrations from proto/.
 
     gen.py codec proto/wasl.proto build/gen        -> wasl_proto.h, wasl_proto.c
-    gen.py migrations proto/migrations build/gen   -> wasl_migrations.h, wasl_migrations.c
+    gen.py migrations proto/migrations build/gen [proto/grants.sql]
+                                                   -> wasl_migrations.h, wasl_migrations.c
 
 Run through `make proto`. Python 3.11 standard library only. Errors go to stderr as
 `FILE:LINE: message` (model) or `FILE: message` (migrations) and exit with status 1.
@@ -1502,11 +1503,34 @@ typedef struct {
 extern const wasl_migration_t wasl_migrations[];
 extern const size_t wasl_migrations_n;
 
+/* proto/grants.sql: what each PostgreSQL role may do, applied after the migrations on every
+ * run (idempotent, not versioned). "" when the generator was given no grants file. */
+extern const char wasl_grants_sql[];
+
 #endif
 """
 
 
-def gen_migrations(directory: str, migrations: list[tuple[int, str, str, bytes]]) -> dict:
+def load_grants(path: str | None) -> bytes:
+    """The bytes of the grants file (b"" without one), checked like a migration."""
+    if path is None:
+        return b""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise GenError(f"{path}: cannot read: {exc}") from None
+    if b"\0" in data:
+        raise GenError(f"{path}: contains a NUL byte (it would cut the embedded SQL short)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GenError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    return data
+
+
+def gen_migrations(directory: str, migrations: list[tuple[int, str, str, bytes]],
+                   grants: bytes = b"") -> dict:
     source = directory.rstrip("/") or directory
     header = banner("wasl_migrations.h", "The SQL schema migrations, embedded in the binary.",
                     source) + MIGRATIONS_HEADER
@@ -1528,28 +1552,34 @@ def gen_migrations(directory: str, migrations: list[tuple[int, str, str, bytes]]
                    f'     "{digest}"}},\n')
     out.append("    {0, NULL, NULL, NULL}, /* sentinel */\n};\n")
     out.append(f"\nconst size_t wasl_migrations_n = {len(migrations)};\n")
+    out.append("\n/* grants.sql */\nconst char wasl_grants_sql[] =\n")
+    out.append("\n".join(c_string_lines(grants, "    ")) + ";\n")
     return {"wasl_migrations.h": header, "wasl_migrations.c": "".join(out)}
 
 
-def run_migrations(directory: str, outdir: str) -> None:
-    write_outputs(outdir, gen_migrations(directory, load_migrations(directory)))
+def run_migrations(directory: str, outdir: str, grants: str | None = None) -> None:
+    write_outputs(outdir, gen_migrations(directory, load_migrations(directory),
+                                         load_grants(grants)))
 
 
 # ---- main ----------------------------------------------------------------------------------
 
 USAGE = """usage: gen.py codec MODEL OUTDIR        e.g. gen.py codec proto/wasl.proto build/gen
-       gen.py migrations DIR OUTDIR    e.g. gen.py migrations proto/migrations build/gen"""
+       gen.py migrations DIR OUTDIR [GRANTS]
+                                       e.g. gen.py migrations proto/migrations build/gen \\
+                                            proto/grants.sql"""
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4 or argv[1] not in ("codec", "migrations"):
+    if not (len(argv) == 4 or (len(argv) == 5 and argv[1] == "migrations")) or \
+            argv[1] not in ("codec", "migrations"):
         print(USAGE, file=sys.stderr)
         return 2
     try:
         if argv[1] == "codec":
             run_codec(argv[2], argv[3])
         else:
-            run_migrations(argv[2], argv[3])
+            run_migrations(argv[2], argv[3], argv[4] if len(argv) == 5 else None)
     except GenError as exc:
         print(exc, file=sys.stderr)
         return 1

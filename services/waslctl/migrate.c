@@ -1,4 +1,5 @@
-/* migrate — `waslctl migrate`: apply the numbered SQL migrations embedded from proto/migrations. */
+/* migrate — `waslctl migrate`: apply the numbered SQL migrations embedded from proto/migrations,
+ * then the roles' privileges from proto/grants.sql. */
 #include "ctl.h"
 #include "wasl_config.h"
 #include "wasl_log.h"
@@ -85,6 +86,14 @@ int ctl_migrate_run(const char *pg_url, int verbose)
         }
         applied++;
     }
+    /* The grants are the state, not a step: applied on every run (they revoke first, so a line
+     * removed from grants.sql takes its privilege away), inside the same transaction, so no
+     * daemon ever sees a table without its grants or with yesterday's. */
+    if (wasl_pg_command(pg, wasl_grants_sql) < 0) {
+        fprintf(stderr, "waslctl migrate: grants.sql failed: %s\n", wasl_pg_error(pg));
+        applied = -1;
+        goto rollback;
+    }
     if (wasl_pg_commit(pg) < 0) {
         applied = -1;
         goto failed;
@@ -106,8 +115,9 @@ int ctl_migrate(int argc, char **argv)
     const char *pg_url;
     wasl_config_t *cfg = wasl_config_new(
         "waslctl migrate",
-        "Applies the schema migrations not yet applied, in one transaction; running it again "
-        "is a no-op.");
+        "Applies the schema migrations not yet applied, then every role's privileges "
+        "(proto/grants.sql), in one transaction; running it again is a no-op. Run it as the "
+        "schema's owner (role wasl); the roles come from proto/roles.sql.");
     if (!cfg) {
         return CTL_FAILED;
     }

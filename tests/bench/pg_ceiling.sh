@@ -6,11 +6,15 @@
 #
 #   WASL_PG_URL=... tests/bench/pg_ceiling.sh CLIENTS THREADS SECONDS BATCH
 #
+# It makes a scratch schema, so it connects as the owner: WASL_PG_OWNER_URL when set (stack.env
+# has it), else WASL_PG_URL.
+#
 # BATCH tickets per transaction (1: one ticket per commit; intake's writers commit a queue of
 # them at once). Last line: `pg_ceiling tickets_per_s=N tps=N batch=B clients=C`.
 set -euo pipefail
 CLIENTS=${1:?clients} THREADS=${2:?threads} SECONDS_RUN=${3:?seconds} BATCH=${4:?batch}
 : "${WASL_PG_URL:?WASL_PG_URL}"
+WASL_PG_URL=${WASL_PG_OWNER_URL:-$WASL_PG_URL}
 PGBENCH=$(command -v pgbench || ls -1 /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
 [[ -x $PGBENCH ]] || { echo "pg_ceiling: pgbench not found (postgresql package)" >&2; exit 1; }
 PSQL=$(dirname "$PGBENCH")/psql

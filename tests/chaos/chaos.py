@@ -174,7 +174,8 @@ class Stack:
         return env
 
     def ctl(self, env, *args):
-        out = subprocess.run([str(BIN / "waslctl")] + [str(a) for a in args], env=env,
+        out = subprocess.run([str(BIN / "waslctl")] + [str(a) for a in args],
+                             env=conftest.waslctl_env(env, args),
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"waslctl {args[0]}: {out.stdout}{out.stderr}")

@@ -84,9 +84,22 @@ for d in bus intake classifier router notifier caselookup; do
     grep -q "wasl-$d.service" "$UNITS/wasl.target" || problem "wasl.target does not want wasl-$d.service"
 done
 # The example environment must not override what the units set (EnvironmentFile= wins).
-if grep -nE '^(WASL_ADMIN_PORT|WASL_CURVE_DIR|WASL_CURVE_NAME|PGPASSFILE)=' "$UNITS/wasl.env" >&2; then
+if grep -nE '^(WASL_ADMIN_PORT|WASL_CURVE_DIR|WASL_CURVE_NAME|PGPASSFILE|PGUSER)=' "$UNITS/wasl.env" >&2; then
     problem "$UNITS/wasl.env sets a variable the units own"
 fi
+# Least privilege: each unit that uses PostgreSQL connects as its own role with its own pgpass.
+grep -qE '^WASL_PG_URL=postgresql://[^@]*$' "$UNITS/wasl.env" ||
+    problem "$UNITS/wasl.env: WASL_PG_URL must name no user (each unit sets PGUSER)"
+for d in intake classifier router notifier caselookup migrate; do
+    role=wasl_$d
+    [ "$d" = migrate ] && role=wasl
+    for f in "$UNITS/wasl-$d.service" "$UNITS/wasl-$d@.service"; do
+        [ -f "$f" ] || continue
+        grep -qx "Environment=PGUSER=$role" "$f" || problem "$f: does not connect as $role"
+        grep -qx "LoadCredential=pgpass:/etc/wasl/pgpass.d/$role" "$f" ||
+            problem "$f: not given $role's pgpass alone"
+    done
+done
 
 # 3. Exposure scores (offline: from the unit files alone).
 worst=0

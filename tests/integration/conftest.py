@@ -12,6 +12,13 @@ Fixtures and helpers (each documented below):
     bus                           a running wasl-bus on free ports (Daemon with .endpoint)
     waslctl                       runs build/bin/waslctl with the fixture URLs in its environment
 
+Least privilege (docs/architecture.md, "Database roles"): the cluster gets Wasl's roles from
+proto/roles.sql when it starts, every database is owned by `wasl`, and whatever URL a test gives
+as the superuser is turned into the right role's: each daemon connects as its own
+(``wasl_intake``…, see DAEMON_PG_ROLES), ``waslctl migrate``/``seed-cases`` as the owner ``wasl``
+and waslctl's other commands as ``wasl_ctl`` (pg_url_as, waslctl_pg_role). Tests' own psycopg2
+connections stay superuser.
+
 PostgreSQL refuses to run as root: as root the cluster is initdb'd and run as ``postgres`` through
 runuser, in a /tmp directory that user owns. Missing server binaries fail the run (never skip).
 
@@ -207,6 +214,57 @@ def _private_tmpdir(prefix, owner=None):
     return path
 
 
+# ---- database roles ---------------------------------------------------------------------------
+
+# The PostgreSQL role each daemon connects as (proto/roles.sql, proto/grants.sql).
+DAEMON_PG_ROLES = {
+    "intake": "wasl_intake", "classifier": "wasl_classifier", "router": "wasl_router",
+    "notifier": "wasl_notifier", "caselookup": "wasl_caselookup",
+}
+PG_OWNER_ROLE = "wasl"
+PG_CTL_ROLE = "wasl_ctl"
+# waslctl commands that change the schema or the case replica run as the owner.
+WASLCTL_OWNER_COMMANDS = ("migrate", "seed-cases")
+_PG_URL_USER = re.compile(r"^(postgres(?:ql)?://)([^@/]*)@")
+# Users a test URL may carry that pg_url_as rewrites: the fixtures' superuser and our roles.
+_REWRITABLE_USERS = {"postgres", PG_OWNER_ROLE, PG_CTL_ROLE, *DAEMON_PG_ROLES.values()}
+
+
+def pg_url_as(url, role):
+    """`url` with its user replaced by `role`, when its user is the fixtures' superuser or one
+    of Wasl's roles (any other URL — a test's deliberately odd one — comes back unchanged)."""
+    m = _PG_URL_USER.match(url or "")
+    if not m or m.group(2) not in _REWRITABLE_USERS:
+        return url
+    return f"{m.group(1)}{role}@{url[m.end():]}"
+
+
+def waslctl_pg_role(args):
+    """The role a waslctl command line connects as: the owner for migrate and seed-cases, the
+    operator role for the rest."""
+    first = next((str(a) for a in args if not str(a).startswith("-")), "")
+    return PG_OWNER_ROLE if first in WASLCTL_OWNER_COMMANDS else PG_CTL_ROLE
+
+
+def waslctl_env(env, args):
+    """`env` for running waslctl `args`, its WASL_PG_URL turned into the command's role."""
+    env = dict(env)
+    if "WASL_PG_URL" in env:
+        env["WASL_PG_URL"] = pg_url_as(env["WASL_PG_URL"], waslctl_pg_role(args))
+    return env
+
+
+def daemon_env(binary, env):
+    """`env` for starting `binary` (a build/bin path), its WASL_PG_URL turned into the daemon's
+    own role when it has one (a URL naming the superuser is never what a daemon gets)."""
+    role = DAEMON_PG_ROLES.get(Path(binary).name.removeprefix("wasl-"))
+    env = dict(env)
+    if role and env.get("WASL_PG_URL", "").startswith(("postgres://postgres@",
+                                                        "postgresql://postgres@")):
+        env["WASL_PG_URL"] = pg_url_as(env["WASL_PG_URL"], role)
+    return env
+
+
 # ---- watchdog --------------------------------------------------------------------------------
 
 
@@ -351,6 +409,16 @@ class PgServer:
         )
         self._running = True
         wait_for(self._accepts, 30, what=f"postgres on port {self.port}")
+        self.create_roles()
+
+    def create_roles(self):
+        """Applies proto/roles.sql (idempotent) as the superuser, as a DBA would."""
+        conn = self.connect("postgres")
+        try:
+            with conn.cursor() as cur:
+                cur.execute((REPO / "proto" / "roles.sql").read_text(encoding="utf-8"))
+        finally:
+            conn.close()
 
     def _accepts(self):
         try:
@@ -382,12 +450,12 @@ class PgServer:
         return conn
 
     def create_database(self, dbname):
-        """CREATE DATABASE dbname (owned by the superuser)."""
+        """CREATE DATABASE dbname, owned by Wasl's owner role `wasl` (which runs migrate)."""
         # Not `with conn:`: since psycopg2 2.9 that opens a transaction even in autocommit.
         conn = self.connect("postgres")
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{dbname}"')
+                cur.execute(f'CREATE DATABASE "{dbname}" OWNER {PG_OWNER_ROLE}')
         finally:
             conn.close()
 
@@ -608,7 +676,7 @@ class Daemon:
     def __init__(self, name, binary, env, log_dir, admin_port=None, args=()):
         self.name = name
         self.binary = Path(binary)
-        self.env = dict(env)
+        self.env = daemon_env(binary, env)
         self.args = list(args)
         self.admin_port = admin_port
         self.admin_url = f"http://127.0.0.1:{admin_port}" if admin_port else None
@@ -794,7 +862,8 @@ def waslctl(postgres, redis_server):
         full_env = base_env(postgres, redis_server)
         full_env.update({k: str(v) for k, v in (env or {}).items()})
         return subprocess.run(
-            [str(binary_path("waslctl"))] + [str(a) for a in args], env=full_env,
+            [str(binary_path("waslctl"))] + [str(a) for a in args],
+            env=waslctl_env(full_env, args),
             capture_output=True, text=True, timeout=timeout, check=check,
         )
 

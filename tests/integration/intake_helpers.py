@@ -37,6 +37,7 @@ from conftest import (
     free_port,
     free_port_range,
     wait_for,
+    waslctl_env,
 )
 
 HTTP_TIMEOUT_S = 15
@@ -210,9 +211,11 @@ def default_clients():
 
 
 def run_waslctl(env, *args, timeout=60):
-    """build/bin/waslctl ARGS with `env`; CompletedProcess (text), not checked."""
+    """build/bin/waslctl ARGS with `env` (its WASL_PG_URL as the command's role: see
+    conftest.waslctl_env); CompletedProcess (text), not checked."""
     return subprocess.run(
-        [str(binary_path("waslctl"))] + [str(a) for a in args], env=env, capture_output=True,
+        [str(binary_path("waslctl"))] + [str(a) for a in args], env=waslctl_env(env, args),
+        capture_output=True,
         text=True, timeout=timeout, check=False,
     )
 

@@ -582,7 +582,10 @@ def test_auto_submitted_ticket_is_never_acknowledged(it, daemon, smtp):
     nid = add_notification(it, t, "ack", "email", "bot@example.sa")
     start_notifier(daemon, it, smtp=smtp)
     r = wait_state(it, nid, "suppressed")
-    assert r["last_error"] == "auto_submitted" and not smtp.messages
+    # Only this recipient: the module's database may still hold an earlier test's retry (its
+    # backoff is short), which this notifier rightly sends.
+    assert r["last_error"] == "auto_submitted"
+    assert not [m for m in smtp.messages if "bot@example.sa" in m[1]]
 
 
 # ---- start-up and throughput ------------------------------------------------------------------

@@ -613,7 +613,8 @@ def main():
         subprocess.run([str(BIN / "waslctl"), "client", "add", "bench-e2e", "--kind", "api",
                         "--scopes", "reports", "--rate", "1000000", "--token", token],
                        env=env, check=True, capture_output=True)
-        db = psycopg2.connect(env["WASL_PG_URL"])
+        # The bench reads every table (work, notifications…): as the owner, not as wasl_ctl.
+        db = psycopg2.connect(env.get("WASL_PG_OWNER_URL", env["WASL_PG_URL"]))
         db.autocommit = True
         wait_token(env, token)
         inst = Instances(env)

@@ -1,0 +1,94 @@
+-- grants.sql — what each PostgreSQL role of Wasl may do: the one declarative place for it.
+--
+-- `waslctl migrate` applies this file after the numbered migrations, on every run and in the
+-- same transaction, as the schema's owner (`wasl`). It first takes every privilege away from
+-- the daemons' roles and then grants exactly what is listed here, so the file *is* the state:
+-- delete a line and the privilege is gone at the next migrate. The roles themselves come from
+-- proto/roles.sql (a DBA, once per cluster).
+--
+-- Adding a table or a column in a new migration? Add its grants below, in the section of each
+-- role that reads or writes it (least privilege: the tables, and where it is cheap the columns,
+-- that the role's SQL really uses), and extend tests/integration/test_privileges.py when the
+-- table is append-only. Append-only tables (ticket_events, agent_events, case_lookup_audit; and
+-- call_events, whose rows are never deleted) get INSERT and SELECT only, never UPDATE, DELETE
+-- or TRUNCATE, and their triggers refuse those to everybody, the owner included.
+
+DO $$
+DECLARE
+    missing text;
+BEGIN
+    SELECT string_agg(r, ', ') INTO missing
+      FROM unnest(ARRAY['wasl_intake', 'wasl_classifier', 'wasl_router', 'wasl_notifier',
+                        'wasl_caselookup', 'wasl_ctl', 'wasl_desk']) AS r
+     WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'PostgreSQL roles missing: % (create them once per cluster with '
+                        'proto/roles.sql, as a DBA or a role with CREATEROLE)', missing;
+    END IF;
+END;
+$$;
+
+-- Nobody but the owner creates objects in the schema (PostgreSQL 15 already says so; an
+-- upgraded cluster may not).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO wasl_intake, wasl_classifier, wasl_router, wasl_notifier,
+    wasl_caselookup, wasl_ctl, wasl_desk;
+
+-- Start from nothing (column privileges go with the table's).
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, wasl_intake, wasl_classifier,
+    wasl_router, wasl_notifier, wasl_caselookup, wasl_ctl, wasl_desk;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, wasl_intake, wasl_classifier,
+    wasl_router, wasl_notifier, wasl_caselookup, wasl_ctl, wasl_desk;
+
+-- ---- wasl_intake: the HTTP edge (tickets, calls, SMS, email, agent API, DLRs, opt-outs) -----
+GRANT SELECT ON clients TO wasl_intake;
+GRANT SELECT, INSERT, UPDATE ON tickets TO wasl_intake;
+GRANT USAGE ON SEQUENCE ticket_ref_seq TO wasl_intake;
+GRANT SELECT, INSERT ON ticket_events, messages, ticket_participants, work, agent_events
+    TO wasl_intake;
+GRANT SELECT, INSERT ON call_events TO wasl_intake;
+GRANT UPDATE (ticket_id) ON call_events TO wasl_intake; -- linking a call to its ticket
+GRANT SELECT, INSERT, UPDATE ON agents TO wasl_intake;  -- agents are disabled, never deleted
+GRANT SELECT, UPDATE ON offers TO wasl_intake;
+GRANT SELECT, INSERT, UPDATE ON notifications TO wasl_intake; -- delivery reports
+GRANT SELECT, INSERT, DELETE ON opt_outs TO wasl_intake;
+GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score replaces one
+
+-- ---- wasl_classifier: claims classify work, writes the classification ------------------------
+GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
+GRANT SELECT ON tickets, messages TO wasl_classifier;
+GRANT UPDATE (category, confidence, priority, language, entities, model_version, status,
+              updated_at) ON tickets TO wasl_classifier;
+GRANT INSERT ON ticket_events TO wasl_classifier;
+
+-- ---- wasl_router: routing, offers, timers, auto-answers --------------------------------------
+GRANT SELECT, INSERT, UPDATE ON work TO wasl_router;
+GRANT SELECT, UPDATE ON tickets, agents TO wasl_router;
+GRANT SELECT, INSERT, UPDATE ON offers TO wasl_router;
+GRANT SELECT, INSERT ON ticket_events, agent_events, notifications TO wasl_router;
+GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place in line
+
+-- ---- wasl_notifier: the outbox --------------------------------------------------------------
+GRANT SELECT, UPDATE ON notifications TO wasl_notifier;
+GRANT SELECT ON tickets, opt_outs TO wasl_notifier;
+GRANT SELECT, INSERT ON messages TO wasl_notifier; -- the outbound copy with its Message-ID
+GRANT INSERT ON ticket_events TO wasl_notifier;
+
+-- ---- wasl_caselookup: reads the case replica, appends to its audit --------------------------
+GRANT SELECT ON courts, circuits, cases, case_parties, case_hearings, case_updates
+    TO wasl_caselookup;
+GRANT SELECT, INSERT ON case_lookup_audit TO wasl_caselookup;
+
+-- ---- wasl_ctl: waslctl's operator commands (client, agent, route, notify, report) ----------
+GRANT SELECT, INSERT, UPDATE, DELETE ON clients TO wasl_ctl;
+GRANT SELECT, INSERT, UPDATE ON agents TO wasl_ctl;
+GRANT SELECT, UPDATE ON offers TO wasl_ctl;                -- removing an agent withdraws them
+GRANT SELECT, INSERT ON agent_events, ticket_events TO wasl_ctl;
+GRANT SELECT ON tickets, csat, call_events TO wasl_ctl;
+GRANT SELECT, UPDATE ON notifications TO wasl_ctl;         -- `notify redrive`
+
+-- ---- wasl_desk: the agent desk to come takes over intake's agent API, and no more -----------
+GRANT SELECT, UPDATE ON tickets, offers TO wasl_desk;
+GRANT SELECT, INSERT, UPDATE ON agents TO wasl_desk;
+GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notifications
+    TO wasl_desk;
