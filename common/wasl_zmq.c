@@ -4,19 +4,28 @@
 #include "wasl_log.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A closing socket keeps unsent messages this long, so a drain does not drop them. */
 #define WASL_ZMQ_LINGER_MS 2000
+/* Where libzmq sends ZAP requests (RFC 27); one handler per process (per ZeroMQ context). */
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+/* A CURVE public key: 32 bytes, 40 characters of Z85 (+ NUL). */
+#define CURVE_KEY_BYTES 32
+#define CURVE_KEY_Z85   41
+/* A ZAP domain: "wasl:" + the allow-list (libzmq's limit is 254 bytes). */
+#define ZAP_DOMAIN_MAX (sizeof WASL_ZAP_DOMAIN + WASL_ZAP_ALLOW_MAX + 1)
 
 struct wasl_zmq {
     char *curve_dir;
     char *public_dir;
     zcert_t *self_cert;
     char *server_public; /* Z85 text of the server's public key */
-    zactor_t *auth;      /* ZAP handler, started by the first CURVE server socket */
+    zactor_t *auth;      /* ZAP handler (zap_actor), started by the first CURVE server socket */
     size_t maxmsgsize;
     int heartbeat_ivl_ms;
 };
@@ -148,26 +157,253 @@ static zsock_t *new_socket(const wasl_zmq_t *self, int type)
     return sock;
 }
 
+bool wasl_zap_admits(const char *domain, const char *role)
+{
+    if (!domain || !role || !*role) {
+        return false;
+    }
+    size_t plen = strlen(WASL_ZAP_DOMAIN);
+    if (strncmp(domain, WASL_ZAP_DOMAIN, plen) != 0) {
+        return false;
+    }
+    if (domain[plen] == '\0') {
+        return true;
+    }
+    if (domain[plen] != ':') {
+        return false;
+    }
+    size_t rlen = strlen(role);
+    for (const char *p = domain + plen + 1;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == rlen && strncmp(p, role, len) == 0) {
+            return true;
+        }
+        if (!comma) {
+            return false;
+        }
+        p = comma + 1;
+    }
+}
+
+/* ---- the ZAP handler -----------------------------------------------------------------------
+ * Our own rather than CZMQ's zauth: zauth admits any key of the directory on every socket, and
+ * a bus must admit on each socket only the roles that belong there (a key of the router must
+ * not register as a caselookup worker and receive national IDs). A key's role is its file's
+ * name, <public_dir>/<role>.pub, as `waslctl keygen` writes it; the socket's ZAP domain carries
+ * the roles it admits (wasl_zap_admits). The directory is re-read when its mtime changes, so a
+ * key added or removed takes effect at the next handshake. */
+
+typedef struct {
+    const char *public_dir; /* borrowed from wasl_zmq_t, which outlives the actor */
+    zhashx_t *roles;        /* Z85 public key -> role name */
+    struct timespec mtime;  /* of public_dir when last read */
+} keyring_t;
+
+/* What the actor is started with: the keys' directory and the REP socket already bound to
+ * ZAP_ENDPOINT (bound by the caller, so a failure is seen there; the thread start is the fence
+ * that hands the socket over, and the actor destroys it). */
+typedef struct {
+    const char *public_dir;
+    zsock_t *handler;
+} zap_start_t;
+
+/* Re-reads the public keys when the directory changed since the last read. On an unreadable
+ * directory the ring is emptied: nobody is admitted rather than yesterday's keys. */
+static void keyring_refresh(keyring_t *ring)
+{
+    struct stat st;
+    if (stat(ring->public_dir, &st) == 0 && st.st_mtim.tv_sec == ring->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == ring->mtime.tv_nsec && zhashx_size(ring->roles) > 0) {
+        return;
+    }
+    zhashx_purge(ring->roles);
+    DIR *dir = opendir(ring->public_dir);
+    if (!dir) {
+        wasl_error("zmq: cannot read the public keys", "{s:s}", "dir", ring->public_dir);
+        return;
+    }
+    ring->mtime = st.st_mtim;
+    const char *suffix = ".pub";
+    size_t slen = strlen(suffix);
+    for (struct dirent *e = readdir(dir); e; e = readdir(dir)) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len <= slen || strcmp(e->d_name + len - slen, suffix) != 0) {
+            continue;
+        }
+        char *path = zsys_sprintf("%s/%s", ring->public_dir, e->d_name);
+        zcert_t *cert = path ? zcert_load(path) : NULL;
+        if (cert) {
+            char *role = zsys_sprintf("%.*s", (int)(len - slen), e->d_name);
+            if (role) {
+                zhashx_update(ring->roles, zcert_public_txt(cert), role);
+            }
+            zstr_free(&role);
+        } else {
+            wasl_warn("zmq: skipping an unreadable public key", "{s:s}", "file",
+                      path ? path : e->d_name);
+        }
+        zcert_destroy(&cert);
+        zstr_free(&path);
+    }
+    closedir(dir);
+}
+
+/* Answers one ZAP request (RFC 27): 200 with the role as user id when the CURVE key is known
+ * and its role is admitted by the socket's domain, else 400. A malformed request from libzmq
+ * gets a 400 as well (never a crash). */
+static void zap_answer(keyring_t *ring, zsock_t *handler, zmsg_t *req)
+{
+    char *version = zmsg_popstr(req), *request_id = zmsg_popstr(req);
+    char *domain = zmsg_popstr(req), *address = zmsg_popstr(req);
+    char *identity = zmsg_popstr(req), *mechanism = zmsg_popstr(req);
+    zframe_t *key = zmsg_pop(req);
+    const char *role = NULL;
+    bool ok = false;
+    if (version && strcmp(version, "1.0") == 0 && mechanism && strcmp(mechanism, "CURVE") == 0 &&
+        key && zframe_size(key) == CURVE_KEY_BYTES) {
+        char key_txt[CURVE_KEY_Z85];
+        zmq_z85_encode(key_txt, zframe_data(key), CURVE_KEY_BYTES);
+        keyring_refresh(ring);
+        role = zhashx_lookup(ring->roles, key_txt);
+        ok = wasl_zap_admits(domain, role);
+    }
+    if (!ok) {
+        /* The bus's monitor counts and logs the refusal with the peer's address. */
+        wasl_debug("zmq: ZAP refused a peer", "{s:s, s:s, s:s}", "domain", domain ? domain : "",
+                   "role", role ? role : "(unknown key)", "address", address ? address : "");
+    }
+    zmsg_t *reply = zmsg_new();
+    if (reply) {
+        zmsg_addstr(reply, "1.0");
+        zmsg_addstr(reply, request_id ? request_id : "");
+        zmsg_addstr(reply, ok ? "200" : "400");
+        zmsg_addstr(reply, ok ? "OK" : "not allowed on this socket");
+        zmsg_addstr(reply, ok ? role : "");
+        zmsg_addmem(reply, "", 0); /* no metadata */
+        zmsg_send(&reply, handler);
+    }
+    zframe_destroy(&key);
+    zstr_free(&version);
+    zstr_free(&request_id);
+    zstr_free(&domain);
+    zstr_free(&address);
+    zstr_free(&identity);
+    zstr_free(&mechanism);
+}
+
+/* The handler's thread (a zactor): answers ZAP requests until the pipe says $TERM. */
+static void zap_actor(zsock_t *pipe, void *arg)
+{
+    const zap_start_t *start = arg;
+    keyring_t ring = {.public_dir = start->public_dir, .roles = zhashx_new()};
+    zsock_t *handler = start->handler; /* ours now */
+    zpoller_t *poller = ring.roles ? zpoller_new(pipe, handler, NULL) : NULL;
+    /* zactor_new waits for this signal; a failure shows as an actor that refuses everything
+     * (libzmq denies when no handler answers) and a log line. */
+    zsock_signal(pipe, 0);
+    if (!poller) {
+        wasl_error("zmq: cannot start the ZAP handler", NULL);
+        goto done;
+    }
+    zhashx_set_destructor(ring.roles, (zhashx_destructor_fn *)zstr_free);
+    zhashx_set_duplicator(ring.roles, (zhashx_duplicator_fn *)strdup);
+    keyring_refresh(&ring);
+    /* SIGTERM sets zsys_interrupted; we stop on $TERM only, after our owner's sockets. */
+    zpoller_set_nonstop(poller, true);
+    for (;;) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe) {
+            char *cmd = zstr_recv(pipe);
+            bool term = !cmd || strcmp(cmd, "$TERM") == 0;
+            zstr_free(&cmd);
+            if (term) {
+                break;
+            }
+        } else if (which == handler) {
+            zmsg_t *req = zmsg_recv(handler);
+            if (req) {
+                zap_answer(&ring, handler, req);
+                zmsg_destroy(&req);
+            }
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+    }
+done:
+    zpoller_destroy(&poller);
+    zsock_destroy(&handler);
+    zhashx_destroy(&ring.roles);
+}
+
+/* True when `allow` is a list of role names: [a-z0-9_-]+ separated by commas, not too long. */
+static bool allow_list_valid(const char *allow)
+{
+    size_t len = strlen(allow);
+    if (len > WASL_ZAP_ALLOW_MAX) {
+        return false;
+    }
+    bool name_started = false;
+    for (const char *p = allow; *p; p++) {
+        if (*p == ',') {
+            if (!name_started) {
+                return false;
+            }
+            name_started = false;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-') {
+            name_started = true;
+        } else {
+            return false;
+        }
+    }
+    return len == 0 || name_started;
+}
+
 zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
 {
+    return wasl_zmq_bind_allow(self, type, endpoints, NULL);
+}
+
+zsock_t *wasl_zmq_bind_allow(wasl_zmq_t *self, int type, const char *endpoints, const char *allow)
+{
+    char domain[ZAP_DOMAIN_MAX];
+    if (allow && !allow_list_valid(allow)) {
+        wasl_error("zmq: bad allow-list of roles", "{s:s}", "allow", allow);
+        return NULL;
+    }
+    if (allow && !*allow) {
+        /* Admits nobody: a domain no role matches (an empty list would read as "everyone"). */
+        snprintf(domain, sizeof domain, "%s:,", WASL_ZAP_DOMAIN);
+    } else if (allow) {
+        snprintf(domain, sizeof domain, "%s:%s", WASL_ZAP_DOMAIN, allow);
+    } else {
+        snprintf(domain, sizeof domain, "%s", WASL_ZAP_DOMAIN);
+    }
     zsock_t *sock = new_socket(self, type);
     if (!sock) {
         return NULL;
     }
     if (self->self_cert) {
         if (!self->auth) {
-            /* One ZAP handler per process serves every CURVE server socket; it admits the
-             * public keys found in <curve_dir>/public. */
-            self->auth = zactor_new(zauth, NULL);
-            if (!self->auth) {
-                wasl_error("zmq: cannot start the ZAP authenticator", NULL);
+            /* One ZAP handler per process serves every CURVE server socket. */
+            zap_start_t start = {.public_dir = self->public_dir, .handler = zsock_new(ZMQ_REP)};
+            if (!start.handler || zsock_bind(start.handler, ZAP_ENDPOINT) < 0) {
+                wasl_error("zmq: cannot start the ZAP authenticator", "{s:s}", "error",
+                           zmq_strerror(zmq_errno()));
+                zsock_destroy(&start.handler);
                 zsock_destroy(&sock);
                 return NULL;
             }
-            zstr_sendx(self->auth, "CURVE", self->public_dir, NULL);
-            zsock_wait(self->auth);
+            /* zactor_new returns once the actor took `start` (it signals first thing). */
+            self->auth = zactor_new(zap_actor, &start);
+            if (!self->auth) {
+                wasl_error("zmq: cannot start the ZAP authenticator", NULL);
+                zsock_destroy(&start.handler);
+                zsock_destroy(&sock);
+                return NULL;
+            }
         }
-        zsock_set_zap_domain(sock, WASL_ZAP_DOMAIN);
+        zsock_set_zap_domain(sock, domain);
         zcert_apply(self->self_cert, sock);
         zsock_set_curve_server(sock, 1);
     }

@@ -14,6 +14,8 @@ typedef struct wasl_zmq wasl_zmq_t;
 #define WASL_ZMQ_HEARTBEAT_IVL_MS   2000
 #define WASL_ZMQ_HEARTBEAT_TTL_MS   6000
 #define WASL_ZAP_DOMAIN             "wasl"
+/* Longest allow-list of roles one socket takes (a ZAP domain is at most 254 bytes). */
+#define WASL_ZAP_ALLOW_MAX 200
 
 typedef struct {
     /* Directory made by `waslctl keygen`: <dir>/<name>.secret holds each secret certificate,
@@ -38,6 +40,17 @@ bool wasl_zmq_curve(const wasl_zmq_t *self);
  * it is a CURVE server whose peers must be in <curve_dir>/public (ZAP, started on first use).
  * Returns NULL and logs on failure. The caller owns the socket. */
 zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints);
+
+/* wasl_zmq_bind, admitting (with CURVE) only peers whose key is <curve_dir>/public/<role>.pub
+ * for a role of `allow` (comma-separated role names, e.g. "intake,router"; at most
+ * WASL_ZAP_ALLOW_MAX bytes of [a-z0-9_-] and commas). NULL `allow`: any key in public/. An
+ * empty `allow` admits nobody. Without CURVE `allow` is ignored. NULL and a log line on failure
+ * or on a malformed list. */
+zsock_t *wasl_zmq_bind_allow(wasl_zmq_t *self, int type, const char *endpoints, const char *allow);
+
+/* True when `role` may use a socket whose ZAP domain is `domain`: "wasl" admits every role,
+ * "wasl:<role>,<role>…" the roles listed. NULL `role` (an unknown key) is never admitted. */
+bool wasl_zap_admits(const char *domain, const char *role);
 
 /* A client socket of `type` connected to each endpoint of the comma-separated list, as a CURVE
  * client of the server certificate when configured. NULL and a log line on failure. */

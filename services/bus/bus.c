@@ -221,9 +221,81 @@ static int watch_socket(watched_t *w, zsock_t *sock, const char *stage, const ch
     return 0;
 }
 
+int bus_allow_lookup(const char *allow, const char *stage, bool out_side, char *out, size_t cap)
+{
+    assert(allow && stage && out && cap > 0);
+    size_t slen = strlen(stage);
+    for (const char *entry = allow; *entry;) {
+        const char *end = strchr(entry, ';');
+        size_t len = end ? (size_t)(end - entry) : strlen(entry);
+        const char *eq = memchr(entry, '=', len);
+        const char *gt = eq ? memchr(eq, '>', len - (size_t)(eq - entry)) : NULL;
+        if (!eq || !gt) {
+            return -2;
+        }
+        if ((size_t)(eq - entry) == slen && strncmp(entry, stage, slen) == 0) {
+            const char *from = out_side ? gt + 1 : eq + 1;
+            size_t n = out_side ? len - (size_t)(gt + 1 - entry) : (size_t)(gt - eq - 1);
+            if (n >= cap) {
+                return -2;
+            }
+            memcpy(out, from, n);
+            out[n] = '\0';
+            return 0;
+        }
+        entry += len + (end ? 1 : 0);
+    }
+    return -1;
+}
+
+const char *bus_allow_check(const char *allow, const char *stages)
+{
+    char roles[WASL_ZAP_ALLOW_MAX + 1];
+    char *list = strdup(stages);
+    const char *problem = NULL;
+    if (!list) {
+        return "out of memory";
+    }
+    if (bus_allow_lookup(allow, "rpc", false, roles, sizeof roles) == -2) {
+        problem = "an entry is not <stage>=<roles>><roles>, or a list is too long";
+    } else if (bus_allow_lookup(allow, "rpc", false, roles, sizeof roles) < 0) {
+        problem = "no entry for rpc";
+    }
+    char *save = NULL;
+    for (char *name = strtok_r(list, ",", &save); name && !problem;
+         name = strtok_r(NULL, ",", &save)) {
+        if (bus_allow_lookup(allow, name, false, roles, sizeof roles) < 0) {
+            problem = "a stage of WASL_BUS_STAGES has no entry";
+        }
+    }
+    free(list);
+    return problem;
+}
+
+/* Binds one socket, admitting (with CURVE) only the roles `allow` lists for that side of
+ * `name`. NULL (logged) on failure. */
+static zsock_t *bind_side(wasl_zmq_t *zmq, const char *allow, const char *name, bool out_side,
+                          int type, const char *ep)
+{
+    if (!wasl_zmq_curve(zmq)) {
+        return wasl_zmq_bind(zmq, type, ep);
+    }
+    char roles[WASL_ZAP_ALLOW_MAX + 1];
+    if (!allow || bus_allow_lookup(allow, name, out_side, roles, sizeof roles) < 0) {
+        wasl_error("bus: no allow-list for this stage (WASL_BUS_ALLOW)", "{s:s}", "stage", name);
+        return NULL;
+    }
+    zsock_t *sock = wasl_zmq_bind_allow(zmq, type, ep, roles);
+    if (sock) {
+        wasl_info("bus: socket admits", "{s:s, s:s, s:s}", "stage", name, "side",
+                  out_side ? "out" : "in", "roles", roles);
+    }
+    return sock;
+}
+
 /* Binds one proxy's two sockets and starts its thread. */
 static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *name, int front_type,
-                       int back_type, const char *host, int front_port)
+                       int back_type, const char *host, int front_port, const char *allow)
 {
     char ep[160], esc[64], labels[128];
     p->name = strdup(name);
@@ -232,9 +304,9 @@ static int proxy_start(bus_t *self, wasl_zmq_t *zmq, proxy_t *p, const char *nam
     }
     p->duplex = front_type == ZMQ_ROUTER;
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port);
-    p->front = wasl_zmq_bind(zmq, front_type, ep);
+    p->front = bind_side(zmq, allow, name, false, front_type, ep);
     snprintf(ep, sizeof ep, "tcp://%s:%d", host, front_port + 1);
-    p->back = p->front ? wasl_zmq_bind(zmq, back_type, ep) : NULL;
+    p->back = p->front ? bind_side(zmq, allow, name, true, back_type, ep) : NULL;
     if (!p->back) {
         return -1;
     }
@@ -303,7 +375,7 @@ bus_t *bus_new(wasl_zmq_t *zmq, const bus_opts_t *opts)
     }
     /* Request/reply first: ROUTER for clients on base, DEALER for workers on base+1. */
     if (proxy_start(self, zmq, &self->proxies[self->nproxies++], "rpc", ZMQ_ROUTER, ZMQ_DEALER,
-                    opts->bind_host, opts->base_port) < 0) {
+                    opts->bind_host, opts->base_port, opts->allow) < 0) {
         goto error;
     }
     char *save = NULL;
@@ -315,7 +387,7 @@ bus_t *bus_new(wasl_zmq_t *zmq, const bus_opts_t *opts)
         }
         int port = opts->base_port + 2 + 2 * index++;
         if (proxy_start(self, zmq, &self->proxies[self->nproxies++], name, ZMQ_PULL, ZMQ_PUSH,
-                        opts->bind_host, port) < 0) {
+                        opts->bind_host, port, opts->allow) < 0) {
             goto error;
         }
     }

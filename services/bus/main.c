@@ -6,13 +6,14 @@
 #include "wasl_signal.h"
 #include "wasl_zmq.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #define BUS_ADMIN_PORT 9100
 
 int main(int argc, char **argv)
 {
-    const char *bind_host, *stages, *curve_dir, *curve_name;
+    const char *bind_host, *stages, *curve_dir, *curve_name, *allow;
     long base_port, maxmsgsize;
     wasl_config_t *cfg = wasl_config_new(
         "wasl-bus", "Stateless ZeroMQ forwarder between Wasl daemons: one PULL->PUSH streamer "
@@ -32,10 +33,20 @@ int main(int argc, char **argv)
     wasl_config_str(cfg, "WASL_CURVE_DIR", "",
                     "key directory from `waslctl keygen` (empty: no CURVE encryption)", &curve_dir);
     wasl_config_str(cfg, "WASL_CURVE_NAME", "bus", "this daemon's certificate name", &curve_name);
+    wasl_config_str(cfg, "WASL_BUS_ALLOW", BUS_ALLOW_DEFAULT,
+                    "with CURVE, the roles (key names in public/) each socket admits: "
+                    "<stage>=<producers>><consumers>;… and rpc=<clients>><workers>",
+                    &allow);
     wasl_config_int(cfg, "WASL_ZMQ_MAXMSGSIZE", WASL_ZMQ_MAXMSGSIZE_DEFAULT, 1024, 64L << 20,
                     "largest message accepted from a peer, in bytes", &maxmsgsize);
     wasl_config_daemon(cfg, BUS_ADMIN_PORT);
     wasl_config_parse(cfg, argc, argv);
+    const char *allow_problem = *curve_dir ? bus_allow_check(allow, stages) : NULL;
+    if (allow_problem) {
+        fprintf(stderr, "wasl-bus: WASL_BUS_ALLOW: %s (stages: rpc,%s)\n", allow_problem, stages);
+        wasl_config_destroy(&cfg);
+        return 2;
+    }
 
     wasl_log_init("wasl-bus", (wasl_log_level_t)wasl_config_log_level(cfg));
     wasl_signal_install();
@@ -51,7 +62,8 @@ int main(int argc, char **argv)
     if (!zmq) {
         goto done;
     }
-    bus_opts_t opts = {.bind_host = bind_host, .base_port = (int)base_port, .stages = stages};
+    bus_opts_t opts = {
+        .bind_host = bind_host, .base_port = (int)base_port, .stages = stages, .allow = allow};
     bus = bus_new(zmq, &opts);
     if (!bus) {
         goto done;

@@ -125,11 +125,12 @@ def test_keygen_layout_and_permissions(waslctl, tmp_path):
 
 
 def test_curve_bus_with_keygen_keys(waslctl, daemon, tmp_path):
-    """The bus with WASL_CURVE_DIR: a daemon key from keygen is admitted, a stranger's is not."""
+    """The bus with WASL_CURVE_DIR: a daemon key from keygen is admitted, a stranger's is not
+    (which role may use which socket: test_bus_roles.py)."""
     import zmq
     from conftest import free_port_range, wait_for
     keys = tmp_path / "keys"
-    assert waslctl("keygen", "--dir", keys, "bus", "intake").returncode == 0
+    assert waslctl("keygen", "--dir", keys, "bus", "intake", "classifier").returncode == 0
     base = free_port_range(8)
     bus = daemon("bus", env={"WASL_BUS_PORT": base, "WASL_CURVE_DIR": keys}, wait=True)
 
@@ -149,7 +150,8 @@ def test_curve_bus_with_keygen_keys(waslctl, daemon, tmp_path):
             s.curve_secretkey = sec
             return s
         ipub, isec = load(keys / "intake.secret")
-        out = client(ipub, isec, zmq.PULL)
+        cpub, csec = load(keys / "classifier.secret")
+        out = client(cpub, csec, zmq.PULL)
         out.connect(f"tcp://127.0.0.1:{base + 3}")
         push = client(ipub, isec, zmq.PUSH)
         push.connect(f"tcp://127.0.0.1:{base + 2}")

@@ -1,4 +1,4 @@
-/* test_zmq — bus addressing, socket options, and CURVE with a ZAP allow-list. */
+/* test_zmq — bus addressing, socket options, and CURVE with ZAP allow-lists per socket. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +150,78 @@ static void test_curve_allow_list(void **state)
     wasl_zmq_destroy(&server_ctx);
 }
 
+static void test_zap_domains(void **state)
+{
+    (void)state;
+    assert_true(wasl_zap_admits("wasl", "intake"));
+    assert_true(wasl_zap_admits("wasl:caselookup", "caselookup"));
+    assert_true(wasl_zap_admits("wasl:intake,router", "router"));
+    assert_true(wasl_zap_admits("wasl:intake,router", "intake"));
+    assert_false(wasl_zap_admits("wasl:intake,router", "route"));
+    assert_false(wasl_zap_admits("wasl:intake,router", "intake,router"));
+    assert_false(wasl_zap_admits("wasl:caselookup", "caselookup2"));
+    assert_false(wasl_zap_admits("wasl:,", "intake"));
+    assert_false(wasl_zap_admits("wasl", NULL)); /* an unknown key */
+    assert_false(wasl_zap_admits("wasl", ""));
+    assert_false(wasl_zap_admits("other", "intake"));
+    assert_false(wasl_zap_admits("waslx", "intake"));
+    assert_false(wasl_zap_admits(NULL, "intake"));
+}
+
+/* Each socket admits only its roles: a known key of the wrong role is refused like a
+ * stranger's, and a key added to public/ later is admitted without a restart. */
+static void test_curve_allow_per_socket(void **state)
+{
+    (void)state;
+    wasl_zmq_opts_t server_opts = {.curve_dir = keydir, .self_name = "bus", .server_name = "bus"};
+    wasl_zmq_t *server_ctx = wasl_zmq_new(&server_opts);
+    assert_non_null(server_ctx);
+    assert_null(wasl_zmq_bind_allow(server_ctx, ZMQ_PULL, "tcp://127.0.0.1:*", "Bad Role"));
+    assert_null(wasl_zmq_bind_allow(server_ctx, ZMQ_PULL, "tcp://127.0.0.1:*", "a,,b"));
+    zsock_t *workers = wasl_zmq_bind_allow(server_ctx, ZMQ_PULL, "tcp://127.0.0.1:*", "caselookup");
+    zsock_t *clients =
+        wasl_zmq_bind_allow(server_ctx, ZMQ_PULL, "tcp://127.0.0.1:*", "intake,router");
+    zsock_t *nobody = wasl_zmq_bind_allow(server_ctx, ZMQ_PULL, "tcp://127.0.0.1:*", "");
+    assert_non_null(workers);
+    assert_non_null(clients);
+    assert_non_null(nobody);
+    char wep[64], cep[64], nep[64];
+    snprintf(wep, sizeof wep, "tcp://127.0.0.1:%d",
+             atoi(strrchr(zsock_endpoint(workers), ':') + 1));
+    snprintf(cep, sizeof cep, "tcp://127.0.0.1:%d",
+             atoi(strrchr(zsock_endpoint(clients), ':') + 1));
+    snprintf(nep, sizeof nep, "tcp://127.0.0.1:%d", atoi(strrchr(zsock_endpoint(nobody), ':') + 1));
+
+    wasl_zmq_opts_t intake_opts = {
+        .curve_dir = keydir, .self_name = "intake", .server_name = "bus"};
+    wasl_zmq_t *intake_ctx = wasl_zmq_new(&intake_opts);
+    zsock_t *as_worker = wasl_zmq_connect(intake_ctx, ZMQ_PUSH, wep);
+    zsock_t *as_client = wasl_zmq_connect(intake_ctx, ZMQ_PUSH, cep);
+    zsock_t *as_nobody = wasl_zmq_connect(intake_ctx, ZMQ_PUSH, nep);
+    assert_true(delivers(as_client, clients, 5000));
+    assert_false(delivers(as_worker, workers, 500)); /* intake is no caselookup worker */
+    assert_false(delivers(as_nobody, nobody, 500));
+
+    /* A router key made after the server started: admitted where routers belong. */
+    make_key(keydir, "router");
+    wasl_zmq_opts_t router_opts = {
+        .curve_dir = keydir, .self_name = "router", .server_name = "bus"};
+    wasl_zmq_t *router_ctx = wasl_zmq_new(&router_opts);
+    zsock_t *router = wasl_zmq_connect(router_ctx, ZMQ_PUSH, cep);
+    assert_true(delivers(router, clients, 5000));
+
+    zsock_destroy(&router);
+    zsock_destroy(&as_nobody);
+    zsock_destroy(&as_client);
+    zsock_destroy(&as_worker);
+    zsock_destroy(&nobody);
+    zsock_destroy(&clients);
+    zsock_destroy(&workers);
+    wasl_zmq_destroy(&router_ctx);
+    wasl_zmq_destroy(&intake_ctx);
+    wasl_zmq_destroy(&server_ctx);
+}
+
 static void test_missing_keys_fail(void **state)
 {
     (void)state;
@@ -185,10 +257,9 @@ int main(void)
 {
     wasl_log_init("test_zmq", WASL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bus_endpoints),
-        cmocka_unit_test(test_curve_allow_list),
-        cmocka_unit_test(test_missing_keys_fail),
-        cmocka_unit_test(test_maxmsgsize_drops_oversized),
+        cmocka_unit_test(test_bus_endpoints),     cmocka_unit_test(test_curve_allow_list),
+        cmocka_unit_test(test_zap_domains),       cmocka_unit_test(test_curve_allow_per_socket),
+        cmocka_unit_test(test_missing_keys_fail), cmocka_unit_test(test_maxmsgsize_drops_oversized),
     };
     int rc = cmocka_run_group_tests(tests, setup_keys, teardown_keys);
     zsys_shutdown();
