@@ -49,7 +49,7 @@ doc = yaml.safe_load(text)
 services = doc.get("services") or {}
 errors = []
 # Services that run once and exit: the others wait for them to complete, not to be healthy.
-ONE_SHOT = {"migrate"}
+ONE_SHOT = {"migrate", "secrets", "db-roles"}
 BUSES = {"bus-a", "bus-b"}
 WASL_DAEMONS = {"intake", "classifier", "router", "notifier", "caselookup"}
 
@@ -106,6 +106,49 @@ for name, svc in services.items():
 for bus in BUSES:
     if not all(f"tcp://{bus}:7100" in b for b in wasl_bus) or not wasl_bus:
         fail(path, f"WASL_BUS does not list tcp://{bus}:7100 everywhere: {sorted(wasl_bus)}")
+
+# Finding 8 and 12 of issue 13: least privilege, CURVE on, each service its own secrets.
+def env_of(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def volume_names(svc):
+    out = []
+    for v in svc.get("volumes") or []:
+        src = v.get("source") if isinstance(v, dict) else str(v).split(":", 1)[0]
+        out.append(str(src))
+    return out
+
+
+for name in sorted(WASL_DAEMONS | BUSES | {"migrate"}):
+    svc = services.get(name) or {}
+    env = env_of(svc)
+    where = f"service {name}"
+    own = "wasl-secrets-" + ("bus" if name in BUSES else name)
+    secret_volumes = [v for v in volume_names(svc) if v.startswith("wasl-")]
+    if secret_volumes != [own]:
+        fail(where, f"must mount its own secrets volume {own} and no other: {secret_volumes}")
+    if name != "migrate" and not env.get("WASL_CURVE_DIR"):
+        fail(where, "CURVE is off (WASL_CURVE_DIR empty)")
+    if name in WASL_DAEMONS:
+        if env.get("PGUSER") != f"wasl_{name}":
+            fail(where, f"does not connect to PostgreSQL as wasl_{name} (PGUSER)")
+        if "redis-password" not in " ".join(str(x) for x in svc.get("entrypoint") or []):
+            fail(where, "does not use its own Redis user")
+    if "@" in env.get("WASL_PG_URL", ""):
+        fail(where, "WASL_PG_URL names a user (each service sets PGUSER)")
+if (env_of(services.get("migrate") or {}).get("PGUSER")) != "wasl":
+    fail("service migrate", "does not run as the owner role wasl")
+for name, svc in services.items():
+    if "wasl-keys" in volume_names(svc) and name != "secrets":
+        fail(f"service {name}", "mounts every secret (wasl-keys)")
+if "--aclfile" not in (services.get("redis") or {}).get("command", []):
+    fail("service redis", "has no ACL file (no passwords)")
+if "keygen" not in open("deploy/compose/secrets.sh", encoding="utf-8").read():
+    fail("deploy/compose/secrets.sh", "does not generate the CURVE keys")
 
 if errors:
     for e in errors:

@@ -57,6 +57,8 @@ mode, tmp, k8s_dir, overlays = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4
 SCALABLE = ["intake", "classifier", "router", "notifier", "caselookup"]
 BUSES = ["wasl-bus-a", "wasl-bus-b"]
 BUS_PORTS = set(range(7100, 7108))
+# Secrets the wasl-keygen Job makes in the cluster (not in any overlay).
+KEYGEN_SECRETS = {f"wasl-curve-{d}" for d in SCALABLE + ["bus"]}
 errors = []
 
 
@@ -127,9 +129,10 @@ def check(name, objs):
         psc = spec.get("securityContext") or {}
         if psc.get("runAsNonRoot") is not True:
             fail(where, "pod securityContext.runAsNonRoot is not true")
-        for c in spec.get("containers", []):
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
             cw = f"{where}/{c['name']}"
-            images.add(c.get("image"))
+            if not cw.endswith("Job wasl-keygen/store"):  # kubectl stores the keys
+                images.add(c.get("image"))
             csc = c.get("securityContext") or {}
             if csc.get("readOnlyRootFilesystem") is not True:
                 fail(cw, "readOnlyRootFilesystem is not true")
@@ -181,7 +184,8 @@ def check(name, objs):
                 if not ref:
                     continue
                 rname = ref.get("name") if kind == "configMap" else ref.get("secretName")
-                if rname not in pool and not ref.get("optional"):
+                if rname not in pool and not ref.get("optional") and \
+                        not (kind == "secret" and rname in KEYGEN_SECRETS):
                     fail(where, f"volume {v['name']}: {kind} {rname} does not exist")
 
     for dname, d in deps.items():
@@ -254,6 +258,62 @@ def check(name, objs):
             url = (env_cm.get("data") or {}).get(key, "")
             if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
                 fail(name, f"{key} in the ConfigMap carries a password")
+
+    # Issue 13, findings 8 and 12: own roles and keys, CURVE on, default-deny network.
+    def container_env(c):
+        return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+    for dname, d in deps.items():
+        where = f"{name}: Deployment {dname}"
+        spec = d["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        role = dname.removeprefix("wasl-")
+        own = "wasl-curve-bus" if dname in BUSES else f"wasl-curve-{role}"
+        curve = [v for v in spec.get("volumes", []) if "secret" in v
+                 and v["secret"].get("secretName", "").startswith("wasl-curve-")]
+        if [v["secret"]["secretName"] for v in curve] != [own]:
+            fail(where, f"must mount its own CURVE Secret {own} only")
+        elif dname not in BUSES:
+            paths = sorted(i["path"] for i in curve[0]["secret"].get("items", []))
+            if paths != sorted([f"{role}.secret", "public/bus.pub"]):
+                fail(where, f"CURVE volume must hold its secret and bus.pub only: {paths}")
+        if dname not in BUSES and container_env(c).get("PGUSER") != f"wasl_{role}":
+            fail(where, f"does not connect as its PostgreSQL role wasl_{role} (PGUSER)")
+    jobs = by_kind.get("Job", {})
+    mig = jobs.get("wasl-migrate")
+    if mig and container_env(mig["spec"]["template"]["spec"]["containers"][0]).get("PGUSER") \
+            != "wasl":
+        fail(name, "Job wasl-migrate does not run as the owner role wasl")
+    keygen = jobs.get("wasl-keygen")
+    if not keygen or "keygen" not in " ".join(
+            " ".join(c.get("command", [])) for c in
+            keygen["spec"]["template"]["spec"].get("initContainers", [])):
+        fail(name, "no Job wasl-keygen running `waslctl keygen`")
+    if env_cm is not None and not (env_cm.get("data") or {}).get("WASL_CURVE_DIR"):
+        fail(name, "CURVE is off (WASL_CURVE_DIR empty in wasl-env)")
+    pols = list(by_kind.get("NetworkPolicy", {}).values())
+    if not any(p["spec"].get("podSelector") == {} and
+               set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"} and
+               not p["spec"].get("ingress") and not p["spec"].get("egress") for p in pols):
+        fail(name, "no default-deny NetworkPolicy (podSelector {}, Ingress+Egress, no rule)")
+
+    def pol_selects(pol, labels):
+        sel = pol["spec"].get("podSelector") or {}
+        if sel == {}:
+            return False  # the default deny and DNS rules select everything
+        ok = all(labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items())
+        for ex in sel.get("matchExpressions") or []:
+            ok = ok and ex["operator"] == "In" and labels.get(ex["key"]) in ex["values"]
+        return ok
+
+    workloads = [(f"Deployment {n}", d) for n, d in deps.items()] + \
+        [(f"Job {n}", j) for n, j in jobs.items()]
+    for wname, w in workloads:
+        labels = w["spec"]["template"]["metadata"].get("labels") or {}
+        if not any(pol_selects(p, labels) and p["spec"].get("egress" if "Job" in wname or
+                   labels.get("app.kubernetes.io/component") != "bus" else "ingress")
+                   for p in pols):
+            fail(f"{name}: {wname}", "no NetworkPolicy allows it anything (it cannot work)")
 
     if len(images) != 1:
         fail(name, f"containers use different images: {sorted(map(str, images))}")

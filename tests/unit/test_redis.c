@@ -318,6 +318,58 @@ static void test_wrong_password_fails_connect(void **state)
     wasl_redis_destroy(&redis);
 }
 
+/* An ACL user (as Compose and Kubernetes give each daemon): AUTH with user and password from
+ * the URL, confined to Wasl's keys without the dangerous commands; the wrong password fails. */
+static void test_acl_user_from_url(void **state)
+{
+    (void)state;
+    const char *base = base_url_or_skip();
+    if (strncmp(base, "redis://", 8) != 0) {
+        skip();
+    }
+    wasl_redis_t *admin = connect_or_skip();
+    char user[64], url[URL_MAX], key[128];
+    snprintf(user, sizeof user, "wasl_test_%ld", (long)getpid());
+    redisReply *reply = wasl_redis_cmd(admin,
+                                       "ACL SETUSER %s reset on >s3cret%%2F ~wasl:* &* "
+                                       "+@all -@admin -@dangerous",
+                                       user);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    const char *rest = strrchr(base, '@') ? strrchr(base, '@') + 1 : base + 8;
+    int hostport_len = (int)strcspn(rest, "/");
+    /* The password is percent-encoded in the URL: "s3cret%2F" reaches Redis as "s3cret/". */
+    snprintf(url, URL_MAX, "redis://%s:s3cret%%252F@%.*s/0", user, hostport_len, rest);
+    wasl_redis_t *redis = wasl_redis_new(url, TIMEOUT_MS);
+    assert_non_null(redis);
+    make_key(key, sizeof key, "acl");
+    reply = wasl_redis_cmd(redis, "SET %s v EX " KEY_TTL_S, key);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    reply = wasl_redis_cmd(redis, "SET not-wasl v");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(reply->str, "NOPERM"));
+    freeReplyObject(reply);
+    reply = wasl_redis_cmd(redis, "FLUSHALL");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_ERROR);
+    freeReplyObject(reply);
+    wasl_redis_destroy(&redis);
+
+    snprintf(url, URL_MAX, "redis://%s:wrong@%.*s/0", user, hostport_len, rest);
+    redis = wasl_redis_new(url, TIMEOUT_MS);
+    assert_non_null(redis);
+    assert_null(wasl_redis_cmd(redis, "PING"));
+    assert_non_null(strstr(wasl_redis_error(redis), "AUTH"));
+    wasl_redis_destroy(&redis);
+    freeReplyObject(wasl_redis_cmd(admin, "DEL %s", key));
+    freeReplyObject(wasl_redis_cmd(admin, "ACL DELUSER %s", user));
+    wasl_redis_destroy(&admin);
+}
+
 static void test_db_selection(void **state)
 {
     (void)state;
@@ -373,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_port),
         cmocka_unit_test(test_wrong_password_fails_connect),
         cmocka_unit_test(test_db_selection),
+        cmocka_unit_test(test_acl_user_from_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,8 +356,11 @@ def redis_ceiling(env):
 
 def zmq_ceiling(env):
     """Raw messages through a second wasl-bus (no daemon on it), CURVE as the stack runs."""
+    # The tool pushes and pulls as waslctl: this bus admits that key on every socket.
+    allow = ";".join(f"{stage}=waslctl>waslctl" for stage in ("rpc", "classify", "route",
+                                                             "notify"))
     benv = dict(env, WASL_BUS_PORT=str(PORTS["bus2"]), WASL_ADMIN_PORT="9299",
-                WASL_CURVE_NAME="bus", WASL_LOG_LEVEL="warn")
+                WASL_CURVE_NAME="bus", WASL_LOG_LEVEL="warn", WASL_BUS_ALLOW=allow)
     bus = subprocess.Popen([str(BIN / "wasl-bus")], env=benv, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)  # bind; the tool's warm-up message waits for both handshakes anyway
