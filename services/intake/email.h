@@ -47,21 +47,63 @@ typedef struct {
  *   "x-loop"
  * List-Id alone is not a reason. */
 
-/* Limits against hostile input. Exceeding one is an error, except the two noted. */
+/* Limits against hostile input. Exceeding one is an error, except the two noted. The first
+ * five are checked by intake_email_prescan() on the raw bytes before GMime builds anything. */
 typedef struct {
-    size_t max_parts;            /* MIME parts in the whole tree (default 100) */
+    size_t max_parts;            /* MIME entities in the whole tree (default 100) */
     size_t max_depth;            /* nested multiparts and message/rfc822 (default 8) */
     size_t max_attachment_bytes; /* per attachment (default 10 MiB): NOT an error, the attachment
                                     is recorded with its full size and hash and oversized=true,
                                     so a citizen's mail is never lost over an attachment */
     size_t max_body_bytes;       /* body text (default 64 KiB): NOT an error, the text is cut at
                                     a UTF-8 boundary and ends with "\n[…]" */
-    size_t max_header_bytes;     /* the message's header block, and each MIME part's (64 KiB) */
+    size_t max_header_bytes;     /* raw bytes of each header block, the message's and each
+                                    part's (default 64 KiB) */
+    size_t max_headers;          /* header fields of all header blocks together (default 1000) */
+    size_t max_decoded_bytes;    /* content bytes of all parts together (default 25 MiB). A
+                                    transfer encoding never expands (base64, quoted-printable,
+                                    uuencode only shrink), so the encoded bytes counted here
+                                    bound the decoded ones */
 } intake_email_limits_t;
 #define INTAKE_EMAIL_LIMITS_DEFAULT                                                                \
     {                                                                                              \
-        100, 8, 10u << 20, 64u << 10, 64u << 10                                                    \
+        100, 8, 10u << 20, 64u << 10, 64u << 10, 1000, 25u << 20                                   \
     }
+
+/* Which limit the pre-scan found exceeded. */
+typedef enum {
+    INTAKE_EMAIL_FITS = 0,
+    INTAKE_EMAIL_OVER_PARTS,
+    INTAKE_EMAIL_OVER_DEPTH,
+    INTAKE_EMAIL_OVER_HEADERS,
+    INTAKE_EMAIL_OVER_HEADER_BYTES,
+    INTAKE_EMAIL_OVER_DECODED_BYTES,
+    INTAKE_EMAIL_NO_MEMORY, /* not the message's fault */
+} intake_email_limit_t;
+
+/* What the pre-scan counted (up to where it stopped, when a limit was exceeded). Plain data. */
+typedef struct {
+    size_t parts;              /* entities GMime would build, at least */
+    size_t depth;              /* deepest nesting of multiparts and messages */
+    size_t headers;            /* header fields, all blocks */
+    size_t header_block_bytes; /* the largest header block */
+    size_t content_bytes;      /* content lines (bodies, prefaces, postfaces) */
+} intake_email_shape_t;
+
+/* Measures raw[0..len) (a leading mbox "From " line skipped) in one pass without building
+ * anything, following GMime's own parsing rules so that the counts are never below what GMime
+ * would build: parts, nesting depth, header fields, header block bytes, content bytes. Returns
+ * INTAKE_EMAIL_FITS, or the first limit exceeded with a one-line reason in err (the same text
+ * intake_email_parse gives); stops scanning there, so a bomb costs only the bytes before the
+ * limit. `limits` NULL means INTAKE_EMAIL_LIMITS_DEFAULT; err may be NULL. Allocates only the
+ * boundary stack (at most max_depth entries). Thread-safe after intake_email_init(). */
+intake_email_limit_t intake_email_prescan(const char *raw, size_t len,
+                                          const intake_email_limits_t *limits,
+                                          intake_email_shape_t *shape, char *err, size_t errlen);
+
+/* The limit's name for an API answer and a metric label: "max_parts", "max_depth",
+ * "max_headers", "max_header_bytes", "max_decoded_bytes" ("" for FITS / NO_MEMORY). */
+const char *intake_email_limit_name(intake_email_limit_t limit);
 
 /* References beyond this many keep the first (the thread's root) and the latest ones. */
 #define INTAKE_EMAIL_MAX_REFERENCES 100
@@ -69,7 +111,8 @@ typedef struct {
 /* Parses raw[0..len). A leading mbox "From " line (Postfix mailbox_command) is skipped.
  * Returns a new message the caller destroys with intake_email_destroy(), or NULL with a one-line
  * reason in err (e.g. "empty message", "not an RFC 5322 message", "too many MIME parts (max
- * 100)", "MIME nesting too deep (max 8)", "header too large (max 65536 bytes)"). `limits` NULL
+ * 100)", "MIME nesting too deep (max 8)", "header too large (max 65536 bytes)"). It runs
+ * intake_email_prescan() first, so no limit is exceeded inside GMime. `limits` NULL
  * means INTAKE_EMAIL_LIMITS_DEFAULT; err may be NULL. A synthesized message_id hashes the whole
  * message after the "From " line with CRLF read as LF, so a redelivery gets the same id.
  * Never crashes on hostile input. Thread-safe after intake_email_init(). */

@@ -2,6 +2,7 @@
 #include "email.h"
 #include "handlers.h"
 #include "wasl_log.h"
+#include "wasl_metrics.h"
 #include "wasl_ref.h"
 
 #include <stdlib.h>
@@ -150,6 +151,66 @@ static void collect_ref(const char *ref, void *arg)
     }
 }
 
+/* The value of one limit, for the answer. */
+static size_t limit_value(const intake_email_limits_t *limits, intake_email_limit_t which)
+{
+    switch (which) {
+    case INTAKE_EMAIL_OVER_PARTS:
+        return limits->max_parts;
+    case INTAKE_EMAIL_OVER_DEPTH:
+        return limits->max_depth;
+    case INTAKE_EMAIL_OVER_HEADERS:
+        return limits->max_headers;
+    case INTAKE_EMAIL_OVER_HEADER_BYTES:
+        return limits->max_header_bytes;
+    case INTAKE_EMAIL_OVER_DECODED_BYTES:
+        return limits->max_decoded_bytes;
+    case INTAKE_EMAIL_FITS:
+    case INTAKE_EMAIL_NO_MEMORY:
+        break;
+    }
+    return 0;
+}
+
+/* Measures the raw message before GMime builds anything (see intake_email_prescan). Over a
+ * limit, the message is refused for good — 422 naming the limit, which wasl-mailgate turns into
+ * exit 65 so that the MTA bounces it instead of redelivering — and the refusal is recorded as a
+ * warning line and wasl_intake_email_rejected_total{limit}: who sent it, how big, which limit;
+ * never the content. Returns true when `reply` holds the refusal. */
+static bool refuse_over_limits(const intake_request_t *req, const intake_email_limits_t *limits,
+                               intake_reply_t *reply)
+{
+    intake_email_shape_t shape;
+    char err[256] = "";
+    intake_email_limit_t over =
+        intake_email_prescan(req->body, req->len, limits, &shape, err, sizeof err);
+    if (over == INTAKE_EMAIL_FITS) {
+        return false;
+    }
+    if (over == INTAKE_EMAIL_NO_MEMORY) {
+        intake_error(reply, 503, "unavailable", NULL, "out of memory; retry");
+        reply->retry_after_s = 2;
+        return true;
+    }
+    const char *name = intake_email_limit_name(over);
+    char label[64];
+    snprintf(label, sizeof label, "limit=\"%s\"", name);
+    wasl_counter_inc(wasl_counter("wasl_intake_email_rejected_total",
+                                  "Emails refused for good before parsing, by the limit exceeded",
+                                  label));
+    wasl_warn("email rejected", "{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "client", req->client.id,
+              "limit", name, "reason", err, "bytes", (json_int_t)req->len, "parts_seen",
+              (json_int_t)shape.parts, "depth_seen", (json_int_t)shape.depth, "headers_seen",
+              (json_int_t)shape.headers);
+    intake_error(reply, 422, "limit_exceeded", "message", "%s", err);
+    json_t *error = json_object_get(reply->body, "error");
+    if (error) {
+        json_object_set_new(error, "limit", json_string(name));
+        json_object_set_new(error, "max", json_integer((json_int_t)limit_value(limits, over)));
+    }
+    return true;
+}
+
 void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
 {
     if (strcmp(req->content_type, "message/rfc822") != 0) {
@@ -157,8 +218,12 @@ void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
                      "send the raw message with Content-Type: message/rfc822");
         return;
     }
+    static const intake_email_limits_t limits = INTAKE_EMAIL_LIMITS_DEFAULT;
     char err[256] = "";
-    intake_email_t *mail = intake_email_parse(req->body, req->len, NULL, err, sizeof err);
+    if (refuse_over_limits(req, &limits, reply)) {
+        return;
+    }
+    intake_email_t *mail = intake_email_parse(req->body, req->len, &limits, err, sizeof err);
     if (!mail) {
         if (strcmp(err, "out of memory") == 0) {
             /* Our trouble, not the message's: the gateway must retry, not bounce. */

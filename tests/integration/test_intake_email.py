@@ -411,6 +411,79 @@ def test_mailgate_rejected_message_exits_65(it):
     assert out.returncode == EX_DATAERR, (out.returncode, out.stderr)
 
 
+# The reviewer's part bomb: one multipart header, then empty parts (finding 1 of issue 13).
+BOMB_PARTS = 300_000
+# What intake may grow by while refusing it. Before the pre-scan GMime built the whole tree
+# first: ~390 MB for this message. The message itself is ~1.5 MB (received, then copied once).
+BOMB_RSS_GROWTH_MAX_KB = 32 * 1024
+
+
+def part_bomb(nparts=BOMB_PARTS):
+    head = (b"From: attacker@elsewhere.example\nTo: info@bog.example\nSubject: bomb\n"
+            b"Message-ID: <bomb-" + unique("b").encode() + b"@elsewhere.example>\n"
+            b"Content-Type: multipart/mixed; boundary=b\n\n")
+    return head + b"--b\n\n" * nparts + b"--b--\n"
+
+
+def vm_kb(pid, field):
+    """VmHWM (peak) or VmRSS of a process, in kB, from /proc/<pid>/status."""
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_mailgate_part_bomb_is_refused_for_good_and_intake_stays_small(it):
+    # A normal message first, so that the peak below already includes a parse.
+    assert mailgate(it, eml("02-utf8-base64.eml")).returncode == EX_OK
+    peak_before = vm_kb(it.daemon.pid, "VmHWM")
+    rejected = 'wasl_intake_email_rejected_total{limit="max_parts"}'
+    before = it.metrics().get(rejected, 0)
+
+    bomb = part_bomb()
+    assert len(bomb) > 1_500_000
+    out = mailgate(it, bomb)
+    # 65: the MTA bounces it; never 75, which would make it redeliver the bomb for days.
+    assert out.returncode == EX_DATAERR, (out.returncode, out.stderr)
+    assert b"too many MIME parts (max 100)" in out.stderr, out.stderr
+    assert it.daemon.alive()
+    peak_after = vm_kb(it.daemon.pid, "VmHWM")
+    assert peak_after - peak_before < BOMB_RSS_GROWTH_MAX_KB, (peak_before, peak_after)
+
+    # The refusal is recorded for an operator: a counted metric and a log line, never the body.
+    assert it.metrics().get(rejected, 0) == before + 1
+    line = it.daemon.wait_log(lambda l: l.get("msg") == "email rejected")
+    assert line["limit"] == "max_parts" and line["client"] == "mailgw", line
+    assert line["bytes"] == len(bomb)
+    assert "bomb" not in it.daemon.log_text().replace("email rejected", "")
+    assert it.count("tickets", "channel = 'email'") == 1
+
+    # Nothing accepted is lost and the next citizen's mail still becomes a ticket.
+    nxt = mailgate(it, eml("03-iso8859-6.eml"))
+    assert nxt.returncode == EX_OK, nxt.stderr
+    assert it.count("tickets", "channel = 'email'") == 2
+
+
+def test_email_over_a_mime_limit_is_422_naming_it(it):
+    r = post_email(it, part_bomb(101))  # 102 entities
+    assert_error(r, 422, "limit_exceeded")
+    assert r.json["error"]["limit"] == "max_parts" and r.json["error"]["max"] == 100, r.json
+    assert r.json["error"]["field"] == "message"
+    r = post_email(it, part_bomb(99))  # 100 entities: allowed
+    assert r.status == 201, r
+    deep = b"From: a@elsewhere.example\nSubject: deep\n"
+    for i in range(9):
+        deep += b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i)
+    r = post_email(it, deep + b"\nx\n")
+    assert_error(r, 422, "limit_exceeded")
+    assert r.json["error"]["limit"] == "max_depth", r.json
+    flood = b"From: a@elsewhere.example\nSubject: flood\n" + b"X:\n" * 2000 + b"\nx\n"
+    r = post_email(it, flood)
+    assert_error(r, 422, "limit_exceeded")
+    assert r.json["error"]["limit"] == "max_headers", r.json
+    assert it.count("tickets") == 1
+
+
 def test_mailgate_postgres_down_exits_75(it, postgres):
     postgres.stop()
     out = mailgate(it, eml("03-iso8859-6.eml"))

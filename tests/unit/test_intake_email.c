@@ -617,8 +617,9 @@ static void test_deep_nesting(void **state)
     GString *s = nested(50, false);
     assert_parse_error(s->str, s->len, NULL, "MIME nesting too deep (max 8)");
     g_string_free(s, TRUE);
+    /* the scan stops at the ninth level: the 491 below it are never read */
     s = nested(500, false);
-    assert_parse_error(s->str, s->len, NULL, "too many MIME parts (max 100)");
+    assert_parse_error(s->str, s->len, NULL, "MIME nesting too deep (max 8)");
     g_string_free(s, TRUE);
     s = nested(50, true);
     assert_parse_error(s->str, s->len, NULL, "MIME nesting too deep (max 8)");
@@ -644,13 +645,21 @@ static void test_huge_headers(void **state)
     g_string_append(s, "\n\nbody\n");
     assert_parse_error(s->str, s->len, NULL, "header too large (max 65536 bytes)");
 
-    /* 100 KB in thousands of short header lines */
+    /* 100 KB in hundreds of header lines */
     g_string_assign(s, "From: a@example.sa\n");
-    for (int i = 0; i < 5000; i++) {
-        g_string_append_printf(s, "X-Filler-%d: 0123456789\n", i);
+    for (int i = 0; i < 900; i++) {
+        g_string_append_printf(s, "X-Filler-%03d: %0100d\n", i, i);
     }
     g_string_append(s, "\nbody\n");
     assert_parse_error(s->str, s->len, NULL, "header too large (max 65536 bytes)");
+
+    /* thousands of short fields: each costs GMime an object, so they are counted */
+    g_string_assign(s, "From: a@example.sa\n");
+    for (int i = 0; i < 5000; i++) {
+        g_string_append(s, "X:\n");
+    }
+    g_string_append(s, "\nbody\n");
+    assert_parse_error(s->str, s->len, NULL, "too many header fields (max 1000)");
 
     /* a huge header inside a MIME part */
     g_string_assign(s, "From: a@example.sa\nSubject: x\n"
@@ -661,6 +670,252 @@ static void test_huge_headers(void **state)
     g_string_append(s, "\n\nx\n--b--\n");
     assert_parse_error(s->str, s->len, NULL, "header too large (max 65536 bytes)");
     g_string_free(s, TRUE);
+}
+
+/* ---- the pre-scan: exact limits, and never below what GMime builds ------------------------- */
+
+/* A multipart/mixed message with `children` empty text parts (1 + children entities). */
+static GString *with_children(int children)
+{
+    GString *s = g_string_new("From: a@example.sa\nSubject: parts\n"
+                              "Content-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < children; i++) {
+        g_string_append(s, "--b\n\nx\n");
+    }
+    g_string_append(s, "--b--\n");
+    return s;
+}
+
+static intake_email_limit_t scan(const GString *s, const intake_email_limits_t *lim,
+                                 intake_email_shape_t *shape)
+{
+    char err[ERR_LEN];
+    return intake_email_prescan(s->str, s->len, lim, shape, err, sizeof err);
+}
+
+static void test_prescan_parts_exact(void **state)
+{
+    (void)state;
+    intake_email_limits_t lim = INTAKE_EMAIL_LIMITS_DEFAULT;
+    lim.max_parts = 10;
+    intake_email_shape_t shape;
+    GString *s = with_children(9); /* 10 entities: allowed */
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+    assert_int_equal(shape.parts, 10);
+    assert_int_equal(shape.depth, 1);
+    intake_email_t *m = parse_with(s->str, s->len, &lim);
+    assert_int_equal(m->nparts, 10); /* the scan counted exactly what GMime built */
+    intake_email_destroy(&m);
+    g_string_free(s, TRUE);
+
+    s = with_children(10); /* 11: refused */
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_OVER_PARTS);
+    assert_string_equal(intake_email_limit_name(INTAKE_EMAIL_OVER_PARTS), "max_parts");
+    assert_parse_error(s->str, s->len, &lim, "too many MIME parts (max 10)");
+    g_string_free(s, TRUE);
+}
+
+static void test_prescan_depth_exact(void **state)
+{
+    (void)state;
+    intake_email_limits_t lim = INTAKE_EMAIL_LIMITS_DEFAULT;
+    lim.max_depth = 3;
+    intake_email_shape_t shape;
+    for (int rfc822 = 0; rfc822 <= 1; rfc822++) {
+        GString *s = nested(3, rfc822);
+        assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+        assert_int_equal(shape.depth, 3);
+        intake_email_t *m = parse_with(s->str, s->len, &lim);
+        assert_int_equal(m->nparts, shape.parts);
+        intake_email_destroy(&m);
+        g_string_free(s, TRUE);
+
+        s = nested(4, rfc822);
+        assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_OVER_DEPTH);
+        assert_parse_error(s->str, s->len, &lim, "MIME nesting too deep (max 3)");
+        g_string_free(s, TRUE);
+    }
+}
+
+static void test_prescan_headers_exact(void **state)
+{
+    (void)state;
+    intake_email_limits_t lim = INTAKE_EMAIL_LIMITS_DEFAULT;
+    lim.max_headers = 20;
+    intake_email_shape_t shape;
+    /* 4 fields on top, 2 in each of 8 parts: 20, counted across the header blocks */
+    GString *s = g_string_new("From: a@example.sa\nSubject: h\nMIME-Version: 1.0\n"
+                              "Content-Type: multipart/mixed;\n boundary=b\n\n");
+    for (int i = 0; i < 8; i++) {
+        g_string_append(s, "--b\nContent-Type: text/plain\nX-N: 1\n\nx\n");
+    }
+    g_string_append(s, "--b--\n");
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+    assert_int_equal(shape.headers, 20); /* the folded line is one field */
+    intake_email_t *m = parse_with(s->str, s->len, &lim);
+    intake_email_destroy(&m);
+    g_string_insert(s, 0, "X-One-More: 1\n");
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_OVER_HEADERS);
+    assert_parse_error(s->str, s->len, &lim, "too many header fields (max 20)");
+
+    /* header block bytes: exactly the limit passes, one more byte does not */
+    lim = (intake_email_limits_t)INTAKE_EMAIL_LIMITS_DEFAULT;
+    g_string_assign(s, "From: a@example.sa\nX-Pad: ");
+    size_t target = 1000;
+    while (s->len + 1 < target) {
+        g_string_append_c(s, 'p');
+    }
+    g_string_append_c(s, '\n');
+    assert_int_equal(s->len, target);
+    g_string_append(s, "\nbody\n");
+    lim.max_header_bytes = target;
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+    assert_int_equal(shape.header_block_bytes, target);
+    lim.max_header_bytes = target - 1;
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_OVER_HEADER_BYTES);
+    g_string_free(s, TRUE);
+}
+
+static void test_prescan_content_bytes(void **state)
+{
+    (void)state;
+    intake_email_limits_t lim = INTAKE_EMAIL_LIMITS_DEFAULT;
+    intake_email_shape_t shape;
+    GString *s = g_string_new("From: a@example.sa\nContent-Type: multipart/mixed; boundary=b\n\n"
+                              "--b\nContent-Transfer-Encoding: base64\n\nQUJD\nREVG\n--b--\n");
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+    assert_int_equal(shape.content_bytes, 10); /* two lines of 4 + LF */
+    lim.max_decoded_bytes = 10;
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_FITS);
+    lim.max_decoded_bytes = 9;
+    assert_int_equal(scan(s, &lim, &shape), INTAKE_EMAIL_OVER_DECODED_BYTES);
+    assert_parse_error(s->str, s->len, &lim, "MIME content too large (max 9 bytes)");
+    g_string_free(s, TRUE);
+}
+
+/* The reviewer's bomb: one multipart header, then 300,000 empty parts (1.5 MB). The scan stops
+ * at part 101 without building anything. */
+static void test_prescan_part_bomb(void **state)
+{
+    (void)state;
+    GString *s = g_string_new("From: a@example.sa\nSubject: bomb\n"
+                              "Content-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < 300000; i++) {
+        g_string_append(s, "--b\n\n");
+    }
+    intake_email_shape_t shape;
+    assert_int_equal(scan(s, NULL, &shape), INTAKE_EMAIL_OVER_PARTS);
+    assert_int_equal(shape.parts, 101);
+    assert_parse_error(s->str, s->len, NULL, "too many MIME parts (max 100)");
+    g_string_free(s, TRUE);
+}
+
+/* GMime's quirks the scan follows; for each, its count is at least GMime's (the walk counts
+ * every object GMime built), and equal where nothing is ambiguous. */
+static void test_prescan_follows_gmime(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        size_t gmime_parts;
+    } cases[] = {
+        /* the LAST Content-Type decides type and boundary */
+        {"From: a\nContent-Type: multipart/mixed; boundary=a\nContent-Type: multipart/mixed; "
+         "boundary=b\n\n--a\n\nA\n--a\n\nB\n--b\n\nC\n--b\n\nD\n--b\n\nE\n",
+         4},
+        {"From: a\nContent-Type: text/plain\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\n"
+         "C\n--b\n\nD\n",
+         3},
+        {"From: a\nContent-Type: multipart/mixed; boundary=b\nContent-Type: text/plain\n\n--b\n\n"
+         "C\n--b\n\nD\n",
+         1},
+        /* in a digest, a part without a usable type is a message */
+        {"From: a\nContent-Type: multipart/digest; boundary=b\n\n--b\n\nSubject: x\n\nhi\n--b\n"
+         "Content-Type: ###\n\nSubject: y\n\nhi\n--b--\n",
+         5},
+        /* trailing white space after a boundary; "--bx" is not one */
+        {"From: a\nContent-Type: multipart/mixed; boundary=b\n\n--b  \r\n\nC\n--b\t\n\nD\n--bx\n\n"
+         "E\n",
+         3},
+        /* name case, space before the colon, folding, RFC 2231, quoting */
+        {"From: a\nCONTENT-TYPE : multipart/mixed; boundary=b\n\n--b\n\nC\n--b\n\nD\n", 3},
+        {"From: a\nContent-Type: multipart/mixed;\n boundary=b\n\n--b\n\nC\n--b\n\nD\n", 3},
+        {"From: a\nContent-Type: multipart/mixed; boundary*0=b; boundary*1=c\n\n--bc\n\nC\n--bc\n\n"
+         "D\n",
+         3},
+        {"From: a\nContent-Type: multipart/mixed; boundary=\"b c\"\n\n--b c\n\nC\n--b c\n\nD\n", 3},
+        /* invalid lines do not end a header block */
+        {"From: a\nnot a header\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b\n\ny\n",
+         3},
+        /* a boundary line ends a part's header block */
+        {"From: a\nContent-Type: multipart/mixed; boundary=b\n\n--b\nX-A: 1\n--b\nX-B: 2\n\nz\n"
+         "--b\n\nq\n",
+         4},
+        /* a Content-Type on a continuation line is not one */
+        {"From: a\nX-A: 1\n Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--b\n\n", 1},
+        /* message/news and message/global are messages; message/partial is not */
+        {"From: a\nContent-Type: message/news\n\nSubject: x\nContent-Type: multipart/mixed; "
+         "boundary=q\n\n--q\n\nA\n--q\n\nB\n--q--\n",
+         4},
+        {"From: a\nContent-Type: message/partial\n\nSubject: x\nContent-Type: multipart/mixed; "
+         "boundary=q\n\n--q\n\nA\n--q\n\nB\n--q--\n",
+         1},
+        /* an empty message/rfc822 part: the next line is a boundary */
+        {"From: a\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822"
+         "\n\n--b\n\nx\n--b--\n",
+         3},
+        /* an outer boundary closes the inner multipart */
+        {"From: a\nContent-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: multipart/mixed;"
+         " boundary=i\n\n--i\n\nA\n--o\n\nB\n--i\n\nnot a part\n--o--\n",
+         4},
+    };
+    intake_email_limits_t lim = INTAKE_EMAIL_LIMITS_DEFAULT;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        intake_email_shape_t shape;
+        char err[ERR_LEN];
+        size_t len = strlen(cases[i].raw);
+        assert_int_equal(intake_email_prescan(cases[i].raw, len, &lim, &shape, err, sizeof err),
+                         INTAKE_EMAIL_FITS);
+        intake_email_t *m = parse_with(cases[i].raw, len, &lim);
+        if (m->nparts != cases[i].gmime_parts || shape.parts < m->nparts) {
+            fail_msg("case %zu: GMime built %zu (expected %zu), the scan counted %zu", i, m->nparts,
+                     cases[i].gmime_parts, shape.parts);
+        }
+        intake_email_destroy(&m);
+    }
+}
+
+/* On the real samples the scan counts exactly what GMime builds: nothing legitimate is refused
+ * for a count the scan inflated. */
+static void test_prescan_exact_on_samples(void **state)
+{
+    (void)state;
+    static const char *const files[] = {
+        "01-windows1256-qp.eml",   "02-utf8-base64.eml",
+        "03-iso8859-6.eml",        "04-html-only.eml",
+        "05-alternative.eml",      "06-attachment-rfc2231.eml",
+        "07-auto-replied.eml",     "08-oof-x-auto-response-suppress.eml",
+        "09-precedence-bulk.eml",  "10-bounce-dsn.eml",
+        "11-reply-ticket.eml",     "12-reply-stranger.eml",
+        "13-no-message-id.eml",    "14-forward-attached.eml",
+        "15-forward-only.eml",     "16-unknown-charset.eml",
+        "17-header-injection.eml", "18-missing-boundary.eml",
+        "19-read-receipt-mdn.eml", "20-mbox-from-line-mislabelled.eml",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len;
+        char *raw = slurp(files[i], &len);
+        intake_email_shape_t shape;
+        char err[ERR_LEN];
+        assert_int_equal(intake_email_prescan(raw, len, NULL, &shape, err, sizeof err),
+                         INTAKE_EMAIL_FITS);
+        intake_email_t *m = parse_with(raw, len, NULL);
+        if (m->nparts != shape.parts) {
+            fail_msg("%s: GMime built %zu, the scan counted %zu", files[i], m->nparts, shape.parts);
+        }
+        intake_email_destroy(&m);
+        free(raw);
+    }
 }
 
 static void test_not_a_message(void **state)
@@ -819,6 +1074,13 @@ int main(void)
         cmocka_unit_test(test_many_parts),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_huge_headers),
+        cmocka_unit_test(test_prescan_parts_exact),
+        cmocka_unit_test(test_prescan_depth_exact),
+        cmocka_unit_test(test_prescan_headers_exact),
+        cmocka_unit_test(test_prescan_content_bytes),
+        cmocka_unit_test(test_prescan_part_bomb),
+        cmocka_unit_test(test_prescan_follows_gmime),
+        cmocka_unit_test(test_prescan_exact_on_samples),
         cmocka_unit_test(test_not_a_message),
         cmocka_unit_test(test_binary_garbage),
         cmocka_unit_test(test_only_headers),
