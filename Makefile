@@ -167,7 +167,7 @@ prometheus-check:
 # ---- fuzzing (clang's libFuzzer with ASan/UBSan; not part of make test) ---------------------
 # Each target in tests/fuzz/fuzz_<name>.c links the whole library; seeds are committed under
 # tests/fuzz/corpus/<name>, what a run discovers goes to build/fuzz-corpus/<name>.
-FUZZ_TARGETS := proto ref phone normalize email
+FUZZ_TARGETS := proto ref phone normalize email mime
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -I$(B)/gen \
