@@ -1124,6 +1124,37 @@ static GPtrArray *parse_msgids(GMimeParserOptions *options, const char *value)
     return ids;
 }
 
+/* The message's Authentication-Results values, topmost first (the receiving MTA's own is the
+ * first it added, so the top ones matter): raw, unfolded, at most INTAKE_AUTHRES_MAX_FIELDS. */
+static int set_auth_results(intake_email_t *m, GMimeObject *msg)
+{
+    GMimeHeaderList *list = g_mime_object_get_header_list(msg);
+    int count = list ? g_mime_header_list_get_count(list) : 0;
+    m->auth_results = calloc(INTAKE_AUTHRES_MAX_FIELDS, sizeof *m->auth_results);
+    if (!m->auth_results) {
+        return -1;
+    }
+    for (int i = 0; i < count && m->nauth_results < INTAKE_AUTHRES_MAX_FIELDS; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+        const char *name = g_mime_header_get_name(h);
+        const char *value = g_mime_header_get_raw_value(h);
+        if (!name || !value || g_ascii_strcasecmp(name, "Authentication-Results") != 0) {
+            continue;
+        }
+        char *copy = strdup(value);
+        if (!copy) {
+            return -1;
+        }
+        for (char *p = copy; *p; p++) {
+            if (*p == '\r' || *p == '\n') {
+                *p = ' '; /* unfolded */
+            }
+        }
+        m->auth_results[m->nauth_results++] = copy;
+    }
+    return 0;
+}
+
 static int set_references(intake_email_t *m, GMimeParserOptions *options, GMimeObject *msg)
 {
     GPtrArray *ids = parse_msgids(options, g_mime_object_get_header(msg, "References"));
@@ -1734,6 +1765,10 @@ void intake_email_destroy(intake_email_t **self_p)
     }
     free(m->date);
     free(m->auto_submitted);
+    for (size_t i = 0; i < m->nauth_results; i++) {
+        free(m->auth_results[i]);
+    }
+    free(m->auth_results);
     for (size_t i = 0; i < m->nattachments; i++) {
         free(m->attachments[i].name);
         free(m->attachments[i].type);
@@ -1842,7 +1877,8 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
     }
     m->subject = one_line(g_mime_message_get_subject(msg));
     if (!m->message_id || !m->subject || set_from(m, msg) < 0 ||
-        set_references(m, options, GMIME_OBJECT(msg)) < 0 || set_date(m, msg) < 0) {
+        set_references(m, options, GMIME_OBJECT(msg)) < 0 || set_date(m, msg) < 0 ||
+        set_auth_results(m, GMIME_OBJECT(msg)) < 0) {
         goto nomem;
     }
     m->auto_submitted = auto_reason(&ctx, GMIME_OBJECT(msg));

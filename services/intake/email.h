@@ -2,6 +2,8 @@
 #ifndef WASL_INTAKE_EMAIL_H
 #define WASL_INTAKE_EMAIL_H
 
+#include "authres.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,6 +33,9 @@ typedef struct {
     size_t nreferences;   /* at most INTAKE_EMAIL_MAX_REFERENCES */
     char *date;           /* RFC 3339 UTC ("2025-01-31T09:15:00Z") or NULL */
     char *auto_submitted; /* NULL for a person's mail, else the reason (below) */
+    char **auth_results;  /* Authentication-Results values, topmost first, unfolded, at most
+                             INTAKE_AUTHRES_MAX_FIELDS (see authres.h); judged by intake */
+    size_t nauth_results;
     intake_attachment_t *attachments;
     size_t nattachments;
     size_t nparts; /* MIME parts seen, forwarded messages' parts included */

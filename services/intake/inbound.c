@@ -1,10 +1,13 @@
-/* inbound — POST /v1/email/inbound: a raw message, parsed, threaded only for a participant. */
+/* inbound — POST /v1/email/inbound: a raw message, measured, parsed, and threaded only by one of
+ * our Message-IDs or for an authenticated participant. */
+#include "authres.h"
 #include "email.h"
 #include "handlers.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 #include "wasl_ref.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,7 @@ typedef struct {
     size_t nthread_ids;
     char **refs; /* ticket references found in the subject */
     size_t nrefs;
+    bool sender_authenticated; /* a trusted MTA authenticated the From domain (authres.h) */
 } email_arg_t;
 
 static void free_list(char **list, size_t n)
@@ -82,8 +86,16 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
         }
         return known > 0 ? 0 : -1;
     }
-    /* Candidate tickets: those whose messages the headers name, then those the subject names;
-     * each with whether the sender is one of its participants. */
+    /* Candidate tickets, in this order: those holding a message the headers name, then those
+     * the subject names. For each: whether the reply carries one of its Message-IDs that works
+     * as a capability, and whether the sender is a participant on file.
+     *
+     * A capability is a Message-ID nobody outside the conversation can know: ours
+     * ("wasl.n<id>.<32 random hex>@…", see the notifier and migration 0007; the older
+     * "wasl.n<id>@…" were sequential and no longer count) or one we received on the ticket,
+     * chosen by the sender's mail program (never our "sha256:" stand-in, computed from content).
+     * A From address is not a secret and is trivially forged, so being a participant counts
+     * only when a trusted MTA authenticated the From domain. */
     char *ids = pg_array(a->thread_ids, a->nthread_ids);
     char *refs = pg_array(a->refs, a->nrefs);
     if (!ids || !refs) {
@@ -95,12 +107,14 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
     PGresult *res =
         intake_sql(pg,
                    "WITH c AS ("
-                   "  SELECT m.ticket_id AS id, 0 AS rank FROM messages m"
-                   "  WHERE m.message_id = ANY($1::text[])"
-                   "  UNION ALL SELECT id, 1 FROM tickets WHERE ref = ANY($2::text[])"
-                   /* A participant: the beneficiary, or an address the ticket's mail went to. */
-                   ") SELECT t.id, t.ref, lower(t.from_email) = $3 OR EXISTS (SELECT 1"
-                   "   FROM ticket_participants p"
+                   "  SELECT m.ticket_id AS id, 0 AS rank,"
+                   "    (m.direction = 'out' AND m.message_id ~ '^wasl\\.n[0-9]+\\.[0-9a-f]{32}@')"
+                   "    OR (m.direction = 'in' AND m.message_id NOT LIKE 'sha256:%') AS ours"
+                   "  FROM messages m WHERE m.message_id = ANY($1::text[])"
+                   "  UNION ALL SELECT id, 1, false FROM tickets WHERE ref = ANY($2::text[])"
+                   ") SELECT t.id, t.ref, bool_or(c.ours),"
+                   /* A participant: the beneficiary, or an address on file for the ticket. */
+                   "  lower(t.from_email) = $3 OR EXISTS (SELECT 1 FROM ticket_participants p"
                    "   WHERE p.ticket_id = t.id AND p.kind = 'email' AND p.address = $3)"
                    " FROM c JOIN tickets t ON t.id = c.id"
                    " GROUP BY t.id, t.ref ORDER BY min(c.rank), t.id DESC",
@@ -111,7 +125,13 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
         return -1;
     }
     for (int r = 0; r < PQntuples(res); r++) {
-        if (PQgetvalue(res, r, 2)[0] == 't') {
+        bool ours = PQgetvalue(res, r, 2)[0] == 't';
+        bool participant = PQgetvalue(res, r, 3)[0] == 't';
+        if (ours || (participant && a->sender_authenticated)) {
+            if (c->headers) {
+                json_object_set_new(c->headers, "threaded_by",
+                                    json_string(ours ? "message_id" : "authenticated_participant"));
+            }
             int rc = intake_append_message(pg, PQgetvalue(res, r, 0), c, c->message_id);
             if (rc == 0) {
                 reply->status = 200;
@@ -121,8 +141,8 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
             return rc;
         }
     }
-    /* Named tickets whose participant this sender is not: a new ticket that remembers the
-     * claim, for an agent to link by hand if it is genuine. */
+    /* Named tickets this message may not join: a new ticket that only mentions the claim, for
+     * an agent to link by hand if it is genuine. */
     if (PQntuples(res) > 0 && intake_strset(&c->claimed_ref, PQgetvalue(res, 0, 1)) < 0) {
         PQclear(res);
         return -1;
@@ -132,6 +152,21 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
     int rc = intake_writer_create(w, c, 1, &t);
     if (rc < 0) {
         return rc;
+    }
+    /* The beneficiary's address is now a participant on file (an auto-reply's or a bounce's
+     * sender is not one). */
+    if (t.created && c->from_email && !c->auto_submitted) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)t.ticket_id);
+        const char *pp[] = {id, c->from_email};
+        PGresult *p = intake_sql(pg,
+                                 "INSERT INTO ticket_participants (ticket_id, kind, address)"
+                                 " VALUES ($1, 'email', lower($2)) ON CONFLICT DO NOTHING",
+                                 2, pp);
+        if (!p) {
+            return -1;
+        }
+        PQclear(p);
     }
     reply->status = t.created ? 201 : 200;
     reply->body = email_reply(t.ref, c->auto_submitted ? "recorded" : "received", !t.created);
@@ -267,10 +302,20 @@ void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
         goto oom;
     }
     c->attachments = intake_email_attachments_json(mail);
+    char how[64];
+    intake_authres_t auth =
+        intake_authres_check((const char *const *)mail->auth_results, mail->nauth_results,
+                             req->cfg->email_trusted_authserv, mail->from_addr, how, sizeof how);
+    a->sender_authenticated = auth == INTAKE_AUTHRES_PASS;
     /* The sender's Date is kept as said, not trusted as the time of receipt. */
-    c->headers = json_pack("{s:s?, s:s?, s:I, s:b}", "date", mail->date, "in_reply_to",
-                           mail->in_reply_to, "parts", (json_int_t)mail->nparts,
-                           "message_id_synthesized", mail->message_id_synthesized);
+    c->headers =
+        json_pack("{s:s?, s:s?, s:I, s:b, s:{s:s, s:s}}", "date", mail->date, "in_reply_to",
+                  mail->in_reply_to, "parts", (json_int_t)mail->nparts, "message_id_synthesized",
+                  mail->message_id_synthesized, "sender_auth", "verdict",
+                  auth == INTAKE_AUTHRES_PASS   ? "pass"
+                  : auth == INTAKE_AUTHRES_FAIL ? "fail"
+                                                : "none",
+                  "how", how);
     intake_email_destroy(&mail);
     req->job = job;
     return;

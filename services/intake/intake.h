@@ -38,6 +38,7 @@ typedef struct {
     long clients_refresh_s; /* how often the client table is re-read */
     long sig_max_age_s;     /* HMAC signatures older than this are refused */
     long redis_timeout_ms;
+    const char *email_trusted_authserv; /* authserv-ids whose Authentication-Results count */
 } intake_config_t;
 
 /* One contact, ready to become a ticket. Strings are owned (malloc'd), NULL when absent. */

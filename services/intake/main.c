@@ -61,6 +61,11 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
                     "how often the clients table is re-read", &c->clients_refresh_s);
     wasl_config_int(cfg, "WASL_INTAKE_SIG_MAX_AGE_S", 300, 10, 3600,
                     "HMAC signatures older than this are refused", &c->sig_max_age_s);
+    wasl_config_str(cfg, "WASL_EMAIL_TRUSTED_AUTHSERV", "",
+                    "authserv-ids (comma-separated) of the receiving MTAs whose "
+                    "Authentication-Results header is believed; empty: none (an email then "
+                    "threads only by one of our Message-IDs)",
+                    &c->email_trusted_authserv);
     wasl_config_int(cfg, "WASL_REDIS_TIMEOUT_MS", 500, 10, 60000, "Redis connect/command timeout",
                     &c->redis_timeout_ms);
     wasl_config_pii_key(cfg, &c->pii_key, &c->pii_key_file);

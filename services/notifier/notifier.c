@@ -60,7 +60,8 @@ static const char *const fetch_sql =
     "     AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 1),"
     "  (SELECT string_agg('<' || x.message_id || '>', ' ' ORDER BY x.id) FROM ("
     "     SELECT m.id, m.message_id FROM messages m WHERE m.ticket_id = n.ticket_id"
-    "       AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 10) x)"
+    "       AND m.message_id IS NOT NULL ORDER BY m.id DESC LIMIT 10) x),"
+    "  n.msgid_token"
     " FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id"
     " WHERE n.id = ANY($1::bigint[]) AND n.owner = $2 AND n.state = 'sending' ORDER BY n.id";
 
@@ -132,6 +133,7 @@ typedef struct {
     int64_t id, ticket_id;
     const char *kind, *channel, *recipient, *lang, *template, *params, *ref;
     const char *in_reply_to, *references;
+    const char *msgid_token;
     int attempts, max_attempts;
     bool urgent, auto_submitted, opted_out;
 } row_t;
@@ -414,6 +416,7 @@ static void send_row(notifier_t *self, const row_t *r)
         provider_send_sms(self->provider, r->id, r->recipient, text, ucs2, segments, &res);
     } else {
         mail_msg_t msg = {.id = r->id,
+                          .msgid_token = r->msgid_token,
                           .to = r->recipient,
                           .lang = r->lang,
                           .subject = subject,
@@ -425,7 +428,7 @@ static void send_row(notifier_t *self, const row_t *r)
             msg.in_reply_to = irt;
         }
         provider_send_mail(self->provider, &msg, &res);
-        provider_message_id(self->provider, r->id, mid, sizeof mid);
+        provider_message_id(self->provider, r->id, r->msgid_token, mid, sizeof mid);
         memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
         mid[strlen(mid) - 1] = '\0';
     }
@@ -553,6 +556,7 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
             .opted_out = PQgetvalue(res, i, 13)[0] == 't',
             .in_reply_to = opt_value(res, i, 14),
             .references = opt_value(res, i, 15),
+            .msgid_token = PQgetvalue(res, i, 16),
         };
         send_row(self, &r);
     }

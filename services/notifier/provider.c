@@ -249,9 +249,10 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
 
 /* ---- email ------------------------------------------------------------------------------- */
 
-char *provider_message_id(const provider_t *self, int64_t id, char *out, size_t cap)
+char *provider_message_id(const provider_t *self, int64_t id, const char *token, char *out,
+                          size_t cap)
 {
-    snprintf(out, cap, "<wasl.n%lld@%s>", (long long)id, self->mail->domain);
+    snprintf(out, cap, "<wasl.n%lld.%s@%s>", (long long)id, token, self->mail->domain);
     return out;
 }
 
@@ -344,7 +345,7 @@ char *provider_build_mail(const provider_t *self, const mail_msg_t *m)
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, m->to);
     g_mime_message_set_subject(msg, m->subject, "utf-8");
     char mid[PROVIDER_ID_MAX];
-    provider_message_id(self, m->id, mid, sizeof mid);
+    provider_message_id(self, m->id, m->msgid_token, mid, sizeof mid);
     mid[strlen(mid) - 1] = '\0';
     g_mime_message_set_message_id(msg, mid + 1); /* GMime adds the brackets */
     GDateTime *now = g_date_time_new_now_utc();
@@ -451,7 +452,7 @@ void provider_send_mail(provider_t *self, const mail_msg_t *m, send_result_t *ou
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     classify(rc, code, true, out);
     if (out->status == SEND_OK) {
-        provider_message_id(self, m->id, out->provider_id, sizeof out->provider_id);
+        provider_message_id(self, m->id, m->msgid_token, out->provider_id, sizeof out->provider_id);
         snprintf(out->provider_status, sizeof out->provider_status, "%ld", code);
     }
     curl_slist_free_all(rcpt);

@@ -63,6 +63,7 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
  * Message-ID with its angle brackets, or NULL; `references` a space-separated list or NULL. */
 typedef struct {
     int64_t id;
+    const char *msgid_token; /* the notification's secret part of its Message-ID (32 hex) */
     const char *to;
     const char *lang;
     const char *subject;
@@ -71,9 +72,12 @@ typedef struct {
     const char *references;
 } mail_msg_t;
 
-/* The Message-ID of notification `id` (stable: a resend after a crash carries the same one, so
- * receivers can drop the copy), "<wasl.n<id>@domain>", into out. */
-char *provider_message_id(const provider_t *self, int64_t id, char *out, size_t cap);
+/* The Message-ID of notification `id`, "<wasl.n<id>.<token>@domain>", into out. Stable (a
+ * resend after a crash carries the same one, so receivers can drop the copy) and unguessable:
+ * `token` is the row's random msgid_token, because a reply carrying this id threads into the
+ * ticket whoever sends it (see intake's inbound.c). */
+char *provider_message_id(const provider_t *self, int64_t id, const char *token, char *out,
+                          size_t cap);
 
 /* Builds the MIME message (multipart/alternative: text and RTL-aware HTML) as CRLF text. New
  * string the caller frees, NULL on failure. */

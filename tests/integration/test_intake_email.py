@@ -1,7 +1,7 @@
 """wasl-intake POST /v1/email/inbound with the raw messages of tests/data/email (see its
 README.md): charsets and RFC 2047 headers decoded, HTML converted, attachments as metadata,
-auto-replies and bounces recorded but never acknowledged, threading only for participants,
-idempotent by Message-ID; and wasl-mailgate's exit codes (0 / 65 / 75) in front of it."""
+auto-replies and bounces recorded but never acknowledged, threading only by one of our
+Message-IDs or for a participant a trusted MTA authenticated, idempotent by Message-ID; and wasl-mailgate's exit codes (0 / 65 / 75) in front of it."""
 
 import base64
 import email
@@ -281,10 +281,40 @@ def post_original(it):
     return email_ticket(it, r)
 
 
+def add_header(raw, line):
+    """raw with one header line added at the top (where a receiving MTA adds its own)."""
+    eol = b"\r\n" if b"\r\n" in raw.split(b"\n", 1)[0] + b"\n" else b"\n"
+    return line.encode() + eol + raw
+
+
+def threaded_by(it, ticket_id):
+    return [(m["headers"] or {}).get("threaded_by") for m in it.messages(ticket_id)]
+
+
+TRUSTED_MTA = "mx.bog.test"
+PARTICIPANT_DOMAIN = "example.sa"  # mohammed.alotaibi@example.sa, the original's sender
+
+
+@pytest.fixture
+def it_mta(start_intake):
+    """intake believing the Authentication-Results of one MTA."""
+    return start_intake(env={"WASL_EMAIL_TRUSTED_AUTHSERV": f"mx.other.test, {TRUSTED_MTA}"})
+
+
+def test_opening_by_email_records_the_sender_as_participant(it):
+    t = post_original(it)
+    assert it.rows("SELECT kind, address FROM ticket_participants WHERE ticket_id = %s",
+                   (t["id"],)) == [{"kind": "email", "address": "mohammed.alotaibi@example.sa"}]
+    # An auto-reply's sender is not a participant of the ticket it opens.
+    r = post_email(it, eml("07-auto-replied.eml"))
+    assert r.status == 201, r
+    assert it.count("ticket_participants", "ticket_id = %s", (email_ticket(it, r)["id"],)) == 0
+
+
 def test_participant_reply_threads_into_the_ticket(it):
     t = post_original(it)
     # The original's sender wrote Mohammed.Alotaibi@Example.SA; the reply comes from the same
-    # address in lower case.
+    # address in lower case, and carries the original's Message-ID in In-Reply-To.
     raw = reply_to_ticket("11-reply-ticket.eml", t["ref"], ORIGINAL_MESSAGE_ID)
     r = post_email(it, raw)
     assert r.status == 200, r
@@ -293,6 +323,7 @@ def test_participant_reply_threads_into_the_ticket(it):
     msgs = it.messages(t["id"])
     assert len(msgs) == 2
     assert "reply-1@mail.example.sa" in (msgs[1]["message_id"] or msgs[1]["external_id"])
+    assert threaded_by(it, t["id"]) == [None, "message_id"]
     assert it.count("tickets") == 1
     # The same reply delivered twice.
     again = post_email(it, raw)
@@ -300,34 +331,126 @@ def test_participant_reply_threads_into_the_ticket(it):
     assert len(it.messages(t["id"])) == 2
 
 
-def test_reply_to_our_outbound_message_threads_by_in_reply_to(it):
-    t = post_original(it)
-    ours = f"t.{t['ref']}.1@wasl.local"
-    # The acknowledgement the notifier would have sent (and recorded) for this ticket.
+def our_message(it, t, token="0123456789abcdef0123456789abcdef"):
+    """Records the acknowledgement the notifier would have sent for ticket t; its Message-ID."""
+    ours = f"wasl.n{t['id']}.{token}@wasl.local" if token else f"wasl.n{t['id']}@wasl.local"
     it.db().cursor().execute(
         "INSERT INTO messages (ticket_id, direction, channel, external_id, body, message_id) "
         "VALUES (%s, 'out', 'email', %s, 'تم استلام طلبك', %s)", (t["id"], ours, ours))
-    raw = eml("11-reply-ticket.eml").replace(f"t.{FIXTURE_REF}.1".encode(), ours.encode())
+    return ours
+
+
+def reply_to_ours(ours, fixture="11-reply-ticket.eml"):
+    raw = eml(fixture).replace(f"t.{FIXTURE_REF}.1@wasl.local".encode(), ours.encode())
     raw = set_header(raw, "Subject", "=?UTF-8?B?" + base64.b64encode(
         "Re: تم استلام طلبك".encode()).decode() + "?=")  # no reference in the subject
-    raw = set_header(raw, "References", None)
-    r = post_email(it, raw)
+    return set_header(raw, "References", None)
+
+
+def test_reply_to_our_outbound_message_threads_by_in_reply_to(it):
+    t = post_original(it)
+    # Whoever holds our (unguessable) Message-ID was sent our mail: even from another address.
+    r = post_email(it, reply_to_ours(our_message(it, t), "12-reply-stranger.eml"))
     assert r.status == 200, r
     assert r.json["status"] == "threaded" and r.json["ticket"] == t["ref"], r
+    assert threaded_by(it, t["id"]) == [None, None, "message_id"]  # original, ours, the reply
 
 
-def test_participant_reply_threads_by_subject_reference_alone(it):
+def test_guessable_old_style_message_id_does_not_thread(it):
+    t = post_original(it)
+    # "<wasl.n<id>@domain>" (before migration 0007) was a sequence number: no capability.
+    r = post_email(it, reply_to_ours(our_message(it, t, token=None), "12-reply-stranger.eml"))
+    assert r.status == 201, r
+    assert email_ticket(it, r)["claimed_ref"] == t["ref"]
+    assert len(it.messages(t["id"])) == 2  # the original and our recorded acknowledgement
+
+
+def forged(ref, victim="Mohammed.Alotaibi@Example.SA"):
+    """The attack of finding 10: the victim's address in From, the victim's (guessable)
+    reference in the subject, no Message-ID of ours."""
+    raw = reply_to_ticket("12-reply-stranger.eml", ref, "guess-" + unique("m") + "@x")
+    raw = set_header(raw, "From", f"<{victim}>")
+    raw = set_header(raw, "Message-ID", f"<{unique('forged')}@elsewhere.example>")
+    return set_header(raw, "References", f"<wasl.n1@wasl.local> <t.{ref}.1@wasl.local>")
+
+
+def test_forged_from_with_a_guessed_reference_opens_a_new_ticket(it_mta):
+    it = it_mta
+    victim = post_original(it)
+    before = it.messages(victim["id"])
+    raw = forged(victim["ref"])
+    # The sender even forges an Authentication-Results, from an MTA nobody trusts.
+    raw = add_header(raw, f"Authentication-Results: mx.attacker.test; dmarc=pass "
+                          f"header.from={PARTICIPANT_DOMAIN}")
+    r = post_email(it, raw)
+    assert r.status == 201, r
+    assert r.json["ticket"] != victim["ref"] and r.json["status"] == "received"
+    new = email_ticket(it, r)
+    assert new["claimed_ref"] == victim["ref"]  # mentioned, for an agent to judge
+    assert it.messages(victim["id"]) == before, "the victim's ticket is unchanged"
+    assert it.ticket(victim["ref"])["updated_at"] == victim["updated_at"]
+    [m] = it.messages(new["id"])
+    assert m["headers"]["sender_auth"] == {"verdict": "none",
+                                           "how": "no trusted Authentication-Results"}
+
+
+def test_authenticated_participant_threads_by_subject_reference(it_mta):
+    it = it_mta
     t = post_original(it)
     raw = reply_to_ticket("11-reply-ticket.eml", t["ref"], "unknown-" + unique("m") + "@x")
     raw = set_header(raw, "References", None)
+    raw = add_header(raw, f"Authentication-Results: {TRUSTED_MTA}; spf=pass "
+                          f"smtp.mailfrom={PARTICIPANT_DOMAIN}; dkim=pass "
+                          f"header.d={PARTICIPANT_DOMAIN}; dmarc=pass (p=reject) "
+                          f"header.from={PARTICIPANT_DOMAIN}")
     r = post_email(it, raw)
     assert r.status == 200, r
     assert r.json["status"] == "threaded" and r.json["ticket"] == t["ref"], r
+    assert threaded_by(it, t["id"]) == [None, "authenticated_participant"]
 
 
-def test_stranger_reply_opens_a_new_ticket_recording_the_claim(it):
+@pytest.mark.parametrize("auth", [
+    None,  # no Authentication-Results at all
+    f"mx.attacker.test; dmarc=pass header.from={PARTICIPANT_DOMAIN}",  # untrusted authserv-id
+    f"{TRUSTED_MTA}; dmarc=fail header.from={PARTICIPANT_DOMAIN}",
+    f"{TRUSTED_MTA}; dkim=pass header.d=elsewhere.example",  # not aligned with From
+], ids=["none", "untrusted", "dmarc-fail", "unaligned"])
+def test_participant_without_a_trusted_pass_opens_a_new_ticket(it_mta, auth):
+    it = it_mta
     t = post_original(it)
-    raw = reply_to_ticket("12-reply-stranger.eml", t["ref"], ORIGINAL_MESSAGE_ID)
+    raw = reply_to_ticket("11-reply-ticket.eml", t["ref"], "unknown-" + unique("m") + "@x")
+    raw = set_header(raw, "References", None)
+    if auth:
+        raw = add_header(raw, "Authentication-Results: " + auth)
+    r = post_email(it, raw)
+    assert r.status == 201, r
+    assert email_ticket(it, r)["claimed_ref"] == t["ref"]
+    assert len(it.messages(t["id"])) == 1
+
+
+def test_only_the_topmost_trusted_authentication_results_counts(it_mta):
+    it = it_mta
+    t = post_original(it)
+    raw = reply_to_ticket("11-reply-ticket.eml", t["ref"], "unknown-" + unique("m") + "@x")
+    raw = set_header(raw, "References", None)
+    # The sender's forged "pass" sits below what our MTA added on top.
+    raw = add_header(raw, f"Authentication-Results: {TRUSTED_MTA}; dmarc=pass "
+                          f"header.from={PARTICIPANT_DOMAIN}")
+    raw = add_header(raw, f"Authentication-Results: {TRUSTED_MTA}; dmarc=fail "
+                          f"header.from={PARTICIPANT_DOMAIN}")
+    r = post_email(it, raw)
+    assert r.status == 201, r
+    assert len(it.messages(t["id"])) == 1
+
+
+def test_authenticated_stranger_with_a_reference_opens_a_new_ticket(it_mta):
+    it = it_mta
+    t = post_original(it)
+    # Authenticated for their own domain, but not a participant of this ticket.
+    raw = reply_to_ticket("12-reply-stranger.eml", t["ref"], "unknown-" + unique("m") + "@x")
+    raw = set_header(raw, "References", None)
+    raw = add_header(raw, f"Authentication-Results: {TRUSTED_MTA}; dmarc=pass "
+                          "header.from=elsewhere.example")
     r = post_email(it, raw)
     assert r.status == 201, r
     assert r.json["ticket"] != t["ref"]

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -488,7 +489,9 @@ def test_arabic_email_is_rtl_threaded_and_replies_come_back(it, daemon, smtp):
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["In-Reply-To"] == f"<{orig_id}>"
     assert f"<{orig_id}>" in msg["References"]
-    mid = f"wasl.n{nid}@{MAIL_DOMAIN}"
+    # Unguessable: the row's random token is part of it (a reply carrying it threads).
+    assert re.fullmatch(r"[0-9a-f]{32}", row_["msgid_token"]), row_
+    mid = f"wasl.n{nid}.{row_['msgid_token']}@{MAIL_DOMAIN}"
     assert msg["Message-ID"] == f"<{mid}>"
     assert msg.get_content_type() == "multipart/alternative"
     text = msg.get_body(preferencelist=("plain",)).get_content()
