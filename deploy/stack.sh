@@ -134,9 +134,14 @@ export WASL_CURVE_DIR=${WASL_CURVE_DIR-$VAR/keys}
 # waslctl's own identity; each daemon gets its short name when started.
 export WASL_CURVE_NAME=waslctl
 
-# The PostgreSQL URL of daemon $1: WASL_<NAME>_PG_URL, else its own role on the local cluster.
+# The PostgreSQL URL of daemon $1: WASL_<NAME>_PG_URL, else its own role on the local cluster
+# (the bus uses no database: it keeps the operator's URL, which it ignores).
 pg_url() {
     local var
+    if [[ $1 == bus ]]; then
+        echo "$WASL_PG_URL"
+        return
+    fi
     var="WASL_${1^^}_PG_URL"
     echo "${!var:-postgresql://wasl_$1@127.0.0.1:$WASL_PG_PORT/wasl}"
 }
