@@ -46,8 +46,8 @@ struct intake_auth {
     wasl_counter_t *limited;
 };
 
-static const char *const scope_words[] = {"reports",      "calls",  "sms",  "email",
-                                          "tickets:read", "agents", "cases"};
+static const char *const scope_words[] = {"reports",      "calls",  "sms",   "email",
+                                          "tickets:read", "agents", "cases", "tickets:read:all"};
 
 long intake_scopes_parse(const char *list)
 {
@@ -75,6 +75,9 @@ long intake_scopes_parse(const char *list)
         }
     }
     free(copy);
+    if (bits & INTAKE_SCOPE_TICKETS_READ_ALL) {
+        bits |= INTAKE_SCOPE_TICKETS_READ; /* the wider read includes the narrow one */
+    }
     return bits;
 }
 

@@ -13,11 +13,14 @@ typedef enum {
     INTAKE_SCOPE_TICKETS_READ = 1 << 4,
     INTAKE_SCOPE_AGENTS = 1 << 5,
     INTAKE_SCOPE_CASES = 1 << 6,
+    /* GET /v1/tickets/{ref} of any client's ticket (a desk, an ops tool); `tickets:read` alone
+     * reads only the tickets the client itself created. Implies INTAKE_SCOPE_TICKETS_READ. */
+    INTAKE_SCOPE_TICKETS_READ_ALL = 1 << 7,
     INTAKE_SCOPE_ALL = 0x7fffffff
 } intake_scope_t;
 
 /* The scope words of the clients table, in bit order; "*" means all. */
-#define INTAKE_SCOPE_WORDS "reports,calls,sms,email,tickets:read,agents,cases"
+#define INTAKE_SCOPE_WORDS "reports,calls,sms,email,tickets:read,agents,cases,tickets:read:all"
 
 /* Room for a client's act_as list, comma-joined (the clients table bounds it to 2000 bytes). */
 #define INTAKE_ACT_AS_MAX 2048
@@ -61,7 +64,8 @@ int intake_auth_check(intake_auth_t *self, const char *authorization, const char
  * counted in wasl_intake_ratelimit_unavailable_total): availability over throttling. */
 int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_reply_t *reply);
 
-/* Parses a comma-separated scope list ("reports,sms" or "*") into bits; -1 on an unknown word. */
+/* Parses a comma-separated scope list ("reports,sms" or "*") into bits; -1 on an unknown word.
+ * "tickets:read:all" sets the tickets:read bit too. */
 long intake_scopes_parse(const char *list);
 
 /* True when `client` may act for `agent`: it is in the client's act_as list. (Roles are checked

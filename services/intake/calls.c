@@ -1,5 +1,7 @@
-/* calls — POST /v1/calls/events and /v1/cti: telephony events, idempotent by (call_id, seq),
- * that yield a ticket when the call carries a request or ends abandoned in a queue. */
+/* calls — POST /v1/calls/events and /v1/cti: telephony events, idempotent by (client, call_id,
+ * seq), that yield a ticket when the call carries a request or ends abandoned in a queue. A
+ * call id is the telephony client's own: another client's events under the same id are
+ * another call (migration 0011). */
 #include "handlers.h"
 #include "wasl_log.h"
 #include "wasl_redis.h"
@@ -113,9 +115,9 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     intake_contact_t *c = &job->contact;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", a->seq);
-    const char *p1[] = {a->call_id};
-    PGresult *res =
-        intake_sql(pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $1, 0))", 1, p1);
+    const char *p1[] = {a->call_id, c->client_id};
+    PGresult *res = intake_sql(
+        pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $2 || ':' || $1, 0))", 2, p1);
     if (!res) {
         return -1;
     }
@@ -132,8 +134,10 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     PQclear(res);
     PGresult *ticket = intake_sql(pg,
                                   "SELECT id, ref, from_phone FROM tickets "
-                                  "WHERE channel = 'phone' AND external_id = $1",
-                                  1, p1);
+                                  "WHERE channel = 'phone' AND external_id = $1 "
+                                  "AND wasl_idem_scope(channel, client_id) = "
+                                  "wasl_idem_scope('phone', $2)",
+                                  2, p1);
     if (!ticket) {
         return -1;
     }
@@ -154,8 +158,9 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     res = intake_sql(pg,
                      "SELECT event, data->>'from', data->>'to', data->>'queue', data->>'cause', "
                      "data->>'menu', data->>'duration_s', data->>'agent' "
-                     "FROM call_events WHERE call_id = $1 ORDER BY seq",
-                     1, p1);
+                     "FROM call_events WHERE call_id = $1 AND coalesce(client_id, '') = $2 "
+                     "ORDER BY seq",
+                     2, p1);
     if (!res) {
         return -1;
     }
@@ -231,11 +236,11 @@ static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
         PQclear(u);
     }
     if (rc == 0 && *ticket_id) {
-        const char *link[] = {a->call_id, seq, ticket_id};
+        const char *link[] = {a->call_id, seq, ticket_id, c->client_id};
         PGresult *l = intake_sql(pg,
                                  "UPDATE call_events SET ticket_id = $3 "
-                                 "WHERE call_id = $1 AND seq = $2",
-                                 3, link);
+                                 "WHERE call_id = $1 AND seq = $2 AND coalesce(client_id, '') = $4",
+                                 4, link);
         rc = l ? 0 : -1;
         PQclear(l);
     }

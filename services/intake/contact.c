@@ -125,17 +125,19 @@ int intake_append_message(wasl_pg_t *pg, const char *ticket_id, const intake_con
                          : c->from_email ? c->from_email
                          : c->from_phone ? c->from_phone
                                          : c->from_name;
-    const char *params[] = {ticket_id,        c->channel,  msg_external_id,
-                            sender,           c->subject,  c->body ? c->body : "",
-                            headers,          attachments, c->message_id,
-                            c->auto_submitted};
+    const char *params[] = {ticket_id,       c->channel,
+                            msg_external_id, sender,
+                            c->subject,      c->body ? c->body : "",
+                            headers,         attachments,
+                            c->message_id,   c->auto_submitted,
+                            c->client_id};
     PGresult *res = intake_sql(
         pg,
         "WITH m AS ("
         "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,"
-        "    headers, attachments, message_id, auto_submitted)"
+        "    headers, attachments, message_id, auto_submitted, client_id)"
         "  VALUES ($1, 'in', $2, $3, $4, $5, $6, coalesce($7::jsonb, '{}'), coalesce($8::jsonb,"
-        "    '[]'), $9, $10)"
+        "    '[]'), $9, $10, $11)"
         "  ON CONFLICT DO NOTHING RETURNING id"
         "), e AS ("
         "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
@@ -143,7 +145,7 @@ int intake_append_message(wasl_pg_t *pg, const char *ticket_id, const intake_con
         "    'channel', $2::text, 'message', m.id, 'auto_submitted', $10::text)) FROM m"
         ")"
         "UPDATE tickets SET updated_at = now() WHERE id = $1",
-        10, params);
+        11, params);
     free(headers);
     free(attachments);
     if (!res) {
@@ -170,14 +172,16 @@ intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, 
     return job;
 }
 
-int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id, char ref[16])
+int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
+                          const char *client_id, char ref[16])
 {
-    const char *params[] = {channel, external_id};
+    const char *params[] = {channel, external_id, client_id};
     PGresult *res = intake_sql(pg,
                                "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
                                "WHERE m.channel = $1 AND m.direction = 'in' "
-                               "AND m.external_id = $2",
-                               2, params);
+                               "AND wasl_idem_scope(m.channel, m.client_id) = "
+                               "wasl_idem_scope($1, $3) AND m.external_id = $2",
+                               3, params);
     if (!res) {
         return -1;
     }

@@ -48,11 +48,12 @@ int intake_norm_email(const char *text, const char *field, char **out, intake_re
 intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, intake_txn_fn *fn,
                              size_t arg_size, void (*arg_free)(void *), intake_reply_t *reply);
 
-/* The ticket that already holds an inbound message (channel, external_id): 1 and its reference
- * in ref (16 bytes), 0 when there is none, -1 on a database error. A gateway's retry of an SMS
- * or an email finds its ticket this way, whether the message opened it or joined it. */
+/* The ticket that already holds an inbound message (channel, external_id) from `client_id`
+ * (any client for email, whose Message-ID is global: migration 0011): 1 and its reference in
+ * ref (16 bytes), 0 when there is none, -1 on a database error. A gateway's retry of an SMS or
+ * an email finds its ticket this way, whether the message opened it or joined it. */
 int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
-                          char ref[16]);
+                          const char *client_id, char ref[16]);
 
 /* Runs a parameterized statement that must succeed; NULL (and the transaction fails) else. */
 PGresult *intake_sql(wasl_pg_t *pg, const char *sql, int n, const char *const *params);

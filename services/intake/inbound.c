@@ -78,7 +78,7 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
     email_arg_t *a = job->arg;
     intake_contact_t *c = &job->contact;
     char ref[16];
-    int known = intake_inbound_ticket(pg, "email", c->message_id, ref);
+    int known = intake_inbound_ticket(pg, "email", c->message_id, c->client_id, ref);
     if (known != 0) {
         if (known > 0) {
             reply->status = 200;

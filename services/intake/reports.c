@@ -2,6 +2,7 @@
 #include "handlers.h"
 #include "wasl_ref.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,16 +11,42 @@
 #define NAME_MAX_BYTES  200
 #define EMPLOYEE_ID_MAX 32
 
-static const char *const report_channels[] = {"web", "api", "email", "sms", "phone", NULL};
+/* The channels a report may claim, and the scope a client needs to claim each. A report's
+ * external_id is keyed on its client and channel (migration 0011); claiming "phone", "sms" or
+ * "email" — a contact that came through a gateway — is the gateway's right, not a portal's:
+ * otherwise a portal could speak for a call or a message it never carried. */
+static const struct {
+    const char *word;
+    unsigned scope; /* 0: any client with `reports` */
+} report_channels[] = {
+    {"web", 0},
+    {"api", 0},
+    {"email", INTAKE_SCOPE_EMAIL},
+    {"sms", INTAKE_SCOPE_SMS},
+    {"phone", INTAKE_SCOPE_CALLS},
+};
 
-static bool one_of(const char *value, const char *const *words)
+/* Checks that `client` may file a report on `channel`. Returns 0, or -1 with a 400 (unknown
+ * channel) or a 403 (a gateway's channel without its scope) naming `channel` in reply. */
+static int check_channel(const char *channel, const intake_client_t *client, intake_reply_t *reply)
 {
-    for (; *words; words++) {
-        if (strcmp(value, *words) == 0) {
-            return true;
+    for (size_t i = 0; i < sizeof report_channels / sizeof report_channels[0]; i++) {
+        if (strcmp(channel, report_channels[i].word) != 0) {
+            continue;
         }
+        unsigned need = report_channels[i].scope;
+        if (need && !(client->scopes & need)) {
+            intake_error(reply, 403, "forbidden", "channel",
+                         "this client may not file reports on channel %s (it is not a %s "
+                         "gateway); use web or api",
+                         channel, channel);
+            return -1;
+        }
+        return 0;
     }
-    return false;
+    intake_error(reply, 400, "invalid_field", "channel",
+                 "channel must be one of web, api, email, sms, phone");
+    return -1;
 }
 
 /* Reads the optional `from` object into the contact. */
@@ -77,9 +104,7 @@ void intake_handle_report(intake_request_t *req, intake_reply_t *reply)
         intake_json_str(doc, "received_at", "received_at", false, 64, &received_at, reply) < 0) {
         goto refuse;
     }
-    if (channel && !one_of(channel, report_channels)) {
-        intake_error(reply, 400, "invalid_field", "channel",
-                     "channel must be one of web, api, email, sms, phone");
+    if (channel && check_channel(channel, &req->client, reply) < 0) {
         goto refuse;
     }
     if (lang && strcmp(lang, "ar") != 0 && strcmp(lang, "en") != 0) {
@@ -129,22 +154,34 @@ static json_t *maybe(const PGresult *res, int row, int col)
 
 #define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* A ticket by reference, when the client may read it ($3: any client's; else its own). */
+static const char *const ticket_view_sql =
+    "SELECT id, ref, status, channel, category, priority, language, queue, " TS_SQL(
+        "created_at") ", " TS_SQL("updated_at") " FROM tickets"
+                                                " WHERE ref = $1 AND ($3::bool OR client_id = $2)";
+
+/* What a ticket view asks for: the reference, and whose tickets the client may read. */
+typedef struct {
+    char ref[WASL_REF_LEN + 1];
+    char client_id[sizeof(((intake_client_t *)0)->id)];
+    bool read_all; /* tickets:read:all */
+} ticket_view_arg_t;
+
 static int ticket_view_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg,
                            intake_reply_t *reply)
 {
     (void)w;
-    const char *params[] = {job->arg};
-    PGresult *t = intake_sql(
-        pg,
-        "SELECT id, ref, status, channel, category, priority, language, "
-        "queue, " TS_SQL("created_at") ", " TS_SQL("updated_at") " FROM tickets WHERE ref = $1",
-        1, params);
+    const ticket_view_arg_t *a = job->arg;
+    /* Someone else's ticket is not found, exactly as a reference nobody holds: the answer says
+     * nothing about which references exist. */
+    const char *params[] = {a->ref, a->client_id, a->read_all ? "true" : "false"};
+    PGresult *t = intake_sql(pg, ticket_view_sql, 3, params);
     if (!t) {
         return -1;
     }
     if (PQntuples(t) == 0) {
         PQclear(t);
-        intake_error(reply, 404, "not_found", "ref", "no ticket %s", (const char *)job->arg);
+        intake_error(reply, 404, "not_found", "ref", "no such ticket");
         return -1;
     }
     const char *id_params[] = {PQgetvalue(t, 0, 0), TICKET_VIEW_HIDDEN_EVENTS,
@@ -185,13 +222,14 @@ void intake_handle_ticket_get(intake_request_t *req, intake_reply_t *reply)
         intake_error(reply, 400, "invalid_reference", "ref", "%s", wasl_ref_strerror(st));
         return;
     }
-    intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, "tickets", req->deadline_ms);
-    if (!job || !(job->arg = strdup(ref))) {
-        intake_job_release(&job);
-        intake_error(reply, 503, "unavailable", NULL, "out of memory");
+    intake_job_t *job =
+        intake_txn_job(req, "tickets", ticket_view_txn, sizeof(ticket_view_arg_t), free, reply);
+    if (!job) {
         return;
     }
-    job->arg_free = free;
-    job->txn = ticket_view_txn;
+    ticket_view_arg_t *a = job->arg;
+    snprintf(a->ref, sizeof a->ref, "%s", ref);
+    snprintf(a->client_id, sizeof a->client_id, "%s", req->client.id);
+    a->read_all = (req->client.scopes & INTAKE_SCOPE_TICKETS_READ_ALL) != 0;
     req->job = job;
 }

@@ -65,7 +65,7 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     PQclear(res);
     /* The same SMS again (the gateway retried): its ticket, whether new or threaded then. */
     char ref[16];
-    int known = intake_inbound_ticket(pg, "sms", a->id, ref);
+    int known = intake_inbound_ticket(pg, "sms", a->id, c->client_id, ref);
     if (known != 0) {
         if (known > 0) {
             reply->status = 200;

@@ -27,10 +27,12 @@
 enum { JOB_PENDING = 0, JOB_DONE = 1 };
 
 /* One statement creates every ticket of a batch: the contacts travel as one JSON array, the
- * rows are inserted with ON CONFLICT DO NOTHING on (channel, external_id), and the answer
- * gives, in input order, each contact's ticket — new or already there. A ticket that another
- * transaction was inserting at the same moment is not visible to this statement's snapshot:
- * its row comes back with a NULL ticket_id and the contact is retried. */
+ * rows are inserted with ON CONFLICT DO NOTHING on the idempotency key — (channel, the
+ * client's scope, external_id), where the scope is the client except for email, whose
+ * Message-ID is global (wasl_idem_scope(), migration 0011) — and the answer gives, in input
+ * order, each contact's ticket — new or already there. A ticket that another transaction (or
+ * another client's row of this batch) was inserting at the same moment is not visible to this
+ * statement's snapshot: its row comes back with a NULL ticket_id and the contact is retried. */
 static const char *const create_sql =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
@@ -49,10 +51,12 @@ static const char *const create_sql =
     "    coalesce(received_at, now()), auto_submitted, claimed_ref,"
     "    CASE WHEN auto_submitted IS NULL THEN 'received' ELSE 'closed' END"
     "  FROM input ORDER BY idx"
-    "  ON CONFLICT (channel, external_id) DO NOTHING"
-    "  RETURNING id, channel, external_id"
+    "  ON CONFLICT (channel, wasl_idem_scope(channel, client_id), external_id) DO NOTHING"
+    "  RETURNING id, channel, external_id, client_id"
     "), created AS ("
-    "  SELECT input.*, ins.id AS ticket_id FROM input JOIN ins USING (channel, external_id)"
+    "  SELECT input.*, ins.id AS ticket_id FROM input JOIN ins"
+    "    ON ins.channel = input.channel AND ins.external_id = input.external_id"
+    "    AND ins.client_id IS NOT DISTINCT FROM input.client_id"
     "), ev AS ("
     "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
     "  SELECT ticket_id, 'received', 'intake', jsonb_strip_nulls(jsonb_build_object("
@@ -60,11 +64,11 @@ static const char *const create_sql =
     "    'claimed_ref', claimed_ref)) || coalesce(event_data, '{}'::jsonb) FROM created"
     "), msg AS ("
     "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,"
-    "    headers, attachments, message_id, auto_submitted)"
+    "    headers, attachments, message_id, auto_submitted, client_id)"
     "  SELECT ticket_id, 'in', channel, coalesce(msg_external_id, external_id),"
     "    coalesce(sender, from_email, from_phone, from_name), subject, body,"
     "    coalesce(headers, '{}'::jsonb), coalesce(attachments, '[]'::jsonb), message_id,"
-    "    auto_submitted FROM created"
+    "    auto_submitted, client_id FROM created"
     "  ON CONFLICT DO NOTHING"
     "), wk AS ("
     "  INSERT INTO work (ticket_id, stage, dedupe_key)"
@@ -79,7 +83,8 @@ static const char *const create_sql =
     " LEFT JOIN created c USING (idx)"
     " LEFT JOIN wk ON wk.ticket_id = c.ticket_id"
     " LEFT JOIN tickets t ON c.ticket_id IS NULL AND t.channel = input.channel"
-    "   AND t.external_id = input.external_id"
+    "   AND wasl_idem_scope(t.channel, t.client_id) ="
+    "     wasl_idem_scope(input.channel, input.client_id) AND t.external_id = input.external_id"
     " ORDER BY input.idx";
 
 #define CREATE_STMT "intake_create"
@@ -479,9 +484,12 @@ static json_t *accepted_body(const intake_ticket_t *t)
                      !t->created);
 }
 
+/* Copies of one contact from one client. (Two clients' equal email ids both go into the
+ * statement: the second finds the first's ticket on its retry, as across transactions.) */
 static bool same_key(const intake_contact_t *a, const intake_contact_t *b)
 {
-    return strcmp(a->channel, b->channel) == 0 && strcmp(a->external_id, b->external_id) == 0;
+    return strcmp(a->channel, b->channel) == 0 && strcmp(a->external_id, b->external_id) == 0 &&
+           strcmp(a->client_id ? a->client_id : "", b->client_id ? b->client_id : "") == 0;
 }
 
 /* Commits a batch of ticket jobs in one transaction and answers them. Copies of one contact

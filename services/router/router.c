@@ -56,7 +56,8 @@ static const char *const commit_sql =
     /* A callback keeps the caller's place: the call's first event, when it came earlier. */
     "    waiting_since = coalesce(t.waiting_since, least(t.received_at, (SELECT"
     "      min(c2.received_at) FROM call_events c1 JOIN call_events c2"
-    "      ON c2.call_id = c1.call_id WHERE c1.ticket_id = t.id))), no_agent_since = NULL,"
+    "      ON c2.call_id = c1.call_id AND c2.client_id IS NOT DISTINCT FROM c1.client_id"
+    "      WHERE c1.ticket_id = t.id))), no_agent_since = NULL,"
     "    escalated_at = NULL, overflowed_at = NULL, updated_at = now(),"
     /* An automatic answer changes nothing the ticket shows: it is routed like any other (see
      * decide_row), so its client cannot tell a party from a stranger by its ticket. */

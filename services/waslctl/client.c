@@ -21,11 +21,12 @@ static int usage(void)
             " [--trusted-ani]\n"
             "       waslctl client list\n"
             "       waslctl client remove ID\n"
-            "KIND: %s. LIST: comma-separated reports, calls, sms, email, tickets:read, agents,\n"
-            "or * for all. Without --token and --hmac-secret a token is generated and printed\n"
-            "once as \"token: <value>\" (only its SHA-256 is stored). Adding an existing ID\n"
-            "updates it. --act-as binds the token to the agents it may act for (comma-separated\n"
-            "ids); --role gives it a person-role on the agent API; --trusted-ani (telephony only)\n"
+            "KIND: %s. LIST: comma-separated reports, calls, sms, email, tickets:read (the\n"
+            "client's own tickets), tickets:read:all (every ticket), agents, cases, or * for\n"
+            "all. Without --token and --hmac-secret a token is generated and printed once as\n"
+            "\"token: <value>\" (only its SHA-256 is stored). Adding an existing ID updates it.\n"
+            "--act-as binds the token to the agents it may act for (comma-separated ids);\n"
+            "--role gives it a person-role on the agent API; --trusted-ani (telephony only)\n"
             "lets its caller numbers count as a verifier of a case party. Uses WASL_PG_URL.\n",
             client_kinds);
     return CTL_USAGE;
@@ -46,8 +47,9 @@ static wasl_pg_t *connect_pg(void)
 /* "a,b" -> "{a,b}" for text[] (words were validated by the database's callers: simple words). */
 static int scopes_array(const char *list, char *out, size_t cap)
 {
-    static const char *const known[] = {"reports", "calls", "sms", "email", "tickets:read",
-                                        "agents",  "cases", "*",   NULL};
+    static const char *const known[] = {
+        "reports",          "calls",  "sms",   "email", "tickets:read",
+        "tickets:read:all", "agents", "cases", "*",     NULL};
     char *copy = strdup(list);
     if (!copy) {
         return -1;

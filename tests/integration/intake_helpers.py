@@ -205,7 +205,7 @@ def default_clients():
         Client("phone", "telephony", "calls", token=new_token()),
         Client("smsgw", "sms_gateway", "sms", token=new_token()),
         Client("mailgw", "email_gateway", "email", token=new_token()),
-        Client("desk", "agent_desk", "tickets:read", token=new_token()),
+        Client("desk", "agent_desk", "tickets:read:all", token=new_token()),
         Client("signer", "api", "reports", hmac_secret=new_secret()),
     ]
 

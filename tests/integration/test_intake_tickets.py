@@ -9,6 +9,9 @@ import pytest
 
 from intake_helpers import (  # noqa: F401  (fixtures)
     ARABIC_BODY,
+    Client,
+    default_clients,
+    new_token,
     assert_counted,
     assert_error,
     make_ref,
@@ -25,7 +28,8 @@ UNUSED_SEQ = 7654321
 
 @pytest.fixture
 def it(start_intake):
-    return start_intake()
+    return start_intake(clients=default_clients() + [
+        Client("portal2", "web_portal", "reports,tickets:read", token=new_token())])
 
 
 @pytest.fixture
@@ -125,10 +129,40 @@ def test_ticket_read_needs_credentials_and_scope(it, report):
     assert_error(r, 401, "unauthorized")
     r = get_ticket(it, ref, client="feeder")  # scope `reports` only
     assert_error(r, 403, "forbidden")
-    r = get_ticket(it, ref, client="desk")  # `tickets:read`
+    r = get_ticket(it, ref, client="desk")  # `tickets:read:all`
     assert r.status == 200, r
     r = get_ticket(it, ref, client="ops")  # `*`
     assert r.status == 200, r
+
+
+def test_tickets_read_reads_only_the_clients_own_tickets(it, report):
+    """Issue 13, finding 16: references are sequential, so `tickets:read` alone must not open
+    every ticket. Another client's ticket answers exactly as a reference nobody holds."""
+    ref, never = report  # filed by "portal"
+    assert get_ticket(it, ref, client="portal").status == 200
+    theirs = get_ticket(it, ref, client="portal2")
+    assert_error(theirs, 404, "not_found", "ref")
+    # Walk the neighbouring references as an attacker would: all unknown or someone else's.
+    seq = int(ref[2:9])
+    nobody = next(make_ref(s, year=int(ref[:2])) for s in range(seq + 1000, seq + 2000)
+                  if it.count("tickets", "ref = %s", (make_ref(s, year=int(ref[:2])),)) == 0)
+    unknown = get_ticket(it, nobody, client="portal2")
+    assert_error(unknown, 404, "not_found", "ref")
+    assert theirs.raw == unknown.raw
+    def headers(r):
+        return sorted((k.lower(), v) for k, v in r.headers if k.lower() != "date")
+    assert headers(theirs) == headers(unknown)
+    text = theirs.raw.decode("utf-8")
+    assert ref not in text and all(v not in text for v in never)
+    # Its own ticket it reads; a client scoped wider reads every ticket.
+    own = it.report({"channel": "web", "external_id": unique("p2"), "body": ARABIC_BODY},
+                    client="portal2")
+    assert own.status == 201, own
+    assert get_ticket(it, own.json["ticket"], client="portal2").status == 200
+    assert get_ticket(it, own.json["ticket"], client="portal").status == 404
+    for wider in ("desk", "ops"):  # tickets:read:all, *
+        assert get_ticket(it, ref, client=wider).status == 200
+        assert get_ticket(it, own.json["ticket"], client=wider).status == 200
 
 
 def test_no_personal_data_in_the_logs(it, report):
