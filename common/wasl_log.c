@@ -17,9 +17,17 @@ static FILE *_Atomic log_stream = NULL;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 /* Keys whose string values are personal identifiers and are always masked. */
-static const char *const sensitive_keys[] = {"phone",       "national_id", "from",      "to",
-                                             "caller",      "msisdn",      "recipient", "email",
-                                             "employee_id", "verifier",    "callee",    NULL};
+static const char *const sensitive_keys[] = {
+    "phone", "national_id", "from",     "to",     "caller", "msisdn", "recipient",
+    "email", "employee_id", "verifier", "callee", "ani",    "digits", NULL};
+
+/* Keys whose values are free text from elsewhere (a PostgreSQL error's DETAIL quotes the row
+ * it refused): every long run of digits in them is masked. */
+static const char *const free_text_keys[] = {"error", "detail", NULL};
+
+/* A value with fewer digits than this is masked whole: keeping two of them would reveal too
+ * large a share (and nothing shorter is a phone number or a national ID). */
+#define MASK_MIN_DIGITS_TO_KEEP 7
 
 void wasl_log_init(const char *service, wasl_log_level_t min_level)
 {
@@ -32,9 +40,9 @@ void wasl_log_set_stream(FILE *stream)
     atomic_store(&log_stream, stream);
 }
 
-static bool key_is_sensitive(const char *key)
+static bool key_in(const char *key, const char *const *keys)
 {
-    for (const char *const *k = sensitive_keys; *k; k++) {
+    for (const char *const *k = keys; *k; k++) {
         if (strcmp(key, *k) == 0) {
             return true;
         }
@@ -42,7 +50,9 @@ static bool key_is_sensitive(const char *key)
     return false;
 }
 
-/* Replaces sensitive string values of `obj` in place with their masked form. */
+/* Replaces sensitive string values of `obj` in place with their masked form. Which key a
+ * value is under says nothing about what it holds (a national ID was logged as "caller"), so
+ * every identifier gets the same mask: wasl_mask_pii. */
 static void mask_fields(json_t *obj)
 {
     const char *key;
@@ -50,18 +60,22 @@ static void mask_fields(json_t *obj)
     char masked[256];
     json_object_foreach(obj, key, value)
     {
-        if (!json_is_string(value) || !key_is_sensitive(key)) {
+        if (!json_is_string(value)) {
             continue;
         }
         const char *s = json_string_value(value);
-        if (strcmp(key, "email") == 0 || strchr(s, '@')) {
-            wasl_mask_email(s, masked, sizeof masked);
-        } else if (strcmp(key, "national_id") == 0 || strcmp(key, "employee_id") == 0) {
-            wasl_mask_id(s, masked, sizeof masked);
-        } else {
-            wasl_mask_phone(s, masked, sizeof masked);
+        if (key_in(key, free_text_keys)) {
+            char *text = wasl_mask_text(s);
+            json_string_set(value, text ? text : "(masked)");
+            free(text);
+        } else if (key_in(key, sensitive_keys)) {
+            if (strcmp(key, "email") == 0 || strchr(s, '@')) {
+                wasl_mask_email(s, masked, sizeof masked);
+            } else {
+                wasl_mask_pii(s, masked, sizeof masked);
+            }
+            json_string_set(value, masked);
         }
-        json_string_set(value, masked);
     }
 }
 
@@ -152,41 +166,48 @@ static size_t digit_len(const unsigned char *s)
     return 0;
 }
 
-/* Masks digits of `in` from the `keep_head`-th digit until the last `keep_tail` digits. */
-static char *mask_digits(const char *in, char *out, size_t cap, size_t keep_head, size_t keep_tail)
+/* Length in bytes of the UTF-8 character at s (1 for a stray byte), never past its end. */
+static size_t char_len(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 1;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return i;
+        }
+    }
+    return n;
+}
+
+char *wasl_mask_pii(const char *in, char *out, size_t cap)
 {
     if (!in) {
         return copy_bounded("", out, cap);
+    }
+    if (cap == 0) {
+        return out;
     }
     size_t total = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p;) {
         size_t d = digit_len(p);
         total += d ? 1 : 0;
-        p += d ? d : 1;
+        p += d ? d : char_len(p);
     }
-    if (total < keep_head + keep_tail + 3) {
-        /* Too short to keep anything without revealing most of it. */
-        keep_head = 0;
-        keep_tail = total >= 7 ? 2 : 0;
-    }
+    size_t keep = total >= MASK_MIN_DIGITS_TO_KEEP ? WASL_MASK_KEEP_DIGITS : 0;
     size_t o = 0, idx = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p && o + 1 < cap;) {
         size_t d = digit_len(p);
-        if (d) {
-            bool keep = idx < keep_head || idx >= total - keep_tail;
-            if (keep) {
-                if (o + d >= cap) {
-                    break;
-                }
-                memcpy(out + o, p, d);
-                o += d;
-            } else {
-                out[o++] = '*';
+        if (d && idx++ >= total - keep) {
+            if (o + d >= cap) {
+                break;
             }
-            idx++;
+            memcpy(out + o, p, d);
+            o += d;
             p += d;
+        } else if (d || isalpha(*p) || *p >= 0x80) {
+            out[o++] = '*'; /* a digit, a letter, any other script's character: one '*' */
+            p += d ? d : char_len(p);
         } else {
-            out[o++] = (char)*p++;
+            out[o++] = (char)*p++; /* '+', spaces, dashes: the shape, not the content */
         }
     }
     out[o] = '\0';
@@ -195,35 +216,12 @@ static char *mask_digits(const char *in, char *out, size_t cap, size_t keep_head
 
 char *wasl_mask_phone(const char *in, char *out, size_t cap)
 {
-    return mask_digits(in, out, cap, 4, 2);
+    return wasl_mask_pii(in, out, cap);
 }
 
 char *wasl_mask_id(const char *in, char *out, size_t cap)
 {
-    if (!in) {
-        return copy_bounded("", out, cap);
-    }
-    size_t n = strlen(in);
-    if (cap == 0) {
-        return out;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        bool keep = n >= 5 && (i == 0 || i + 2 >= n);
-        unsigned char c = (unsigned char)in[i];
-        if ((c & 0xC0) == 0x80) {
-            continue; /* continuation bytes of a masked multi-byte character */
-        }
-        out[o++] = keep ? in[i] : '*';
-        if (keep && c >= 0x80) {
-            /* Copy the rest of a kept multi-byte character. */
-            while (i + 1 < n && ((unsigned char)in[i + 1] & 0xC0) == 0x80 && o + 1 < cap) {
-                out[o++] = in[++i];
-            }
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return wasl_mask_pii(in, out, cap);
 }
 
 char *wasl_mask_email(const char *in, char *out, size_t cap)
@@ -261,14 +259,14 @@ char *wasl_mask_text(const char *in)
         for (size_t d; (d = digit_len(r)) != 0; r += d) {
             count++;
         }
-        if (count >= 7) {
+        if (count >= MASK_MIN_DIGITS_TO_KEEP) {
             size_t idx = 0;
             if (start != q) {
                 out[o++] = '+';
             }
             for (const unsigned char *s = q; s < r;) {
                 size_t d = digit_len(s);
-                if (idx + 2 >= count) {
+                if (idx + WASL_MASK_KEEP_DIGITS >= count) {
                     memcpy(out + o, s, d);
                     o += d;
                 } else {

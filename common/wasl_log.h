@@ -21,7 +21,9 @@ void wasl_log_set_stream(FILE *stream);
 /* Writes one line: {"ts","level","service","pid","msg", ...fields}. `fields` is a jansson
  * json_pack() object format (e.g. "{s:s, s:i}") followed by its arguments, or NULL.
  * String values under sensitive keys (phone, national_id, from, to, caller, msisdn,
- * recipient, email, employee_id, verifier) are masked before writing. Thread-safe; a pack
+ * recipient, email, employee_id, verifier, callee, ani, digits) are masked with
+ * wasl_mask_pii (e-mail addresses with wasl_mask_email), and digit runs in "error" and
+ * "detail" with wasl_mask_text, before writing. Thread-safe; a pack
  * error is itself logged instead of the fields. */
 void wasl_log(wasl_log_level_t level, const char *msg, const char *fields, ...);
 void wasl_logv(wasl_log_level_t level, const char *msg, const char *fields, va_list ap);
@@ -31,20 +33,30 @@ void wasl_logv(wasl_log_level_t level, const char *msg, const char *fields, va_l
 #define wasl_warn(...)  wasl_log(WASL_LOG_WARN, __VA_ARGS__)
 #define wasl_error(...) wasl_log(WASL_LOG_ERROR, __VA_ARGS__)
 
-/* Masks a phone number, keeping a leading '+', the country/operator prefix (first 4 digits)
- * and the last 2 digits: "+966512345678" -> "+9665******78". Writes a NUL-terminated string
- * of at most cap-1 bytes into out and returns out. Non-digit characters are kept. */
-char *wasl_mask_phone(const char *in, char *out, size_t cap);
+/* How many trailing digits of an identifier a mask keeps (enough for a person to tell two of
+ * their own numbers apart, never enough to look one up). */
+#define WASL_MASK_KEEP_DIGITS 2
 
-/* Masks a national/resident ID or any identifier: keeps the first and the last 2
- * characters: "1012345678" -> "1*******78". Short inputs (< 5) become all '*'. */
+/* The one mask of personal identifiers — phone numbers, national/resident IDs, employee IDs,
+ * whatever key they are logged or stored under: every digit (ASCII, Arabic-Indic, Persian) but
+ * the last WASL_MASK_KEEP_DIGITS becomes '*', and so does every letter or other character of
+ * any script; '+', spaces, dashes and other ASCII punctuation are kept for the shape. A value
+ * with fewer than 7 digits keeps none. "+966512345678" -> "+**********78", "1012345678" ->
+ * "********78", "٠٥٥١٢٣٤٥٦٧" -> "********٦٧". Writes a NUL-terminated string of at most cap-1
+ * bytes into out (a kept multi-byte digit is never cut) and returns out; NULL in gives "". */
+char *wasl_mask_pii(const char *in, char *out, size_t cap);
+
+/* The same mask as wasl_mask_pii (one rule for every identifier; these names say at the call
+ * site what is being masked). */
+char *wasl_mask_phone(const char *in, char *out, size_t cap);
 char *wasl_mask_id(const char *in, char *out, size_t cap);
 
 /* Masks an email address: "ahmed@example.sa" -> "a***@example.sa". */
 char *wasl_mask_email(const char *in, char *out, size_t cap);
 
 /* Masks, inside free text, every run of 7 or more digits (ASCII, Arabic-Indic or Persian,
- * optionally with a leading '+'), keeping its last 2 digits. Returns a new string the caller
+ * optionally with a leading '+'), keeping its last WASL_MASK_KEEP_DIGITS digits. Log fields
+ * "error" and "detail" go through it. Returns a new string the caller
  * frees, or NULL on allocation failure. */
 char *wasl_mask_text(const char *in);
 

@@ -511,8 +511,14 @@ def _luhn_ok(digits):
     return total % 10 == 0
 
 
+# Arabic-Indic and Persian digits read as the digits they are.
+_FOLD_DIGITS = {**{0x0660 + i: str(i) for i in range(10)}, **{0x06F0 + i: str(i) for i in range(10)}}
+
+
 def pii_in_text(text):
-    """The unmasked phone numbers and national IDs in `text` (a list of strings)."""
+    """The unmasked phone numbers and national IDs in `text` (a list of strings), written in
+    Latin, Arabic-Indic or Persian digits (returned in Latin digits)."""
+    text = text.translate(_FOLD_DIGITS)
     found = _PHONE_IN_LOG.findall(text)
     found += [m for m in _ID_IN_LOG.findall(text) if _luhn_ok(m)]
     return found

@@ -142,7 +142,7 @@ def test_tickets_read_reads_only_the_clients_own_tickets(it, report):
     assert get_ticket(it, ref, client="portal").status == 200
     theirs = get_ticket(it, ref, client="portal2")
     assert_error(theirs, 404, "not_found", "ref")
-    # Walk the neighbouring references as an attacker would: all unknown or someone else's.
+    # A reference nobody holds, near the attacked one (references are sequential).
     seq = int(ref[2:9])
     nobody = next(make_ref(s, year=int(ref[:2])) for s in range(seq + 1000, seq + 2000)
                   if it.count("tickets", "ref = %s", (make_ref(s, year=int(ref[:2])),)) == 0)

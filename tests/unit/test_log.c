@@ -81,12 +81,40 @@ static void test_sensitive_fields_are_masked(void **state)
     assert_null(strstr(out, "\"1012345678\""));
     json_t *line = json_loads(out, 0, NULL);
     assert_non_null(line);
-    assert_string_equal(json_string_value(json_object_get(line, "phone")), "+9665******78");
-    assert_string_equal(json_string_value(json_object_get(line, "national_id")), "1*******78");
+    assert_string_equal(json_string_value(json_object_get(line, "phone")), "+**********78");
+    assert_string_equal(json_string_value(json_object_get(line, "national_id")), "********78");
     assert_string_equal(json_string_value(json_object_get(line, "email")), "a***@example.sa");
-    assert_string_equal(json_string_value(json_object_get(line, "from")), "٠٥٥١****٦٧");
+    assert_string_equal(json_string_value(json_object_get(line, "from")), "********٦٧");
     /* A field that is not declared sensitive is left alone (free text is masked explicitly). */
     assert_string_equal(json_string_value(json_object_get(line, "subject")), "plain 1012345678");
+    json_decref(line);
+    free(out);
+}
+
+/* Issue 13, finding 14: a national ID logged under a phone's key ("caller") showed 6 of its 10
+ * digits. Every identifier now gets one mask, whatever its key: no more than the last two
+ * digits. A PostgreSQL error quoting a row is free text: its long digit runs are masked too. */
+static void test_every_key_gets_the_same_mask(void **state)
+{
+    (void)state;
+    capture_start();
+    wasl_info("caselookup: caller locked out", "{s:s, s:s, s:s, s:s, s:s, s:s}", "caller",
+              "1012345672", "verifier", "٢٠١٢٣٤٥٦٧٨", "to", "+966 55 123 4567", "digits",
+              "1098765432", "error",
+              "new row violates check constraint DETAIL: Failing row contains (0551234567, x)",
+              "ref", "2600000018");
+    char *out = capture_end();
+    json_t *line = json_loads(out, 0, NULL);
+    assert_non_null(line);
+    assert_string_equal(json_string_value(json_object_get(line, "caller")), "********72");
+    assert_string_equal(json_string_value(json_object_get(line, "verifier")), "********٧٨");
+    assert_string_equal(json_string_value(json_object_get(line, "to")), "+*** ** *** **67");
+    assert_string_equal(json_string_value(json_object_get(line, "digits")), "********32");
+    assert_string_equal(json_string_value(json_object_get(line, "error")),
+                        "new row violates check constraint DETAIL: Failing row contains "
+                        "(********67, x)");
+    /* Not personal data: kept for the operator. */
+    assert_string_equal(json_string_value(json_object_get(line, "ref")), "2600000018");
     json_decref(line);
     free(out);
 }
@@ -105,16 +133,22 @@ static void test_mask_helpers(void **state)
 {
     (void)state;
     char buf[64];
-    assert_string_equal(wasl_mask_phone("0512345678", buf, sizeof buf), "0512****78");
-    assert_string_equal(wasl_mask_phone("+966 51 234 5678", buf, sizeof buf), "+966 5* *** **78");
-    assert_string_equal(wasl_mask_phone("12345", buf, sizeof buf), "*****");
-    assert_string_equal(wasl_mask_phone(NULL, buf, sizeof buf), "");
-    assert_string_equal(wasl_mask_id("2123456789", buf, sizeof buf), "2*******89");
-    assert_string_equal(wasl_mask_id("abc", buf, sizeof buf), "***");
+    assert_string_equal(wasl_mask_pii("0512345678", buf, sizeof buf), "********78");
+    assert_string_equal(wasl_mask_pii("+966 51 234 5678", buf, sizeof buf), "+*** ** *** **78");
+    assert_string_equal(wasl_mask_pii("123456", buf, sizeof buf), "******");
+    assert_string_equal(wasl_mask_pii(NULL, buf, sizeof buf), "");
+    assert_string_equal(wasl_mask_pii("E2123456789", buf, sizeof buf), "*********89");
+    assert_string_equal(wasl_mask_pii("abc", buf, sizeof buf), "***");
+    assert_string_equal(wasl_mask_pii("هوية ١٠١٢٣٤٥٦٧٢", buf, sizeof buf), "**** ********٧٢");
+    /* The named forms are the same mask. */
+    assert_string_equal(wasl_mask_phone("0512345678", buf, sizeof buf), "********78");
+    assert_string_equal(wasl_mask_id("2123456789", buf, sizeof buf), "********89");
     assert_string_equal(wasl_mask_email("x@y.sa", buf, sizeof buf), "x***@y.sa");
-    /* Truncation keeps a terminated string. */
+    /* Truncation keeps a terminated string and never cuts a kept multi-byte digit. */
     char small[5];
-    assert_string_equal(wasl_mask_phone("+966512345678", small, sizeof small), "+966");
+    assert_string_equal(wasl_mask_pii("+966512345678", small, sizeof small), "+***");
+    char tiny[12];
+    assert_string_equal(wasl_mask_pii("٠٥٥١٢٣٤٥٦٧", tiny, sizeof tiny), "********٦");
     char *t = wasl_mask_text("رقمي ٠٥٥١٢٣٤٥٦٧ وهويتي 1012345678 والقضية 12");
     assert_non_null(t);
     assert_string_equal(t, "رقمي ********٦٧ وهويتي ********78 والقضية 12");
@@ -130,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_line_is_json_with_fields),
         cmocka_unit_test(test_level_filter),
         cmocka_unit_test(test_sensitive_fields_are_masked),
+        cmocka_unit_test(test_every_key_gets_the_same_mask),
         cmocka_unit_test(test_bad_pack_format_is_reported_not_fatal),
         cmocka_unit_test(test_mask_helpers),
     };
