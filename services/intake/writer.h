@@ -32,10 +32,11 @@ bool intake_writers_ready(intake_writers_t *self, char *why, size_t cap);
 
 /* Inside a transaction function: commits tickets for n contacts in the open transaction (new
  * tickets with their first event, message, participants and classify work; existing ones
- * found by their idempotency key: channel, client (except for email) and external_id). out[i] receives each one's ticket; a new ticket's
- * ticket.received is sent on the bus after COMMIT. Returns 0, -1 on a database error, or
- * INTAKE_TXN_RETRY when a concurrent transaction is creating one of these tickets (return it
- * from the transaction function: the job runs again). At most 16 contacts. */
+ * found by their idempotency key: channel, client (except for email) and external_id). out[i]
+ * receives each one's ticket; a new ticket's ticket.received is sent on the bus after COMMIT.
+ * Returns 0, -1 on a database error, or INTAKE_TXN_RETRY when a concurrent transaction is
+ * creating one of these tickets (return it from the transaction function: the job runs again).
+ * At most 16 contacts. */
 #define INTAKE_TXN_RETRY (-2)
 int intake_writer_create(intake_writer_t *w, intake_contact_t *contacts, size_t n,
                          intake_ticket_t *out);
