@@ -401,8 +401,8 @@ def check(stack, sender, stages, notifier):
     ticket_by_ref = dict(cur.fetchall())
     lost = [k for k, (_, ref, _) in acked.items() if ref not in ticket_by_ref]
     # One ticket per contact: count tickets per idempotency key, and double processing.
-    cur.execute("SELECT channel, external_id, count(*) FROM tickets GROUP BY 1, 2 HAVING "
-                "count(*) > 1")
+    cur.execute("SELECT channel, external_id, count(*) FROM tickets"
+                " GROUP BY 1, wasl_idem_scope(channel, client_id), 2 HAVING count(*) > 1")
     dup_keys = cur.fetchall()
     cur.execute("SELECT ticket_id, kind, count(*) FROM ticket_events WHERE kind IN "
                 "('received', 'classified', 'routed') GROUP BY 1, 2 HAVING count(*) > 1")
