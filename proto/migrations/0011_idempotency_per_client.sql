@@ -14,23 +14,24 @@
 -- name it in their ON CONFLICT targets and lookups.
 --
 -- Running it in production. CREATE UNIQUE INDEX blocks writes to the table (not reads) while it
--- builds. On a large table build the indexes first, outside any transaction and without
--- blocking anyone, then run `waslctl migrate`, which finds them and only swaps the constraints
--- (a brief exclusive lock each):
+-- builds. On a large table prepare everything first, outside any transaction and without
+-- blocking anyone: create the function below and the messages column exactly as written here
+-- (adding a NULL column rewrites nothing), then
 --   CREATE UNIQUE INDEX CONCURRENTLY tickets_idem_key
 --       ON tickets (channel, wasl_idem_scope(channel, client_id), external_id);
 --   CREATE UNIQUE INDEX CONCURRENTLY messages_idem_key
 --       ON messages (channel, direction, wasl_idem_scope(channel, client_id), external_id);
 --   CREATE UNIQUE INDEX CONCURRENTLY call_events_idem_key
 --       ON call_events (coalesce(client_id, ''), call_id, seq);
--- (after creating the function below by hand). A failed concurrent build leaves an INVALID
--- index behind; this migration refuses to adopt one. Intakes of the previous version name the
--- old key in ON CONFLICT: during the deploy their ticket statements fail and they answer 503,
--- which the gateways retry against the new version — nothing acknowledged is lost.
+-- and run `waslctl migrate`: it finds all of that and only swaps the constraints (a brief
+-- exclusive lock each). A failed concurrent build leaves an INVALID index behind; this
+-- migration refuses to adopt one. Intakes of the previous version name the old key in
+-- ON CONFLICT: during the deploy their ticket statements fail and they answer 503, which the
+-- gateways retry against the new version — nothing acknowledged is lost.
 -- Rows written before the upgrade keep an empty client scope: a retry that straddles the
 -- upgrade opens a second ticket rather than finding the first.
 
-CREATE FUNCTION wasl_idem_scope(channel text, client_id text) RETURNS text
+CREATE OR REPLACE FUNCTION wasl_idem_scope(channel text, client_id text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT CASE WHEN channel = 'email' THEN '' ELSE coalesce(client_id, '') END $$;
 
@@ -53,7 +54,7 @@ ALTER TABLE tickets DROP CONSTRAINT tickets_channel_external_id_key;
 
 -- The messages row carries its client too: an SMS gateway's retry finds its own message, and
 -- two gateways' equal ids are two messages (adding a NULL column rewrites nothing).
-ALTER TABLE messages ADD COLUMN client_id text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS client_id text;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_idem_key
     ON messages (channel, direction, wasl_idem_scope(channel, client_id), external_id);
 ALTER TABLE messages DROP CONSTRAINT messages_channel_direction_external_id_key;
