@@ -125,6 +125,18 @@ void wasl_pii_hash(const char *kind, const char *value, char out[WASL_PII_HASH_B
     sodium_memzero(&st, sizeof st);
 }
 
+void wasl_pii_hash_bytes(const void *data, size_t len, char out[WASL_PII_HASH_BUF])
+{
+    assert(pii_key_len > 0);
+    crypto_auth_hmacsha256_state st;
+    unsigned char digest[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_init(&st, pii_key, pii_key_len);
+    crypto_auth_hmacsha256_update(&st, data, len);
+    crypto_auth_hmacsha256_final(&st, digest);
+    sodium_bin2hex(out, WASL_PII_HASH_BUF, digest, sizeof digest);
+    sodium_memzero(&st, sizeof st);
+}
+
 char *wasl_pii_seal(const char *plain)
 {
     assert(pii_key_len > 0);

@@ -48,6 +48,9 @@ void wasl_pii_key_load_or_exit(const char *prog, const char *key_text, const cha
  * The kind keeps an ID and a phone with the same digits apart. The key must be set (asserted). */
 void wasl_pii_hash(const char *kind, const char *value, char out[WASL_PII_HASH_BUF]);
 
+/* The same keyed hash over `len` arbitrary bytes (e.g. a whole request that carries an ID). */
+void wasl_pii_hash_bytes(const void *data, size_t len, char out[WASL_PII_HASH_BUF]);
+
 /* Seals `plain` (authenticated encryption under a key derived from the PII key, random nonce)
  * as a new printable (hex) string the caller frees. NULL on allocation failure. */
 char *wasl_pii_seal(const char *plain);

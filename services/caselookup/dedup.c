@@ -1,6 +1,7 @@
 /* dedup — one answer per request across caselookup workers: claims, stored answers, liveness. */
 #include "dedup.h"
 #include "wasl_log.h"
+#include "wasl_pii.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -154,8 +155,10 @@ void dedup_ids(const char *request_id, const void *body, size_t len, char *key, 
     crypto_hash_sha256(digest, (const unsigned char *)request_id, strlen(request_id));
     sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
     snprintf(key, DEDUP_KEY_MAX, KEY_PREFIX "%.40s", hex);
-    crypto_hash_sha256(digest, body, len);
-    sodium_bin2hex(fp, DEDUP_FP_LEN + 1, digest, sizeof digest);
+    /* The request carries the verifier (a national ID or phone) and the fingerprint is kept in
+     * Redis and in the audit: a bare SHA-256 of it would give the ID back to anyone who hashes
+     * the request with each of the 10^10 IDs. Keyed (wasl_pii), it cannot be enumerated. */
+    wasl_pii_hash_bytes(body, len, fp);
 }
 
 /* Runs `script` over n keys with `nhead` leading ARGV and one ARGV per key (argv_i, lens_i);

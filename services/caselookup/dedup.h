@@ -36,8 +36,9 @@ dedup_t *dedup_new(const char *redis_url, int timeout_ms, const char *owner);
  * Safe twice; NULLs the caller's pointer. */
 void dedup_destroy(dedup_t **self_p);
 
-/* Fills `key` (DEDUP_KEY_MAX bytes) from the request id and `fp` (DEDUP_FP_LEN + 1 bytes) from
- * the `len` bytes of the request as received. */
+/* Fills `key` (DEDUP_KEY_MAX bytes) from the request id and `fp` (DEDUP_FP_LEN + 1 bytes, the
+ * keyed hash wasl_pii_hash_bytes: the PII key must be set) from the `len` bytes of the request
+ * as received. */
 void dedup_ids(const char *request_id, const void *body, size_t len, char *key, char *fp);
 
 /* Claims the `n` requests in one Redis round trip on `redis` (the caller's connection; the

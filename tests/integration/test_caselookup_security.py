@@ -435,6 +435,27 @@ def test_no_redis_key_or_value_holds_a_bare_hash_of_an_id_or_phone(stack, postgr
         assert sha(value)[:32] not in blob
 
 
+def test_a_request_carrying_an_id_is_fingerprinted_with_the_key(stack, postgres, redis_server):
+    """caselookup fingerprints each request (dedup of resends, the audit's request_sha256): the
+    request carries the national ID, so a bare SHA-256 of it would give the ID back to whoever
+    hashes the request with every possible ID."""
+    number, nid, _ = new_case(postgres, stack)
+    q = {"request_id": f"fp-{uuid.uuid4().hex[:8]}", "case_number": number,
+         "verifier_kind": "national_id", "verifier": nid, "channel": "api", "client": "router"}
+    body = msgpack.packb(dict({"type": "case.lookup.request", "v": 1}, **q))
+    assert bus_batch(stack, [q]) == {q["request_id"]: "found"}
+    conn = postgres.connect(stack["db"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT request_sha256 FROM case_lookup_audit WHERE request_id = %s",
+                    (q["request_id"],))
+        (fp,) = cur.fetchone()
+    conn.close()
+    assert len(fp) == 64 and fp != hashlib.sha256(body).hexdigest()
+    r = redis.Redis.from_url(redis_server.url, socket_timeout=5)
+    blob = b"\n".join(r.get(k) or b"" for k in r.scan_iter(match="*") if r.type(k) == b"string")
+    assert hashlib.sha256(body).hexdigest().encode() not in blob
+
+
 @pytest.mark.parametrize("daemon_name", ["caselookup", "intake", "notifier"])
 def test_a_missing_pii_key_is_a_startup_error(postgres, redis_server, daemon_name):
     env = base_env(postgres, redis_server)
