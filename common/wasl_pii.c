@@ -137,51 +137,69 @@ void wasl_pii_hash_bytes(const void *data, size_t len, char out[WASL_PII_HASH_BU
     sodium_memzero(&st, sizeof st);
 }
 
-char *wasl_pii_seal(const char *plain)
+void *wasl_pii_seal_bytes(const void *data, size_t len, size_t *out_len)
 {
     assert(pii_key_len > 0);
-    size_t plen = strlen(plain);
-    size_t blen = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plen;
+    size_t blen = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len;
     unsigned char *box = malloc(blen);
-    char *hex = malloc(2 * blen + 1);
-    if (!box || !hex) {
-        free(box);
-        free(hex);
+    if (!box) {
         return NULL;
     }
     randombytes_buf(box, crypto_secretbox_NONCEBYTES);
-    crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *)plain, plen,
-                          box, seal_key);
-    sodium_bin2hex(hex, 2 * blen + 1, box, blen);
+    crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, data, len, box, seal_key);
+    *out_len = blen;
+    return box;
+}
+
+void *wasl_pii_open_bytes(const void *sealed, size_t len, size_t *out_len)
+{
+    assert(pii_key_len > 0);
+    const unsigned char *box = sealed;
+    size_t overhead = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
+    if (len < overhead) {
+        return NULL;
+    }
+    size_t plen = len - overhead;
+    unsigned char *plain = malloc(plen + 1);
+    if (!plain ||
+        crypto_secretbox_open_easy(plain, box + crypto_secretbox_NONCEBYTES,
+                                   len - crypto_secretbox_NONCEBYTES, box, seal_key) != 0) {
+        free(plain);
+        return NULL;
+    }
+    plain[plen] = '\0';
+    *out_len = plen;
+    return plain;
+}
+
+char *wasl_pii_seal(const char *plain)
+{
+    size_t blen = 0;
+    unsigned char *box = wasl_pii_seal_bytes(plain, strlen(plain), &blen);
+    char *hex = box ? malloc(2 * blen + 1) : NULL;
+    if (hex) {
+        sodium_bin2hex(hex, 2 * blen + 1, box, blen);
+    }
     free(box);
     return hex;
 }
 
 char *wasl_pii_open(const char *sealed)
 {
-    assert(pii_key_len > 0);
-    size_t hlen = strlen(sealed);
-    size_t overhead = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
-    if (hlen % 2 != 0 || hlen / 2 < overhead) {
+    size_t hlen = strlen(sealed), got = 0, plen = 0;
+    if (hlen % 2 != 0) {
         return NULL;
     }
-    size_t blen = hlen / 2, plen = blen - overhead;
-    unsigned char *box = malloc(blen);
-    char *plain = malloc(plen + 1);
-    size_t got = 0;
-    if (!box || !plain || sodium_hex2bin(box, blen, sealed, hlen, NULL, &got, NULL) != 0 ||
-        got != blen ||
-        crypto_secretbox_open_easy((unsigned char *)plain, box + crypto_secretbox_NONCEBYTES,
-                                   blen - crypto_secretbox_NONCEBYTES, box, seal_key) != 0) {
-        free(box);
-        free(plain);
-        return NULL;
+    unsigned char *box = malloc(hlen / 2 + 1);
+    char *plain = NULL;
+    if (box && sodium_hex2bin(box, hlen / 2 + 1, sealed, hlen, NULL, &got, NULL) == 0 &&
+        got == hlen / 2) {
+        plain = wasl_pii_open_bytes(box, got, &plen);
     }
     free(box);
-    plain[plen] = '\0';
-    if (strlen(plain) != plen) { /* a NUL inside: not a string we sealed */
+    if (plain && strlen(plain) != plen) { /* a NUL inside: not a string we sealed */
         free(plain);
-        return NULL;
+        plain = NULL;
     }
     return plain;
 }

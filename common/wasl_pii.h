@@ -51,6 +51,14 @@ void wasl_pii_hash(const char *kind, const char *value, char out[WASL_PII_HASH_B
 /* The same keyed hash over `len` arbitrary bytes (e.g. a whole request that carries an ID). */
 void wasl_pii_hash_bytes(const void *data, size_t len, char out[WASL_PII_HASH_BUF]);
 
+/* Seals `len` bytes into a new binary buffer of *out_len bytes (nonce, tag, ciphertext) the
+ * caller frees. NULL on allocation failure. The key must be set. */
+void *wasl_pii_seal_bytes(const void *data, size_t len, size_t *out_len);
+/* Opens what wasl_pii_seal_bytes() made: a new buffer of *out_len bytes (plus a NUL, not
+ * counted) the caller frees, or NULL when it is not ours (tampered, another key, truncated) or
+ * on allocation failure. */
+void *wasl_pii_open_bytes(const void *sealed, size_t len, size_t *out_len);
+
 /* Seals `plain` (authenticated encryption under a key derived from the PII key, random nonce)
  * as a new printable (hex) string the caller frees. NULL on allocation failure. */
 char *wasl_pii_seal(const char *plain);

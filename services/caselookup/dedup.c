@@ -234,14 +234,10 @@ int dedup_claim(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const 
         } else if (c == 'C') {
             states[i] = DEDUP_CONFLICT;
         } else if (c == 'D') {
-            answers[i] = malloc(e->len > 1 ? e->len - 1 : 1);
-            if (answers[i]) {
-                memcpy(answers[i], e->str + 1, e->len - 1);
-                answer_lens[i] = e->len - 1;
-                states[i] = DEDUP_DONE;
-            } else {
-                states[i] = DEDUP_PENDING; /* out of memory: the next look finds it again */
-            }
+            /* Kept sealed (dedup_store): open it. One that does not open (another key, or out of
+             * memory) is not answered from: the request is refused like a conflict. */
+            answers[i] = wasl_pii_open_bytes(e->str + 1, e->len - 1, &answer_lens[i]);
+            states[i] = answers[i] ? DEDUP_DONE : DEDUP_CONFLICT;
         }
     }
     freeReplyObject(r);
@@ -262,13 +258,22 @@ int dedup_store(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const 
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        lens[i] = DEDUP_FP_LEN + 1 + answer_lens[i];
+        /* Sealed: an answer carries the case and, for an automatic answer, the party's phone
+         * or e-mail on file, and Redis is readable by every daemon. */
+        size_t slen = 0;
+        unsigned char *sealed = wasl_pii_seal_bytes(answers[i], answer_lens[i], &slen);
+        if (!sealed) {
+            goto done;
+        }
+        lens[i] = DEDUP_FP_LEN + 1 + slen;
         if (!(values[i] = malloc(lens[i]))) {
+            free(sealed);
             goto done;
         }
         memcpy(values[i], fps[i], DEDUP_FP_LEN);
         values[i][DEDUP_FP_LEN] = 'D';
-        memcpy(values[i] + DEDUP_FP_LEN + 1, answers[i], answer_lens[i]);
+        memcpy(values[i] + DEDUP_FP_LEN + 1, sealed, slen);
+        free(sealed);
     }
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%d", DONE_TTL_MS);

@@ -439,11 +439,16 @@ def test_a_request_carrying_an_id_is_fingerprinted_with_the_key(stack, postgres,
     """caselookup fingerprints each request (dedup of resends, the audit's request_sha256): the
     request carries the national ID, so a bare SHA-256 of it would give the ID back to whoever
     hashes the request with every possible ID."""
-    number, nid, _ = new_case(postgres, stack)
+    number, nid, phone = new_case(postgres, stack)
+    # As the router asks for an automatic answer: the reply carries the party's phone on file.
     q = {"request_id": f"fp-{uuid.uuid4().hex[:8]}", "case_number": number,
-         "verifier_kind": "national_id", "verifier": nid, "channel": "api", "client": "router"}
+         "verifier_kind": "national_id", "verifier": nid, "channel": "api", "client": "router",
+         "contact": True}
     body = msgpack.packb(dict({"type": "case.lookup.request", "v": 1}, **q))
     assert bus_batch(stack, [q]) == {q["request_id"]: "found"}
+    # A resend is answered from the kept answer (sealed in Redis, opened for it).
+    assert bus_batch(stack, [q]) == {q["request_id"]: "found"}
+    assert audit_count(postgres, stack, "request_id = %s", (q["request_id"],)) == 1
     conn = postgres.connect(stack["db"])
     with conn.cursor() as cur:
         cur.execute("SELECT request_sha256 FROM case_lookup_audit WHERE request_id = %s",
@@ -454,6 +459,8 @@ def test_a_request_carrying_an_id_is_fingerprinted_with_the_key(stack, postgres,
     r = redis.Redis.from_url(redis_server.url, socket_timeout=5)
     blob = b"\n".join(r.get(k) or b"" for k in r.scan_iter(match="*") if r.type(k) == b"string")
     assert hashlib.sha256(body).hexdigest().encode() not in blob
+    # The kept answer holds the party's phone on file: sealed, it is not readable.
+    assert phone[1:].encode() not in blob and phone[4:].encode() not in blob
 
 
 @pytest.mark.parametrize("daemon_name", ["caselookup", "intake", "notifier"])
