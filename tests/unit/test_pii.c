@@ -107,6 +107,20 @@ static void test_seal(void **state)
     assert_null(wasl_pii_open(again));
     free(sealed);
     free(again);
+    /* Bytes, NULs included (a msgpack answer). */
+    const unsigned char raw[] = {0x82, 0x00, 'a', 0x00, 0xff};
+    size_t blen = 0, olen = 0;
+    unsigned char *box = wasl_pii_seal_bytes(raw, sizeof raw, &blen);
+    assert_non_null(box);
+    unsigned char *back = wasl_pii_open_bytes(box, blen, &olen);
+    assert_non_null(back);
+    assert_int_equal(olen, sizeof raw);
+    assert_memory_equal(back, raw, sizeof raw);
+    free(back);
+    box[blen - 1] ^= 1;
+    assert_null(wasl_pii_open_bytes(box, blen, &olen));
+    assert_null(wasl_pii_open_bytes(box, 3, &olen));
+    free(box);
     wasl_pii_key_clear();
 }
 
