@@ -67,6 +67,8 @@ GRANT SELECT, UPDATE ON tickets, agents TO wasl_router;
 GRANT SELECT, INSERT, UPDATE ON offers TO wasl_router;
 GRANT SELECT, INSERT ON ticket_events, agent_events, notifications TO wasl_router;
 GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place in line
+-- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
+GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
 
 -- ---- wasl_notifier: the outbox --------------------------------------------------------------
 GRANT SELECT, UPDATE ON notifications TO wasl_notifier;

@@ -24,6 +24,7 @@
 
 /* ---- SQL --------------------------------------------------------------------------------- */
 
+#define FETCH_COLS 16 /* the columns of fetch_sql, read by number in plan_row and after */
 static const char *const fetch_sql =
     "SELECT w.id, t.id, t.ref, t.channel, coalesce(t.category, 'triage'),"
     "  coalesce(t.priority, 'normal'), coalesce(t.language, 'ar'), t.beneficiary_type,"
@@ -33,7 +34,13 @@ static const char *const fetch_sql =
     "  extract(epoch FROM wasl_now())::bigint, t.auto_submitted IS NOT NULL,"
     "  coalesce(t.from_phone, ''), coalesce(t.from_email, ''),"
     "  coalesce(t.case_number, t.entities->'case_number'->>0, ''),"
-    "  coalesce(t.from_national_id, '')"
+    "  coalesce(t.from_national_id, ''),"
+    /* The phone that may verify a party: only a caller number the network gave a telephony
+     * client trusted for caller ID (clients.trusted_ani). A phone typed into a report proves
+     * nothing, so it never verifies, even though the answer would go to the contact on file. */
+    "  CASE WHEN t.channel = 'phone' AND EXISTS (SELECT 1 FROM clients c"
+    "    WHERE c.id = t.client_id AND c.kind = 'telephony' AND c.trusted_ani)"
+    "  THEN coalesce(t.from_phone, '') ELSE '' END"
     " FROM work w JOIN tickets t ON t.id = w.ticket_id"
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
@@ -568,13 +575,13 @@ static void plan_row(router_t *self, PGresult *res, int r, row_plan_t *plan)
         return;
     }
     const char *case_number = PQgetvalue(res, r, 13), *nid = PQgetvalue(res, r, 14);
-    const char *phone = PQgetvalue(res, r, 11);
+    const char *phone = PQgetvalue(res, r, 15); /* a trusted caller line, or "" */
     if (!*case_number) {
         plan->auto_answer = "not answered: no case number";
         return;
     }
     if (!*nid && !*phone) {
-        plan->auto_answer = "not answered: no national ID or phone to verify";
+        plan->auto_answer = "not answered: no national ID or trusted caller line to verify";
         return;
     }
     if (!self->rpc || now_ms() < self->rpc_down_until_ms) {
@@ -753,6 +760,12 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     arr = wasl_pg_bigint_array(ids, n);
     const char *fp[] = {arr, self->owner};
     PGresult *res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;
+    if (res && PQnfields(res) != FETCH_COLS) {
+        wasl_error("router: the ticket fetch has the wrong shape", "{s:i, s:i}", "columns",
+                   PQnfields(res), "expected", FETCH_COLS);
+        PQclear(res);
+        res = NULL;
+    }
     if (!res) {
         goto done;
     }

@@ -538,7 +538,7 @@ def _inquiry(stack, nid, email=None, phone=None):
     a case inquiry (category, case number, a route work row) so that only the router runs.
     Returns (ref, ticket id)."""
     it = stack["intake"]
-    who = {"national_id": nid}
+    who = {"national_id": nid} if nid else {}
     if email:
         who["email"] = email
     if phone:
@@ -678,6 +678,50 @@ def test_ticket_view_is_the_same_answered_or_not(stack, postgres, redis_server, 
         answered, not_answered = _view(stack, ref_p), _view(stack, ref_s)
         assert answered == not_answered
         assert answered["status"] == "routed" and answered["queue"] == "case-status"
+    finally:
+        ctl.stop()
+        sms.close()
+
+
+def test_a_phone_verifies_an_auto_answer_only_from_a_trusted_caller_line(
+        stack, postgres, redis_server, daemon, tmp_path):
+    """Findings 4 and 6: a web report that types a party's phone (and no ID) is never looked up
+    — a typed phone is self-declared — whereas the same phone on a phone-channel ticket opened
+    by a telephony client trusted for caller ID verifies, and the answer goes to the phone on
+    file. The untrusted PBX's ticket is treated like the web report."""
+    router, sms, mail, ctl = _start_router_and_notifier(stack, postgres, redis_server, daemon,
+                                                        tmp_path)
+    try:
+        typed_ref, typed = _inquiry(stack, None, phone=PLAINTIFF_PHONE)
+        trusted_ref, trusted = _inquiry(stack, None, phone=unique_phone())
+        untrusted_ref, untrusted = _inquiry(stack, None, phone=unique_phone())
+        conn = psycopg2.connect(stack["db_url"])
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            # As intake records a call's ticket: the phone channel, the PBX client, the ANI.
+            for tid, client in ((trusted, "pbx"), (untrusted, "pbx2")):
+                cur.execute("UPDATE tickets SET channel = 'phone', client_id = %s,"
+                            " from_phone = %s WHERE id = %s", (client, PLAINTIFF_PHONE, tid))
+        conn.close()
+
+        def reason(tid):
+            rows = _db_rows(stack, "SELECT data->>'auto_answer' FROM ticket_events WHERE"
+                            " ticket_id = %s AND kind = 'routed'", (tid,))
+            return rows[0][0] if rows else None
+        wait_for(lambda: all(reason(t) for t in (typed, trusted, untrusted)), 30,
+                 what="the three inquiries routed")
+        for tid in (typed, untrusted):
+            assert reason(tid) == "not answered: no national ID or trusted caller line to " \
+                "verify", reason(tid)
+        answered = _db_rows(stack, "SELECT ticket_id FROM ticket_events WHERE kind ="
+                            " 'auto_answered' AND ticket_id = ANY(%s)",
+                            ([typed, trusted, untrusted],))
+        assert answered == [(trusted,)]
+        audited = _db_rows(stack, "SELECT ticket_ref, outcome FROM case_lookup_audit WHERE"
+                           " ticket_ref = ANY(%s)", ([typed_ref, trusted_ref, untrusted_ref],))
+        assert audited == [(trusted_ref, "found")]
+        wait_for(lambda: any(trusted_ref in m["text"] for m in sms.to(PLAINTIFF_PHONE)), 30,
+                 what="the answer at the phone on file")
     finally:
         ctl.stop()
         sms.close()
