@@ -536,6 +536,10 @@ def launch_intake(postgres, redis_server, db_url, log_dir, clients=None, env=Non
     try:
         d.wait_healthy(START_TIMEOUT_S)
         it.wait_accepting()
+        if migrate:
+            # Accepting connections is not knowing the clients: until the first read of the
+            # table every request is a 503 (a race a busy machine loses).
+            d.wait_log("clients loaded", START_TIMEOUT_S)
     except BaseException:
         it.close()
         raise
