@@ -6,7 +6,8 @@
 set -euo pipefail
 
 # The one list. Build, unit tests (cmocka, valgrind), integration tests (python3-*), the local
-# stack (postgresql, redis-server), tooling (clang-format, docker-compose for `config -q`, wrk).
+# stack (postgresql, redis-server), tooling (clang-format, docker-compose for `config -q`, wrk;
+# strace: the stack test records every command line `stack.sh up` runs).
 PACKAGES=(
     build-essential pkg-config git ca-certificates curl
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev
@@ -16,6 +17,7 @@ PACKAGES=(
     valgrind docker-compose clang-format wrk procps iproute2
     clang libclang-rt-14-dev
     libsystemd-dev systemd prometheus gnuplot-nox linux-perf python3-yaml
+    strace
 )
 
 missing=()

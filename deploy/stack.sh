@@ -396,9 +396,11 @@ prepare() {
     fi
     say "waslctl migrate"
     WASL_PG_URL=$WASL_PG_OWNER_URL "$WASLCTL" migrate
-    # The dev client: every scope, with the token from var/dev_token (WASL_DEV_TOKEN).
-    "$WASLCTL" client add dev --kind ops --scopes '*' --token "$WASL_DEV_TOKEN" \
-        --name "local development" >/dev/null
+    # The dev client: every scope and the admin role (it manages agents and supervises; only an
+    # agent's own client answers its offers), with the token from var/dev_token
+    # (WASL_DEV_TOKEN) on stdin: an argument would show in ps and /proc/*/cmdline.
+    "$WASLCTL" client add dev --kind ops --scopes '*' --role admin --token-file - \
+        --name "local development" >/dev/null <<<"$WASL_DEV_TOKEN"
 }
 
 # Prefixes each line with a daemon's name; ignores Ctrl-C so the daemon's last words still show.

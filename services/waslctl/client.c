@@ -3,20 +3,26 @@
 #include "wasl_config.h"
 #include "wasl_pg.h"
 
+#include <errno.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TOKEN_BYTES 32
+/* A token or HMAC secret read from a file: one line, at most this long (the clients table
+ * stores the token's SHA-256 and bounds the secret). */
+#define SECRET_MAX_BYTES 512
 static const char *const client_kinds = "telephony|email_gateway|sms_gateway|web_portal|"
                                         "agent_desk|api|ops";
 
 static int usage(void)
 {
     fprintf(stderr,
-            "Usage: waslctl client add ID --kind KIND --scopes LIST [--token T] [--hmac-secret S]"
-            " [--rate N] [--name NAME]\n"
+            "Usage: waslctl client add ID --kind KIND --scopes LIST [--token-file F|-]"
+            " [--hmac-secret-file F|-]\n"
+            "                          [--token T] [--hmac-secret S] [--rate N] [--name NAME]\n"
             "                          [--act-as AGENTS] [--role agent|supervisor|admin]"
             " [--trusted-ani]\n"
             "       waslctl client list\n"
@@ -24,9 +30,12 @@ static int usage(void)
             "KIND: %s. LIST: comma-separated reports, calls, sms, email, tickets:read (the\n"
             "client's own tickets), tickets:read:all (every ticket), agents, cases, or * for\n"
             "all. Without --token and --hmac-secret a token is generated and printed once as\n"
-            "\"token: <value>\" (only its SHA-256 is stored). Adding an existing ID updates it.\n"
-            "--act-as binds the token to the agents it may act for (comma-separated ids);\n"
-            "--role gives it a person-role on the agent API; --trusted-ani (telephony only)\n"
+            "\"token: <value>\" (only its SHA-256 is stored). --token-file and\n"
+            "--hmac-secret-file read the secret's first line from a file or stdin (-), out of\n"
+            "sight of ps; --token and --hmac-secret still work but every local user sees them.\n"
+            "Adding an existing ID updates it. --act-as binds the token to the agents it may\n"
+            "act for (comma-separated ids); --role gives it a person-role on the agent API;\n"
+            "--trusted-ani (telephony only)\n"
             "lets its caller numbers count as a verifier of a case party. Uses WASL_PG_URL.\n",
             client_kinds);
     return CTL_USAGE;
@@ -77,11 +86,40 @@ static int scopes_array(const char *list, char *out, size_t cap)
     return 0;
 }
 
+/* Reads a secret from `path` ("-": stdin), so that it never appears on a command line: the
+ * first line, without its line end. 0, or -1 (said on stderr) when it cannot be read, is empty
+ * or longer than SECRET_MAX_BYTES. */
+static int read_secret(const char *path, const char *option, char *out, size_t cap)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "waslctl client add: %s %s: %s\n", option, path, strerror(errno));
+        return -1;
+    }
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    if (f != stdin) {
+        fclose(f);
+    }
+    size_t len = ok ? strcspn(out, "\r\n") : 0;
+    if (ok && out[len] == '\0' && len == cap - 1) {
+        ok = false; /* no line end within the bound: too long */
+    }
+    out[len] = '\0';
+    if (!ok || len == 0 || len > SECRET_MAX_BYTES) {
+        fprintf(stderr, "waslctl client add: %s: expected one line of 1..%d bytes\n", option,
+                SECRET_MAX_BYTES);
+        sodium_memzero(out, cap);
+        return -1;
+    }
+    return 0;
+}
+
 static int client_add(int argc, char **argv)
 {
     const char *id = NULL, *kind = NULL, *scopes = NULL, *token = NULL, *secret = NULL;
     const char *rate = "500", *name = NULL, *act_as = "", *role = NULL;
-    bool trusted_ani = false;
+    const char *token_file = NULL, *secret_file = NULL;
+    bool trusted_ani = false, on_command_line = false;
     for (int i = 1; i < argc; i++) {
         const char **dest = NULL;
         if (!strcmp(argv[i], "--trusted-ani")) {
@@ -97,8 +135,14 @@ static int client_add(int argc, char **argv)
             dest = &scopes;
         } else if (!strcmp(argv[i], "--token")) {
             dest = &token;
+            on_command_line = true;
         } else if (!strcmp(argv[i], "--hmac-secret")) {
             dest = &secret;
+            on_command_line = true;
+        } else if (!strcmp(argv[i], "--token-file")) {
+            dest = &token_file;
+        } else if (!strcmp(argv[i], "--hmac-secret-file")) {
+            dest = &secret_file;
         } else if (!strcmp(argv[i], "--rate")) {
             dest = &rate;
         } else if (!strcmp(argv[i], "--name")) {
@@ -114,8 +158,30 @@ static int client_add(int argc, char **argv)
         }
         *dest = argv[i];
     }
-    if (!id || !kind || !scopes) {
+    if (!id || !kind || !scopes || (token && token_file) || (secret && secret_file)) {
         return usage();
+    }
+    if (token_file && secret_file && !strcmp(token_file, "-") && !strcmp(secret_file, "-")) {
+        fprintf(stderr, "waslctl client add: only one of the secrets can come from stdin\n");
+        return CTL_USAGE;
+    }
+    if (on_command_line) {
+        /* Still accepted (scripts), but every local user sees it in ps and /proc. */
+        fprintf(stderr, "waslctl client add: a secret on the command line is visible to other"
+                        " users; prefer --token-file - / --hmac-secret-file -\n");
+    }
+    char token_buf[SECRET_MAX_BYTES + 2], secret_buf[SECRET_MAX_BYTES + 2];
+    if (token_file) {
+        if (read_secret(token_file, "--token-file", token_buf, sizeof token_buf) < 0) {
+            return CTL_USAGE;
+        }
+        token = token_buf;
+    }
+    if (secret_file) {
+        if (read_secret(secret_file, "--hmac-secret-file", secret_buf, sizeof secret_buf) < 0) {
+            return CTL_USAGE;
+        }
+        secret = secret_buf;
     }
     char kinds[128];
     snprintf(kinds, sizeof kinds, "|%s|", client_kinds);

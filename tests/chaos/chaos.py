@@ -147,8 +147,9 @@ class Stack:
         env = self.base_env()
         self.ctl(env, "migrate")
         self.token = "chaos-" + os.urandom(12).hex()
-        self.ctl(env, "client", "add", "chaos", "--kind", "ops", "--scopes", "*", "--token",
-                 self.token, "--rate", "100000")
+        # The token on stdin, never on a command line (ps shows those to every local user).
+        self.ctl(env, "client", "add", "chaos", "--kind", "ops", "--scopes", "*", "--token-file",
+                 "-", "--rate", "100000", stdin=self.token + "\n")
         self.keys = self.workdir / "keys"
         self.ctl(env, "keygen", "--dir", self.keys, "bus", "intake", "classifier", "router",
                  "notifier", "caselookup")
@@ -173,9 +174,9 @@ class Stack:
         env["WASL_LOG_LEVEL"] = "info"
         return env
 
-    def ctl(self, env, *args):
+    def ctl(self, env, *args, stdin=None):
         out = subprocess.run([str(BIN / "waslctl")] + [str(a) for a in args],
-                             env=conftest.waslctl_env(env, args),
+                             env=conftest.waslctl_env(env, args), input=stdin,
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"waslctl {args[0]}: {out.stdout}{out.stderr}")

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -276,3 +278,55 @@ def test_run_foreground_stops_on_sigint(stack):
     finally:
         kill_group()
         _unregister_cleanup(("run", proc.pid))
+
+
+def test_dev_token_never_on_a_command_line(stack):
+    """`stack.sh up` hands the dev token to `waslctl client add` on stdin: no command line the
+    stack runs — waslctl's, the daemons', PostgreSQL's, Redis's — contains it (command lines
+    are world-readable in ps and /proc/*/cmdline). Every execve is recorded with strace -f, and
+    the token still works afterwards."""
+    token = "devtok-" + secrets.token_hex(16)
+    stack.env["WASL_DEV_TOKEN"] = token
+    trace = stack.var / "execve.trace"
+    # strace stays attached to the daemons `up` leaves running; it ends with `down`.
+    tracer = subprocess.Popen(
+        ["strace", "-f", "--seccomp-bpf", "-q", "-e", "trace=execve", "-e", "signal=none",
+         "-s", "65536", "-o", str(trace), str(REPO / "deploy" / "stack.sh"), "up"],
+        env=stack.env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=open(stack.var / "up.out", "wb"),
+        stderr=subprocess.STDOUT)
+    _register_cleanup(("strace", tracer.pid), tracer.kill)
+    try:
+        def up_exit_code():
+            text = trace.read_text() if trace.exists() else ""
+            first = text.split(None, 1)[0] if text else None
+            m = first and re.search(rf"^{first} \+\+\+ exited with (\d+) \+\+\+$", text,
+                                    re.M)
+            if tracer.poll() is not None and not m:
+                raise AssertionError(f"strace ended ({tracer.returncode}):\n{text[-3000:]}")
+            return m and int(m.group(1)) + 1  # +1: an exit code 0 must be truthy
+        try:
+            code = wait_for(up_exit_code, STACK_CMD_TIMEOUT_S, interval=0.2,
+                            what="stack.sh up under strace")
+        except TimeoutError:
+            code = None
+        assert code == 1, ((stack.var / "up.out").read_text() + "\n---\n" +
+                           trace.read_text()[:2000] + "\n...\n" + trace.read_text()[-3000:])
+        import urllib.request
+        req = urllib.request.Request(stack.stack_env()["WASL_HTTP_URL"] + "/v1/agents",
+                                     headers={"Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200  # the dev client got its token (and the admin role)
+        assert stack.sh("down").returncode == 0
+        tracer.wait(30)
+    finally:
+        if tracer.poll() is None:
+            tracer.terminate()  # detaches from whatever is left
+            tracer.wait(10)
+        _unregister_cleanup(("strace", tracer.pid))
+    execs = [line for line in trace.read_text().splitlines() if " execve(" in line]
+    # The trace saw what matters: the dev client being added and every daemon starting.
+    assert any('"client", "add", "dev"' in line for line in execs), "\n".join(execs)
+    for name in DAEMONS:
+        assert any(f'/wasl-{name}"' in line for line in execs), name
+    leaked = [line for line in execs if token in line]
+    assert not leaked, leaked

@@ -614,8 +614,8 @@ def main():
         token = os.urandom(32).hex()
         # Its own client: bench-intake (run among the per-service benches) re-keys "bench".
         subprocess.run([str(BIN / "waslctl"), "client", "add", "bench-e2e", "--kind", "api",
-                        "--scopes", "reports", "--rate", "1000000", "--token", token],
-                       env=env, check=True, capture_output=True)
+                        "--scopes", "reports", "--rate", "1000000", "--token-file", "-"],
+                       env=env, check=True, capture_output=True, input=token.encode())
         # The bench reads every table (work, notifications…): as the owner, not as wasl_ctl.
         db = psycopg2.connect(env.get("WASL_PG_OWNER_URL", env["WASL_PG_URL"]))
         db.autocommit = True

@@ -47,7 +47,7 @@ if ! "$WASLCTL" client list 2>/dev/null | grep -qw -- "$CLIENT_ID" || [[ ! -s $T
     (umask 077 && od -An -N 32 -tx1 /dev/urandom | tr -d ' \n' >"$TOKEN_FILE")
     say "adding client $CLIENT_ID (scope reports)"
     "$WASLCTL" client add "$CLIENT_ID" --kind api --scopes reports --rate 1000000 \
-        --token "$(cat "$TOKEN_FILE")" >/dev/null
+        --token-file "$TOKEN_FILE" >/dev/null
 fi
 TOKEN=$(cat "$TOKEN_FILE")
 RUN_ID=$(od -An -N 6 -tx1 /dev/urandom | tr -d ' \n')
