@@ -53,6 +53,8 @@ GRANT SELECT, UPDATE ON offers TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON notifications TO wasl_intake; -- delivery reports
 GRANT SELECT, INSERT, DELETE ON opt_outs TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score replaces one
+-- Idempotency-Key of agent actions: claimed, answered, and expired keys removed (0008).
+GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -94,3 +96,4 @@ GRANT SELECT, UPDATE ON tickets, offers TO wasl_desk;
 GRANT SELECT, INSERT, UPDATE ON agents TO wasl_desk;
 GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notifications
     TO wasl_desk;
+GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;

@@ -1,12 +1,17 @@
 /* agents — the agent desk on intake: agents and their presence, offers (accept/reject), queue
  * views and ticket actions (notes, transfer, resolve, reopen). Each state change is one
- * transaction with its history event; the router makes the offers (services/router). */
+ * transaction with its history event, decided by wasl_authz on the facts it reads with the rows
+ * locked, and idempotent by the client's Idempotency-Key; the router makes the offers
+ * (services/router). */
 #include "handlers.h"
 #include "wasl_agents.h"
+#include "wasl_authz.h"
 #include "wasl_log.h"
 #include "wasl_ref.h"
+#include "wasl_text.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +29,13 @@
 #define PRESENCE_TTL_MAX_S     3600
 #define WRAPUP_MAX_S           3600
 #define QUEUE_VIEW_LIMIT       "500"
+/* Idempotency-Key: a client's own token for one action (a UUID fits), kept this long. */
+#define DESK_KEY_MAX_BYTES   128
+#define DESK_KEY_CHARS       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+#define DESK_KEY_RETENTION_H "24"
+/* Expired keys removed by each keyed action: more than arrive, so the table stays bounded. */
+#define DESK_KEY_CLEANUP_ROWS "32"
+#define DESK_KEY_HEADER       "Idempotency-Key"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -52,6 +64,13 @@ typedef struct {
     char *reason;
     char *json; /* agent document (PUT) */
     long n;     /* presence ttl */
+    /* Who asks: a copy of the client's binding (the request is gone when the writer runs). */
+    char client[sizeof((intake_client_t *)0)->id];
+    wasl_authz_role_t role;
+    char act_as[INTAKE_ACT_AS_MAX];
+    /* Idempotency-Key ("" without) and the request's fingerprint under it. */
+    char key[DESK_KEY_MAX_BYTES + 1];
+    unsigned char fingerprint[crypto_hash_sha256_BYTES];
 } desk_arg_t;
 
 static void desk_arg_free(void *p)
@@ -142,6 +161,75 @@ static int require_agent(wasl_pg_t *pg, const char *agent, intake_reply_t *reply
     return 0;
 }
 
+/* ---- authorization: the facts read here, the decision in wasl_authz ------------------------ */
+
+/* Asks wasl_authz whether the request's client may do `action` with `facts`. 0 when allowed;
+ * else a 403 naming the field that failed in reply (logged) and -1. */
+static int authorize(const desk_arg_t *a, wasl_authz_action_t action,
+                     const wasl_authz_facts_t *facts, intake_reply_t *reply)
+{
+    wasl_authz_principal_t who = {.role = a->role, .act_as = a->act_as};
+    wasl_authz_decision_t d = wasl_authz_decide(&who, action, facts);
+    if (d.allowed) {
+        return 0;
+    }
+    wasl_info("intake: desk action refused", "{s:s, s:s, s:s, s:s}", "client", a->client, "code",
+              d.code, "actor", facts->actor ? facts->actor : "", "target", a->id);
+    intake_error(reply, 403, d.code, d.field, "%s", d.why);
+    return -1;
+}
+
+/* Whether agent `id` exists and is enabled (locked FOR UPDATE when `lock`): 1, 0 or -1. */
+static int agent_exists(wasl_pg_t *pg, const char *id, bool lock)
+{
+    const char *p[] = {id};
+    PGresult *res = intake_sql(pg,
+                               lock ? "SELECT 1 FROM agents WHERE id = $1 AND enabled FOR UPDATE"
+                                    : "SELECT 1 FROM agents WHERE id = $1 AND enabled",
+                               1, p);
+    if (!res) {
+        return -1;
+    }
+    int n = PQntuples(res);
+    PQclear(res);
+    return n > 0;
+}
+
+/* Ticket actions: reads the ticket's assignee and whether the actor serves its queue, with the
+ * ticket locked until the change commits, and asks for `action`; then checks the actor is an
+ * enabled agent. 0 when the change may go on (a missing ticket included: the statement answers
+ * 404), else -1 with reply set. */
+static int ticket_authorize(const desk_arg_t *a, wasl_pg_t *pg, wasl_authz_action_t action,
+                            intake_reply_t *reply)
+{
+    const char *p[] = {a->id, a->agent};
+    PGresult *res =
+        intake_sql(pg,
+                   "SELECT t.assignee, coalesce((SELECT g.skills ? t.queue FROM agents g"
+                   "  WHERE g.id = $2 AND g.enabled), false)"
+                   " FROM tickets t WHERE t.ref = $1 FOR UPDATE OF t",
+                   2, p);
+    if (!res) {
+        return -1;
+    }
+    bool found = PQntuples(res) > 0;
+    wasl_authz_facts_t facts = {
+        .actor = a->agent,
+        .actor_field = "agent",
+        .missing = !found,
+        .assignee = found && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL,
+        .in_queue = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0,
+    };
+    int rc = authorize(a, action, &facts, reply);
+    PQclear(res);
+    if (rc < 0) {
+        return -1;
+    }
+    return require_agent(pg, a->agent, reply);
+}
+
+/* ---- transactions, continued ----------------------------------------------------------------- */
+
 static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
     const char *p[] = {a->id};
@@ -151,6 +239,14 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
     if (!res) {
         return -1;
     }
+    if (one) {
+        wasl_authz_facts_t facts = {
+            .actor = a->id, .actor_field = "id", .missing = PQntuples(res) == 0};
+        if (authorize(a, WASL_AUTHZ_AGENT_VIEW, &facts, reply) < 0) {
+            PQclear(res);
+            return -1;
+        }
+    }
     if (one && PQntuples(res) == 0) {
         PQclear(res);
         intake_error(reply, 404, "not_found", "id", "no agent %s", a->id);
@@ -159,9 +255,14 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
     if (one) {
         reply->body = agent_json(res, 0);
     } else {
+        /* The roster as the client may see it: its own agents, or all for a supervisor. */
+        wasl_authz_principal_t who = {.role = a->role, .act_as = a->act_as};
         json_t *list = json_array();
         for (int r = 0; r < PQntuples(res); r++) {
-            json_array_append_new(list, agent_json(res, r));
+            wasl_authz_facts_t facts = {.actor = PQgetvalue(res, r, 0), .actor_field = "id"};
+            if (wasl_authz_decide(&who, WASL_AUTHZ_AGENT_VIEW, &facts).allowed) {
+                json_array_append_new(list, agent_json(res, r));
+            }
         }
         reply->body = json_pack("{s:o}", "agents", list);
     }
@@ -172,6 +273,10 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
 
 static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    wasl_authz_facts_t facts = {.actor = a->id, .actor_field = "id"};
+    if (authorize(a, WASL_AUTHZ_AGENT_MANAGE, &facts, reply) < 0) {
+        return -1;
+    }
     json_t *doc = json_loads(a->json, 0, NULL);
     if (!doc) {
         return -1;
@@ -185,9 +290,10 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
     if (w) {
         snprintf(wrapup, sizeof wrapup, "%lld", (long long)json_integer_value(w));
     }
-    const char *p[] = {a->id,  json_string_value(json_object_get(doc, "name")),
-                       skills, langs,
-                       cap,    w ? wrapup : NULL};
+    const char *p[] = {a->id,    json_string_value(json_object_get(doc, "name")),
+                       skills,   langs,
+                       cap,      w ? wrapup : NULL,
+                       a->client};
     PGresult *res = intake_sql(
         pg,
         "WITH up AS ("
@@ -203,10 +309,10 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
         "  RETURNING id, (xmax = 0) AS created"
         "), ev AS ("
         "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT id, 'agent.saved', 'api', jsonb_build_object('skills', $3::jsonb) FROM up"
+        "  SELECT id, 'agent.saved', $7, jsonb_build_object('skills', $3::jsonb) FROM up"
         ")"
         "SELECT created FROM up",
-        6, p);
+        7, p);
     free(skills);
     free(langs);
     free(cap);
@@ -227,7 +333,11 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
 
 static int txn_agent_delete(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
-    const char *p[] = {a->id, "api"};
+    wasl_authz_facts_t facts = {.actor = a->id, .actor_field = "id"};
+    if (authorize(a, WASL_AUTHZ_AGENT_MANAGE, &facts, reply) < 0) {
+        return -1;
+    }
+    const char *p[] = {a->id, a->client};
     PGresult *res = intake_sql(pg, wasl_agent_remove_sql, 2, p);
     if (!res) {
         return -1;
@@ -245,9 +355,18 @@ static int txn_agent_delete(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *
 
 static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    int exists = agent_exists(pg, a->id, true);
+    if (exists < 0) {
+        return -1;
+    }
+    wasl_authz_facts_t facts = {
+        .actor = a->id, .actor_field = "id", .missing = !exists, .presence = a->text};
+    if (authorize(a, WASL_AUTHZ_PRESENCE, &facts, reply) < 0) {
+        return -1;
+    }
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%ld", a->n);
-    const char *p[] = {a->id, a->text, ttl};
+    const char *p[] = {a->id, a->text, ttl, a->client};
     PGresult *res = intake_sql(
         pg,
         "WITH old AS ("
@@ -266,7 +385,8 @@ static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
         "    CASE WHEN o.expired THEN 'offline' ELSE o.presence END AS was"
         "), ev AS ("
         "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT $1, 'presence', $1, jsonb_build_object('from', was, 'to', $2::text)"
+        "  SELECT $1, 'presence', $1, jsonb_build_object('from', was, 'to', $2::text,"
+        "    'client', $4::text)"
         "  FROM up WHERE was <> $2::text"
         "), wd AS ("
         "  UPDATE offers o SET state = 'withdrawn', answered_at = now(),"
@@ -279,7 +399,7 @@ static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
         "    $1::text, 'reason', 'agent ' || $2::text) FROM wd"
         ")"
         "SELECT presence, " TS("presence_until") ", was FROM up",
-        3, p);
+        4, p);
     if (!res) {
         return -1;
     }
@@ -298,7 +418,16 @@ static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
 
 static int txn_offers(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
-    if (require_agent(pg, a->id, reply) < 0) {
+    int exists = agent_exists(pg, a->id, false);
+    if (exists < 0) {
+        return -1;
+    }
+    wasl_authz_facts_t facts = {.actor = a->id, .actor_field = "id", .missing = !exists};
+    if (authorize(a, WASL_AUTHZ_AGENT_VIEW, &facts, reply) < 0) {
+        return -1;
+    }
+    if (!exists) {
+        intake_error(reply, 404, "unknown_agent", "agent", "no enabled agent %s", a->id);
         return -1;
     }
     const char *p[] = {a->id};
@@ -343,7 +472,9 @@ static int offer_refusal(wasl_pg_t *pg, const desk_arg_t *a, intake_reply_t *rep
     if (PQntuples(res) == 0) {
         intake_error(reply, 404, "not_found", "id", "no offer %s", a->id);
     } else if (strcmp(PQgetvalue(res, 0, 0), a->agent) != 0) {
-        intake_error(reply, 409, "not_your_offer", "agent", "offer %s is not %s's", a->id,
+        /* Not reached after offer_authorize (the row is locked); kept as the statement's own
+         * guard. */
+        intake_error(reply, 403, "not_your_offer", "agent", "offer %s is not %s's", a->id,
                      a->agent);
     } else if (strcmp(PQgetvalue(res, 0, 1), "offered") != 0) {
         intake_error(reply, 409, "offer_closed", "id", "offer %s is %s", a->id,
@@ -355,8 +486,31 @@ static int offer_refusal(wasl_pg_t *pg, const desk_arg_t *a, intake_reply_t *rep
     return -1;
 }
 
+/* Offers: reads the offer's agent with the offer locked and asks whether the actor may answer
+ * it. 0 to go on (a missing offer included: the statement answers 404), else -1 with reply. */
+static int offer_authorize(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
+{
+    const char *p[] = {a->id};
+    PGresult *res =
+        intake_sql(pg, "SELECT agent_id FROM offers WHERE id = $1::bigint FOR UPDATE", 1, p);
+    if (!res) {
+        return -1;
+    }
+    bool found = PQntuples(res) > 0;
+    wasl_authz_facts_t facts = {.actor = a->agent,
+                                .actor_field = "agent",
+                                .missing = !found,
+                                .offer_agent = found ? PQgetvalue(res, 0, 0) : NULL};
+    int rc = authorize(a, WASL_AUTHZ_OFFER_ANSWER, &facts, reply);
+    PQclear(res);
+    return rc;
+}
+
 static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (offer_authorize(a, pg, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id, a->agent};
     PGresult *res = intake_sql(
         pg,
@@ -402,6 +556,9 @@ static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 
 static int txn_reject(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (offer_authorize(a, pg, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id, a->agent, a->reason};
     PGresult *res = intake_sql(
         pg,
@@ -430,6 +587,19 @@ static int txn_reject(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 
 static int txn_queue(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    const char *m[] = {a->id, a->act_as};
+    PGresult *member = intake_sql(pg,
+                                  "SELECT 1 FROM agents WHERE enabled AND skills ? $1"
+                                  " AND id = ANY(string_to_array($2, ',')) LIMIT 1",
+                                  2, m);
+    if (!member) {
+        return -1;
+    }
+    wasl_authz_facts_t facts = {.in_queue = PQntuples(member) > 0};
+    PQclear(member);
+    if (authorize(a, WASL_AUTHZ_QUEUE_VIEW, &facts, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id};
     /* Waiting tickets in the order the router offers them: priority, SLA deadline, age. */
     PGresult *res = intake_sql(
@@ -488,9 +658,6 @@ static int txn_queue(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, int n,
                          const char *const *p, const char *what, intake_reply_t *reply)
 {
-    if (require_agent(pg, a->agent, reply) < 0) {
-        return -1;
-    }
     PGresult *res = intake_sql(pg, sql, n, p);
     if (!res) {
         return -1;
@@ -501,10 +668,8 @@ static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, in
         return -1;
     }
     if (PQgetisnull(res, 0, 1)) {
-        intake_error(reply, 409, "wrong_state", "ref", "ticket %s is %s%s: cannot %s", a->id,
-                     PQgetvalue(res, 0, 0),
-                     PQnfields(res) > 2 && !PQgetisnull(res, 0, 2) ? " by another agent" : "",
-                     what);
+        intake_error(reply, 409, "wrong_state", "ref", "ticket %s is %s: cannot %s", a->id,
+                     PQgetvalue(res, 0, 0), what);
         PQclear(res);
         return -1;
     }
@@ -516,6 +681,9 @@ static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, in
 
 static int txn_note(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (ticket_authorize(a, pg, WASL_AUTHZ_NOTE, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id, a->agent, a->text};
     return ticket_change(pg, a,
                          "WITH t AS (SELECT id, status FROM tickets WHERE ref = $1),"
@@ -528,6 +696,9 @@ static int txn_note(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 
 static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (ticket_authorize(a, pg, WASL_AUTHZ_TRANSFER, reply) < 0) {
+        return -1;
+    }
     const char *q[] = {a->text};
     PGresult *res = intake_sql(pg, "SELECT 1 FROM agents WHERE enabled AND skills ? $1", 1, q);
     if (!res) {
@@ -560,6 +731,9 @@ static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
 
 static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (ticket_authorize(a, pg, WASL_AUTHZ_RESOLVE, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id, a->agent, a->text};
     /* The beneficiary's update and survey go to the outbox in the same transaction; the
      * notifier's sweep sends them (intake's bus socket feeds the classify stage only). */
@@ -569,7 +743,7 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
         "   language, auto_submitted FROM tickets WHERE ref = $1 FOR UPDATE),"
         " up AS (UPDATE tickets t SET status = 'resolved', resolved_at = now(), resolution = $3,"
         "   updated_at = now() FROM c WHERE t.id = c.id AND c.status IN ('routed', 'assigned')"
-        "   AND (c.assignee IS NULL OR c.assignee = $2) RETURNING t.id),"
+        "   RETURNING t.id),"
         " wd AS (UPDATE offers o SET state = 'withdrawn', answered_at = now(),"
         "   reason = 'resolved' FROM up WHERE o.ticket_id = up.id AND o.state = 'offered'),"
         " ag AS (UPDATE agents g SET wrapup_until = now() + make_interval(secs => g.wrapup_s),"
@@ -589,13 +763,15 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
         "   ('survey', 'survey', jsonb_build_object('ref', c.ref))) AS k(kind, template, params)"
         "   WHERE coalesce(c.from_phone, c.from_email) IS NOT NULL AND c.auto_submitted IS NULL"
         "   ON CONFLICT (dedupe_key) DO NOTHING)"
-        " SELECT c.status, up.id, CASE WHEN c.assignee <> $2 THEN c.assignee END"
-        " FROM c LEFT JOIN up ON true",
+        " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
         3, p, "resolve", reply);
 }
 
 static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
+    if (ticket_authorize(a, pg, WASL_AUTHZ_REOPEN, reply) < 0) {
+        return -1;
+    }
     const char *p[] = {a->id, a->agent, a->reason};
     /* Routed again by the router (new SLA), at the ticket's original place in line. */
     return ticket_change(
@@ -614,10 +790,127 @@ static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         3, p, "reopen", reply);
 }
 
-static int desk_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
+/* ---- idempotency by the client's key ------------------------------------------------------- */
+
+static bool op_changes_state(desk_op_t op)
 {
-    (void)w;
-    const desk_arg_t *a = job->arg;
+    return op != OP_AGENT_LIST && op != OP_AGENT_GET && op != OP_OFFERS && op != OP_QUEUE;
+}
+
+/* The request as the action sees it (the validated fields, not the bytes of the body), so that a
+ * retry that re-encodes its JSON still matches. */
+static void desk_fingerprint(desk_arg_t *a)
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    const unsigned char op = (unsigned char)a->op;
+    crypto_hash_sha256_update(&st, &op, 1);
+    const char *fields[] = {a->id, a->agent, a->text, a->reason, a->json};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        /* Length-prefixed, with absent distinct from empty: no two requests share an input. */
+        unsigned long long len = fields[i] ? strlen(fields[i]) : ~0ULL;
+        crypto_hash_sha256_update(&st, (const unsigned char *)&len, sizeof len);
+        if (fields[i]) {
+            crypto_hash_sha256_update(&st, (const unsigned char *)fields[i], strlen(fields[i]));
+        }
+    }
+    long long n = a->n;
+    crypto_hash_sha256_update(&st, (const unsigned char *)&n, sizeof n);
+    crypto_hash_sha256_final(&st, a->fingerprint);
+}
+
+/* Claims (client, key) in the open transaction. 0: the key is new, the action runs and
+ * key_record() keeps its reply. 1: `reply` is the committed first reply (a replay; nothing
+ * changes). -1: a refusal in reply (422, the key belongs to another request) or a database
+ * error. A concurrent request with the same key waits on the INSERT until the first one commits
+ * (then it replays) or rolls back (then it runs). */
+static int key_claim(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
+{
+    char fp[2 + 2 * crypto_hash_sha256_BYTES + 1] = "\\x";
+    sodium_bin2hex(fp + 2, sizeof fp - 2, a->fingerprint, sizeof a->fingerprint);
+    const char *p[] = {a->client, a->key, fp};
+    const char *expiry[] = {a->client, a->key, DESK_KEY_RETENTION_H};
+    /* An expired key starts afresh. */
+    PGresult *res = intake_sql(pg,
+                               "DELETE FROM desk_idempotency WHERE client_id = $1 AND key = $2"
+                               " AND created_at < now() - make_interval(hours => $3::int)",
+                               3, expiry);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    res = intake_sql(pg,
+                     "INSERT INTO desk_idempotency (client_id, key, fingerprint)"
+                     " VALUES ($1, $2, $3::bytea) ON CONFLICT (client_id, key) DO NOTHING"
+                     " RETURNING 1",
+                     3, p);
+    if (!res) {
+        return -1;
+    }
+    int fresh = PQntuples(res);
+    PQclear(res);
+    if (fresh) {
+        return 0;
+    }
+    res = intake_sql(pg,
+                     "SELECT fingerprint = $3::bytea, status, reply::text FROM desk_idempotency"
+                     " WHERE client_id = $1 AND key = $2",
+                     3, p);
+    if (!res) {
+        return -1;
+    }
+    int rc = -1;
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1)) {
+        /* A committed row always has its reply (one transaction writes both). */
+        wasl_warn("intake: idempotency key without a reply", "{s:s}", "client", a->client);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        intake_error(reply, 422, "idempotency_key_reused", DESK_KEY_HEADER,
+                     "this key was used for a different request");
+    } else {
+        reply->status = (unsigned)atoi(PQgetvalue(res, 0, 1));
+        reply->body = json_loads(PQgetvalue(res, 0, 2), JSON_DECODE_ANY, NULL);
+        rc = reply->body ? 1 : -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Keeps the reply of a keyed action in its own transaction, and removes a few expired keys.
+ * 0 or -1. */
+static int key_record(const desk_arg_t *a, wasl_pg_t *pg, const intake_reply_t *reply)
+{
+    char status[8];
+    snprintf(status, sizeof status, "%u", reply->status);
+    char *body = json_dumps(reply->body, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!body) {
+        return -1;
+    }
+    const char *p[] = {a->client, a->key, status, body};
+    PGresult *res = intake_sql(pg,
+                               "UPDATE desk_idempotency SET status = $3::smallint, reply = $4::json"
+                               " WHERE client_id = $1 AND key = $2",
+                               4, p);
+    free(body);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    const char *q[] = {DESK_KEY_RETENTION_H, DESK_KEY_CLEANUP_ROWS};
+    res = intake_sql(pg,
+                     "DELETE FROM desk_idempotency d USING (SELECT client_id, key"
+                     "  FROM desk_idempotency WHERE created_at < now() - make_interval(hours =>"
+                     "  $1::int) ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED) old"
+                     " WHERE d.client_id = old.client_id AND d.key = old.key",
+                     2, q);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int desk_action(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
+{
     switch (a->op) {
     case OP_AGENT_LIST:
     case OP_AGENT_GET:
@@ -648,11 +941,67 @@ static int desk_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
     return -1;
 }
 
+static int desk_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
+{
+    (void)w;
+    const desk_arg_t *a = job->arg;
+    if (!a->key[0]) {
+        return desk_action(a, pg, reply);
+    }
+    int claimed = key_claim(a, pg, reply);
+    if (claimed != 0) {
+        return claimed > 0 ? 0 : -1; /* a replay commits nothing new */
+    }
+    /* A refused action rolls back its claim too: it changed nothing, so a retry is judged
+     * afresh. */
+    int rc = desk_action(a, pg, reply);
+    if (rc == 0 && key_record(a, pg, reply) < 0) {
+        json_decref(reply->body);
+        reply->body = NULL;
+        return -1;
+    }
+    return rc;
+}
+
 /* ---- request validation (HTTP thread) ------------------------------------------------------- */
 
+static wasl_authz_role_t authz_role(intake_role_t role)
+{
+    switch (role) {
+    case INTAKE_ROLE_AGENT:
+        return WASL_AUTHZ_ROLE_AGENT;
+    case INTAKE_ROLE_SUPERVISOR:
+        return WASL_AUTHZ_ROLE_SUPERVISOR;
+    case INTAKE_ROLE_ADMIN:
+        return WASL_AUTHZ_ROLE_ADMIN;
+    case INTAKE_ROLE_NONE:
+        break;
+    }
+    return WASL_AUTHZ_ROLE_NONE;
+}
+
+/* Hands the request to a writer with the client's binding and its Idempotency-Key (state
+ * changes only; a malformed key is refused here). Takes ownership of *arg_p. */
 static void submit(intake_request_t *req, intake_reply_t *reply, desk_arg_t **arg_p,
                    const char *endpoint)
 {
+    desk_arg_t *a = *arg_p;
+    snprintf(a->client, sizeof a->client, "%s", req->client.id);
+    a->role = authz_role(req->client.role);
+    snprintf(a->act_as, sizeof a->act_as, "%s", req->client.act_as);
+    const char *key = intake_header(req, DESK_KEY_HEADER);
+    if (key && op_changes_state(a->op)) {
+        size_t len = strlen(key);
+        if (len == 0 || len > DESK_KEY_MAX_BYTES || strspn(key, DESK_KEY_CHARS) != len) {
+            intake_error(reply, 400, "invalid_idempotency_key", DESK_KEY_HEADER,
+                         "an idempotency key is 1..%d of A-Z a-z 0-9 . _ : -", DESK_KEY_MAX_BYTES);
+            desk_arg_free(a);
+            *arg_p = NULL;
+            return;
+        }
+        memcpy(a->key, key, len + 1);
+        desk_fingerprint(a);
+    }
     intake_job_t *job = intake_job_new(INTAKE_JOB_TXN, endpoint, req->deadline_ms);
     if (!job) {
         desk_arg_free(*arg_p);
@@ -689,7 +1038,24 @@ static int read_acting_agent(json_t *doc, desk_arg_t *a, intake_reply_t *reply)
     return 0;
 }
 
-/* Validates an agent document for PUT /v1/agents/{id}; returns 0 or -1 with reply set. */
+/* A number as a person types it: a JSON integer, or a string of ASCII or Arabic-Indic (any Nd)
+ * digits, which replaces it in `obj` so that the statement reads an integer. 0 or -1. */
+static int typed_number(json_t *obj, const char *key, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (!json_is_string(v) || wasl_parse_number(json_string_value(v), out) < 0) {
+        return -1;
+    }
+    /* Replacing the value of an existing key keeps the object's iteration valid. */
+    return json_object_set_new(obj, key, json_integer(*out));
+}
+
+/* Validates an agent document for PUT /v1/agents/{id} and turns typed numbers into integers;
+ * returns 0 or -1 with reply set. */
 static int check_agent_doc(json_t *doc, intake_reply_t *reply)
 {
     const char *name;
@@ -708,8 +1074,9 @@ static int check_agent_doc(json_t *doc, intake_reply_t *reply)
     json_t *v;
     json_object_foreach(skills, k, v)
     {
-        if (!name_ok(k, QUEUE_NAME_MAX) || !json_is_integer(v) || json_integer_value(v) < 1 ||
-            json_integer_value(v) > SKILL_LEVEL_MAX) {
+        long long level;
+        if (!name_ok(k, QUEUE_NAME_MAX) || typed_number(skills, k, &level) < 0 || level < 1 ||
+            level > SKILL_LEVEL_MAX) {
             intake_error(reply, 400, "invalid_skills", "skills",
                          "skill \"%s\" needs a name and a level 1..%d", k, SKILL_LEVEL_MAX);
             return -1;
@@ -742,8 +1109,8 @@ static int check_agent_doc(json_t *doc, intake_reply_t *reply)
             for (size_t i = 0; channels[i]; i++) {
                 known |= strcmp(k, channels[i]) == 0;
             }
-            ok = ok && known && json_is_integer(v) && json_integer_value(v) >= 0 &&
-                 json_integer_value(v) <= CAPACITY_MAX;
+            long long n = -1;
+            ok = ok && known && typed_number(cap, k, &n) == 0 && n >= 0 && n <= CAPACITY_MAX;
         }
         if (!ok) {
             intake_error(reply, 400, "invalid_capacity", "capacity",
@@ -753,8 +1120,15 @@ static int check_agent_doc(json_t *doc, intake_reply_t *reply)
     }
     long long wrapup;
     bool present;
-    return intake_json_int(doc, "wrapup_s", "wrapup_s", false, 0, WRAPUP_MAX_S, &wrapup, &present,
-                           reply);
+    if (intake_json_int(doc, "wrapup_s", "wrapup_s", false, 0, WRAPUP_MAX_S, &wrapup, &present,
+                        reply) < 0) {
+        return -1;
+    }
+    if (present) {
+        /* "٣٠" was accepted above and then stored as 0: the document carries the number. */
+        json_object_set_new(doc, "wrapup_s", json_integer(wrapup));
+    }
+    return 0;
 }
 
 void intake_handle_agents(intake_request_t *req, intake_reply_t *reply)
@@ -783,7 +1157,7 @@ void intake_handle_agents(intake_request_t *req, intake_reply_t *reply)
         if (!(doc = intake_body_json(req, reply)) || check_agent_doc(doc, reply) < 0) {
             goto refuse;
         }
-        a->json = json_dumps(doc, JSON_COMPACT);
+        a->json = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS); /* canonical: fingerprinted */
     } else if (action && strcmp(action, "presence") == 0 && put) {
         a->op = OP_PRESENCE;
         const char *state;

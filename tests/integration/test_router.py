@@ -68,11 +68,21 @@ def rules_file(tmp_path, name="routing.yaml", overflow="1h", offer_timeout="30s"
     return path
 
 
+# Every agent these tests make: the desk client acts for them (it sets their presence and
+# answers their offers) and, as admin, manages them.
+DESK_AGENTS = ["nora", "sami", "offline-omar", "aisha", "badr", "camel", "hala", "reem", "lina",
+               "majed", "ok"] + [f"agent{i}" for i in range(8)]
+SAMI_APP = "sami-app"
+
+
 @pytest.fixture
 def desk(start_intake):
-    """An intake whose client `desk2` may use the agent API."""
-    clients = default_clients() + [Client(DESK, "agent_desk", "agents,tickets:read",
-                                          token=new_token())]
+    """An intake whose client `desk2` may use the agent API: admin, bound to every test agent;
+    and `sami-app`, bound to sami alone."""
+    clients = default_clients() + [
+        Client(DESK, "agent_desk", "agents,tickets:read", token=new_token(),
+               act_as=",".join(DESK_AGENTS), role="admin"),
+        Client(SAMI_APP, "agent_desk", "agents", token=new_token(), act_as="sami", role="agent")]
     return start_intake(clients=clients)
 
 
@@ -184,7 +194,7 @@ def test_offers_skills_capacity_accept_resolve(desk, daemon, tmp_path):
     r = desk.request("GET", "/v1/agents/nora/offers", client=DESK)
     assert r.status == 200 and r.json["offers"][0]["ticket"] == ref1
     r = desk.post(f"/v1/offers/{o1['id']}/accept", {"agent": "sami"}, client=DESK)
-    assert r.status == 409 and r.json["error"]["code"] == "not_your_offer"
+    assert r.status == 403 and r.json["error"]["code"] == "not_your_offer"
     r = desk.post(f"/v1/offers/{o1['id']}/accept", {"agent": "nora"}, client=DESK)
     assert r.status == 200, r.raw
     t = desk.ticket(ref1)
@@ -195,8 +205,8 @@ def test_offers_skills_capacity_accept_resolve(desk, daemon, tmp_path):
                   client=DESK)
     assert r.status == 200
     r = desk.post(f"/v1/tickets/{ref1}/resolve", {"agent": "sami", "resolution": "x"},
-                  client=DESK)
-    assert r.status == 409  # only the assignee resolves an assigned ticket
+                  client=SAMI_APP)
+    assert r.status == 403  # only the assignee (or a supervisor) resolves an assigned ticket
     r = desk.post(f"/v1/tickets/{ref1}/resolve",
                   {"agent": "nora", "resolution": "موعد الجلسة ١٢/١٢"}, client=DESK)
     assert r.status == 200, r.raw
