@@ -511,7 +511,7 @@ static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     if (offer_authorize(a, pg, reply) < 0) {
         return -1;
     }
-    const char *p[] = {a->id, a->agent};
+    const char *p[] = {a->id, a->agent, a->client};
     PGresult *res = intake_sql(
         pg,
         "WITH o AS ("
@@ -526,10 +526,10 @@ static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         "), ev AS ("
         "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
         "  SELECT t.id, 'offer.accepted', $2, jsonb_build_object('offer', $1::bigint, 'agent',"
-        "    $2::text) FROM t"
+        "    $2::text, 'client', $3::text) FROM t"
         ")"
         "SELECT o.id, t.ref FROM o LEFT JOIN t ON true",
-        2, p);
+        3, p);
     if (!res) {
         return -1;
     }
@@ -559,7 +559,7 @@ static int txn_reject(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     if (offer_authorize(a, pg, reply) < 0) {
         return -1;
     }
-    const char *p[] = {a->id, a->agent, a->reason};
+    const char *p[] = {a->id, a->agent, a->reason, a->client};
     PGresult *res = intake_sql(
         pg,
         "WITH o AS ("
@@ -568,10 +568,10 @@ static int txn_reject(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         "), ev AS ("
         "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
         "  SELECT ticket_id, 'offer.rejected', $2, jsonb_strip_nulls(jsonb_build_object('offer',"
-        "    id, 'agent', $2::text, 'reason', $3::text)) FROM o"
+        "    id, 'agent', $2::text, 'reason', $3::text, 'client', $4::text)) FROM o"
         ")"
         "SELECT id FROM o",
-        3, p);
+        4, p);
     if (!res) {
         return -1;
     }
@@ -684,14 +684,15 @@ static int txn_note(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     if (ticket_authorize(a, pg, WASL_AUTHZ_NOTE, reply) < 0) {
         return -1;
     }
-    const char *p[] = {a->id, a->agent, a->text};
+    const char *p[] = {a->id, a->agent, a->text, a->client};
     return ticket_change(pg, a,
                          "WITH t AS (SELECT id, status FROM tickets WHERE ref = $1),"
                          " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-                         "   SELECT id, 'note', $2, jsonb_build_object('text', $3::text) FROM t"
+                         "   SELECT id, 'note', $2, jsonb_build_object('text', $3::text,"
+                         "     'client', $4::text) FROM t"
                          "   RETURNING ticket_id)"
                          " SELECT t.status, ev.ticket_id FROM t LEFT JOIN ev ON true",
-                         3, p, "note", reply);
+                         4, p, "note", reply);
 }
 
 static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -710,7 +711,7 @@ static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
         intake_error(reply, 400, "unknown_queue", "queue", "no agent serves queue %s", a->text);
         return -1;
     }
-    const char *p[] = {a->id, a->agent, a->text, a->reason};
+    const char *p[] = {a->id, a->agent, a->text, a->reason, a->client};
     /* The ticket keeps waiting_since: it keeps its place in line. */
     return ticket_change(
         pg, a,
@@ -723,10 +724,11 @@ static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
         "   reason = 'transferred' FROM up WHERE o.ticket_id = up.id AND o.state = 'offered'),"
         " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
         "   SELECT c.id, 'transferred', $2, jsonb_strip_nulls(jsonb_build_object('from',"
-        "   c.old_queue, 'to', $3::text, 'assignee_was', c.assignee, 'reason', $4::text))"
+        "   c.old_queue, 'to', $3::text, 'assignee_was', c.assignee, 'reason', $4::text,"
+        "   'client', $5::text))"
         "   FROM c JOIN up ON up.id = c.id)"
         " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        4, p, "transfer", reply);
+        5, p, "transfer", reply);
 }
 
 static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -734,7 +736,7 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
     if (ticket_authorize(a, pg, WASL_AUTHZ_RESOLVE, reply) < 0) {
         return -1;
     }
-    const char *p[] = {a->id, a->agent, a->text};
+    const char *p[] = {a->id, a->agent, a->text, a->client};
     /* The beneficiary's update and survey go to the outbox in the same transaction; the
      * notifier's sweep sends them (intake's bus socket feeds the classify stage only). */
     return ticket_change(
@@ -751,7 +753,7 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
         "   FROM up WHERE g.id = $2 RETURNING g.wrapup_until),"
         " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
         "   SELECT up.id, 'resolved', $2, jsonb_build_object('resolution', $3::text,"
-        "   'wrapup_until', (SELECT wrapup_until FROM ag)) FROM up),"
+        "   'wrapup_until', (SELECT wrapup_until FROM ag), 'client', $4::text) FROM up),"
         " n AS (INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template,"
         "   params, dedupe_key)"
         "   SELECT c.id, k.kind, CASE WHEN c.from_phone IS NOT NULL THEN 'sms' ELSE 'email' END,"
@@ -764,7 +766,7 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
         "   WHERE coalesce(c.from_phone, c.from_email) IS NOT NULL AND c.auto_submitted IS NULL"
         "   ON CONFLICT (dedupe_key) DO NOTHING)"
         " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        3, p, "resolve", reply);
+        4, p, "resolve", reply);
 }
 
 static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -772,7 +774,7 @@ static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     if (ticket_authorize(a, pg, WASL_AUTHZ_REOPEN, reply) < 0) {
         return -1;
     }
-    const char *p[] = {a->id, a->agent, a->reason};
+    const char *p[] = {a->id, a->agent, a->reason, a->client};
     /* Routed again by the router (new SLA), at the ticket's original place in line. */
     return ticket_change(
         pg, a,
@@ -785,9 +787,9 @@ static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         "   ON CONFLICT (dedupe_key) DO NOTHING),"
         " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
         "   SELECT id, 'reopened', $2, jsonb_strip_nulls(jsonb_build_object('reason', $3::text,"
-        "   'count', reopen_count)) FROM up)"
+        "   'count', reopen_count, 'client', $4::text)) FROM up)"
         " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        3, p, "reopen", reply);
+        4, p, "reopen", reply);
 }
 
 /* ---- idempotency by the client's key ------------------------------------------------------- */

@@ -185,6 +185,8 @@ def test_supervisor_reassigns_and_forces_offline_admin_manages(desk):
     assert r.status == 200, r.raw
     t = desk.ticket(ref)
     assert (t["queue"], t["status"], t["assignee"]) == ("case-status", "routed", None)
+    ev = [e for e in desk.events(tid) if e["kind"] == "transferred"][0]
+    assert ev["data"]["client"] == SUPER  # the history says through which client
     r = desk.request("PUT", f"/v1/agents/{BADR}/presence", {"state": "offline"}, client=SUPER)
     assert r.status == 200 and r.json["presence"] == "offline", r.raw
     assert desk.scalar("SELECT state FROM offers WHERE id = %s", (offer,)) == "withdrawn"
@@ -240,11 +242,13 @@ def test_retry_after_reaper_503_returns_the_committed_note(start_intake):
     """The race of finding 17: the ticket row is locked, so the note's transaction waits past
     the deadline and the reaper answers 503; the lock goes, the note commits anyway. The
     client's retry with the same key gets the committed reply — and no second note."""
-    it = start_intake(clients=desk_clients(), env={"WASL_INTAKE_DEADLINE_MS": 500})
-    r = it.request("PUT", f"/v1/agents/{AISHA}", {"name": "A", "skills": {"case-status": 3}},
-                   client=ADMIN)
-    assert r.status == 201, r.raw
+    it = start_intake(clients=desk_clients(), env={"WASL_INTAKE_DEADLINE_MS": 1500})
+    it.scalar("INSERT INTO agents (id, name, skills) VALUES (%s, 'A', '{\"case-status\": 3}')"
+              " RETURNING id", (AISHA,))
     tid, ref = add_ticket(it, "case-status", "assigned", assignee=AISHA)
+    # Intake answers for this client (credentials loaded) before the attack starts.
+    wait_for(lambda: it.get(f"/v1/agents/{AISHA}", client=APP_A).status == 200, 10,
+             what="intake serving the desk client")
     key = {"Idempotency-Key": unique("race")}
     body = {"agent": AISHA, "text": "سأعاود الاتصال"}
     lock = psycopg2.connect(it.db_url)
@@ -258,7 +262,10 @@ def test_retry_after_reaper_503_returns_the_committed_note(start_intake):
         lock.rollback()
         lock.close()
     wait_for(lambda: note_count(it, tid) == 1, 10, what="the note committed after the 503")
-    retry = it.post(f"/v1/tickets/{ref}/notes", body, client=APP_A, headers=key)
+    # The client retries as a client does after a 503: same key, same request, until answered.
+    retry = wait_for(lambda: (r := it.post(f"/v1/tickets/{ref}/notes", body, client=APP_A,
+                                           headers=key)).status != 503 and r, 10,
+                     what="an answer to the retry")
     assert retry.status == 200, retry
     assert retry.json == {"ticket": ref, "done": "note"}
     assert note_count(it, tid) == 1
