@@ -11,6 +11,22 @@ static wasl_authz_decision_t refuse(const char *code, const char *field, const c
     return (wasl_authz_decision_t){.allowed = false, .code = code, .field = field, .why = why};
 }
 
+wasl_authz_role_t wasl_authz_role_parse(const char *word)
+{
+    static const struct {
+        const char *word;
+        wasl_authz_role_t role;
+    } roles[] = {{"agent", WASL_AUTHZ_ROLE_AGENT},
+                 {"supervisor", WASL_AUTHZ_ROLE_SUPERVISOR},
+                 {"admin", WASL_AUTHZ_ROLE_ADMIN}};
+    for (size_t i = 0; word && i < sizeof roles / sizeof roles[0]; i++) {
+        if (strcmp(word, roles[i].word) == 0) {
+            return roles[i].role;
+        }
+    }
+    return WASL_AUTHZ_ROLE_NONE;
+}
+
 bool wasl_authz_listed(const char *list, const char *agent)
 {
     if (!list || !agent || !*agent) {

@@ -64,6 +64,10 @@ wasl_authz_decision_t wasl_authz_decide(const wasl_authz_principal_t *who,
                                         wasl_authz_action_t action,
                                         const wasl_authz_facts_t *facts);
 
+/* The role named by `word` ("agent", "supervisor", "admin", as in clients.role); ROLE_NONE for
+ * NULL, "" or anything else. */
+wasl_authz_role_t wasl_authz_role_parse(const char *word);
+
 /* True when `agent` is one of the ids of the comma-joined `list` (whole ids, not prefixes). */
 bool wasl_authz_listed(const char *list, const char *agent);
 

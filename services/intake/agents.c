@@ -967,21 +967,6 @@ static int desk_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake
 
 /* ---- request validation (HTTP thread) ------------------------------------------------------- */
 
-static wasl_authz_role_t authz_role(intake_role_t role)
-{
-    switch (role) {
-    case INTAKE_ROLE_AGENT:
-        return WASL_AUTHZ_ROLE_AGENT;
-    case INTAKE_ROLE_SUPERVISOR:
-        return WASL_AUTHZ_ROLE_SUPERVISOR;
-    case INTAKE_ROLE_ADMIN:
-        return WASL_AUTHZ_ROLE_ADMIN;
-    case INTAKE_ROLE_NONE:
-        break;
-    }
-    return WASL_AUTHZ_ROLE_NONE;
-}
-
 /* Hands the request to a writer with the client's binding and its Idempotency-Key (state
  * changes only; a malformed key is refused here). Takes ownership of *arg_p. */
 static void submit(intake_request_t *req, intake_reply_t *reply, desk_arg_t **arg_p,
@@ -989,7 +974,7 @@ static void submit(intake_request_t *req, intake_reply_t *reply, desk_arg_t **ar
 {
     desk_arg_t *a = *arg_p;
     snprintf(a->client, sizeof a->client, "%s", req->client.id);
-    a->role = authz_role(req->client.role);
+    a->role = req->client.role;
     snprintf(a->act_as, sizeof a->act_as, "%s", req->client.act_as);
     const char *key = intake_header(req, DESK_KEY_HEADER);
     if (key && op_changes_state(a->op)) {

@@ -81,39 +81,6 @@ long intake_scopes_parse(const char *list)
     return bits;
 }
 
-intake_role_t intake_role_parse(const char *word)
-{
-    if (!word) {
-        return INTAKE_ROLE_NONE;
-    }
-    if (strcmp(word, "agent") == 0) {
-        return INTAKE_ROLE_AGENT;
-    }
-    if (strcmp(word, "supervisor") == 0) {
-        return INTAKE_ROLE_SUPERVISOR;
-    }
-    if (strcmp(word, "admin") == 0) {
-        return INTAKE_ROLE_ADMIN;
-    }
-    return INTAKE_ROLE_NONE;
-}
-
-bool intake_client_acts_as(const intake_client_t *client, const char *agent)
-{
-    size_t alen = strlen(agent);
-    if (alen == 0) {
-        return false;
-    }
-    for (const char *p = client->act_as; *p;) {
-        size_t len = strcspn(p, ",");
-        if (len == alen && memcmp(p, agent, len) == 0) {
-            return true;
-        }
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
-
 static void set_free(client_set_t *set)
 {
     for (size_t i = 0; i < set->n; i++) {
@@ -156,7 +123,7 @@ static int load_clients(intake_auth_t *self, wasl_pg_t *pg)
         }
         e->pub.scopes = (unsigned)scopes;
         e->pub.rate_per_s = strtol(PQgetvalue(res, r, 4), NULL, 10);
-        e->pub.role = intake_role_parse(PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5));
+        e->pub.role = wasl_authz_role_parse(PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5));
         e->pub.trusted_ani = PQgetvalue(res, r, 6)[0] == 't';
         if ((size_t)PQgetlength(res, r, 7) >= sizeof e->pub.act_as) {
             wasl_warn("intake: client's act_as list is too long; ignored", "{s:s}", "client",

@@ -4,6 +4,7 @@
 #define WASL_INTAKE_AUTH_H
 
 #include "intake.h"
+#include "wasl_authz.h"
 
 typedef enum {
     INTAKE_SCOPE_REPORTS = 1 << 0,
@@ -25,21 +26,14 @@ typedef enum {
 /* Room for a client's act_as list, comma-joined (the clients table bounds it to 2000 bytes). */
 #define INTAKE_ACT_AS_MAX 2048
 
-typedef enum {
-    INTAKE_ROLE_NONE = 0,
-    INTAKE_ROLE_AGENT,
-    INTAKE_ROLE_SUPERVISOR,
-    INTAKE_ROLE_ADMIN,
-} intake_role_t;
-
 /* A client as a request sees it: a copy, so a refresh of the table never changes it under the
  * request. */
 typedef struct {
     char id[65];
     unsigned scopes;
     long rate_per_s;
-    intake_role_t role; /* the widest person-role it carries (clients.role) */
-    bool trusted_ani;   /* a telephony client whose caller numbers come from the network */
+    wasl_authz_role_t role; /* the widest person-role it carries (clients.role) */
+    bool trusted_ani;       /* a telephony client whose caller numbers come from the network */
     char act_as[INTAKE_ACT_AS_MAX]; /* agents it may act for, comma-joined ("" = none) */
 } intake_client_t;
 
@@ -67,14 +61,6 @@ int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_
 /* Parses a comma-separated scope list ("reports,sms" or "*") into bits; -1 on an unknown word.
  * "tickets:read:all" sets the tickets:read bit too. */
 long intake_scopes_parse(const char *list);
-
-/* True when `client` may act for `agent`: it is in the client's act_as list. (Roles are checked
- * by the caller against what the action needs.) */
-bool intake_client_acts_as(const intake_client_t *client, const char *agent);
-
-/* The role named by `word` ("agent", "supervisor", "admin"); INTAKE_ROLE_NONE for NULL, "" or
- * anything else. */
-intake_role_t intake_role_parse(const char *word);
 
 /* True once the clients were loaded at least once. */
 bool intake_auth_ready(intake_auth_t *self, char *why, size_t cap);

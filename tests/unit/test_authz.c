@@ -44,6 +44,18 @@ static void test_listed_whole_ids(void **state)
     assert_false(wasl_authz_listed("aisha", NULL));
 }
 
+static void test_role_words(void **state)
+{
+    (void)state;
+    assert_int_equal(wasl_authz_role_parse("agent"), WASL_AUTHZ_ROLE_AGENT);
+    assert_int_equal(wasl_authz_role_parse("supervisor"), WASL_AUTHZ_ROLE_SUPERVISOR);
+    assert_int_equal(wasl_authz_role_parse("admin"), WASL_AUTHZ_ROLE_ADMIN);
+    assert_int_equal(wasl_authz_role_parse(NULL), WASL_AUTHZ_ROLE_NONE);
+    assert_int_equal(wasl_authz_role_parse(""), WASL_AUTHZ_ROLE_NONE);
+    assert_int_equal(wasl_authz_role_parse("Admin"), WASL_AUTHZ_ROLE_NONE);
+    assert_int_equal(wasl_authz_role_parse("admins"), WASL_AUTHZ_ROLE_NONE);
+}
+
 static void test_acting_for_another_agent_is_refused(void **state)
 {
     (void)state;
@@ -157,6 +169,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listed_whole_ids),
+        cmocka_unit_test(test_role_words),
         cmocka_unit_test(test_acting_for_another_agent_is_refused),
         cmocka_unit_test(test_agent_admin_needs_admin),
         cmocka_unit_test(test_presence),
