@@ -1444,6 +1444,22 @@ def c_string_lines(data: bytes, indent: str) -> list[str]:
     return lines
 
 
+def read_sql_file(path: str) -> bytes:
+    """The bytes of an SQL file to embed in C: readable, no NUL (it would cut the embedded SQL
+    short), UTF-8."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise GenError(f"{path}: cannot read: {exc}") from None
+    if b"\0" in data:
+        raise GenError(f"{path}: contains a NUL byte (it would cut the embedded SQL short)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GenError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    return data
+
 def load_migrations(directory: str) -> list[tuple[int, str, str, bytes]]:
     """(version, name, path, bytes) for every *.sql file, sorted by version."""
     try:
@@ -1467,18 +1483,7 @@ def load_migrations(directory: str) -> list[tuple[int, str, str, bytes]]:
             raise GenError(f"{path}: duplicate migration version {version:04d} "
                            f"(also {found[version]})")
         found[version] = path
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise GenError(f"{path}: cannot read: {exc}") from None
-        if b"\0" in data:
-            raise GenError(f"{path}: contains a NUL byte (it would cut the embedded SQL short)")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise GenError(f"{path}: not UTF-8 (byte {exc.start})") from None
-        migrations.append((version, m.group(2), path, data))
+        migrations.append((version, m.group(2), path, read_sql_file(path)))
     migrations.sort(key=lambda item: item[0])
     return migrations
 
@@ -1513,20 +1518,7 @@ extern const char wasl_grants_sql[];
 
 def load_grants(path: str | None) -> bytes:
     """The bytes of the grants file (b"" without one), checked like a migration."""
-    if path is None:
-        return b""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise GenError(f"{path}: cannot read: {exc}") from None
-    if b"\0" in data:
-        raise GenError(f"{path}: contains a NUL byte (it would cut the embedded SQL short)")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise GenError(f"{path}: not UTF-8 (byte {exc.start})") from None
-    return data
+    return b"" if path is None else read_sql_file(path)
 
 
 def gen_migrations(directory: str, migrations: list[tuple[int, str, str, bytes]],
