@@ -13,10 +13,13 @@
 #include <strings.h>
 #include <time.h>
 
-#define HMAC_BYTES   32
 #define SHA256_BYTES 32
-/* A replayed signature is remembered a little longer than a signature stays valid. */
+/* A nonce is remembered for longer than a timestamp stays fresh either way (±max age). */
 #define REPLAY_MEMORY_FACTOR 2
+/* The first line of the canonical request: names the scheme so that a v2 cannot collide. */
+#define SIG_SCHEME "WASL-HMAC-SHA256"
+/* Digits of a signature's timestamp: unix seconds until the year 33658, far from overflow. */
+#define SIG_T_DIGITS_MAX     12
 #define RETRY_AFTER_S        2
 #define REFRESH_WAIT_STEP_MS 100
 
@@ -272,66 +275,195 @@ static int check_bearer(intake_auth_t *self, const char *token, intake_client_t 
     return found >= 0 ? 0 : refuse(self, reply, "unknown bearer token");
 }
 
-/* Parses "t=<unix>,v1=<hex>"; returns 0 or -1. */
-static int parse_signature(const char *header, long long *t, unsigned char mac[HMAC_BYTES])
+static bool nonce_char(char c)
 {
-    const char *tp = strstr(header, "t=");
-    const char *vp = strstr(header, "v1=");
-    if (!tp || !vp) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+int intake_signature_parse(const char *header, intake_signature_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!header || strlen(header) > INTAKE_SIG_HEADER_MAX) {
         return -1;
     }
-    char *end = NULL;
-    *t = strtoll(tp + 2, &end, 10);
-    if (end == tp + 2 || (*end != ',' && *end != '\0' && *end != ' ')) {
-        return -1;
+    bool has_t = false, has_n = false, has_v1 = false;
+    for (const char *p = header; *p;) {
+        while (*p == ' ') {
+            p++;
+        }
+        size_t item = strcspn(p, ",");
+        const char *eq = memchr(p, '=', item);
+        if (!eq) {
+            return -1;
+        }
+        size_t klen = (size_t)(eq - p);
+        const char *v = eq + 1;
+        size_t vlen = item - klen - 1;
+        while (vlen > 0 && v[vlen - 1] == ' ') {
+            vlen--;
+        }
+        if (klen == 1 && p[0] == 't') {
+            /* Digits only, at most 12 (year 33658): no sign, no spaces, and no value that
+             * could overflow later arithmetic. */
+            if (has_t || vlen == 0 || vlen > SIG_T_DIGITS_MAX) {
+                return -1;
+            }
+            long long t = 0;
+            for (size_t i = 0; i < vlen; i++) {
+                if (v[i] < '0' || v[i] > '9') {
+                    return -1;
+                }
+                t = t * 10 + (v[i] - '0');
+            }
+            out->t = t;
+            has_t = true;
+        } else if (klen == 1 && p[0] == 'n') {
+            if (has_n || vlen < INTAKE_NONCE_MIN || vlen > INTAKE_NONCE_MAX) {
+                return -1;
+            }
+            for (size_t i = 0; i < vlen; i++) {
+                if (!nonce_char(v[i])) {
+                    return -1;
+                }
+            }
+            memcpy(out->nonce, v, vlen);
+            out->nonce[vlen] = '\0';
+            has_n = true;
+        } else if (klen == 2 && p[0] == 'v' && p[1] == '1') {
+            size_t binlen = 0;
+            if (has_v1 || vlen != 2 * INTAKE_MAC_BYTES ||
+                sodium_hex2bin(out->mac, INTAKE_MAC_BYTES, v, vlen, NULL, &binlen, NULL) != 0 ||
+                binlen != INTAKE_MAC_BYTES) {
+                return -1;
+            }
+            has_v1 = true;
+        }
+        p += item + (p[item] == ',');
     }
-    const char *hex = vp + 3;
-    size_t hexlen = strcspn(hex, ", ");
-    size_t binlen = 0;
-    if (hexlen != 2 * HMAC_BYTES ||
-        sodium_hex2bin(mac, HMAC_BYTES, hex, hexlen, NULL, &binlen, NULL) != 0 ||
-        binlen != HMAC_BYTES) {
+    return has_t && has_n && has_v1 ? 0 : -1;
+}
+
+bool intake_signature_fresh(long long t, long long now, long max_age_s)
+{
+    /* Compared without subtracting t: t may be anything a client sent. */
+    return t >= now - max_age_s && t <= now + max_age_s;
+}
+
+static void mac_part(crypto_auth_hmacsha256_state *st, const char *text, bool newline)
+{
+    crypto_auth_hmacsha256_update(st, (const unsigned char *)text, strlen(text));
+    if (newline) {
+        crypto_auth_hmacsha256_update(st, (const unsigned char *)"\n", 1);
+    }
+}
+
+void intake_signature_mac(const char *secret, const char *method, const char *path,
+                          const char *query, long long t, const char *nonce, const char *body,
+                          size_t len, unsigned char out[INTAKE_MAC_BYTES])
+{
+    unsigned char digest[SHA256_BYTES];
+    char digest_hex[2 * SHA256_BYTES + 1];
+    crypto_hash_sha256(digest, (const unsigned char *)body, len);
+    sodium_bin2hex(digest_hex, sizeof digest_hex, digest, sizeof digest);
+    char tbuf[32];
+    snprintf(tbuf, sizeof tbuf, "%lld", t);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+    mac_part(&st, SIG_SCHEME, true);
+    mac_part(&st, method, true);
+    mac_part(&st, path, true);
+    mac_part(&st, query ? query : "", true);
+    mac_part(&st, tbuf, true);
+    mac_part(&st, nonce, true);
+    mac_part(&st, digest_hex, false);
+    crypto_auth_hmacsha256_final(&st, out);
+}
+
+/* The header checks that need no body: syntax, freshness, and a client that signs. */
+static int precheck_signature(intake_auth_t *self, const intake_credentials_t *cred,
+                              intake_signature_t *sig, intake_reply_t *reply)
+{
+    if (intake_signature_parse(cred->signature, sig) < 0) {
+        return refuse(self, reply,
+                      "X-Wasl-Signature must be t=<unix seconds>,n=<nonce: 8-64 of A-Za-z0-9_->,"
+                      "v1=<64 hex>");
+    }
+    if (!intake_signature_fresh(sig->t, (long long)time(NULL), self->cfg->sig_max_age_s)) {
+        return refuse(self, reply, "the signature's timestamp is too old (or in the future)");
+    }
+    bool signer = false;
+    pthread_rwlock_rdlock(&self->lock);
+    for (size_t i = 0; i < self->set.n && !signer; i++) {
+        const client_entry_t *e = &self->set.entries[i];
+        signer = e->hmac_secret && (!cred->client_id || strcmp(cred->client_id, e->pub.id) == 0);
+    }
+    pthread_rwlock_unlock(&self->lock);
+    return signer ? 0 : refuse(self, reply, "no such client signs requests");
+}
+
+/* 503 unless the clients were loaded at least once. */
+static int require_loaded(intake_auth_t *self, intake_reply_t *reply)
+{
+    pthread_rwlock_rdlock(&self->lock);
+    bool loaded = self->loaded;
+    pthread_rwlock_unlock(&self->lock);
+    if (!loaded) {
+        intake_error(reply, 503, "unavailable", NULL, "credentials are not loaded yet; retry");
+        reply->retry_after_s = RETRY_AFTER_S;
         return -1;
     }
     return 0;
 }
 
-static void hmac_compute(const char *secret, const char *t, const char *body, size_t len,
-                         unsigned char out[HMAC_BYTES])
+int intake_auth_precheck(intake_auth_t *self, const intake_credentials_t *cred,
+                         intake_client_t *client, intake_reply_t *reply)
 {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)t, strlen(t));
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
-    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
-    crypto_auth_hmacsha256_final(&st, out);
+    if (require_loaded(self, reply) < 0) {
+        return -1;
+    }
+    if (cred->authorization) {
+        if (strncasecmp(cred->authorization, "Bearer ", 7) != 0 || !cred->authorization[7]) {
+            return refuse(self, reply, "Authorization must be \"Bearer <token>\"");
+        }
+        return check_bearer(self, cred->authorization + 7, client, reply);
+    }
+    if (cred->signature) {
+        intake_signature_t sig;
+        return precheck_signature(self, cred, &sig, reply) < 0 ? -1 : INTAKE_AUTH_NEEDS_BODY;
+    }
+    if (cred->query_token && *cred->query_token) {
+        return check_bearer(self, cred->query_token, client, reply);
+    }
+    return refuse(self, reply, "credentials required: Authorization: Bearer, or X-Wasl-Signature");
 }
 
-static int check_signature(intake_auth_t *self, const char *header, const char *client_id,
-                           const char *body, size_t len, intake_client_t *client,
-                           intake_reply_t *reply)
+int intake_auth_check_signed(intake_auth_t *self, const intake_credentials_t *cred,
+                             const char *body, size_t len, intake_client_t *client,
+                             intake_reply_t *reply)
 {
-    long long t;
-    unsigned char mac[HMAC_BYTES];
-    if (parse_signature(header, &t, mac) < 0) {
-        return refuse(self, reply, "X-Wasl-Signature must be t=<unix seconds>,v1=<64 hex>");
+    intake_signature_t sig;
+    if (!cred->signature) {
+        return refuse(self, reply, "X-Wasl-Signature is required");
     }
-    long long age = (long long)time(NULL) - t;
-    if (age > self->cfg->sig_max_age_s || age < -self->cfg->sig_max_age_s) {
-        return refuse(self, reply, "the signature's timestamp is too old (or in the future)");
+    if (require_loaded(self, reply) < 0) {
+        return -1;
     }
-    char tbuf[32];
-    snprintf(tbuf, sizeof tbuf, "%lld", t);
+    /* Checked again: the clock moved while the body arrived, and a client may have gone. */
+    if (precheck_signature(self, cred, &sig, reply) < 0) {
+        return -1;
+    }
     int found = -1;
     pthread_rwlock_rdlock(&self->lock);
     for (size_t i = 0; i < self->set.n; i++) {
         const client_entry_t *e = &self->set.entries[i];
-        if (!e->hmac_secret || (client_id && strcmp(client_id, e->pub.id) != 0)) {
+        if (!e->hmac_secret || (cred->client_id && strcmp(cred->client_id, e->pub.id) != 0)) {
             continue;
         }
-        unsigned char expect[HMAC_BYTES];
-        hmac_compute(e->hmac_secret, tbuf, body, len, expect);
-        if (sodium_memcmp(expect, mac, HMAC_BYTES) == 0) {
+        unsigned char expect[INTAKE_MAC_BYTES];
+        intake_signature_mac(e->hmac_secret, cred->method, cred->path, cred->query, sig.t,
+                             sig.nonce, body, len, expect);
+        if (sodium_memcmp(expect, sig.mac, INTAKE_MAC_BYTES) == 0) {
             found = (int)i;
             *client = e->pub;
         }
@@ -340,11 +472,10 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
     if (found < 0) {
         return refuse(self, reply, "the signature does not match");
     }
-    /* Replay: the first use of a signature claims it in Redis; any later use is refused. */
+    /* Replay: the first use of a nonce claims it for the client in Redis, for longer than a
+     * timestamp stays fresh; any later use of it is refused, whatever else it signs. */
     wasl_redis_t *r = intake_auth_redis(self);
-    char hex[2 * HMAC_BYTES + 1];
-    sodium_bin2hex(hex, sizeof hex, mac, HMAC_BYTES);
-    redisReply *rep = r ? wasl_redis_cmd(r, "SET wasl:sig:%s:%s 1 NX EX %ld", client->id, hex,
+    redisReply *rep = r ? wasl_redis_cmd(r, "SET wasl:sig:%s:%s 1 NX EX %ld", client->id, sig.nonce,
                                          self->cfg->sig_max_age_s * REPLAY_MEMORY_FACTOR)
                         : NULL;
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
@@ -358,34 +489,7 @@ static int check_signature(intake_auth_t *self, const char *header, const char *
     }
     bool fresh = rep->type == REDIS_REPLY_STATUS;
     freeReplyObject(rep);
-    return fresh ? 0 : refuse(self, reply, "this signature was already used (replay)");
-}
-
-int intake_auth_check(intake_auth_t *self, const char *authorization, const char *signature,
-                      const char *client_id, const char *query_token, const char *body, size_t len,
-                      intake_client_t *client, intake_reply_t *reply)
-{
-    pthread_rwlock_rdlock(&self->lock);
-    bool loaded = self->loaded;
-    pthread_rwlock_unlock(&self->lock);
-    if (!loaded) {
-        intake_error(reply, 503, "unavailable", NULL, "credentials are not loaded yet; retry");
-        reply->retry_after_s = RETRY_AFTER_S;
-        return -1;
-    }
-    if (authorization) {
-        if (strncasecmp(authorization, "Bearer ", 7) != 0 || !authorization[7]) {
-            return refuse(self, reply, "Authorization must be \"Bearer <token>\"");
-        }
-        return check_bearer(self, authorization + 7, client, reply);
-    }
-    if (signature) {
-        return check_signature(self, signature, client_id, body, len, client, reply);
-    }
-    if (query_token && *query_token) {
-        return check_bearer(self, query_token, client, reply);
-    }
-    return refuse(self, reply, "credentials required: Authorization: Bearer, or X-Wasl-Signature");
+    return fresh ? 0 : refuse(self, reply, "this nonce was already used (replay)");
 }
 
 /* Increments the client's counter for this second; expires with the window. */

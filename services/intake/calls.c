@@ -313,6 +313,39 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
     req->job = job;
 }
 
+/* An IVR case_status event, validated on the HTTP thread, for its slow part. */
+typedef struct {
+    char *call_id;
+    long long seq;
+    json_t *data; /* the event's fields as kept (owned reference) */
+} ivr_arg_t;
+
+static void ivr_arg_free(void *p)
+{
+    ivr_arg_t *a = p;
+    if (a) {
+        free(a->call_id);
+        json_decref(a->data);
+        free(a);
+    }
+}
+
+/* On a lookup thread: the IVR's step (which may ask caselookup), then the event's job. */
+static void ivr_step(intake_request_t *req, intake_reply_t *reply)
+{
+    ivr_arg_t *a = req->offload_arg;
+    json_t *ivr = intake_cases_ivr(req, a->call_id, a->seq,
+                                   json_string_value(json_object_get(a->data, "from")),
+                                   json_string_value(json_object_get(a->data, "digits")));
+    const char *typed = json_string_value(json_object_get(a->data, "digits"));
+    if (typed) { /* may be a national ID: never stored in clear */
+        char masked[CALL_FIELD_MAX + 1];
+        json_object_set_new(a->data, "digits",
+                            json_string(wasl_mask_id(typed, masked, sizeof masked)));
+    }
+    submit_event(req, reply, a->call_id, a->seq, "call.ivr", false, a->data, NULL, NULL, ivr);
+}
+
 static const char *const native_events[] = {"call.started", "call.ivr",      "call.note",
                                             "call.ended",   "call.answered", NULL};
 
@@ -372,18 +405,24 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
         }
         agent = json_string_value(json_object_get(data, "agent"));
     }
-    json_t *ivr = NULL;
     if (strcmp(type, "call.ivr") == 0 && menu && strcmp(menu, "case_status") == 0) {
-        ivr = intake_cases_ivr(req, call_id, seq, json_string_value(json_object_get(data, "from")),
-                               json_string_value(json_object_get(data, "digits")));
-        const char *typed = json_string_value(json_object_get(data, "digits"));
-        if (typed) { /* may be a national ID: never stored in clear */
-            char masked[CALL_FIELD_MAX + 1];
-            json_object_set_new(data, "digits",
-                                json_string(wasl_mask_id(typed, masked, sizeof masked)));
+        /* The IVR step may ask caselookup, which may take seconds: off the HTTP thread. */
+        ivr_arg_t *a = calloc(1, sizeof *a);
+        if (!a || intake_strset(&a->call_id, call_id) < 0) {
+            ivr_arg_free(a);
+            json_decref(data);
+            intake_error(reply, 503, "unavailable", NULL, "out of memory");
+            goto done;
         }
+        a->seq = seq;
+        a->data = data; /* ownership passes to the offloaded part's argument */
+        req->offload = ivr_step;
+        req->offload_pool = INTAKE_POOL_LOOKUP;
+        req->offload_arg = a;
+        req->offload_arg_free = ivr_arg_free;
+        goto done;
     }
-    submit_event(req, reply, call_id, seq, type, false, data, text, agent, ivr);
+    submit_event(req, reply, call_id, seq, type, false, data, text, agent, NULL);
     json_decref(data);
 done:
     json_decref(doc);

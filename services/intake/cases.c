@@ -161,13 +161,60 @@ static json_t *found_json(const wasl_msg_case_lookup_reply_t *r)
                      r->speech_ar, "speech_en", r->speech_en);
 }
 
+/* What the case lookup's slow part needs, validated on the HTTP thread. */
+typedef struct {
+    char *number;
+    char *nid;
+    char *caller;
+} case_get_arg_t;
+
+static void case_get_arg_free(void *p)
+{
+    case_get_arg_t *a = p;
+    if (a) {
+        free(a->number);
+        free(a->nid);
+        free(a->caller);
+        free(a);
+    }
+}
+
+/* The slow part, on a lookup thread: asks caselookup (up to its timeouts) and answers. */
+static void case_get_ask(intake_request_t *req, intake_reply_t *reply)
+{
+    const case_get_arg_t *a = req->offload_arg;
+    wasl_msg_t *rep = ask(req, a->number, a->nid ? "national_id" : "caller_phone",
+                          a->nid ? a->nid : a->caller, "api", NULL, a->caller);
+    if (!rep) {
+        intake_error(reply, 503, "unavailable", NULL, "case lookup is unavailable; try again");
+        reply->retry_after_s = 1;
+        return;
+    }
+    const wasl_msg_case_lookup_reply_t *r = &rep->u.case_lookup_reply;
+    if (strcmp(r->outcome, "found") == 0) {
+        reply->status = 200;
+        reply->body = found_json(r);
+    } else if (strcmp(r->outcome, "denied") == 0) {
+        /* The same bytes whether the case does not exist or is someone else's. */
+        intake_error(reply, 404, "not_found", NULL,
+                     "no case with this number is registered to this verifier");
+    } else if (strcmp(r->outcome, "locked") == 0) {
+        intake_error(reply, 429, "locked", NULL, "too many unsuccessful lookups; try again later");
+        reply->retry_after_s = r->has_retry_after_s ? (int)r->retry_after_s : 900;
+    } else {
+        intake_error(reply, 503, "unavailable", NULL, "case lookup is unavailable; try again");
+        reply->retry_after_s = 1;
+    }
+    wasl_msg_destroy(&rep);
+}
+
 void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply)
 {
     char *number = digits_exact(req->path_arg, CASE_NUMBER_DIGITS);
     const char *nid_text = intake_query(req, "national_id", NULL);
     const char *caller_text = intake_query(req, "caller", NULL);
     char *nid = NULL, *caller = NULL;
-    wasl_msg_t *rep = NULL;
+    case_get_arg_t *a = NULL;
     if (!number) {
         intake_error(reply, 400, "invalid_field", "case_number",
                      "a case number is 10 digits (Arabic-Indic digits are fine)");
@@ -196,30 +243,20 @@ void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply)
                      "no case with this number is registered to this verifier");
         goto done;
     }
-    rep = ask(req, number, nid ? "national_id" : "caller_phone", nid ? nid : caller, "api", NULL,
-              caller);
-    if (!rep) {
-        intake_error(reply, 503, "unavailable", NULL, "case lookup is unavailable; try again");
-        reply->retry_after_s = 1;
+    /* caselookup may take seconds to answer (or not answer): off the HTTP thread. */
+    if (!(a = calloc(1, sizeof *a))) {
+        intake_error(reply, 503, "unavailable", NULL, "out of memory");
         goto done;
     }
-    const wasl_msg_case_lookup_reply_t *r = &rep->u.case_lookup_reply;
-    if (strcmp(r->outcome, "found") == 0) {
-        reply->status = 200;
-        reply->body = found_json(r);
-    } else if (strcmp(r->outcome, "denied") == 0) {
-        /* The same bytes whether the case does not exist or is someone else's. */
-        intake_error(reply, 404, "not_found", NULL,
-                     "no case with this number is registered to this verifier");
-    } else if (strcmp(r->outcome, "locked") == 0) {
-        intake_error(reply, 429, "locked", NULL, "too many unsuccessful lookups; try again later");
-        reply->retry_after_s = r->has_retry_after_s ? (int)r->retry_after_s : 900;
-    } else {
-        intake_error(reply, 503, "unavailable", NULL, "case lookup is unavailable; try again");
-        reply->retry_after_s = 1;
-    }
+    a->number = number; /* ownership passes to the offloaded part's argument */
+    a->nid = nid;
+    a->caller = caller;
+    number = nid = caller = NULL;
+    req->offload = case_get_ask;
+    req->offload_pool = INTAKE_POOL_LOOKUP;
+    req->offload_arg = a;
+    req->offload_arg_free = case_get_arg_free;
 done:
-    wasl_msg_destroy(&rep);
     free(number);
     free(nid);
     free(caller);

@@ -246,13 +246,10 @@ static bool refuse_over_limits(const intake_request_t *req, const intake_email_l
     return true;
 }
 
-void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
+/* On a parse thread: measures the message against the limits, parses it (GMime) and makes its
+ * transaction. */
+static void email_parse(intake_request_t *req, intake_reply_t *reply)
 {
-    if (strcmp(req->content_type, "message/rfc822") != 0) {
-        intake_error(reply, 415, "unsupported_media_type", NULL,
-                     "send the raw message with Content-Type: message/rfc822");
-        return;
-    }
     static const intake_email_limits_t limits = INTAKE_EMAIL_LIMITS_DEFAULT;
     char err[256] = "";
     if (refuse_over_limits(req, &limits, reply)) {
@@ -323,4 +320,17 @@ oom:
     intake_job_release(&job);
     intake_email_destroy(&mail);
     intake_error(reply, 503, "unavailable", NULL, "out of memory");
+}
+
+void intake_handle_email(intake_request_t *req, intake_reply_t *reply)
+{
+    if (strcmp(req->content_type, "message/rfc822") != 0) {
+        intake_error(reply, 415, "unsupported_media_type", NULL,
+                     "send the raw message with Content-Type: message/rfc822");
+        return;
+    }
+    /* Parsing up to WASL_INTAKE_EMAIL_MAX of MIME takes a while: off the HTTP thread, on the
+     * parse pool (the body stays with the request until it completes). */
+    req->offload = email_parse;
+    req->offload_pool = INTAKE_POOL_PARSE;
 }

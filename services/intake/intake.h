@@ -39,6 +39,10 @@ typedef struct {
     long sig_max_age_s;     /* HMAC signatures older than this are refused */
     long redis_timeout_ms;
     const char *email_trusted_authserv; /* authserv-ids whose Authentication-Results count */
+    long inflight_max;   /* bytes of request bodies held at once, across the server */
+    long lookup_threads; /* threads waiting on caselookup for requests */
+    long parse_threads;  /* threads parsing emails */
+    long offload_queue;  /* requests queued for each of those pools */
 } intake_config_t;
 
 /* One contact, ready to become a ticket. Strings are owned (malloc'd), NULL when absent. */

@@ -66,6 +66,18 @@ static void configure(wasl_config_t *cfg, intake_config_t *c)
                     "Authentication-Results header is believed; empty: none (an email then "
                     "threads only by one of our Message-IDs)",
                     &c->email_trusted_authserv);
+    wasl_config_int(cfg, "WASL_INTAKE_INFLIGHT_MAX", 64L << 20, 64L << 10, 16L << 30,
+                    "request body bytes held at once across the server (reserved from "
+                    "Content-Length before reading); past it 503 + Retry-After",
+                    &c->inflight_max);
+    wasl_config_int(cfg, "WASL_INTAKE_LOOKUP_THREADS", 8, 1, 256,
+                    "threads that wait on caselookup for requests (case lookups, IVR)",
+                    &c->lookup_threads);
+    wasl_config_int(cfg, "WASL_INTAKE_PARSE_THREADS", 2, 1, 64, "threads that parse emails",
+                    &c->parse_threads);
+    wasl_config_int(cfg, "WASL_INTAKE_OFFLOAD_QUEUE", 256, 1, 65536,
+                    "requests that may wait for a lookup or parse thread; past it 503",
+                    &c->offload_queue);
     wasl_config_int(cfg, "WASL_REDIS_TIMEOUT_MS", 500, 10, 60000, "Redis connect/command timeout",
                     &c->redis_timeout_ms);
     wasl_config_pii_key(cfg, &c->pii_key, &c->pii_key_file);
@@ -115,6 +127,7 @@ int main(int argc, char **argv)
     wasl_info("intake: draining", NULL);
     wasl_admin_set_draining(admin);
     intake_server_drain(server);
+    intake_server_stop_offload(server);
     rc = 0;
 done:
     intake_writers_destroy(&writers);

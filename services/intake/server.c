@@ -3,6 +3,7 @@
 #include "handlers.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
+#include "wasl_offload.h"
 #include "wasl_text.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,14 @@
 #define SERVER_CONNECTION_LIMIT     10000
 #define SERVER_CONNECTION_TIMEOUT_S 30
 #define RETRY_AFTER_S               2
+/* Longest method we keep a copy of for an offloaded handler (DELETE, OPTIONS…). */
+#define METHOD_MAX 16
+/* Bytes of a request target (path and query) kept for the signature; MHD refuses longer lines
+ * anyway (its connection memory limit). */
+#define TARGET_MAX 8192
+/* Bodies arrive in MHD's reads (a few KiB); a chunked body is charged to the budget a step at a
+ * time, and this first reservation saves a round through the atomics for the usual case. */
+#define CHUNKED_RESERVE_STEP (64 * 1024)
 
 typedef struct {
     const char *method; /* "GET", "POST", or "GET|POST" */
@@ -65,17 +74,37 @@ struct intake_server {
     struct MHD_Daemon *mhd;
     atomic_bool draining;
     wasl_histogram_t *latency;
+    wasl_offload_t *pools[INTAKE_POOL_COUNT];
+    /* Bytes of request bodies reserved across every connection (WASL_INTAKE_INFLIGHT_MAX). */
+    atomic_size_t inflight;
+    size_t inflight_max;
+    wasl_gauge_t *inflight_gauge;
+    wasl_counter_t *refused_budget;
+    wasl_counter_t *refused_early; /* refused on the headers, before any body byte was read */
 };
 
 /* Per-connection request state, from the first callback to the completion notice. */
 typedef struct {
     const route_t *route;
+    char *target; /* the request target as sent (path?query), for signatures */
     char *path_arg;
     char *body;
     size_t len, cap, limit;
+    size_t reserved; /* bytes of the in-flight budget this request holds */
     bool too_big;
+    bool over_budget;
+    /* Authentication done on the headers; a signed request is finished on its body. */
+    bool authenticated, signed_pending;
+    intake_client_t client;
     int64_t started_ms;
     intake_job_t *job; /* submitted, waiting for a writer */
+    /* An offloaded handler part: its own copy of the request, and its reply. */
+    bool started; /* the headers were seen (the first call of on_request) */
+    bool offloaded, offload_done;
+    intake_request_t off_req;
+    intake_reply_t off_reply;
+    char method[METHOD_MAX];
+    char ctype[128];
     intake_server_t *server;
     struct MHD_Connection *conn;
 } request_state_t;
@@ -156,15 +185,15 @@ static enum MHD_Result send_reply(intake_server_t *self, struct MHD_Connection *
 
 const char *intake_header(const intake_request_t *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 const char *intake_query(const intake_request_t *req, const char *name, size_t *len)
 {
     const char *value = NULL;
     size_t vlen = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &value,
-                                      &vlen) != MHD_YES) {
+    if (!req->conn || MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name,
+                                                    strlen(name), &value, &vlen) != MHD_YES) {
         return NULL;
     }
     if (len) {
@@ -452,6 +481,186 @@ static const char *media_type(struct MHD_Connection *conn, char *buf, size_t cap
     return buf;
 }
 
+/* ---- the in-flight body budget ------------------------------------------------------------ */
+
+/* Takes n bytes of the server's budget; false (nothing taken) when they do not fit. */
+static bool budget_take(intake_server_t *self, size_t n)
+{
+    size_t cur = atomic_load(&self->inflight);
+    do {
+        if (n > self->inflight_max - cur) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&self->inflight, &cur, cur + n));
+    wasl_gauge_add(self->inflight_gauge, (double)n);
+    return true;
+}
+
+static void budget_give(intake_server_t *self, size_t n)
+{
+    if (n) {
+        atomic_fetch_sub(&self->inflight, n);
+        wasl_gauge_add(self->inflight_gauge, -(double)n);
+    }
+}
+
+static void refuse_over_budget(intake_server_t *self, intake_reply_t *r)
+{
+    wasl_counter_inc(self->refused_budget);
+    intake_error(r, 503, "busy", NULL,
+                 "intake holds as many request bodies as it may right now; retry");
+    r->retry_after_s = RETRY_AFTER_S;
+}
+
+/* ---- authentication on the headers ---------------------------------------------------------- */
+
+/* What the request presents, with the target split as sent. `path` is a buffer of TARGET_MAX
+ * bytes. */
+static void credentials(const request_state_t *st, struct MHD_Connection *conn, const char *method,
+                        char *path, intake_credentials_t *cred)
+{
+    const char *target = st->target ? st->target : "";
+    size_t plen = strcspn(target, "?");
+    if (plen >= TARGET_MAX) {
+        plen = TARGET_MAX - 1;
+    }
+    memcpy(path, target, plen);
+    path[plen] = '\0';
+    const char *query_token = NULL;
+    if (st->route->query_token) {
+        query_token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    }
+    *cred = (intake_credentials_t){
+        .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+        .signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Wasl-Signature"),
+        .client_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Wasl-Client"),
+        .query_token = query_token,
+        .method = method,
+        .path = path,
+        .query = target[plen] == '?' ? target + plen + 1 : "",
+    };
+}
+
+/* Scope and rate of an authenticated client. 0, or -1 with r filled. */
+static int admit_client(intake_server_t *self, const request_state_t *st, intake_reply_t *r)
+{
+    if (!(st->client.scopes & st->route->scope)) {
+        intake_error(r, 403, "forbidden", NULL, "client %s may not use %s", st->client.id,
+                     st->route->path);
+        return -1;
+    }
+    return intake_auth_rate(self->auth, &st->client, r);
+}
+
+/* The first callback, headers only: authenticates bearer and query tokens in full and signed
+ * requests as far as the headers go, so that nothing of a body is read for a caller who may not
+ * send it; then reserves the body's declared size from the budget. 0, or -1 with r filled. */
+static int admit_headers(intake_server_t *self, request_state_t *st, struct MHD_Connection *conn,
+                         const char *method, intake_reply_t *r)
+{
+    if (atomic_load(&self->draining)) {
+        intake_error(r, 503, "unavailable", NULL, "intake is shutting down; retry");
+        r->retry_after_s = RETRY_AFTER_S;
+        return -1;
+    }
+    char path[TARGET_MAX];
+    intake_credentials_t cred;
+    credentials(st, conn, method, path, &cred);
+    int rc = intake_auth_precheck(self->auth, &cred, &st->client, r);
+    if (rc < 0) {
+        return -1;
+    }
+    st->signed_pending = rc == INTAKE_AUTH_NEEDS_BODY;
+    st->authenticated = !st->signed_pending;
+    if (st->authenticated && admit_client(self, st, r) < 0) {
+        return -1;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared > st->limit) {
+        intake_error(r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+        return -1;
+    }
+    /* A declared body is reserved whole before its first byte is read; a chunked one is charged
+     * as it arrives (on_upload). */
+    if (declared > 0) {
+        if (!budget_take(self, (size_t)declared)) {
+            refuse_over_budget(self, r);
+            return -1;
+        }
+        st->reserved = (size_t)declared;
+    }
+    return 0;
+}
+
+/* ---- offloaded handler parts -------------------------------------------------------------- */
+
+static void offload_run(void *arg)
+{
+    request_state_t *st = arg;
+    st->off_req.offload(&st->off_req, &st->off_reply);
+}
+
+static void offload_done(void *arg, bool ran)
+{
+    request_state_t *st = arg;
+    if (!ran) {
+        json_decref(st->off_reply.body);
+        st->off_reply = (intake_reply_t){0};
+        intake_error(&st->off_reply, 503, "unavailable", NULL,
+                     "no thread was free to answer before the deadline; retry");
+        st->off_reply.retry_after_s = RETRY_AFTER_S;
+    } else if (st->off_req.job) {
+        /* The handler's part made a transaction: on to a writer, the connection stays
+         * suspended until the writer (or the reaper) resumes it. Ownership: the state keeps
+         * the handler's reference to the job. */
+        json_decref(st->off_reply.body);
+        st->off_reply.body = NULL;
+        st->job = st->off_req.job;
+        st->off_req.job = NULL;
+        st->job->on_done = on_job_done;
+        st->job->on_done_arg = st->conn;
+        if (intake_writers_submit(st->server->writers, st->job) == 0) {
+            return;
+        }
+        intake_reply_t r = {0};
+        intake_error(&r, 503, "unavailable", NULL, "intake is shutting down; retry");
+        r.retry_after_s = RETRY_AFTER_S;
+        st->job->reply = r;
+        atomic_store(&st->job->state, 1);
+    }
+    st->offload_done = true;
+    MHD_resume_connection(st->conn);
+}
+
+/* Suspends the connection and hands the handler's remaining part to its pool. The request is
+ * copied into the state: what the handler's first part saw on this thread's stack is gone when
+ * the pool runs it. */
+static enum MHD_Result offload(intake_server_t *self, struct MHD_Connection *conn,
+                               request_state_t *st, intake_request_t *req, intake_reply_t *reply)
+{
+    json_decref(reply->body); /* a handler that offloads has not replied */
+    *reply = (intake_reply_t){0};
+    st->off_reply = (intake_reply_t){0};
+    snprintf(st->method, sizeof st->method, "%s", req->method);
+    snprintf(st->ctype, sizeof st->ctype, "%s", req->content_type);
+    st->off_req = *req;
+    st->off_req.conn = NULL;
+    st->off_req.method = st->method;
+    st->off_req.content_type = st->ctype;
+    st->offloaded = true;
+    MHD_suspend_connection(conn);
+    wasl_offload_t *pool = self->pools[req->offload_pool];
+    if (wasl_offload_submit(pool, offload_run, offload_done, st, req->deadline_ms) < 0) {
+        intake_error(&st->off_reply, 503, "unavailable", NULL,
+                     "too many requests are waiting for a slow dependency; retry");
+        st->off_reply.retry_after_s = RETRY_AFTER_S;
+        st->offload_done = true;
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result dispatch(intake_server_t *self, struct MHD_Connection *conn,
                                 request_state_t *st, const char *method)
 {
@@ -474,22 +683,24 @@ static enum MHD_Result dispatch(intake_server_t *self, struct MHD_Connection *co
         reply.retry_after_s = RETRY_AFTER_S;
         return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
     }
-    const char *query_token = route->query_token ? intake_query(&req, "token", NULL) : NULL;
-    if (intake_auth_check(self->auth, intake_header(&req, "Authorization"),
-                          intake_header(&req, "X-Wasl-Signature"),
-                          intake_header(&req, "X-Wasl-Client"), query_token, req.body, req.len,
-                          &req.client, &reply) < 0) {
-        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+    if (st->signed_pending) {
+        char path[TARGET_MAX];
+        intake_credentials_t cred;
+        credentials(st, conn, method, path, &cred);
+        if (intake_auth_check_signed(self->auth, &cred, req.body, req.len, &st->client, &reply) <
+                0 ||
+            admit_client(self, st, &reply) < 0) {
+            return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+        }
+        st->signed_pending = false;
+        st->authenticated = true;
     }
-    if (!(req.client.scopes & route->scope)) {
-        intake_error(&reply, 403, "forbidden", NULL, "client %s may not use %s", req.client.id,
-                     route->path);
-        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
-    }
-    if (intake_auth_rate(self->auth, &req.client, &reply) < 0) {
-        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
-    }
+    assert(st->authenticated);
+    req.client = st->client;
     route->handle(&req, &reply);
+    if (req.offload) {
+        return offload(self, conn, st, &req, &reply);
+    }
     if (!req.job) {
         return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
     }
@@ -511,6 +722,76 @@ static enum MHD_Result dispatch(intake_server_t *self, struct MHD_Connection *co
     return MHD_YES;
 }
 
+/* Stores one piece of the body, charging what goes beyond the reservation to the budget.
+ * Returns 0, or -1 when the body must be refused (too big or over budget: flags set). */
+static int on_upload(intake_server_t *self, request_state_t *st, const char *upload, size_t n)
+{
+    if (st->len + n > st->limit) {
+        st->too_big = true;
+        return -1;
+    }
+    if (st->len + n > st->reserved) {
+        /* Chunked (or longer than declared, which MHD does not allow): reserve a step. */
+        size_t need = st->len + n - st->reserved;
+        size_t step = need > CHUNKED_RESERVE_STEP ? need : CHUNKED_RESERVE_STEP;
+        if (step > st->limit - st->reserved) {
+            step = need;
+        }
+        if (!budget_take(self, step)) {
+            st->over_budget = true;
+            return -1;
+        }
+        st->reserved += step;
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        while (cap < st->len + n + 1) {
+            cap *= 2;
+        }
+        /* Never more than the reservation (+1 for the NUL): the budget is real memory. */
+        if (cap > st->reserved + 1) {
+            cap = st->reserved + 1;
+        }
+        char *grown = realloc(st->body, cap);
+        if (!grown) {
+            return -1;
+        }
+        st->body = grown;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, upload, n);
+    st->len += n;
+    st->body[st->len] = '\0';
+    return 0;
+}
+
+/* The error reply for a body refused by on_upload. */
+static void refused_body(intake_server_t *self, const request_state_t *st, intake_reply_t *r)
+{
+    if (st->over_budget) {
+        refuse_over_budget(self, r);
+    } else {
+        intake_error(r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+    }
+}
+
+/* MHD's first notice of a request, before its headers are parsed: keeps the request target as
+ * sent (MHD hands on_request the decoded path without the query), which signatures cover. The
+ * return value becomes the connection's *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    intake_server_t *self = cls;
+    request_state_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        return NULL;
+    }
+    st->server = self;
+    st->conn = conn;
+    st->started_ms = intake_now_ms();
+    st->target = strndup(uri ? uri : "", TARGET_MAX);
+    return st;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -519,14 +800,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     intake_server_t *self = cls;
     request_state_t *st = *con_cls;
     if (!st) {
-        st = calloc(1, sizeof *st);
-        if (!st) {
+        if (!(st = on_uri(self, url, conn))) {
             return MHD_NO;
         }
         *con_cls = st;
-        st->server = self;
-        st->conn = conn;
-        st->started_ms = intake_now_ms();
+    }
+    if (!st->started) {
+        st->started = true;
         bool wrong_method;
         const char *arg;
         st->route = match_route(method, url, &arg, &wrong_method);
@@ -544,13 +824,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         st->limit = (size_t)(st->route->email_sized ? self->cfg->email_max : self->cfg->json_max);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > st->limit) {
-            intake_reply_t r = {0};
-            intake_error(&r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+        intake_reply_t r = {0};
+        if (admit_headers(self, st, conn, method, &r) < 0) {
+            /* Answered before the body: MHD reads no more of it and closes the connection. */
+            wasl_counter_inc(self->refused_early);
             return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
         }
         return MHD_YES;
+    }
+    if (!st->route) {
+        return MHD_NO; /* answered 404/405 already */
     }
     if (st->job) {
         /* Resumed: the job's reply is final. */
@@ -558,33 +841,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->job->reply.body = NULL;
         return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
     }
+    if (st->offloaded) {
+        /* Resumed by offload_done with the reply (the job case is above). */
+        assert(st->offload_done);
+        intake_reply_t r = st->off_reply;
+        st->off_reply.body = NULL;
+        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
+    }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (st->too_big || st->len + n > st->limit) {
-            st->too_big = true; /* keep reading, answer 413 at the end */
+        /* Refused in the middle (too big, over budget): the rest is read and dropped, and
+         * the answer comes at the end — a reply sent while the client still writes is lost
+         * to the TCP reset of closing a socket with unread data. */
+        if (st->too_big || st->over_budget || on_upload(self, st, upload, n) == 0 || st->too_big ||
+            st->over_budget) {
             return MHD_YES;
         }
-        if (st->len + n + 1 > st->cap) {
-            size_t cap = st->cap ? st->cap : 4096;
-            while (cap < st->len + n + 1) {
-                cap *= 2;
-            }
-            char *grown = realloc(st->body, cap);
-            if (!grown) {
-                return MHD_NO;
-            }
-            st->body = grown;
-            st->cap = cap;
-        }
-        memcpy(st->body + st->len, upload, n);
-        st->len += n;
-        st->body[st->len] = '\0';
-        return MHD_YES;
+        return MHD_NO; /* out of memory */
     }
-    if (st->too_big) {
+    if (st->too_big || st->over_budget) {
         intake_reply_t r = {0};
-        intake_error(&r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+        refused_body(self, st, &r);
         return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
     }
     return dispatch(self, conn, st, method);
@@ -593,18 +871,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    intake_server_t *self = cls;
     request_state_t *st = *con_cls;
     if (!st) {
         return;
     }
+    budget_give(self, st->reserved);
     intake_job_release(&st->job);
+    intake_job_release(&st->off_req.job);
+    json_decref(st->off_reply.body);
+    if (st->off_req.offload_arg_free) {
+        st->off_req.offload_arg_free(st->off_req.offload_arg);
+    }
+    free(st->target);
     free(st->path_arg);
     free(st->body);
     free(st);
     *con_cls = NULL;
+}
+
+static void pools_stop(intake_server_t *self)
+{
+    for (size_t i = 0; i < INTAKE_POOL_COUNT; i++) {
+        if (self->pools[i]) {
+            wasl_offload_stop(self->pools[i]);
+        }
+    }
+}
+
+static void pools_destroy(intake_server_t *self)
+{
+    for (size_t i = 0; i < INTAKE_POOL_COUNT; i++) {
+        wasl_offload_destroy(&self->pools[i]);
+    }
 }
 
 intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *auth,
@@ -618,8 +919,28 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
     self->auth = auth;
     self->writers = writers;
     atomic_init(&self->draining, false);
+    atomic_init(&self->inflight, 0);
+    self->inflight_max = (size_t)cfg->inflight_max;
     self->latency = wasl_histogram("wasl_intake_request_seconds", "Time to answer a request", NULL,
                                    wasl_latency_buckets_s, wasl_latency_buckets_n);
+    self->inflight_gauge = wasl_gauge("wasl_intake_inflight_body_bytes",
+                                      "Request body bytes reserved by requests in flight", NULL);
+    self->refused_budget =
+        wasl_counter("wasl_intake_inflight_refused_total",
+                     "Requests refused (503) because the in-flight body budget was spent", NULL);
+    self->refused_early = wasl_counter("wasl_intake_refused_before_body_total",
+                                       "Requests answered on their headers, before any body byte "
+                                       "was read (credentials, scope, rate, size, budget)",
+                                       NULL);
+    self->pools[INTAKE_POOL_LOOKUP] =
+        wasl_offload_new("intake_lookup", (size_t)cfg->lookup_threads, (size_t)cfg->offload_queue);
+    self->pools[INTAKE_POOL_PARSE] =
+        wasl_offload_new("intake_parse", (size_t)cfg->parse_threads, (size_t)cfg->offload_queue);
+    if (!self->pools[INTAKE_POOL_LOOKUP] || !self->pools[INTAKE_POOL_PARSE]) {
+        pools_destroy(self);
+        free(self);
+        return NULL;
+    }
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
@@ -638,18 +959,20 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
         flags |= MHD_USE_IPv6;
     } else {
         wasl_error("intake: WASL_HTTP_BIND is not an IP address", "{s:s}", "bind", cfg->http_bind);
+        pools_destroy(self);
         free(self);
         return NULL;
     }
-    self->mhd = MHD_start_daemon(flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, self,
-                                 MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE,
-                                 (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, self, MHD_OPTION_END);
+    self->mhd = MHD_start_daemon(
+        flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, self, MHD_OPTION_SOCK_ADDR, addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, self,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, self, MHD_OPTION_END);
     if (!self->mhd) {
         wasl_error("intake: cannot listen", "{s:s, s:i, s:s}", "bind", cfg->http_bind, "port",
                    (int)cfg->http_port, "error", strerror(errno));
+        pools_destroy(self);
         free(self);
         return NULL;
     }
@@ -661,6 +984,14 @@ void intake_server_drain(intake_server_t *self)
     atomic_store(&self->draining, true);
 }
 
+void intake_server_stop_offload(intake_server_t *self)
+{
+    /* Lets the queued parts run (or answers them 503 past their deadline) and joins the
+     * threads; what they submit still reaches the writers, which stop after this. The pools
+     * stay allocated (a late submit is refused) until intake_server_destroy(). */
+    pools_stop(self);
+}
+
 void intake_server_destroy(intake_server_t **self_p)
 {
     assert(self_p);
@@ -668,6 +999,7 @@ void intake_server_destroy(intake_server_t **self_p)
     if (!self) {
         return;
     }
+    pools_destroy(self);
     MHD_stop_daemon(self->mhd);
     free(self);
     *self_p = NULL;

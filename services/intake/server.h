@@ -10,8 +10,15 @@
 
 typedef struct intake_server intake_server_t;
 
+/* The thread pools that run slow parts of handlers (wasl_offload). */
+typedef enum {
+    INTAKE_POOL_LOOKUP = 0, /* waits on caselookup: many threads, little CPU */
+    INTAKE_POOL_PARSE,      /* CPU-bound parsing (email): about one thread per core */
+    INTAKE_POOL_COUNT
+} intake_pool_t;
+
 /* What a handler sees of one request. Everything is borrowed for the handler's call. */
-typedef struct {
+typedef struct intake_request {
     struct MHD_Connection *conn;
     const intake_config_t *cfg;
     const char *method;
@@ -24,9 +31,19 @@ typedef struct {
     int64_t deadline_ms;
     /* Out: a job to run on a writer instead of an immediate reply (the server submits it). */
     intake_job_t *job;
+    /* Out: the rest of the handler, to run off the HTTP thread because it waits on a slow
+     * dependency (caselookup) or may take long (parsing an email). The server suspends the
+     * connection and calls offload(req, reply) on a pool thread of `offload_pool` before the
+     * request's deadline (else 503); there it fills reply or sets req->job like any handler.
+     * On that thread conn is NULL (no headers or query): copy what it needs into offload_arg,
+     * which the server frees with offload_arg_free when the request completes. */
+    void (*offload)(struct intake_request *req, intake_reply_t *reply);
+    intake_pool_t offload_pool;
+    void *offload_arg;
+    void (*offload_arg_free)(void *arg);
 } intake_request_t;
 
-/* A handler either fills `reply` or sets req->job. */
+/* A handler either fills `reply`, sets req->job, or sets req->offload. */
 typedef void(intake_handler_fn)(intake_request_t *req, intake_reply_t *reply);
 
 /* Starts the server on cfg->http_bind:http_port. All arguments are borrowed. NULL (logged) on
@@ -39,10 +56,14 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
 void intake_server_destroy(intake_server_t **self_p);
 /* Refuse new requests with 503 from now on (graceful drain). */
 void intake_server_drain(intake_server_t *self);
+/* After the drain, before the writers stop: finishes every offloaded handler part (they may
+ * still hand transactions to the writers) and stops their threads. */
+void intake_server_stop_offload(intake_server_t *self);
 
 /* ---- helpers for handlers ---- */
 
-/* A request header or query argument (NULL when absent). */
+/* A request header or query argument (NULL when absent, and always NULL in an offloaded
+ * part, where conn is NULL). */
 const char *intake_header(const intake_request_t *req, const char *name);
 const char *intake_query(const intake_request_t *req, const char *name, size_t *len);
 

@@ -286,11 +286,27 @@ def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEO
         conn.close()
 
 
-def sign(secret, body, t=None):
-    """The X-Wasl-Signature value for raw `body` (bytes) at unix time `t` (default now)."""
+def new_nonce():
+    return secrets.token_hex(16)
+
+
+def canonical_request(method, target, body, t, nonce):
+    """The bytes an HMAC signature covers (proto/openapi.yaml, "hmac"): the scheme, the method,
+    the path and the query exactly as sent on the request line, the timestamp, the nonce and the
+    hex SHA-256 of the body, one per line."""
+    path, _, query = target.partition("?")
+    return "\n".join(["WASL-HMAC-SHA256", method, path, query, str(t), nonce,
+                      hashlib.sha256(body).hexdigest()]).encode("utf-8")
+
+
+def sign(secret, body, t=None, *, method="POST", target="/v1/reports", nonce=None):
+    """The X-Wasl-Signature value for `method` on `target` (path?query as sent) with raw `body`
+    (bytes) at unix time `t` (default now) and `nonce` (default a fresh random one)."""
     t = int(time.time()) if t is None else int(t)
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    nonce = new_nonce() if nonce is None else nonce
+    mac = hmac.new(secret.encode(), canonical_request(method, target, body, t, nonce),
+                   hashlib.sha256).hexdigest()
+    return f"t={t},n={nonce},v1={mac}"
 
 
 _DEFAULT = object()
@@ -352,12 +368,21 @@ class Intake:
         return self.post("/v1/reports", body, client=client)
 
     def signed_post(self, path, raw, client="signer", t=None, signature=None,
-                    content_type=JSON):
+                    content_type=JSON, nonce=None):
         """POST raw bytes with an HMAC signature as `client` (no bearer token)."""
+        return self.signed_request("POST", path, raw, client=client, t=t, signature=signature,
+                                   content_type=content_type, nonce=nonce)
+
+    def signed_request(self, method, path, raw=b"", client="signer", t=None, signature=None,
+                       content_type=None, nonce=None):
+        """`method` on `path` (with its query, as sent) with raw bytes, HMAC-signed as `client`
+        (no bearer token); signature= replaces the computed header."""
         secret = self.clients[client].hmac_secret
-        sig = signature if signature is not None else sign(secret, raw, t)
-        return self.post(path, raw, token=None, content_type=content_type,
-                         headers={"X-Wasl-Signature": sig, "X-Wasl-Client": client})
+        sig = signature if signature is not None else sign(
+            secret, raw, t, method=method, target=path, nonce=nonce)
+        return self.request(method, path, raw if raw else None, token=None,
+                            content_type=content_type,
+                            headers={"X-Wasl-Signature": sig, "X-Wasl-Client": client})
 
     def wait_accepting(self, timeout=START_TIMEOUT_S):
         def accepts():
