@@ -167,7 +167,7 @@ prometheus-check:
 # ---- fuzzing (clang's libFuzzer with ASan/UBSan; not part of make test) ---------------------
 # Each target in tests/fuzz/fuzz_<name>.c links the whole library; seeds are committed under
 # tests/fuzz/corpus/<name>, what a run discovers goes to build/fuzz-corpus/<name>.
-FUZZ_TARGETS := proto ref phone normalize email mime
+FUZZ_TARGETS := proto ref phone normalize email mime http
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -I$(B)/gen \
@@ -181,6 +181,11 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(GEN_SRC) services/intake/email.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(GEN_SRC) services/intake/email.c $(LDLIBS)
+# The HTTP target runs intake's whole server in-process: every intake file but main.c.
+INTAKE_SRC := $(filter-out services/intake/main.c,$(wildcard services/intake/*.c))
+$(B)/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(LIB_SRC) $(GEN_SRC) $(INTAKE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(GEN_SRC) $(INTAKE_SRC) $(LDLIBS)
 
 # ---- chaos: kill anything, nothing acknowledged is lost (a light run is in make test) -------
 CHAOS_ARGS ?= --contacts 3000 --rate 100

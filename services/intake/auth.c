@@ -208,12 +208,43 @@ intake_auth_t *intake_auth_new(const intake_config_t *cfg)
         wasl_counter("wasl_intake_rate_limited_total", "Requests refused by rate limits", NULL);
     self->rl_unavailable = wasl_counter("wasl_intake_ratelimit_unavailable_total",
                                         "Requests let through because Redis was unreachable", NULL);
+    if (!cfg->pg_url || !*cfg->pg_url) {
+        return self; /* clients come from intake_auth_add_client() */
+    }
     if (pthread_create(&self->refresher, NULL, refresher_thread, self) != 0) {
         intake_auth_destroy(&self);
         return NULL;
     }
     self->refresher_running = true;
     return self;
+}
+
+int intake_auth_add_client(intake_auth_t *self, const intake_client_t *client, const char *token,
+                           const char *hmac_secret)
+{
+    char *secret = hmac_secret ? strdup(hmac_secret) : NULL;
+    if (hmac_secret && !secret) {
+        return -1;
+    }
+    pthread_rwlock_wrlock(&self->lock);
+    client_entry_t *grown = realloc(self->set.entries, (self->set.n + 1) * sizeof *grown);
+    if (!grown) {
+        pthread_rwlock_unlock(&self->lock);
+        free(secret);
+        return -1;
+    }
+    self->set.entries = grown;
+    client_entry_t *e = &grown[self->set.n++];
+    memset(e, 0, sizeof *e);
+    e->pub = *client;
+    e->hmac_secret = secret;
+    if (token) {
+        crypto_hash_sha256(e->token_sha256, (const unsigned char *)token, strlen(token));
+        e->has_token = true;
+    }
+    self->loaded = true;
+    pthread_rwlock_unlock(&self->lock);
+    return 0;
 }
 
 void intake_auth_destroy(intake_auth_t **self_p)

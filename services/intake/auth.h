@@ -45,6 +45,13 @@ typedef struct intake_auth intake_auth_t;
 intake_auth_t *intake_auth_new(const intake_config_t *cfg);
 void intake_auth_destroy(intake_auth_t **self_p);
 
+/* Adds a client held in memory only, for an intake without a clients table: with an empty
+ * cfg->pg_url intake_auth_new() reads no table, and this is how the fuzzer and unit tests give
+ * it clients. `token` and `hmac_secret` (copied) may be NULL. Marks the clients loaded. Returns
+ * 0, or -1 on allocation failure. */
+int intake_auth_add_client(intake_auth_t *self, const intake_client_t *client, const char *token,
+                           const char *hmac_secret);
+
 /* What a request presents to be authenticated; everything borrowed. */
 typedef struct {
     const char *authorization; /* Authorization header, or NULL */
