@@ -563,6 +563,14 @@ static int admit_headers(intake_server_t *self, request_state_t *st, struct MHD_
         r->retry_after_s = RETRY_AFTER_S;
         return -1;
     }
+    /* MHD frames only chunked bodies; with any other transfer coding it would wait for the
+     * end of a body it cannot find until the connection times out (found by fuzz_http). */
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked") != 0) {
+        intake_error(r, 400, "invalid_field", "Transfer-Encoding",
+                     "only Transfer-Encoding: chunked is supported (or send Content-Length)");
+        return -1;
+    }
     char path[TARGET_MAX];
     intake_credentials_t cred;
     credentials(st, conn, method, path, &cred);

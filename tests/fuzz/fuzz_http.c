@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,13 +31,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOKEN_ALL       "fuzz-token-all-scopes-0123456789abcdef"
-#define TOKEN_NONE      "fuzz-token-no-scope-0123456789abcdef"
-#define HMAC_SECRET     "fuzz-hmac-secret-0123456789abcdef0123456789"
-#define REQUEST_MAX     (256 * 1024)
-#define PATH_MAX_FUZZ   2048
-#define HEADERS_MAX     4096
-#define REPLY_TIMEOUT_S 10
+#define TOKEN_ALL          "fuzz-token-all-scopes-0123456789abcdef"
+#define TOKEN_NONE         "fuzz-token-no-scope-0123456789abcdef"
+#define HMAC_SECRET        "fuzz-hmac-secret-0123456789abcdef0123456789"
+#define REQUEST_MAX        (256 * 1024)
+#define PATH_MAX_FUZZ      2048
+#define HEADERS_MAX        4096
+#define REPLY_TIMEOUT_S    10
+#define CONNECT_TRIES      100
+#define CONNECT_BACKOFF_US 10000
 
 static intake_config_t cfg, auth_cfg;
 static intake_auth_t *auth;
@@ -143,10 +146,20 @@ static int exchange(const char *req, size_t len)
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+    /* Closed with a reset: hundreds of thousands of connections would otherwise leave as many
+     * ports in TIME_WAIT and run the loopback out of ephemeral ports. */
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
     assert(s >= 0);
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    assert(connect(s, (struct sockaddr *)&a, sizeof a) == 0);
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    int rc;
+    for (int tries = 0; (rc = connect(s, (struct sockaddr *)&a, sizeof a)) != 0 &&
+                        errno == EADDRNOTAVAIL && tries < CONNECT_TRIES;
+         tries++) {
+        usleep(CONNECT_BACKOFF_US); /* ports still in TIME_WAIT from the server's closes */
+    }
+    assert(rc == 0); /* the server must still be accepting */
     size_t sent = 0;
     while (sent < len) {
         ssize_t n = send(s, req + sent, len - sent, MSG_NOSIGNAL);

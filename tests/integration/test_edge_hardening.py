@@ -339,3 +339,26 @@ def test_out_of_range_and_garbage_timestamps_are_401(start_intake):
     assert it.daemon.alive()
     assert it.count("tickets") == 0
     assert it.signed_post("/v1/reports", raw, client="rsigner").status == 201
+
+
+# ---- inputs the HTTP fuzzer found slow (tests/fuzz/corpus/http/slow_*) ----------------------
+
+
+def test_unknown_transfer_encodings_are_closed_at_once(start_intake):
+    """fuzz_http spent seconds per run on `Transfer-Encoding: chunkee`: libmicrohttpd waits for
+    the end of a body it cannot frame until the connection times out (30 s). Intake refuses any
+    transfer coding but chunked on the headers (400 naming the header) and keeps serving."""
+    it = start_intake()
+    for te in ("chunkee", "gzip", "chunked, gzip", "identity"):
+        s = open_request(it.port, "POST", "/v1/reports",
+                         {"Authorization": "Bearer " + it.token("ops"), "Content-Type": JSON,
+                          "Transfer-Encoding": te})
+        assert answered_without_body(s), te
+        status, _, raw = read_response(s, timeout=READ_TIMEOUT_S)
+        # An answer, not a connection left to time out.
+        assert status == 400, (te, status, raw)
+        err = json.loads(raw)["error"]
+        assert err["field"] == "Transfer-Encoding", err
+        assert it.count("tickets") == 0
+    assert it.daemon.alive()
+    assert it.report().status == 201
