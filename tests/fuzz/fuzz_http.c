@@ -153,11 +153,21 @@ static int exchange(const char *req, size_t len)
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    int rc;
-    for (int tries = 0; (rc = connect(s, (struct sockaddr *)&a, sizeof a)) != 0 &&
-                        errno == EADDRNOTAVAIL && tries < CONNECT_TRIES;
-         tries++) {
-        usleep(CONNECT_BACKOFF_US); /* ports still in TIME_WAIT from the server's closes */
+    int rc = -1;
+    for (int tries = 0; tries < CONNECT_TRIES; tries++) {
+        if ((rc = connect(s, (struct sockaddr *)&a, sizeof a)) == 0) {
+            break;
+        }
+        /* A busy machine: ports in TIME_WAIT from the server's closes, a full accept queue.
+         * Only a server that stays unreachable for the whole second is a failure. */
+        fprintf(stderr, "fuzz_http: connect: %s (retrying)\n", strerror(errno));
+        close(s);
+        usleep(CONNECT_BACKOFF_US);
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        assert(s >= 0);
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     }
     assert(rc == 0); /* the server must still be accepting */
     size_t sent = 0;
