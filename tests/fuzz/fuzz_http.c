@@ -99,7 +99,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     intake_client_t all = {.id = "fuzz-all", .scopes = INTAKE_SCOPE_ALL, .rate_per_s = 1000000};
     intake_client_t none = {.id = "fuzz-none", .scopes = 0, .rate_per_s = 1000000};
     snprintf(all.act_as, sizeof all.act_as, "a1,a2");
-    all.role = INTAKE_ROLE_SUPERVISOR;
+    all.role = WASL_AUTHZ_ROLE_SUPERVISOR;
     all.trusted_ani = true;
     assert(auth && intake_auth_add_client(auth, &all, TOKEN_ALL, HMAC_SECRET) == 0 &&
            intake_auth_add_client(auth, &none, TOKEN_NONE, NULL) == 0);
