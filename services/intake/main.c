@@ -130,8 +130,12 @@ int main(int argc, char **argv)
     intake_server_stop_offload(server);
     rc = 0;
 done:
-    intake_writers_destroy(&writers);
+    /* Writers stop (every accepted job answered) before the server goes, but are freed only
+     * after it: an HTTP thread that passed the draining check may still submit, and must find
+     * a pool that says no rather than freed memory. */
+    intake_writers_stop(writers);
     intake_server_destroy(&server);
+    intake_writers_destroy(&writers);
     wasl_admin_destroy(&admin);
     intake_auth_destroy(&auth);
     wasl_zmq_destroy(&zmq);

@@ -833,6 +833,42 @@ error:
     return NULL;
 }
 
+void intake_writers_stop(intake_writers_t *self)
+{
+    if (!self) {
+        return;
+    }
+    pthread_mutex_lock(&self->lock);
+    bool was_stopping = self->stopping;
+    self->stopping = true;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    if (was_stopping) {
+        return;
+    }
+    for (size_t i = 0; i < self->nwriters; i++) {
+        if (self->writers[i].thread) {
+            pthread_join(self->writers[i].thread, NULL);
+        }
+    }
+    /* Writers are gone: answer what is left (nothing, unless every writer failed). Submit
+     * refuses new jobs from now on, so the list only shrinks. */
+    pthread_mutex_lock(&self->lock);
+    intake_job_t *left = self->head;
+    self->head = self->tail = NULL;
+    pthread_mutex_unlock(&self->lock);
+    for (intake_job_t *j = left; j;) {
+        intake_job_t *next = j->next;
+        job_unavailable(self, j, "shutting down");
+        pool_release(self, j);
+        j = next;
+    }
+    if (self->reaper_running) {
+        pthread_join(self->reaper, NULL);
+        self->reaper_running = false;
+    }
+}
+
 void intake_writers_destroy(intake_writers_t **self_p)
 {
     assert(self_p);
@@ -840,26 +876,7 @@ void intake_writers_destroy(intake_writers_t **self_p)
     if (!self) {
         return;
     }
-    pthread_mutex_lock(&self->lock);
-    self->stopping = true;
-    pthread_cond_broadcast(&self->wake);
-    pthread_mutex_unlock(&self->lock);
-    for (size_t i = 0; i < self->nwriters; i++) {
-        if (self->writers[i].thread) {
-            pthread_join(self->writers[i].thread, NULL);
-        }
-    }
-    /* Writers are gone: answer what is left (nothing, unless every writer failed). */
-    for (intake_job_t *j = self->head; j;) {
-        intake_job_t *next = j->next;
-        job_unavailable(self, j, "shutting down");
-        pool_release(self, j);
-        j = next;
-    }
-    self->head = self->tail = NULL;
-    if (self->reaper_running) {
-        pthread_join(self->reaper, NULL);
-    }
+    intake_writers_stop(self);
     if (self->writers) {
         for (size_t i = 0; i < (size_t)self->cfg->writers; i++) {
             wasl_pg_destroy(&self->writers[i].pg);

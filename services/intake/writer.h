@@ -12,8 +12,14 @@ typedef struct intake_writers intake_writers_t;
  * failure (logged). */
 intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq);
 
-/* Stops accepting jobs, finishes those queued (or answers them 503 after the deadline), joins
- * the threads. Safe twice. */
+/* Stops accepting jobs (a later intake_writers_submit returns -1), finishes those queued (or
+ * answers them 503 after the deadline) and joins the threads; the pool itself stays valid, so
+ * an HTTP thread that passed the draining check just before can still call submit safely.
+ * Safe twice. */
+void intake_writers_stop(intake_writers_t *self);
+
+/* intake_writers_stop, then frees the pool: call it only once no HTTP thread can reach the
+ * pool (after intake_server_destroy). Safe twice. */
 void intake_writers_destroy(intake_writers_t **self_p);
 
 /* A new job with one reference, owned by the caller. NULL on allocation failure. */
