@@ -7,8 +7,8 @@ Fixtures (import them into a test module: ``from intake_helpers import intake, s
     intake         a running intake with DEFAULT_CLIENTS and a running wasl-bus (.bus_daemon)
     shared_intake  one intake per test module (for tables of cheap cases such as error replies)
 
-Everything here uses the standard library plus psycopg2, pyzmq and msgpack (rule 9 of
-/work/shared/STYLE.md: real binaries, real PostgreSQL and Redis, loopback only).
+Everything here uses the standard library plus psycopg2, pyzmq and msgpack (the project's test
+rule: real binaries, real PostgreSQL and Redis, loopback only).
 """
 
 import hashlib
