@@ -13,9 +13,9 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import REPO, BIN_DIR, Daemon, base_env, free_port, free_port_range, parse_metrics, wait_for
-from intake_helpers import Client, default_clients, launch_intake, new_token, run_waslctl, \
-    to_arabic_indic
+from case_helpers import case_stack, luhn_ok, unique_id, unique_phone
+from conftest import REPO, base_env, free_port, parse_metrics, wait_for
+from intake_helpers import Client, default_clients, new_token, run_waslctl, to_arabic_indic
 
 LOCK_S = 3
 MAX_FAILURES = 5
@@ -30,64 +30,20 @@ PLAINTIFF_PHONE = "+966551230001"
 STRANGER_PHONE = "+966551239999"
 
 
-def luhn_ok(d):
-    s = 0
-    for i, ch in enumerate(d):
-        v = int(ch)
-        if i % 2 == 0:
-            v *= 2
-            v = v // 10 + v % 10
-        s += v
-    return len(d) == 10 and d[0] in "12" and s % 10 == 0
-
-
-def valid_id(prefix):
-    """A Luhn-valid ID starting with the 9 digits of `prefix`."""
-    for last in "0123456789":
-        if luhn_ok(prefix + last):
-            return prefix + last
-    raise AssertionError(prefix)
-
-
-def unique_phone():
-    return "+9665" + str(uuid.uuid4().int % 10**8).zfill(8)
-
-
-def unique_id():
-    return valid_id("1" + str(uuid.uuid4().int % 10**8).zfill(8))
-
-
 @pytest.fixture(scope="module")
 def stack(postgres, redis_server, tmp_path_factory):
     """A database with seeded and hand-made cases, a bus, two caselookup workers connected as
     the wasl_caselookup role, and an intake with a `cases` client and a telephony client."""
-    log_dir = tmp_path_factory.mktemp("caselookup")
-    name = f"wasl_m_{uuid.uuid4().hex[:12]}"
-    postgres.create_database(name)
-    db_url = postgres.url_for(name)
-    started = []
-    try:
-        base = free_port_range(8)
-        env = base_env(postgres, redis_server)
-        env.update({"WASL_BUS_BIND": "127.0.0.1", "WASL_BUS_PORT": str(base),
-                    "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port())})
-        bus = Daemon("bus", BIN_DIR / "wasl-bus", env, log_dir,
-                     admin_port=int(env["WASL_ADMIN_PORT"]))
-        started.append(bus)
-        bus.start()
-        bus.wait_healthy()
-        bus.endpoint = f"tcp://127.0.0.1:{base}"
-        clients = default_clients() + [
-            Client("caseapi", "api", "cases", token=new_token()),
-            # Telephony clients trusted for caller ID: their caller numbers verify.
-            Client("pbx", "telephony", "calls", token=new_token(), trusted_ani=True),
-            Client("telco", "telephony", "cases", token=new_token(), trusted_ani=True),
-            # The same kinds without that trust: a phone from them never verifies.
-            Client("pbx2", "telephony", "calls", token=new_token()),
-        ]
-        it = launch_intake(postgres, redis_server, db_url, log_dir, clients=clients,
-                           bus_daemon=bus)
-        started.append(it)
+    clients = default_clients() + [
+        Client("caseapi", "api", "cases", token=new_token()),
+        # Telephony clients trusted for caller ID: their caller numbers verify.
+        Client("pbx", "telephony", "calls", token=new_token(), trusted_ani=True),
+        Client("telco", "telephony", "cases", token=new_token(), trusted_ani=True),
+        # The same kinds without that trust: a phone from them never verifies.
+        Client("pbx2", "telephony", "calls", token=new_token()),
+    ]
+
+    def seed(name, db_url):
         ctl_env = base_env(postgres, redis_server)
         ctl_env["WASL_PG_URL"] = db_url
         seeded = run_waslctl(ctl_env, "seed-cases", "40", "--seed", "7")
@@ -124,33 +80,19 @@ def stack(postgres, redis_server, tmp_path_factory):
                             " (%s, now() - interval '5 days', 'حجزت القضية للحكم', 'Reserved')",
                             (cid, cid, cid, cid))
         conn.close()
-        role_url = db_url.replace("postgres@", "wasl_caselookup@")
-        workers = []
-        for i in range(2):
-            wenv = base_env(postgres, redis_server)
-            wenv.update({"WASL_PG_URL": role_url, "WASL_BUS": bus.endpoint,
-                         "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port()),
-                         "WASL_CASELOOKUP_LOCK_S": str(LOCK_S),
-                         "WASL_CASELOOKUP_WINDOW_S": "60",
-                         "WASL_CASELOOKUP_MAX_FAILURES": str(MAX_FAILURES),
-                         "WASL_CASELOOKUP_CASE_MAX_FAILURES": "1000",
-                         "WASL_CASELOOKUP_CACHE_TTL_S": "60"})
-            w = Daemon("caselookup", BIN_DIR / "wasl-caselookup", wenv, log_dir,
-                       admin_port=int(wenv["WASL_ADMIN_PORT"]))
-            started.append(w)
-            w.start()
-            w.wait_healthy()
-            workers.append(w)
-        for w in workers:
-            wait_for(lambda w=w: w.get("/readyz")[0] == 200, 10, what="caselookup ready")
-        yield {"intake": it, "workers": workers, "db": name, "db_url": db_url,
-               "role_url": role_url, "seed": seeded, "bus": bus}
-    finally:
-        for d in reversed(started):
-            (d.close if hasattr(d, "close") else d.kill)()
-        if not postgres.running():
-            postgres.start()
-        postgres.drop_database(name)
+        return {"seed": seeded, "role_url": role_url(db_url)}
+
+    def role_url(db_url):
+        return db_url.replace("postgres@", "wasl_caselookup@")
+
+    yield from case_stack(postgres, redis_server, tmp_path_factory.mktemp("caselookup"),
+                          "wasl_m", clients, {
+                              "WASL_CASELOOKUP_LOCK_S": str(LOCK_S),
+                              "WASL_CASELOOKUP_WINDOW_S": "60",
+                              "WASL_CASELOOKUP_MAX_FAILURES": str(MAX_FAILURES),
+                              "WASL_CASELOOKUP_CASE_MAX_FAILURES": "1000",
+                              "WASL_CASELOOKUP_CACHE_TTL_S": "60"},
+                          seed, worker_db_url=role_url)
 
 
 def lookup(stack, number, client="caseapi", **query):

@@ -16,8 +16,9 @@ import pytest
 import redis
 import zmq
 
-from conftest import BIN_DIR, Daemon, base_env, free_port, free_port_range, wait_for
-from intake_helpers import Client, default_clients, launch_intake, new_token, run_waslctl
+from case_helpers import case_stack, unique_case, unique_id, unique_phone
+from conftest import BIN_DIR, base_env, free_port, wait_for
+from intake_helpers import Client, default_clients, new_token
 
 MAX_FAILURES = 5        # per verifier
 LINE_MAX = 10           # per trusted caller line
@@ -27,64 +28,20 @@ PARALLEL = 60           # guesses fired at once over HTTP
 BATCH = 128             # guesses sent at once over the bus (a router batch's size)
 
 
-def luhn_ok(d):
-    s = 0
-    for i, ch in enumerate(d):
-        v = int(ch)
-        if i % 2 == 0:
-            v *= 2
-            v = v // 10 + v % 10
-        s += v
-    return len(d) == 10 and d[0] in "12" and s % 10 == 0
-
-
-def unique_id():
-    prefix = "1" + str(uuid.uuid4().int % 10**8).zfill(8)
-    for last in "0123456789":
-        if luhn_ok(prefix + last):
-            return prefix + last
-    raise AssertionError(prefix)
-
-
-def unique_phone():
-    return "+9665" + str(uuid.uuid4().int % 10**8).zfill(8)
-
-
-def unique_case():
-    return "45" + str(uuid.uuid4().int % 10**8).zfill(8)
-
-
 @pytest.fixture(scope="module")
 def stack(postgres, redis_server, tmp_path_factory):
     """A bus, two caselookup workers with production-like budgets (and a short lock), an
     intake with API, trusted and untrusted telephony clients."""
-    log_dir = tmp_path_factory.mktemp("caselookup_security")
-    name = f"wasl_s_{uuid.uuid4().hex[:12]}"
-    postgres.create_database(name)
-    db_url = postgres.url_for(name)
-    started = []
-    try:
-        base = free_port_range(8)
-        env = base_env(postgres, redis_server)
-        env.update({"WASL_BUS_BIND": "127.0.0.1", "WASL_BUS_PORT": str(base),
-                    "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port())})
-        bus = Daemon("bus", BIN_DIR / "wasl-bus", env, log_dir,
-                     admin_port=int(env["WASL_ADMIN_PORT"]))
-        started.append(bus)
-        bus.start()
-        bus.wait_healthy()
-        bus.endpoint = f"tcp://127.0.0.1:{base}"
-        clients = default_clients() + [
-            Client("caseapi", "api", "cases", token=new_token()),
-            Client("telco", "telephony", "cases", token=new_token(), trusted_ani=True),
-            Client("telco2", "telephony", "cases", token=new_token()),
-            Client("pbx", "telephony", "calls", token=new_token(), trusted_ani=True),
-            Client("pbx2", "telephony", "calls", token=new_token()),
-            Client("pbx3", "telephony", "calls", token=new_token(), trusted_ani=True),
-        ]
-        it = launch_intake(postgres, redis_server, db_url, log_dir, clients=clients,
-                           bus_daemon=bus)
-        started.append(it)
+    clients = default_clients() + [
+        Client("caseapi", "api", "cases", token=new_token()),
+        Client("telco", "telephony", "cases", token=new_token(), trusted_ani=True),
+        Client("telco2", "telephony", "cases", token=new_token()),
+        Client("pbx", "telephony", "calls", token=new_token(), trusted_ani=True),
+        Client("pbx2", "telephony", "calls", token=new_token()),
+        Client("pbx3", "telephony", "calls", token=new_token(), trusted_ani=True),
+    ]
+
+    def seed(name, db_url):
         conn = postgres.connect(name)
         with conn.cursor() as cur:
             cur.execute("INSERT INTO courts (code, name_ar, name_en, city_ar, city_en, time_zone)"
@@ -96,32 +53,15 @@ def stack(postgres, redis_server, tmp_path_factory):
                         " RETURNING id", (court,))
             circuit = cur.fetchone()[0]
         conn.close()
-        workers = []
-        for _ in range(2):
-            wenv = base_env(postgres, redis_server)
-            wenv.update({"WASL_PG_URL": db_url, "WASL_BUS": bus.endpoint,
-                         "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port()),
-                         "WASL_CASELOOKUP_LOCK_S": str(LOCK_S),
-                         "WASL_CASELOOKUP_WINDOW_S": "120",
-                         "WASL_CASELOOKUP_MAX_FAILURES": str(MAX_FAILURES),
-                         "WASL_CASELOOKUP_LINE_MAX_FAILURES": str(LINE_MAX),
-                         "WASL_CASELOOKUP_CASE_MAX_FAILURES": str(CASE_MAX)})
-            w = Daemon("caselookup", BIN_DIR / "wasl-caselookup", wenv, log_dir,
-                       admin_port=int(wenv["WASL_ADMIN_PORT"]))
-            started.append(w)
-            w.start()
-            w.wait_healthy()
-            workers.append(w)
-        for w in workers:
-            wait_for(lambda w=w: w.get("/readyz")[0] == 200, 10, what="caselookup ready")
-        yield {"intake": it, "workers": workers, "db": name, "db_url": db_url, "bus": bus,
-               "circuit": circuit}
-    finally:
-        for d in reversed(started):
-            (d.close if hasattr(d, "close") else d.kill)()
-        if not postgres.running():
-            postgres.start()
-        postgres.drop_database(name)
+        return {"circuit": circuit}
+
+    yield from case_stack(postgres, redis_server, tmp_path_factory.mktemp("caselookup_security"),
+                          "wasl_s", clients, {
+                              "WASL_CASELOOKUP_LOCK_S": str(LOCK_S),
+                              "WASL_CASELOOKUP_WINDOW_S": "120",
+                              "WASL_CASELOOKUP_MAX_FAILURES": str(MAX_FAILURES),
+                              "WASL_CASELOOKUP_LINE_MAX_FAILURES": str(LINE_MAX),
+                              "WASL_CASELOOKUP_CASE_MAX_FAILURES": str(CASE_MAX)}, seed)
 
 
 def new_case(postgres, stack):

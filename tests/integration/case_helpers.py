@@ -1,0 +1,91 @@
+"""What the case-lookup tests share: made-up identities that pass the checks, and one stack — a
+fresh database, a bus, caselookup workers and an intake — that each test module seeds its own
+way and configures with its own budgets."""
+
+import uuid
+
+from conftest import BIN_DIR, Daemon, base_env, free_port, free_port_range, wait_for
+from intake_helpers import launch_intake
+
+
+def luhn_ok(d):
+    """True for a 10-digit Saudi ID (citizen 1…, resident 2…) whose Luhn sum checks."""
+    s = 0
+    for i, ch in enumerate(d):
+        v = int(ch)
+        if i % 2 == 0:
+            v *= 2
+            v = v // 10 + v % 10
+        s += v
+    return len(d) == 10 and d[0] in "12" and s % 10 == 0
+
+
+def valid_id(prefix):
+    """A Luhn-valid ID starting with the 9 digits of `prefix`."""
+    for last in "0123456789":
+        if luhn_ok(prefix + last):
+            return prefix + last
+    raise AssertionError(prefix)
+
+
+def unique_id():
+    return valid_id("1" + str(uuid.uuid4().int % 10**8).zfill(8))
+
+
+def unique_phone():
+    return "+9665" + str(uuid.uuid4().int % 10**8).zfill(8)
+
+
+def unique_case():
+    return "45" + str(uuid.uuid4().int % 10**8).zfill(8)
+
+
+def case_stack(postgres, redis_server, log_dir, db_prefix, clients, worker_env, seed,
+               worker_db_url=None, workers=2):
+    """Generator for a module fixture: creates a database, starts a bus, an intake with
+    `clients`, calls seed(db_name, db_url) -> dict (its keys join the stack), then starts
+    `workers` caselookup workers with `worker_env` added (on `worker_db_url(db_url)` when
+    given) and yields the stack once they are ready: {"intake", "workers", "db", "db_url",
+    "bus", …seed's keys}. Everything is stopped and the database dropped afterwards."""
+    name = f"{db_prefix}_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(name)
+    db_url = postgres.url_for(name)
+    started = []
+    try:
+        base = free_port_range(8)
+        env = base_env(postgres, redis_server)
+        env.update({"WASL_BUS_BIND": "127.0.0.1", "WASL_BUS_PORT": str(base),
+                    "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port())})
+        bus = Daemon("bus", BIN_DIR / "wasl-bus", env, log_dir,
+                     admin_port=int(env["WASL_ADMIN_PORT"]))
+        started.append(bus)
+        bus.start()
+        bus.wait_healthy()
+        bus.endpoint = f"tcp://127.0.0.1:{base}"
+        it = launch_intake(postgres, redis_server, db_url, log_dir, clients=clients,
+                           bus_daemon=bus)
+        started.append(it)
+        stack = {"intake": it, "db": name, "db_url": db_url, "bus": bus}
+        stack.update(seed(name, db_url))
+        stack["workers"] = []
+        for _ in range(workers):
+            wenv = base_env(postgres, redis_server)
+            wenv.update({"WASL_PG_URL": worker_db_url(db_url) if worker_db_url else db_url,
+                         "WASL_BUS": bus.endpoint, "WASL_ADMIN_BIND": "127.0.0.1",
+                         "WASL_ADMIN_PORT": str(free_port())})
+            wenv.update(worker_env)
+            w = Daemon("caselookup", BIN_DIR / "wasl-caselookup", wenv, log_dir,
+                       admin_port=int(wenv["WASL_ADMIN_PORT"]))
+            started.append(w)
+            w.start()
+            w.wait_healthy()
+            stack["workers"].append(w)
+        for w in stack["workers"]:
+            wait_for(lambda w=w: w.get("/readyz")[0] == 200, 10, what="caselookup ready")
+        yield stack
+    finally:
+        for d in reversed(started):
+            (d.close if hasattr(d, "close") else d.kill)()
+        if not postgres.running():
+            postgres.start()
+        postgres.drop_database(name)
