@@ -299,7 +299,8 @@ def test_dev_token_never_on_a_command_line(stack):
         def up_exit_code():
             text = trace.read_text() if trace.exists() else ""
             first = text.split(None, 1)[0] if text else None
-            m = first and re.search(rf"^{first} \+\+\+ exited with (\d+) \+\+\+$", text,
+            # strace pads the pid column ("%-5d "): a 4-digit pid is followed by two spaces.
+            m = first and re.search(rf"^{first}\s+\+\+\+ exited with (\d+) \+\+\+$", text,
                                     re.M)
             if tracer.poll() is not None and not m:
                 raise AssertionError(f"strace ended ({tracer.returncode}):\n{text[-3000:]}")
