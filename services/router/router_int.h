@@ -1,0 +1,62 @@
+/* router_int — what the router's files share: the object (its connections, the rules, the
+ * agents buffer of the dispatch round, the metrics) and the helpers every job uses. Private to
+ * services/router/: route.c (claim → decide → commit, auto-answer), dispatch.c (offer rounds),
+ * timers.c (presence, staffing, overflow, escalation, stats) and router.c (lifecycle, loop). */
+#ifndef WASL_ROUTER_ROUTER_INT_H
+#define WASL_ROUTER_ROUTER_INT_H
+
+#include "router.h"
+#include "select.h"
+#include "wasl_metrics.h"
+#include "wasl_pg.h"
+#include "wasl_rpc.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define OWNER_MAX        128
+#define ENTITY_KINDS_MAX 8
+#define AGENTS_MAX       5000
+#define LIST_SEP         ","
+
+/* Auto-answer: how long one lookup may take, how many more tries, how long to stop asking
+ * after caselookup failed to answer, and the longest answer sent. */
+#define AUTO_ANSWER_TIMEOUT_MS 700
+#define AUTO_ANSWER_RETRIES    1
+#define AUTO_ANSWER_BACKOFF_MS 10000
+#define AUTO_ANSWER_MAX        1024
+
+struct router {
+    const router_config_t *cfg;
+    rules_t *rules;
+    wasl_pg_t *pg;
+    zsock_t *pull;
+    zsock_t *push; /* notify stage */
+    char owner[OWNER_MAX];
+    atomic_bool db_ok;
+    select_agent_t *agents;
+    wasl_rpc_t *rpc;           /* to caselookup, when auto-answer is on */
+    int64_t rpc_down_until_ms; /* after a failed lookup, answer nothing for a while */
+    wasl_counter_t *auto_answered, *auto_declined;
+    wasl_counter_t *bad_messages, *lost, *failed, *routed, *offered, *expired, *escalated,
+        *overflowed, *presence_expired, *notify_sent, *notify_failed;
+    wasl_histogram_t *batch_seconds, *dispatch_seconds;
+};
+
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Publishes notify.requested for an outbox row just committed (router.c). A failed send is
+ * counted; the row stands and the notifier's sweep sends it. */
+void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, const char *kind,
+                                 const char *channel);
+
+/* Queue depth, oldest waiting age, SLA attainment and offer outcomes, as gauges (timers.c). */
+void router_refresh_stats(router_t *self);
+
+#endif
