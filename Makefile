@@ -94,6 +94,13 @@ $(B)/bin/$(call binname,$(1)): $(B)/obj/services/$(1)/main.o $(call svc_objs,$(1
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
+# The router library: the rules file and the agent choice (services/router/rules.c, select.c)
+# are pure (libyaml and jansson; no database, no bus). wasl-router links them as objects of its
+# directory; waslctl (route replay, route bench) links the same two objects, so a replay decides
+# exactly as the daemon did. Extra prerequisites come after the rule's own in $^.
+ROUTER_LIB_OBJ := $(B)/obj/services/router/rules.o $(B)/obj/services/router/select.o
+$(B)/bin/waslctl: $(ROUTER_LIB_OBJ)
+
 # ---- unit tests -------------------------------------------------------------
 # A test named test_<service>_*.c also links that service's objects (not main.o).
 test_svc = $(firstword $(filter $(SERVICES),$(word 2,$(subst _, ,$(1)))))

@@ -6,10 +6,10 @@
 #include "wasl_pg.h"
 #include "wasl_ref.h"
 
-/* The router's rules module is compiled in here too, so that replay decides exactly as the
- * daemon does (one source, two binaries). */
-#include "../router/rules.c"
-#include "../router/select.c"
+/* The router's rules and agent choice, linked from the router's objects (see the Makefile, "the
+ * router library"), so that replay and bench decide exactly as the daemon does. */
+#include "../router/rules.h"
+#include "../router/select.h"
 
 #include <jansson.h>
 #include <stdio.h>
