@@ -89,13 +89,6 @@ static const char *const create_sql =
 
 #define CREATE_STMT "intake_create"
 
-/* A ticket.received to send once the transaction that created it committed. */
-typedef struct {
-    intake_ticket_t ticket;
-    const intake_contact_t *contact; /* borrowed from the job, alive until publication */
-    int64_t received_at_ms;
-} pending_publish_t;
-
 struct intake_writer {
     intake_writers_t *pool;
     pthread_t thread;
@@ -104,7 +97,7 @@ struct intake_writer {
     zsock_t *bus; /* PUSH to the classify stage, or NULL without a bus */
     uint32_t refs[REF_BLOCK];
     size_t nrefs;
-    pending_publish_t *publish;
+    wasl_msg_t **publish; /* ticket.received to send once the transaction committed (owned) */
     size_t npublish, publish_cap;
 };
 
@@ -386,22 +379,55 @@ static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out,
     return resolved;
 }
 
+/* Copies `value` into a message field; NULL stays NULL. Returns 0, -1 on allocation failure. */
+static int msg_strdup(char **field, const char *value)
+{
+    *field = value ? strdup(value) : NULL;
+    return value && !*field ? -1 : 0;
+}
+
+/* Builds the ticket.received of a ticket this transaction created, to send after COMMIT. The
+ * message owns copies of its strings, so it outlives the job and the writer's buffers. */
 static void publish_later(intake_writer_t *w, const intake_ticket_t *t, const intake_contact_t *c,
                           int64_t received_ms)
 {
-    if (!t->created || t->work_id == 0) {
+    if (!t->created || t->work_id == 0 || !w->bus) {
         return;
     }
     if (w->npublish == w->publish_cap) {
         size_t cap = w->publish_cap ? w->publish_cap * 2 : 64;
-        pending_publish_t *p = realloc(w->publish, cap * sizeof *p);
+        wasl_msg_t **p = realloc(w->publish, cap * sizeof *p);
         if (!p) {
             return; /* the classifier's sweep finds the work row anyway */
         }
         w->publish = p;
         w->publish_cap = cap;
     }
-    w->publish[w->npublish++] = (pending_publish_t){*t, c, received_ms};
+    wasl_msg_t *msg = wasl_msg_new(WASL_MSG_TICKET_RECEIVED);
+    if (!msg) {
+        wasl_counter_inc(w->pool->publish_failed);
+        return;
+    }
+    wasl_msg_ticket_received_t *m = &msg->u.ticket_received;
+    m->work_id = (uint64_t)t->work_id;
+    m->ticket_id = (uint64_t)t->ticket_id;
+    m->received_at = received_ms;
+    if (msg_strdup(&m->ref, t->ref) < 0 || msg_strdup(&m->channel, c->channel) < 0 ||
+        msg_strdup(&m->lang, c->lang) < 0) {
+        wasl_counter_inc(w->pool->publish_failed);
+        wasl_msg_destroy(&msg);
+        return;
+    }
+    w->publish[w->npublish++] = msg;
+}
+
+/* Forgets the messages of a transaction that did not commit. */
+static void publish_drop(intake_writer_t *w)
+{
+    for (size_t i = 0; i < w->npublish; i++) {
+        wasl_msg_destroy(&w->publish[i]);
+    }
+    w->npublish = 0;
 }
 
 /* Sends ticket.received for everything committed; never blocks (the work rows are the truth,
@@ -409,37 +435,16 @@ static void publish_later(intake_writer_t *w, const intake_ticket_t *t, const in
 static void publish_committed(intake_writer_t *w)
 {
     for (size_t i = 0; i < w->npublish; i++) {
-        const pending_publish_t *p = &w->publish[i];
-        if (!w->bus) {
-            continue;
-        }
-        wasl_msg_t *msg = wasl_msg_new(WASL_MSG_TICKET_RECEIVED);
-        if (!msg) {
-            wasl_counter_inc(w->pool->publish_failed);
-            continue;
-        }
-        wasl_msg_ticket_received_t *m = &msg->u.ticket_received;
-        m->work_id = (uint64_t)p->ticket.work_id;
-        m->ticket_id = (uint64_t)p->ticket.ticket_id;
-        m->received_at = p->received_at_ms;
-        /* The message borrows the contact's strings; they are detached before destroy. */
-        m->ref = (char *)p->ticket.ref;
-        m->channel = p->contact->channel;
-        m->lang = p->contact->lang;
-        m->subject = p->contact->subject;
-        m->body = p->contact->body;
         wasl_msg_error_t err;
-        if (wasl_msg_send(msg, w->bus, &err) == 0) {
+        if (wasl_msg_send(w->publish[i], w->bus, &err) == 0) {
             wasl_counter_inc(w->pool->published);
         } else {
             wasl_counter_inc(w->pool->publish_failed);
             wasl_debug("intake: ticket.received not sent; the work row stands", "{s:s, s:s}", "ref",
-                       p->ticket.ref, "error", err.message);
+                       w->publish[i]->u.ticket_received.ref, "error", err.message);
         }
-        m->ref = m->channel = m->lang = m->subject = m->body = NULL;
-        wasl_msg_destroy(&msg);
     }
-    w->npublish = 0;
+    publish_drop(w);
 }
 
 int intake_writer_create(intake_writer_t *w, intake_contact_t *contacts, size_t n,
@@ -550,11 +555,11 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
     wasl_histogram_observe(pool->batch_size, (double)nuniq);
     read_tickets(res, nuniq, tickets, received);
     PQclear(res);
-    w->npublish = 0;
+    publish_drop(w);
     for (size_t k = 0; k < nuniq; k++) {
         publish_later(w, &tickets[k], contacts[k], received[k]);
     }
-    /* Committed: publish first (the contacts are still alive), then answer. */
+    /* Committed: nudge the classifier, then answer. */
     publish_committed(w);
     for (size_t i = 0; i < n; i++) {
         intake_ticket_t t = tickets[slot[i]];
@@ -596,7 +601,7 @@ static void run_txn(intake_writer_t *w, intake_job_t *job)
 {
     intake_writers_t *pool = w->pool;
     intake_reply_t r = {0};
-    w->npublish = 0;
+    publish_drop(w);
     if (wasl_pg_begin(w->pg) < 0) {
         atomic_store(&pool->pg_up, false);
         job_unavailable(pool, job, "database error");
@@ -612,7 +617,7 @@ static void run_txn(intake_writer_t *w, intake_job_t *job)
         return;
     }
     wasl_pg_rollback(w->pg);
-    w->npublish = 0;
+    publish_drop(w);
     if (rc < 0 && r.body && r.status >= 400 && r.status < 500) {
         job_finish(job, &r); /* a refusal the function decided (e.g. 404) */
         pool_release(pool, job);
@@ -881,6 +886,7 @@ void intake_writers_destroy(intake_writers_t **self_p)
         for (size_t i = 0; i < (size_t)self->cfg->writers; i++) {
             wasl_pg_destroy(&self->writers[i].pg);
             zsock_destroy(&self->writers[i].bus);
+            publish_drop(&self->writers[i]);
             free(self->writers[i].publish);
         }
         free(self->writers);
