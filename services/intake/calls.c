@@ -2,6 +2,7 @@
  * seq), that yield a ticket when the call carries a request or ends abandoned in a queue. A
  * call id is the telephony client's own: another client's events under the same id are
  * another call (migration 0011). */
+#include "call_decide.h"
 #include "handlers.h"
 #include "wasl_log.h"
 #include "wasl_redis.h"
@@ -21,7 +22,7 @@
 typedef struct {
     char *call_id;
     long long seq;
-    char *event; /* call.started | call.ivr | call.note | call.answered | call.ended */
+    call_event_t event;
     bool cti;
     char *data;  /* JSON text stored in call_events.data */
     json_t *ivr; /* the IVR's answer (speech) merged into the reply, or NULL */
@@ -32,71 +33,10 @@ static void call_arg_free(void *p)
     call_arg_t *a = p;
     if (a) {
         free(a->call_id);
-        free(a->event);
         free(a->data);
         json_decref(a->ivr);
         free(a);
     }
-}
-
-/* What the call's events so far say (all of them, whatever order they came in). */
-typedef struct {
-    const char *from, *to, *queue, *cause, *agent;
-    bool answered, ended, report_requested;
-    long long duration_s;
-} call_state_t;
-
-/* A column's text, or NULL for SQL NULL. */
-static const char *col(const PGresult *res, int row, int column)
-{
-    return PQgetisnull(res, row, column) ? NULL : PQgetvalue(res, row, column);
-}
-
-static void call_state_read(const PGresult *res, call_state_t *s)
-{
-    memset(s, 0, sizeof *s);
-    s->duration_s = -1;
-    /* Columns: event, from, to, queue, cause, menu, duration_s, agent */
-    for (int r = 0; r < PQntuples(res); r++) {
-        const char *ev = PQgetvalue(res, r, 0);
-        if (col(res, r, 1) && !s->from) {
-            s->from = col(res, r, 1);
-        }
-        if (col(res, r, 2) && !s->to) {
-            s->to = col(res, r, 2);
-        }
-        if (col(res, r, 3)) {
-            s->queue = col(res, r, 3);
-        }
-        if (strcmp(ev, "call.answered") == 0) {
-            s->answered = true;
-            s->agent = col(res, r, 7);
-        } else if (strcmp(ev, "call.ended") == 0) {
-            s->ended = true;
-            s->cause = col(res, r, 4);
-            if (col(res, r, 6)) {
-                s->duration_s = strtoll(col(res, r, 6), NULL, 10);
-            }
-        } else if (strcmp(ev, "call.ivr") == 0 && col(res, r, 5) &&
-                   strcmp(col(res, r, 5), "report") == 0) {
-            s->report_requested = true;
-        } else if (strcmp(ev, "call.note") == 0) {
-            s->answered = true; /* someone took a note: the caller reached a person or the IVR */
-        }
-    }
-}
-
-/* A call ended abandoned when its cause says so, or when it waited in a queue and nobody
- * answered (the generic CTI form has no "abandoned" cause of its own). */
-static bool call_abandoned(const call_state_t *s, bool cti)
-{
-    if (!s->ended) {
-        return false;
-    }
-    if (s->cause && strcmp(s->cause, "abandoned") == 0) {
-        return true;
-    }
-    return cti && s->queue && *s->queue && !s->answered;
 }
 
 static json_t *call_reply(const call_arg_t *a, const char *ref, bool duplicate)
@@ -109,148 +49,198 @@ static json_t *call_reply(const call_arg_t *a, const char *ref, bool duplicate)
     return r;
 }
 
+/* A column's text, or NULL for SQL NULL. */
+static const char *col(const PGresult *res, int row, int column)
+{
+    return PQgetisnull(res, row, column) ? NULL : PQgetvalue(res, row, column);
+}
+
+// clang-format off
+/* Records the event and reads, in one round trip, what the decision needs: whether it was new,
+ * the call's ticket (if any) and every event of the call so far, this one included (a
+ * statement does not see its own insert, hence the UNION with what it returned). It runs after
+ * the call's lock, so its snapshot holds every earlier event of the call. Always one row at
+ * least (the event columns NULL when there are none). */
+static const char *const record_sql =
+    "WITH ins AS ("
+    "  INSERT INTO call_events (call_id, seq, event, data, client_id)"
+    "  VALUES ($1, $2, $3, $4::jsonb, $5)"
+    "  ON CONFLICT DO NOTHING"
+    "  RETURNING seq, event, data"
+    "), ev AS ("
+    "  SELECT seq, event, data FROM call_events"
+    "  WHERE call_id = $1 AND coalesce(client_id, '') = $5"
+    "  UNION ALL"
+    "  SELECT seq, event, data FROM ins"
+    ")"
+    " SELECT (SELECT count(*) FROM ins), t.id, t.ref, t.from_phone IS NOT NULL,"
+    "   e.event, e.data->>'from', e.data->>'to', e.data->>'queue', e.data->>'cause',"
+    "   e.data->>'menu', e.data->>'duration_s', e.data->>'agent'"
+    " FROM (SELECT 1) AS one"
+    " LEFT JOIN tickets t ON t.channel = 'phone' AND t.external_id = $1"
+    "   AND wasl_idem_scope(t.channel, t.client_id) = wasl_idem_scope('phone', $5)"
+    " LEFT JOIN ev e ON true"
+    " ORDER BY e.seq";
+
+/* Links the event to the call's ticket and, when $5 is set, gives the ticket the caller's
+ * number (out of order: the number may arrive after the ticket was made). */
+static const char *const link_sql =
+    "WITH phone AS ("
+    "  UPDATE tickets SET from_phone = $5, updated_at = now()"
+    "  WHERE id = $3 AND from_phone IS NULL AND $5::text IS NOT NULL"
+    "  RETURNING id"
+    ")"
+    " UPDATE call_events SET ticket_id = $3"
+    " WHERE call_id = $1 AND seq = $2 AND coalesce(client_id, '') = $4";
+// clang-format on
+
+enum { REC_NEW, REC_TICKET_ID, REC_REF, REC_HAS_PHONE, REC_EVENT, REC_FIELDS, REC_NCOLS = 12 };
+
+/* The recorded event and what the call's record says; the state borrows from res. */
+typedef struct {
+    PGresult *res;
+    bool duplicate, had_phone;
+    char ticket_id[24], ref[16];
+    call_state_t state;
+} call_record_t;
+
+/* Takes the call's lock (its events are decided one at a time), records the event and reads
+ * the call's record. Two round trips: the lock must be its own statement, so that the next
+ * one's snapshot is taken after it. Returns 0 or -1. */
+static int call_record(wasl_pg_t *pg, const call_arg_t *a, const intake_contact_t *c,
+                       const char *seq, call_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    call_state_init(&rec->state);
+    const char *lp[] = {a->call_id, c->client_id};
+    PGresult *res = intake_sql(
+        pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $2 || ':' || $1, 0))", 2, lp);
+    if (!res) {
+        return -1;
+    }
+    PQclear(res);
+    const char *rp[] = {a->call_id, seq, call_event_name(a->event), a->data, c->client_id};
+    res = intake_sql(pg, record_sql, 5, rp);
+    if (!res || PQnfields(res) != REC_NCOLS || PQntuples(res) < 1) {
+        PQclear(res);
+        return -1;
+    }
+    rec->res = res;
+    rec->duplicate = strcmp(PQgetvalue(res, 0, REC_NEW), "0") == 0;
+    if (!PQgetisnull(res, 0, REC_TICKET_ID)) {
+        snprintf(rec->ticket_id, sizeof rec->ticket_id, "%s", PQgetvalue(res, 0, REC_TICKET_ID));
+        snprintf(rec->ref, sizeof rec->ref, "%s", PQgetvalue(res, 0, REC_REF));
+        rec->had_phone = PQgetvalue(res, 0, REC_HAS_PHONE)[0] == 't';
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (PQgetisnull(res, r, REC_EVENT)) {
+            continue;
+        }
+        const int f = REC_FIELDS;
+        call_event_row_t row = {call_event_parse(PQgetvalue(res, r, REC_EVENT)),
+                                col(res, r, f),
+                                col(res, r, f + 1),
+                                col(res, r, f + 2),
+                                col(res, r, f + 3),
+                                col(res, r, f + 4),
+                                col(res, r, f + 5),
+                                col(res, r, f + 6)};
+        call_state_fold(&rec->state, &row);
+    }
+    return 0;
+}
+
+/* The caller's number in E.164, or NULL when the PBX sent none or something that is not a
+ * phone number (anonymous). Owned by the caller. */
+static char *caller_e164(intake_writer_t *w, const char *from)
+{
+    char *e164 = NULL;
+    if (from) {
+        intake_reply_t ignore = {0};
+        if (intake_norm_phone(from, "from", intake_writer_config(w), &e164, &ignore) < 0) {
+            e164 = NULL;
+        }
+        json_decref(ignore.body);
+    }
+    return e164;
+}
+
+/* Makes the call's ticket for action `act` from the job's contact (channel phone, external id
+ * the call id). On success rec->ticket_id and rec->ref name it and *created says whether it is
+ * new. Returns 0, -1, or INTAKE_TXN_RETRY. */
+static int create_ticket(intake_writer_t *w, const call_arg_t *a, intake_contact_t *c,
+                         call_action_t act, const char *msg_id, const char *from_e164,
+                         call_record_t *rec, bool *created)
+{
+    char text[512];
+    if (act != CALL_DO_CREATE_NOTE &&
+        intake_strset(&c->body, call_ticket_text(act, &rec->state, text, sizeof text)) < 0) {
+        return -1;
+    }
+    if (intake_strset(&c->channel, "phone") < 0 || intake_strset(&c->external_id, a->call_id) < 0 ||
+        intake_strset(&c->msg_external_id, msg_id) < 0 ||
+        intake_strset(&c->from_phone, from_e164) < 0) {
+        return -1;
+    }
+    json_decref(c->event_data);
+    c->event_data = json_pack("{s:s, s:s, s:s?}", "call_id", a->call_id, "call_kind",
+                              call_action_kind(act), "queue", rec->state.queue);
+    intake_ticket_t t;
+    int rc = intake_writer_create(w, c, 1, &t);
+    if (rc == 0) {
+        snprintf(rec->ref, sizeof rec->ref, "%s", t.ref);
+        snprintf(rec->ticket_id, sizeof rec->ticket_id, "%lld", (long long)t.ticket_id);
+        *created = t.created;
+        rec->had_phone = from_e164 != NULL;
+    }
+    return rc;
+}
+
+/* Records one telephony event and does what call_decide() says, in the job's transaction.
+ * Round trips: the lock, the record, then the ticket's message or creation when there is one,
+ * then the link (with the caller's number) when the call has a ticket — four at most, two for
+ * a repeat (was six and seven). */
 static int call_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
 {
     call_arg_t *a = job->arg;
     intake_contact_t *c = &job->contact;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", a->seq);
-    const char *p1[] = {a->call_id, c->client_id};
-    PGresult *res = intake_sql(
-        pg, "SELECT pg_advisory_xact_lock(hashtextextended('call:' || $2 || ':' || $1, 0))", 2, p1);
-    if (!res) {
+    call_record_t rec;
+    if (call_record(pg, a, c, seq, &rec) < 0) {
         return -1;
     }
-    PQclear(res);
-    const char *ins[] = {a->call_id, seq, a->event, a->data, c->client_id};
-    res = intake_sql(pg,
-                     "INSERT INTO call_events (call_id, seq, event, data, client_id) "
-                     "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT DO NOTHING RETURNING seq",
-                     5, ins);
-    if (!res) {
-        return -1;
-    }
-    bool duplicate = PQntuples(res) == 0;
-    PQclear(res);
-    PGresult *ticket = intake_sql(pg,
-                                  "SELECT id, ref, from_phone FROM tickets "
-                                  "WHERE channel = 'phone' AND external_id = $1 "
-                                  "AND wasl_idem_scope(channel, client_id) = "
-                                  "wasl_idem_scope('phone', $2)",
-                                  2, p1);
-    if (!ticket) {
-        return -1;
-    }
-    char ref[16] = "";
-    char ticket_id[24] = "";
-    bool had_phone = false;
-    if (PQntuples(ticket) > 0) {
-        snprintf(ticket_id, sizeof ticket_id, "%s", PQgetvalue(ticket, 0, 0));
-        snprintf(ref, sizeof ref, "%s", PQgetvalue(ticket, 0, 1));
-        had_phone = !PQgetisnull(ticket, 0, 2);
-    }
-    PQclear(ticket);
-    if (duplicate) {
+    call_action_t act = call_decide(a->event, rec.duplicate, *rec.ticket_id, a->cti, &rec.state);
+    if (act == CALL_DO_DUPLICATE) {
         reply->status = 200;
-        reply->body = call_reply(a, *ref ? ref : NULL, true);
+        reply->body = call_reply(a, *rec.ref ? rec.ref : NULL, true);
+        PQclear(rec.res);
         return 0;
     }
-    res = intake_sql(pg,
-                     "SELECT event, data->>'from', data->>'to', data->>'queue', data->>'cause', "
-                     "data->>'menu', data->>'duration_s', data->>'agent' "
-                     "FROM call_events WHERE call_id = $1 AND coalesce(client_id, '') = $2 "
-                     "ORDER BY seq",
-                     2, p1);
-    if (!res) {
-        return -1;
-    }
-    call_state_t s;
-    call_state_read(res, &s);
-    bool created = false;
-    int rc = 0;
-    const char *kind = NULL;
-    char body[512];
-    if (strcmp(a->event, "call.note") == 0) {
-        kind = "note";
-    } else if (strcmp(a->event, "call.ivr") == 0 && s.report_requested && !*ref) {
-        kind = "ivr_report";
-        snprintf(body, sizeof body, "[IVR] The caller chose to leave a report (menu report).");
-    } else if (!*ref && call_abandoned(&s, a->cti)) {
-        kind = "callback";
-        if (s.duration_s >= 0) {
-            snprintf(body, sizeof body,
-                     "[Callback] The caller hung up while waiting in queue %s after %lld s; "
-                     "call them back.",
-                     s.queue ? s.queue : "-", s.duration_s);
-        } else {
-            snprintf(body, sizeof body,
-                     "[Callback] The caller hung up while waiting in queue %s; call them back.",
-                     s.queue ? s.queue : "-");
-        }
-    }
-    char *from_e164 = NULL;
-    if (s.from) {
-        intake_reply_t ignore = {0};
-        /* A number the PBX sent that is not a phone number (anonymous) is kept out. */
-        if (intake_norm_phone(s.from, "from", intake_writer_config(w), &from_e164, &ignore) < 0) {
-            from_e164 = NULL;
-        }
-        json_decref(ignore.body);
-    }
+    char *from_e164 = caller_e164(w, rec.state.from);
     char msg_id[CALL_ID_MAX + 24];
     snprintf(msg_id, sizeof msg_id, "%s:%s", a->call_id, seq);
-    if (kind && *ref && strcmp(kind, "note") == 0) {
-        rc = intake_append_message(pg, ticket_id, c, msg_id);
-    } else if (kind && !*ref) {
-        if (strcmp(kind, "note") != 0 && intake_strset(&c->body, body) < 0) {
-            rc = -1;
-        }
-        if (rc == 0 && (intake_strset(&c->channel, "phone") < 0 ||
-                        intake_strset(&c->external_id, a->call_id) < 0 ||
-                        intake_strset(&c->msg_external_id, msg_id) < 0 ||
-                        intake_strset(&c->from_phone, from_e164) < 0)) {
-            rc = -1;
-        }
-        if (rc == 0) {
-            json_decref(c->event_data);
-            c->event_data = json_pack("{s:s, s:s, s:s?}", "call_id", a->call_id, "call_kind", kind,
-                                      "queue", s.queue);
-            intake_ticket_t t;
-            rc = intake_writer_create(w, c, 1, &t);
-            if (rc == 0) {
-                snprintf(ref, sizeof ref, "%s", t.ref);
-                snprintf(ticket_id, sizeof ticket_id, "%lld", (long long)t.ticket_id);
-                created = t.created;
-                had_phone = from_e164 != NULL;
-            }
-        }
+    bool created = false;
+    int rc = 0;
+    if (act == CALL_DO_APPEND_NOTE) {
+        rc = intake_append_message(pg, rec.ticket_id, c, msg_id);
+    } else if (call_action_creates(act)) {
+        rc = create_ticket(w, a, c, act, msg_id, from_e164, &rec, &created);
     }
-    /* Out of order: the caller's number may arrive after the ticket was made. */
-    if (rc == 0 && *ticket_id && !had_phone && from_e164) {
-        const char *up[] = {ticket_id, from_e164};
-        PGresult *u = intake_sql(pg,
-                                 "UPDATE tickets SET from_phone = $2, updated_at = now() "
-                                 "WHERE id = $1 AND from_phone IS NULL",
-                                 2, up);
-        rc = u ? 0 : -1;
-        PQclear(u);
-    }
-    if (rc == 0 && *ticket_id) {
-        const char *link[] = {a->call_id, seq, ticket_id, c->client_id};
-        PGresult *l = intake_sql(pg,
-                                 "UPDATE call_events SET ticket_id = $3 "
-                                 "WHERE call_id = $1 AND seq = $2 AND coalesce(client_id, '') = $4",
-                                 4, link);
+    if (rc == 0 && *rec.ticket_id) {
+        const char *fill = !rec.had_phone ? from_e164 : NULL;
+        const char *lp[] = {a->call_id, seq, rec.ticket_id, c->client_id, fill};
+        PGresult *l = intake_sql(pg, link_sql, 5, lp);
         rc = l ? 0 : -1;
         PQclear(l);
     }
     free(from_e164);
-    PQclear(res);
+    PQclear(rec.res);
     if (rc != 0) {
         return rc;
     }
     reply->status = created ? 201 : 200;
-    reply->body = call_reply(a, *ref ? ref : NULL, false);
+    reply->body = call_reply(a, *rec.ref ? rec.ref : NULL, false);
     return 0;
 }
 
@@ -267,8 +257,8 @@ static void session_touch(const intake_request_t *req, intake_auth_t *auth, cons
     }
     char key[CALL_ID_MAX + 96];
     snprintf(key, sizeof key, "wasl:call:%s:%s", req->client.id, a->call_id);
-    redisReply *rep =
-        wasl_redis_cmd(r, "HSET %s last_event %s last_seq %lld", key, a->event, a->seq);
+    redisReply *rep = wasl_redis_cmd(r, "HSET %s last_event %s last_seq %lld", key,
+                                     call_event_name(a->event), a->seq);
     if (rep) {
         freeReplyObject(rep);
     }
@@ -286,8 +276,8 @@ static void session_touch(const intake_request_t *req, intake_auth_t *auth, cons
 
 /* Makes the job for one event; `data` (borrowed) is stored as the event's JSON. */
 static void submit_event(intake_request_t *req, intake_reply_t *reply, const char *call_id,
-                         long long seq, const char *event, bool cti, json_t *data, const char *note,
-                         const char *agent, json_t *ivr)
+                         long long seq, call_event_t event, bool cti, json_t *data,
+                         const char *note, const char *agent, json_t *ivr)
 {
     intake_job_t *job = intake_txn_job(req, cti ? "cti" : "calls", call_txn, sizeof(call_arg_t),
                                        call_arg_free, reply);
@@ -297,14 +287,15 @@ static void submit_event(intake_request_t *req, intake_reply_t *reply, const cha
     }
     call_arg_t *a = job->arg;
     a->seq = seq;
+    a->event = event;
     a->cti = cti;
     a->ivr = ivr; /* ownership passes to the job's argument */
     a->data = json_dumps(data, JSON_COMPACT);
     intake_contact_t *c = &job->contact;
-    if (intake_strset(&a->call_id, call_id) < 0 || intake_strset(&a->event, event) < 0 ||
-        !a->data || intake_strset(&c->client_id, req->client.id) < 0 ||
-        intake_strset(&c->body, note) < 0 || intake_strset(&c->sender, agent) < 0 ||
-        intake_strset(&c->subject, "Phone call") < 0 || intake_strset(&c->channel, "phone") < 0) {
+    if (intake_strset(&a->call_id, call_id) < 0 || !a->data ||
+        intake_strset(&c->client_id, req->client.id) < 0 || intake_strset(&c->body, note) < 0 ||
+        intake_strset(&c->sender, agent) < 0 || intake_strset(&c->subject, "Phone call") < 0 ||
+        intake_strset(&c->channel, "phone") < 0) {
         intake_job_release(&job);
         intake_error(reply, 503, "unavailable", NULL, "out of memory");
         return;
@@ -343,11 +334,8 @@ static void ivr_step(intake_request_t *req, intake_reply_t *reply)
         json_object_set_new(a->data, "digits",
                             json_string(wasl_mask_id(typed, masked, sizeof masked)));
     }
-    submit_event(req, reply, a->call_id, a->seq, "call.ivr", false, a->data, NULL, NULL, ivr);
+    submit_event(req, reply, a->call_id, a->seq, CALL_EV_IVR, false, a->data, NULL, NULL, ivr);
 }
-
-static const char *const native_events[] = {"call.started", "call.ivr",      "call.note",
-                                            "call.ended",   "call.answered", NULL};
 
 void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
 {
@@ -363,10 +351,8 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
         intake_json_int(doc, "seq", "seq", true, 0, CALL_SEQ_MAX, &seq, &has_seq, reply) < 0) {
         goto done;
     }
-    size_t i;
-    for (i = 0; native_events[i] && strcmp(native_events[i], type) != 0; i++) {
-    }
-    if (!native_events[i]) {
+    call_event_t ev = call_event_parse(type);
+    if (ev == CALL_EV_NONE) {
         intake_error(reply, 400, "invalid_field", "type",
                      "type must be call.started, call.ivr, call.note, call.answered or "
                      "call.ended");
@@ -397,7 +383,7 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
     if (menu && strncmp(menu, "queue:", 6) == 0 && !json_object_get(data, "queue")) {
         json_object_set_new(data, "queue", json_string(menu + 6));
     }
-    if (strcmp(type, "call.note") == 0) {
+    if (ev == CALL_EV_NOTE) {
         if (intake_json_str(doc, "text", "text", true, (size_t)req->cfg->body_max, &text, reply) <
             0) {
             json_decref(data);
@@ -405,7 +391,7 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
         }
         agent = json_string_value(json_object_get(data, "agent"));
     }
-    if (strcmp(type, "call.ivr") == 0 && menu && strcmp(menu, "case_status") == 0) {
+    if (ev == CALL_EV_IVR && menu && strcmp(menu, "case_status") == 0) {
         /* The IVR step may ask caselookup, which may take seconds: off the HTTP thread. */
         ivr_arg_t *a = calloc(1, sizeof *a);
         if (!a || intake_strset(&a->call_id, call_id) < 0) {
@@ -422,7 +408,7 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
         req->offload_arg_free = ivr_arg_free;
         goto done;
     }
-    submit_event(req, reply, call_id, seq, type, false, data, text, agent, NULL);
+    submit_event(req, reply, call_id, seq, ev, false, data, text, agent, NULL);
     json_decref(data);
 done:
     json_decref(doc);
@@ -472,16 +458,16 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
         intake_error(reply, 400, "missing_field", "callId", "callId is required");
         goto done;
     }
-    const char *native;
+    call_event_t native;
     long long seq;
     if (strcmp(event, "newCall") == 0) {
-        native = "call.started";
+        native = CALL_EV_STARTED;
         seq = CTI_SEQ_NEW_CALL;
     } else if (strcmp(event, "answer") == 0) {
-        native = "call.answered";
+        native = CALL_EV_ANSWERED;
         seq = CTI_SEQ_ANSWER;
     } else if (strcmp(event, "hangup") == 0) {
-        native = "call.ended";
+        native = CALL_EV_ENDED;
         seq = CTI_SEQ_HANGUP;
     } else {
         intake_error(reply, 400, "invalid_field", "event",
