@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,101 +115,123 @@ static int read_secret(const char *path, const char *option, char *out, size_t c
     return 0;
 }
 
-static int client_add(int argc, char **argv)
+/* What `client add` was asked to save. Borrowed strings (argv or the buffers below). */
+typedef struct {
+    const char *id, *kind, *scopes, *token, *secret, *rate, *name, *act_as, *role;
+    const char *token_file, *secret_file;
+    bool trusted_ani, on_command_line;
+    char token_buf[SECRET_MAX_BYTES + 2], secret_buf[SECRET_MAX_BYTES + 2];
+    char generated[TOKEN_BYTES * 2 + 1];
+} client_args_t;
+
+/* Where each option's value goes; NULL for an unknown option. */
+static const char **client_option(client_args_t *c, const char *opt)
 {
-    const char *id = NULL, *kind = NULL, *scopes = NULL, *token = NULL, *secret = NULL;
-    const char *rate = "500", *name = NULL, *act_as = "", *role = NULL;
-    const char *token_file = NULL, *secret_file = NULL;
-    bool trusted_ani = false, on_command_line = false;
-    for (int i = 1; i < argc; i++) {
-        const char **dest = NULL;
-        if (!strcmp(argv[i], "--trusted-ani")) {
-            trusted_ani = true;
-            continue;
-        } else if (!strcmp(argv[i], "--act-as")) {
-            dest = &act_as;
-        } else if (!strcmp(argv[i], "--role")) {
-            dest = &role;
-        } else if (!strcmp(argv[i], "--kind")) {
-            dest = &kind;
-        } else if (!strcmp(argv[i], "--scopes")) {
-            dest = &scopes;
-        } else if (!strcmp(argv[i], "--token")) {
-            dest = &token;
-            on_command_line = true;
-        } else if (!strcmp(argv[i], "--hmac-secret")) {
-            dest = &secret;
-            on_command_line = true;
-        } else if (!strcmp(argv[i], "--token-file")) {
-            dest = &token_file;
-        } else if (!strcmp(argv[i], "--hmac-secret-file")) {
-            dest = &secret_file;
-        } else if (!strcmp(argv[i], "--rate")) {
-            dest = &rate;
-        } else if (!strcmp(argv[i], "--name")) {
-            dest = &name;
-        } else if (argv[i][0] != '-' && !id) {
-            id = argv[i];
-            continue;
-        } else {
-            return usage();
+    static const struct {
+        const char *name;
+        size_t offset;
+        bool secret;
+    } options[] = {
+        {"--act-as", offsetof(client_args_t, act_as), false},
+        {"--role", offsetof(client_args_t, role), false},
+        {"--kind", offsetof(client_args_t, kind), false},
+        {"--scopes", offsetof(client_args_t, scopes), false},
+        {"--token", offsetof(client_args_t, token), true},
+        {"--hmac-secret", offsetof(client_args_t, secret), true},
+        {"--token-file", offsetof(client_args_t, token_file), false},
+        {"--hmac-secret-file", offsetof(client_args_t, secret_file), false},
+        {"--rate", offsetof(client_args_t, rate), false},
+        {"--name", offsetof(client_args_t, name), false},
+    };
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        if (!strcmp(opt, options[i].name)) {
+            c->on_command_line |= options[i].secret;
+            return (const char **)((char *)c + options[i].offset);
         }
-        if (++i >= argc) {
-            return usage();
+    }
+    return NULL;
+}
+
+/* Parses argv into c. 0, or -1 on a usage error (usage() not printed yet). */
+static int client_parse(client_args_t *c, int argc, char **argv)
+{
+    c->rate = "500";
+    c->act_as = "";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--trusted-ani")) {
+            c->trusted_ani = true;
+            continue;
+        }
+        if (argv[i][0] != '-' && !c->id) {
+            c->id = argv[i];
+            continue;
+        }
+        const char **dest = client_option(c, argv[i]);
+        if (!dest || ++i >= argc) {
+            return -1;
         }
         *dest = argv[i];
     }
-    if (!id || !kind || !scopes || (token && token_file) || (secret && secret_file)) {
-        return usage();
+    if (!c->id || !c->kind || !c->scopes || (c->token && c->token_file) ||
+        (c->secret && c->secret_file)) {
+        return -1;
     }
-    if (token_file && secret_file && !strcmp(token_file, "-") && !strcmp(secret_file, "-")) {
+    return 0;
+}
+
+/* Reads the secrets from their files (or stdin) and checks the kind. CTL_OK or an exit code. */
+static int client_resolve(client_args_t *c)
+{
+    if (c->token_file && c->secret_file && !strcmp(c->token_file, "-") &&
+        !strcmp(c->secret_file, "-")) {
         fprintf(stderr, "waslctl client add: only one of the secrets can come from stdin\n");
         return CTL_USAGE;
     }
-    if (on_command_line) {
+    if (c->on_command_line) {
         /* Still accepted (scripts), but every local user sees it in ps and /proc. */
         fprintf(stderr, "waslctl client add: a secret on the command line is visible to other"
                         " users; prefer --token-file - / --hmac-secret-file -\n");
     }
-    char token_buf[SECRET_MAX_BYTES + 2], secret_buf[SECRET_MAX_BYTES + 2];
-    if (token_file) {
-        if (read_secret(token_file, "--token-file", token_buf, sizeof token_buf) < 0) {
+    if (c->token_file) {
+        if (read_secret(c->token_file, "--token-file", c->token_buf, sizeof c->token_buf) < 0) {
             return CTL_USAGE;
         }
-        token = token_buf;
+        c->token = c->token_buf;
     }
-    if (secret_file) {
-        if (read_secret(secret_file, "--hmac-secret-file", secret_buf, sizeof secret_buf) < 0) {
+    if (c->secret_file) {
+        if (read_secret(c->secret_file, "--hmac-secret-file", c->secret_buf,
+                        sizeof c->secret_buf) < 0) {
             return CTL_USAGE;
         }
-        secret = secret_buf;
+        c->secret = c->secret_buf;
     }
     char kinds[128];
     snprintf(kinds, sizeof kinds, "|%s|", client_kinds);
     char needle[64];
-    snprintf(needle, sizeof needle, "|%s|", kind);
+    snprintf(needle, sizeof needle, "|%s|", c->kind);
     if (!strstr(kinds, needle)) {
         fprintf(stderr, "waslctl client: --kind must be one of %s\n", client_kinds);
-        return CTL_USAGE;
-    }
-    char scope_list[512];
-    if (scopes_array(scopes, scope_list, sizeof scope_list) < 0) {
         return CTL_USAGE;
     }
     if (sodium_init() < 0) {
         return CTL_FAILED;
     }
-    char generated[TOKEN_BYTES * 2 + 1];
-    if (!token && !secret) {
+    if (!c->token && !c->secret) {
         unsigned char raw[TOKEN_BYTES];
         randombytes_buf(raw, sizeof raw);
-        sodium_bin2hex(generated, sizeof generated, raw, sizeof raw);
-        token = generated;
+        sodium_bin2hex(c->generated, sizeof c->generated, raw, sizeof raw);
+        c->token = c->generated;
     }
+    return CTL_OK;
+}
+
+/* Inserts or replaces the client row. CTL_OK or CTL_FAILED (error printed). */
+static int client_save(const client_args_t *c, const char *scope_list)
+{
     char hash_hex[65] = "";
-    if (token) {
+    if (c->token) {
         unsigned char digest[32];
-        crypto_hash_sha256(digest, (const unsigned char *)token, strlen(token));
+        crypto_hash_sha256(digest, (const unsigned char *)c->token, strlen(c->token));
         sodium_bin2hex(hash_hex, sizeof hash_hex, digest, sizeof digest);
     }
     wasl_pg_t *pg = connect_pg();
@@ -217,40 +240,60 @@ static int client_add(int argc, char **argv)
     }
     /* act_as travels as one comma-separated string and is split by the database, which also
      * checks each id against the agents' id rule and the list's bounds. */
-    const char *params[] = {id,
-                            name ? name : id,
-                            kind,
+    const char *params[] = {c->id,
+                            c->name ? c->name : c->id,
+                            c->kind,
                             scope_list,
-                            token ? hash_hex : NULL,
-                            secret,
-                            rate,
-                            act_as,
-                            role,
-                            trusted_ani ? "true" : "false"};
-    PGresult *res = wasl_pg_query(
-        pg,
-        "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s, "
-        "                     act_as, role, trusted_ani) "
-        "VALUES ($1, $2, $3, $4::text[], $5, $6, $7::int, "
-        "        array_remove(string_to_array($8, ','), ''), $9, $10::boolean) "
-        "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, "
-        "scopes = EXCLUDED.scopes, token_sha256 = EXCLUDED.token_sha256, "
-        "hmac_secret = EXCLUDED.hmac_secret, rate_per_s = EXCLUDED.rate_per_s, "
-        "act_as = EXCLUDED.act_as, role = EXCLUDED.role, trusted_ani = EXCLUDED.trusted_ani, "
-        "enabled = true",
+                            c->token ? hash_hex : NULL,
+                            c->secret,
+                            c->rate,
+                            c->act_as,
+                            c->role,
+                            c->trusted_ani ? "true" : "false"};
+    // clang-format off
+    PGresult *res = wasl_pg_query(pg,
+        "INSERT INTO clients (id, name, kind, scopes, token_sha256, hmac_secret, rate_per_s,"
+        "                     act_as, role, trusted_ani)"
+        " VALUES ($1, $2, $3, $4::text[], $5, $6, $7::int,"
+        "         array_remove(string_to_array($8, ','), ''), $9, $10::boolean)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,"
+        "   scopes = EXCLUDED.scopes, token_sha256 = EXCLUDED.token_sha256,"
+        "   hmac_secret = EXCLUDED.hmac_secret, rate_per_s = EXCLUDED.rate_per_s,"
+        "   act_as = EXCLUDED.act_as, role = EXCLUDED.role, trusted_ani = EXCLUDED.trusted_ani,"
+        "   enabled = true",
         10, params);
+    // clang-format on
     int rc = CTL_OK;
     if (!res) {
         fprintf(stderr, "waslctl client add: %s\n", wasl_pg_error(pg));
         rc = CTL_FAILED;
     } else {
-        printf("client %s saved\n", id);
-        if (token == generated) {
-            printf("token: %s\n", token);
+        printf("client %s saved\n", c->id);
+        if (c->token == c->generated) {
+            printf("token: %s\n", c->token);
         }
     }
     PQclear(res);
     wasl_pg_destroy(&pg);
+    return rc;
+}
+
+static int client_add(int argc, char **argv)
+{
+    client_args_t c = {0};
+    if (client_parse(&c, argc, argv) < 0) {
+        return usage();
+    }
+    int rc = client_resolve(&c);
+    char scope_list[512];
+    if (rc == CTL_OK && scopes_array(c.scopes, scope_list, sizeof scope_list) < 0) {
+        rc = CTL_USAGE;
+    }
+    if (rc == CTL_OK) {
+        rc = client_save(&c, scope_list);
+    }
+    sodium_memzero(c.token_buf, sizeof c.token_buf);
+    sodium_memzero(c.secret_buf, sizeof c.secret_buf);
     return rc;
 }
 
