@@ -113,13 +113,22 @@ static const char *option(int argc, char **argv, int *i, const char *name, bool 
     return argv[++*i];
 }
 
-int main(int argc, char **argv)
+/* What the command line and the environment asked for. */
+typedef struct {
+    const char *url, *token, *token_file;
+    size_t max_bytes;
+    char token_buf[TOKEN_MAX_BYTES + 2];
+} gate_args_t;
+
+#define GO_ON (-1) /* not an exit code: the arguments were fine, carry on */
+
+/* Reads the options, the environment and the token file into g. GO_ON, or the exit code. */
+static int parse_args(int argc, char **argv, gate_args_t *g)
 {
-    const char *url = getenv("WASL_HTTP_URL");
-    const char *token = getenv("WASL_TOKEN");
-    const char *token_file = NULL;
-    if (!url || !*url) {
-        url = MAILGATE_URL_DEFAULT;
+    g->url = getenv("WASL_HTTP_URL");
+    g->token = getenv("WASL_TOKEN");
+    if (!g->url || !*g->url) {
+        g->url = MAILGATE_URL_DEFAULT;
     }
     for (int i = 1; i < argc; i++) {
         bool missing = false;
@@ -133,31 +142,30 @@ int main(int argc, char **argv)
             return EX_OK;
         }
         if ((v = option(argc, argv, &i, "--url", &missing))) {
-            url = v;
+            g->url = v;
         } else if ((v = option(argc, argv, &i, "--token-file", &missing))) {
-            token_file = v;
+            g->token_file = v;
         } else if ((v = option(argc, argv, &i, "--token", &missing))) {
-            token = v;
+            g->token = v;
         } else {
             return usage_error(missing ? "option needs a value" : "unknown argument", argv[i]);
         }
     }
-    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-        return usage_error("the URL must start with http:// or https://", url);
+    if (strncmp(g->url, "http://", 7) != 0 && strncmp(g->url, "https://", 8) != 0) {
+        return usage_error("the URL must start with http:// or https://", g->url);
     }
-    char token_buf[TOKEN_MAX_BYTES + 2];
-    if (token_file) {
-        if (read_token_file(token_file, token_buf, sizeof token_buf) < 0) {
-            fprintf(stderr, PROG ": cannot read the token file %s: %s (see --help)\n", token_file,
-                    errno ? strerror(errno) : "empty");
+    if (g->token_file) {
+        if (read_token_file(g->token_file, g->token_buf, sizeof g->token_buf) < 0) {
+            fprintf(stderr, PROG ": cannot read the token file %s: %s (see --help)\n",
+                    g->token_file, errno ? strerror(errno) : "empty");
             return EX_USAGE;
         }
-        token = token_buf;
+        g->token = g->token_buf;
     }
-    if (token && !token_ok(token)) {
+    if (g->token && !token_ok(g->token)) {
         return usage_error("the token must be printable ASCII without spaces", NULL);
     }
-    size_t max_bytes = MAILGATE_MAX_BYTES_DEFAULT;
+    g->max_bytes = MAILGATE_MAX_BYTES_DEFAULT;
     const char *max_env = getenv("WASL_MAILGATE_MAX_BYTES");
     if (max_env && *max_env) {
         char *end;
@@ -167,12 +175,15 @@ int main(int argc, char **argv)
             return usage_error("WASL_MAILGATE_MAX_BYTES must be a positive number of bytes",
                                max_env);
         }
-        max_bytes = (size_t)v;
+        g->max_bytes = (size_t)v;
     }
+    return GO_ON;
+}
 
-    char *msg;
-    size_t len;
-    int read_rc = mailgate_read_all(stdin, max_bytes, &msg, &len);
+/* Reads the message from stdin into *msg (the caller frees it). GO_ON, or the exit code. */
+static int read_message(size_t max_bytes, char **msg, size_t *len)
+{
+    int read_rc = mailgate_read_all(stdin, max_bytes, msg, len);
     if (read_rc > 0) {
         fprintf(stderr, PROG ": message larger than %zu bytes (message rejected)\n", max_bytes);
         return EX_DATAERR;
@@ -184,29 +195,41 @@ int main(int argc, char **argv)
                 strerror(errno));
         return EX_TEMPFAIL;
     }
-    if (len == 0) {
-        free(msg);
+    if (*len == 0) {
+        free(*msg);
+        *msg = NULL;
         fprintf(stderr, PROG ": empty message on standard input (message rejected)\n");
         return EX_DATAERR;
     }
+    return GO_ON;
+}
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(msg);
+int main(int argc, char **argv)
+{
+    gate_args_t g = {0};
+    int rc = parse_args(argc, argv, &g);
+    char *msg = NULL;
+    size_t len = 0;
+    if (rc == GO_ON) {
+        rc = read_message(g.max_bytes, &msg, &len);
+    }
+    if (rc == GO_ON && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, PROG ": cannot initialise libcurl (temporary failure, the MTA will "
                              "retry)\n");
-        return EX_TEMPFAIL;
-    }
-    mailgate_opts_t opts = {.url = url,
-                            .token = token,
-                            .connect_timeout_ms = MAILGATE_CONNECT_TIMEOUT_MS,
-                            .timeout_ms = MAILGATE_TIMEOUT_MS};
-    char diag[1024];
-    int rc = mailgate_post(&opts, msg, len, diag, sizeof diag);
-    if (rc != EX_OK) {
-        fprintf(stderr, PROG ": %s\n", diag);
+        rc = EX_TEMPFAIL;
+    } else if (rc == GO_ON) {
+        mailgate_opts_t opts = {.url = g.url,
+                                .token = g.token,
+                                .connect_timeout_ms = MAILGATE_CONNECT_TIMEOUT_MS,
+                                .timeout_ms = MAILGATE_TIMEOUT_MS};
+        char diag[1024];
+        rc = mailgate_post(&opts, msg, len, diag, sizeof diag);
+        if (rc != EX_OK) {
+            fprintf(stderr, PROG ": %s\n", diag);
+        }
+        curl_global_cleanup();
     }
     free(msg);
-    memset(token_buf, 0, sizeof token_buf);
-    curl_global_cleanup();
+    memset(g.token_buf, 0, sizeof g.token_buf);
     return rc;
 }
