@@ -135,6 +135,50 @@ static size_t on_reply(char *ptr, size_t size, size_t nmemb, void *arg)
     return n; /* the rest is dropped, not an error */
 }
 
+/* The request's headers; *auth receives the Authorization line (the caller wipes and frees
+ * it). NULL when out of memory. */
+static struct curl_slist *request_headers(const char *token, char **auth)
+{
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: message/rfc822");
+    /* No "Expect: 100-continue" round trip: intake answers at once either way. */
+    struct curl_slist *h = headers ? curl_slist_append(headers, "Expect:") : NULL;
+    if (h && token && *token) {
+        size_t n = strlen(token) + sizeof "Authorization: Bearer ";
+        *auth = malloc(n);
+        if (*auth) {
+            snprintf(*auth, n, "Authorization: Bearer %s", token);
+        }
+        h = *auth ? curl_slist_append(headers, *auth) : NULL;
+    }
+    if (!h) {
+        curl_slist_free_all(headers);
+        return NULL;
+    }
+    return h;
+}
+
+/* One POST of the message to url, answered into reply, within the options' timeouts. */
+static void set_request(CURL *curl, const char *url, struct curl_slist *headers, const char *msg,
+                        size_t len, const mailgate_opts_t *opts, reply_t *reply)
+{
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, msg);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "wasl-mailgate/" WASL_VERSION);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_reply);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
+}
+
 int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char *diag,
                   size_t diaglen)
 {
@@ -158,40 +202,12 @@ int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char
     memcpy(url, opts->url, base);
     memcpy(url + base, MAILGATE_PATH, sizeof MAILGATE_PATH);
 
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: message/rfc822");
-    headers = h;
-    /* No "Expect: 100-continue" round trip: intake answers at once either way. */
-    h = h ? curl_slist_append(headers, "Expect:") : NULL;
-    if (h && opts->token && *opts->token) {
-        size_t n = strlen(opts->token) + sizeof "Authorization: Bearer ";
-        auth = malloc(n);
-        if (auth) {
-            snprintf(auth, n, "Authorization: Bearer %s", opts->token);
-        }
-        h = auth ? curl_slist_append(headers, auth) : NULL;
-    }
-    if (!h) {
+    headers = request_headers(opts->token, &auth);
+    if (!headers) {
         snprintf(diag, diaglen, "out of memory (temporary failure, the MTA will retry)");
         goto done;
     }
-    headers = h;
-
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, msg);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "wasl-mailgate/" WASL_VERSION);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_reply);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
+    set_request(curl, url, headers, msg, len, opts, reply);
 
     CURLcode res = curl_easy_perform(curl);
     if (res != CURLE_OK) {
