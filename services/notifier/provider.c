@@ -158,6 +158,64 @@ static void dlr_url_for(const sms_config_t *c, int64_t id, char *out, size_t cap
              strchr(c->dlr_url, '?') ? "&" : "?", (long long)id);
 }
 
+/* Kannel's sendsms GET: every field a query parameter of url (len bytes used so far). 0, or
+ * -1 when the URL would be longer than URL_MAX. */
+static int kannel_url(CURL *h, const sms_config_t *c, const char *to, const char *text, bool ucs2,
+                      const char *dlr, char *url, size_t len)
+{
+    size_t cap = URL_MAX;
+    if (append_param(h, url, cap, &len, "username", c->user) < 0 ||
+        append_param(h, url, cap, &len, "password", c->password) < 0 ||
+        append_param(h, url, cap, &len, "to", to) < 0 ||
+        append_param(h, url, cap, &len, "text", text) < 0 ||
+        append_param(h, url, cap, &len, "charset", "UTF-8") < 0 ||
+        (ucs2 && append_param(h, url, cap, &len, "coding", "2") < 0) ||
+        (*c->from && append_param(h, url, cap, &len, "from", c->from) < 0)) {
+        return -1;
+    }
+    if (*dlr && (append_param(h, url, cap, &len, "dlr-mask", KANNEL_DLR_MASK) < 0 ||
+                 append_param(h, url, cap, &len, "dlr-url", dlr) < 0)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The webhook's JSON body (the caller frees it), NULL when out of memory. */
+static char *webhook_body(const sms_config_t *c, int64_t id, const char *to, const char *text,
+                          bool ucs2, int segments, const char *dlr)
+{
+    json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:i}", "id", (json_int_t)id, "to", to, "text",
+                            text, "coding", ucs2 ? "ucs2" : "gsm7", "segments", segments);
+    if (doc && *dlr) {
+        json_object_set_new(doc, "dlr_url", json_string(dlr));
+    }
+    if (doc && *c->from) {
+        json_object_set_new(doc, "from", json_string(c->from));
+    }
+    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    return json;
+}
+
+/* The id the gateway gave the accepted message, into out->provider_id. */
+static void sms_provider_id(const sms_config_t *c, int64_t id, const char *body, send_result_t *out)
+{
+    json_t *doc = c->mode == SMS_MODE_WEBHOOK ? json_loads(body, 0, NULL) : NULL;
+    json_t *pid = doc ? json_object_get(doc, "id") : NULL;
+    if (json_is_string(pid)) {
+        snprintf(out->provider_id, sizeof out->provider_id, "%s", json_string_value(pid));
+    } else if (json_is_integer(pid)) {
+        snprintf(out->provider_id, sizeof out->provider_id, "%lld",
+                 (long long)json_integer_value(pid));
+    } else {
+        /* Kannel answers "0: Accepted for delivery" without an id of its own: the DLR comes
+         * back with our notification id, so that is the id we keep. */
+        snprintf(out->provider_id, sizeof out->provider_id, "%s:%lld",
+                 c->mode == SMS_MODE_KANNEL ? "kannel" : "webhook", (long long)id);
+    }
+    json_decref(doc);
+}
+
 void provider_send_sms(provider_t *self, int64_t id, const char *to, const char *text, bool ucs2,
                        int segments, send_result_t *out)
 {
@@ -176,32 +234,14 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
     char url[URL_MAX];
     size_t len = (size_t)snprintf(url, sizeof url, "%s", c->url);
     if (c->mode == SMS_MODE_KANNEL) {
-        if (append_param(h, url, sizeof url, &len, "username", c->user) < 0 ||
-            append_param(h, url, sizeof url, &len, "password", c->password) < 0 ||
-            append_param(h, url, sizeof url, &len, "to", to) < 0 ||
-            append_param(h, url, sizeof url, &len, "text", text) < 0 ||
-            append_param(h, url, sizeof url, &len, "charset", "UTF-8") < 0 ||
-            (ucs2 && append_param(h, url, sizeof url, &len, "coding", "2") < 0) ||
-            (*c->from && append_param(h, url, sizeof url, &len, "from", c->from) < 0) ||
-            (*dlr && (append_param(h, url, sizeof url, &len, "dlr-mask", KANNEL_DLR_MASK) < 0 ||
-                      append_param(h, url, sizeof url, &len, "dlr-url", dlr) < 0))) {
+        if (kannel_url(h, c, to, text, ucs2, dlr, url, len) < 0) {
             out->status = SEND_PERMANENT;
             snprintf(out->error, sizeof out->error, "message too long for a sendsms URL");
             return;
         }
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
-        json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:i}", "id", (json_int_t)id, "to", to, "text",
-                                text, "coding", ucs2 ? "ucs2" : "gsm7", "segments", segments);
-        if (doc && *dlr) {
-            json_object_set_new(doc, "dlr_url", json_string(dlr));
-        }
-        if (doc && *c->from) {
-            json_object_set_new(doc, "from", json_string(c->from));
-        }
-        json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        json_decref(doc);
-        if (!json) {
+        if (!(json = webhook_body(c, id, to, text, ucs2, segments, dlr))) {
             out->status = SEND_RETRY;
             snprintf(out->error, sizeof out->error, "out of memory");
             return;
@@ -228,20 +268,7 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
     first_line(resp.data, out->provider_status, sizeof out->provider_status);
     classify(rc, code, false, out);
     if (out->status == SEND_OK) {
-        json_t *doc = c->mode == SMS_MODE_WEBHOOK ? json_loads(resp.data, 0, NULL) : NULL;
-        json_t *pid = doc ? json_object_get(doc, "id") : NULL;
-        if (json_is_string(pid)) {
-            snprintf(out->provider_id, sizeof out->provider_id, "%s", json_string_value(pid));
-        } else if (json_is_integer(pid)) {
-            snprintf(out->provider_id, sizeof out->provider_id, "%lld",
-                     (long long)json_integer_value(pid));
-        } else {
-            /* Kannel answers "0: Accepted for delivery" without an id of its own: the DLR comes
-             * back with our notification id, so that is the id we keep. */
-            snprintf(out->provider_id, sizeof out->provider_id, "%s:%lld",
-                     c->mode == SMS_MODE_KANNEL ? "kannel" : "webhook", (long long)id);
-        }
-        json_decref(doc);
+        sms_provider_id(c, id, resp.data, out);
     }
     curl_slist_free_all(hdrs);
     free(json);
