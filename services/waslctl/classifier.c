@@ -247,6 +247,26 @@ static int lang_index(const char *s)
     return -1;
 }
 
+/* Speed: classifies the whole file repeatedly on this one core for SPEED_MIN_MS. Messages per
+ * second. */
+static double classify_rate(const wasl_model_t *m, const tsv_t *t, wasl_features_t *f)
+{
+    struct timespec t0, t1;
+    size_t done = 0;
+    double elapsed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (t->n > 0 && elapsed * 1000 < SPEED_MIN_MS) {
+        for (size_t i = 0; i < t->n; i++) {
+            wasl_classification_t c;
+            wasl_classify(m, t->rows[i].text, strlen(t->rows[i].text), f, &c);
+        }
+        done += t->n;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+    return elapsed > 0 ? (double)done / elapsed : 0;
+}
+
 static int eval(int argc, char **argv)
 {
     const char *in = NULL, *model_path = DEFAULT_MODEL;
@@ -302,20 +322,7 @@ static int eval(int argc, char **argv)
         }
     }
     if (rc == CTL_OK && gc && pc && gp && pp && gl && pl) {
-        /* Speed: classify the whole file repeatedly on this one core for a second. */
-        struct timespec t0, t1;
-        size_t done = 0;
-        double elapsed = 0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        while (n > 0 && elapsed * 1000 < SPEED_MIN_MS) {
-            for (size_t i = 0; i < n; i++) {
-                wasl_classification_t c;
-                wasl_classify(m, t.rows[i].text, strlen(t.rows[i].text), &f, &c);
-            }
-            done += n;
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        }
+        double rate = classify_rate(m, &t, &f);
         printf("model %s (threshold %.3f) on %s\n", wasl_model_version(m), wasl_model_threshold(m),
                in);
         double acc, pacc, lacc;
@@ -324,8 +331,7 @@ static int eval(int argc, char **argv)
         report("language", langs, LANG_COUNT, gl, pl, n, &lacc);
         printf("\ntriage: %zu of %zu (%.1f%%) below the threshold; %zu of them were wrong\n",
                triaged, n, n ? 100.0 * (double)triaged / (double)n : 0, triaged_wrong);
-        printf("macro_f1=%.4f accuracy=%.4f n=%zu msgs_per_s=%.0f\n", macro, acc, n,
-               elapsed > 0 ? (double)done / elapsed : 0);
+        printf("macro_f1=%.4f accuracy=%.4f n=%zu msgs_per_s=%.0f\n", macro, acc, n, rate);
     }
     wasl_features_clear(&f);
     free(gc);
