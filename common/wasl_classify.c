@@ -121,6 +121,75 @@ static int add_feature(wasl_features_t *f, uint32_t h)
     return 0;
 }
 
+/* Character n-grams (NGRAM_MIN..NGRAM_MAX code points) of "<word>", with the markers. 0, or
+ * nonzero when a feature could not be added. */
+static int add_char_ngrams(wasl_features_t *f, const char *w, size_t wlen)
+{
+    int rc = 0;
+    /* Offsets of each code point of "<word>", with the markers. */
+    int32_t offs[NGRAM_WORD_MAX_CHARS + 3];
+    char padded[4 * NGRAM_WORD_MAX_CHARS + 3];
+    size_t plen = 0;
+    int32_t nchars = 0;
+    padded[plen] = '<';
+    offs[nchars++] = (int32_t)plen++;
+    for (int32_t i = 0; i < (int32_t)wlen && nchars <= NGRAM_WORD_MAX_CHARS;) {
+        int32_t start = i;
+        UChar32 c;
+        U8_NEXT(w, i, (int32_t)wlen, c);
+        (void)c;
+        offs[nchars++] = (int32_t)plen;
+        memcpy(padded + plen, w + start, (size_t)(i - start));
+        plen += (size_t)(i - start);
+    }
+    offs[nchars++] = (int32_t)plen;
+    padded[plen++] = '>';
+    offs[nchars] = (int32_t)plen; /* end sentinel */
+    for (int n = NGRAM_MIN; n <= NGRAM_MAX; n++) {
+        for (int32_t s = 0; s + n <= nchars; s++) {
+            rc |= add_feature(f, fnv1a(SEED_CHAR + (uint32_t)n, padded + offs[s],
+                                       (size_t)(offs[s + n] - offs[s])));
+        }
+    }
+    return rc;
+}
+
+/* The counted features as a vector: sublinear term frequency, L2-normalized. 0, or -1 when
+ * out of memory. */
+static int weigh(wasl_features_t *f)
+{
+    if (f->n > f->cap) {
+        size_t cap = f->n * 2;
+        uint32_t *idx = realloc(f->idx, cap * sizeof *idx);
+        if (idx) {
+            f->idx = idx;
+        }
+        float *val = realloc(f->val, cap * sizeof *val);
+        if (val) {
+            f->val = val;
+        }
+        if (!idx || !val) {
+            return -1;
+        }
+        f->cap = cap;
+    }
+    /* In first-seen order (deterministic; the dot product does not need sorted indices). */
+    size_t k = f->n;
+    double norm2 = 0;
+    for (size_t i = 0; i < k; i++) {
+        uint32_t j = f->tslots[i];
+        f->idx[i] = f->tkeys[j] - 1;
+        f->val[i] = 1.0f + logf(f->tcounts[j]); /* sublinear term frequency */
+        norm2 += (double)f->val[i] * f->val[i];
+    }
+    float inv = norm2 > 0 ? (float)(1.0 / sqrt(norm2)) : 0.0f;
+    for (size_t i = 0; i < k; i++) {
+        f->val[i] *= inv;
+    }
+    f->n = k;
+    return 0;
+}
+
 /* Features of an already normalized text (words separated by single spaces). */
 static int features_of_normalized(const char *norm, wasl_features_t *f)
 {
@@ -154,65 +223,12 @@ static int features_of_normalized(const char *norm, wasl_features_t *f)
         }
         prev = w;
         prev_len = wlen;
-        /* Character n-grams of "<word>": offsets of each code point, with the markers. */
-        int32_t offs[NGRAM_WORD_MAX_CHARS + 3];
-        char padded[4 * NGRAM_WORD_MAX_CHARS + 3];
-        size_t plen = 0;
-        int32_t nchars = 0;
-        padded[plen] = '<';
-        offs[nchars++] = (int32_t)plen++;
-        for (int32_t i = 0; i < (int32_t)wlen && nchars <= NGRAM_WORD_MAX_CHARS;) {
-            int32_t start = i;
-            UChar32 c;
-            U8_NEXT(w, i, (int32_t)wlen, c);
-            (void)c;
-            offs[nchars++] = (int32_t)plen;
-            memcpy(padded + plen, w + start, (size_t)(i - start));
-            plen += (size_t)(i - start);
-        }
-        offs[nchars++] = (int32_t)plen;
-        padded[plen++] = '>';
-        offs[nchars] = (int32_t)plen; /* end sentinel */
-        for (int n = NGRAM_MIN; n <= NGRAM_MAX; n++) {
-            for (int32_t s = 0; s + n <= nchars; s++) {
-                rc |= add_feature(f, fnv1a(SEED_CHAR + (uint32_t)n, padded + offs[s],
-                                           (size_t)(offs[s + n] - offs[s])));
-            }
-        }
+        rc |= add_char_ngrams(f, w, wlen);
     }
     if (rc != 0) {
         return -1;
     }
-    if (f->n > f->cap) {
-        size_t cap = f->n * 2;
-        uint32_t *idx = realloc(f->idx, cap * sizeof *idx);
-        if (idx) {
-            f->idx = idx;
-        }
-        float *val = realloc(f->val, cap * sizeof *val);
-        if (val) {
-            f->val = val;
-        }
-        if (!idx || !val) {
-            return -1;
-        }
-        f->cap = cap;
-    }
-    /* In first-seen order (deterministic; the dot product does not need sorted indices). */
-    size_t k = f->n;
-    double norm2 = 0;
-    for (size_t i = 0; i < k; i++) {
-        uint32_t j = f->tslots[i];
-        f->idx[i] = f->tkeys[j] - 1;
-        f->val[i] = 1.0f + logf(f->tcounts[j]); /* sublinear term frequency */
-        norm2 += (double)f->val[i] * f->val[i];
-    }
-    float inv = norm2 > 0 ? (float)(1.0 / sqrt(norm2)) : 0.0f;
-    for (size_t i = 0; i < k; i++) {
-        f->val[i] *= inv;
-    }
-    f->n = k;
-    return 0;
+    return weigh(f);
 }
 
 int wasl_features_extract(const char *text, size_t len, wasl_features_t *f)
