@@ -658,6 +658,81 @@ static double pick_threshold(oof_t *oof, size_t n)
     return threshold;
 }
 
+/* The features of every row into x (compact copies), the labels into ycat/ypri and
+ * order = 0..n-1. 0, or -1 on a bad category or out of memory (x as far as it got). */
+static int extract_all(const wasl_train_row_t *rows, size_t n, wasl_features_t *x, int *ycat,
+                       int *ypri, size_t *order, wasl_train_progress_fn *progress, void *arg)
+{
+    wasl_features_t scratch = {0};
+    for (size_t i = 0; i < n; i++) {
+        /* Extract with one scratch vector, keep a compact copy per example. */
+        if (rows[i].category < 0 || rows[i].category >= WASL_CATEGORY_COUNT ||
+            wasl_features_extract(rows[i].text, strlen(rows[i].text), &scratch) < 0) {
+            wasl_features_clear(&scratch);
+            return -1;
+        }
+        x[i].n = x[i].cap = scratch.n;
+        x[i].idx = malloc((scratch.n + 1) * sizeof *x[i].idx);
+        x[i].val = malloc((scratch.n + 1) * sizeof *x[i].val);
+        if (!x[i].idx || !x[i].val) {
+            wasl_features_clear(&scratch);
+            return -1;
+        }
+        memcpy(x[i].idx, scratch.idx, scratch.n * sizeof *x[i].idx);
+        memcpy(x[i].val, scratch.val, scratch.n * sizeof *x[i].val);
+        ycat[i] = rows[i].category;
+        ypri[i] = rows[i].priority;
+        order[i] = i;
+        if (progress && (i % 256 == 0 || i + 1 == n)) {
+            progress(arg, "features", i + 1, n);
+        }
+    }
+    wasl_features_clear(&scratch);
+    return 0;
+}
+
+/* Out-of-fold confidences (k = o->folds) into oof, and the triage threshold they give. 0, or
+ * -1 when out of memory. */
+static int calibrate(const wasl_features_t *x, const int *ycat, size_t n, oof_t *oof,
+                     const wasl_train_opts_t *o, wasl_train_progress_fn *progress, void *arg,
+                     double *threshold)
+{
+    size_t *train_idx = malloc(n * sizeof *train_idx);
+    if (!train_idx) {
+        return -1;
+    }
+    for (int fold = 0; fold < o->folds; fold++) {
+        linear_t fm;
+        if (linear_init(&fm, WASL_CATEGORY_COUNT) < 0) {
+            free(train_idx);
+            return -1;
+        }
+        size_t nt = 0;
+        for (size_t i = 0; i < n; i++) {
+            if ((int)(i % (size_t)o->folds) != fold) {
+                train_idx[nt++] = i;
+            }
+        }
+        train_linear(&fm, x, ycat, train_idx, nt, o, o->seed + (uint64_t)fold, NULL, NULL, NULL,
+                     false);
+        for (size_t i = (size_t)fold; i < n; i += (size_t)o->folds) {
+            double p[WASL_CATEGORY_COUNT];
+            linear_scores(&fm, &x[i], p);
+            softmax(p, WASL_CATEGORY_COUNT);
+            int best = argmax(p, WASL_CATEGORY_COUNT);
+            oof[i].conf = p[best];
+            oof[i].correct = best == ycat[i];
+        }
+        free(fm.w);
+        if (progress) {
+            progress(arg, "calibration", (size_t)fold + 1, (size_t)o->folds);
+        }
+    }
+    free(train_idx);
+    *threshold = pick_threshold(oof, n);
+    return 0;
+}
+
 wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
                                const wasl_train_opts_t *opts, wasl_train_progress_fn *progress,
                                void *arg)
@@ -680,66 +755,13 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     if (!x || !ycat || !ypri || !order || !oof || !m) {
         goto error;
     }
-    wasl_features_t scratch = {0};
-    for (size_t i = 0; i < n; i++) {
-        /* Extract with one scratch vector, keep a compact copy per example. */
-        if (rows[i].category < 0 || rows[i].category >= WASL_CATEGORY_COUNT ||
-            wasl_features_extract(rows[i].text, strlen(rows[i].text), &scratch) < 0) {
-            wasl_features_clear(&scratch);
-            goto error;
-        }
-        x[i].n = x[i].cap = scratch.n;
-        x[i].idx = malloc((scratch.n + 1) * sizeof *x[i].idx);
-        x[i].val = malloc((scratch.n + 1) * sizeof *x[i].val);
-        if (!x[i].idx || !x[i].val) {
-            wasl_features_clear(&scratch);
-            goto error;
-        }
-        memcpy(x[i].idx, scratch.idx, scratch.n * sizeof *x[i].idx);
-        memcpy(x[i].val, scratch.val, scratch.n * sizeof *x[i].val);
-        ycat[i] = rows[i].category;
-        ypri[i] = rows[i].priority;
-        order[i] = i;
-        if (progress && (i % 256 == 0 || i + 1 == n)) {
-            progress(arg, "features", i + 1, n);
-        }
+    if (extract_all(rows, n, x, ycat, ypri, order, progress, arg) < 0) {
+        goto error;
     }
-    wasl_features_clear(&scratch);
     /* Calibration: k-fold out-of-fold confidences. */
-    if (o.folds > 1 && n >= (size_t)o.folds * 10) {
-        size_t *train_idx = malloc(n * sizeof *train_idx);
-        if (!train_idx) {
-            goto error;
-        }
-        for (int fold = 0; fold < o.folds; fold++) {
-            linear_t fm;
-            if (linear_init(&fm, WASL_CATEGORY_COUNT) < 0) {
-                free(train_idx);
-                goto error;
-            }
-            size_t nt = 0;
-            for (size_t i = 0; i < n; i++) {
-                if ((int)(i % (size_t)o.folds) != fold) {
-                    train_idx[nt++] = i;
-                }
-            }
-            train_linear(&fm, x, ycat, train_idx, nt, &o, o.seed + (uint64_t)fold, NULL, NULL, NULL,
-                         false);
-            for (size_t i = (size_t)fold; i < n; i += (size_t)o.folds) {
-                double p[WASL_CATEGORY_COUNT];
-                linear_scores(&fm, &x[i], p);
-                softmax(p, WASL_CATEGORY_COUNT);
-                int best = argmax(p, WASL_CATEGORY_COUNT);
-                oof[i].conf = p[best];
-                oof[i].correct = best == ycat[i];
-            }
-            free(fm.w);
-            if (progress) {
-                progress(arg, "calibration", (size_t)fold + 1, (size_t)o.folds);
-            }
-        }
-        free(train_idx);
-        m->threshold = pick_threshold(oof, n);
+    if (o.folds > 1 && n >= (size_t)o.folds * 10 &&
+        calibrate(x, ycat, n, oof, &o, progress, arg, &m->threshold) < 0) {
+        goto error;
     }
     if (model_tables_init(m) < 0) {
         goto error;
