@@ -71,26 +71,36 @@ static UChar *casefold(const UChar *in, int32_t n, int32_t *out_len)
     return out;
 }
 
+/* UTF-8 -> UTF-16 for ICU: a new buffer (the caller frees it) of *n16 units plus a NUL, or NULL
+ * when the text cannot be converted or memory is short. */
+static UChar *to_utf16(const char *text, size_t len, int32_t *n16)
+{
+    UErrorCode err = U_ZERO_ERROR;
+    u_strFromUTF8(NULL, 0, n16, text, (int32_t)len, &err);
+    if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) {
+        return NULL;
+    }
+    err = U_ZERO_ERROR;
+    UChar *u16 = malloc(((size_t)*n16 + 1) * sizeof(UChar));
+    if (!u16) {
+        return NULL;
+    }
+    u_strFromUTF8(u16, *n16 + 1, NULL, text, (int32_t)len, &err);
+    if (U_FAILURE(err)) {
+        free(u16);
+        return NULL;
+    }
+    return u16;
+}
+
 char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
 {
     if (!text || len > INT32_MAX / 4 || !wasl_utf8_valid(text, len, false)) {
         return NULL;
     }
-    /* UTF-8 -> UTF-16 for ICU. */
-    UErrorCode err = U_ZERO_ERROR;
     int32_t n16 = 0;
-    u_strFromUTF8(NULL, 0, &n16, text, (int32_t)len, &err);
-    if (err != U_BUFFER_OVERFLOW_ERROR && U_FAILURE(err)) {
-        return NULL;
-    }
-    err = U_ZERO_ERROR;
-    UChar *u16 = malloc(((size_t)n16 + 1) * sizeof(UChar));
+    UChar *u16 = to_utf16(text, len, &n16);
     if (!u16) {
-        return NULL;
-    }
-    u_strFromUTF8(u16, n16 + 1, NULL, text, (int32_t)len, &err);
-    if (U_FAILURE(err)) {
-        free(u16);
         return NULL;
     }
     if (steps & WASL_NORM_NFKC_CASEFOLD) {
