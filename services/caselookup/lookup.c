@@ -297,34 +297,15 @@ static void spaced_digits(const char *in, char *out, size_t cap)
     out[o] = '\0';
 }
 
-int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t digits,
-                        wasl_msg_case_lookup_reply_t *r)
+/* The hearing's fields of r and its sentence in both languages (hearing_ar/_en, cap bytes
+ * each): hearing `next` (index hi of c's hearings), or "none scheduled" when next is 0. 0, or
+ * -1 when out of memory or the date cannot be given. */
+static int render_hearing(const lookup_case_t *c, size_t hi, int64_t next, wasl_digits_t digits,
+                          wasl_msg_case_lookup_reply_t *r, char *hearing_ar, char *hearing_en,
+                          size_t cap)
 {
     const json_t *d = c->doc;
-    const char *st_ar, *st_en;
-    status_words(jstr(d, "status"), &st_ar, &st_en);
-    char court[TEXT_MAX], spaced[64], text_ar[TEXT_MAX], text_en[TEXT_MAX], latin[SPEECH_MAX];
-    char speech_ar[SPEECH_MAX], speech_en[SPEECH_MAX];
-    snprintf(court, sizeof court, "%s", jstr(d, "court_ar"));
-    r->outcome = strdup("found");
-    r->case_number = strdup(jstr(d, "case_number"));
-    r->court = strdup(court);
-    r->circuit = strdup(jstr(d, "circuit_ar"));
-    r->status = strdup(jstr(d, "status"));
-    r->status_ar = strdup(st_ar);
-    if (!r->outcome || !r->case_number || !r->court || !r->circuit || !r->status || !r->status_ar) {
-        return -1;
-    }
-    spaced_digits(jstr(d, "case_number"), spaced, sizeof spaced);
-    int64_t next = 0;
-    size_t hi;
-    for (hi = 0; hi < c->nhearings; hi++) {
-        if (c->hearings[hi] >= now_s) {
-            next = c->hearings[hi];
-            break;
-        }
-    }
-    char hearing_ar[TEXT_MAX + 256] = "", hearing_en[TEXT_MAX + 256] = "";
+    char text_ar[TEXT_MAX], text_en[TEXT_MAX];
     if (next) {
         wasl_hijri_date_t hd;
         char err[160], buf[64];
@@ -355,17 +336,22 @@ int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t dig
         }
         const char *kind_ar = c->hearing_kind_ar[hi] ? c->hearing_kind_ar[hi] : "";
         const char *kind_en = c->hearing_kind_en[hi] ? c->hearing_kind_en[hi] : "hearing";
-        snprintf(hearing_ar, sizeof hearing_ar, "موعد الجلسة القادمة (%s) يوم %s.", kind_ar,
-                 text_ar);
-        snprintf(hearing_en, sizeof hearing_en, "The next hearing (%s) is on %s.", kind_en,
-                 text_en);
+        snprintf(hearing_ar, cap, "موعد الجلسة القادمة (%s) يوم %s.", kind_ar, text_ar);
+        snprintf(hearing_en, cap, "The next hearing (%s) is on %s.", kind_en, text_en);
     } else {
-        snprintf(hearing_ar, sizeof hearing_ar, "لا توجد جلسة قادمة محددة حتى الآن.");
-        snprintf(hearing_en, sizeof hearing_en, "No hearing is scheduled yet.");
+        snprintf(hearing_ar, cap, "لا توجد جلسة قادمة محددة حتى الآن.");
+        snprintf(hearing_en, cap, "No hearing is scheduled yet.");
     }
+    return 0;
+}
+
+/* The case's latest updates (at most UPDATES_MAX) into r, digits as asked; *last_ar/_en point
+ * at the newest one's text in d (NULL when there is none). 0, or -1 when out of memory. */
+static int render_updates(const json_t *d, wasl_digits_t digits, wasl_msg_case_lookup_reply_t *r,
+                          const char **last_ar, const char **last_en)
+{
     json_t *ups = json_object_get(d, "updates");
     size_t nup = json_array_size(ups) < UPDATES_MAX ? json_array_size(ups) : UPDATES_MAX;
-    const char *last_ar = NULL, *last_en = NULL;
     if (nup > 0) {
         r->updates = calloc(nup + 1, sizeof *r->updates);
         if (!r->updates) {
@@ -381,8 +367,46 @@ int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t dig
             }
             r->updates_count++;
         }
-        last_ar = json_string_value(json_array_get(json_array_get(ups, 0), 0));
-        last_en = json_string_value(json_array_get(json_array_get(ups, 0), 1));
+        *last_ar = json_string_value(json_array_get(json_array_get(ups, 0), 0));
+        *last_en = json_string_value(json_array_get(json_array_get(ups, 0), 1));
+    }
+    return 0;
+}
+
+int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t digits,
+                        wasl_msg_case_lookup_reply_t *r)
+{
+    const json_t *d = c->doc;
+    const char *st_ar, *st_en;
+    status_words(jstr(d, "status"), &st_ar, &st_en);
+    char court[TEXT_MAX], spaced[64], latin[SPEECH_MAX];
+    char speech_ar[SPEECH_MAX], speech_en[SPEECH_MAX];
+    snprintf(court, sizeof court, "%s", jstr(d, "court_ar"));
+    r->outcome = strdup("found");
+    r->case_number = strdup(jstr(d, "case_number"));
+    r->court = strdup(court);
+    r->circuit = strdup(jstr(d, "circuit_ar"));
+    r->status = strdup(jstr(d, "status"));
+    r->status_ar = strdup(st_ar);
+    if (!r->outcome || !r->case_number || !r->court || !r->circuit || !r->status || !r->status_ar) {
+        return -1;
+    }
+    spaced_digits(jstr(d, "case_number"), spaced, sizeof spaced);
+    int64_t next = 0;
+    size_t hi;
+    for (hi = 0; hi < c->nhearings; hi++) {
+        if (c->hearings[hi] >= now_s) {
+            next = c->hearings[hi];
+            break;
+        }
+    }
+    char hearing_ar[TEXT_MAX + 256] = "", hearing_en[TEXT_MAX + 256] = "";
+    if (render_hearing(c, hi, next, digits, r, hearing_ar, hearing_en, sizeof hearing_ar) < 0) {
+        return -1;
+    }
+    const char *last_ar = NULL, *last_en = NULL;
+    if (render_updates(d, digits, r, &last_ar, &last_en) < 0) {
+        return -1;
     }
     snprintf(latin, sizeof latin, "قضيتكم رقم %s لدى %s في %s، وحالتها: %s. %s%s%s%s", spaced,
              jstr(d, "circuit_ar"), jstr(d, "court_ar"), st_ar, hearing_ar,
@@ -998,11 +1022,10 @@ static void send_raw(lookup_t *self, zmsg_t **envelope, const void *data, size_t
 /* Answers a batch: commits the audit rows, then sends, then keeps each answer for resends. If
  * the audit cannot be written nothing is disclosed: every reply becomes `error`, and the claims
  * are dropped so that a resend is looked up again. */
-static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
+/* Writes the batch's audit rows; a row already there (a resend) is counted, not written
+ * twice. Returns whether the audit committed: nothing is disclosed when it did not. */
+static bool write_audit(lookup_t *self, json_t *audit, size_t n)
 {
-    if (n == 0) {
-        return;
-    }
     char *rows = json_dumps(audit, JSON_COMPACT);
     const char *params[] = {rows ? rows : "[]", self->owner};
     PGresult *res = rows ? wasl_pg_exec(self->pg, "audit", 2, params) : NULL;
@@ -1017,24 +1040,74 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
     }
     PQclear(res);
     free(rows);
+    return ok;
+}
+
+/* Replaces p's answer by an "error" reply to the same request (the audit failed, so nothing
+ * may be disclosed). 0, or -1 when out of memory (p's envelope is then dropped: the client's
+ * resend asks again). */
+static int to_error_reply(lookup_t *self, pending_t *p)
+{
+    wasl_msg_case_lookup_reply_t *r = &p->reply->u.case_lookup_reply;
+    char *id = r->request_id;
+    r->request_id = NULL;
+    wasl_msg_destroy(&p->reply);
+    p->reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
+    if (!p->reply) {
+        free(id);
+        zmsg_destroy(&p->envelope);
+        return -1;
+    }
+    p->reply->u.case_lookup_reply.request_id = id;
+    p->reply->u.case_lookup_reply.outcome = strdup("error");
+    p->outcome = self->errors;
+    return 0;
+}
+
+/* After the replies went out: the encoded answers (datas[i], NULL when a reply could not be
+ * encoded) are kept for resends when the audit committed; every other claim is released so
+ * that a resend asks again. Reorders the arrays; frees nothing. */
+static void remember_answers(lookup_t *self, bool ok, const char **keys, const char **fps,
+                             char **datas, size_t *lens, size_t kept)
+{
+    if (ok) {
+        /* Answers that were sent are kept for resends (moved to the front); a reply that could
+         * not be encoded was not sent, and its claim is dropped so that a resend asks again. */
+        size_t m = 0;
+        for (size_t i = 0; i < kept; i++) {
+            if (datas[i]) {
+                const char *k = keys[i], *f = fps[i];
+                char *d = datas[i];
+                size_t l = lens[i];
+                keys[i] = keys[m];
+                fps[i] = fps[m];
+                datas[i] = datas[m];
+                lens[i] = lens[m];
+                keys[m] = k;
+                fps[m] = f;
+                datas[m] = d;
+                lens[m++] = l;
+            }
+        }
+        dedup_store(self->dedup, self->redis, m, keys, fps, (const char *const *)datas, lens);
+        dedup_release(self->dedup, self->redis, kept - m, keys + m, fps + m);
+    } else {
+        dedup_release(self->dedup, self->redis, kept, keys, fps);
+    }
+}
+
+static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
+{
+    if (n == 0) {
+        return;
+    }
+    bool ok = write_audit(self, audit, n);
     const char **keys = calloc(n, sizeof *keys), **fps = calloc(n, sizeof *fps);
     char **datas = calloc(n, sizeof *datas);
     size_t *lens = calloc(n, sizeof *lens), kept = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!ok) {
-            wasl_msg_case_lookup_reply_t *r = &p[i].reply->u.case_lookup_reply;
-            char *id = r->request_id;
-            r->request_id = NULL;
-            wasl_msg_destroy(&p[i].reply);
-            p[i].reply = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REPLY);
-            if (!p[i].reply) {
-                free(id);
-                zmsg_destroy(&p[i].envelope);
-                continue;
-            }
-            p[i].reply->u.case_lookup_reply.request_id = id;
-            p[i].reply->u.case_lookup_reply.outcome = strdup("error");
-            p[i].outcome = self->errors;
+        if (!ok && to_error_reply(self, &p[i]) < 0) {
+            continue;
         }
         char *data = NULL;
         size_t len = 0;
@@ -1059,29 +1132,8 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
         zmsg_destroy(&p[i].envelope);
         wasl_msg_destroy(&p[i].reply);
     }
-    if (kept > 0 && ok) {
-        /* Answers that were sent are kept for resends (moved to the front); a reply that could
-         * not be encoded was not sent, and its claim is dropped so that a resend asks again. */
-        size_t m = 0;
-        for (size_t i = 0; i < kept; i++) {
-            if (datas[i]) {
-                const char *k = keys[i], *f = fps[i];
-                char *d = datas[i];
-                size_t l = lens[i];
-                keys[i] = keys[m];
-                fps[i] = fps[m];
-                datas[i] = datas[m];
-                lens[i] = lens[m];
-                keys[m] = k;
-                fps[m] = f;
-                datas[m] = d;
-                lens[m++] = l;
-            }
-        }
-        dedup_store(self->dedup, self->redis, m, keys, fps, (const char *const *)datas, lens);
-        dedup_release(self->dedup, self->redis, kept - m, keys + m, fps + m);
-    } else if (kept > 0) {
-        dedup_release(self->dedup, self->redis, kept, keys, fps);
+    if (kept > 0) {
+        remember_answers(self, ok, keys, fps, datas, lens, kept);
     }
     for (size_t i = 0; datas && i < kept; i++) {
         free(datas[i]);
@@ -1251,29 +1303,11 @@ done:
  * resends from what was already answered; reads the cached cases of the new ones in one Redis
  * round trip, decides each, judges them all against the failure budgets in a second
  * (judge_lua), and answers them together after one audit commit. */
-static void serve_batch(lookup_t *self)
+/* One pending reply per triaged request (the envelope moves from in[i] to p[i]) and its
+ * budget keys. 0, or -1 when out of memory: nothing is answered, every claim is released and
+ * the clients' resends ask again. */
+static int start_replies(lookup_t *self, incoming_t *in, pending_t *p, req_keys_t *keys, size_t n)
 {
-    size_t cap = (size_t)self->cfg->batch_max, n = 0, m = self->nparked;
-    incoming_t *in = calloc(cap + PARKED_MAX, sizeof *in);
-    pending_t *p = calloc(cap + PARKED_MAX, sizeof *p);
-    req_keys_t *keys = calloc(cap + PARKED_MAX, sizeof *keys);
-    verdict_t *verdicts = calloc(cap + PARKED_MAX, sizeof *verdicts);
-    json_t *audit = json_array();
-    redisReply *cached = NULL, *judged = NULL;
-    if (!in || !p || !keys || !verdicts || !audit) {
-        goto done;
-    }
-    /* The parked first: they came earlier. */
-    memcpy(in, self->parked, m * sizeof *in);
-    self->nparked = 0;
-    m += read_requests(self, in + m, cap);
-    if (m == 0) {
-        goto done;
-    }
-    n = triage(self, in, m);
-    if (n == 0) {
-        goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         p[i].envelope = in[i].envelope;
         in[i].envelope = NULL;
@@ -1298,21 +1332,18 @@ static void serve_batch(lookup_t *self)
             }
             free(ks);
             free(fs);
-            goto done;
+            return -1;
         }
         keys_for(self->cfg, &in[i].req->u.case_lookup_request, &keys[i]);
     }
-    /* Decide every request (nothing disclosed yet), judge them all against the budgets in one
-     * atomic script, then answer only what it let through. */
-    cached = cache_read(self, keys, n);
-    for (size_t i = 0; i < n; i++) {
-        decide(self, &in[i].req->u.case_lookup_request, &keys[i],
-               cached ? cached->element[i] : NULL, &verdicts[i]);
-    }
-    judged = judge(self, keys, verdicts, n);
-    if (judged) {
-        atomic_store(&self->redis_ok, true); /* a failure is seen by the periodic PING */
-    }
+    return 0;
+}
+
+/* Answers each request by its verdict and the budgets' judgement (judged: NULL when Redis did
+ * not answer), appending one audit row per request. */
+static void answer_batch(lookup_t *self, incoming_t *in, pending_t *p, verdict_t *verdicts,
+                         redisReply *judged, size_t n, json_t *audit)
+{
     for (size_t i = 0, e = 0; i < n; i++) {
         const wasl_msg_case_lookup_request_t *q = &in[i].req->u.case_lookup_request;
         wasl_msg_case_lookup_reply_t *rep = &p[i].reply->u.case_lookup_reply;
@@ -1336,6 +1367,46 @@ static void serve_batch(lookup_t *self)
         }
         add_contact(self, q, rep, row);
     }
+}
+
+static void serve_batch(lookup_t *self)
+{
+    size_t cap = (size_t)self->cfg->batch_max, n = 0, m = self->nparked;
+    incoming_t *in = calloc(cap + PARKED_MAX, sizeof *in);
+    pending_t *p = calloc(cap + PARKED_MAX, sizeof *p);
+    req_keys_t *keys = calloc(cap + PARKED_MAX, sizeof *keys);
+    verdict_t *verdicts = calloc(cap + PARKED_MAX, sizeof *verdicts);
+    json_t *audit = json_array();
+    redisReply *cached = NULL, *judged = NULL;
+    if (!in || !p || !keys || !verdicts || !audit) {
+        goto done;
+    }
+    /* The parked first: they came earlier. */
+    memcpy(in, self->parked, m * sizeof *in);
+    self->nparked = 0;
+    m += read_requests(self, in + m, cap);
+    if (m == 0) {
+        goto done;
+    }
+    n = triage(self, in, m);
+    if (n == 0) {
+        goto done;
+    }
+    if (start_replies(self, in, p, keys, n) < 0) {
+        goto done;
+    }
+    /* Decide every request (nothing disclosed yet), judge them all against the budgets in one
+     * atomic script, then answer only what it let through. */
+    cached = cache_read(self, keys, n);
+    for (size_t i = 0; i < n; i++) {
+        decide(self, &in[i].req->u.case_lookup_request, &keys[i],
+               cached ? cached->element[i] : NULL, &verdicts[i]);
+    }
+    judged = judge(self, keys, verdicts, n);
+    if (judged) {
+        atomic_store(&self->redis_ok, true); /* a failure is seen by the periodic PING */
+    }
+    answer_batch(self, in, p, verdicts, judged, n, audit);
     flush(self, p, n, audit);
 done:
     if (cached) {
