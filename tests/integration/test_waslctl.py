@@ -190,5 +190,11 @@ def test_version_lists_messages_and_schema(waslctl):
     latest = max(int(p.name[:4]) for p in (REPO / "proto" / "migrations").glob("*.sql"))
     out = waslctl("version")
     assert out.returncode == 0
-    assert "ticket.received/v1" in out.stdout
+    # Every message of the model, at the version the model gives it.
+    import re
+    model = (REPO / "proto" / "wasl.proto").read_text()
+    messages = re.findall(r"^message (\S+) v(\d+) ", model, re.M)
+    assert messages
+    for name, version in messages:
+        assert f"{name}/v{version}" in out.stdout, (name, version, out.stdout)
     assert f"schema version {latest} " in out.stdout
