@@ -32,8 +32,10 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 B       := build
 # `make V=1` shows the full commands.
 Q       := $(if $(V),,@)
-GEN_SRC := $(B)/gen/wasl_proto.c $(B)/gen/wasl_migrations.c
-GEN_HDR := $(B)/gen/wasl_proto.h $(B)/gen/wasl_migrations.h
+GEN_SRC := $(B)/gen/wasl_proto.c $(B)/gen/wasl_migrations.c $(B)/gen/wasl_functions.c
+GEN_HDR := $(B)/gen/wasl_proto.h $(B)/gen/wasl_migrations.h $(B)/gen/wasl_functions.h
+# The state-change functions, callees before their callers (docs/architecture.md, "State changes").
+FUNCTIONS_SQL := $(addprefix proto/functions/,offers.sql agents.sql)
 LIB_SRC := $(wildcard common/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(GEN_SRC:$(B)/gen/%.c=$(B)/obj/gen/%.o)
 LIB     := $(B)/lib/libwasl.a
@@ -71,6 +73,9 @@ $(B)/gen/wasl_migrations.c $(B)/gen/wasl_migrations.h &: $(wildcard proto/migrat
     proto/grants.sql proto/gen.py
 	@mkdir -p $(B)/gen
 	$(PYTHON) proto/gen.py migrations proto/migrations $(B)/gen proto/grants.sql
+$(B)/gen/wasl_functions.c $(B)/gen/wasl_functions.h &: $(FUNCTIONS_SQL) proto/embed_functions.py
+	@mkdir -p $(B)/gen
+	$(PYTHON) proto/embed_functions.py $(B)/gen $(FUNCTIONS_SQL)
 
 # ---- library ----------------------------------------------------------------
 $(B)/obj/%.o: %.c | $(GEN_HDR)

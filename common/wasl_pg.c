@@ -333,6 +333,55 @@ char *wasl_pg_bigint_array(const int64_t *ids, size_t n)
     return s;
 }
 
+char *wasl_pg_text_array(const char *const *items, size_t n)
+{
+    size_t cap = 3; /* the braces and the NUL */
+    for (size_t i = 0; i < n; i++) {
+        /* Worst case: every byte escaped, two quotes and a comma ("NULL," when absent). */
+        cap += items[i] ? 2 * strlen(items[i]) + 3 : 5;
+    }
+    char *s = malloc(cap);
+    if (!s) {
+        return NULL;
+    }
+    size_t o = 0;
+    s[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            s[o++] = ',';
+        }
+        if (!items[i]) {
+            memcpy(s + o, "NULL", 4);
+            o += 4;
+            continue;
+        }
+        s[o++] = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') {
+                s[o++] = '\\';
+            }
+            s[o++] = *c;
+        }
+        s[o++] = '"';
+    }
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+bool wasl_pg_arity(const PGresult *res, int ncols, const char *what)
+{
+    if (!res) {
+        return false;
+    }
+    if (PQnfields(res) == ncols) {
+        return true;
+    }
+    wasl_error("pg: result has the wrong number of columns", "{s:s, s:i, s:i}", "statement",
+               what ? what : "?", "expected", ncols, "got", PQnfields(res));
+    return false;
+}
+
 void wasl_pg_set_sync_commit(wasl_pg_t *self, bool on)
 {
     assert(self);

@@ -17,6 +17,18 @@ wasl_pg_t *wasl_pg_new(const char *conninfo);
  * caller frees; NULL when out of memory. */
 char *wasl_pg_bigint_array(const int64_t *ids, size_t n);
 
+/* The array literal of `items` for a `$n::text[]` parameter: every element double-quoted, with
+ * '"' and '\\' escaped, so any text (commas, braces, spaces, "NULL", Arabic) arrives as
+ * itself; a NULL element is SQL NULL. "{}" when n is 0. A new string the caller frees; NULL
+ * when out of memory. */
+char *wasl_pg_text_array(const char *const *items, size_t n);
+
+/* For code that reads a result's columns by number (name them with an enum): true when `res`
+ * has exactly `ncols` columns. Otherwise logs one error naming `what` (the statement, as the
+ * reader knows it) with both counts and returns false: the caller fails its call rather than
+ * read a shifted or missing column. NULL res: false, not logged (the query's error was). */
+bool wasl_pg_arity(const PGresult *res, int ncols, const char *what);
+
 /* Whether commits on this connection wait for the WAL flush (PostgreSQL's synchronous_commit;
  * the server's default, on, unless told otherwise). Off is for work that can be redone: a
  * server crash may undo the last few hundred milliseconds of committed transactions, each one

@@ -39,6 +39,23 @@ REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, wasl_intake, wasl_classif
     wasl_router, wasl_notifier, wasl_caselookup, wasl_ctl, wasl_desk;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, wasl_intake, wasl_classifier,
     wasl_router, wasl_notifier, wasl_caselookup, wasl_ctl, wasl_desk;
+-- The state-change functions (proto/functions/, applied just before this file) too: PostgreSQL
+-- gives EXECUTE to PUBLIC on every new function. They run as their caller (SECURITY INVOKER),
+-- so the table grants below still bound what a role can change; EXECUTE says which of the
+-- documented changes a role is meant to make. Other functions (wasl_now, the triggers') keep
+-- PUBLIC's EXECUTE: an index or a trigger may need them.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'public'::regnamespace
+                AND p.proname ~ '^wasl_(offers|agents|work|notifications|tickets)_' LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, wasl_intake, wasl_classifier, '
+                       'wasl_router, wasl_notifier, wasl_caselookup, wasl_ctl, wasl_desk', f);
+    END LOOP;
+END;
+$$;
 
 -- ---- wasl_intake: the HTTP edge (tickets, calls, SMS, email, agent API, DLRs, opt-outs) -----
 GRANT SELECT ON clients TO wasl_intake;
@@ -56,6 +73,9 @@ GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score 
 -- Idempotency-Key of agent actions: claimed, answered, and expired keys removed (0008).
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
+GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence TO wasl_intake;
+
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
 GRANT SELECT ON tickets, messages TO wasl_classifier;
@@ -71,6 +91,8 @@ GRANT SELECT, INSERT ON ticket_events, agent_events, notifications TO wasl_route
 GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place in line
 -- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
 GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
+GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw
+    TO wasl_router;
 
 -- ---- wasl_notifier: the outbox --------------------------------------------------------------
 GRANT SELECT, UPDATE ON notifications TO wasl_notifier;
@@ -90,6 +112,8 @@ GRANT SELECT, UPDATE ON offers TO wasl_ctl;                -- removing an agent 
 GRANT SELECT, INSERT ON agent_events, ticket_events TO wasl_ctl;
 GRANT SELECT ON tickets, csat, call_events TO wasl_ctl;
 GRANT SELECT, UPDATE ON notifications TO wasl_ctl;         -- `notify redrive`
+GRANT EXECUTE ON FUNCTION wasl_agents_save, wasl_agents_remove, wasl_offers_withdraw
+    TO wasl_ctl;
 
 -- ---- wasl_desk: the agent desk to come takes over intake's agent API, and no more -----------
 GRANT SELECT, UPDATE ON tickets, offers TO wasl_desk;
@@ -97,3 +121,5 @@ GRANT SELECT, INSERT, UPDATE ON agents TO wasl_desk;
 GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notifications
     TO wasl_desk;
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;
+GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence TO wasl_desk;

@@ -4,7 +4,6 @@
  * locked, and idempotent by the client's Idempotency-Key; the router makes the offers
  * (services/router). */
 #include "handlers.h"
-#include "wasl_agents.h"
 #include "wasl_authz.h"
 #include "wasl_log.h"
 #include "wasl_ref.h"
@@ -125,23 +124,42 @@ static json_t *jsonb(const PGresult *res, int r, int c)
     return v ? v : json_null();
 }
 
-/* The agent columns, as one literal so that both queries below are fixed text. */
-#define AGENT_COLS                                                                                 \
-    "SELECT id, name, skills::text, to_jsonb(languages)::text, capacity::text, wrapup_s,"          \
-    "  CASE WHEN presence_until IS NULL OR presence_until <= now() THEN 'offline'"                 \
-    "       ELSE presence END, " TS("presence_until") ", enabled,"                                 \
-                                                      "  CASE WHEN wrapup_until > now() THEN " TS( \
-                                                          "wrapup_until") " END"                   \
-                                                                          " FROM agents"
+/* The agent columns, as one literal so that both queries below are fixed text; read by
+ * agent_json through agent_col_t (checked with wasl_pg_arity). */
+// clang-format off
+#define AGENT_COLS \
+    "SELECT id, name, skills::text, to_jsonb(languages)::text, capacity::text, wrapup_s," \
+    "       CASE WHEN presence_until IS NULL OR presence_until <= wasl_now() THEN 'offline'" \
+    "            ELSE presence END," \
+    "       " TS("presence_until") "," \
+    "       enabled," \
+    "       CASE WHEN wrapup_until > wasl_now() THEN " TS("wrapup_until") " END" \
+    "  FROM agents"
+// clang-format on
+typedef enum {
+    AGENT_ID,
+    AGENT_NAME,
+    AGENT_SKILLS,
+    AGENT_LANGUAGES,
+    AGENT_CAPACITY,
+    AGENT_WRAPUP_S,
+    AGENT_PRESENCE,
+    AGENT_PRESENCE_UNTIL,
+    AGENT_ENABLED,
+    AGENT_WRAPUP_UNTIL,
+    AGENT_NCOLS
+} agent_col_t;
 
 static json_t *agent_json(const PGresult *res, int r)
 {
     return json_pack(
-        "{s:s, s:s, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}", "id", PQgetvalue(res, r, 0), "name",
-        PQgetvalue(res, r, 1), "skills", jsonb(res, r, 2), "languages", jsonb(res, r, 3),
-        "capacity", jsonb(res, r, 4), "wrapup_s", atoi(PQgetvalue(res, r, 5)), "presence",
-        PQgetvalue(res, r, 6), "presence_until", str_or_null(res, r, 7), "enabled",
-        strcmp(PQgetvalue(res, r, 8), "t") == 0, "wrapup_until", str_or_null(res, r, 9));
+        "{s:s, s:s, s:o, s:o, s:o, s:i, s:s, s:o, s:b, s:o}", "id", PQgetvalue(res, r, AGENT_ID),
+        "name", PQgetvalue(res, r, AGENT_NAME), "skills", jsonb(res, r, AGENT_SKILLS), "languages",
+        jsonb(res, r, AGENT_LANGUAGES), "capacity", jsonb(res, r, AGENT_CAPACITY), "wrapup_s",
+        atoi(PQgetvalue(res, r, AGENT_WRAPUP_S)), "presence", PQgetvalue(res, r, AGENT_PRESENCE),
+        "presence_until", str_or_null(res, r, AGENT_PRESENCE_UNTIL), "enabled",
+        strcmp(PQgetvalue(res, r, AGENT_ENABLED), "t") == 0, "wrapup_until",
+        str_or_null(res, r, AGENT_WRAPUP_UNTIL));
 }
 
 /* 0 when `agent` is an enabled agent; else fills a 404 and returns -1. */
@@ -236,7 +254,8 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
     bool one = a->op == OP_AGENT_GET;
     PGresult *res = intake_sql(pg, one ? AGENT_COLS " WHERE id = $1" : AGENT_COLS " ORDER BY id",
                                one ? 1 : 0, p);
-    if (!res) {
+    if (!wasl_pg_arity(res, AGENT_NCOLS, "desk agents read")) {
+        PQclear(res);
         return -1;
     }
     if (one) {
@@ -271,6 +290,8 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
     return 0;
 }
 
+/* PUT /v1/agents/{id}: wasl_agents_save (proto/functions/agents.sql), whose rule is that a field
+ * the document leaves out keeps its value (or takes the default for a new agent). */
 static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 {
     wasl_authz_facts_t facts = {.actor = a->id, .actor_field = "id"};
@@ -281,9 +302,9 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
     if (!doc) {
         return -1;
     }
+    json_t *langj = json_object_get(doc, "languages"), *capj = json_object_get(doc, "capacity");
     char *skills = json_dumps(json_object_get(doc, "skills"), JSON_COMPACT);
-    char *langs = json_dumps(json_object_get(doc, "languages"), JSON_COMPACT);
-    json_t *capj = json_object_get(doc, "capacity");
+    char *langs = langj ? json_dumps(langj, JSON_COMPACT) : NULL;
     char *cap = capj ? json_dumps(capj, JSON_COMPACT) : NULL;
     json_t *w = json_object_get(doc, "wrapup_s");
     char wrapup[24] = "";
@@ -294,30 +315,16 @@ static int txn_agent_put(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *rep
                        skills,   langs,
                        cap,      w ? wrapup : NULL,
                        a->client};
-    PGresult *res = intake_sql(
-        pg,
-        "WITH up AS ("
-        "  INSERT INTO agents (id, name, skills, languages, capacity, wrapup_s)"
-        "  VALUES ($1, $2, coalesce($3::jsonb, '{}'),"
-        "    coalesce(ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), '{ar}'),"
-        "    coalesce($5::jsonb, '{\"phone\": 1, \"email\": 3, \"sms\": 3, \"web\": 3, \"api\": "
-        "3}'),"
-        "    coalesce($6::int, 30))"
-        "  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, skills = EXCLUDED.skills,"
-        "    languages = EXCLUDED.languages, capacity = EXCLUDED.capacity,"
-        "    wrapup_s = EXCLUDED.wrapup_s, enabled = true, updated_at = now()"
-        "  RETURNING id, (xmax = 0) AS created"
-        "), ev AS ("
-        "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT id, 'agent.saved', $7, jsonb_build_object('skills', $3::jsonb) FROM up"
-        ")"
-        "SELECT created FROM up",
-        7, p);
+    PGresult *res = intake_sql(pg,
+                               "SELECT wasl_agents_save($1, $2, $3::jsonb, $4::jsonb, $5::jsonb,"
+                               "                        $6::int, $7)",
+                               7, p);
     free(skills);
     free(langs);
     free(cap);
     json_decref(doc);
-    if (!res) {
+    if (!wasl_pg_arity(res, 1, "wasl_agents_save")) {
+        PQclear(res);
         return -1;
     }
     bool created = PQntuples(res) && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -338,13 +345,14 @@ static int txn_agent_delete(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *
         return -1;
     }
     const char *p[] = {a->id, a->client};
-    PGresult *res = intake_sql(pg, wasl_agent_remove_sql, 2, p);
-    if (!res) {
+    PGresult *res = intake_sql(pg, "SELECT wasl_agents_remove($1, $2)", 2, p);
+    if (!wasl_pg_arity(res, 1, "wasl_agents_remove")) {
+        PQclear(res);
         return -1;
     }
-    int n = PQntuples(res);
+    bool removed = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (n == 0) {
+    if (!removed) {
         intake_error(reply, 404, "not_found", "id", "no enabled agent %s", a->id);
         return -1;
     }
@@ -367,40 +375,15 @@ static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%ld", a->n);
     const char *p[] = {a->id, a->text, ttl, a->client};
-    PGresult *res = intake_sql(
-        pg,
-        "WITH old AS ("
-        "  SELECT presence, presence_until IS NULL OR presence_until <= now() AS expired"
-        "  FROM agents WHERE id = $1 AND enabled FOR UPDATE"
-        "), up AS ("
-        "  UPDATE agents a SET presence = $2::text,"
-        "    presence_until = CASE WHEN $2::text = 'offline' THEN NULL"
-        "                          ELSE now() + make_interval(secs => $3::int) END,"
-        "    idle_since = CASE WHEN $2::text = 'available' AND (o.expired"
-        "                           OR o.presence <> 'available') THEN now()"
-        "                      ELSE a.idle_since END,"
-        "    updated_at = now()"
-        "  FROM old o WHERE a.id = $1"
-        "  RETURNING a.presence, a.presence_until,"
-        "    CASE WHEN o.expired THEN 'offline' ELSE o.presence END AS was"
-        "), ev AS ("
-        "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-        "  SELECT $1, 'presence', $1, jsonb_build_object('from', was, 'to', $2::text,"
-        "    'client', $4::text)"
-        "  FROM up WHERE was <> $2::text"
-        "), wd AS ("
-        "  UPDATE offers o SET state = 'withdrawn', answered_at = now(),"
-        "    reason = 'agent ' || $2::text"
-        "  FROM up WHERE o.agent_id = $1 AND o.state = 'offered' AND $2::text <> 'available'"
-        "  RETURNING o.id, o.ticket_id"
-        "), tev AS ("
-        "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "  SELECT ticket_id, 'offer.withdrawn', $1, jsonb_build_object('offer', id, 'agent',"
-        "    $1::text, 'reason', 'agent ' || $2::text) FROM wd"
-        ")"
-        "SELECT presence, " TS("presence_until") ", was FROM up",
+    enum { PRES_PRESENCE, PRES_UNTIL, PRES_WAS, PRES_NCOLS };
+    // clang-format off
+    PGresult *res = intake_sql(pg,
+        "SELECT presence, " TS("presence_until") ", was"
+        "  FROM wasl_agents_set_presence($1, $2, $3::int, $4)",
         4, p);
-    if (!res) {
+    // clang-format on
+    if (!wasl_pg_arity(res, PRES_NCOLS, "wasl_agents_set_presence")) {
+        PQclear(res);
         return -1;
     }
     if (PQntuples(res) == 0) {
@@ -409,9 +392,9 @@ static int txn_presence(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
         return -1;
     }
     reply->status = 200;
-    reply->body =
-        json_pack("{s:s, s:s, s:o, s:s}", "agent", a->id, "presence", PQgetvalue(res, 0, 0),
-                  "presence_until", str_or_null(res, 0, 1), "was", PQgetvalue(res, 0, 2));
+    reply->body = json_pack("{s:s, s:s, s:o, s:s}", "agent", a->id, "presence",
+                            PQgetvalue(res, 0, PRES_PRESENCE), "presence_until",
+                            str_or_null(res, 0, PRES_UNTIL), "was", PQgetvalue(res, 0, PRES_WAS));
     PQclear(res);
     return 0;
 }
@@ -431,26 +414,46 @@ static int txn_offers(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         return -1;
     }
     const char *p[] = {a->id};
-    PGresult *res =
-        intake_sql(pg,
-                   "SELECT o.id, t.ref, t.queue, t.priority, t.channel, t.language, t.subject,"
-                   "  " TS("o.expires_at") ", " TS(
-                       "t.first_response_due") " FROM offers o JOIN tickets t ON t.id = o.ticket_id"
-                                               " WHERE o.agent_id = $1 AND o.state = 'offered' AND "
-                                               "o.expires_at > now() ORDER BY o.id",
-                   1, p);
-    if (!res) {
+    enum {
+        OFR_ID,
+        OFR_REF,
+        OFR_QUEUE,
+        OFR_PRIORITY,
+        OFR_CHANNEL,
+        OFR_LANGUAGE,
+        OFR_SUBJECT,
+        OFR_EXPIRES_AT,
+        OFR_FR_DUE,
+        OFR_NCOLS
+    };
+    // clang-format off
+    PGresult *res = intake_sql(pg,
+        "SELECT o.id, t.ref, t.queue, t.priority, t.channel, t.language, t.subject,"
+        "       " TS("o.expires_at") ", " TS("t.first_response_due")
+        "  FROM offers o"
+        "  JOIN tickets t ON t.id = o.ticket_id"
+        " WHERE o.agent_id = $1"
+        "   AND o.state = 'offered'"
+        "   AND o.expires_at > wasl_now()"
+        " ORDER BY o.id",
+        1, p);
+    // clang-format on
+    if (!wasl_pg_arity(res, OFR_NCOLS, "desk offers of an agent")) {
+        PQclear(res);
         return -1;
     }
     json_t *list = json_array();
     for (int r = 0; r < PQntuples(res); r++) {
         json_array_append_new(
             list, json_pack("{s:I, s:s, s:o, s:o, s:s, s:o, s:o, s:s, s:o}", "offer",
-                            (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "ticket",
-                            PQgetvalue(res, r, 1), "queue", str_or_null(res, r, 2), "priority",
-                            str_or_null(res, r, 3), "channel", PQgetvalue(res, r, 4), "language",
-                            str_or_null(res, r, 5), "subject", str_or_null(res, r, 6), "expires_at",
-                            PQgetvalue(res, r, 7), "first_response_due", str_or_null(res, r, 8)));
+                            (json_int_t)strtoll(PQgetvalue(res, r, OFR_ID), NULL, 10), "ticket",
+                            PQgetvalue(res, r, OFR_REF), "queue", str_or_null(res, r, OFR_QUEUE),
+                            "priority", str_or_null(res, r, OFR_PRIORITY), "channel",
+                            PQgetvalue(res, r, OFR_CHANNEL), "language",
+                            str_or_null(res, r, OFR_LANGUAGE), "subject",
+                            str_or_null(res, r, OFR_SUBJECT), "expires_at",
+                            PQgetvalue(res, r, OFR_EXPIRES_AT), "first_response_due",
+                            str_or_null(res, r, OFR_FR_DUE)));
     }
     PQclear(res);
     reply->status = 200;
@@ -462,23 +465,25 @@ static int txn_offers(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 static int offer_refusal(wasl_pg_t *pg, const desk_arg_t *a, intake_reply_t *reply)
 {
     const char *p[] = {a->id};
+    enum { REF_AGENT, REF_STATE, REF_EXPIRED, REF_NCOLS };
     PGresult *res = intake_sql(pg,
-                               "SELECT agent_id, state, expires_at <= now() FROM offers"
+                               "SELECT agent_id, state, expires_at <= wasl_now() FROM offers"
                                " WHERE id = $1::bigint",
                                1, p);
-    if (!res) {
+    if (!wasl_pg_arity(res, REF_NCOLS, "desk offer refusal")) {
+        PQclear(res);
         return -1;
     }
     if (PQntuples(res) == 0) {
         intake_error(reply, 404, "not_found", "id", "no offer %s", a->id);
-    } else if (strcmp(PQgetvalue(res, 0, 0), a->agent) != 0) {
+    } else if (strcmp(PQgetvalue(res, 0, REF_AGENT), a->agent) != 0) {
         /* Not reached after offer_authorize (the row is locked); kept as the statement's own
          * guard. */
         intake_error(reply, 403, "not_your_offer", "agent", "offer %s is not %s's", a->id,
                      a->agent);
-    } else if (strcmp(PQgetvalue(res, 0, 1), "offered") != 0) {
+    } else if (strcmp(PQgetvalue(res, 0, REF_STATE), "offered") != 0) {
         intake_error(reply, 409, "offer_closed", "id", "offer %s is %s", a->id,
-                     PQgetvalue(res, 0, 1));
+                     PQgetvalue(res, 0, REF_STATE));
     } else {
         intake_error(reply, 409, "offer_expired", "id", "offer %s has expired", a->id);
     }
@@ -512,25 +517,10 @@ static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         return -1;
     }
     const char *p[] = {a->id, a->agent, a->client};
-    PGresult *res = intake_sql(
-        pg,
-        "WITH o AS ("
-        "  UPDATE offers SET state = 'accepted', answered_at = now()"
-        "  WHERE id = $1::bigint AND agent_id = $2 AND state = 'offered' AND expires_at > now()"
-        "  RETURNING id, ticket_id"
-        "), t AS ("
-        "  UPDATE tickets t SET status = 'assigned', assignee = $2,"
-        "    first_response_at = coalesce(t.first_response_at, now()), no_agent_since = NULL,"
-        "    updated_at = now()"
-        "  FROM o WHERE t.id = o.ticket_id AND t.status = 'routed' RETURNING t.id, t.ref"
-        "), ev AS ("
-        "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "  SELECT t.id, 'offer.accepted', $2, jsonb_build_object('offer', $1::bigint, 'agent',"
-        "    $2::text, 'client', $3::text) FROM t"
-        ")"
-        "SELECT o.id, t.ref FROM o LEFT JOIN t ON true",
-        3, p);
-    if (!res) {
+    PGresult *res =
+        intake_sql(pg, "SELECT offer_id, ref FROM wasl_offers_accept($1::bigint, $2, $3)", 3, p);
+    if (!wasl_pg_arity(res, 2, "wasl_offers_accept")) {
+        PQclear(res);
         return -1;
     }
     int n = PQntuples(res);
@@ -560,18 +550,8 @@ static int txn_reject(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         return -1;
     }
     const char *p[] = {a->id, a->agent, a->reason, a->client};
-    PGresult *res = intake_sql(
-        pg,
-        "WITH o AS ("
-        "  UPDATE offers SET state = 'rejected', answered_at = now(), reason = $3"
-        "  WHERE id = $1::bigint AND agent_id = $2 AND state = 'offered' RETURNING id, ticket_id"
-        "), ev AS ("
-        "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "  SELECT ticket_id, 'offer.rejected', $2, jsonb_strip_nulls(jsonb_build_object('offer',"
-        "    id, 'agent', $2::text, 'reason', $3::text, 'client', $4::text)) FROM o"
-        ")"
-        "SELECT id FROM o",
-        4, p);
+    PGresult *res =
+        intake_sql(pg, "SELECT offer_id FROM wasl_offers_reject($1::bigint, $2, $3, $4)", 4, p);
     if (!res) {
         return -1;
     }
@@ -601,51 +581,54 @@ static int txn_queue(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         return -1;
     }
     const char *p[] = {a->id};
+    enum {
+        Q_REF,
+        Q_STATUS,
+        Q_PRIORITY,
+        Q_CHANNEL,
+        Q_ASSIGNEE,
+        Q_FR_DUE,
+        Q_RES_DUE,
+        Q_WAITING_SINCE,
+        Q_WAITING_S,
+        Q_ESCALATED,
+        Q_OFFERED_TO,
+        Q_NCOLS
+    };
     /* Waiting tickets in the order the router offers them: priority, SLA deadline, age. */
-    PGresult *res = intake_sql(
-        pg,
-        "SELECT t.ref, t.status, t.priority, t.channel, t.assignee, " TS(
-            "t.first_response_"
-            "due") ", " TS("t.resolution_due") ", " TS("t.waiting_since") ","
-                                                                          "  extract(epoch FROM "
-                                                                          "now() - "
-                                                                          "t.waiting_since)::"
-                                                                          "bigint, "
-                                                                          "t.escalated_at IS NOT "
-                                                                          "NULL,"
-                                                                          "  (SELECT o.agent_id "
-                                                                          "FROM "
-                                                                          "offers o WHERE "
-                                                                          "o.ticket_id = "
-                                                                          "t.id AND o.state = "
-                                                                          "'offered')"
-                                                                          " FROM tickets t WHERE "
-                                                                          "t.queue "
-                                                                          "= $1 AND t.status IN "
-                                                                          "('routed', 'assigned')"
-                                                                          " ORDER BY t.status = "
-                                                                          "'assigned', "
-                                                                          "t.prio_rank, "
-                                                                          "t.first_response_due, "
-                                                                          "t.waiting_since, t.id"
-                                                                          " LIMIT"
-                                                                          " " QUEUE_VIEW_LIMIT,
+    // clang-format off
+    PGresult *res = intake_sql(pg,
+        "SELECT t.ref, t.status, t.priority, t.channel, t.assignee,"
+        "       " TS("t.first_response_due") ", " TS("t.resolution_due") ","
+        "       " TS("t.waiting_since") ","
+        "       extract(epoch FROM wasl_now() - t.waiting_since)::bigint,"
+        "       t.escalated_at IS NOT NULL,"
+        "       (SELECT o.agent_id FROM offers o WHERE o.ticket_id = t.id AND o.state = 'offered')"
+        "  FROM tickets t"
+        " WHERE t.queue = $1"
+        "   AND t.status IN ('routed', 'assigned')"
+        " ORDER BY t.status = 'assigned', t.prio_rank, t.first_response_due, t.waiting_since, t.id"
+        " LIMIT " QUEUE_VIEW_LIMIT,
         1, p);
-    if (!res) {
+    // clang-format on
+    if (!wasl_pg_arity(res, Q_NCOLS, "desk queue view")) {
+        PQclear(res);
         return -1;
     }
     json_t *list = json_array();
     for (int r = 0; r < PQntuples(res); r++) {
         json_array_append_new(
-            list, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "ticket",
-                            PQgetvalue(res, r, 0), "status", PQgetvalue(res, r, 1), "priority",
-                            str_or_null(res, r, 2), "channel", PQgetvalue(res, r, 3), "assignee",
-                            str_or_null(res, r, 4), "first_response_due", str_or_null(res, r, 5),
-                            "resolution_due", str_or_null(res, r, 6), "waiting_since",
-                            str_or_null(res, r, 7), "waiting_s",
-                            (json_int_t)strtoll(PQgetvalue(res, r, 8), NULL, 10), "escalated",
-                            strcmp(PQgetvalue(res, r, 9), "t") == 0, "offered_to",
-                            str_or_null(res, r, 10)));
+            list,
+            json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "ticket",
+                      PQgetvalue(res, r, Q_REF), "status", PQgetvalue(res, r, Q_STATUS), "priority",
+                      str_or_null(res, r, Q_PRIORITY), "channel", PQgetvalue(res, r, Q_CHANNEL),
+                      "assignee", str_or_null(res, r, Q_ASSIGNEE), "first_response_due",
+                      str_or_null(res, r, Q_FR_DUE), "resolution_due",
+                      str_or_null(res, r, Q_RES_DUE), "waiting_since",
+                      str_or_null(res, r, Q_WAITING_SINCE), "waiting_s",
+                      (json_int_t)strtoll(PQgetvalue(res, r, Q_WAITING_S), NULL, 10), "escalated",
+                      strcmp(PQgetvalue(res, r, Q_ESCALATED), "t") == 0, "offered_to",
+                      str_or_null(res, r, Q_OFFERED_TO)));
     }
     PQclear(res);
     reply->status = 200;

@@ -1,6 +1,5 @@
 /* agent — `waslctl agent add|list|remove`: the agents the router offers tickets to. */
 #include "ctl.h"
-#include "wasl_agents.h"
 #include "wasl_config.h"
 #include "wasl_pg.h"
 
@@ -26,7 +25,8 @@ static int usage(void)
         "Skills are queue names (an agent serves a queue it has as a skill) or extra skills a\n"
         "rule requires, with levels 1..%d (default %d; the best matched agent is offered\n"
         "first). Channels: web, api, email, sms, phone (default phone:1, others 3). Adding an\n"
-        "existing ID updates it; remove disables it and withdraws its offers. Uses WASL_PG_URL.\n",
+        "existing ID updates it (an option left out keeps its value); remove disables it and\n"
+        "withdraws its offers. Uses WASL_PG_URL.\n",
         SKILL_LEVEL_MAX, SKILL_LEVEL_DEFAULT);
     return CTL_USAGE;
 }
@@ -97,92 +97,117 @@ static json_t *parse_pairs(const char *list, const char *what, long def, long mi
     return obj;
 }
 
-static int agent_add(int argc, char **argv)
+/* The options of `agent add` after its ID; NULL where not given. */
+typedef struct {
+    const char *name, *skills, *langs, *cap, *wrapup;
+} agent_opts_t;
+
+/* Reads argv[3..] into o. 0, or -1 on an unknown or incomplete option. */
+static int read_opts(int argc, char **argv, agent_opts_t *o)
 {
-    if (argc < 3 || !name_ok(argv[2])) {
-        return usage();
+    if ((argc - 3) % 2) {
+        return -1;
     }
-    const char *id = argv[2], *name = NULL, *skills = NULL, *langs = "ar", *cap = NULL;
-    const char *wrapup = "30";
     for (int i = 3; i + 1 < argc; i += 2) {
+        const char *v = argv[i + 1];
         if (!strcmp(argv[i], "--name")) {
-            name = argv[i + 1];
+            o->name = v;
         } else if (!strcmp(argv[i], "--skills")) {
-            skills = argv[i + 1];
+            o->skills = v;
         } else if (!strcmp(argv[i], "--languages")) {
-            langs = argv[i + 1];
+            o->langs = v;
         } else if (!strcmp(argv[i], "--capacity")) {
-            cap = argv[i + 1];
+            o->cap = v;
         } else if (!strcmp(argv[i], "--wrapup")) {
-            wrapup = argv[i + 1];
+            o->wrapup = v;
         } else {
-            return usage();
+            return -1;
         }
     }
-    if ((argc - 3) % 2 || !name || !skills) {
-        return usage();
-    }
+    return o->name && o->skills ? 0 : -1;
+}
+
+/* The agent's fields as wasl_agents_save takes them (JSON text, NULL where not given: kept on
+ * update, the default on insert). Frees with agent_doc_free. */
+typedef struct {
+    char *skills, *langs, *cap, *wrapup;
+} agent_doc_t;
+
+static void agent_doc_free(agent_doc_t *d)
+{
+    free(d->skills);
+    free(d->langs);
+    free(d->cap);
+    free(d->wrapup);
+}
+
+/* Checks and converts the options. CTL_OK, or CTL_USAGE (printed). */
+static int agent_doc(const agent_opts_t *o, agent_doc_t *d)
+{
     static const char *const channels[] = {"web", "api", "email", "sms", "phone", NULL};
     static const char *const languages[] = {"ar", "en", NULL};
-    json_t *sk = parse_pairs(skills, "skill", SKILL_LEVEL_DEFAULT, 1, SKILL_LEVEL_MAX, NULL);
-    json_t *lg = parse_pairs(langs, "language", 1, 1, 1, languages);
-    json_t *cp = cap ? parse_pairs(cap, "capacity", 1, 0, CAPACITY_MAX, channels) : NULL;
-    char *end;
-    long w = strtol(wrapup, &end, 10);
-    if (!sk || !lg || (cap && !cp) || *end || w < 0 || w > WRAPUP_MAX_S) {
-        json_decref(sk);
-        json_decref(lg);
-        json_decref(cp);
-        return *end || w < 0 || w > WRAPUP_MAX_S ? usage() : CTL_USAGE;
+    json_t *sk = parse_pairs(o->skills, "skill", SKILL_LEVEL_DEFAULT, 1, SKILL_LEVEL_MAX, NULL);
+    json_t *lg = o->langs ? parse_pairs(o->langs, "language", 1, 1, 1, languages) : NULL;
+    json_t *cp = o->cap ? parse_pairs(o->cap, "capacity", 1, 0, CAPACITY_MAX, channels) : NULL;
+    char *end = NULL;
+    long w = o->wrapup ? strtol(o->wrapup, &end, 10) : 0;
+    bool wrapup_ok = !o->wrapup || (end != o->wrapup && !*end && w >= 0 && w <= WRAPUP_MAX_S);
+    int rc = CTL_USAGE;
+    if (sk && (!o->langs || lg) && (!o->cap || cp) && wrapup_ok) {
+        json_t *lang_list = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(lg, k, v)
+        {
+            json_array_append_new(lang_list, json_string(k));
+        }
+        d->skills = json_dumps(sk, JSON_COMPACT);
+        d->langs = lg ? json_dumps(lang_list, JSON_COMPACT) : NULL;
+        d->cap = cp ? json_dumps(cp, JSON_COMPACT) : NULL;
+        d->wrapup = o->wrapup ? strdup(o->wrapup) : NULL;
+        json_decref(lang_list);
+        rc = d->skills && (!lg || d->langs) && (!cp || d->cap) && (!o->wrapup || d->wrapup)
+                 ? CTL_OK
+                 : CTL_FAILED;
+    } else if (!wrapup_ok) {
+        usage();
     }
-    json_t *lang_list = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(lg, k, v)
-    {
-        json_array_append_new(lang_list, json_string(k));
-    }
-    char *sks = json_dumps(sk, JSON_COMPACT), *lgs = json_dumps(lang_list, JSON_COMPACT);
-    char *cps = cp ? json_dumps(cp, JSON_COMPACT) : NULL;
     json_decref(sk);
     json_decref(lg);
     json_decref(cp);
-    json_decref(lang_list);
-    int rc = CTL_FAILED;
-    wasl_pg_t *pg = connect_pg();
+    return rc;
+}
+
+/* `agent add ID …`: wasl_agents_save (proto/functions/agents.sql), the same rule as the
+ * desk's PUT: an option left out keeps the agent's value, or takes the default for a new one. */
+static int agent_add(int argc, char **argv)
+{
+    agent_opts_t o = {0};
+    if (argc < 3 || !name_ok(argv[2]) || read_opts(argc, argv, &o) < 0) {
+        return usage();
+    }
+    agent_doc_t d = {0};
+    int rc = agent_doc(&o, &d);
+    wasl_pg_t *pg = rc == CTL_OK ? connect_pg() : NULL;
     if (pg) {
-        const char *p[] = {id, name, sks, lgs, cps, wrapup};
-        PGresult *res = wasl_pg_query(
-            pg,
-            "WITH up AS ("
-            "  INSERT INTO agents (id, name, skills, languages, capacity, wrapup_s)"
-            "  VALUES ($1, $2, $3::jsonb, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)),"
-            "    coalesce($5::jsonb, '{\"phone\": 1, \"email\": 3, \"sms\": 3, \"web\": 3,"
-            "    \"api\": 3}'), $6::int)"
-            "  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, skills = EXCLUDED.skills,"
-            "    languages = EXCLUDED.languages, capacity = CASE WHEN $5 IS NULL"
-            "    THEN agents.capacity ELSE EXCLUDED.capacity END, wrapup_s = EXCLUDED.wrapup_s,"
-            "    enabled = true, updated_at = now()"
-            "  RETURNING id, (xmax = 0) AS created"
-            "), ev AS ("
-            "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-            "  SELECT id, 'agent.saved', 'waslctl', jsonb_build_object('skills', $3::jsonb) FROM up"
-            ")"
-            "SELECT created FROM up",
-            6, p);
-        if (res) {
-            printf("agent %s %s\n", id,
+        const char *p[] = {argv[2], o.name, d.skills, d.langs, d.cap, d.wrapup, "waslctl"};
+        PGresult *res = wasl_pg_query(pg,
+                                      "SELECT wasl_agents_save($1, $2, $3::jsonb, $4::jsonb,"
+                                      "                        $5::jsonb, $6::int, $7)",
+                                      7, p);
+        if (wasl_pg_arity(res, 1, "wasl_agents_save") && PQntuples(res) == 1) {
+            printf("agent %s %s\n", argv[2],
                    strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "added" : "updated");
-            PQclear(res);
-            rc = CTL_OK;
         } else {
             fprintf(stderr, "waslctl agent: %s\n", wasl_pg_error(pg));
+            rc = CTL_FAILED;
         }
+        PQclear(res);
+    } else if (rc == CTL_OK) {
+        rc = CTL_FAILED;
     }
     wasl_pg_destroy(&pg);
-    free(sks);
-    free(lgs);
-    free(cps);
+    agent_doc_free(&d);
     return rc;
 }
 
@@ -192,17 +217,33 @@ static int agent_list(void)
     if (!pg) {
         return CTL_FAILED;
     }
-    PGresult *res = wasl_pg_query(
-        pg,
-        "SELECT id, name, CASE WHEN NOT enabled THEN 'removed'"
-        "  WHEN presence_until IS NULL OR presence_until <= now() THEN 'offline' ELSE presence END,"
-        "  skills::text, array_to_string(languages, ','), capacity::text,"
-        "  (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.status = 'assigned'),"
-        "  (SELECT count(*) FROM offers o WHERE o.agent_id = a.id AND o.state = 'offered')"
-        " FROM agents a ORDER BY enabled DESC, id",
+    enum {
+        L_ID,
+        L_NAME,
+        L_PRESENCE,
+        L_SKILLS,
+        L_LANGS,
+        L_CAPACITY,
+        L_ASSIGNED,
+        L_OFFERED,
+        L_NCOLS
+    };
+    // clang-format off
+    PGresult *res = wasl_pg_query(pg,
+        "SELECT id, name,"
+        "       CASE WHEN NOT enabled THEN 'removed'"
+        "            WHEN presence_until IS NULL OR presence_until <= wasl_now() THEN 'offline'"
+        "            ELSE presence END,"
+        "       skills::text, array_to_string(languages, ','), capacity::text,"
+        "       (SELECT count(*) FROM tickets t WHERE t.assignee = a.id AND t.status = 'assigned'),"
+        "       (SELECT count(*) FROM offers o WHERE o.agent_id = a.id AND o.state = 'offered')"
+        "  FROM agents a"
+        " ORDER BY enabled DESC, id",
         0, NULL);
-    if (!res) {
-        fprintf(stderr, "waslctl agent: %s\n", wasl_pg_error(pg));
+    // clang-format on
+    if (!wasl_pg_arity(res, L_NCOLS, "waslctl agent list")) {
+        fprintf(stderr, "waslctl agent: %s\n", res ? "unexpected columns" : wasl_pg_error(pg));
+        PQclear(res);
         wasl_pg_destroy(&pg);
         return CTL_FAILED;
     }
@@ -210,10 +251,12 @@ static int agent_list(void)
            "CAPACITY");
     for (int r = 0; r < PQntuples(res); r++) {
         char work[32];
-        snprintf(work, sizeof work, "%s+%s", PQgetvalue(res, r, 6), PQgetvalue(res, r, 7));
-        printf("%-16s %-9s %-6s %-8s %-40s %s  (%s)\n", PQgetvalue(res, r, 0),
-               PQgetvalue(res, r, 2), PQgetvalue(res, r, 4), work, PQgetvalue(res, r, 3),
-               PQgetvalue(res, r, 5), PQgetvalue(res, r, 1));
+        snprintf(work, sizeof work, "%s+%s", PQgetvalue(res, r, L_ASSIGNED),
+                 PQgetvalue(res, r, L_OFFERED));
+        printf("%-16s %-9s %-6s %-8s %-40s %s  (%s)\n", PQgetvalue(res, r, L_ID),
+               PQgetvalue(res, r, L_PRESENCE), PQgetvalue(res, r, L_LANGS), work,
+               PQgetvalue(res, r, L_SKILLS), PQgetvalue(res, r, L_CAPACITY),
+               PQgetvalue(res, r, L_NAME));
     }
     PQclear(res);
     wasl_pg_destroy(&pg);
@@ -227,11 +270,11 @@ static int agent_remove(const char *id)
         return CTL_FAILED;
     }
     const char *p[] = {id, "waslctl"};
-    PGresult *res = wasl_pg_query(pg, wasl_agent_remove_sql, 2, p);
+    PGresult *res = wasl_pg_query(pg, "SELECT wasl_agents_remove($1, $2)", 2, p);
     int rc = CTL_FAILED;
-    if (!res) {
+    if (!wasl_pg_arity(res, 1, "wasl_agents_remove") || PQntuples(res) != 1) {
         fprintf(stderr, "waslctl agent: %s\n", wasl_pg_error(pg));
-    } else if (PQntuples(res) == 0) {
+    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         fprintf(stderr, "waslctl agent: no enabled agent %s\n", id);
     } else {
         printf("agent %s removed\n", id);

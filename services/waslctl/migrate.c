@@ -1,7 +1,9 @@
 /* migrate — `waslctl migrate`: apply the numbered SQL migrations embedded from proto/migrations,
- * then the roles' privileges from proto/grants.sql. */
+ * then the state-change functions of proto/functions/ and the roles' privileges from
+ * proto/grants.sql. */
 #include "ctl.h"
 #include "wasl_config.h"
+#include "wasl_functions.h"
 #include "wasl_log.h"
 #include "wasl_migrations.h"
 #include "wasl_pg.h"
@@ -19,6 +21,71 @@ static const char *const bookkeeping_sql = "CREATE TABLE IF NOT EXISTS schema_mi
                                            " name text NOT NULL,"
                                            " sha256 text NOT NULL,"
                                            " applied_at timestamptz NOT NULL DEFAULT now())";
+
+/* Applies, in the open transaction, the migrations not yet recorded in schema_migrations
+ * (`known`: its version and sha256 rows). Returns how many it applied, or -1 (printed) when one
+ * failed or an applied one was changed since. */
+static int apply_migrations(wasl_pg_t *pg, const PGresult *known, int verbose)
+{
+    int applied = 0;
+    for (size_t i = 0; i < wasl_migrations_n; i++) {
+        const wasl_migration_t *m = &wasl_migrations[i];
+        const char *known_sha = NULL;
+        for (int r = 0; r < PQntuples(known); r++) {
+            if (atoi(PQgetvalue(known, r, 0)) == m->version) {
+                known_sha = PQgetvalue(known, r, 1);
+            }
+        }
+        if (known_sha) {
+            if (strcmp(known_sha, m->sha256) != 0) {
+                fprintf(stderr,
+                        "waslctl migrate: migration %04d_%s was changed after it was applied "
+                        "(add a new migration instead)\n",
+                        m->version, m->name);
+                return -1;
+            }
+            continue;
+        }
+        if (wasl_pg_command(pg, m->sql) < 0) {
+            fprintf(stderr, "waslctl migrate: %04d_%s failed: %s\n", m->version, m->name,
+                    wasl_pg_error(pg));
+            return -1;
+        }
+        char version[16];
+        snprintf(version, sizeof version, "%d", m->version);
+        const char *params[] = {version, m->name, m->sha256};
+        PGresult *ins = wasl_pg_query(
+            pg, "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)", 3,
+            params);
+        if (!ins) {
+            fprintf(stderr, "waslctl migrate: %s\n", wasl_pg_error(pg));
+            return -1;
+        }
+        PQclear(ins);
+        if (verbose) {
+            printf("applied %04d_%s\n", m->version, m->name);
+        }
+        applied++;
+    }
+    return applied;
+}
+
+/* The state-change functions and the grants are the state, not steps: applied on every run,
+ * in the open transaction, so no daemon ever sees a table without its grants or yesterday's
+ * functions. The functions come first (the grants name them); the grants revoke first, so a
+ * line removed from grants.sql takes its privilege away. 0, or -1 (printed). */
+static int apply_state(wasl_pg_t *pg)
+{
+    if (wasl_pg_command(pg, wasl_functions_sql) < 0) {
+        fprintf(stderr, "waslctl migrate: proto/functions failed: %s\n", wasl_pg_error(pg));
+        return -1;
+    }
+    if (wasl_pg_command(pg, wasl_grants_sql) < 0) {
+        fprintf(stderr, "waslctl migrate: grants.sql failed: %s\n", wasl_pg_error(pg));
+        return -1;
+    }
+    return 0;
+}
 
 int ctl_migrate_run(const char *pg_url, int verbose)
 {
@@ -44,53 +111,8 @@ int ctl_migrate_run(const char *pg_url, int verbose)
     if (!res) {
         goto failed;
     }
-    applied = 0;
-    for (size_t i = 0; i < wasl_migrations_n; i++) {
-        const wasl_migration_t *m = &wasl_migrations[i];
-        const char *known_sha = NULL;
-        for (int r = 0; r < PQntuples(res); r++) {
-            if (atoi(PQgetvalue(res, r, 0)) == m->version) {
-                known_sha = PQgetvalue(res, r, 1);
-            }
-        }
-        if (known_sha) {
-            if (strcmp(known_sha, m->sha256) != 0) {
-                fprintf(stderr,
-                        "waslctl migrate: migration %04d_%s was changed after it was applied "
-                        "(add a new migration instead)\n",
-                        m->version, m->name);
-                applied = -1;
-                goto rollback;
-            }
-            continue;
-        }
-        if (wasl_pg_command(pg, m->sql) < 0) {
-            fprintf(stderr, "waslctl migrate: %04d_%s failed: %s\n", m->version, m->name,
-                    wasl_pg_error(pg));
-            applied = -1;
-            goto rollback;
-        }
-        char version[16];
-        snprintf(version, sizeof version, "%d", m->version);
-        const char *params[] = {version, m->name, m->sha256};
-        PGresult *ins = wasl_pg_query(
-            pg, "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)", 3,
-            params);
-        if (!ins) {
-            applied = -1;
-            goto failed;
-        }
-        PQclear(ins);
-        if (verbose) {
-            printf("applied %04d_%s\n", m->version, m->name);
-        }
-        applied++;
-    }
-    /* The grants are the state, not a step: applied on every run (they revoke first, so a line
-     * removed from grants.sql takes its privilege away), inside the same transaction, so no
-     * daemon ever sees a table without its grants or with yesterday's. */
-    if (wasl_pg_command(pg, wasl_grants_sql) < 0) {
-        fprintf(stderr, "waslctl migrate: grants.sql failed: %s\n", wasl_pg_error(pg));
+    applied = apply_migrations(pg, res, verbose);
+    if (applied < 0 || apply_state(pg) < 0) {
         applied = -1;
         goto rollback;
     }
@@ -115,9 +137,10 @@ int ctl_migrate(int argc, char **argv)
     const char *pg_url;
     wasl_config_t *cfg = wasl_config_new(
         "waslctl migrate",
-        "Applies the schema migrations not yet applied, then every role's privileges "
-        "(proto/grants.sql), in one transaction; running it again is a no-op. Run it as the "
-        "schema's owner (role wasl); the roles come from proto/roles.sql.");
+        "Applies the schema migrations not yet applied, then the state-change functions "
+        "(proto/functions/) and every role's privileges (proto/grants.sql), in one "
+        "transaction; running it again changes nothing. Run it as the schema's owner (role wasl); "
+        "the roles come from proto/roles.sql.");
     if (!cfg) {
         return CTL_FAILED;
     }
@@ -134,5 +157,7 @@ int ctl_migrate(int argc, char **argv)
     } else {
         printf("schema migrated to version %d (%d applied)\n", latest, n);
     }
+    /* Which set of functions now runs: SELECT wasl_functions_version() says the same. */
+    printf("state functions %.12s\n", wasl_functions_sha256);
     return CTL_OK;
 }

@@ -168,6 +168,11 @@ FOREIGN_READS = [
     ("wasl_intake", "INSERT INTO clients (id, name, kind, scopes, token_sha256) VALUES ('evil',"
                     " 'e', 'ops', '{*}', repeat('a', 64))"),
     ("wasl_intake", "SELECT * FROM schema_migrations"),
+    # State-change functions (proto/functions/) are EXECUTE-granted to their callers only.
+    ("wasl_notifier", "SELECT wasl_agents_remove('a1', 'evil')"),
+    ("wasl_classifier", "SELECT * FROM wasl_offers_accept(1, 'a1', 'evil')"),
+    ("wasl_caselookup", "SELECT * FROM wasl_offers_withdraw(NULL, 'a1', 'x', 'evil')"),
+    ("wasl_router", "SELECT wasl_agents_save('a1', 'A', NULL, NULL, NULL, NULL, 'evil')"),
 ]
 
 
@@ -213,3 +218,30 @@ def test_daemons_connect_as_their_own_roles(start_intake, postgres):
     finally:
         conn.close()
     assert users == {"wasl_intake"}, users
+
+
+def test_state_functions_are_not_public(history_db, waslctl):
+    """PostgreSQL gives EXECUTE to PUBLIC on a new function; grants.sql takes it back from
+    every state-change function, on every migrate (a hand-made grant goes too)."""
+    db_url, conn = history_db
+    family = r"^wasl_(offers|agents|work|notifications|tickets)_"
+    public_sql = ("SELECT p.proname FROM pg_proc p, aclexplode(coalesce(p.proacl,"
+                  " acldefault('f', p.proowner))) a WHERE p.pronamespace = 'public'::regnamespace"
+                  " AND p.proname ~ %s AND a.grantee = 0 ORDER BY 1")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_proc WHERE proname ~ %s", (family,))
+        assert cur.fetchone()[0] >= 8
+        cur.execute(public_sql, (family,))
+        assert cur.fetchall() == []
+        cur.execute("GRANT EXECUTE ON FUNCTION wasl_agents_remove TO PUBLIC, wasl_notifier")
+        cur.execute(public_sql, (family,))
+        assert cur.fetchall() == [("wasl_agents_remove",)]
+    out = waslctl("migrate", env={"WASL_PG_URL": db_url})
+    assert out.returncode == 0, out.stderr
+    with conn.cursor() as cur:
+        cur.execute(public_sql, (family,))
+        assert cur.fetchall() == []
+        cur.execute("SELECT has_function_privilege('wasl_notifier', 'wasl_agents_remove(text,"
+                    " text)', 'EXECUTE'), has_function_privilege('wasl_ctl',"
+                    " 'wasl_agents_remove(text, text)', 'EXECUTE')")
+        assert cur.fetchone() == (False, True)

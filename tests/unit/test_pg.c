@@ -477,6 +477,60 @@ static void test_bigint_array_literal(void **state)
     free(s);
 }
 
+static void test_text_array_literal(void **state)
+{
+    (void)state;
+    char *s = wasl_pg_text_array(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+    const char *items[] = {"a", "b,c", NULL, "q\"uote", "back\\slash"};
+    s = wasl_pg_text_array(items, 5);
+    assert_string_equal(s, "{\"a\",\"b,c\",NULL,\"q\\\"uote\",\"back\\\\slash\"}");
+    free(s);
+}
+
+/* What PostgreSQL reads from the literal is each element as it was: separators, quotes,
+ * braces, blanks, the word NULL, an empty string, Arabic and a real NULL. */
+static void test_text_array_round_trip(void **state)
+{
+    (void)state;
+    wasl_pg_t *pg = pg_connect_or_skip();
+    const char *items[] = {"a,b", "{x}", " pad ", "NULL", "", "q\"u\\o", ARABIC, NULL};
+    const size_t n = sizeof items / sizeof *items;
+    char *arr = wasl_pg_text_array(items, n);
+    assert_non_null(arr);
+    const char *params[] = {arr};
+    PGresult *res = wasl_pg_query(
+        pg, "SELECT x, x IS NULL FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i", 1,
+        params);
+    free(arr);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), (int)n);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]) {
+            assert_string_equal(PQgetvalue(res, (int)i, 0), items[i]);
+            assert_string_equal(PQgetvalue(res, (int)i, 1), "f");
+        } else {
+            assert_string_equal(PQgetvalue(res, (int)i, 1), "t");
+        }
+    }
+    PQclear(res);
+    wasl_pg_destroy(&pg);
+}
+
+static void test_arity_check(void **state)
+{
+    (void)state;
+    wasl_pg_t *pg = pg_connect_or_skip();
+    PGresult *res = wasl_pg_query(pg, "SELECT 1, 2", 0, NULL);
+    assert_true(wasl_pg_arity(res, 2, "two columns"));
+    assert_false(wasl_pg_arity(res, 3, "two columns, three expected"));
+    assert_false(wasl_pg_arity(res, 1, "two columns, one expected"));
+    assert_false(wasl_pg_arity(NULL, 0, "no result"));
+    PQclear(res);
+    wasl_pg_destroy(&pg);
+}
+
 static void test_params_null_and_arabic(void **state)
 {
     (void)state;
@@ -526,6 +580,9 @@ int main(void)
         cmocka_unit_test(test_params_null_and_arabic),
         cmocka_unit_test(test_sync_commit_off_survives_reconnect),
         cmocka_unit_test(test_bigint_array_literal),
+        cmocka_unit_test(test_text_array_literal),
+        cmocka_unit_test(test_text_array_round_trip),
+        cmocka_unit_test(test_arity_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
