@@ -445,6 +445,24 @@ int lookup_render_denied(wasl_msg_case_lookup_reply_t *r)
     return r->outcome && r->speech_ar && r->speech_en ? 0 : -1;
 }
 
+const char *lookup_denial_reason(bool well_formed, const lookup_case_t *c, const char *vhash)
+{
+    if (!well_formed) {
+        return "bad_request";
+    }
+    if (!c) {
+        return "no_case";
+    }
+    return lookup_case_has_verifier(c, vhash) ? NULL : "not_party";
+}
+
+int lookup_render_verdict(const char *reason, const lookup_case_t *c, int64_t now_s,
+                          wasl_digits_t digits, wasl_msg_case_lookup_reply_t *r)
+{
+    /* The reason goes to the audit only: every denial is the same reply. */
+    return reason ? lookup_render_denied(r) : lookup_render_found(c, now_s, digits, r);
+}
+
 int lookup_render_locked(wasl_msg_case_lookup_reply_t *r, long retry_after_s)
 {
     r->outcome = strdup("locked");
@@ -858,8 +876,8 @@ static void decide(lookup_t *self, const wasl_msg_case_lookup_request_t *q, cons
                    const redisReply *cached_reply, verdict_t *v)
 {
     memset(v, 0, sizeof *v);
-    v->reason = "bad_request";
     if (!k->kind_ok || !k->number_ok) {
+        v->reason = lookup_denial_reason(false, NULL, k->vhash);
         return;
     }
     const char *cached_text =
@@ -868,14 +886,12 @@ static void decide(lookup_t *self, const wasl_msg_case_lookup_request_t *q, cons
     if (rc < 0) {
         v->found = -1;
         v->reason = "database_unavailable";
-    } else if (rc == 0) {
-        v->reason = "no_case";
-    } else if (lookup_case_has_verifier(v->c, k->vhash)) {
-        v->found = 1;
-        v->reason = NULL;
     } else {
-        v->reason = "not_party";
-        lookup_case_destroy(&v->c);
+        v->reason = lookup_denial_reason(true, v->c, k->vhash);
+        v->found = v->reason == NULL;
+    }
+    if (!v->found) {
+        lookup_case_destroy(&v->c); /* nothing of a case goes into a denial */
     }
 }
 
@@ -901,12 +917,12 @@ static wasl_counter_t *answer(lookup_t *self, const wasl_msg_case_lookup_request
                               audit_row(q, "locked", locked_reason(judged[2]->integer), v->cached));
         return self->locked;
     }
+    int rc = lookup_render_verdict(v->found ? NULL : v->reason, v->c, (int64_t)time(NULL),
+                                   (wasl_digits_t)self->cfg->digits, rep);
     if (v->found == 0) {
-        lookup_render_denied(rep);
         json_array_append_new(audit, audit_row(q, "denied", v->reason, v->cached));
         return self->denied;
     }
-    int rc = lookup_render_found(v->c, (int64_t)time(NULL), (wasl_digits_t)self->cfg->digits, rep);
     if (rc < 0) {
         wasl_msg_case_lookup_reply_t blank = {.request_id = rep->request_id};
         rep->request_id = NULL;

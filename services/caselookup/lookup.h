@@ -62,6 +62,16 @@ int lookup_render_found(const lookup_case_t *c, int64_t now_s, wasl_digits_t dig
  * every byte for the same request_id. Returns 0 or -1 (allocation). */
 int lookup_render_denied(wasl_msg_case_lookup_reply_t *r);
 int lookup_render_locked(wasl_msg_case_lookup_reply_t *r, long retry_after_s);
+/* Why a lookup is denied before the budgets judge it, or NULL when the verifier (its keyed
+ * hash `vhash`) is a party of case `c`: "bad_request" when the request is not `well_formed`
+ * (verifier kind or case number), "no_case" when there is no such case (`c` NULL),
+ * "not_party" otherwise. Static strings, for the audit. */
+const char *lookup_denial_reason(bool well_formed, const lookup_case_t *c, const char *vhash);
+/* Fills the reply for a verdict the budgets let through: the case when `reason` is NULL, else
+ * the one denial, whatever the reason and whatever `c` (which may be the case of someone
+ * else). Returns 0 or -1 as the render functions above. */
+int lookup_render_verdict(const char *reason, const lookup_case_t *c, int64_t now_s,
+                          wasl_digits_t digits, wasl_msg_case_lookup_reply_t *r);
 
 /* ---- the daemon ------------------------------------------------------------------------- */
 typedef struct lookup lookup_t;

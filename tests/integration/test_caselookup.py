@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import signal
-import time
 import urllib.parse
 import uuid
 
@@ -220,8 +219,17 @@ def test_found_reply(stack):
 
 # ---- lockout ----------------------------------------------------------------------------
 
-def test_lockout_and_expiry(stack):
+def lock_keys(redis):
+    return {k: redis.ttl(k) for k in redis.scan_iter("wasl:cl:lock:*")}
+
+
+def test_lockout_and_expiry(stack, redis_server):
+    """The lock is a Redis key with a TTL of LOCK_S; instead of waiting LOCK_S seconds, the
+    test checks that TTL and then lets the keys this lockout set expire now."""
+    import redis as redis_py
+    redis = redis_py.Redis.from_url(redis_server.url, socket_timeout=5)
     caller = unique_phone()
+    locks_before = lock_keys(redis)
     for _ in range(MAX_FAILURES):
         r = lookup(stack, CASE, client="telco", caller=caller)
         assert r.status == 404, r.raw
@@ -231,9 +239,18 @@ def test_lockout_and_expiry(stack):
     assert r.json["error"]["code"] == "locked"
     assert 1 <= int(r.header("Retry-After")) <= LOCK_S
     assert before >= 1
-    time.sleep(LOCK_S + 1)
+    ours = {k: ttl for k, ttl in lock_keys(redis).items() if k not in locks_before}
+    assert ours, "the lockout set no lock key"
+    # Each lock ends by itself after LOCK_S: a lock without a TTL (-1) would never lift.
+    assert all(1 <= ttl <= LOCK_S for ttl in ours.values()), ours
+    r = lookup(stack, CASE, client="telco", caller=caller)
+    assert r.status == 429, r.raw   # still locked until the keys expire
+    for k in ours:
+        redis.pexpire(k, 1)   # the clock jumps to the end of the lock
+    wait_for(lambda: not any(redis.exists(k) for k in ours), 5, what="the lock keys expired")
     r = lookup(stack, CASE, client="telco", caller=caller)
     assert r.status == 404, r.raw   # unlocked again; still not this caller's case
+    redis.close()
 
 
 def test_locked_caller_gets_nothing_even_with_the_right_verifier(stack):

@@ -154,24 +154,73 @@ static void test_found(void **state)
     free(json);
 }
 
-/* "No such case" and "not your case" are the same call, hence the same bytes. */
+/* Encodes a reply rendered for `reason` (NULL: found) into *out; returns its length. */
+static size_t render_bytes(const char *reason, const lookup_case_t *c, char **out)
+{
+    wasl_msg_t *m = new_reply();
+    assert_int_equal(
+        lookup_render_verdict(reason, c, 1738368000, WASL_DIGITS_LATIN, &m->u.case_lookup_reply),
+        0);
+    size_t len = 0;
+    assert_int_equal(wasl_msg_encode(m, out, &len, NULL), 0);
+    wasl_msg_destroy(&m);
+    return len;
+}
+
+/* Every real reason for a denial — a malformed request, no such case, a case of someone else
+ * (rendered with that case at hand) — gives the same bytes: the caller learns nothing about
+ * which. The reasons come from lookup_denial_reason, as the daemon's do. */
 static void test_denied_identical(void **state)
 {
     (void)state;
-    wasl_msg_t *a = new_reply(), *b = new_reply();
-    assert_int_equal(lookup_render_denied(&a->u.case_lookup_reply), 0);
-    assert_int_equal(lookup_render_denied(&b->u.case_lookup_reply), 0);
-    char *da = NULL, *db = NULL;
-    size_t la = 0, lb = 0;
-    assert_int_equal(wasl_msg_encode(a, &da, &la, NULL), 0);
-    assert_int_equal(wasl_msg_encode(b, &db, &lb, NULL), 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(da, db, la);
-    assert_null(a->u.case_lookup_reply.court);
-    free(da);
-    free(db);
-    wasl_msg_destroy(&a);
-    wasl_msg_destroy(&b);
+    char *json = case_json();
+    lookup_case_t *c = lookup_case_parse(json);
+    assert_non_null(c);
+    char party[65], stranger[65];
+    lookup_verifier_hash("national_id", "1000000008", party);
+    lookup_verifier_hash("national_id", "1000000016", stranger);
+    struct {
+        const char *want;
+        bool well_formed;
+        const lookup_case_t *c;
+        const char *vhash;
+    } cases[] = {
+        {"bad_request", false, c, party}, /* even with a case and a party's verifier */
+        {"no_case", true, NULL, party},
+        {"not_party", true, c, stranger},
+    };
+    char *first = NULL;
+    size_t first_len = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *reason = lookup_denial_reason(cases[i].well_formed, cases[i].c, cases[i].vhash);
+        assert_non_null(reason);
+        assert_string_equal(reason, cases[i].want);
+        char *bytes = NULL;
+        size_t len = render_bytes(reason, cases[i].c, &bytes);
+        if (!first) {
+            first = bytes;
+            first_len = len;
+            wasl_msg_t *back = wasl_msg_decode(bytes, len, NULL);
+            assert_non_null(back);
+            assert_string_equal(back->u.case_lookup_reply.outcome, "denied");
+            assert_null(back->u.case_lookup_reply.court);
+            assert_null(back->u.case_lookup_reply.case_number);
+            wasl_msg_destroy(&back);
+            continue;
+        }
+        if (len != first_len || memcmp(bytes, first, len) != 0)
+            fail_msg("the %s denial differs from the %s one", cases[i].want, cases[0].want);
+        free(bytes);
+    }
+    /* A party is not denied, and the found reply is not the denial. */
+    assert_null(lookup_denial_reason(true, c, party));
+    char *found = NULL;
+    size_t found_len = render_bytes(NULL, c, &found);
+    assert_false(found_len == first_len && memcmp(found, first, found_len) == 0);
+    free(found);
+    free(first);
+    lookup_case_destroy(&c);
+    free(json);
 }
 
 static void test_locked(void **state)
