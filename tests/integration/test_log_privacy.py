@@ -8,7 +8,12 @@ is locked out, an SMS opt-out (intake logs the number), ordinary SMS, call event
 carrying numbers — every daemon at debug level. The test first checks that a masked value is
 really logged (so it scans logs that carry the values, and would see them unmasked), that no
 identifier key anywhere shows more than two digits, then that no run of 5 or more digits of
-any value used appears anywhere in any log, in Latin, Arabic-Indic or Persian digits."""
+any value used appears anywhere in any log, in Latin, Arabic-Indic or Persian digits.
+
+Identifiers reach a log two ways, and each test drives one so that it fails when its masking
+is removed: under an identifier key (the SMS opt-out's `phone`: wasl_log's key masking), and
+inside free text (a PostgreSQL error quoting the row it refused, under `error`: wasl_log's
+text masking, and wasl_pg keeping the DETAIL line out)."""
 
 import json
 import re
@@ -39,9 +44,12 @@ CALL_PHONE = "+966598787976"      # a call's caller, and a note that quotes an I
 CALL_NOTE_ID = "1988988986"
 REPORT_PHONE = "+966597989877"    # a web report's from.phone (sent in Arabic-Indic digits)
 REPORT_ID = "1977977979"
+REFUSED_PHONE = "+966598979878"   # quoted by a PostgreSQL error intake logs
+REFUSED_ID = "1929292926"
 
 PII = [PARTY_ID, PARTY_PHONE, HTTP_ID, HTTP_PHONE, IVR_PHONE, IVR_ANON_ID, SMS_STOP_PHONE,
-       SMS_PHONE, SMS_TEXT_ID, CALL_PHONE, CALL_NOTE_ID, REPORT_PHONE, REPORT_ID]
+       SMS_PHONE, SMS_TEXT_ID, CALL_PHONE, CALL_NOTE_ID, REPORT_PHONE, REPORT_ID, REFUSED_PHONE,
+       REFUSED_ID]
 
 # The keys wasl_log masks as identifiers (common/wasl_log.c).
 SENSITIVE_KEYS = ("phone", "national_id", "from", "to", "caller", "msisdn", "recipient",
@@ -281,3 +289,41 @@ def test_no_daemon_logs_more_than_two_digits_of_an_identifier(stack, tmp_path):
     for path in sorted(list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("*.out"))):
         found += [(path.name, v, run) for v, run in leaks(log_text(path))]
     assert not found, f"personal data in logs: {found[:10]}"
+
+
+def test_a_database_error_quoting_identifiers_is_logged_masked(stack, tmp_path):
+    """The other way identifiers reach a log: a PostgreSQL error that quotes the row it refused
+    (a constraint, a trigger, a state-change function raising with its arguments), logged under
+    `error`. Its digit runs are masked as free text, and its DETAIL (which quotes whole rows)
+    never leaves wasl_pg. A trigger refuses one beneficiary, quoting their ID and phone."""
+    it = stack
+    with it.db().cursor() as cur:
+        cur.execute("""
+            CREATE FUNCTION lp_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.from_national_id = %s THEN
+                    RAISE EXCEPTION 'beneficiary %% (phone %%) refused', NEW.from_national_id,
+                        NEW.from_phone USING DETAIL = 'lp-detail ' || NEW.from_phone;
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER lp_refuse BEFORE INSERT ON tickets
+                FOR EACH ROW EXECUTE FUNCTION lp_refuse();""", (REFUSED_ID,))
+    r = it.report({"channel": "web", "external_id": uuid.uuid4().hex, "body": "استفسار",
+                   "from": {"phone": local(REFUSED_PHONE), "national_id": REFUSED_ID}})
+    assert r.status == 503, r
+
+    errors = [ln.get("error", "") for ln in log_fields(tmp_path)
+              if ln.get("msg") == "intake: batch not committed"]
+    assert errors, "intake did not log the refused batch"
+    # The error is there, with the identifiers' last two digits only ...
+    assert any("refused" in e and masked(REFUSED_ID) in e and masked(REFUSED_PHONE) in e
+               for e in errors), errors
+    # ... and neither the values nor the DETAIL line reached any log.
+    found, detail = [], []
+    for path in sorted(list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("*.out"))):
+        text = log_text(path)
+        found += [(path.name, v, run) for v, run in leaks(text, [REFUSED_ID, REFUSED_PHONE])]
+        detail += [path.name] if "lp-detail" in text else []
+    assert not found, f"personal data in logs: {found[:10]}"
+    assert not detail, f"a DETAIL line reached the logs: {detail}"
