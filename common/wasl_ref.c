@@ -7,7 +7,6 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unicode/utf8.h>
 
 /* Digits before the check digit: year + sequence. */
 #define REF_BODY_LEN (WASL_REF_LEN - 1)
@@ -90,9 +89,9 @@ int wasl_ref_format(int year2, uint32_t seq, char out[WASL_REF_LEN + 1])
 }
 
 /* Characters people put inside a reference that carry no meaning. */
-static bool ref_ignorable(UChar32 c)
+static bool ref_ignorable(uint32_t c)
 {
-    return wasl_is_number_separator(c);
+    return wasl_is_number_separator((int32_t)c);
 }
 
 wasl_ref_status_t wasl_ref_parse(const char *text, char out[WASL_REF_LEN + 1])
@@ -116,11 +115,10 @@ wasl_ref_status_t wasl_ref_parse(const char *text, char out[WASL_REF_LEN + 1])
     size_t ndigits = 0;
     bool started = false; /* a digit or the '#' was seen: no '#' after this */
     wasl_ref_status_t status = WASL_REF_OK;
-    const uint8_t *u = (const uint8_t *)folded;
-    int32_t i = 0, n = (int32_t)strlen(folded); /* fits: wasl_fold_digits caps at INT32_MAX */
+    size_t i = 0, n = strlen(folded);
     while (i < n) {
-        UChar32 c;
-        U8_NEXT(u, i, n, c);
+        uint32_t c;
+        i += wasl_utf8_decode(folded + i, n - i, &c, NULL); /* valid: checked above */
         if (c >= '0' && c <= '9') {
             if (ndigits < WASL_REF_LEN) {
                 digits[ndigits] = (char)c;
@@ -170,33 +168,6 @@ const char *wasl_ref_strerror(wasl_ref_status_t status)
     return "unknown reference status";
 }
 
-/* Returns a copy of s[0..len) with every ill-formed UTF-8 sequence replaced by '?', so free
- * text from a careless mailer can still be searched. NULL on allocation failure. The result
- * is never longer than s, since each replacement consumes at least one byte. */
-static char *utf8_scrub(const char *s, size_t len)
-{
-    char *out = malloc(len + 1);
-    if (!out) {
-        return NULL;
-    }
-    const uint8_t *u = (const uint8_t *)s;
-    size_t o = 0;
-    int32_t i = 0, n = (int32_t)len;
-    while (i < n) {
-        int32_t start = i;
-        UChar32 c;
-        U8_NEXT(u, i, n, c);
-        if (c < 0) {
-            out[o++] = '?';
-        } else {
-            memcpy(out + o, s + start, (size_t)(i - start));
-            o += (size_t)(i - start);
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 size_t wasl_ref_find(const char *text, void (*fn)(const char *ref, void *arg), void *arg)
 {
     if (!text) {
@@ -209,7 +180,9 @@ size_t wasl_ref_find(const char *text, void (*fn)(const char *ref, void *arg), v
     }
     char *scrubbed = NULL;
     if (!wasl_utf8_valid(text, len, false)) {
-        scrubbed = utf8_scrub(text, len);
+        /* Free text from a careless mailer can still be searched: each ill-formed subpart
+         * becomes U+FFFD, which is not a digit, so it separates like any other letter. */
+        scrubbed = wasl_utf8_sanitize(text, len, NULL);
         if (!scrubbed) {
             goto nomem;
         }

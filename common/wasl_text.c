@@ -1,5 +1,5 @@
-/* wasl_text — UTF-8 validation and folding of every decimal digit (Arabic-Indic, Persian…) to
- * ASCII. */
+/* wasl_text — the one UTF-8 decoder, validation and sanitizing, and folding of every decimal
+ * digit (Arabic-Indic, Persian…) to ASCII. */
 #include "wasl_text.h"
 
 #include <limits.h>
@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/uchar.h>
-#include <unicode/utf8.h>
 
 size_t wasl_utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
 {
@@ -44,6 +43,66 @@ size_t wasl_utf8_seq_len(const unsigned char *p, size_t left, size_t *prefix)
     return need + 1;
 }
 
+size_t wasl_utf8_decode(const char *s, size_t left, uint32_t *cp, bool *ill_formed)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t prefix;
+    size_t n = wasl_utf8_seq_len(p, left, &prefix);
+    if (ill_formed) {
+        *ill_formed = n == 0;
+    }
+    switch (n) {
+    case 0:
+        *cp = WASL_UTF8_REPLACEMENT_CP;
+        return prefix;
+    case 1:
+        *cp = p[0];
+        break;
+    case 2:
+        *cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3Fu);
+        break;
+    case 3:
+        *cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3Fu);
+        break;
+    default:
+        *cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
+              ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3Fu);
+        break;
+    }
+    return n;
+}
+
+char *wasl_utf8_sanitize(const char *s, size_t len, size_t *out_len)
+{
+    /* Each replaced subpart is at least one byte and becomes three: the result is at most 3x. */
+    if (len > (SIZE_MAX - 1) / 3) {
+        return NULL;
+    }
+    char *out = malloc(3 * len + 1);
+    if (!out) {
+        return NULL;
+    }
+    size_t i = 0, o = 0;
+    while (i < len) {
+        uint32_t cp;
+        bool bad;
+        size_t n = wasl_utf8_decode(s + i, len - i, &cp, &bad);
+        if (bad) {
+            memcpy(out + o, WASL_UTF8_REPLACEMENT, 3);
+            o += 3;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+        }
+        i += n;
+    }
+    out[o] = '\0';
+    if (out_len) {
+        *out_len = o;
+    }
+    return out;
+}
+
 bool wasl_utf8_valid(const char *s, size_t len, bool allow_nul)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -59,6 +118,39 @@ bool wasl_utf8_valid(const char *s, size_t len, bool allow_nul)
         i += n;
     }
     return true;
+}
+
+size_t wasl_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) {
+        cut--;
+    }
+    return cut;
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+size_t wasl_ascii_find_ci(const char *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++) {
+        size_t j = 0;
+        while (j < k &&
+               ascii_lower((unsigned char)s[i + j]) == ascii_lower((unsigned char)needle[j])) {
+            j++;
+        }
+        if (j == k) {
+            return i;
+        }
+    }
+    return n;
 }
 
 bool wasl_is_number_separator(int32_t c)
@@ -94,21 +186,20 @@ char *wasl_fold_digits(const char *s, size_t len)
     if (!out) {
         return NULL;
     }
-    size_t o = 0;
-    int32_t i = 0, n = (int32_t)len;
-    const uint8_t *u = (const uint8_t *)s;
-    while (i < n) {
-        int32_t start = i;
-        UChar32 c;
-        U8_NEXT(u, i, n, c);
-        int32_t digit =
-            (c >= 0x80 && u_charType(c) == U_DECIMAL_DIGIT_NUMBER) ? u_charDigitValue(c) : -1;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        uint32_t c;
+        size_t n = wasl_utf8_decode(s + i, len - i, &c, NULL); /* valid: checked above */
+        int32_t digit = (c >= 0x80 && u_charType((UChar32)c) == U_DECIMAL_DIGIT_NUMBER)
+                            ? u_charDigitValue((UChar32)c)
+                            : -1;
         if (digit >= 0 && digit <= 9) {
             out[o++] = (char)('0' + digit);
         } else {
-            memcpy(out + o, s + start, (size_t)(i - start));
-            o += (size_t)(i - start);
+            memcpy(out + o, s + i, n);
+            o += n;
         }
+        i += n;
     }
     out[o] = '\0';
     return out;

@@ -265,27 +265,7 @@ void tmpl_set_destroy(tmpl_set_t **self_p)
     *self_p = NULL;
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------------------- */
-
-/* Decodes one code point of valid UTF-8 at s; returns its length in bytes. */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if ((s[0] & 0xE0) == 0xC0) {
-        *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if ((s[0] & 0xF0) == 0xE0) {
-        *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        return 3;
-    }
-    *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-          ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-    return 4;
-}
+/* ---- bidi -------------------------------------------------------------------------------- */
 
 static bool is_bidi_control(uint32_t cp)
 {
@@ -329,28 +309,28 @@ static void buf_add(buf_t *b, const char *s, size_t n)
     b->s[b->len] = '\0';
 }
 
-/* Appends value without bidi controls, isolated when Arabic text surrounds it or it is RTL. */
+/* Appends value (valid UTF-8: expand checks it) without bidi controls, isolated when Arabic
+ * text surrounds it or it is RTL. */
 static void add_value(buf_t *b, const char *value, bool arabic_text)
 {
     bool rtl = false;
-    const unsigned char *p = (const unsigned char *)value;
-    while (*p) {
+    size_t len = strlen(value);
+    for (size_t i = 0; i < len;) {
         uint32_t cp;
-        p += utf8_next(p, &cp);
+        i += wasl_utf8_decode(value + i, len - i, &cp, NULL);
         rtl = rtl || is_rtl(cp);
     }
     bool isolate = arabic_text || rtl;
     if (isolate) {
         buf_add(b, TMPL_FSI, strlen(TMPL_FSI));
     }
-    p = (const unsigned char *)value;
-    while (*p) {
+    for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = utf8_next(p, &cp);
+        size_t n = wasl_utf8_decode(value + i, len - i, &cp, NULL);
         if (!is_bidi_control(cp)) {
-            buf_add(b, (const char *)p, n);
+            buf_add(b, value + i, n);
         }
-        p += n;
+        i += n;
     }
     if (isolate) {
         buf_add(b, TMPL_PDI, strlen(TMPL_PDI));
@@ -551,10 +531,9 @@ int tmpl_sms_segments(const char *text, bool *ucs2)
     }
     size_t septets = 0, units = 0;
     bool gsm = true;
-    const unsigned char *p = (const unsigned char *)text;
-    while (*p) {
+    for (size_t i = 0; i < len;) {
         uint32_t cp;
-        p += utf8_next(p, &cp);
+        i += wasl_utf8_decode(text + i, len - i, &cp, NULL); /* valid: checked above */
         int n = gsm7_septets(cp);
         gsm = gsm && n > 0;
         septets += (size_t)n;
