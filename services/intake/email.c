@@ -1,11 +1,10 @@
 /* email — parses one raw RFC 5322 message (GMime) into the fields intake turns into a ticket. */
 #include "email.h"
 
+#include "wasl_convert.h"
 #include "wasl_text.h"
 
-#include <errno.h>
 #include <gmime/gmime.h>
-#include <iconv.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -18,17 +17,13 @@
 /* Raw bytes read from one text part, as a multiple of max_body_bytes: HTML markup can be far
  * larger than the text it carries, but a part is never read without bound. */
 #define TEXT_READ_FACTOR 16
-/* Bytes of an HTML part searched for a <meta charset> when the part declares none. */
-#define HTML_META_SCAN_BYTES 2048
 /* Longest msg-id and addr-spec kept (RFC 5322 line limit; RFC 5321 path limit). */
 #define MSGID_MAX_BYTES 998
 #define ADDR_MAX_BYTES  320
 /* Longest Auto-Submitted / Precedence token kept in the reason. */
 #define REASON_TOKEN_MAX      64
 #define READ_CHUNK_BYTES      8192
-#define CHARSET_NAME_MAX      40
 #define BODY_TRUNCATED_MARKER "\n[…]"
-#define UTF8_REPLACEMENT      "\xEF\xBF\xBD"
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool initialized;
@@ -65,536 +60,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-/* ---- UTF-8 helpers -------------------------------------------------------------------------- */
-
-/* Appends s[0..len) to out, each ill-formed UTF-8 subpart replaced by U+FFFD. */
-static void append_utf8_sanitized(GString *out, const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        size_t run = i;
-        while (run < len && p[run] < 0x80) {
-            run++;
-        }
-        if (run > i) {
-            g_string_append_len(out, s + i, (gssize)(run - i));
-            i = run;
-            continue;
-        }
-        size_t prefix;
-        size_t n = wasl_utf8_seq_len(p + i, len - i, &prefix);
-        if (n) {
-            g_string_append_len(out, s + i, (gssize)n);
-            i += n;
-        } else {
-            g_string_append(out, UTF8_REPLACEMENT);
-            i += prefix;
-        }
-    }
-}
-
-static void append_codepoint(GString *out, uint32_t cp)
-{
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        g_string_append(out, UTF8_REPLACEMENT);
-    } else {
-        g_string_append_unichar(out, (gunichar)cp);
-    }
-}
-
-/* The code point of the valid UTF-8 sequence at s (length n). */
-static uint32_t utf8_decode(const unsigned char *s, size_t n)
-{
-    switch (n) {
-    case 1:
-        return s[0];
-    case 2:
-        return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-    case 3:
-        return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-    default:
-        return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-               ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-    }
-}
-
-/* Control characters that must not reach a one-line field or the body: C0 (tab and newline are
- * decided by the caller), DEL, C1, and the Unicode line/paragraph separators. */
-static bool is_control(uint32_t cp)
-{
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
-}
-
-/* A one-line field (subject, display name) from decoded header text: valid UTF-8, every run of
- * white space or control characters (CR/LF smuggled in an encoded word) collapsed to one space,
- * trimmed. Returns a new string (malloc), never NULL except on allocation failure. */
-static char *one_line(const char *in)
-{
-    GString *clean = g_string_new(NULL);
-    append_utf8_sanitized(clean, in ? in : "", in ? strlen(in) : 0);
-    GString *out = g_string_sized_new(clean->len);
-    const unsigned char *p = (const unsigned char *)clean->str;
-    size_t i = 0, len = clean->len;
-    bool space = false;
-    while (i < len) {
-        size_t prefix;
-        size_t n = wasl_utf8_seq_len(p + i, len - i, &prefix); /* valid: sanitized above */
-        uint32_t cp = utf8_decode(p + i, n);
-        if (cp == ' ' || is_control(cp)) {
-            space = true;
-        } else {
-            if (space && out->len > 0) {
-                g_string_append_c(out, ' ');
-            }
-            space = false;
-            g_string_append_len(out, clean->str + i, (gssize)n);
-        }
-        i += n;
-    }
-    g_string_free(clean, TRUE);
-    char *result = strdup(out->str);
-    g_string_free(out, TRUE);
-    return result;
-}
-
-/* ---- charsets ------------------------------------------------------------------------------- */
-
-static bool charset_is(const char *canon, const char *name)
-{
-    return canon && g_ascii_strcasecmp(canon, name) == 0;
-}
-
-/* Whether a declared charset name is worth asking GMime and iconv about (GMime caches every name
- * it is asked; a hostile one is treated as undeclared instead). */
-static bool charset_name_ok(const char *name)
-{
-    size_t len = name ? strlen(name) : 0;
-    if (len == 0 || len > CHARSET_NAME_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!g_ascii_isalnum(name[i]) && !strchr("-_.:+()", name[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Appends raw converted from `iconv_name` to UTF-8; each byte iconv rejects becomes U+FFFD.
- * Returns -1 when iconv does not know the charset (nothing appended). */
-static int append_iconv(GString *out, const char *raw, size_t len, const char *iconv_name)
-{
-    iconv_t cd = iconv_open("UTF-8", iconv_name);
-    if (cd == (iconv_t)-1) {
-        return -1;
-    }
-    char buf[READ_CHUNK_BYTES];
-    char *in = (char *)raw;
-    size_t inleft = len;
-    GString *conv = g_string_sized_new(len + len / 2);
-    while (inleft > 0) {
-        char *outp = buf;
-        size_t outleft = sizeof buf;
-        size_t r = iconv(cd, &in, &inleft, &outp, &outleft);
-        int saved = errno;
-        g_string_append_len(conv, buf, (gssize)(outp - buf));
-        if (r != (size_t)-1 || saved == E2BIG) {
-            continue;
-        }
-        g_string_append(conv, UTF8_REPLACEMENT);
-        if (saved != EILSEQ) { /* EINVAL: a truncated sequence at the end */
-            break;
-        }
-        in++;
-        inleft--;
-        iconv(cd, NULL, NULL, NULL, NULL); /* back to the initial shift state */
-    }
-    char *outp = buf;
-    size_t outleft = sizeof buf;
-    iconv(cd, NULL, NULL, &outp, &outleft);
-    g_string_append_len(conv, buf, (gssize)(outp - buf));
-    iconv_close(cd);
-    append_utf8_sanitized(out, conv->str, conv->len); /* iconv's output, checked anyway */
-    g_string_free(conv, TRUE);
-    return 0;
-}
-
-/* ISO-8859-1 needs no table: every byte is the code point of the same number. */
-static void append_latin1(GString *out, const char *raw, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        g_string_append_unichar(out, (unsigned char)raw[i]);
-    }
-}
-
-/* Appends raw (in `charset`, NULL when undeclared) as valid UTF-8.
- * - UTF-8 declared: kept, ill-formed sequences replaced by U+FFFD.
- * - undeclared, us-ascii, unknown-8bit, ISO-8859-1 or windows-1252, but the bytes are valid
- *   UTF-8: kept as UTF-8 (the usual mislabelling).
- * - undeclared or us-ascii with 8-bit bytes: windows-1256 (Arabic Windows is the likely writer).
- * - a charset iconv does not know: UTF-8 if valid, else windows-1256, else ISO-8859-1. */
-static void append_text_utf8(GString *out, const char *raw, size_t len, const char *charset)
-{
-    const char *canon = charset_name_ok(charset) ? g_mime_charset_canon_name(charset) : NULL;
-    if (charset_is(canon, "utf-8") || charset_is(canon, "utf8")) {
-        append_utf8_sanitized(out, raw, len);
-        return;
-    }
-    bool lax = !canon || charset_is(canon, "us-ascii") || charset_is(canon, "ascii") ||
-               charset_is(canon, "unknown-8bit") || charset_is(canon, "x-unknown") ||
-               charset_is(canon, "iso-8859-1") || charset_is(canon, "latin1") ||
-               charset_is(canon, "windows-cp1252") || charset_is(canon, "cp1252");
-    if (lax && wasl_utf8_valid(raw, len, true)) {
-        g_string_append_len(out, raw, (gssize)len);
-        return;
-    }
-    if (!canon || charset_is(canon, "us-ascii") || charset_is(canon, "ascii") ||
-        charset_is(canon, "unknown-8bit") || charset_is(canon, "x-unknown")) {
-        canon = "windows-1256";
-    }
-    if (append_iconv(out, raw, len, g_mime_charset_iconv_name(canon)) == 0) {
-        return;
-    }
-    if (wasl_utf8_valid(raw, len, true)) {
-        g_string_append_len(out, raw, (gssize)len);
-    } else if (append_iconv(out, raw, len, "CP1256") != 0) {
-        append_latin1(out, raw, len);
-    }
-}
-
-/* ---- text shaping --------------------------------------------------------------------------- */
-
-/* CRLF and lone CR become LF. In place. */
-static void normalize_newlines(GString *s)
-{
-    size_t w = 0;
-    for (size_t r = 0; r < s->len; r++) {
-        char c = s->str[r];
-        if (c == '\r') {
-            if (r + 1 < s->len && s->str[r + 1] == '\n') {
-                continue;
-            }
-            c = '\n';
-        }
-        s->str[w++] = c;
-    }
-    g_string_truncate(s, w);
-}
-
-/* RFC 3676 format=flowed: a line ending in a space continues on the next line (its space
- * dropped under delsp=yes); one leading space is stuffing. The signature separator stays. */
-static GString *unflow(const GString *in, bool delsp)
-{
-    GString *out = g_string_sized_new(in->len);
-    const char *p = in->str, *end = in->str + in->len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *eol = nl ? nl : end;
-        size_t n = (size_t)(eol - p);
-        const char *line = p;
-        if (n > 0 && line[0] == ' ') {
-            line++;
-            n--;
-        }
-        bool signature = n == 3 && memcmp(line, "-- ", 3) == 0;
-        bool flowed = nl && n > 0 && line[n - 1] == ' ' && !signature;
-        g_string_append_len(out, line, (gssize)(flowed && delsp ? n - 1 : n));
-        if (nl && !flowed) {
-            g_string_append_c(out, '\n');
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return out;
-}
-
-/* Ends the current line (trailing spaces dropped) unless the text is empty or already at the
- * start of a line. */
-static void text_newline(GString *out)
-{
-    while (out->len > 0 && out->str[out->len - 1] == ' ') {
-        g_string_truncate(out, out->len - 1);
-    }
-    if (out->len > 0 && out->str[out->len - 1] != '\n') {
-        g_string_append_c(out, '\n');
-    }
-}
-
-static const struct {
-    const char *name;
-    uint32_t cp;
-} html_entities[] = {
-    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
-    {"nbsp", 0xA0},    {"copy", 0xA9},    {"reg", 0xAE},     {"trade", 0x2122}, {"hellip", 0x2026},
-    {"mdash", 0x2014}, {"ndash", 0x2013}, {"laquo", 0xAB},   {"raquo", 0xBB},   {"lsquo", 0x2018},
-    {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"bull", 0x2022},  {"middot", 0xB7},
-    {"times", 0xD7},   {"divide", 0xF7},  {"euro", 0x20AC},  {"deg", 0xB0},     {"sect", 0xA7},
-    {"para", 0xB6},    {"shy", 0xAD},     {"rlm", 0x200F},   {"lrm", 0x200E},   {"zwnj", 0x200C},
-    {"zwj", 0x200D},
-};
-
-/* Decodes the character reference at s[0] == '&' (s has n bytes). Returns the bytes consumed
- * and appends the character, or returns 0 when it is not a reference ('&' is then literal). */
-static size_t html_entity(const char *s, size_t n, GString *out)
-{
-    size_t i = 1;
-    if (i < n && s[i] == '#') {
-        i++;
-        bool hex = i < n && (s[i] == 'x' || s[i] == 'X');
-        if (hex) {
-            i++;
-        }
-        uint32_t cp = 0;
-        size_t digits = 0;
-        while (i < n && (hex ? g_ascii_isxdigit(s[i]) : g_ascii_isdigit(s[i]))) {
-            if (cp <= 0x10FFFF) {
-                cp = cp * (hex ? 16 : 10) +
-                     (uint32_t)(hex ? g_ascii_xdigit_value(s[i]) : g_ascii_digit_value(s[i]));
-            }
-            i++;
-            digits++;
-        }
-        if (digits == 0) {
-            return 0;
-        }
-        if (i < n && s[i] == ';') {
-            i++;
-        }
-        append_codepoint(out, cp);
-        return i;
-    }
-    size_t start = i;
-    while (i < n && i - start < 8 && g_ascii_isalnum(s[i])) {
-        i++;
-    }
-    if (i == start || i >= n || s[i] != ';') {
-        return 0;
-    }
-    for (size_t k = 0; k < G_N_ELEMENTS(html_entities); k++) {
-        if (strlen(html_entities[k].name) == i - start &&
-            memcmp(html_entities[k].name, s + start, i - start) == 0) {
-            append_codepoint(out, html_entities[k].cp);
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-/* Case-insensitive search of needle in s[0..n); returns its offset or n. */
-static size_t find_ci(const char *s, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++) {
-        if (g_ascii_strncasecmp(s + i, needle, k) == 0) {
-            return i;
-        }
-    }
-    return n;
-}
-
-/* Offset just past the '>' closing the tag that starts at s[start] (quoted attribute values may
- * hold '>'), or n when it is never closed. last_quote[0] and [1] are the offsets of the last '"'
- * and '\'' in s (n when none): a quote at or after its last occurrence is never closed, and the
- * first '>' ends the tag instead. Every byte looked at is consumed, so a document of broken tags
- * costs linear time. */
-static size_t tag_end(const char *s, size_t n, size_t start, const size_t last_quote[2])
-{
-    for (size_t i = start + 1; i < n; i++) {
-        if (s[i] == '>') {
-            return i + 1;
-        }
-        if (s[i] == '"' || s[i] == '\'') {
-            if (i >= last_quote[s[i] == '\'']) {
-                const char *gt = memchr(s + i, '>', n - i);
-                return gt ? (size_t)(gt - s) + 1 : n;
-            }
-            const char *close = memchr(s + i + 1, s[i], n - i - 1); /* exists: i < last */
-            i = (size_t)(close - s);
-        }
-    }
-    return n;
-}
-
-static size_t last_of(const char *s, size_t n, char c)
-{
-    for (size_t i = n; i > 0; i--) {
-        if (s[i - 1] == c) {
-            return i - 1;
-        }
-    }
-    return n;
-}
-
-static bool tag_is(const char *name, const char *const *set)
-{
-    for (size_t i = 0; set[i]; i++) {
-        if (strcmp(name, set[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Readable text from UTF-8 HTML: tags stripped, comments, <script>, <style> and <title> dropped,
- * block elements and <br> become line breaks, <li> a "- " item, character references decoded,
- * white space collapsed as a browser would. */
-static GString *html_to_text(const char *s, size_t n)
-{
-    static const char *const breaks[] = {
-        "br",      "p",       "div",      "tr",     "h1",      "h2",         "h3", "h4",
-        "h5",      "h6",      "ul",       "ol",     "table",   "blockquote", "hr", "pre",
-        "section", "article", "header",   "footer", "address", "center",     "dl", "dt",
-        "dd",      "form",    "fieldset", "body",   NULL};
-    static const char *const dropped[] = {"script", "style", "title", NULL};
-    GString *out = g_string_sized_new(n / 2);
-    const size_t last_quote[2] = {last_of(s, n, '"'), last_of(s, n, '\'')};
-    bool space = false;
-    size_t i = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '<') {
-            if (n - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
-                size_t e = find_ci(s + i + 4, n - i - 4, "-->");
-                i = e == n - i - 4 ? n : i + 4 + e + 3;
-                continue;
-            }
-            size_t j = i + 1;
-            bool closing = j < n && s[j] == '/';
-            if (closing) {
-                j++;
-            }
-            if (j < n && (s[j] == '!' || s[j] == '?')) {
-                i = tag_end(s, n, i, last_quote);
-                continue;
-            }
-            if (j >= n || !g_ascii_isalpha(s[j])) {
-                goto text; /* "x < 5": a literal '<' */
-            }
-            char name[16];
-            size_t k = 0;
-            while (j < n && (g_ascii_isalnum(s[j]) || s[j] == '-' || s[j] == ':')) {
-                if (k + 1 < sizeof name) {
-                    name[k++] = g_ascii_tolower(s[j]);
-                }
-                j++;
-            }
-            name[k] = '\0';
-            i = tag_end(s, n, i, last_quote);
-            if (!closing && tag_is(name, dropped)) {
-                char close[24];
-                snprintf(close, sizeof close, "</%s", name);
-                size_t e = find_ci(s + i, n - i, close);
-                i = e == n - i ? n : tag_end(s, n, i + e, last_quote);
-                continue;
-            }
-            if (strcmp(name, "li") == 0 && !closing) {
-                text_newline(out);
-                g_string_append(out, "- ");
-                space = false;
-            } else if (strcmp(name, "br") == 0) {
-                /* a line break even on an empty line: two in a row make a blank line */
-                while (out->len > 0 && out->str[out->len - 1] == ' ') {
-                    g_string_truncate(out, out->len - 1);
-                }
-                if (out->len > 0) {
-                    g_string_append_c(out, '\n');
-                }
-                space = false;
-            } else if (tag_is(name, breaks) || strcmp(name, "li") == 0) {
-                text_newline(out);
-                space = false;
-            } else if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0) {
-                space = true;
-            }
-            continue;
-        }
-        if (c == '&') {
-            if (space && out->len > 0 && out->str[out->len - 1] != '\n') {
-                g_string_append_c(out, ' ');
-            }
-            space = false;
-            size_t used = html_entity(s + i, n - i, out);
-            if (used) {
-                i += used;
-                continue;
-            }
-            g_string_append_c(out, '&');
-            i++;
-            continue;
-        }
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
-            space = true;
-            i++;
-            continue;
-        }
-    text:
-        if (space && out->len > 0 && out->str[out->len - 1] != '\n') {
-            g_string_append_c(out, ' ');
-        }
-        space = false;
-        g_string_append_c(out, s[i]);
-        i++;
-    }
-    return out;
-}
-
-/* The final clean-up of the body: C0/C1 controls other than tab and newline removed, no-break
- * spaces made plain, trailing white space of each line dropped, at most one blank line in a
- * row, none at either end. `s` is valid UTF-8. */
-static GString *clean_body(const GString *s)
-{
-    GString *out = g_string_sized_new(s->len);
-    const unsigned char *p = (const unsigned char *)s->str;
-    size_t i = 0;
-    size_t newlines = 0; /* newlines ending out */
-    while (i < s->len) {
-        size_t prefix;
-        size_t n = wasl_utf8_seq_len(p + i, s->len - i, &prefix);
-        if (n == 0) { /* cannot happen on sanitized text; be safe anyway */
-            g_string_append(out, UTF8_REPLACEMENT);
-            newlines = 0;
-            i += prefix;
-            continue;
-        }
-        uint32_t cp = utf8_decode(p + i, n);
-        if (cp == '\n') {
-            while (out->len > 0 &&
-                   (out->str[out->len - 1] == ' ' || out->str[out->len - 1] == '\t')) {
-                g_string_truncate(out, out->len - 1);
-            }
-            if (out->len > 0 && newlines < 2) {
-                g_string_append_c(out, '\n');
-                newlines++;
-            }
-        } else if (cp == 0xA0) {
-            g_string_append_c(out, ' ');
-        } else if (cp == '\t' || !is_control(cp)) {
-            g_string_append_len(out, s->str + i, (gssize)n);
-            if (cp != ' ' && cp != '\t') {
-                newlines = 0;
-            }
-        }
-        i += n;
-    }
-    while (out->len > 0 && g_ascii_isspace(out->str[out->len - 1])) {
-        g_string_truncate(out, out->len - 1);
-    }
-    return out;
-}
-
-/* Largest length <= max that does not split a UTF-8 sequence of s. */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-    if (len <= max) {
-        return len;
-    }
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) {
-        cut--;
-    }
-    return cut;
 }
 
 /* ---- reading parts -------------------------------------------------------------------------- */
@@ -660,26 +125,6 @@ static void hex_digest(crypto_hash_sha256_state *st, char hex[65])
     sodium_bin2hex(hex, 65, digest, sizeof digest);
 }
 
-/* The charset an HTML document names in a <meta> when its MIME part names none, or NULL. The
- * result is a new string (g_free). */
-static char *html_meta_charset(const char *s, size_t n)
-{
-    size_t scan = n < HTML_META_SCAN_BYTES ? n : HTML_META_SCAN_BYTES;
-    size_t at = find_ci(s, scan, "charset=");
-    if (at == scan) {
-        return NULL;
-    }
-    size_t i = at + strlen("charset=");
-    while (i < scan && (s[i] == '"' || s[i] == '\'' || s[i] == ' ')) {
-        i++;
-    }
-    size_t start = i;
-    while (i < scan && (g_ascii_isalnum(s[i]) || s[i] == '-' || s[i] == '_' || s[i] == ':')) {
-        i++;
-    }
-    return i > start ? g_strndup(s + start, i - start) : NULL;
-}
-
 /* Whether a leaf part is body text rather than an attachment. */
 static bool is_body_text(GMimeObject *obj)
 {
@@ -705,23 +150,23 @@ static GString *part_text(GMimeObject *obj, size_t cap, bool *cut)
     const char *charset = g_mime_content_type_get_parameter(ct, "charset");
     char *meta = NULL;
     if (html && (!charset || !*charset)) {
-        meta = html_meta_charset(raw->str, raw->len);
+        meta = wasl_convert_html_charset(raw->str, raw->len);
         charset = meta;
     }
     GString *text = g_string_sized_new(raw->len);
-    append_text_utf8(text, raw->str, raw->len, charset);
+    wasl_convert_append_utf8(text, raw->str, raw->len, charset);
     g_free(meta);
     g_string_free(raw, TRUE);
-    normalize_newlines(text);
+    wasl_convert_newlines(text);
 
     GString *shaped = NULL;
     if (html) {
-        shaped = html_to_text(text->str, text->len);
+        shaped = wasl_convert_html_to_text(text->str, text->len);
     } else {
         const char *format = g_mime_content_type_get_parameter(ct, "format");
         if (format && g_ascii_strcasecmp(format, "flowed") == 0) {
             const char *delsp = g_mime_content_type_get_parameter(ct, "delsp");
-            shaped = unflow(text, delsp && g_ascii_strcasecmp(delsp, "yes") == 0);
+            shaped = wasl_convert_unflow(text, delsp && g_ascii_strcasecmp(delsp, "yes") == 0);
         }
     }
     if (shaped) {
@@ -783,7 +228,7 @@ static char *clean_filename(const char *name)
     if (!name) {
         return NULL;
     }
-    char *line = one_line(name);
+    char *line = wasl_convert_one_line(name);
     if (!line) {
         return NULL;
     }
@@ -863,7 +308,7 @@ static int add_forward_attachment(parse_ctx_t *ctx, GMimeObject *obj, GMimeMessa
     if (filename) {
         a->name = clean_filename(filename);
     } else if (inner && g_mime_message_get_subject(inner)) {
-        char *subject = one_line(g_mime_message_get_subject(inner));
+        char *subject = wasl_convert_one_line(g_mime_message_get_subject(inner));
         if (subject && *subject) {
             for (char *p = subject; *p; p++) {
                 if (*p == '/' || *p == '\\') {
@@ -1018,9 +463,9 @@ static int walk_multipart(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsi
         if (prologue) {
             size_t len = strlen(prologue), cap = text_read_cap(ctx);
             GString *text = g_string_new(NULL);
-            append_text_utf8(text, prologue, len < cap ? len : cap,
-                             g_mime_content_type_get_parameter(ct, "charset"));
-            normalize_newlines(text);
+            wasl_convert_append_utf8(text, prologue, len < cap ? len : cap,
+                                     g_mime_content_type_get_parameter(ct, "charset"));
+            wasl_convert_newlines(text);
             body_append(ctx, text, len > cap);
             g_string_free(text, TRUE);
         }
@@ -1243,7 +688,7 @@ static int set_from(intake_email_t *m, GMimeMessage *msg)
     m->from_addr = clean_addr(internet_address_mailbox_get_addr(mb));
     const char *name = internet_address_get_name(INTERNET_ADDRESS(mb));
     if (name) {
-        m->from_name = one_line(name);
+        m->from_name = wasl_convert_one_line(name);
         if (!m->from_name) {
             return -1;
         }
@@ -1566,7 +1011,7 @@ static scan_kind_t scan_content_type(const char *raw, size_t at, size_t n, bool 
         kind = fallback;
     } else if (g_ascii_strcasecmp(type, "application") == 0 &&
                g_ascii_strcasecmp(subtype, "octet-stream") == 0 &&
-               find_ci(value, strlen(value), "octet-stream") == strlen(value)) {
+               wasl_ascii_find_ci(value, strlen(value), "octet-stream") == strlen(value)) {
         kind = fallback; /* GMime's answer for a value it could not parse */
     } else if (g_ascii_strcasecmp(type, "multipart") == 0) {
         kind = SCAN_MULTIPART;
@@ -1591,6 +1036,73 @@ static void scan_pop(scan_t *s, size_t keep)
     }
 }
 
+/* Pushes the boundary of a multipart whose header block was just read at `depth`; -1 when out
+ * of memory. depth + 1 <= max_depth and each level is one deeper, so room is left. */
+static int scan_push(scan_t *s, const char *boundary, size_t depth, bool digest)
+{
+    scan_level_t *l = &s->levels[s->nlevels];
+    l->marker_len = 2 + strlen(boundary);
+    l->marker = malloc(l->marker_len + 1);
+    if (!l->marker) {
+        return -1;
+    }
+    snprintf(l->marker, l->marker_len + 1, "--%s", boundary);
+    l->depth = depth;
+    l->digest = digest;
+    s->nlevels++;
+    return 0;
+}
+
+/* One entity's header block at s->pos, the entity being at *depth (a child of a digest when
+ * *in_digest): counts it, checks the limits, pushes a multipart's boundary. For a
+ * message/rfc822 whose own header block follows at once, moves *depth one down and sets
+ * *want_headers again. Returns FITS or the limit exceeded (with err). */
+static intake_email_limit_t scan_entity(scan_t *s, size_t *depth, bool *in_digest,
+                                        bool *want_headers, char *err, size_t errlen)
+{
+    const intake_email_limits_t *lim = s->limits;
+    *want_headers = false;
+    if (++s->shape->parts > lim->max_parts) {
+        set_err(err, errlen, "too many MIME parts (max %zu)", lim->max_parts);
+        return INTAKE_EMAIL_OVER_PARTS;
+    }
+    size_t ct_at = 0, ct_len = 0;
+    intake_email_limit_t over = scan_headers(s, &ct_at, &ct_len, err, errlen);
+    if (over != INTAKE_EMAIL_FITS) {
+        return over;
+    }
+    char *boundary = NULL;
+    bool digest = false;
+    scan_kind_t kind = scan_content_type(s->raw, ct_at, ct_len, *in_digest, &boundary, &digest);
+    if (kind != SCAN_LEAF) {
+        if (*depth + 1 > lim->max_depth) {
+            g_free(boundary);
+            set_err(err, errlen, "MIME nesting too deep (max %zu)", lim->max_depth);
+            return INTAKE_EMAIL_OVER_DEPTH;
+        }
+        if (*depth + 1 > s->shape->depth) {
+            s->shape->depth = *depth + 1;
+        }
+    }
+    if (kind == SCAN_MULTIPART && boundary) {
+        if (scan_push(s, boundary, *depth, digest) < 0) {
+            g_free(boundary);
+            set_err(err, errlen, "out of memory");
+            return INTAKE_EMAIL_NO_MEMORY;
+        }
+    } else if (kind == SCAN_MESSAGE) {
+        bool end;
+        size_t next, n = s->pos < s->len ? scan_line(s, &next) : 0;
+        if (s->pos >= s->len || scan_boundary(s, s->raw + s->pos, n, &end) < 0) {
+            (*depth)++; /* the forwarded message's own header block follows */
+            *in_digest = false;
+            *want_headers = true;
+        }
+    }
+    g_free(boundary);
+    return INTAKE_EMAIL_FITS;
+}
+
 /* The whole scan (raw already past any mbox "From " line). */
 static intake_email_limit_t scan_message(scan_t *s, char *err, size_t errlen)
 {
@@ -1600,54 +1112,11 @@ static intake_email_limit_t scan_message(scan_t *s, char *err, size_t errlen)
     bool want_headers = true;
     for (;;) {
         if (want_headers) {
-            want_headers = false;
-            if (++s->shape->parts > lim->max_parts) {
-                set_err(err, errlen, "too many MIME parts (max %zu)", lim->max_parts);
-                return INTAKE_EMAIL_OVER_PARTS;
-            }
-            size_t ct_at = 0, ct_len = 0;
-            intake_email_limit_t over = scan_headers(s, &ct_at, &ct_len, err, errlen);
+            intake_email_limit_t over =
+                scan_entity(s, &depth, &in_digest, &want_headers, err, errlen);
             if (over != INTAKE_EMAIL_FITS) {
                 return over;
             }
-            char *boundary = NULL;
-            bool digest = false;
-            scan_kind_t kind =
-                scan_content_type(s->raw, ct_at, ct_len, in_digest, &boundary, &digest);
-            if (kind != SCAN_LEAF) {
-                if (depth + 1 > lim->max_depth) {
-                    g_free(boundary);
-                    set_err(err, errlen, "MIME nesting too deep (max %zu)", lim->max_depth);
-                    return INTAKE_EMAIL_OVER_DEPTH;
-                }
-                if (depth + 1 > s->shape->depth) {
-                    s->shape->depth = depth + 1;
-                }
-            }
-            if (kind == SCAN_MULTIPART && boundary) {
-                /* depth + 1 <= max_depth, and each level is one deeper: room is left */
-                scan_level_t *l = &s->levels[s->nlevels];
-                l->marker_len = 2 + strlen(boundary);
-                l->marker = malloc(l->marker_len + 1);
-                if (!l->marker) {
-                    g_free(boundary);
-                    set_err(err, errlen, "out of memory");
-                    return INTAKE_EMAIL_NO_MEMORY;
-                }
-                snprintf(l->marker, l->marker_len + 1, "--%s", boundary);
-                l->depth = depth;
-                l->digest = digest;
-                s->nlevels++;
-            } else if (kind == SCAN_MESSAGE) {
-                bool end;
-                size_t next, n = s->pos < s->len ? scan_line(s, &next) : 0;
-                if (s->pos >= s->len || scan_boundary(s, s->raw + s->pos, n, &end) < 0) {
-                    depth++; /* the forwarded message's own header block follows */
-                    in_digest = false;
-                    want_headers = true;
-                }
-            }
-            g_free(boundary);
             continue;
         }
         if (s->pos >= s->len) {
@@ -1794,17 +1263,62 @@ static bool looks_like_message(GMimeObject *msg)
 
 static int finish_body(parse_ctx_t *ctx)
 {
-    GString *clean = clean_body(ctx->body);
+    GString *clean = wasl_convert_clean_body(ctx->body);
     size_t max = ctx->limits->max_body_bytes;
     size_t marker = strlen(BODY_TRUNCATED_MARKER);
     if (clean->len > max || ctx->body_truncated) {
         size_t room = max > marker ? max - marker : 0;
-        g_string_truncate(clean, utf8_cut(clean->str, clean->len, room));
+        g_string_truncate(clean, wasl_utf8_cut(clean->str, clean->len, room));
         g_string_append(clean, BODY_TRUNCATED_MARKER);
     }
     ctx->out->body = strdup(clean->str);
     g_string_free(clean, TRUE);
     return ctx->out->body ? 0 : -1;
+}
+
+/* Skips a leading mbox "From " line (moving *raw, *len) and refuses what is empty, not a
+ * message, or over a limit, before GMime builds anything. 0, or -1 with err. */
+static int admit(const char **raw, size_t *len, const intake_email_limits_t *limits, char *err,
+                 size_t errlen)
+{
+    if (!*raw || *len == 0) {
+        set_err(err, errlen, "empty message");
+        return -1;
+    }
+    size_t skip = mbox_from_line(*raw, *len);
+    *raw += skip;
+    *len -= skip;
+    if (*len == 0 || !starts_with_field(*raw, *len)) {
+        set_err(err, errlen, *len == 0 ? "empty message" : "not an RFC 5322 message");
+        return -1;
+    }
+    intake_email_shape_t shape;
+    if (top_header_nul(*raw, *len, err, errlen) < 0 ||
+        prescan(*raw, *len, limits, &shape, err, errlen) != INTAKE_EMAIL_FITS) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The fields taken from the top header block: Message-ID (synthesized from raw[0..len) when
+ * unusable), Subject, From, threading, Date, Authentication-Results. -1 when out of memory. */
+static int set_header_fields(intake_email_t *m, GMimeMessage *msg, GMimeParserOptions *options,
+                             const char *raw, size_t len)
+{
+    const char *mid = g_mime_message_get_message_id(msg);
+    if (msgid_ok(mid)) {
+        m->message_id = strdup(mid);
+    } else {
+        m->message_id = synthesize_msgid(raw, len);
+        m->message_id_synthesized = true;
+    }
+    m->subject = wasl_convert_one_line(g_mime_message_get_subject(msg));
+    if (!m->message_id || !m->subject || set_from(m, msg) < 0 ||
+        set_references(m, options, GMIME_OBJECT(msg)) < 0 || set_date(m, msg) < 0 ||
+        set_auth_results(m, GMIME_OBJECT(msg)) < 0) {
+        return -1;
+    }
+    return 0;
 }
 
 intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_email_limits_t *limits,
@@ -1818,20 +1332,7 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
     set_err(err, errlen, "%s", "");
     intake_email_init();
 
-    if (!raw || len == 0) {
-        set_err(err, errlen, "empty message");
-        return NULL;
-    }
-    size_t skip = mbox_from_line(raw, len);
-    raw += skip;
-    len -= skip;
-    if (len == 0 || !starts_with_field(raw, len)) {
-        set_err(err, errlen, len == 0 ? "empty message" : "not an RFC 5322 message");
-        return NULL;
-    }
-    intake_email_shape_t shape;
-    if (top_header_nul(raw, len, err, errlen) < 0 ||
-        prescan(raw, len, limits, &shape, err, errlen) != INTAKE_EMAIL_FITS) {
+    if (admit(&raw, &len, limits, err, errlen) < 0) {
         return NULL;
     }
 
@@ -1868,17 +1369,7 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
         goto nomem;
     }
 
-    const char *mid = g_mime_message_get_message_id(msg);
-    if (msgid_ok(mid)) {
-        m->message_id = strdup(mid);
-    } else {
-        m->message_id = synthesize_msgid(raw, len);
-        m->message_id_synthesized = true;
-    }
-    m->subject = one_line(g_mime_message_get_subject(msg));
-    if (!m->message_id || !m->subject || set_from(m, msg) < 0 ||
-        set_references(m, options, GMIME_OBJECT(msg)) < 0 || set_date(m, msg) < 0 ||
-        set_auth_results(m, GMIME_OBJECT(msg)) < 0) {
+    if (set_header_fields(m, msg, options, raw, len) < 0) {
         goto nomem;
     }
     m->auto_submitted = auto_reason(&ctx, GMIME_OBJECT(msg));
