@@ -48,14 +48,22 @@ static const char *const claim_stale_sql =
               "  ORDER BY stage, not_before, id LIMIT $4::int FOR UPDATE SKIP LOCKED"
               ") SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4::int");
 
+/* The columns CLAIM_SQL returns. */
+enum { CLAIM_ID, CLAIM_TICKET_ID, CLAIM_ATTEMPTS, CLAIM_NCOLS };
+
+/* Reads the claimed rows into out (at most max) and frees res. Returns how many, or -1. */
 static int read_claims(PGresult *res, wasl_work_item_t *out, size_t max)
 {
+    if (!wasl_pg_arity(res, CLAIM_NCOLS, "work claim")) {
+        PQclear(res);
+        return -1;
+    }
     int n = PQntuples(res);
     int k = 0;
     for (int r = 0; r < n && (size_t)k < max; r++) {
-        out[k].id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        out[k].ticket_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        out[k].attempts = atoi(PQgetvalue(res, r, 2));
+        out[k].id = strtoll(PQgetvalue(res, r, CLAIM_ID), NULL, 10);
+        out[k].ticket_id = strtoll(PQgetvalue(res, r, CLAIM_TICKET_ID), NULL, 10);
+        out[k].attempts = atoi(PQgetvalue(res, r, CLAIM_ATTEMPTS));
         k++;
     }
     PQclear(res);
@@ -95,15 +103,12 @@ int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, s
 int wasl_work_complete(wasl_pg_t *pg, int64_t id, const char *owner)
 {
     char ids[24];
-    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    snprintf(ids, sizeof ids, "{%lld}", (long long)id);
     const char *params[] = {ids, owner};
-    PGresult *res = wasl_pg_query(pg,
-                                  "UPDATE work SET state = 'done', done_at = now(),"
-                                  " updated_at = now(), lease_until = NULL"
-                                  " WHERE id = $1 AND state = 'running' AND owner = $2"
-                                  " AND lease_until > now() RETURNING id",
-                                  2, params);
-    if (!res) {
+    PGresult *res =
+        wasl_pg_query(pg, "SELECT id FROM wasl_work_complete($1::bigint[], $2) AS id", 2, params);
+    if (!wasl_pg_arity(res, 1, "wasl_work_complete")) {
+        PQclear(res);
         return -1;
     }
     int done = PQntuples(res) == 1;
@@ -115,14 +120,17 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
                           const char *dedupe_key)
 {
     char tid[24];
-    snprintf(tid, sizeof tid, "%lld", (long long)ticket_id);
-    const char *params[] = {tid, stage, dedupe_key};
-    PGresult *res = wasl_pg_query(pg,
-                                  "INSERT INTO work (ticket_id, stage, dedupe_key)"
-                                  " VALUES ($1, $2, $3) ON CONFLICT (dedupe_key) DO NOTHING"
-                                  " RETURNING id",
-                                  3, params);
-    if (!res) {
+    snprintf(tid, sizeof tid, "{%lld}", (long long)ticket_id);
+    char *keys = wasl_pg_text_array(&dedupe_key, 1);
+    if (!keys) {
+        return -1;
+    }
+    const char *params[] = {tid, stage, keys};
+    PGresult *res = wasl_pg_query(
+        pg, "SELECT work_id FROM wasl_work_enqueue($1::bigint[], $2, $3::text[])", 3, params);
+    free(keys);
+    if (!wasl_pg_arity(res, 1, "wasl_work_enqueue")) {
+        PQclear(res);
         return -1;
     }
     int64_t id = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;

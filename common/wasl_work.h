@@ -29,12 +29,14 @@ int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, s
                           int lease_s, int min_age_ms, wasl_work_item_t *out);
 
 /* Inside the caller's transaction: marks the row done if, and only if, it is still running
- * under `owner` with an unexpired lease. Returns 1 when it was (commit the results), 0 when
+ * under `owner` with an unexpired lease (wasl_work_complete() in proto/functions/work.sql, which
+ * a stage's batch statement calls itself). Returns 1 when it was (commit the results), 0 when
  * the lease was lost (roll back: another worker owns it now), -1 on a database error. */
 int wasl_work_complete(wasl_pg_t *pg, int64_t id, const char *owner);
 
 /* Inside the caller's transaction: inserts the next stage's row for a ticket unless the same
- * dedupe key exists. Returns the new row's id, 0 when it already existed, -1 on error. */
+ * dedupe key exists (NULL: "ticket:<id>:<stage>"), through wasl_work_enqueue() in
+ * proto/functions/work.sql. Returns the new row's id, 0 when it already existed, -1 on error. */
 int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
                           const char *dedupe_key);
 

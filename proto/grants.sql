@@ -74,7 +74,8 @@ GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score 
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
-    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence TO wasl_intake;
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue
+    TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -82,6 +83,7 @@ GRANT SELECT ON tickets, messages TO wasl_classifier;
 GRANT UPDATE (category, confidence, priority, language, entities, model_version, status,
               updated_at) ON tickets TO wasl_classifier;
 GRANT INSERT ON ticket_events TO wasl_classifier;
+GRANT EXECUTE ON FUNCTION wasl_work_complete, wasl_work_enqueue TO wasl_classifier;
 
 -- ---- wasl_router: routing, offers, timers, auto-answers --------------------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_router;
@@ -91,8 +93,8 @@ GRANT SELECT, INSERT ON ticket_events, agent_events, notifications TO wasl_route
 GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place in line
 -- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
 GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
-GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw
-    TO wasl_router;
+GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw,
+    wasl_work_complete, wasl_work_enqueue TO wasl_router;
 
 -- ---- wasl_notifier: the outbox --------------------------------------------------------------
 GRANT SELECT, UPDATE ON notifications TO wasl_notifier;
@@ -122,4 +124,5 @@ GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notificatio
     TO wasl_desk;
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
-    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence TO wasl_desk;
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue
+    TO wasl_desk;

@@ -28,17 +28,15 @@ static const char *const fetch_sql =
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
 /* Every decision of a batch in one statement, fenced: only rows still running under this
- * owner with a live lease are completed; the rest of the statement joins on those. */
+ * owner with a live lease are completed (wasl_work_complete, proto/functions/work.sql); the rest
+ * of the statement joins on those, and enqueues their route stage (wasl_work_enqueue). */
 static const char *const commit_sql =
     "WITH input AS ("
     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(work_id bigint, ticket_id bigint,"
     "    category text, confidence real, priority text, language text, entities jsonb,"
     "    model text, event jsonb)"
     "), done AS ("
-    "  UPDATE work w SET state = 'done', done_at = now(), updated_at = now(), lease_until = NULL"
-    "  FROM input i WHERE w.id = i.work_id AND w.state = 'running' AND w.owner = $2"
-    "    AND w.lease_until > now()"
-    "  RETURNING w.id"
+    "  SELECT id FROM wasl_work_complete(ARRAY(SELECT work_id FROM input), $2) AS id"
     "), upd AS ("
     "  UPDATE tickets t SET category = i.category, confidence = i.confidence,"
     "    priority = i.priority, language = i.language, entities = i.entities,"
@@ -51,10 +49,8 @@ static const char *const commit_sql =
     "  SELECT i.ticket_id, 'classified', 'classifier', i.event"
     "  FROM input i JOIN done d ON d.id = i.work_id"
     "), nxt AS ("
-    "  INSERT INTO work (ticket_id, stage, dedupe_key)"
-    "  SELECT i.ticket_id, 'route', 'ticket:' || i.ticket_id || ':route'"
-    "  FROM input i JOIN done d ON d.id = i.work_id"
-    "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id"
+    "  SELECT n.work_id AS id, n.ticket_id FROM wasl_work_enqueue(ARRAY(SELECT i.ticket_id"
+    "    FROM input i JOIN done d ON d.id = i.work_id ORDER BY i.work_id), 'route', NULL) n"
     ")"
     "SELECT i.work_id, n.id FROM input i JOIN done d ON d.id = i.work_id"
     " LEFT JOIN nxt n ON n.ticket_id = i.ticket_id";

@@ -1,7 +1,7 @@
 """Runs the cmocka suites of the PostgreSQL and Redis helpers against the fixtures' real servers.
 
 The binaries come from the plain unit build (build/test/, made by `make unit-valgrind` or
-`make build/test/test_pg build/test/test_redis`); this test builds nothing. Without a server URL
+`make build/test/test_pg build/test/test_redis build/test/test_work`); this test builds nothing. Without a server URL
 the suites skip every test, so a run here must show each test passed and none skipped.
 """
 
@@ -55,6 +55,18 @@ def test_pg_helper_suite(fresh_db):
     ran = run_suite("test_pg", {"WASL_TEST_PG_URL": fresh_db})
     assert "test_prepared_statement_survives_reconnect" in ran
     assert "test_batch_failure_commits_none" in ran
+
+
+def test_work_ledger_suite(fresh_db, waslctl):
+    """wasl_work (claim, complete, fail, dead, run, give back) on a migrated database: it calls
+    the functions of proto/functions/work.sql."""
+    migrated = waslctl("migrate", env={"WASL_PG_URL": fresh_db})
+    assert migrated.returncode == 0, migrated.stderr
+    ran = run_suite("test_work", {"WASL_TEST_PG_URL": fresh_db})
+    for name in ("test_claim_stale_min_age_and_expired_lease",
+                 "test_complete_is_fenced_on_owner_and_lease", "test_dead_after_max_attempts",
+                 "test_run_ids_and_give_back"):
+        assert name in ran
 
 
 def test_redis_helper_suite(redis_server):
