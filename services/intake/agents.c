@@ -5,17 +5,17 @@
  * (services/router). */
 #include "handlers.h"
 #include "wasl_authz.h"
+#include "wasl_domain.h"
 #include "wasl_log.h"
 #include "wasl_ref.h"
 #include "wasl_text.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AGENT_ID_MAX           64
-#define QUEUE_NAME_MAX         63
+#define AGENT_ID_MAX           WASL_AGENT_ID_MAX
+#define QUEUE_NAME_MAX         WASL_NAME_MAX
 #define AGENT_NAME_MAX         200
 #define NOTE_MAX_BYTES         10000
 #define RESOLUTION_MAX_BYTES   2000
@@ -81,21 +81,6 @@ static void desk_arg_free(void *p)
         free(a->json);
         free(a);
     }
-}
-
-static bool name_ok(const char *s, size_t max)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > max || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0]))) {
-        return false;
-    }
-    for (const char *c = s; *c; c++) {
-        if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_' ||
-              *c == '.')) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Splits "x/action" into x (copied into `first`) and the action (NULL when absent). */
@@ -998,7 +983,7 @@ static int read_acting_agent(json_t *doc, desk_arg_t *a, intake_reply_t *reply)
     if (intake_json_str(doc, "agent", "agent", true, AGENT_ID_MAX, &agent, reply) < 0) {
         return -1;
     }
-    if (!name_ok(agent, AGENT_ID_MAX)) {
+    if (!wasl_agent_id_ok(agent)) {
         intake_error(reply, 400, "invalid_agent", "agent",
                      "an agent id is a-z, 0-9, '.', '_', "
                      "'-'");
@@ -1045,7 +1030,7 @@ static int check_agent_doc(json_t *doc, intake_reply_t *reply)
     json_object_foreach(skills, k, v)
     {
         long long level;
-        if (!name_ok(k, QUEUE_NAME_MAX) || typed_number(skills, k, &level) < 0 || level < 1 ||
+        if (!wasl_name_ok(k) || typed_number(skills, k, &level) < 0 || level < 1 ||
             level > SKILL_LEVEL_MAX) {
             intake_error(reply, 400, "invalid_skills", "skills",
                          "skill \"%s\" needs a name and a level 1..%d", k, SKILL_LEVEL_MAX);
@@ -1115,7 +1100,7 @@ void intake_handle_agents(intake_request_t *req, intake_reply_t *reply)
         return;
     }
     const char *action = split_arg(req->path_arg, a->id, sizeof a->id);
-    if (!name_ok(a->id, AGENT_ID_MAX)) {
+    if (!wasl_agent_id_ok(a->id)) {
         intake_error(reply, 400, "invalid_agent", "id", "an agent id is a-z, 0-9, '.', '_', '-'");
         goto refuse;
     }
@@ -1205,7 +1190,7 @@ void intake_handle_queues(intake_request_t *req, intake_reply_t *reply)
         return;
     }
     const char *action = split_arg(req->path_arg, a->id, sizeof a->id);
-    if (!name_ok(a->id, QUEUE_NAME_MAX) || !action || strcmp(action, "tickets") != 0) {
+    if (!wasl_name_ok(a->id) || !action || strcmp(action, "tickets") != 0) {
         intake_error(reply, 404, "not_found", "queue", "GET /v1/queues/{queue}/tickets");
         desk_arg_free(a);
         return;
@@ -1254,7 +1239,7 @@ void intake_handle_ticket_action(intake_request_t *req, intake_reply_t *reply)
         if (intake_json_str(doc, "queue", "queue", true, QUEUE_NAME_MAX, &text, reply) < 0) {
             goto refuse;
         }
-        if (!name_ok(text, QUEUE_NAME_MAX)) {
+        if (!wasl_name_ok(text)) {
             intake_error(reply, 400, "unknown_queue", "queue", "not a queue name");
             goto refuse;
         }

@@ -1,5 +1,6 @@
 /* template — loading, checking and bidi-safe rendering of the notifier's templates; SMS parts. */
 #include "template.h"
+#include "wasl_domain.h"
 #include "wasl_text.h"
 
 #include <assert.h>
@@ -46,18 +47,6 @@ struct tmpl_set {
     tmpl_t t[SPEC_COUNT][2][2];
 };
 
-static const struct {
-    const char *code, *ar, *en;
-} categories[] = {
-    {"case_inquiry", "استفسار عن قضية", "Case inquiry"},
-    {"eservice_support", "دعم الخدمات الإلكترونية", "E-services support"},
-    {"judicial_support", "الدعم القضائي", "Judicial support"},
-    {"staff_services", "خدمات الموظفين", "Staff services"},
-    {"complaint", "شكوى", "Complaint"},
-    {"general_inquiry", "استفسار عام", "General inquiry"},
-    {"triage", "طلب عام", "General request"},
-};
-
 static void set_err(char *err, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t cap, const char *fmt, ...)
@@ -97,16 +86,6 @@ static const tmpl_spec_t *spec_of(const char *name, size_t *idx)
 bool tmpl_known(const char *name)
 {
     return spec_of(name, NULL) != NULL;
-}
-
-const char *tmpl_category_label(const char *code, const char *lang)
-{
-    for (size_t i = 0; code && i < sizeof categories / sizeof categories[0]; i++) {
-        if (strcmp(categories[i].code, code) == 0) {
-            return lang && strcmp(lang, "en") == 0 ? categories[i].en : categories[i].ar;
-        }
-    }
-    return NULL;
 }
 
 static bool spec_has(const tmpl_spec_t *spec, const char *param, size_t len)
@@ -385,21 +364,18 @@ static const char *param_text(const json_t *params, const char *key, const char 
             const json_t *c = json_object_get(params, "category");
             code = json_is_string(c) ? json_string_value(c) : NULL;
             if (code) {
-                const char *label = tmpl_category_label(code, lang);
+                const char *label = wasl_category_label(code, lang);
                 return label ? label : code;
             }
             return NULL;
         }
-        const char *label = tmpl_category_label(code, lang);
+        const char *label = wasl_category_label(code, lang);
         return label ? label : code;
     }
-    if (strcmp(key, "priority") == 0 && json_is_string(v) && strcmp(lang, "ar") == 0) {
-        static const char *const pr[][2] = {
-            {"urgent", "عاجل"}, {"high", "عالية"}, {"normal", "عادية"}, {"low", "منخفضة"}};
-        for (size_t i = 0; i < sizeof pr / sizeof pr[0]; i++) {
-            if (strcmp(pr[i][0], json_string_value(v)) == 0) {
-                return pr[i][1];
-            }
+    if (strcmp(key, "priority") == 0 && json_is_string(v)) {
+        const char *label = wasl_priority_label(json_string_value(v), lang);
+        if (label) {
+            return label;
         }
     }
     if (strcmp(key, "due") == 0 && json_is_string(v) &&

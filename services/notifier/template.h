@@ -29,15 +29,13 @@ bool tmpl_known(const char *name);
  * object; strings and numbers are used as text). Every value is stripped of bidi controls and,
  * in Arabic text (or when it holds right-to-left letters), wrapped in FSI…PDI so that
  * references, numbers and dates keep their order. A "category_label" that is a category code
- * (or a "category" param) becomes the display name in that language, an RFC 3339 "due"
+ * (or a "category" param) becomes its word in that language (wasl_category_label), a
+ * "priority" code its word (wasl_priority_label), an RFC 3339 "due"
  * becomes Riyadh time "YYYY-MM-DD HH:MM". Returns the body as a new
  * string (and, for email, the subject in *subject, new); NULL when the template does not exist
  * or a placeholder has no value, with the reason in err (a permanent error for that row). */
 char *tmpl_render(const tmpl_set_t *self, const char *lang, const char *channel, const char *name,
                   const json_t *params, char **subject, char *err, size_t cap);
-
-/* The display name of a category code in lang, or NULL when the code is unknown. */
-const char *tmpl_category_label(const char *code, const char *lang);
 
 /* SMS encoding and parts of a UTF-8 text: GSM 03.38 (7-bit, extension characters count 2) fits
  * 160 septets in one part and 153 per part when concatenated; anything else is UCS-2, 70 UTF-16

@@ -1,6 +1,7 @@
 /* router — the wasl-router object: its lifecycle (rules, PostgreSQL, the bus, the metrics), the
  * loop that runs each job in turn (route.c, dispatch.c, timers.c), reload and readiness. */
 #include "router_int.h"
+#include "wasl_domain.h"
 #include "wasl_log.h"
 #include "wasl_proto.h"
 #include "wasl_signal.h"
@@ -28,27 +29,12 @@ char *router_conninfo(const char *pg_url, long clock_offset_s)
     return s;
 }
 
-static const struct {
-    const char *category, *ar, *en;
-} category_labels[] = {
-    {"case_inquiry", "الاستعلام عن قضية", "case inquiry"},
-    {"eservice_support", "دعم الخدمات الإلكترونية", "e-services support"},
-    {"judicial_support", "الدعم القضائي", "judicial support"},
-    {"staff_services", "خدمات الموظفين", "staff services"},
-    {"complaint", "الشكاوى", "complaint"},
-    {"general_inquiry", "استفسار عام", "general inquiry"},
-    {"triage", "استفسار عام", "general inquiry"},
-};
-
 const char *router_category_label(const char *category, const char *lang)
 {
-    bool en = lang && strcmp(lang, "en") == 0;
-    for (size_t i = 0; i < sizeof category_labels / sizeof category_labels[0]; i++) {
-        if (category && strcmp(category, category_labels[i].category) == 0) {
-            return en ? category_labels[i].en : category_labels[i].ar;
-        }
-    }
-    return en ? "general inquiry" : "استفسار عام";
+    /* The words live in wasl_domain, shared with the notifier; an unknown code reads as a
+     * general inquiry, as it always has. */
+    const char *label = wasl_category_label(category, lang);
+    return label ? label : wasl_category_label("general_inquiry", lang);
 }
 
 router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)

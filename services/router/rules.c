@@ -1,9 +1,9 @@
 /* rules — the routing rules file: YAML parsed with libyaml, validated with file:line errors; the
  * routing decision (queue, priority, skills, SLA, auto-answer) and the business-hours calendar. */
 #include "rules.h"
+#include "wasl_domain.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+/* A name (wasl_name_ok) fits a RULES_NAME_MAX buffer with its NUL. */
+_Static_assert(RULES_NAME_MAX == WASL_NAME_MAX + 1, "a name fits its buffer");
 
 #define RULES_MAX            256
 #define QUEUES_MAX           64
@@ -143,21 +146,6 @@ static void join(const char *const *list, char *out, size_t cap)
     }
 }
 
-static bool name_ok(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len >= RULES_NAME_MAX) {
-        return false;
-    }
-    for (const char *c = s; *c; c++) {
-        if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_' ||
-              *c == '.')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A scalar or a list of scalars into `set`, each checked against `allowed` (NULL: a name). */
 static int read_set(parse_t *p, yaml_node_t *n, const char *what, const char *const *allowed,
                     strset_t *set)
@@ -187,8 +175,10 @@ static int read_set(parse_t *p, yaml_node_t *n, const char *what, const char *co
             join(allowed, choices, sizeof choices);
             return fail(p, v, "%s: unknown value \"%s\" (expected one of: %s)", what, s, choices);
         }
-        if (!allowed && !name_ok(s)) {
-            return fail(p, v, "%s: \"%s\" is not a name (a-z, 0-9, '-', '_', '.')", what, s);
+        if (!allowed && !wasl_name_ok(s)) {
+            return fail(
+                p, v, "%s: \"%s\" is not a name (a-z, 0-9, '-', '_', '.'; a letter or digit first)",
+                what, s);
         }
         if (set->n == RULES_LIST_MAX) {
             return fail(p, v, "%s: more than %d values", what, RULES_LIST_MAX);
@@ -423,7 +413,7 @@ static int queues_key(parse_t *p, const char *key, yaml_node_t *v, void *arg)
 {
     ctx_t *c = arg;
     rules_t *r = c->r;
-    if (!name_ok(key)) {
+    if (!wasl_name_ok(key)) {
         return fail(p, v, "queues: \"%s\" is not a queue name", key);
     }
     if (rules_has_queue(r, key)) {
@@ -499,8 +489,10 @@ static int rule_key(parse_t *p, const char *key, yaml_node_t *v, void *arg)
     rule_t *rule = c->rule;
     if (strcmp(key, "name") == 0) {
         const char *s = scalar(v);
-        if (!s || !name_ok(s)) {
-            return fail(p, v, "rule name: expected a name (a-z, 0-9, '-', '_', '.')");
+        if (!s || !wasl_name_ok(s)) {
+            return fail(
+                p, v,
+                "rule name: expected a name (a-z, 0-9, '-', '_', '.'; a letter or digit first)");
         }
         snprintf(rule->name, sizeof rule->name, "%s", s);
         return 0;
@@ -510,7 +502,7 @@ static int rule_key(parse_t *p, const char *key, yaml_node_t *v, void *arg)
     }
     if (strcmp(key, "queue") == 0) {
         const char *s = scalar(v);
-        if (!s || !name_ok(s)) {
+        if (!s || !wasl_name_ok(s)) {
             return fail(p, v, "rule queue: expected a queue name");
         }
         snprintf(rule->queue, sizeof rule->queue, "%s", s);
@@ -538,7 +530,7 @@ static int escalation_key(parse_t *p, const char *key, yaml_node_t *v, void *arg
 {
     rules_t *r = ((ctx_t *)arg)->r;
     const char *s = scalar(v);
-    if (strcmp(key, "supervisor_queue") == 0 && s && name_ok(s)) {
+    if (strcmp(key, "supervisor_queue") == 0 && s && wasl_name_ok(s)) {
         snprintf(r->supervisor_queue, sizeof r->supervisor_queue, "%s", s);
         return 0;
     }
@@ -546,7 +538,7 @@ static int escalation_key(parse_t *p, const char *key, yaml_node_t *v, void *arg
         snprintf(r->alert_email, sizeof r->alert_email, "%s", s);
         return 0;
     }
-    if (strcmp(key, "overflow_queue") == 0 && s && name_ok(s)) {
+    if (strcmp(key, "overflow_queue") == 0 && s && wasl_name_ok(s)) {
         snprintf(r->overflow_queue, sizeof r->overflow_queue, "%s", s);
         return 0;
     }
@@ -575,7 +567,7 @@ static int top_key(parse_t *p, const char *key, yaml_node_t *v, void *arg)
     }
     if (strcmp(key, "default_queue") == 0) {
         const char *s = scalar(v);
-        if (!s || !name_ok(s)) {
+        if (!s || !wasl_name_ok(s)) {
             return fail(p, v, "default_queue: expected a queue name");
         }
         snprintf(r->default_queue, sizeof r->default_queue, "%s", s);

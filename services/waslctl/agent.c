@@ -1,9 +1,9 @@
 /* agent — `waslctl agent add|list|remove`: the agents the router offers tickets to. */
 #include "ctl.h"
 #include "wasl_config.h"
+#include "wasl_domain.h"
 #include "wasl_pg.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,21 +43,6 @@ static wasl_pg_t *connect_pg(void)
     return pg;
 }
 
-static bool name_ok(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 63) {
-        return false;
-    }
-    for (const char *c = s; *c; c++) {
-        if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '-' || *c == '_' ||
-              *c == '.')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* "a:5,b" → {"a":5,"b":default}; NULL (printed) when malformed. */
 static json_t *parse_pairs(const char *list, const char *what, long def, long min, long max,
                            const char *const *allowed)
@@ -80,7 +65,7 @@ static json_t *parse_pairs(const char *list, const char *what, long def, long mi
         for (size_t i = 0; allowed && allowed[i]; i++) {
             known |= strcmp(allowed[i], w) == 0;
         }
-        if (!name_ok(w) || !known || v < min || v > max) {
+        if (!wasl_name_ok(w) || !known || v < min || v > max) {
             fprintf(stderr, "waslctl agent: bad %s \"%s\" (%ld..%ld)\n", what, w, min, max);
             json_decref(obj);
             free(copy);
@@ -183,7 +168,7 @@ static int agent_doc(const agent_opts_t *o, agent_doc_t *d)
 static int agent_add(int argc, char **argv)
 {
     agent_opts_t o = {0};
-    if (argc < 3 || !name_ok(argv[2]) || read_opts(argc, argv, &o) < 0) {
+    if (argc < 3 || !wasl_agent_id_ok(argv[2]) || read_opts(argc, argv, &o) < 0) {
         return usage();
     }
     agent_doc_t d = {0};

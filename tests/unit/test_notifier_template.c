@@ -113,7 +113,7 @@ static void test_due_time_is_shown_in_riyadh_time(void **state)
     char *ar = tmpl_render(t, "ar", "sms", "sla_alert", p, NULL, err, sizeof err);
     assert_non_null(ar);
     assert_non_null(strstr(ar, TMPL_FSI "2026-11-29 10:30" TMPL_PDI));
-    assert_non_null(strstr(ar, TMPL_FSI "عاجل" TMPL_PDI));
+    assert_non_null(strstr(ar, TMPL_FSI "عاجلة" TMPL_PDI));
     free(ar);
     json_object_set_new(p, "due", json_string("2026-11-29T23:15:00.5+03:00"));
     char *en = tmpl_render(t, "en", "sms", "sla_alert", p, NULL, err, sizeof err);
