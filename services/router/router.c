@@ -265,6 +265,21 @@ int router_run(router_t *self)
     return 0;
 }
 
+bool router_checked(PGresult **res, int ncols, const char *what)
+{
+    if (!*res) {
+        return false;
+    }
+    if (PQnfields(*res) != ncols) {
+        wasl_error("router: a result has the wrong shape", "{s:s, s:i, s:i}", "statement", what,
+                   "columns", PQnfields(*res), "expected", ncols);
+        PQclear(*res);
+        *res = NULL;
+        return false;
+    }
+    return true;
+}
+
 bool router_ready(void *arg, char *why, size_t cap)
 {
     router_t *self = arg;

@@ -15,17 +15,15 @@
 #include <stdint.h>
 #include <time.h>
 
-#define OWNER_MAX        128
-#define ENTITY_KINDS_MAX 8
-#define AGENTS_MAX       5000
-#define LIST_SEP         ","
+#define OWNER_MAX  128
+#define AGENTS_MAX 5000
+#define LIST_SEP   ","
 
 /* Auto-answer: how long one lookup may take, how many more tries, how long to stop asking
- * after caselookup failed to answer, and the longest answer sent. */
+ * after caselookup failed to answer. */
 #define AUTO_ANSWER_TIMEOUT_MS 700
 #define AUTO_ANSWER_RETRIES    1
 #define AUTO_ANSWER_BACKOFF_MS 10000
-#define AUTO_ANSWER_MAX        1024
 
 struct router {
     const router_config_t *cfg;
@@ -55,6 +53,11 @@ static inline int64_t now_ms(void)
  * counted; the row stands and the notifier's sweep sends it. */
 void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, const char *kind,
                                  const char *channel);
+
+/* Whether *res (a statement's result, or NULL when it failed) has the `ncols` columns its
+ * reader expects, read by the enum next to its SQL. A result of another shape (the SQL and
+ * its enum disagree) is logged with `what`, cleared and set to NULL: never read by number. */
+bool router_checked(PGresult **res, int ncols, const char *what);
 
 /* Queue depth, oldest waiting age, SLA attainment and offer outcomes, as gauges (timers.c). */
 void router_refresh_stats(router_t *self);

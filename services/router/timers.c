@@ -27,6 +27,8 @@ static const char *const expire_presence_sql =
     "    agent_id, 'reason', 'agent offline') FROM wd"
     ")"
     "SELECT count(*) FROM gone";
+/* The one column of expire_presence_sql, staffing_sql and overflow_sql: rows changed. */
+enum { COUNT_N, COUNT_COLS };
 
 /* The overflow timer: since when has no eligible agent been present (available or busy with a
  * live heartbeat) for the ticket's queue, skills and language. */
@@ -100,6 +102,8 @@ static const char *const escalate_sql =
     ")"
     "SELECT id, ticket_id, (SELECT count(*) FROM c) FROM al"
     " UNION ALL SELECT 0, 0, (SELECT count(*) FROM c) WHERE NOT EXISTS (SELECT 1 FROM al)";
+/* One row per alert written (or one 0, 0 row without any), each with the count escalated. */
+enum { ESCALATE_NOTE_ID, ESCALATE_TICKET_ID, ESCALATE_COUNT, ESCALATE_COLS };
 
 static const char *const queue_stats_sql =
     "SELECT queue, count(*) FILTER (WHERE status = 'routed'),"
@@ -112,10 +116,12 @@ static const char *const queue_stats_sql =
     "    AND first_response_at <= first_response_due)"
     " FROM tickets WHERE queue IS NOT NULL AND (status IN ('routed', 'assigned')"
     "   OR updated_at > wasl_now() - interval '24 hours') GROUP BY queue";
+enum { QSTATS_QUEUE, QSTATS_DEPTH, QSTATS_OLDEST_S, QSTATS_DUE, QSTATS_MET, QSTATS_COLS };
 
 static const char *const offer_stats_sql =
     "SELECT state, count(*) FROM offers WHERE coalesce(answered_at, offered_at)"
     " > wasl_now() - interval '24 hours' GROUP BY state";
+enum { OSTATS_STATE, OSTATS_COUNT, OSTATS_COLS };
 
 /* ---- timers: presence, overflow, escalation ------------------------------------------------- */
 
@@ -141,9 +147,11 @@ static int count_of(router_t *self, const char *sql, int nparams, const char *co
     PGresult *res = wasl_pg_query(self->pg, sql, nparams, params);
     if (!res) {
         wasl_warn("router: timer statement failed", "{s:s}", "error", wasl_pg_error(self->pg));
+    }
+    if (!router_checked(&res, COUNT_COLS, "timer count")) {
         return -1;
     }
-    int n = PQntuples(res) ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    int n = PQntuples(res) ? atoi(PQgetvalue(res, 0, COUNT_N)) : 0;
     PQclear(res);
     return n;
 }
@@ -168,14 +176,17 @@ int router_timers(router_t *self)
     free(sskills);
     if (!res) {
         wasl_warn("router: escalation failed", "{s:s}", "error", wasl_pg_error(self->pg));
+    }
+    if (!router_checked(&res, ESCALATE_COLS, "escalate")) {
         return -1;
     }
-    int escalated = PQntuples(res) ? atoi(PQgetvalue(res, 0, 2)) : 0;
+    int escalated = PQntuples(res) ? atoi(PQgetvalue(res, 0, ESCALATE_COUNT)) : 0;
     for (int r = 0; r < PQntuples(res); r++) {
-        int64_t id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        int64_t id = strtoll(PQgetvalue(res, r, ESCALATE_NOTE_ID), NULL, 10);
         if (id > 0) {
-            router_publish_notification(self, id, strtoll(PQgetvalue(res, r, 1), NULL, 10), "alert",
-                                        "email");
+            router_publish_notification(self, id,
+                                        strtoll(PQgetvalue(res, r, ESCALATE_TICKET_ID), NULL, 10),
+                                        "alert", "email");
         }
     }
     PQclear(res);
@@ -201,16 +212,18 @@ int router_timers(router_t *self)
 void router_refresh_stats(router_t *self)
 {
     PGresult *res = wasl_pg_query(self->pg, queue_stats_sql, 0, NULL);
+    router_checked(&res, QSTATS_COLS, "queue stats");
     char labels[128];
     for (int r = 0; res && r < PQntuples(res); r++) {
-        snprintf(labels, sizeof labels, "queue=\"%s\"", PQgetvalue(res, r, 0));
+        snprintf(labels, sizeof labels, "queue=\"%s\"", PQgetvalue(res, r, QSTATS_QUEUE));
         wasl_gauge_set(
             wasl_gauge("wasl_router_queue_depth", "Tickets waiting for an agent", labels),
-            atof(PQgetvalue(res, r, 1)));
+            atof(PQgetvalue(res, r, QSTATS_DEPTH)));
         wasl_gauge_set(wasl_gauge("wasl_router_oldest_waiting_seconds",
                                   "Age of the oldest waiting ticket (its original place)", labels),
-                       atof(PQgetvalue(res, r, 2)));
-        double due = atof(PQgetvalue(res, r, 3)), met = atof(PQgetvalue(res, r, 4));
+                       atof(PQgetvalue(res, r, QSTATS_OLDEST_S)));
+        double due = atof(PQgetvalue(res, r, QSTATS_DUE));
+        double met = atof(PQgetvalue(res, r, QSTATS_MET));
         if (due > 0) {
             wasl_gauge_set(wasl_gauge("wasl_router_sla_first_response_attainment",
                                       "Share of first responses within SLA (last 24 h)", labels),
@@ -219,13 +232,14 @@ void router_refresh_stats(router_t *self)
     }
     PQclear(res);
     res = wasl_pg_query(self->pg, offer_stats_sql, 0, NULL);
+    router_checked(&res, OSTATS_COLS, "offer stats");
     for (int r = 0; res && r < PQntuples(res); r++) {
-        snprintf(labels, sizeof labels, "state=\"%s\"", PQgetvalue(res, r, 0));
+        snprintf(labels, sizeof labels, "state=\"%s\"", PQgetvalue(res, r, OSTATS_STATE));
         wasl_gauge_set(wasl_gauge("wasl_router_offers_24h",
                                   "Offers by outcome over the last 24 h (accepted, rejected, "
                                   "expired, withdrawn, offered)",
                                   labels),
-                       atof(PQgetvalue(res, r, 1)));
+                       atof(PQgetvalue(res, r, OSTATS_COUNT)));
     }
     PQclear(res);
 }
