@@ -85,7 +85,7 @@ char *offer_servable(const select_agent_t *agents, size_t n)
             }
         }
     }
-    size_t qlen = 2, idx;
+    size_t qlen = 3, idx; /* "{}" and the NUL */
     json_t *q;
     json_array_foreach(queues, idx, q)
     {

@@ -90,6 +90,10 @@ static void test_servable_pairs(void **state)
     /* a1 is full on web; each pair once; the absent a3 adds nothing */
     assert_string_equal(lit, "{\"general/sms\",\"cases/sms\"}");
     free(lit);
+    /* nobody with room: an empty array, not "{" (PostgreSQL refused that, failing the round) */
+    lit = offer_servable(agents, 0);
+    assert_string_equal(lit, "{}");
+    free(lit);
 }
 
 static void test_skills_language_and_absence(void **state)
