@@ -119,6 +119,11 @@ router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
     self->dispatch_seconds =
         wasl_histogram("wasl_router_dispatch_seconds", "Time of one dispatch round (offers)", NULL,
                        wasl_latency_buckets_s, wasl_latency_buckets_n);
+    /* Its count says a round ran: tests wait for one before asserting that nothing happened. */
+    self->timers_seconds =
+        wasl_histogram("wasl_router_timers_seconds",
+                       "Time of one timers round (presence, staffing, escalation, overflow)", NULL,
+                       wasl_latency_buckets_s, wasl_latency_buckets_n);
     return self;
 error:
     free(conninfo);

@@ -39,7 +39,7 @@ struct router {
     wasl_counter_t *auto_answered, *auto_declined;
     wasl_counter_t *bad_messages, *lost, *failed, *routed, *offered, *expired, *escalated,
         *overflowed, *presence_expired, *notify_sent, *notify_failed;
-    wasl_histogram_t *batch_seconds, *dispatch_seconds;
+    wasl_histogram_t *batch_seconds, *dispatch_seconds, *timers_seconds;
 };
 
 static inline int64_t now_ms(void)

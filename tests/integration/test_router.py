@@ -143,6 +143,21 @@ def routed(it, tid):
     return t if t["status"] != "classified" else None
 
 
+DISPATCH_ROUNDS = "wasl_router_dispatch_seconds_count"
+TIMER_ROUNDS = "wasl_router_timers_seconds_count"
+
+
+def after_rounds(routers, metric=DISPATCH_ROUNDS):
+    """Returns once every router in `routers` has completed two more rounds (dispatch, or timers
+    with TIMER_ROUNDS) than when called: the first may have begun before the caller's change,
+    the second began after it. An absence asserted then is the router's decision, not a round
+    that has not run yet (a round that fails is not counted, so a failing router times out)."""
+    routers = routers if isinstance(routers, list) else [routers]
+    start = [r.metrics().get(metric, 0) for r in routers]
+    wait_for(lambda: all(r.metrics().get(metric, 0) >= n + 2 for r, n in zip(routers, start)),
+             WAIT_S, what=f"two more rounds ({metric})")
+
+
 def test_decision_persisted_with_explanation_and_ack(desk, daemon, tmp_path):
     router = start_router(daemon, desk, rules_file(tmp_path))
     tid, ref = add_ticket(desk, priority="urgent", entities={"case_number": ["4512345678"]})
@@ -181,12 +196,13 @@ def test_offers_skills_capacity_accept_resolve(desk, daemon, tmp_path):
     add_agent(desk, "nora", {"case-status": 5}, capacity={"web": 1})
     add_agent(desk, "sami", {"complaints": 5}, capacity={"web": 2})
     add_agent(desk, "offline-omar", {"case-status": 9}, available=False)
-    start_router(daemon, desk, rules_file(tmp_path))
+    router = start_router(daemon, desk, rules_file(tmp_path))
     t1, ref1 = add_ticket(desk, received_ago_s=30)
     t2, ref2 = add_ticket(desk, received_ago_s=10)
     o1 = wait_for(lambda: live_offer(desk, t1), WAIT_S, what="offer of the older ticket")
     assert o1["agent_id"] == "nora"  # skills: only nora serves case-status; omar is offline
-    time.sleep(0.5)
+    wait_for(lambda: routed(desk, t2), WAIT_S, what="second ticket routed")
+    after_rounds(router)
     assert live_offer(desk, t2) is None  # nora's web capacity is 1 (the offer counts)
     ev = [e for e in desk.events(t1) if e["kind"] == "offered"][0]["data"]
     why = {c["agent"]: c.get("excluded") for c in ev["candidates"]}
@@ -222,7 +238,7 @@ def test_offers_skills_capacity_accept_resolve(desk, daemon, tmp_path):
     # Wrap-up: nora gets no offer until it ends (30 s by default).
     nora = desk.rows("SELECT * FROM agents WHERE id = 'nora'")[0]
     assert nora["wrapup_until"] is not None
-    time.sleep(0.5)
+    after_rounds(router)
     assert live_offer(desk, t2) is None
     desk.scalar("UPDATE agents SET wrapup_until = now(), idle_since = now() WHERE id = 'nora'"
                 " RETURNING id")
@@ -242,7 +258,7 @@ def test_offer_timeout_goes_to_next_agent_and_presence_expiry(desk, daemon, tmp_
     add_agent(desk, "aisha", {"case-status": 5})
     time.sleep(0.05)
     add_agent(desk, "badr", {"case-status": 5})  # idle for less time than aisha
-    start_router(daemon, desk, rules_file(tmp_path, offer_timeout="1s"))
+    router = start_router(daemon, desk, rules_file(tmp_path, offer_timeout="1s"))
     tid, _ = add_ticket(desk)
     first = wait_for(lambda: live_offer(desk, tid), WAIT_S, what="first offer")
     assert first["agent_id"] == "aisha"  # longest idle among equals
@@ -257,7 +273,7 @@ def test_offer_timeout_goes_to_next_agent_and_presence_expiry(desk, daemon, tmp_
     r = desk.post(f"/v1/offers/{second['id']}/reject", {"agent": "badr", "reason": "busy"},
                   client=DESK)
     assert r.status == 200, r.raw
-    time.sleep(0.5)
+    after_rounds(router)
     assert live_offer(desk, tid) is None
     ref = desk.scalar("SELECT ref FROM tickets WHERE id = %s", (tid,))
     out = desk.waslctl("route", "explain", ref)
@@ -274,7 +290,7 @@ def test_offer_timeout_goes_to_next_agent_and_presence_expiry(desk, daemon, tmp_
     wait_for(lambda: desk.scalar("SELECT presence FROM agents WHERE id = 'camel'") == "offline",
              WAIT_S, what="camel offline")
     assert desk.scalar("SELECT state FROM offers WHERE id = %s", (third["id"],)) == "withdrawn"
-    time.sleep(0.5)
+    after_rounds(router)
     assert live_offer(desk, tid) is None  # never offered to an offline agent
 
 
@@ -283,10 +299,9 @@ def test_two_routers_never_offer_one_ticket_twice(desk, daemon, tmp_path):
     for i in range(8):
         add_agent(desk, f"agent{i}", {"case-status": 1 + i % 3}, capacity={"web": 2})
     tids = [add_ticket(desk, received_ago_s=i)[0] for i in range(40)]
-    start_router(daemon, desk, rules)
-    start_router(daemon, desk, rules)
+    routers = [start_router(daemon, desk, rules), start_router(daemon, desk, rules)]
     wait_for(lambda: desk.count("offers") >= 16, WAIT_S, what="16 offers")
-    time.sleep(1.0)
+    after_rounds(routers)
     assert desk.count("offers") == 16  # 8 agents × capacity 2, each ticket once
     assert desk.scalar("SELECT count(DISTINCT ticket_id) FROM offers") == 16
     assert desk.scalar("SELECT max(n) FROM (SELECT count(*) n FROM offers"
@@ -302,11 +317,11 @@ def test_escalation_on_injected_clock_survives_restart(desk, daemon, tmp_path):
     router = start_router(daemon, desk, rules)
     tid, ref = add_ticket(desk, priority="high", phone=None, email="x@example.org")
     wait_for(lambda: routed(desk, tid), WAIT_S, what="ticket routed")
-    time.sleep(0.5)
+    after_rounds(router, TIMER_ROUNDS)
     assert desk.ticket(ref)["escalated_at"] is None
     router.stop()
     # Restarted 5 hours later (first response due after 4 h): the timer is in PostgreSQL.
-    start_router(daemon, desk, rules, WASL_ROUTER_CLOCK_OFFSET_S=5 * 3600)
+    later = start_router(daemon, desk, rules, WASL_ROUTER_CLOCK_OFFSET_S=5 * 3600)
     t = wait_for(lambda: desk.ticket(ref)["escalated_at"] and desk.ticket(ref), WAIT_S,
                  what="escalation")
     assert t["queue"] == "supervisors" and t["priority"] == "urgent" and t["prio_rank"] == 0
@@ -319,7 +334,7 @@ def test_escalation_on_injected_clock_survives_restart(desk, daemon, tmp_path):
     assert alert[0]["template"] == "sla_alert"
     assert alert[0]["dedupe_key"] == f"ticket:{tid}:sla:case-status"
     assert set(alert[0]["params"]) == {"ref", "queue", "priority", "due"}
-    time.sleep(0.5)
+    after_rounds(later, TIMER_ROUNDS)
     assert desk.count("notifications", "kind = 'alert'") == 1  # once
 
 
@@ -548,11 +563,26 @@ def test_agent_api_refuses_bad_input(desk):
 
 def test_blocked_head_of_line_does_not_starve_the_rest(desk, daemon, tmp_path):
     add_agent(desk, "lina", {"case-status": 5}, capacity={"web": 1, "phone": 0})
-    start_router(daemon, desk, rules_file(tmp_path), WASL_ROUTER_DISPATCH_MAX=1)
+    router = start_router(daemon, desk, rules_file(tmp_path), WASL_ROUTER_DISPATCH_MAX=1)
     call, _ = add_ticket(desk, channel="phone", priority="urgent", received_ago_s=100)
     web, _ = add_ticket(desk, channel="web", priority="low", received_ago_s=1)
     assert wait_for(lambda: live_offer(desk, web), WAIT_S)["agent_id"] == "lina"
+    after_rounds(router)
     assert live_offer(desk, call) is None
+
+
+def test_agents_all_at_capacity_is_a_quiet_round(desk, daemon, tmp_path):
+    """Every available agent full on every channel: nobody can take anything, and the round
+    says so without failing (an empty list of what can be taken was once sent as "{", which
+    PostgreSQL refuses: every round failed and the router reported itself not ready)."""
+    add_agent(desk, "hala", {"case-status": 3},
+              capacity={c: 0 for c in ("web", "api", "email", "sms", "phone")})
+    router = start_router(daemon, desk, rules_file(tmp_path))
+    tid, _ = add_ticket(desk)
+    wait_for(lambda: routed(desk, tid), WAIT_S, what="ticket routed")
+    after_rounds(router)
+    assert live_offer(desk, tid) is None
+    assert router.get("/readyz")[0] == 200
 
 
 def test_resolution_breach_escalates_an_assigned_ticket(desk, daemon, tmp_path):
