@@ -272,17 +272,12 @@ int router_run(router_t *self)
 
 bool router_checked(PGresult **res, int ncols, const char *what)
 {
-    if (!*res) {
-        return false;
+    if (wasl_pg_arity(*res, ncols, what)) {
+        return true;
     }
-    if (PQnfields(*res) != ncols) {
-        wasl_error("router: a result has the wrong shape", "{s:s, s:i, s:i}", "statement", what,
-                   "columns", PQnfields(*res), "expected", ncols);
-        PQclear(*res);
-        *res = NULL;
-        return false;
-    }
-    return true;
+    PQclear(*res);
+    *res = NULL;
+    return false;
 }
 
 bool router_ready(void *arg, char *why, size_t cap)

@@ -54,9 +54,10 @@ static inline int64_t now_ms(void)
 void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, const char *kind,
                                  const char *channel);
 
-/* Whether *res (a statement's result, or NULL when it failed) has the `ncols` columns its
- * reader expects, read by the enum next to its SQL. A result of another shape (the SQL and
- * its enum disagree) is logged with `what`, cleared and set to NULL: never read by number. */
+/* wasl_pg_arity() for a result the router then drops: whether *res (a statement's result, or
+ * NULL when it failed) has the `ncols` columns its reader expects, read by the enum next to
+ * its SQL. A result of another shape (the SQL and its enum disagree) is logged with `what`,
+ * cleared and set to NULL, so it is never read by number. */
 bool router_checked(PGresult **res, int ncols, const char *what);
 
 /* Queue depth, oldest waiting age, SLA attainment and offer outcomes, as gauges (timers.c). */
