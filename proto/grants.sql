@@ -74,8 +74,8 @@ GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score 
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
-    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue
-    TO wasl_intake;
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
+    wasl_notifications_enqueue TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -94,13 +94,16 @@ GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place
 -- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
 GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw,
-    wasl_work_complete, wasl_work_enqueue TO wasl_router;
+    wasl_work_complete, wasl_work_enqueue, wasl_notifications_enqueue TO wasl_router;
 
 -- ---- wasl_notifier: the outbox --------------------------------------------------------------
 GRANT SELECT, UPDATE ON notifications TO wasl_notifier;
 GRANT SELECT ON tickets, opt_outs TO wasl_notifier;
 GRANT SELECT, INSERT ON messages TO wasl_notifier; -- the outbound copy with its Message-ID
 GRANT INSERT ON ticket_events TO wasl_notifier;
+GRANT EXECUTE ON FUNCTION wasl_notifications_claim, wasl_notifications_sent,
+    wasl_notifications_fail, wasl_notifications_defer, wasl_notifications_suppress,
+    wasl_notifications_release TO wasl_notifier;
 
 -- ---- wasl_caselookup: reads the case replica, appends to its audit --------------------------
 GRANT SELECT ON courts, circuits, cases, case_parties, case_hearings, case_updates
@@ -114,8 +117,8 @@ GRANT SELECT, UPDATE ON offers TO wasl_ctl;                -- removing an agent 
 GRANT SELECT, INSERT ON agent_events, ticket_events TO wasl_ctl;
 GRANT SELECT ON tickets, csat, call_events TO wasl_ctl;
 GRANT SELECT, UPDATE ON notifications TO wasl_ctl;         -- `notify redrive`
-GRANT EXECUTE ON FUNCTION wasl_agents_save, wasl_agents_remove, wasl_offers_withdraw
-    TO wasl_ctl;
+GRANT EXECUTE ON FUNCTION wasl_agents_save, wasl_agents_remove, wasl_offers_withdraw,
+    wasl_notifications_redrive TO wasl_ctl;
 
 -- ---- wasl_desk: the agent desk to come takes over intake's agent API, and no more -----------
 GRANT SELECT, UPDATE ON tickets, offers TO wasl_desk;
@@ -124,5 +127,5 @@ GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notificatio
     TO wasl_desk;
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
-    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue
-    TO wasl_desk;
+    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
+    wasl_notifications_enqueue TO wasl_desk;

@@ -22,33 +22,10 @@
 #define REDIS_TIMEOUT_MS 200
 #define CHANNELS         2
 
-/* Due rows among $4 (or any when $4 is NULL): pending and due, or sending with a lease that
- * expired (the notifier that held it died between lease and mark). Without $4, two index walks
- * that each stop at $3 rows (expired leases first): one condition with OR between the two
- * states made PostgreSQL sort every due row to keep the first few, slower the bigger the
- * backlog. */
+/* The outbox's state changes are proto/functions/notifications.sql's (claim, sent, fail,
+ * defer, suppress, release), each fenced on this notifier's owner name. */
 static const char *const claim_sql =
-    "WITH expired AS ("
-    "  SELECT id FROM notifications WHERE $4::bigint[] IS NULL"
-    "    AND state = 'sending' AND lease_until < now()"
-    "  ORDER BY lease_until LIMIT $3::int FOR UPDATE SKIP LOCKED"
-    "), due AS ("
-    "  SELECT id FROM notifications WHERE $4::bigint[] IS NULL"
-    "    AND state = 'pending' AND next_attempt_at <= now()"
-    "  ORDER BY next_attempt_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED"
-    "), nudged AS ("
-    "  SELECT id FROM notifications WHERE id = ANY($4::bigint[])"
-    "    AND ((state = 'pending' AND next_attempt_at <= now())"
-    "         OR (state = 'sending' AND lease_until < now()))"
-    "  ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED"
-    "), c AS ("
-    "  SELECT id FROM expired UNION ALL SELECT id FROM due UNION ALL SELECT id FROM nudged"
-    "  LIMIT $3::int"
-    ")"
-    "UPDATE notifications n SET state = 'sending', owner = $1,"
-    "  lease_until = now() + make_interval(secs => $2::int), attempts = n.attempts + 1,"
-    "  updated_at = now()"
-    " FROM c WHERE n.id = c.id RETURNING n.id";
+    "SELECT id FROM wasl_notifications_claim($1, $2::int, $3::int, $4::bigint[]) AS id";
 
 static const char *const fetch_sql =
     "SELECT n.id, coalesce(n.ticket_id, 0), n.kind, n.channel, n.recipient, n.lang, n.template,"
@@ -64,49 +41,42 @@ static const char *const fetch_sql =
     "  n.msgid_token"
     " FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id"
     " WHERE n.id = ANY($1::bigint[]) AND n.owner = $2 AND n.state = 'sending' ORDER BY n.id";
+/* fetch_sql's columns, read into a row_t (checked with wasl_pg_arity). */
+enum {
+    F_ID,
+    F_TICKET_ID,
+    F_KIND,
+    F_CHANNEL,
+    F_RECIPIENT,
+    F_LANG,
+    F_TEMPLATE,
+    F_PARAMS,
+    F_ATTEMPTS,
+    F_MAX_ATTEMPTS,
+    F_URGENT,
+    F_REF,
+    F_AUTO_SUBMITTED,
+    F_OPTED_OUT,
+    F_IN_REPLY_TO,
+    F_REFERENCES,
+    F_MSGID_TOKEN,
+    F_NCOLS
+};
 
-/* Fenced on the owner (not on the lease's expiry: once the provider took the message, recording
- * that is right even late; a row another notifier re-claimed has another owner). An email also
- * becomes the ticket's outbound message, so that a reply threads back by its Message-ID. */
 static const char *const sent_sql =
-    "WITH s AS ("
-    "  UPDATE notifications SET state = 'sent', provider_id = $3, provider_status = $4,"
-    "    segments = $5::int, message_id = $6, sent_at = now(), updated_at = now(),"
-    "    lease_until = NULL, last_error = NULL"
-    "  WHERE id = $1 AND owner = $2 AND state = 'sending' RETURNING id, ticket_id, template"
-    "), m AS ("
-    "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,"
-    "    message_id)"
-    "  SELECT s.ticket_id, 'out', 'email', $6, $7, $8, $9, $6 FROM s"
-    "  WHERE $6::text IS NOT NULL AND s.ticket_id IS NOT NULL AND $10::bool"
-    "  ON CONFLICT DO NOTHING"
-    "), e AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT s.ticket_id, 'notification.sent', 'notifier', jsonb_build_object("
-    "    'notification_id', s.id, 'template', s.template, 'channel', $11::text,"
-    "    'provider_id', $3::text, 'segments', $5::int)"
-    "  FROM s WHERE s.ticket_id IS NOT NULL"
-    ")"
-    "SELECT id FROM s";
+    "SELECT id FROM wasl_notifications_sent($1::bigint, $2, $3, $4, $5::int, $6, $7, $8, $9,"
+    "                                       $10::bool, $11) AS id";
 
 static const char *const fail_sql =
-    "UPDATE notifications SET"
-    "  state = CASE WHEN $5::bool OR attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
-    "  next_attempt_at = now() + make_interval(secs => $4::double precision / 1000),"
-    "  last_error = $3, lease_until = NULL, updated_at = now()"
-    " WHERE id = $1 AND owner = $2 AND state = 'sending' RETURNING state";
+    "SELECT state FROM wasl_notifications_fail($1::bigint, $2, $3, $4::double precision,"
+    "                                          $5::bool) AS state";
 
 /* Not an attempt: the row waits (quiet hours, rate limit) without using one up. */
 static const char *const defer_sql =
-    "UPDATE notifications SET state = 'pending', attempts = greatest(attempts - 1, 0),"
-    "  next_attempt_at = now() + make_interval(secs => $3::int), last_error = $4,"
-    "  lease_until = NULL, updated_at = now()"
-    " WHERE id = $1 AND owner = $2 AND state = 'sending'";
+    "SELECT id FROM wasl_notifications_defer($1::bigint, $2, $3::int, $4) AS id";
 
 static const char *const suppress_sql =
-    "UPDATE notifications SET state = 'suppressed', last_error = $3, lease_until = NULL,"
-    "  updated_at = now()"
-    " WHERE id = $1 AND owner = $2 AND state = 'sending'";
+    "SELECT id FROM wasl_notifications_suppress($1::bigint, $2, $3) AS id";
 
 typedef struct {
     wasl_counter_t *sent, *failed, *retried, *dead;
@@ -330,6 +300,10 @@ static void fail(notifier_t *self, const row_t *r, const char *error, bool perma
         atomic_store(&self->db_ok, false);
         return;
     }
+    if (!wasl_pg_arity(res, 1, "wasl_notifications_fail")) {
+        PQclear(res);
+        return;
+    }
     bool dead = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0;
     if (PQntuples(res) == 0) {
         wasl_counter_inc(self->lease_lost);
@@ -348,6 +322,94 @@ static void fail(notifier_t *self, const row_t *r, const char *error, bool perma
 static time_t clock_now(const notifier_t *self)
 {
     return self->cfg->clock_s > 0 ? (time_t)self->cfg->clock_s : time(NULL);
+}
+
+/* Whether an SMS must wait for the end of quiet hours or a send for the recipient's rate
+ * limit: then the row is deferred (not an attempt) and true returned. */
+static bool held_back(notifier_t *self, const row_t *r, bool sms, bool alert)
+{
+    if (sms && !r->urgent) {
+        long wait = governor_quiet_wait_s(clock_now(self), (int)self->cfg->quiet_start_h,
+                                          (int)self->cfg->quiet_end_h);
+        if (wait > 0) {
+            defer(self, r, wait, "quiet_hours");
+            return true;
+        }
+    }
+    if (!alert) {
+        bool redis_down = false;
+        long wait =
+            governor_take(self->governor, r->channel, r->recipient, r->ticket_id, &redis_down);
+        if (redis_down) {
+            wasl_counter_inc(self->redis_down);
+        }
+        if (wait > 0) {
+            defer(self, r, wait, "rate_limit");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Hands the rendered message to the provider and records the outcome (sent, or failed). */
+static void deliver(notifier_t *self, const row_t *r, const char *text, const char *subject,
+                    bool sms, bool alert)
+{
+    channel_metrics_t *m = &self->ch[channel_index(r->channel)];
+    send_result_t res;
+    int segments = 0;
+    char mid[PROVIDER_ID_MAX] = "";
+    if (sms) {
+        bool ucs2 = false;
+        segments = tmpl_sms_segments(text, &ucs2);
+        provider_send_sms(self->provider, r->id, r->recipient, text, ucs2, segments, &res);
+    } else {
+        mail_msg_t msg = {.id = r->id,
+                          .msgid_token = r->msgid_token,
+                          .to = r->recipient,
+                          .lang = r->lang,
+                          .subject = subject,
+                          .text = text,
+                          .references = r->references};
+        char irt[PROVIDER_ID_MAX + 2] = "";
+        if (r->in_reply_to) {
+            snprintf(irt, sizeof irt, "<%s>", r->in_reply_to);
+            msg.in_reply_to = irt;
+        }
+        provider_send_mail(self->provider, &msg, &res);
+        provider_message_id(self->provider, r->id, r->msgid_token, mid, sizeof mid);
+        memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
+        mid[strlen(mid) - 1] = '\0';
+    }
+    wasl_histogram_observe(m->latency, res.latency_s);
+    if (res.status != SEND_OK) {
+        fail(self, r, res.error, res.status == SEND_PERMANENT);
+        return;
+    }
+    char id[24], seg[16];
+    snprintf(id, sizeof id, "%lld", (long long)r->id);
+    snprintf(seg, sizeof seg, "%d", segments);
+    bool record = !sms && !alert;
+    const char *p[] = {id,
+                       self->owner,
+                       res.provider_id,
+                       res.provider_status,
+                       sms ? seg : NULL,
+                       sms ? NULL : mid,
+                       self->cfg->mail.from,
+                       text,
+                       subject,
+                       record ? "true" : "false",
+                       r->channel};
+    int changed = fenced(self, sent_sql, 11, p);
+    wasl_counter_inc(m->sent);
+    if (sms) {
+        wasl_counter_add(self->segments, (uint64_t)segments);
+    }
+    wasl_info("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f, s:b}", "notification",
+              (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
+              res.provider_id, "segments", segments, "latency_s", res.latency_s, "recorded",
+              changed > 0);
 }
 
 /* Renders, governs and sends one claimed row, then records the outcome. */
@@ -386,82 +448,9 @@ static void send_row(notifier_t *self, const row_t *r)
         return;
     }
     bool sms = strcmp(r->channel, "sms") == 0;
-    if (sms && !r->urgent) {
-        long wait = governor_quiet_wait_s(clock_now(self), (int)self->cfg->quiet_start_h,
-                                          (int)self->cfg->quiet_end_h);
-        if (wait > 0) {
-            defer(self, r, wait, "quiet_hours");
-            goto done;
-        }
+    if (!held_back(self, r, sms, alert)) {
+        deliver(self, r, text, subject, sms, alert);
     }
-    if (!alert) {
-        bool redis_down = false;
-        long wait =
-            governor_take(self->governor, r->channel, r->recipient, r->ticket_id, &redis_down);
-        if (redis_down) {
-            wasl_counter_inc(self->redis_down);
-        }
-        if (wait > 0) {
-            defer(self, r, wait, "rate_limit");
-            goto done;
-        }
-    }
-    channel_metrics_t *m = &self->ch[channel_index(r->channel)];
-    send_result_t res;
-    int segments = 0;
-    char mid[PROVIDER_ID_MAX] = "";
-    if (sms) {
-        bool ucs2 = false;
-        segments = tmpl_sms_segments(text, &ucs2);
-        provider_send_sms(self->provider, r->id, r->recipient, text, ucs2, segments, &res);
-    } else {
-        mail_msg_t msg = {.id = r->id,
-                          .msgid_token = r->msgid_token,
-                          .to = r->recipient,
-                          .lang = r->lang,
-                          .subject = subject,
-                          .text = text,
-                          .references = r->references};
-        char irt[PROVIDER_ID_MAX + 2] = "";
-        if (r->in_reply_to) {
-            snprintf(irt, sizeof irt, "<%s>", r->in_reply_to);
-            msg.in_reply_to = irt;
-        }
-        provider_send_mail(self->provider, &msg, &res);
-        provider_message_id(self->provider, r->id, r->msgid_token, mid, sizeof mid);
-        memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
-        mid[strlen(mid) - 1] = '\0';
-    }
-    wasl_histogram_observe(m->latency, res.latency_s);
-    if (res.status != SEND_OK) {
-        fail(self, r, res.error, res.status == SEND_PERMANENT);
-        goto done;
-    }
-    char id[24], seg[16];
-    snprintf(id, sizeof id, "%lld", (long long)r->id);
-    snprintf(seg, sizeof seg, "%d", segments);
-    bool record = !sms && !alert;
-    const char *p[] = {id,
-                       self->owner,
-                       res.provider_id,
-                       res.provider_status,
-                       sms ? seg : NULL,
-                       sms ? NULL : mid,
-                       self->cfg->mail.from,
-                       text,
-                       subject,
-                       record ? "true" : "false",
-                       r->channel};
-    int changed = fenced(self, sent_sql, 11, p);
-    wasl_counter_inc(m->sent);
-    if (sms) {
-        wasl_counter_add(self->segments, (uint64_t)segments);
-    }
-    wasl_info("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f, s:b}", "notification",
-              (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
-              res.provider_id, "segments", segments, "latency_s", res.latency_s, "recorded",
-              changed > 0);
-done:
     free(text);
     free(subject);
 }
@@ -483,12 +472,8 @@ static void release_rest(notifier_t *self, PGresult *res, int first)
     const char *p[] = {arr, self->owner};
     PGresult *out =
         arr ? wasl_pg_query(self->pg,
-                            "UPDATE notifications SET state = 'pending',"
-                            "  attempts = greatest(attempts - 1, 0), lease_until = NULL,"
-                            "  updated_at = now()"
-                            " WHERE id = ANY($1::bigint[]) AND owner = $2"
-                            "   AND state = 'sending'",
-                            2, p)
+                            "SELECT id FROM wasl_notifications_release($1::bigint[], $2) AS id", 2,
+                            p)
             : NULL;
     wasl_info("notifier: stopping; unsent rows given back", "{s:i}", "rows", (int)n);
     PQclear(out);
@@ -518,6 +503,10 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
         return -1;
     }
     atomic_store(&self->db_ok, true);
+    if (!wasl_pg_arity(res, 1, "wasl_notifications_claim")) {
+        PQclear(res);
+        return -1;
+    }
     int claimed = PQntuples(res);
     int64_t *got = claimed > 0 ? malloc((size_t)claimed * sizeof *got) : NULL;
     for (int i = 0; got && i < claimed; i++) {
@@ -537,26 +526,30 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
         atomic_store(&self->db_ok, false);
         return -1;
     }
+    if (!wasl_pg_arity(res, F_NCOLS, "notifier fetch")) {
+        PQclear(res);
+        return -1; /* the claimed rows come back when their lease ends */
+    }
     int i = 0;
     for (; i < PQntuples(res) && !wasl_signal_stopping(); i++) {
         row_t r = {
-            .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
-            .ticket_id = strtoll(PQgetvalue(res, i, 1), NULL, 10),
-            .kind = PQgetvalue(res, i, 2),
-            .channel = PQgetvalue(res, i, 3),
-            .recipient = PQgetvalue(res, i, 4),
-            .lang = PQgetvalue(res, i, 5),
-            .template = PQgetvalue(res, i, 6),
-            .params = PQgetvalue(res, i, 7),
-            .attempts = atoi(PQgetvalue(res, i, 8)),
-            .max_attempts = atoi(PQgetvalue(res, i, 9)),
-            .urgent = PQgetvalue(res, i, 10)[0] == 't',
-            .ref = PQgetvalue(res, i, 11),
-            .auto_submitted = PQgetvalue(res, i, 12)[0] == 't',
-            .opted_out = PQgetvalue(res, i, 13)[0] == 't',
-            .in_reply_to = opt_value(res, i, 14),
-            .references = opt_value(res, i, 15),
-            .msgid_token = PQgetvalue(res, i, 16),
+            .id = strtoll(PQgetvalue(res, i, F_ID), NULL, 10),
+            .ticket_id = strtoll(PQgetvalue(res, i, F_TICKET_ID), NULL, 10),
+            .kind = PQgetvalue(res, i, F_KIND),
+            .channel = PQgetvalue(res, i, F_CHANNEL),
+            .recipient = PQgetvalue(res, i, F_RECIPIENT),
+            .lang = PQgetvalue(res, i, F_LANG),
+            .template = PQgetvalue(res, i, F_TEMPLATE),
+            .params = PQgetvalue(res, i, F_PARAMS),
+            .attempts = atoi(PQgetvalue(res, i, F_ATTEMPTS)),
+            .max_attempts = atoi(PQgetvalue(res, i, F_MAX_ATTEMPTS)),
+            .urgent = PQgetvalue(res, i, F_URGENT)[0] == 't',
+            .ref = PQgetvalue(res, i, F_REF),
+            .auto_submitted = PQgetvalue(res, i, F_AUTO_SUBMITTED)[0] == 't',
+            .opted_out = PQgetvalue(res, i, F_OPTED_OUT)[0] == 't',
+            .in_reply_to = opt_value(res, i, F_IN_REPLY_TO),
+            .references = opt_value(res, i, F_REFERENCES),
+            .msgid_token = PQgetvalue(res, i, F_MSGID_TOKEN),
         };
         send_row(self, &r);
     }

@@ -53,6 +53,8 @@ static int dead(int argc, char **argv)
     char lim[24];
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *p[] = {lim};
+    /* Printed in the order selected, one column per heading. */
+    enum { D_ID, D_CHANNEL, D_TEMPLATE, D_TICKET, D_ATTEMPTS, D_SINCE, D_REASON, D_NCOLS };
     PGresult *res = wasl_pg_query(
         pg,
         "SELECT id, channel, template, coalesce(ticket_id::text, '-'), attempts,"
@@ -60,19 +62,20 @@ static int dead(int argc, char **argv)
         " FROM notifications WHERE state = 'dead' ORDER BY updated_at DESC LIMIT $1::int",
         1, p);
     int rc = CTL_FAILED;
-    if (res) {
+    if (wasl_pg_arity(res, D_NCOLS, "waslctl notify dead")) {
         printf("%-10s %-6s %-12s %-10s %-8s %-17s %s\n", "id", "chan", "template", "ticket",
                "attempts", "dead since", "reason");
         for (int r = 0; r < PQntuples(res); r++) {
-            printf("%-10s %-6s %-12s %-10s %-8s %-17s %s\n", PQgetvalue(res, r, 0),
-                   PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
-                   PQgetvalue(res, r, 4), PQgetvalue(res, r, 5), PQgetvalue(res, r, 6));
+            printf("%-10s %-6s %-12s %-10s %-8s %-17s %s\n", PQgetvalue(res, r, D_ID),
+                   PQgetvalue(res, r, D_CHANNEL), PQgetvalue(res, r, D_TEMPLATE),
+                   PQgetvalue(res, r, D_TICKET), PQgetvalue(res, r, D_ATTEMPTS),
+                   PQgetvalue(res, r, D_SINCE), PQgetvalue(res, r, D_REASON));
         }
-        PQclear(res);
         rc = CTL_OK;
     } else {
         fprintf(stderr, "waslctl notify: %s\n", wasl_pg_error(pg));
     }
+    PQclear(res);
     wasl_pg_destroy(&pg);
     return rc;
 }
@@ -81,8 +84,8 @@ static int redrive(int argc, char **argv)
 {
     bool all = false;
     const char *channel = NULL;
-    char ids[IDS_MAX * 21 + 3] = "{";
-    size_t o = 1, n = 0;
+    int64_t ids[IDS_MAX];
+    size_t n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all")) {
             all = true;
@@ -97,26 +100,25 @@ static int redrive(int argc, char **argv)
             if (*end || id <= 0 || n >= IDS_MAX) {
                 return usage();
             }
-            o += (size_t)snprintf(ids + o, sizeof ids - o, "%s%lld", n ? "," : "", id);
-            n++;
+            ids[n++] = id;
         }
     }
     if (all == (n > 0)) {
         return usage(); /* exactly one of IDs and --all */
     }
-    snprintf(ids + o, sizeof ids - o, "}");
+    char *arr = all ? NULL : wasl_pg_bigint_array(ids, n);
+    if (!all && !arr) {
+        return CTL_FAILED;
+    }
     wasl_pg_t *pg = connect_pg();
     if (!pg) {
+        free(arr);
         return CTL_UNAVAIL;
     }
-    const char *p[] = {all ? NULL : ids, channel};
+    const char *p[] = {arr, channel};
     PGresult *res = wasl_pg_query(
-        pg,
-        "UPDATE notifications SET state = 'pending', attempts = 0, next_attempt_at = now(),"
-        "  owner = NULL, lease_until = NULL, updated_at = now()"
-        " WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
-        "   AND ($2::text IS NULL OR channel = $2) RETURNING id",
-        2, p);
+        pg, "SELECT id FROM wasl_notifications_redrive($1::bigint[], $2) AS id", 2, p);
+    free(arr);
     int rc = CTL_FAILED;
     if (res) {
         printf("redriven: %d\n", PQntuples(res));

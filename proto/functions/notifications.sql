@@ -1,0 +1,208 @@
+-- notifications.sql — the state changes of the outbox (notifications).
+--
+-- States: pending → sending (claimed with a lease) → sent | pending (retry, deferred, given
+-- back) | dead | suppressed; dead → pending by an operator's redrive. Every change by the
+-- notifier is fenced on its owner and on the row still being 'sending'. The lease, backoff and
+-- send times are the ledger's own bookkeeping, on now() like the work ledger's (the
+-- notifier's quiet hours have their own test clock). SECURITY INVOKER.
+
+-- wasl_notifications_enqueue — adds notifications unless one with the same dedupe key exists
+-- (so a retried batch or a second resolve notifies nobody twice).
+--   p_rows  jsonb array of {ticket_id, kind, channel, recipient, lang, template, params,
+--           dedupe_key}; lang defaults to 'ar', params to {}
+-- Returns the rows inserted (notification_id, ticket_id, channel, kind), in input order (a
+-- function scan of the array); a duplicate key has none. Touches notifications (insert).
+-- Called by the router's route commit (acks, case answers) and escalation (SLA alerts) and by
+-- the desk's resolve (update and survey). From a CTE: read its rows fully.
+CREATE OR REPLACE FUNCTION wasl_notifications_enqueue(p_rows jsonb)
+RETURNS TABLE (notification_id bigint, ticket_id bigint, channel text, kind text)
+LANGUAGE sql VOLATILE AS $$
+    INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template, params,
+                               dedupe_key)
+    SELECT r.ticket_id, r.kind, r.channel, r.recipient, coalesce(r.lang, 'ar'), r.template,
+           coalesce(r.params, '{}'), r.dedupe_key
+      FROM jsonb_to_recordset(coalesce(p_rows, '[]'))
+        AS r(ticket_id bigint, kind text, channel text, recipient text, lang text,
+             template text, params jsonb, dedupe_key text)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, ticket_id, channel, kind
+$$;
+
+-- wasl_notifications_claim — leases due rows to p_owner for p_lease_s seconds, one attempt
+-- more each: among p_ids (the bus's nudges) or, when p_ids is NULL, the sweep's oldest due
+-- rows. Due: pending with next_attempt_at passed, or sending with a lease that ran out (the
+-- notifier that held it died between lease and mark). The sweep walks two indexes that each
+-- stop at p_limit rows (expired leases first): one condition with OR between the two states
+-- made PostgreSQL sort every due row to keep the first few, slower the bigger the backlog.
+-- Returns the ids claimed (at most p_limit). Touches notifications. Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_claim(p_owner text, p_lease_s integer,
+                                                    p_limit integer, p_ids bigint[])
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    WITH expired AS (
+        SELECT id FROM notifications
+         WHERE p_ids IS NULL
+           AND state = 'sending'
+           AND lease_until < now()
+         ORDER BY lease_until
+         LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), due AS (
+        SELECT id FROM notifications
+         WHERE p_ids IS NULL
+           AND state = 'pending'
+           AND next_attempt_at <= now()
+         ORDER BY next_attempt_at, id
+         LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), nudged AS (
+        SELECT id FROM notifications
+         WHERE id = ANY (p_ids)
+           AND ((state = 'pending' AND next_attempt_at <= now())
+                OR (state = 'sending' AND lease_until < now()))
+         ORDER BY id
+         LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), c AS (
+        SELECT id FROM expired
+        UNION ALL SELECT id FROM due
+        UNION ALL SELECT id FROM nudged
+        LIMIT p_limit
+    )
+    UPDATE notifications n
+       SET state = 'sending', owner = p_owner,
+           lease_until = now() + make_interval(secs => p_lease_s),
+           attempts = n.attempts + 1, updated_at = now()
+      FROM c
+     WHERE n.id = c.id
+    RETURNING n.id
+$$;
+
+-- wasl_notifications_sent — records that the provider took notification p_id. Fenced on the
+-- owner, not on the lease's expiry: once the provider took the message, recording that is
+-- right even late; a row another notifier re-claimed has another owner. An email (p_record)
+-- also becomes the ticket's outbound message, so that a reply threads back by its Message-ID.
+--   p_provider_id, p_provider_status  the provider's answer;  p_segments  SMS parts or NULL
+--   p_message_id  the email's Message-ID (without brackets) or NULL
+--   p_sender, p_body, p_subject  the outbound message as sent;  p_channel  for the history
+-- Returns the id when recorded, no row when the fence was lost.
+-- Touches notifications, messages ('out'), ticket_events ('notification.sent').
+-- Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_sent(p_id bigint, p_owner text,
+                                                   p_provider_id text, p_provider_status text,
+                                                   p_segments integer, p_message_id text,
+                                                   p_sender text, p_body text, p_subject text,
+                                                   p_record boolean, p_channel text)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    WITH s AS (
+        UPDATE notifications
+           SET state = 'sent', provider_id = p_provider_id, provider_status = p_provider_status,
+               segments = p_segments, message_id = p_message_id, sent_at = now(),
+               updated_at = now(), lease_until = NULL, last_error = NULL
+         WHERE id = p_id
+           AND owner = p_owner
+           AND state = 'sending'
+        RETURNING id, ticket_id, template
+    ), m AS (
+        INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,
+                              message_id)
+        SELECT s.ticket_id, 'out', 'email', p_message_id, p_sender, p_body, p_subject,
+               p_message_id
+          FROM s
+         WHERE p_message_id IS NOT NULL
+           AND s.ticket_id IS NOT NULL
+           AND p_record
+        ON CONFLICT DO NOTHING
+    ), e AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT s.ticket_id, 'notification.sent', 'notifier',
+               jsonb_build_object('notification_id', s.id, 'template', s.template,
+                                  'channel', p_channel, 'provider_id', p_provider_id,
+                                  'segments', p_segments)
+          FROM s
+         WHERE s.ticket_id IS NOT NULL
+    )
+    SELECT id FROM s
+$$;
+
+-- wasl_notifications_fail — a failed send: pending again after p_backoff_ms, or dead when
+-- p_permanent or when it used its last attempt, with p_error as the reason.
+-- Returns the new state ('pending' or 'dead'), no row when the fence was lost.
+-- Touches notifications. Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_fail(p_id bigint, p_owner text, p_error text,
+                                                   p_backoff_ms double precision,
+                                                   p_permanent boolean)
+RETURNS SETOF text
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET state = CASE WHEN p_permanent OR attempts >= max_attempts THEN 'dead'
+                        ELSE 'pending' END,
+           next_attempt_at = now() + make_interval(secs => p_backoff_ms / 1000),
+           last_error = p_error, lease_until = NULL, updated_at = now()
+     WHERE id = p_id
+       AND owner = p_owner
+       AND state = 'sending'
+    RETURNING state
+$$;
+
+-- wasl_notifications_defer — puts a send off p_delay_s seconds (quiet hours, rate limit)
+-- without using an attempt up; p_reason is kept as last_error.
+-- Returns the id, no row when the fence was lost. Touches notifications. Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_defer(p_id bigint, p_owner text,
+                                                    p_delay_s integer, p_reason text)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET state = 'pending', attempts = greatest(attempts - 1, 0),
+           next_attempt_at = now() + make_interval(secs => p_delay_s), last_error = p_reason,
+           lease_until = NULL, updated_at = now()
+     WHERE id = p_id
+       AND owner = p_owner
+       AND state = 'sending'
+    RETURNING id
+$$;
+
+-- wasl_notifications_suppress — never sends notification p_id (opted out, automatic mail…).
+-- Returns the id, no row when the fence was lost. Touches notifications. Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_suppress(p_id bigint, p_owner text, p_reason text)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET state = 'suppressed', last_error = p_reason, lease_until = NULL, updated_at = now()
+     WHERE id = p_id
+       AND owner = p_owner
+       AND state = 'sending'
+    RETURNING id
+$$;
+
+-- wasl_notifications_release — gives claimed rows back at once on a stop (not an attempt),
+-- rather than leaving them to wait for their lease to expire.
+-- Returns the ids given back. Touches notifications. Called by the notifier.
+CREATE OR REPLACE FUNCTION wasl_notifications_release(p_ids bigint[], p_owner text)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_until = NULL,
+           updated_at = now()
+     WHERE id = ANY (p_ids)
+       AND owner = p_owner
+       AND state = 'sending'
+    RETURNING id
+$$;
+
+-- wasl_notifications_redrive — an operator sends dead notifications again, from their first
+-- attempt: those among p_ids, or every dead one when p_ids is NULL, of channel p_channel
+-- (NULL: both). Returns the ids redriven. Touches notifications.
+-- Called by `waslctl notify redrive`.
+CREATE OR REPLACE FUNCTION wasl_notifications_redrive(p_ids bigint[], p_channel text)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET state = 'pending', attempts = 0, next_attempt_at = now(), owner = NULL,
+           lease_until = NULL, updated_at = now()
+     WHERE state = 'dead'
+       AND (p_ids IS NULL OR id = ANY (p_ids))
+       AND (p_channel IS NULL OR channel = p_channel)
+    RETURNING id
+$$;
