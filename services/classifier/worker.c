@@ -295,47 +295,51 @@ static void publish(worker_t *self, const decision_t *x)
     wasl_msg_destroy(&msg);
 }
 
-/* Classifies and commits rows this worker has claimed. */
-static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t n)
+/* Reads the tickets behind the claimed rows and classifies them into d[] (room for n).
+ * Returns how many decisions, or -1 on a database or allocation error. */
+static int fetch_and_decide(worker_t *self, const wasl_work_item_t *items, size_t n, decision_t *d)
 {
-    if (n == 0) {
-        return 0;
-    }
-    int64_t t0 = now_ms();
     int64_t *ids = malloc(n * sizeof *ids);
-    decision_t *d = calloc(n, sizeof *d);
-    char *arr = NULL, *param = NULL;
-    int committed = -1;
-    if (!ids || !d) {
-        goto done;
+    if (!ids) {
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         ids[i] = items[i].id;
     }
-    arr = wasl_pg_bigint_array(ids, n);
+    char *arr = wasl_pg_bigint_array(ids, n);
+    free(ids);
     const char *fp[] = {arr, self->owner};
     PGresult *res = arr ? wasl_pg_query(self->pg, fetch_sql, 2, fp) : NULL;
+    free(arr);
     if (!res) {
-        goto done;
+        return -1;
     }
     size_t nd = decide(self, res, d);
     PQclear(res);
+    return (int)nd;
+}
+
+/* Commits the decisions in one fenced statement and marks each one the fence let through,
+ * with its route row. Returns 0, or -1 on a database or allocation error. */
+static int commit_decisions(worker_t *self, decision_t *d, size_t nd)
+{
     json_t *input = json_array();
     for (size_t i = 0; i < nd; i++) {
         json_array_append_new(input, decision_json(self, &d[i]));
     }
-    param = json_dumps(input, JSON_COMPACT);
+    char *param = json_dumps(input, JSON_COMPACT);
     json_decref(input);
     if (!param) {
-        goto done;
+        return -1;
     }
     const char *cp[] = {param, self->owner};
     wasl_pg_stmt_t stmt = {.sql = commit_sql, .nparams = 2, .params = cp};
     PGresult *out = NULL;
-    if (wasl_pg_batch(self->pg, &stmt, 1, &out) < 0) {
-        goto done;
+    int rc = wasl_pg_batch(self->pg, &stmt, 1, &out);
+    free(param);
+    if (rc < 0) {
+        return -1;
     }
-    committed = 0;
     for (int r = 0; r < PQntuples(out); r++) {
         int64_t wid = strtoll(PQgetvalue(out, r, 0), NULL, 10);
         for (size_t i = 0; i < nd; i++) {
@@ -347,6 +351,14 @@ static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t
         }
     }
     PQclear(out);
+    return 0;
+}
+
+/* After COMMIT: counts each decision and passes the committed ones on to the router. Returns
+ * how many were committed (the others lost their lease to another worker). */
+static int announce(worker_t *self, const decision_t *d, size_t nd)
+{
+    int committed = 0;
     for (size_t i = 0; i < nd; i++) {
         if (!d[i].committed) {
             wasl_counter_inc(self->lost);
@@ -364,8 +376,23 @@ static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t
         wasl_debug("classifier: classified", "{s:s, s:s, s:f, s:s}", "ref", d[i].ref, "category",
                    d[i].c.category, "confidence", d[i].c.confidence, "priority", d[i].c.priority);
     }
-    wasl_histogram_observe(self->batch_seconds, (double)(now_ms() - t0) / 1000.0);
-done:
+    return committed;
+}
+
+/* Classifies and commits rows this worker has claimed; on a database error gives them back. */
+static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    int64_t t0 = now_ms();
+    decision_t *d = calloc(n, sizeof *d);
+    int committed = -1;
+    int nd = d ? fetch_and_decide(self, items, n, d) : -1;
+    if (nd >= 0 && commit_decisions(self, d, (size_t)nd) == 0) {
+        committed = announce(self, d, (size_t)nd);
+        wasl_histogram_observe(self->batch_seconds, (double)(now_ms() - t0) / 1000.0);
+    }
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {
         /* Give the rows back with a backoff; after max_attempts they are dead letters with
@@ -374,15 +401,10 @@ done:
         wasl_work_give_back(self->pg, "classify", self->owner, items, n, wasl_pg_error(self->pg),
                             (int)self->cfg->retry_backoff_ms);
     }
-    if (d) {
-        for (size_t i = 0; i < n; i++) {
-            json_decref(d[i].entities);
-        }
+    for (size_t i = 0; d && i < n; i++) {
+        json_decref(d[i].entities);
     }
     free(d);
-    free(ids);
-    free(arr);
-    free(param);
     return committed;
 }
 

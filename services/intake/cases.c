@@ -393,6 +393,63 @@ static json_t *ivr_step(intake_request_t *req, const char *call_id, const char *
     return out;
 }
 
+/* The caller's number, which counts only from a client trusted for caller ID: this event's
+ * `from`, else the one sealed in the session (`kept`, or NULL). It is kept sealed (never in
+ * clear in Redis), for the events of the call that do not repeat it: *sealed is what to store,
+ * or NULL when the session already holds it. Both owned by the caller. */
+static void ivr_caller(const intake_request_t *req, const char *from, const char *kept,
+                       char **caller, char **sealed)
+{
+    *caller = *sealed = NULL;
+    if (!req->client.trusted_ani) {
+        return;
+    }
+    if (from) {
+        intake_reply_t ignore = {0};
+        if (intake_norm_phone(from, "from", req->cfg, caller, &ignore) < 0) {
+            *caller = NULL;
+        }
+        json_decref(ignore.body);
+    }
+    if (!*caller && kept) {
+        *caller = wasl_pii_open(kept);
+    }
+    if (*caller && (!kept || from)) {
+        *sealed = wasl_pii_seal(*caller);
+    }
+}
+
+/* Stores the session after event `seq`: the state it is now in, the one it was decided from
+ * (for a repeat of this event), the sealed caller when there is a new one, and the TTL. Best
+ * effort, as every Redis write of the IVR. */
+static void ivr_session_save(wasl_redis_t *r, const char *key, long long seq,
+                             const ivr_state_t *now, const ivr_state_t *before, const char *sealed,
+                             long ttl_s)
+{
+    char seqs[24], tries[24], prev_tries[24];
+    snprintf(seqs, sizeof seqs, "%lld", seq);
+    snprintf(tries, sizeof tries, "%ld", now->tries);
+    snprintf(prev_tries, sizeof prev_tries, "%ld", before->tries);
+    redisReply *w = wasl_redis_cmd(r,
+                                   "HSET %s last_seq %s step %s number %s tries %s prev_step %s "
+                                   "prev_number %s prev_tries %s",
+                                   key, seqs, now->step, now->number, tries, before->step,
+                                   before->number, prev_tries);
+    if (w) {
+        freeReplyObject(w);
+    }
+    if (sealed) {
+        w = wasl_redis_cmd(r, "HSET %s ani %s", key, sealed);
+        if (w) {
+            freeReplyObject(w);
+        }
+    }
+    w = wasl_redis_cmd(r, "EXPIRE %s %ld", key, ttl_s);
+    if (w) {
+        freeReplyObject(w);
+    }
+}
+
 json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long seq,
                          const char *from, const char *digits)
 {
@@ -418,24 +475,8 @@ json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long s
     ivr_state_t now, before;
     ivr_state_read(s, 2, &now);
     ivr_state_read(s, 5, &before);
-    /* The caller's number counts only from a client trusted for caller ID. It is kept sealed
-     * (never in clear in Redis), for the events of the call that do not repeat it. */
-    char *caller = NULL, *sealed = NULL;
-    if (req->client.trusted_ani) {
-        if (from) {
-            intake_reply_t ignore = {0};
-            if (intake_norm_phone(from, "from", req->cfg, &caller, &ignore) < 0) {
-                caller = NULL;
-            }
-            json_decref(ignore.body);
-        }
-        if (!caller && field(s, 1)) {
-            caller = wasl_pii_open(field(s, 1));
-        }
-        if (caller && (!field(s, 1) || from)) {
-            sealed = wasl_pii_seal(caller);
-        }
-    }
+    char *caller, *sealed;
+    ivr_caller(req, from, field(s, 1), &caller, &sealed);
     freeReplyObject(s);
     json_t *out;
     if (seq < last_seq) {
@@ -458,28 +499,7 @@ json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long s
         before = now;
     }
     out = ivr_step(req, call_id, caller, digits, &now);
-    char seqs[24], tries[24], prev_tries[24];
-    snprintf(seqs, sizeof seqs, "%lld", seq);
-    snprintf(tries, sizeof tries, "%ld", now.tries);
-    snprintf(prev_tries, sizeof prev_tries, "%ld", before.tries);
-    redisReply *w = wasl_redis_cmd(r,
-                                   "HSET %s last_seq %s step %s number %s tries %s prev_step %s "
-                                   "prev_number %s prev_tries %s",
-                                   key, seqs, now.step, now.number, tries, before.step,
-                                   before.number, prev_tries);
-    if (w) {
-        freeReplyObject(w);
-    }
-    if (sealed) {
-        w = wasl_redis_cmd(r, "HSET %s ani %s", key, sealed);
-        if (w) {
-            freeReplyObject(w);
-        }
-    }
-    w = wasl_redis_cmd(r, "EXPIRE %s %ld", key, req->cfg->ivr_ttl_s);
-    if (w) {
-        freeReplyObject(w);
-    }
+    ivr_session_save(r, key, seq, &now, &before, sealed, req->cfg->ivr_ttl_s);
     free(caller);
     free(sealed);
     return out;

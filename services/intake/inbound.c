@@ -73,24 +73,13 @@ static json_t *email_reply(const char *ref, const char *status, bool duplicate)
     return json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", status, "duplicate", duplicate);
 }
 
-static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
+/* The tickets this message may belong to, in this order: those holding a message the headers
+ * name, then those the subject names; per ticket (id, ref): whether the reply carries one of
+ * its Message-IDs that works as a capability, and whether the sender is a participant on file.
+ * NULL on a database or allocation error. */
+static PGresult *email_candidates(wasl_pg_t *pg, const email_arg_t *a, const intake_contact_t *c)
 {
-    email_arg_t *a = job->arg;
-    intake_contact_t *c = &job->contact;
-    char ref[16];
-    int known = intake_inbound_ticket(pg, "email", c->message_id, c->client_id, ref);
-    if (known != 0) {
-        if (known > 0) {
-            reply->status = 200;
-            reply->body = email_reply(ref, "received", true);
-        }
-        return known > 0 ? 0 : -1;
-    }
-    /* Candidate tickets, in this order: those holding a message the headers name, then those
-     * the subject names. For each: whether the reply carries one of its Message-IDs that works
-     * as a capability, and whether the sender is a participant on file.
-     *
-     * A capability is a Message-ID nobody outside the conversation can know: ours
+    /* A capability is a Message-ID nobody outside the conversation can know: ours
      * ("wasl.n<id>.<32 random hex>@…", see the notifier and migration 0007; the older
      * "wasl.n<id>@…" were sequential and no longer count) or one we received on the ticket,
      * chosen by the sender's mail program (never our "sha256:" stand-in, computed from content).
@@ -101,7 +90,7 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
     if (!ids || !refs) {
         free(ids);
         free(refs);
-        return -1;
+        return NULL;
     }
     const char *cand[] = {ids, refs, c->from_email};
     PGresult *res =
@@ -121,9 +110,15 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
                    3, cand);
     free(ids);
     free(refs);
-    if (!res) {
-        return -1;
-    }
+    return res;
+}
+
+/* Threads the message onto the first candidate it may join: one it holds a capability for,
+ * or one whose participant a trusted MTA authenticated as the sender. Returns 1 (threaded, or
+ * failed: *rc says), or 0 when it may join none. */
+static int email_thread(wasl_pg_t *pg, const email_arg_t *a, intake_contact_t *c,
+                        const PGresult *res, intake_reply_t *reply, int *rc)
+{
     for (int r = 0; r < PQntuples(res); r++) {
         bool ours = PQgetvalue(res, r, 2)[0] == 't';
         bool participant = PQgetvalue(res, r, 3)[0] == 't';
@@ -132,29 +127,27 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
                 json_object_set_new(c->headers, "threaded_by",
                                     json_string(ours ? "message_id" : "authenticated_participant"));
             }
-            int rc = intake_append_message(pg, PQgetvalue(res, r, 0), c, c->message_id);
-            if (rc == 0) {
+            *rc = intake_append_message(pg, PQgetvalue(res, r, 0), c, c->message_id);
+            if (*rc == 0) {
                 reply->status = 200;
                 reply->body = email_reply(PQgetvalue(res, r, 1), "threaded", false);
             }
-            PQclear(res);
-            return rc;
+            return 1;
         }
     }
-    /* Named tickets this message may not join: a new ticket that only mentions the claim, for
-     * an agent to link by hand if it is genuine. */
-    if (PQntuples(res) > 0 && intake_strset(&c->claimed_ref, PQgetvalue(res, 0, 1)) < 0) {
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
+    return 0;
+}
+
+/* Opens a new ticket for the message; the beneficiary's address becomes a participant on file
+ * (an auto-reply's or a bounce's sender is not one). Returns 0, -1 or INTAKE_TXN_RETRY. */
+static int email_new_ticket(intake_writer_t *w, wasl_pg_t *pg, intake_contact_t *c,
+                            intake_reply_t *reply)
+{
     intake_ticket_t t;
     int rc = intake_writer_create(w, c, 1, &t);
     if (rc < 0) {
         return rc;
     }
-    /* The beneficiary's address is now a participant on file (an auto-reply's or a bounce's
-     * sender is not one). */
     if (t.created && c->from_email && !c->auto_submitted) {
         char id[24];
         snprintf(id, sizeof id, "%lld", (long long)t.ticket_id);
@@ -171,6 +164,38 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
     reply->status = t.created ? 201 : 200;
     reply->body = email_reply(t.ref, c->auto_submitted ? "recorded" : "received", !t.created);
     return 0;
+}
+
+static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
+{
+    email_arg_t *a = job->arg;
+    intake_contact_t *c = &job->contact;
+    char ref[16];
+    int known = intake_inbound_ticket(pg, "email", c->message_id, c->client_id, ref);
+    if (known != 0) {
+        if (known > 0) {
+            reply->status = 200;
+            reply->body = email_reply(ref, "received", true);
+        }
+        return known > 0 ? 0 : -1;
+    }
+    PGresult *res = email_candidates(pg, a, c);
+    if (!res) {
+        return -1;
+    }
+    int rc = 0;
+    if (email_thread(pg, a, c, res, reply, &rc)) {
+        PQclear(res);
+        return rc;
+    }
+    /* Named tickets this message may not join: a new ticket that only mentions the claim, for
+     * an agent to link by hand if it is genuine. */
+    if (PQntuples(res) > 0 && intake_strset(&c->claimed_ref, PQgetvalue(res, 0, 1)) < 0) {
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return email_new_ticket(w, pg, c, reply);
 }
 
 static void collect_ref(const char *ref, void *arg)

@@ -113,100 +113,132 @@ static int sms_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     return 0;
 }
 
-void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
+/* An inbound SMS's fields as the gateway sent them; borrowed from the request, its form or its
+ * JSON document. */
+typedef struct {
+    const char *from, *to, *text, *id, *charset, *coding;
+    size_t text_len;
+} sms_fields_t;
+
+/* Reads the fields from a Kannel-style query or form, or from JSON (which `form` and `*doc`
+ * then hold). Returns 0, or -1 with `reply` set. */
+static int sms_read(intake_request_t *req, intake_reply_t *reply, intake_form_t *form, json_t **doc,
+                    sms_fields_t *f)
 {
-    intake_form_t form = {0};
-    json_t *doc = NULL;
-    const char *from = NULL, *to = NULL, *text = NULL, *id = NULL, *charset = NULL, *coding = NULL;
-    size_t text_len = 0;
-    char *decoded = NULL;
-    intake_job_t *job = NULL;
+    memset(f, 0, sizeof *f);
     bool is_get = strcmp(req->method, "GET") == 0;
     if (is_get || strcmp(req->content_type, "application/x-www-form-urlencoded") == 0) {
-        if (!is_get && intake_form_parse(&form, req->body, req->len) < 0) {
+        if (!is_get && intake_form_parse(form, req->body, req->len) < 0) {
             intake_error(reply, 400, "invalid_field", NULL, "malformed form encoding");
-            goto done;
+            return -1;
         }
-#define ARG(name, lenp)                                                                            \
-    (is_get ? intake_query(req, name, lenp) : intake_form_get(&form, name, lenp))
-        from = ARG("from", NULL);
-        to = ARG("to", NULL);
-        text = ARG("text", &text_len);
-        id = ARG("id", NULL);
-        charset = ARG("charset", NULL);
-        coding = ARG("coding", NULL);
+#define ARG(name, lenp) (is_get ? intake_query(req, name, lenp) : intake_form_get(form, name, lenp))
+        f->from = ARG("from", NULL);
+        f->to = ARG("to", NULL);
+        f->text = ARG("text", &f->text_len);
+        f->id = ARG("id", NULL);
+        f->charset = ARG("charset", NULL);
+        f->coding = ARG("coding", NULL);
 #undef ARG
-    } else if (strcmp(req->content_type, "application/json") == 0) {
-        doc = intake_body_json(req, reply);
-        if (!doc || intake_json_str(doc, "from", "from", true, SMS_FIELD_MAX, &from, reply) < 0 ||
-            intake_json_str(doc, "to", "to", false, SMS_FIELD_MAX, &to, reply) < 0 ||
-            intake_json_str(doc, "text", "text", true, (size_t)req->cfg->body_max, &text, reply) <
-                0 ||
-            intake_json_str(doc, "id", "id", true, SMS_ID_MAX, &id, reply) < 0 ||
-            intake_json_str(doc, "charset", "charset", false, SMS_FIELD_MAX, &charset, reply) < 0) {
-            goto done;
-        }
-        text_len = text ? strlen(text) : 0;
-        json_t *cj = json_object_get(doc, "coding");
-        coding = json_is_integer(cj) && json_integer_value(cj) == 2 ? "2" : NULL;
-    } else {
+        return 0;
+    }
+    if (strcmp(req->content_type, "application/json") != 0) {
         intake_error(reply, 415, "unsupported_media_type", NULL,
                      "send a query string, application/x-www-form-urlencoded or JSON");
-        goto done;
+        return -1;
     }
-    const char *missing = !from || !*from ? "from" : !text ? "text" : !id || !*id ? "id" : NULL;
+    *doc = intake_body_json(req, reply);
+    if (!*doc || intake_json_str(*doc, "from", "from", true, SMS_FIELD_MAX, &f->from, reply) < 0 ||
+        intake_json_str(*doc, "to", "to", false, SMS_FIELD_MAX, &f->to, reply) < 0 ||
+        intake_json_str(*doc, "text", "text", true, (size_t)req->cfg->body_max, &f->text, reply) <
+            0 ||
+        intake_json_str(*doc, "id", "id", true, SMS_ID_MAX, &f->id, reply) < 0 ||
+        intake_json_str(*doc, "charset", "charset", false, SMS_FIELD_MAX, &f->charset, reply) < 0) {
+        return -1;
+    }
+    f->text_len = f->text ? strlen(f->text) : 0;
+    json_t *cj = json_object_get(*doc, "coding");
+    f->coding = json_is_integer(cj) && json_integer_value(cj) == 2 ? "2" : NULL;
+    return 0;
+}
+
+/* Checks the fields and makes the text UTF-8 (UCS-2 is converted into *decoded, owned by the
+ * caller). Returns 0, or -1 with `reply` set. */
+static int sms_check(const intake_request_t *req, intake_reply_t *reply, sms_fields_t *f,
+                     char **decoded)
+{
+    const char *missing = !f->from || !*f->from ? "from"
+                          : !f->text            ? "text"
+                          : !f->id || !*f->id   ? "id"
+                                                : NULL;
     if (missing) {
         intake_error(reply, 400, "missing_field", missing, "%s is required", missing);
-        goto done;
+        return -1;
     }
-    if (strlen(id) > SMS_ID_MAX) {
+    if (strlen(f->id) > SMS_ID_MAX) {
         intake_error(reply, 400, "invalid_field", "id", "id is longer than %d bytes", SMS_ID_MAX);
-        goto done;
+        return -1;
     }
-    bool ucs2 =
-        (coding && strcmp(coding, "2") == 0) ||
-        (charset && (strcasecmp(charset, "UTF-16BE") == 0 || strcasecmp(charset, "UCS-2") == 0 ||
-                     strcasecmp(charset, "UTF-16") == 0));
+    const char *cs = f->charset;
+    bool ucs2 = (f->coding && strcmp(f->coding, "2") == 0) ||
+                (cs && (strcasecmp(cs, "UTF-16BE") == 0 || strcasecmp(cs, "UCS-2") == 0 ||
+                        strcasecmp(cs, "UTF-16") == 0));
     if (ucs2) {
-        decoded = utf16be_to_utf8(text, text_len);
-        if (!decoded) {
+        *decoded = utf16be_to_utf8(f->text, f->text_len);
+        if (!*decoded) {
             intake_error(reply, 400, "invalid_field", "text", "text is not valid UCS-2/UTF-16BE");
-            goto done;
+            return -1;
         }
-        text = decoded;
-        text_len = strlen(decoded);
-    } else if (!wasl_utf8_valid(text, text_len, false)) {
+        f->text = *decoded;
+        f->text_len = strlen(*decoded);
+    } else if (!wasl_utf8_valid(f->text, f->text_len, false)) {
         intake_error(reply, 400, "invalid_utf8", "text", "text is not valid UTF-8");
-        goto done;
+        return -1;
     }
-    if (text_len > (size_t)req->cfg->body_max) {
+    if (f->text_len > (size_t)req->cfg->body_max) {
         intake_error(reply, 413, "too_large", "text", "text is longer than %ld bytes",
                      req->cfg->body_max);
-        goto done;
+        return -1;
     }
-    job = intake_txn_job(req, "sms", sms_txn, sizeof(sms_arg_t), sms_arg_free, reply);
+    return 0;
+}
+
+/* Makes the SMS's transaction job (req->job), or sets `reply`. */
+static void sms_submit(intake_request_t *req, intake_reply_t *reply, const sms_fields_t *f)
+{
+    intake_job_t *job = intake_txn_job(req, "sms", sms_txn, sizeof(sms_arg_t), sms_arg_free, reply);
     if (!job) {
-        goto done;
+        return;
     }
     sms_arg_t *a = job->arg;
     a->thread_hours = req->cfg->sms_thread_h;
     intake_contact_t *c = &job->contact;
-    if (intake_norm_phone(from, "from", req->cfg, &c->from_phone, reply) < 0) {
-        goto done;
+    if (intake_norm_phone(f->from, "from", req->cfg, &c->from_phone, reply) < 0) {
+        intake_job_release(&job);
+        return;
     }
-    if (intake_strset(&a->from, c->from_phone) < 0 || intake_strset(&a->id, id) < 0 ||
-        intake_strset(&c->channel, "sms") < 0 || intake_strset(&c->external_id, id) < 0 ||
-        intake_strset(&c->body, text) < 0 || intake_strset(&c->client_id, req->client.id) < 0) {
+    if (intake_strset(&a->from, c->from_phone) < 0 || intake_strset(&a->id, f->id) < 0 ||
+        intake_strset(&c->channel, "sms") < 0 || intake_strset(&c->external_id, f->id) < 0 ||
+        intake_strset(&c->body, f->text) < 0 || intake_strset(&c->client_id, req->client.id) < 0) {
         intake_error(reply, 503, "unavailable", NULL, "out of memory");
-        goto done;
+        intake_job_release(&job);
+        return;
     }
-    if (to) {
-        c->event_data = json_pack("{s:s}", "to", to);
+    if (f->to) {
+        c->event_data = json_pack("{s:s}", "to", f->to);
     }
     req->job = job;
-    job = NULL;
-done:
-    intake_job_release(&job);
+}
+
+void intake_handle_sms(intake_request_t *req, intake_reply_t *reply)
+{
+    intake_form_t form = {0};
+    json_t *doc = NULL;
+    char *decoded = NULL;
+    sms_fields_t f;
+    if (sms_read(req, reply, &form, &doc, &f) == 0 && sms_check(req, reply, &f, &decoded) == 0) {
+        sms_submit(req, reply, &f);
+    }
     intake_form_clear(&form);
     json_decref(doc);
     free(decoded);

@@ -495,26 +495,13 @@ static bool same_key(const intake_contact_t *a, const intake_contact_t *b)
            strcmp(a->client_id ? a->client_id : "", b->client_id ? b->client_id : "") == 0;
 }
 
-/* Commits a batch of ticket jobs in one transaction and answers them. Copies of one contact
- * inside the batch (a client retrying in a storm) go into the statement once; the copies get
- * the same ticket as duplicates. */
-static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
+/* Finds the copies of one contact inside a batch (a client retrying in a storm): each job's
+ * slot is its contact's position in contacts[], first[i] tells the job that put it there.
+ * Returns how many distinct contacts there are. */
+static size_t dedupe_batch(intake_job_t **jobs, size_t n, intake_contact_t **contacts, size_t *slot,
+                           bool *first)
 {
-    intake_writers_t *pool = w->pool;
-    intake_contact_t **contacts = malloc(n * sizeof *contacts);
-    intake_ticket_t *tickets = malloc(n * sizeof *tickets);
-    int64_t *received = malloc(n * sizeof *received);
-    size_t *slot = malloc(n * sizeof *slot); /* job -> position in contacts[] */
-    bool *first = malloc(n * sizeof *first);
-    intake_job_t **retry = malloc(n * sizeof *retry);
-    char *param = NULL;
-    size_t nretry = 0, nuniq = 0;
-    if (!contacts || !tickets || !received || !slot || !first || !retry) {
-        for (size_t i = 0; i < n; i++) {
-            job_unavailable(pool, jobs[i], "out of memory");
-        }
-        goto done;
-    }
+    size_t nuniq = 0;
     for (size_t i = 0; i < n; i++) {
         first[i] = true;
         for (size_t j = 0; j < i; j++) {
@@ -529,7 +516,16 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
             contacts[nuniq++] = &jobs[i]->contact;
         }
     }
-    param = contacts_param(w, contacts, nuniq);
+    return nuniq;
+}
+
+/* Commits the distinct contacts of a batch with create_sql. Returns its result, or NULL on a
+ * database or allocation error (logged; the pool is marked down). */
+static PGresult *commit_batch(intake_writer_t *w, intake_contact_t **contacts, size_t nuniq,
+                              size_t njobs)
+{
+    intake_writers_t *pool = w->pool;
+    char *param = contacts_param(w, contacts, nuniq);
     PGresult *res = NULL;
     int64_t t0 = intake_now_ms();
     if (param) {
@@ -539,30 +535,30 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
             res = NULL;
         }
     }
+    free(param);
     if (!res) {
         atomic_store(&pool->pg_up, false);
-        wasl_warn("intake: batch not committed", "{s:i, s:s, s:s}", "contacts", (int)n, "error",
+        wasl_warn("intake: batch not committed", "{s:i, s:s, s:s}", "contacts", (int)njobs, "error",
                   wasl_pg_error(w->pg), "sqlstate", wasl_pg_sqlstate(w->pg));
-        for (size_t i = 0; i < n; i++) {
-            job_unavailable(pool, jobs[i], "database error");
-        }
-        goto done;
+        return NULL;
     }
     atomic_store(&pool->pg_up, true);
     wasl_histogram_observe(pool->commit_seconds, (double)(intake_now_ms() - t0) / 1000.0);
     wasl_histogram_observe(pool->batch_size, (double)nuniq);
-    read_tickets(res, nuniq, tickets, received);
-    PQclear(res);
-    publish_drop(w);
-    for (size_t k = 0; k < nuniq; k++) {
-        publish_later(w, &tickets[k], contacts[k], received[k]);
-    }
-    /* Committed: nudge the classifier, then answer. */
-    publish_committed(w);
+    return res;
+}
+
+/* Answers each job of a committed batch with its contact's ticket (a copy is a duplicate).
+ * A contact another transaction was inserting has no ticket yet: its jobs go to retry[]
+ * (their slot in jobs[] set to NULL) until they run out of attempts. Returns how many. */
+static size_t answer_batch(intake_writers_t *pool, intake_job_t **jobs, size_t n,
+                           const intake_ticket_t *tickets, const size_t *slot, const bool *first,
+                           intake_job_t **retry)
+{
+    size_t nretry = 0;
     for (size_t i = 0; i < n; i++) {
         intake_ticket_t t = tickets[slot[i]];
         if (t.ticket_id == 0) {
-            /* Another transaction was inserting this contact: retry to read its ticket. */
             if (++jobs[i]->attempts < JOB_MAX_ATTEMPTS) {
                 retry[nretry++] = jobs[i];
                 jobs[i] = NULL; /* stays in the pool */
@@ -576,16 +572,51 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
         intake_reply_t r = {.status = t.created ? 201 : 200, .body = accepted_body(&t)};
         job_finish(jobs[i], &r);
     }
-done:
+    return nretry;
+}
+
+/* Commits a batch of ticket jobs in one transaction and answers them. Copies of one contact
+ * inside the batch go into the statement once; the copies get the same ticket as duplicates. */
+static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
+{
+    intake_writers_t *pool = w->pool;
+    intake_contact_t **contacts = malloc(n * sizeof *contacts);
+    intake_ticket_t *tickets = malloc(n * sizeof *tickets);
+    int64_t *received = malloc(n * sizeof *received);
+    size_t *slot = malloc(n * sizeof *slot); /* job -> position in contacts[] */
+    bool *first = malloc(n * sizeof *first);
+    intake_job_t **retry = malloc(n * sizeof *retry);
+    size_t nretry = 0;
+    const char *why = "out of memory";
+    bool committed = false;
+    if (contacts && tickets && received && slot && first && retry) {
+        size_t nuniq = dedupe_batch(jobs, n, contacts, slot, first);
+        PGresult *res = commit_batch(w, contacts, nuniq, n);
+        why = "database error";
+        committed = res != NULL;
+        if (committed) {
+            read_tickets(res, nuniq, tickets, received);
+            PQclear(res);
+            publish_drop(w);
+            for (size_t k = 0; k < nuniq; k++) {
+                publish_later(w, &tickets[k], contacts[k], received[k]);
+            }
+            /* Committed: nudge the classifier, then answer. */
+            publish_committed(w);
+            nretry = answer_batch(pool, jobs, n, tickets, slot, first, retry);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (jobs[i]) {
+            if (!committed) {
+                job_unavailable(pool, jobs[i], why);
+            }
             pool_release(pool, jobs[i]);
         }
     }
     if (nretry) {
         requeue(pool, retry, nretry);
     }
-    free(param);
     free(contacts);
     free(tickets);
     free(received);
@@ -639,12 +670,83 @@ static void run_txn(intake_writer_t *w, intake_job_t *job)
 
 /* ---- threads ---------------------------------------------------------------------------- */
 
+/* One round trip that keeps the readiness flag true to life. */
+static void probe(intake_writer_t *w)
+{
+    PGresult *res = wasl_pg_query(w->pg, "SELECT 1", 0, NULL);
+    atomic_store(&w->pool->pg_up, res != NULL);
+    PQclear(res);
+}
+
+/* Waits for jobs (up to `cap`, ticket jobs into tickets[] and transaction jobs into txns[]),
+ * or for the probe period to pass with none. Returns false when the pool is stopping and
+ * nothing is left. */
+static bool take_jobs(intake_writers_t *pool, int64_t last_probe, size_t cap,
+                      intake_job_t **tickets, size_t *nt, intake_job_t **txns, size_t *nx)
+{
+    *nt = *nx = 0;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->head && !pool->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
+        if (!pool->head && intake_now_ms() - last_probe >= WRITER_PROBE_MS) {
+            break;
+        }
+    }
+    if (!pool->head && pool->stopping) {
+        pthread_mutex_unlock(&pool->lock);
+        return false;
+    }
+    while (pool->head && *nt + *nx < cap) {
+        intake_job_t *job = pool->head;
+        pool->head = job->next;
+        if (!pool->head) {
+            pool->tail = NULL;
+        }
+        pool->queued--;
+        job->next = NULL;
+        if (job->kind == INTAKE_JOB_TICKET) {
+            tickets[(*nt)++] = job;
+        } else {
+            txns[(*nx)++] = job;
+        }
+    }
+    wasl_gauge_set(pool->queue_depth, (double)pool->queued);
+    pthread_mutex_unlock(&pool->lock);
+    return true;
+}
+
+/* Runs what take_jobs() took. Jobs already answered by the reaper (past their deadline) are
+ * not run: their client was told nothing is stored and will retry. */
+static void run_jobs(intake_writer_t *w, intake_job_t **tickets, size_t nt, intake_job_t **txns,
+                     size_t nx)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < nt; i++) {
+        if (job_done(tickets[i])) {
+            pool_release(w->pool, tickets[i]);
+        } else {
+            tickets[keep++] = tickets[i];
+        }
+    }
+    if (keep) {
+        run_ticket_batch(w, tickets, keep);
+    }
+    for (size_t i = 0; i < nx; i++) {
+        if (job_done(txns[i])) {
+            pool_release(w->pool, txns[i]);
+        } else {
+            run_txn(w, txns[i]);
+        }
+    }
+}
+
 static void *writer_thread(void *arg)
 {
     intake_writer_t *w = arg;
-    intake_writers_t *pool = w->pool;
-    const intake_config_t *cfg = pool->cfg;
-    size_t cap = (size_t)cfg->batch_max;
+    size_t cap = (size_t)w->pool->cfg->batch_max;
     intake_job_t **tickets = malloc(cap * sizeof *tickets);
     intake_job_t **txns = malloc(cap * sizeof *txns);
     if (!tickets || !txns) {
@@ -653,72 +755,14 @@ static void *writer_thread(void *arg)
         free(txns);
         return NULL;
     }
-    /* Readiness from the start: one round trip before waiting for work. */
-    PGresult *probe = wasl_pg_query(w->pg, "SELECT 1", 0, NULL);
-    atomic_store(&pool->pg_up, probe != NULL);
-    PQclear(probe);
+    probe(w); /* readiness from the start: one round trip before waiting for work */
     int64_t last_probe = intake_now_ms();
-    for (;;) {
-        size_t nt = 0, nx = 0;
-        pthread_mutex_lock(&pool->lock);
-        while (!pool->head && !pool->stopping) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
-            pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
-            if (!pool->head && intake_now_ms() - last_probe >= WRITER_PROBE_MS) {
-                break;
-            }
-        }
-        if (!pool->head && pool->stopping) {
-            pthread_mutex_unlock(&pool->lock);
-            break;
-        }
-        while (pool->head && nt + nx < cap) {
-            intake_job_t *job = pool->head;
-            pool->head = job->next;
-            if (!pool->head) {
-                pool->tail = NULL;
-            }
-            pool->queued--;
-            job->next = NULL;
-            if (job->kind == INTAKE_JOB_TICKET) {
-                tickets[nt++] = job;
-            } else {
-                txns[nx++] = job;
-            }
-        }
-        wasl_gauge_set(pool->queue_depth, (double)pool->queued);
-        pthread_mutex_unlock(&pool->lock);
-
+    size_t nt, nx;
+    while (take_jobs(w->pool, last_probe, cap, tickets, &nt, txns, &nx)) {
         if (nt + nx == 0) {
-            /* Idle: keep the readiness flag true to life. */
-            last_probe = intake_now_ms();
-            PGresult *res = wasl_pg_query(w->pg, "SELECT 1", 0, NULL);
-            atomic_store(&pool->pg_up, res != NULL);
-            PQclear(res);
-            continue;
-        }
-        /* Jobs already answered by the reaper (past their deadline) are not run: their
-         * client was told nothing is stored and will retry. */
-        size_t keep = 0;
-        for (size_t i = 0; i < nt; i++) {
-            if (job_done(tickets[i])) {
-                pool_release(pool, tickets[i]);
-            } else {
-                tickets[keep++] = tickets[i];
-            }
-        }
-        nt = keep;
-        if (nt) {
-            run_ticket_batch(w, tickets, nt);
-        }
-        for (size_t i = 0; i < nx; i++) {
-            if (job_done(txns[i])) {
-                pool_release(pool, txns[i]);
-            } else {
-                run_txn(w, txns[i]);
-            }
+            probe(w); /* idle */
+        } else {
+            run_jobs(w, tickets, nt, txns, nx);
         }
         last_probe = intake_now_ms();
     }
