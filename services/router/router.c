@@ -37,55 +37,40 @@ const char *router_category_label(const char *category, const char *lang)
     return label ? label : wasl_category_label("general_inquiry", lang);
 }
 
-router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
+/* The bus: PULL route nudges, PUSH notify.requested, and the caselookup client when
+ * auto-answer is on. 0, or -1 (logged) when the endpoints are unusable or a socket fails. */
+static int connect_bus(router_t *self, const router_config_t *cfg, wasl_zmq_t *zmq)
 {
-    router_t *self = calloc(1, sizeof *self);
-    char *conninfo = NULL;
-    if (!self) {
-        return NULL;
+    char *in = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "route", WASL_BUS_PULL);
+    char *out = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "notify", WASL_BUS_PUSH);
+    if (in && out) {
+        self->pull = wasl_zmq_connect(zmq, ZMQ_PULL, in);
+        self->push = wasl_zmq_connect(zmq, ZMQ_PUSH, out);
+    } else {
+        wasl_error("router: WASL_BUS or WASL_BUS_STAGES unusable (needs route and notify)", "{s:s}",
+                   "bus", cfg->bus);
     }
-    self->cfg = cfg;
-    atomic_init(&self->db_ok, false);
-    wasl_work_owner("router", self->owner, sizeof self->owner);
-    char err[512];
-    self->rules = rules_load(cfg->rules_path, err, sizeof err);
-    if (!self->rules) {
-        wasl_error("router: invalid rules file", "{s:s}", "error", err);
-        goto error;
+    free(in);
+    free(out);
+    if (!self->pull || !self->push) {
+        return -1;
     }
-    self->agents = calloc(AGENTS_MAX, sizeof *self->agents);
-    conninfo = router_conninfo(cfg->pg_url, cfg->clock_offset_s);
-    if (!self->agents || !conninfo || !(self->pg = wasl_pg_new(conninfo))) {
-        goto error;
-    }
-    wasl_pg_set_sync_commit(self->pg, cfg->pg_sync_commit);
-    if (cfg->bus && *cfg->bus) {
-        char *in = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "route", WASL_BUS_PULL);
-        char *out = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, "notify", WASL_BUS_PUSH);
-        if (in && out) {
-            self->pull = wasl_zmq_connect(zmq, ZMQ_PULL, in);
-            self->push = wasl_zmq_connect(zmq, ZMQ_PUSH, out);
-        } else {
-            wasl_error("router: WASL_BUS or WASL_BUS_STAGES unusable (needs route and notify)",
-                       "{s:s}", "bus", cfg->bus);
-        }
-        free(in);
-        free(out);
-        if (!self->pull || !self->push) {
-            goto error;
-        }
-        zsock_set_sndtimeo(self->push, 0); /* never block on the bus: the outbox row stands */
-        if (cfg->auto_answer) {
-            char *rpc = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, NULL, WASL_BUS_RPC_CLIENT);
-            self->rpc =
-                rpc ? wasl_rpc_new(zmq, rpc, AUTO_ANSWER_TIMEOUT_MS, AUTO_ANSWER_RETRIES) : NULL;
-            free(rpc);
-            if (!self->rpc) {
-                goto error;
-            }
+    zsock_set_sndtimeo(self->push, 0); /* never block on the bus: the outbox row stands */
+    if (cfg->auto_answer) {
+        char *rpc = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, NULL, WASL_BUS_RPC_CLIENT);
+        self->rpc =
+            rpc ? wasl_rpc_new(zmq, rpc, AUTO_ANSWER_TIMEOUT_MS, AUTO_ANSWER_RETRIES) : NULL;
+        free(rpc);
+        if (!self->rpc) {
+            return -1;
         }
     }
-    free(conninfo);
+    return 0;
+}
+
+/* The router's counters and histograms (registered once; the registry owns them). */
+static void register_metrics(router_t *self)
+{
     self->auto_answered =
         wasl_counter("wasl_router_auto_answered_total",
                      "Case inquiries answered by caselookup (self-service)", NULL);
@@ -124,6 +109,35 @@ router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
         wasl_histogram("wasl_router_timers_seconds",
                        "Time of one timers round (presence, staffing, escalation, overflow)", NULL,
                        wasl_latency_buckets_s, wasl_latency_buckets_n);
+}
+
+router_t *router_new(const router_config_t *cfg, wasl_zmq_t *zmq)
+{
+    router_t *self = calloc(1, sizeof *self);
+    char *conninfo = NULL;
+    if (!self) {
+        return NULL;
+    }
+    self->cfg = cfg;
+    atomic_init(&self->db_ok, false);
+    wasl_work_owner("router", self->owner, sizeof self->owner);
+    char err[512];
+    self->rules = rules_load(cfg->rules_path, err, sizeof err);
+    if (!self->rules) {
+        wasl_error("router: invalid rules file", "{s:s}", "error", err);
+        goto error;
+    }
+    self->agents = calloc(AGENTS_MAX, sizeof *self->agents);
+    conninfo = router_conninfo(cfg->pg_url, cfg->clock_offset_s);
+    if (!self->agents || !conninfo || !(self->pg = wasl_pg_new(conninfo))) {
+        goto error;
+    }
+    wasl_pg_set_sync_commit(self->pg, cfg->pg_sync_commit);
+    if (cfg->bus && *cfg->bus && connect_bus(self, cfg, zmq) < 0) {
+        goto error;
+    }
+    free(conninfo);
+    register_metrics(self);
     return self;
 error:
     free(conninfo);
