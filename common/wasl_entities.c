@@ -221,29 +221,3 @@ json_t *wasl_entities_extract(const char *text, size_t len, const char *default_
     free(norm);
     return out;
 }
-
-size_t wasl_entities_flatten(const json_t *entities, char **out, size_t max)
-{
-    size_t n = 0;
-    const char *kind;
-    json_t *arr;
-    json_object_foreach((json_t *)entities, kind, arr)
-    {
-        size_t i;
-        json_t *v;
-        json_array_foreach(arr, i, v)
-        {
-            if (n == max) {
-                return n;
-            }
-            size_t len = strlen(kind) + json_string_length(v) + 2;
-            out[n] = malloc(len);
-            if (!out[n]) {
-                return n;
-            }
-            snprintf(out[n], len, "%s:%s", kind, json_string_value(v));
-            n++;
-        }
-    }
-    return n;
-}

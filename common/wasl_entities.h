@@ -36,8 +36,4 @@ json_t *wasl_entities_extract(const char *text, size_t len, const char *default_
 /* True when a 10-digit ASCII string passes the Saudi ID check digit (Luhn). */
 bool wasl_national_id_valid(const char *digits);
 
-/* Flattens an entities object into "kind:value" strings (for the ticket.classified message):
- * writes up to `max` new strings into out and returns the count; the caller frees each. */
-size_t wasl_entities_flatten(const json_t *entities, char **out, size_t max);
-
 #endif

@@ -95,7 +95,7 @@ struct intake_writer {
     zsock_t *bus; /* PUSH to the classify stage, or NULL without a bus */
     uint32_t refs[REF_BLOCK];
     size_t nrefs;
-    wasl_msg_t **publish; /* ticket.received to send once the transaction committed (owned) */
+    int64_t *publish; /* work rows to nudge the classifier about once the transaction committed */
     size_t npublish, publish_cap;
 };
 
@@ -355,8 +355,7 @@ static char *contacts_param(intake_writer_t *w, intake_contact_t *const *contact
 
 /* Reads create_sql's rows into out[]; returns how many contacts got a ticket (the others,
  * with ticket_id 0, lost a race with another transaction and must be retried). */
-static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out,
-                           int64_t *received_ms)
+static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out)
 {
     size_t resolved = 0;
     memset(out, 0, n * sizeof *out);
@@ -369,62 +368,33 @@ static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out,
         snprintf(out[idx].ref, sizeof out[idx].ref, "%s", PQgetvalue(res, r, 2));
         out[idx].created = PQgetvalue(res, r, 3)[0] == 't';
         out[idx].work_id = PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10);
-        if (received_ms) {
-            received_ms[idx] = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-        }
         resolved++;
     }
     return resolved;
 }
 
 /* Copies `value` into a message field; NULL stays NULL. Returns 0, -1 on allocation failure. */
-static int msg_strdup(char **field, const char *value)
-{
-    *field = value ? strdup(value) : NULL;
-    return value && !*field ? -1 : 0;
-}
-
-/* Builds the ticket.received of a ticket this transaction created, to send after COMMIT. The
- * message owns copies of its strings, so it outlives the job and the writer's buffers. */
-static void publish_later(intake_writer_t *w, const intake_ticket_t *t, const intake_contact_t *c,
-                          int64_t received_ms)
+/* Notes a new ticket's classify row, to send its ticket.received after COMMIT. */
+static void publish_later(intake_writer_t *w, const intake_ticket_t *t)
 {
     if (!t->created || t->work_id == 0 || !w->bus) {
         return;
     }
     if (w->npublish == w->publish_cap) {
         size_t cap = w->publish_cap ? w->publish_cap * 2 : 64;
-        wasl_msg_t **p = realloc(w->publish, cap * sizeof *p);
+        int64_t *p = realloc(w->publish, cap * sizeof *p);
         if (!p) {
             return; /* the classifier's sweep finds the work row anyway */
         }
         w->publish = p;
         w->publish_cap = cap;
     }
-    wasl_msg_t *msg = wasl_msg_new(WASL_MSG_TICKET_RECEIVED);
-    if (!msg) {
-        wasl_counter_inc(w->pool->publish_failed);
-        return;
-    }
-    wasl_msg_ticket_received_t *m = &msg->u.ticket_received;
-    m->work_id = (uint64_t)t->work_id;
-    m->ticket_id = (uint64_t)t->ticket_id;
-    m->received_at = received_ms;
-    if (msg_strdup(&m->ref, t->ref) < 0 || msg_strdup(&m->channel, c->channel) < 0 ||
-        msg_strdup(&m->lang, c->lang) < 0) {
-        wasl_counter_inc(w->pool->publish_failed);
-        wasl_msg_destroy(&msg);
-        return;
-    }
-    w->publish[w->npublish++] = msg;
+    w->publish[w->npublish++] = t->work_id;
 }
 
-/* Forgets the messages of a transaction that did not commit. */
+/* Forgets the rows of a transaction that did not commit. */
 static void publish_drop(intake_writer_t *w)
 {
-    for (size_t i = 0; i < w->npublish; i++) {
-        wasl_msg_destroy(&w->publish[i]);
-    }
     w->npublish = 0;
 }
 
@@ -432,16 +402,21 @@ static void publish_drop(intake_writer_t *w)
  * so a full or absent bus only delays classification until the sweep). */
 static void publish_committed(intake_writer_t *w)
 {
+    wasl_msg_t *msg = w->npublish ? wasl_msg_new(WASL_MSG_TICKET_RECEIVED) : NULL;
     for (size_t i = 0; i < w->npublish; i++) {
         wasl_msg_error_t err;
-        if (wasl_msg_send(w->publish[i], w->bus, &err) == 0) {
+        if (msg) {
+            msg->u.ticket_received.work_id = (uint64_t)w->publish[i];
+        }
+        if (msg && wasl_msg_send(msg, w->bus, &err) == 0) {
             wasl_counter_inc(w->pool->published);
         } else {
             wasl_counter_inc(w->pool->publish_failed);
-            wasl_debug("intake: ticket.received not sent; the work row stands", "{s:s, s:s}", "ref",
-                       w->publish[i]->u.ticket_received.ref, "error", err.message);
+            wasl_debug("intake: ticket.received not sent; the work row stands", "{s:I, s:s}",
+                       "work", (json_int_t)w->publish[i], "error", msg ? err.message : "memory");
         }
     }
+    wasl_msg_destroy(&msg);
     publish_drop(w);
 }
 
@@ -463,15 +438,14 @@ int intake_writer_create(intake_writer_t *w, intake_contact_t *contacts, size_t 
     if (!res) {
         return -1;
     }
-    int64_t received[16];
-    size_t resolved = read_tickets(res, n, out, received);
+    size_t resolved = read_tickets(res, n, out);
     PQclear(res);
     if (resolved < n) {
         /* Another transaction is creating the same ticket: the job runs again. */
         return INTAKE_TXN_RETRY;
     }
     for (size_t i = 0; i < n; i++) {
-        publish_later(w, &out[i], &contacts[i], received[i]);
+        publish_later(w, &out[i]);
     }
     return 0;
 }
@@ -582,24 +556,23 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
     intake_writers_t *pool = w->pool;
     intake_contact_t **contacts = malloc(n * sizeof *contacts);
     intake_ticket_t *tickets = malloc(n * sizeof *tickets);
-    int64_t *received = malloc(n * sizeof *received);
     size_t *slot = malloc(n * sizeof *slot); /* job -> position in contacts[] */
     bool *first = malloc(n * sizeof *first);
     intake_job_t **retry = malloc(n * sizeof *retry);
     size_t nretry = 0;
     const char *why = "out of memory";
     bool committed = false;
-    if (contacts && tickets && received && slot && first && retry) {
+    if (contacts && tickets && slot && first && retry) {
         size_t nuniq = dedupe_batch(jobs, n, contacts, slot, first);
         PGresult *res = commit_batch(w, contacts, nuniq, n);
         why = "database error";
         committed = res != NULL;
         if (committed) {
-            read_tickets(res, nuniq, tickets, received);
+            read_tickets(res, nuniq, tickets);
             PQclear(res);
             publish_drop(w);
             for (size_t k = 0; k < nuniq; k++) {
-                publish_later(w, &tickets[k], contacts[k], received[k]);
+                publish_later(w, &tickets[k]);
             }
             /* Committed: nudge the classifier, then answer. */
             publish_committed(w);
@@ -619,7 +592,6 @@ static void run_ticket_batch(intake_writer_t *w, intake_job_t **jobs, size_t n)
     }
     free(contacts);
     free(tickets);
-    free(received);
     free(slot);
     free(first);
     free(retry);
@@ -928,7 +900,6 @@ void intake_writers_destroy(intake_writers_t **self_p)
         for (size_t i = 0; i < (size_t)self->cfg->writers; i++) {
             wasl_pg_destroy(&self->writers[i].pg);
             zsock_destroy(&self->writers[i].bus);
-            publish_drop(&self->writers[i]);
             free(self->writers[i].publish);
         }
         free(self->writers);

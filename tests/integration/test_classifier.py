@@ -79,11 +79,8 @@ def test_report_is_classified_and_passed_to_the_router(intake, daemon, model, bu
         assert work["route"]["state"] == "pending"
         assert route.poll(WAIT_S * 1000)
         msg = msgpack.unpackb(route.recv(), raw=False)
-        assert msg["type"] == "ticket.classified" and msg["v"] == 1
-        assert msg["ref"] == ref and msg["ticket_id"] == t["id"]
-        assert msg["work_id"] == work["route"]["id"]
-        assert msg["category"] == "case_inquiry"
-        assert "case_number:4512345678" in msg["entities"]
+        # The route row, nothing else: the router reads the decision from PostgreSQL.
+        assert msg == {"type": "ticket.classified", "v": 2, "work_id": work["route"]["id"]}
         assert cls.stop() == 0
     finally:
         ctx.destroy(linger=0)

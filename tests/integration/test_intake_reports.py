@@ -90,15 +90,10 @@ def test_report_commits_ticket_event_message_and_work_then_announces_it(intake):
     assert work[0]["stage"] == "classify"
     assert work[0]["state"] == "pending"
 
-    msg = tap.wait(lambda m: m.get("ref") == ref)
-    assert msg["type"] == "ticket.received"
-    assert msg["v"] == 2
-    assert msg["ticket_id"] == t["id"]
-    assert msg["work_id"] == work[0]["id"]
-    assert msg["channel"] == "web"
-    # The classifier reads the text from PostgreSQL: the nudge does not carry it.
-    assert "body" not in msg and "subject" not in msg
-    assert isinstance(msg["received_at"], int)
+    msg = tap.wait(lambda m: m.get("work_id") == work[0]["id"])
+    # The nudge names the work row and nothing else: the classifier claims the row and reads
+    # the ticket (its text above all) from PostgreSQL.
+    assert msg == {"type": "ticket.received", "v": 2, "work_id": work[0]["id"]}
 
 
 def test_duplicate_returns_the_same_ticket_with_200(intake):
