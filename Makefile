@@ -35,7 +35,8 @@ Q       := $(if $(V),,@)
 GEN_SRC := $(B)/gen/wasl_proto.c $(B)/gen/wasl_migrations.c $(B)/gen/wasl_functions.c
 GEN_HDR := $(B)/gen/wasl_proto.h $(B)/gen/wasl_migrations.h $(B)/gen/wasl_functions.h
 # The state-change functions, callees before their callers (docs/architecture.md, "State changes").
-FUNCTIONS_SQL := $(addprefix proto/functions/,work.sql notifications.sql offers.sql agents.sql)
+FUNCTIONS_SQL := $(addprefix proto/functions/,work.sql notifications.sql offers.sql agents.sql \
+                 tickets.sql)
 LIB_SRC := $(wildcard common/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(GEN_SRC:$(B)/gen/%.c=$(B)/obj/gen/%.o)
 LIB     := $(B)/lib/libwasl.a

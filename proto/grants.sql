@@ -75,7 +75,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
     wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
-    wasl_notifications_enqueue TO wasl_intake;
+    wasl_notifications_enqueue, wasl_tickets_note, wasl_tickets_transfer,
+    wasl_tickets_resolve, wasl_tickets_reopen TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -94,7 +95,9 @@ GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place
 -- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
 GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw,
-    wasl_work_complete, wasl_work_enqueue, wasl_notifications_enqueue TO wasl_router;
+    wasl_work_complete, wasl_work_enqueue, wasl_notifications_enqueue,
+    wasl_agents_expire_presence, wasl_tickets_route, wasl_tickets_escalate,
+    wasl_tickets_overflow, wasl_tickets_mark_staffing TO wasl_router;
 
 -- ---- wasl_notifier: the outbox --------------------------------------------------------------
 GRANT SELECT, UPDATE ON notifications TO wasl_notifier;
@@ -128,4 +131,5 @@ GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notificatio
 GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
     wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
-    wasl_notifications_enqueue TO wasl_desk;
+    wasl_notifications_enqueue, wasl_tickets_note, wasl_tickets_transfer,
+    wasl_tickets_resolve, wasl_tickets_reopen TO wasl_desk;

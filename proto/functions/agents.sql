@@ -120,3 +120,29 @@ LANGUAGE sql VOLATILE AS $$
       FROM up
      WHERE (SELECT count(*) FROM wd) >= 0
 $$;
+
+-- wasl_agents_expire_presence — heartbeats that stopped: every agent whose presence ran out
+-- (presence_until passed, on the router's clock) is set offline and its live offers go to
+-- someone else.
+-- Returns the ids of the agents set offline.
+-- Touches agents, agent_events ('presence.expired'), and through wasl_offers_withdraw offers
+-- and ticket_events (reason 'agent offline'). Called by the router's timers.
+CREATE OR REPLACE FUNCTION wasl_agents_expire_presence()
+RETURNS SETOF text
+LANGUAGE sql VOLATILE AS $$
+    WITH gone AS (
+        UPDATE agents
+           SET presence = 'offline', updated_at = now()
+         WHERE presence <> 'offline'
+           AND (presence_until IS NULL OR presence_until <= wasl_now())
+        RETURNING id
+    ), ev AS (
+        INSERT INTO agent_events (agent_id, kind, actor, data)
+        SELECT gone.id, 'presence.expired', 'router', '{}'
+          FROM gone
+    ), wd AS (
+        SELECT w.offer_id
+          FROM gone, wasl_offers_withdraw(NULL, gone.id, 'agent offline', 'router') w
+    )
+    SELECT gone.id FROM gone WHERE (SELECT count(*) FROM wd) >= 0
+$$;

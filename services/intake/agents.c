@@ -621,13 +621,15 @@ static int txn_queue(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     return 0;
 }
 
-/* For ticket actions: the row `sql` returns has the ticket's status first (no row: 404) and,
- * second, non-NULL when the change was made (NULL: 409 in the ticket's status). */
+/* For ticket actions, the wasl_tickets_* functions (proto/functions/tickets.sql): the row `sql`
+ * returns has the ticket's status first (no row: 404) and, second, non-NULL when the change was
+ * made (NULL: 409 in the ticket's status). */
 static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, int n,
                          const char *const *p, const char *what, intake_reply_t *reply)
 {
     PGresult *res = intake_sql(pg, sql, n, p);
-    if (!res) {
+    if (!wasl_pg_arity(res, 2, what)) {
+        PQclear(res);
         return -1;
     }
     if (PQntuples(res) == 0) {
@@ -653,14 +655,8 @@ static int txn_note(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
         return -1;
     }
     const char *p[] = {a->id, a->agent, a->text, a->client};
-    return ticket_change(pg, a,
-                         "WITH t AS (SELECT id, status FROM tickets WHERE ref = $1),"
-                         " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-                         "   SELECT id, 'note', $2, jsonb_build_object('text', $3::text,"
-                         "     'client', $4::text) FROM t"
-                         "   RETURNING ticket_id)"
-                         " SELECT t.status, ev.ticket_id FROM t LEFT JOIN ev ON true",
-                         4, p, "note", reply);
+    return ticket_change(pg, a, "SELECT status, done FROM wasl_tickets_note($1, $2, $3, $4)", 4, p,
+                         "note", reply);
 }
 
 static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -681,22 +677,9 @@ static int txn_transfer(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *repl
     }
     const char *p[] = {a->id, a->agent, a->text, a->reason, a->client};
     /* The ticket keeps waiting_since: it keeps its place in line. */
-    return ticket_change(
-        pg, a,
-        "WITH c AS (SELECT id, status, queue AS old_queue, assignee FROM tickets WHERE ref = $1"
-        "   FOR UPDATE),"
-        " up AS (UPDATE tickets t SET queue = $3, skills = '{}', status = 'routed',"
-        "   assignee = NULL, no_agent_since = NULL, overflowed_at = NULL, updated_at = now()"
-        "   FROM c WHERE t.id = c.id AND c.status IN ('routed', 'assigned') RETURNING t.id),"
-        " wd AS (UPDATE offers o SET state = 'withdrawn', answered_at = now(),"
-        "   reason = 'transferred' FROM up WHERE o.ticket_id = up.id AND o.state = 'offered'),"
-        " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "   SELECT c.id, 'transferred', $2, jsonb_strip_nulls(jsonb_build_object('from',"
-        "   c.old_queue, 'to', $3::text, 'assignee_was', c.assignee, 'reason', $4::text,"
-        "   'client', $5::text))"
-        "   FROM c JOIN up ON up.id = c.id)"
-        " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        5, p, "transfer", reply);
+    return ticket_change(pg, a,
+                         "SELECT status, done FROM wasl_tickets_transfer($1, $2, $3, $4, $5)", 5, p,
+                         "transfer", reply);
 }
 
 static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -707,34 +690,8 @@ static int txn_resolve(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply
     const char *p[] = {a->id, a->agent, a->text, a->client};
     /* The beneficiary's update and survey go to the outbox in the same transaction; the
      * notifier's sweep sends them (intake's bus socket feeds the classify stage only). */
-    return ticket_change(
-        pg, a,
-        "WITH c AS (SELECT id, ref, status, assignee, reopen_count, from_phone, from_email,"
-        "   language, auto_submitted FROM tickets WHERE ref = $1 FOR UPDATE),"
-        " up AS (UPDATE tickets t SET status = 'resolved', resolved_at = now(), resolution = $3,"
-        "   updated_at = now() FROM c WHERE t.id = c.id AND c.status IN ('routed', 'assigned')"
-        "   RETURNING t.id),"
-        " wd AS (UPDATE offers o SET state = 'withdrawn', answered_at = now(),"
-        "   reason = 'resolved' FROM up WHERE o.ticket_id = up.id AND o.state = 'offered'),"
-        " ag AS (UPDATE agents g SET wrapup_until = now() + make_interval(secs => g.wrapup_s),"
-        "   idle_since = now() + make_interval(secs => g.wrapup_s), updated_at = now()"
-        "   FROM up WHERE g.id = $2 RETURNING g.wrapup_until),"
-        " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "   SELECT up.id, 'resolved', $2, jsonb_build_object('resolution', $3::text,"
-        "   'wrapup_until', (SELECT wrapup_until FROM ag), 'client', $4::text) FROM up),"
-        " n AS (INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template,"
-        "   params, dedupe_key)"
-        "   SELECT c.id, k.kind, CASE WHEN c.from_phone IS NOT NULL THEN 'sms' ELSE 'email' END,"
-        "   coalesce(c.from_phone, c.from_email), CASE WHEN c.language = 'en' THEN 'en'"
-        "   ELSE 'ar' END, k.template, k.params,"
-        "   'ticket:' || c.id || ':' || k.template || ':' || (c.reopen_count + 1)"
-        "   FROM c JOIN up ON up.id = c.id CROSS JOIN LATERAL (VALUES"
-        "   ('update', 'resolved', jsonb_build_object('ref', c.ref, 'resolution', $3::text)),"
-        "   ('survey', 'survey', jsonb_build_object('ref', c.ref))) AS k(kind, template, params)"
-        "   WHERE coalesce(c.from_phone, c.from_email) IS NOT NULL AND c.auto_submitted IS NULL"
-        "   ON CONFLICT (dedupe_key) DO NOTHING)"
-        " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        4, p, "resolve", reply);
+    return ticket_change(pg, a, "SELECT status, done FROM wasl_tickets_resolve($1, $2, $3, $4)", 4,
+                         p, "resolve", reply);
 }
 
 static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
@@ -744,20 +701,8 @@ static int txn_reopen(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     }
     const char *p[] = {a->id, a->agent, a->reason, a->client};
     /* Routed again by the router (new SLA), at the ticket's original place in line. */
-    return ticket_change(
-        pg, a,
-        "WITH c AS (SELECT id, status FROM tickets WHERE ref = $1 FOR UPDATE),"
-        " up AS (UPDATE tickets t SET status = 'classified', resolved_at = NULL, assignee = NULL,"
-        "   reopen_count = t.reopen_count + 1, updated_at = now() FROM c WHERE t.id = c.id"
-        "   AND c.status IN ('resolved', 'closed') RETURNING t.id, t.reopen_count),"
-        " w AS (INSERT INTO work (ticket_id, stage, dedupe_key)"
-        "   SELECT id, 'route', 'ticket:' || id || ':route:reopen:' || reopen_count FROM up"
-        "   ON CONFLICT (dedupe_key) DO NOTHING),"
-        " ev AS (INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-        "   SELECT id, 'reopened', $2, jsonb_strip_nulls(jsonb_build_object('reason', $3::text,"
-        "   'count', reopen_count, 'client', $4::text)) FROM up)"
-        " SELECT c.status, up.id FROM c LEFT JOIN up ON true",
-        4, p, "reopen", reply);
+    return ticket_change(pg, a, "SELECT status, done FROM wasl_tickets_reopen($1, $2, $3, $4)", 4,
+                         p, "reopen", reply);
 }
 
 /* ---- idempotency by the client's key ------------------------------------------------------- */

@@ -13,23 +13,7 @@
 
 /* Offers nobody answered in time: the ticket goes to the next agent, the agent to 'away' (an
  * agent who lets offers expire is not there, whatever the heartbeat says). */
-static const char *const expire_offers_sql =
-    "WITH exp AS ("
-    "  UPDATE offers SET state = 'expired', answered_at = wasl_now(), reason = 'no answer'"
-    "  WHERE state = 'offered' AND expires_at <= wasl_now() RETURNING id, ticket_id, agent_id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT ticket_id, 'offer.expired', 'router', jsonb_build_object('offer', id, 'agent',"
-    "    agent_id) FROM exp"
-    "), away AS ("
-    "  UPDATE agents a SET presence = 'away', updated_at = now()"
-    "  FROM (SELECT DISTINCT agent_id FROM exp) e WHERE a.id = e.agent_id"
-    "    AND a.presence = 'available' RETURNING a.id"
-    "), aev AS ("
-    "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-    "  SELECT id, 'presence.away', 'router', '{\"reason\": \"offer not answered\"}' FROM away"
-    ")"
-    "SELECT count(*) FROM exp";
+static const char *const expire_offers_sql = "SELECT count(*) FROM wasl_offers_expire()";
 enum { EXPIRE_COUNT, EXPIRE_COLS };
 
 /* Dispatch, in one transaction: lock the agents who can take work now, read every agent with
@@ -89,20 +73,9 @@ enum {
     WAITING_COLS
 };
 
+/* $1 the offers (ticket_id, agent, channel, explain), $2 this router, $3 the lease. */
 static const char *const offer_sql =
-    "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ticket_id bigint, agent text,"
-    "    channel text, explain jsonb)"
-    "), ins AS ("
-    "  INSERT INTO offers (ticket_id, agent_id, channel, offered_by, expires_at)"
-    "  SELECT ticket_id, agent, channel, $2, wasl_now() + make_interval(secs =>"
-    "    $3::double precision) FROM input RETURNING id, ticket_id, agent_id, expires_at"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT i.ticket_id, 'offered', 'router', i.explain || jsonb_build_object('offer', n.id,"
-    "    'expires_at', n.expires_at) FROM input i JOIN ins n ON n.ticket_id = i.ticket_id"
-    ")"
-    "SELECT count(*) FROM ins";
+    "SELECT count(*) FROM wasl_offers_make($1::jsonb, $2, $3::double precision)";
 
 /* ---- dispatch: offers ---------------------------------------------------------------------- */
 

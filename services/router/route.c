@@ -52,54 +52,11 @@ static const char *const fetch_sql =
     " FROM work w JOIN tickets t ON t.id = w.ticket_id"
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
-/* Every decision of a batch in one statement, fenced on the lease (see the classifier). */
-static const char *const commit_sql =
-    "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(work_id bigint, ticket_id bigint,"
-    "    queue text, priority text, prio_rank smallint, skills text[], rule text,"
-    "    fr_due double precision, res_due double precision, event jsonb, notes jsonb,"
-    "    answered boolean)"
-    "), done AS ("
-    "  UPDATE work w SET state = 'done', done_at = now(), updated_at = now(), lease_until = NULL"
-    "  FROM input i WHERE w.id = i.work_id AND w.state = 'running' AND w.owner = $2"
-    "    AND w.lease_until > now()"
-    "  RETURNING w.id"
-    "), upd AS ("
-    "  UPDATE tickets t SET queue = i.queue, priority = i.priority, prio_rank = i.prio_rank,"
-    "    skills = i.skills, route_rule = i.rule, routed_at = wasl_now(),"
-    "    first_response_due = to_timestamp(i.fr_due), resolution_due = to_timestamp(i.res_due),"
-    /* A callback keeps the caller's place: the call's first event, when it came earlier. */
-    "    waiting_since = coalesce(t.waiting_since, least(t.received_at, (SELECT"
-    "      min(c2.received_at) FROM call_events c1 JOIN call_events c2"
-    "      ON c2.call_id = c1.call_id AND c2.client_id IS NOT DISTINCT FROM c1.client_id"
-    "      WHERE c1.ticket_id = t.id))), no_agent_since = NULL,"
-    "    escalated_at = NULL, overflowed_at = NULL, updated_at = now(),"
-    /* An automatic answer changes nothing the ticket shows: it is routed like any other (see
-     * decide_row), so its client cannot tell a party from a stranger by its ticket. */
-    "    status = CASE WHEN t.status IN ('received', 'classified') THEN 'routed'"
-    "      ELSE t.status END"
-    "  FROM input i JOIN done d ON d.id = i.work_id WHERE t.id = i.ticket_id"
-    "  RETURNING t.id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT i.ticket_id, 'routed', 'router', i.event FROM input i JOIN done d ON d.id = i.work_id"
-    "), ack AS ("
-    "  INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template, params,"
-    "    dedupe_key)"
-    "  SELECT i.ticket_id, n->>'kind', n->>'channel', n->>'recipient',"
-    "    n->>'lang', n->>'kind', n->'params', 'ticket:' || i.ticket_id || ':' || (n->>'kind')"
-    "  FROM input i JOIN done d ON d.id = i.work_id CROSS JOIN jsonb_array_elements("
-    "    CASE jsonb_typeof(i.notes) WHEN 'array' THEN i.notes ELSE '[]' END) n"
-    "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id, channel, kind"
-    "), aev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT i.ticket_id, 'auto_answered', 'router', i.event->'auto_answer_detail'"
-    "  FROM input i JOIN done d ON d.id = i.work_id WHERE i.answered"
-    ")"
-    /* One row per notification (or one per work row without any), in work-row order. */
-    "SELECT i.work_id, a.id, a.channel, i.ticket_id, a.kind"
-    " FROM input i JOIN done d ON d.id = i.work_id"
-    " LEFT JOIN ack a ON a.ticket_id = i.ticket_id ORDER BY i.work_id, a.id";
+/* Every decision of a batch in one statement, fenced on the lease (wasl_tickets_route,
+ * proto/functions/tickets.sql: the work rows completed, the tickets routed, their events and
+ * notifications). */
+static const char *const commit_sql = "SELECT work_id, notification_id, channel, ticket_id, kind"
+                                      "  FROM wasl_tickets_route($1::jsonb, $2)";
 
 /* The columns of commit_sql's result. */
 enum {

@@ -8,100 +8,25 @@
 
 /* ---- SQL --------------------------------------------------------------------------------- */
 
+/* The timers' state changes are proto/functions/'s (agents.sql, tickets.sql). */
+
 /* Heartbeats that stopped: the agent is offline and their live offers go to someone else. */
-static const char *const expire_presence_sql =
-    "WITH gone AS ("
-    "  UPDATE agents SET presence = 'offline', updated_at = now()"
-    "  WHERE presence <> 'offline' AND (presence_until IS NULL OR presence_until <= wasl_now())"
-    "  RETURNING id"
-    "), ev AS ("
-    "  INSERT INTO agent_events (agent_id, kind, actor, data)"
-    "  SELECT id, 'presence.expired', 'router', '{}' FROM gone"
-    "), wd AS ("
-    "  UPDATE offers o SET state = 'withdrawn', answered_at = wasl_now(),"
-    "    reason = 'agent offline' FROM gone g WHERE o.agent_id = g.id AND o.state = 'offered'"
-    "  RETURNING o.id, o.ticket_id, o.agent_id"
-    "), tev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT ticket_id, 'offer.withdrawn', 'router', jsonb_build_object('offer', id, 'agent',"
-    "    agent_id, 'reason', 'agent offline') FROM wd"
-    ")"
-    "SELECT count(*) FROM gone";
+static const char *const expire_presence_sql = "SELECT count(*) FROM wasl_agents_expire_presence()";
 /* The one column of expire_presence_sql, staffing_sql and overflow_sql: rows changed. */
 enum { COUNT_N, COUNT_COLS };
 
 /* The overflow timer: since when has no eligible agent been present (available or busy with a
  * live heartbeat) for the ticket's queue, skills and language. */
-static const char *const staffing_sql =
-    "WITH g AS (SELECT DISTINCT queue, skills, language FROM tickets WHERE status = 'routed'),"
-    " staffed AS (SELECT g.* FROM g WHERE EXISTS (SELECT 1 FROM agents a WHERE a.enabled"
-    "   AND a.presence IN ('available', 'busy') AND a.presence_until > wasl_now()"
-    "   AND a.skills ? g.queue AND a.skills ?& g.skills AND (g.language IS NULL"
-    "   OR g.language = 'mixed' OR g.language = ANY (a.languages)))),"
-    " mark AS (UPDATE tickets t SET no_agent_since = wasl_now() WHERE t.status = 'routed'"
-    "   AND t.no_agent_since IS NULL AND NOT EXISTS (SELECT 1 FROM staffed s"
-    "   WHERE s.queue = t.queue AND s.skills = t.skills"
-    "   AND s.language IS NOT DISTINCT FROM t.language) RETURNING t.id),"
-    " unmark AS (UPDATE tickets t SET no_agent_since = NULL FROM staffed s"
-    "   WHERE t.status = 'routed' AND t.no_agent_since IS NOT NULL AND s.queue = t.queue"
-    "   AND s.skills = t.skills AND s.language IS NOT DISTINCT FROM t.language RETURNING t.id)"
-    " SELECT (SELECT count(*) FROM mark) + (SELECT count(*) FROM unmark)";
+static const char *const staffing_sql = "SELECT wasl_tickets_mark_staffing()";
 
 /* $1 overflow queue, $2 its skills, $3 seconds without an agent. */
 static const char *const overflow_sql =
-    "WITH c AS ("
-    "  SELECT id, queue AS old_queue, no_agent_since FROM tickets WHERE status = 'routed'"
-    "    AND no_agent_since <= wasl_now() - make_interval(secs => $3::double precision)"
-    "    AND queue <> $1 AND overflowed_at IS NULL AND escalated_at IS NULL"
-    "  FOR UPDATE SKIP LOCKED"
-    "), ov AS ("
-    "  UPDATE tickets t SET queue = $1, skills = $2::text[], overflowed_at = wasl_now(),"
-    "    no_agent_since = NULL, updated_at = now() FROM c WHERE t.id = c.id RETURNING t.id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT c.id, 'overflowed', 'router', jsonb_build_object('from', c.old_queue, 'to',"
-    "    $1::text, 'no_agent_since', c.no_agent_since, 'after_s', $3::double precision) FROM c"
-    ")"
-    "SELECT count(*) FROM c";
+    "SELECT wasl_tickets_overflow($1, $2::text[], $3::double precision)";
 
 /* SLA breach: one step up in priority, the supervisor queue, an alert. $1 supervisor queue,
  * $2 its skills, $3 alert address. */
 static const char *const escalate_sql =
-    "WITH c AS ("
-    "  SELECT id, ref, queue AS old_queue, priority AS old_priority, status, language,"
-    "    CASE WHEN status = 'routed' AND first_response_due <= wasl_now() THEN 'first_response'"
-    "         ELSE 'resolution' END AS breach,"
-    "    CASE WHEN status = 'routed' AND first_response_due <= wasl_now()"
-    "         THEN first_response_due ELSE resolution_due END AS due,"
-    "    greatest(coalesce(prio_rank, 2) - 1, 0) AS new_rank"
-    "  FROM tickets WHERE status IN ('routed', 'assigned') AND escalated_at IS NULL"
-    "    AND ((status = 'routed' AND first_response_due <= wasl_now())"
-    "         OR resolution_due <= wasl_now())"
-    "  ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
-    "), up AS ("
-    "  UPDATE tickets t SET queue = $1, skills = $2::text[], prio_rank = c.new_rank,"
-    "    priority = (ARRAY['urgent', 'high', 'normal', 'low'])[c.new_rank + 1],"
-    "    escalated_at = wasl_now(), no_agent_since = NULL, updated_at = now()"
-    "  FROM c WHERE t.id = c.id RETURNING t.id, t.priority"
-    "), wd AS ("
-    "  UPDATE offers o SET state = 'withdrawn', answered_at = wasl_now(), reason = 'escalated'"
-    "  FROM c WHERE o.ticket_id = c.id AND o.state = 'offered' RETURNING o.id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT c.id, 'escalated', 'router', jsonb_build_object('breach', c.breach, 'due', c.due,"
-    "    'from', c.old_queue, 'to', $1::text, 'priority_from', c.old_priority, 'priority_to',"
-    "    u.priority, 'alert', $3::text) FROM c JOIN up u ON u.id = c.id"
-    "), al AS ("
-    "  INSERT INTO notifications (ticket_id, kind, channel, recipient, lang, template, params,"
-    "    dedupe_key)"
-    "  SELECT c.id, 'alert', 'email', $3::text, CASE WHEN c.language = 'en' THEN 'en' ELSE 'ar'"
-    "    END, 'sla_alert', jsonb_build_object('ref', c.ref, 'queue', c.old_queue, 'priority',"
-    "    u.priority, 'due', to_char(c.due AT TIME ZONE 'Asia/Riyadh', 'YYYY-MM-DD HH24:MI')),"
-    "    'ticket:' || c.id || ':sla:' || c.old_queue FROM c JOIN up u ON u.id = c.id"
-    "  ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, ticket_id"
-    ")"
-    "SELECT id, ticket_id, (SELECT count(*) FROM c) FROM al"
-    " UNION ALL SELECT 0, 0, (SELECT count(*) FROM c) WHERE NOT EXISTS (SELECT 1 FROM al)";
+    "SELECT notification_id, ticket_id, escalated FROM wasl_tickets_escalate($1, $2::text[], $3)";
 /* One row per alert written (or one 0, 0 row without any), each with the count escalated. */
 enum { ESCALATE_NOTE_ID, ESCALATE_TICKET_ID, ESCALATE_COUNT, ESCALATE_COLS };
 
@@ -125,21 +50,12 @@ enum { OSTATS_STATE, OSTATS_COUNT, OSTATS_COLS };
 
 /* ---- timers: presence, overflow, escalation ------------------------------------------------- */
 
+/* The queue's skills as a $n::text[] parameter (freed by the caller; NULL when out of memory). */
 static char *skills_array(const rules_t *rules, const char *queue)
 {
     const char *skills[RULES_LIST_MAX];
     size_t n = rules_queue_skills(rules, queue, skills, RULES_LIST_MAX);
-    size_t cap = 3 + n * (RULES_NAME_MAX + 3);
-    char *s = malloc(cap);
-    if (!s) {
-        return NULL;
-    }
-    size_t o = (size_t)snprintf(s, cap, "{");
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(s + o, cap - o, "%s\"%s\"", i ? "," : "", skills[i]);
-    }
-    snprintf(s + o, cap - o, "}");
-    return s;
+    return wasl_pg_text_array(skills, n);
 }
 
 static int count_of(router_t *self, const char *sql, int nparams, const char *const *params)

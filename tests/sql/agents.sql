@@ -61,3 +61,19 @@ SELECT count(*) AS presence_of_removed FROM wasl_agents_set_presence('badr', 'av
 SELECT wasl_agents_save('badr', 'Badr', NULL, NULL, NULL, NULL, 'waslctl') AS created;
 SELECT enabled, skills FROM agents WHERE id = 'badr';
 SELECT kind, actor FROM agent_events WHERE agent_id = 'badr' ORDER BY id;
+
+-- expire_presence: amal's heartbeat ran out (with a live offer), dana's did not, hala is
+-- offline already: only amal goes offline, with her offer withdrawn.
+SELECT count(*) FROM wasl_offers_make('[{"ticket_id": 4, "agent": "amal", "channel": "api",
+    "explain": {}}]', 'router-1', 60);
+UPDATE agents SET presence_until = now() - interval '1 s' WHERE id = 'amal';
+SELECT * FROM wasl_agents_expire_presence() AS gone;
+SELECT count(*) AS again FROM wasl_agents_expire_presence();
+SELECT id, presence FROM agents WHERE id IN ('amal', 'dana', 'hala') ORDER BY id;
+SELECT ticket_id, state, reason FROM offers WHERE agent_id = 'amal' ORDER BY id;
+SELECT actor, data - 'offer' AS data FROM ticket_events
+ WHERE kind = 'offer.withdrawn' AND ticket_id = 4;
+-- on the router's clock: an hour and a minute on, dana's heartbeat has run out too.
+SET wasl.clock_offset_s = 3660;
+SELECT * FROM wasl_agents_expire_presence() AS gone;
+RESET wasl.clock_offset_s;

@@ -1,0 +1,417 @@
+-- tickets.sql — the status changes of tickets after intake created them: routing, SLA
+-- escalation, overflow, the staffing mark, and the desk's notes, transfers, resolutions and
+-- reopenings (offer acceptance is wasl_offers_accept). Every change writes its ticket_events
+-- row in the same statement. Domain times (routed_at, escalated_at, overflowed_at,
+-- no_agent_since, resolved_at, wrap-up) use wasl_now(); updated_at stays now(). SECURITY
+-- INVOKER. Called from one statement each, so a batch costs one round trip.
+
+-- wasl_tickets_route — commits a batch of routing decisions, fenced on the work lease: only the
+-- rows wasl_work_complete completes for p_owner change their ticket. A routed ticket gets its
+-- queue, priority, skills, rule and SLA deadlines, keeps its place in line (a callback keeps the
+-- call's first event, when it came earlier) and becomes 'routed' unless it moved on already; an
+-- automatic answer changes nothing the ticket shows (its client cannot tell a party from a
+-- stranger by its ticket), it only adds its event.
+--   p_batch  jsonb array of {work_id, ticket_id, queue, priority, prio_rank, skills, rule,
+--            fr_due, res_due (epoch seconds), event, notes (notifications: kind, channel,
+--            recipient, lang, params), answered}
+--   p_owner  the router's work owner name
+-- Returns one row per notification enqueued, or one per committed work row without any
+-- (notification_id, channel and kind NULL), in work-row order. A work row whose lease was lost
+-- has no row.
+-- Touches work (through wasl_work_complete), tickets, ticket_events ('routed',
+-- 'auto_answered'), notifications (through wasl_notifications_enqueue; key
+-- 'ticket:<id>:<kind>'). Called by the router's route stage.
+CREATE OR REPLACE FUNCTION wasl_tickets_route(p_batch jsonb, p_owner text)
+RETURNS TABLE (work_id bigint, notification_id bigint, channel text, ticket_id bigint,
+               kind text)
+LANGUAGE sql VOLATILE AS $$
+    WITH input AS (
+        SELECT *
+          FROM jsonb_to_recordset(p_batch)
+            AS x(work_id bigint, ticket_id bigint, queue text, priority text,
+                 prio_rank smallint, skills text[], rule text, fr_due double precision,
+                 res_due double precision, event jsonb, notes jsonb, answered boolean)
+    ), done AS (
+        SELECT id FROM wasl_work_complete(ARRAY(SELECT work_id FROM input), p_owner) AS id
+    ), upd AS (
+        UPDATE tickets t
+           SET queue = i.queue, priority = i.priority, prio_rank = i.prio_rank,
+               skills = i.skills, route_rule = i.rule, routed_at = wasl_now(),
+               first_response_due = to_timestamp(i.fr_due),
+               resolution_due = to_timestamp(i.res_due),
+               waiting_since = coalesce(t.waiting_since,
+                                        least(t.received_at,
+                                              (SELECT min(c2.received_at)
+                                                 FROM call_events c1
+                                                 JOIN call_events c2
+                                                   ON c2.call_id = c1.call_id
+                                                  AND c2.client_id IS NOT DISTINCT FROM
+                                                      c1.client_id
+                                                WHERE c1.ticket_id = t.id))),
+               no_agent_since = NULL, escalated_at = NULL, overflowed_at = NULL,
+               updated_at = now(),
+               status = CASE WHEN t.status IN ('received', 'classified') THEN 'routed'
+                             ELSE t.status END
+          FROM input i
+          JOIN done d ON d.id = i.work_id
+         WHERE t.id = i.ticket_id
+        RETURNING t.id
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT i.ticket_id, 'routed', 'router', i.event
+          FROM input i
+          JOIN done d ON d.id = i.work_id
+    ), ack AS (
+        SELECT a.*
+          FROM wasl_notifications_enqueue((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'ticket_id', i.ticket_id, 'kind', n->>'kind',
+                              'channel', n->>'channel', 'recipient', n->>'recipient',
+                              'lang', n->>'lang', 'template', n->>'kind', 'params', n->'params',
+                              'dedupe_key', 'ticket:' || i.ticket_id || ':' || (n->>'kind'))
+                          ORDER BY i.work_id, n.ord)
+                     FROM input i
+                     JOIN done d ON d.id = i.work_id
+                    CROSS JOIN jsonb_array_elements(CASE jsonb_typeof(i.notes)
+                                                    WHEN 'array' THEN i.notes
+                                                    ELSE '[]' END) WITH ORDINALITY AS n(n, ord)
+               )) a
+    ), aev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT i.ticket_id, 'auto_answered', 'router', i.event->'auto_answer_detail'
+          FROM input i
+          JOIN done d ON d.id = i.work_id
+         WHERE i.answered
+    )
+    SELECT i.work_id, a.notification_id, a.channel, i.ticket_id, a.kind
+      FROM input i
+      JOIN done d ON d.id = i.work_id
+      LEFT JOIN ack a ON a.ticket_id = i.ticket_id
+     ORDER BY i.work_id, a.notification_id
+$$;
+
+-- wasl_tickets_escalate — SLA breaches: up to p_limit waiting or assigned tickets whose first
+-- response (while waiting) or resolution is overdue, not escalated yet, go one step up in
+-- priority to the supervisor queue p_queue (skills p_skills), their live offer is withdrawn,
+-- and an alert goes to p_alert (once per ticket and queue it breached in).
+-- Returns one row per alert enqueued (notification_id, ticket_id, escalated: how many tickets
+-- this call escalated), or one row (0, 0, escalated) when it enqueued none.
+-- Touches tickets, offers and ticket_events (through wasl_offers_withdraw), ticket_events
+-- ('escalated'), notifications (through wasl_notifications_enqueue). Called by the router.
+CREATE OR REPLACE FUNCTION wasl_tickets_escalate(p_queue text, p_skills text[], p_alert text,
+                                                 p_limit integer DEFAULT 500)
+RETURNS TABLE (notification_id bigint, ticket_id bigint, escalated bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, ref, queue AS old_queue, priority AS old_priority, status, language,
+               CASE WHEN status = 'routed' AND first_response_due <= wasl_now()
+                    THEN 'first_response' ELSE 'resolution' END AS breach,
+               CASE WHEN status = 'routed' AND first_response_due <= wasl_now()
+                    THEN first_response_due ELSE resolution_due END AS due,
+               greatest(coalesce(prio_rank, 2) - 1, 0) AS new_rank
+          FROM tickets
+         WHERE status IN ('routed', 'assigned')
+           AND escalated_at IS NULL
+           AND ((status = 'routed' AND first_response_due <= wasl_now())
+                OR resolution_due <= wasl_now())
+         ORDER BY id
+         LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), up AS (
+        UPDATE tickets t
+           SET queue = p_queue, skills = p_skills, prio_rank = c.new_rank,
+               priority = (ARRAY['urgent', 'high', 'normal', 'low'])[c.new_rank + 1],
+               escalated_at = wasl_now(), no_agent_since = NULL, updated_at = now()
+          FROM c
+         WHERE t.id = c.id
+        RETURNING t.id, t.priority
+    ), wd AS (
+        SELECT w.offer_id
+          FROM wasl_offers_withdraw(ARRAY(SELECT id FROM c), NULL, 'escalated', 'router') w
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT c.id, 'escalated', 'router',
+               jsonb_build_object('breach', c.breach, 'due', c.due, 'from', c.old_queue,
+                                  'to', p_queue, 'priority_from', c.old_priority,
+                                  'priority_to', u.priority, 'alert', p_alert)
+          FROM c
+          JOIN up u ON u.id = c.id
+    ), al AS (
+        SELECT a.notification_id, a.ticket_id
+          FROM wasl_notifications_enqueue((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'ticket_id', c.id, 'kind', 'alert', 'channel', 'email',
+                              'recipient', p_alert,
+                              'lang', CASE WHEN c.language = 'en' THEN 'en' ELSE 'ar' END,
+                              'template', 'sla_alert',
+                              'params', jsonb_build_object(
+                                  'ref', c.ref, 'queue', c.old_queue, 'priority', u.priority,
+                                  'due', to_char(c.due AT TIME ZONE 'Asia/Riyadh',
+                                                 'YYYY-MM-DD HH24:MI')),
+                              'dedupe_key', 'ticket:' || c.id || ':sla:' || c.old_queue)
+                          ORDER BY c.id)
+                     FROM c
+                     JOIN up u ON u.id = c.id
+               )) a
+    ), n AS (
+        -- every CTE read in full, whatever the result's shape
+        SELECT (SELECT count(*) FROM c) AS escalated,
+               (SELECT count(*) FROM wd) AS withdrawn
+    )
+    SELECT al.notification_id, al.ticket_id, n.escalated FROM al, n
+    UNION ALL
+    SELECT 0, 0, n.escalated FROM n WHERE NOT EXISTS (SELECT 1 FROM al)
+$$;
+
+-- wasl_tickets_overflow — the overflow timer: waiting tickets that have had no eligible agent
+-- for p_after_s seconds (no_agent_since, set by wasl_tickets_mark_staffing), not overflowed or
+-- escalated yet and not already in p_queue, move to the overflow queue p_queue (p_skills).
+-- Returns how many moved. Touches tickets, ticket_events ('overflowed'). Called by the router.
+CREATE OR REPLACE FUNCTION wasl_tickets_overflow(p_queue text, p_skills text[],
+                                                 p_after_s double precision)
+RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, queue AS old_queue, no_agent_since
+          FROM tickets
+         WHERE status = 'routed'
+           AND no_agent_since <= wasl_now() - make_interval(secs => p_after_s)
+           AND queue <> p_queue
+           AND overflowed_at IS NULL
+           AND escalated_at IS NULL
+        FOR UPDATE SKIP LOCKED
+    ), ov AS (
+        UPDATE tickets t
+           SET queue = p_queue, skills = p_skills, overflowed_at = wasl_now(),
+               no_agent_since = NULL, updated_at = now()
+          FROM c
+         WHERE t.id = c.id
+        RETURNING t.id
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT c.id, 'overflowed', 'router',
+               jsonb_build_object('from', c.old_queue, 'to', p_queue,
+                                  'no_agent_since', c.no_agent_since, 'after_s', p_after_s)
+          FROM c
+    )
+    SELECT count(*) FROM c
+$$;
+
+-- wasl_tickets_mark_staffing — starts the overflow timer (no_agent_since) of waiting tickets
+-- for whose queue, skills and language no eligible agent is present (available or busy with a
+-- live heartbeat), and stops it where one is again.
+-- Returns how many tickets it marked or unmarked. Touches tickets. Called by the router.
+CREATE OR REPLACE FUNCTION wasl_tickets_mark_staffing()
+RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    WITH g AS (
+        SELECT DISTINCT queue, skills, language FROM tickets WHERE status = 'routed'
+    ), staffed AS (
+        SELECT g.*
+          FROM g
+         WHERE EXISTS (SELECT 1
+                         FROM agents a
+                        WHERE a.enabled
+                          AND a.presence IN ('available', 'busy')
+                          AND a.presence_until > wasl_now()
+                          AND a.skills ? g.queue
+                          AND a.skills ?& g.skills
+                          AND (g.language IS NULL OR g.language = 'mixed'
+                               OR g.language = ANY (a.languages)))
+    ), mark AS (
+        UPDATE tickets t
+           SET no_agent_since = wasl_now()
+         WHERE t.status = 'routed'
+           AND t.no_agent_since IS NULL
+           AND NOT EXISTS (SELECT 1
+                             FROM staffed s
+                            WHERE s.queue = t.queue
+                              AND s.skills = t.skills
+                              AND s.language IS NOT DISTINCT FROM t.language)
+        RETURNING t.id
+    ), unmark AS (
+        UPDATE tickets t
+           SET no_agent_since = NULL
+          FROM staffed s
+         WHERE t.status = 'routed'
+           AND t.no_agent_since IS NOT NULL
+           AND s.queue = t.queue
+           AND s.skills = t.skills
+           AND s.language IS NOT DISTINCT FROM t.language
+        RETURNING t.id
+    )
+    SELECT (SELECT count(*) FROM mark) + (SELECT count(*) FROM unmark)
+$$;
+
+-- The desk's ticket actions below share one shape of result, read by intake's ticket_change:
+-- no row when there is no ticket p_ref; else (status: the ticket's status before, done:
+-- non-NULL when the change was made, NULL when the status did not allow it). The caller
+-- locked the ticket (FOR UPDATE) and checked who may act; p_agent is the acting agent and
+-- p_client the API client, both kept in the history.
+
+-- wasl_tickets_note — an agent's note in the ticket's history, whatever its status.
+-- Touches ticket_events ('note'). Called by the desk (POST /v1/tickets/{ref}/notes).
+CREATE OR REPLACE FUNCTION wasl_tickets_note(p_ref text, p_agent text, p_text text,
+                                             p_client text)
+RETURNS TABLE (status text, done bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH t AS (
+        SELECT id, status FROM tickets WHERE ref = p_ref
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT t.id, 'note', p_agent, jsonb_build_object('text', p_text, 'client', p_client)
+          FROM t
+        RETURNING ticket_id
+    )
+    SELECT t.status, ev.ticket_id FROM t LEFT JOIN ev ON true
+$$;
+
+-- wasl_tickets_transfer — a waiting or assigned ticket goes to queue p_queue, waiting again
+-- (unassigned, its overflow timer reset) at its place in line (waiting_since is kept); its
+-- live offer is withdrawn. p_reason may be NULL.
+-- Touches tickets, ticket_events ('transferred'), offers (through wasl_offers_withdraw).
+-- Called by the desk (POST /v1/tickets/{ref}/transfer).
+CREATE OR REPLACE FUNCTION wasl_tickets_transfer(p_ref text, p_agent text, p_queue text,
+                                                 p_reason text, p_client text)
+RETURNS TABLE (status text, done bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, status, queue AS old_queue, assignee FROM tickets WHERE ref = p_ref
+        FOR UPDATE
+    ), up AS (
+        UPDATE tickets t
+           SET queue = p_queue, skills = '{}', status = 'routed', assignee = NULL,
+               no_agent_since = NULL, overflowed_at = NULL, updated_at = now()
+          FROM c
+         WHERE t.id = c.id
+           AND c.status IN ('routed', 'assigned')
+        RETURNING t.id
+    ), wd AS (
+        SELECT w.offer_id
+          FROM up, wasl_offers_withdraw(ARRAY[up.id], NULL, 'transferred', p_agent) w
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT c.id, 'transferred', p_agent,
+               jsonb_strip_nulls(jsonb_build_object('from', c.old_queue, 'to', p_queue,
+                                                    'assignee_was', c.assignee,
+                                                    'reason', p_reason, 'client', p_client))
+          FROM c
+          JOIN up ON up.id = c.id
+    )
+    SELECT c.status, up.id
+      FROM c
+      LEFT JOIN up ON true
+     WHERE (SELECT count(*) FROM wd) >= 0
+$$;
+
+-- wasl_tickets_resolve — a waiting or assigned ticket is resolved with p_resolution: its live
+-- offer is withdrawn, the resolving agent enters wrap-up (their wrapup_s; they idle from its
+-- end), and the beneficiary's update and survey go to the outbox (unless the ticket came from
+-- an automatic sender or has no contact), keyed per reopening so a retry sends nothing twice.
+-- Touches tickets, agents (wrap-up), ticket_events ('resolved'), offers (through
+-- wasl_offers_withdraw), notifications (through wasl_notifications_enqueue).
+-- Called by the desk (POST /v1/tickets/{ref}/resolve).
+CREATE OR REPLACE FUNCTION wasl_tickets_resolve(p_ref text, p_agent text, p_resolution text,
+                                                p_client text)
+RETURNS TABLE (status text, done bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, ref, status, assignee, reopen_count, from_phone, from_email, language,
+               auto_submitted
+          FROM tickets
+         WHERE ref = p_ref
+        FOR UPDATE
+    ), up AS (
+        UPDATE tickets t
+           SET status = 'resolved', resolved_at = wasl_now(), resolution = p_resolution,
+               updated_at = now()
+          FROM c
+         WHERE t.id = c.id
+           AND c.status IN ('routed', 'assigned')
+        RETURNING t.id
+    ), wd AS (
+        SELECT w.offer_id
+          FROM up, wasl_offers_withdraw(ARRAY[up.id], NULL, 'resolved', p_agent) w
+    ), ag AS (
+        UPDATE agents g
+           SET wrapup_until = wasl_now() + make_interval(secs => g.wrapup_s),
+               idle_since = wasl_now() + make_interval(secs => g.wrapup_s),
+               updated_at = now()
+          FROM up
+         WHERE g.id = p_agent
+        RETURNING g.wrapup_until
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT up.id, 'resolved', p_agent,
+               jsonb_build_object('resolution', p_resolution,
+                                  'wrapup_until', (SELECT wrapup_until FROM ag),
+                                  'client', p_client)
+          FROM up
+    ), n AS (
+        SELECT a.notification_id
+          FROM wasl_notifications_enqueue((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'ticket_id', c.id, 'kind', k.kind,
+                              'channel', CASE WHEN c.from_phone IS NOT NULL THEN 'sms'
+                                              ELSE 'email' END,
+                              'recipient', coalesce(c.from_phone, c.from_email),
+                              'lang', CASE WHEN c.language = 'en' THEN 'en' ELSE 'ar' END,
+                              'template', k.template, 'params', k.params,
+                              'dedupe_key', 'ticket:' || c.id || ':' || k.template || ':'
+                                            || (c.reopen_count + 1))
+                          ORDER BY k.ord)
+                     FROM c
+                     JOIN up ON up.id = c.id
+                    CROSS JOIN LATERAL (VALUES
+                        (1, 'update', 'resolved',
+                         jsonb_build_object('ref', c.ref, 'resolution', p_resolution)),
+                        (2, 'survey', 'survey', jsonb_build_object('ref', c.ref)))
+                        AS k(ord, kind, template, params)
+                    WHERE coalesce(c.from_phone, c.from_email) IS NOT NULL
+                      AND c.auto_submitted IS NULL
+               )) a
+    )
+    SELECT c.status, up.id
+      FROM c
+      LEFT JOIN up ON true
+     WHERE (SELECT count(*) FROM wd) + (SELECT count(*) FROM n) >= 0
+$$;
+
+-- wasl_tickets_reopen — a resolved or closed ticket is classified again and goes back to the
+-- router (new SLA) at its original place in line; the route work row is keyed by the reopen
+-- count. p_reason may be NULL.
+-- Touches tickets, work (through wasl_work_enqueue), ticket_events ('reopened').
+-- Called by the desk (POST /v1/tickets/{ref}/reopen).
+CREATE OR REPLACE FUNCTION wasl_tickets_reopen(p_ref text, p_agent text, p_reason text,
+                                               p_client text)
+RETURNS TABLE (status text, done bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, status FROM tickets WHERE ref = p_ref FOR UPDATE
+    ), up AS (
+        UPDATE tickets t
+           SET status = 'classified', resolved_at = NULL, assignee = NULL,
+               reopen_count = t.reopen_count + 1, updated_at = now()
+          FROM c
+         WHERE t.id = c.id
+           AND c.status IN ('resolved', 'closed')
+        RETURNING t.id, t.reopen_count
+    ), w AS (
+        SELECT e.work_id
+          FROM up,
+               wasl_work_enqueue(ARRAY[up.id], 'route',
+                                 ARRAY['ticket:' || up.id || ':route:reopen:' || up.reopen_count])
+               e
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT up.id, 'reopened', p_agent,
+               jsonb_strip_nulls(jsonb_build_object('reason', p_reason,
+                                                    'count', up.reopen_count,
+                                                    'client', p_client))
+          FROM up
+    )
+    SELECT c.status, up.id
+      FROM c
+      LEFT JOIN up ON true
+     WHERE (SELECT count(*) FROM w) >= 0
+$$;

@@ -1,0 +1,125 @@
+-- tickets.sql — wasl_tickets_* (proto/functions/tickets.sql): each function's edges.
+-- Tickets 1-5 are routed in 'general' (setup.sql); amal, badr and dana serve it.
+\pset null '∅'
+
+-- route: work rows for tickets 1 and 2 claimed by r1 (live lease), ticket 3's by r1 with a
+-- lease that ran out (its decision must change nothing). Ticket 1 gets an ack by SMS.
+UPDATE tickets SET status = 'classified', waiting_since = NULL WHERE id IN (1, 2, 3);
+INSERT INTO work (ticket_id, stage, dedupe_key, state, owner, lease_until, attempts)
+VALUES (1, 'route', 'r:1', 'running', 'r1', now() + interval '30 s', 1),
+       (2, 'route', 'r:2', 'running', 'r1', now() + interval '30 s', 1),
+       (3, 'route', 'r:3', 'running', 'r1', now() - interval '1 s', 1);
+SELECT max(id) FILTER (WHERE dedupe_key = 'r:1') AS w1,
+       max(id) FILTER (WHERE dedupe_key = 'r:2') AS w2,
+       max(id) FILTER (WHERE dedupe_key = 'r:3') AS w3 FROM work \gset
+SELECT jsonb_build_array(
+    jsonb_build_object('work_id', :w1, 'ticket_id', 1, 'queue', 'billing', 'priority', 'high',
+        'prio_rank', 1, 'skills', '{}'::text[], 'rule', 'r-billing', 'fr_due', 1.0e9,
+        'res_due', 2.0e9, 'event', '{"rule": "r-billing"}'::jsonb, 'answered', false,
+        'notes', '[{"kind": "ack", "channel": "sms", "recipient": "+966500000001",
+                    "lang": "ar", "params": {"ref": "2600000001"}}]'::jsonb),
+    jsonb_build_object('work_id', :w2, 'ticket_id', 2, 'queue', 'general',
+        'priority', 'normal', 'prio_rank', 2, 'skills', '{}'::text[], 'rule', 'default',
+        'fr_due', 1.0e9, 'res_due', 2.0e9, 'event', '{"rule": "default",
+        "auto_answer_detail": {"outcome": "answered"}}'::jsonb, 'answered', true, 'notes', NULL),
+    jsonb_build_object('work_id', :w3, 'ticket_id', 3, 'queue', 'billing',
+        'priority', 'urgent', 'prio_rank', 0, 'skills', '{}'::text[], 'rule', 'x',
+        'fr_due', 1.0e9, 'res_due', 2.0e9, 'event', '{}'::jsonb, 'answered', false,
+        'notes', '[{"kind": "ack", "channel": "sms", "recipient": "+966500000003"}]'::jsonb))
+    AS batch \gset
+SELECT work_id = :w1 AS w1, notification_id IS NOT NULL AS notified, channel, ticket_id, kind
+  FROM wasl_tickets_route(:'batch', 'r1');
+SELECT id, status, queue, priority, route_rule, routed_at IS NOT NULL AS routed,
+       waiting_since IS NOT NULL AS in_line
+  FROM tickets WHERE id IN (1, 2, 3) ORDER BY id;
+SELECT dedupe_key, state FROM work WHERE dedupe_key LIKE 'r:%' ORDER BY 1;
+SELECT ticket_id, kind, data FROM ticket_events ORDER BY id;
+SELECT ticket_id, kind, template, dedupe_key FROM notifications ORDER BY id;
+-- the same batch again: every lease is spent, nothing changes, nothing is notified twice.
+SELECT count(*) AS again FROM wasl_tickets_route(:'batch', 'r1');
+SELECT count(*) AS notifications FROM notifications;
+
+-- note: any status; an unknown reference has no row.
+SELECT * FROM wasl_tickets_note('2600000001', 'amal', 'called back', 'desk');
+SELECT count(*) AS unknown FROM wasl_tickets_note('2699999999', 'amal', 'x', 'desk');
+SELECT actor, data FROM ticket_events WHERE kind = 'note';
+
+-- transfer: ticket 4 (offered to badr) to 'billing'; its offer withdrawn, place kept.
+SELECT count(*) FROM wasl_offers_make('[{"ticket_id": 4, "agent": "badr", "channel": "api",
+    "explain": {}}]', 'router-1', 60);
+UPDATE tickets SET waiting_since = '2026-01-01 00:00+00' WHERE id = 4;
+SELECT * FROM wasl_tickets_transfer('2600000004', 'amal', 'billing', 'wrong queue', 'desk');
+SELECT status, queue, assignee, waiting_since = '2026-01-01 00:00+00' AS kept_place
+  FROM tickets WHERE id = 4;
+SELECT state, reason FROM offers WHERE ticket_id = 4;
+SELECT kind, actor, data - 'offer' AS data FROM ticket_events
+ WHERE ticket_id = 4 AND kind IN ('transferred', 'offer.withdrawn') ORDER BY id;
+-- wrong state: a resolved ticket cannot be transferred (status given, done NULL).
+UPDATE tickets SET status = 'resolved' WHERE id = 5;
+SELECT * FROM wasl_tickets_transfer('2600000005', 'amal', 'billing', NULL, 'desk');
+
+-- resolve: ticket 4, assigned to dana (wrap-up 30 s): resolved, wrap-up, update and survey.
+UPDATE tickets SET status = 'assigned', assignee = 'dana' WHERE id = 4;
+SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'refund sent', 'desk');
+SELECT status, resolution, resolved_at IS NOT NULL AS resolved FROM tickets WHERE id = 4;
+SELECT wrapup_until - wasl_now() BETWEEN interval '29 s' AND interval '30 s' AS wrapping_up
+  FROM agents WHERE id = 'dana';
+SELECT kind, template, channel, recipient, params, dedupe_key FROM notifications
+ WHERE ticket_id = 4 ORDER BY id;
+-- already resolved: 409's shape, nothing new.
+SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'again', 'desk');
+SELECT count(*) AS notifications FROM notifications WHERE ticket_id = 4;
+
+-- reopen: a routed ticket cannot be; the resolved ticket 4 can, once per reopening.
+SELECT * FROM wasl_tickets_reopen('2600000001', 'amal', NULL, 'desk');
+SELECT * FROM wasl_tickets_reopen('2600000004', 'amal', 'customer called', 'desk');
+SELECT status, reopen_count, assignee, resolved_at FROM tickets WHERE id = 4;
+SELECT stage, state, dedupe_key FROM work WHERE ticket_id = 4;
+SELECT * FROM wasl_tickets_reopen('2600000004', 'amal', NULL, 'desk');
+-- resolved again after the reopening: a new update and survey (keyed by the count).
+UPDATE tickets SET status = 'assigned' WHERE id = 4;
+SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'done again', 'desk');
+SELECT dedupe_key FROM notifications WHERE ticket_id = 4 ORDER BY id;
+
+-- staffing: the 'billing' tickets (1, 4 reopened is 'classified') have no agent serving
+-- 'billing'; ticket 2 in 'general' is served. Marks then nothing more (idempotent).
+SELECT wasl_tickets_mark_staffing() AS changed;
+SELECT id, queue, no_agent_since IS NOT NULL AS unstaffed FROM tickets
+ WHERE status = 'routed' ORDER BY id;
+SELECT wasl_tickets_mark_staffing() AS again;
+-- badr serves billing now: the mark goes.
+UPDATE agents SET skills = skills || '{"billing": 5}' WHERE id = 'badr';
+SELECT wasl_tickets_mark_staffing() AS changed;
+SELECT id, no_agent_since IS NOT NULL AS unstaffed FROM tickets WHERE id = 1;
+
+-- overflow: unstaffed for 120 s on the router's clock moves to 'overflow'; not before.
+UPDATE agents SET skills = skills - 'billing' WHERE id = 'badr';
+SELECT wasl_tickets_mark_staffing() AS changed;
+SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS not_yet;
+SET wasl.clock_offset_s = 121;
+SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS moved;
+SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS again;
+RESET wasl.clock_offset_s;
+SELECT id, queue, skills, overflowed_at IS NOT NULL AS overflowed, no_agent_since
+  FROM tickets WHERE id = 1;
+SELECT data - 'no_agent_since' AS data FROM ticket_events WHERE kind = 'overflowed';
+
+-- escalate: nothing due yet (first response due in an hour); two hours on, the routed
+-- tickets breach their first response, go up one step to 'supervisors' with an alert each,
+-- and ticket 2's live offer is withdrawn.
+SELECT count(*) FROM wasl_offers_make('[{"ticket_id": 2, "agent": "amal", "channel": "api",
+    "explain": {}}]', 'router-1', 60);
+UPDATE tickets SET first_response_due = now() + interval '1 hour',
+       resolution_due = now() + interval '1 day' WHERE id IN (1, 2);
+SELECT * FROM wasl_tickets_escalate('supervisors', ARRAY[]::text[], 'ops@example.org');
+SET wasl.clock_offset_s = 7200;
+SELECT notification_id IS NOT NULL AS alerted, ticket_id, escalated
+  FROM wasl_tickets_escalate('supervisors', ARRAY[]::text[], 'ops@example.org')
+ ORDER BY ticket_id;
+SELECT * FROM wasl_tickets_escalate('supervisors', ARRAY[]::text[], 'ops@example.org');
+RESET wasl.clock_offset_s;
+SELECT id, queue, priority, escalated_at IS NOT NULL AS escalated FROM tickets
+ WHERE id IN (1, 2) ORDER BY id;
+SELECT state, reason FROM offers WHERE ticket_id = 2 ORDER BY id;
+SELECT ticket_id, recipient, template, params->>'queue' AS queue, dedupe_key
+  FROM notifications WHERE kind = 'alert' ORDER BY ticket_id;
