@@ -218,10 +218,8 @@ static int commit_rows(router_t *self, const char *param)
             wasl_counter_inc(self->routed);
         }
         if (!PQgetisnull(out, r, COMMIT_NOTE_ID)) {
-            router_publish_notification(self, strtoll(PQgetvalue(out, r, COMMIT_NOTE_ID), NULL, 10),
-                                        strtoll(PQgetvalue(out, r, COMMIT_TICKET_ID), NULL, 10),
-                                        PQgetvalue(out, r, COMMIT_NOTE_KIND),
-                                        PQgetvalue(out, r, COMMIT_NOTE_CHANNEL));
+            router_publish_notification(self,
+                                        strtoll(PQgetvalue(out, r, COMMIT_NOTE_ID), NULL, 10));
         }
     }
     PQclear(out);

@@ -175,8 +175,7 @@ static void reload(router_t *self)
     wasl_info("router: rules reloaded", "{s:s}", "file", self->cfg->rules_path);
 }
 
-void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, const char *kind,
-                                 const char *channel)
+void router_publish_notification(router_t *self, int64_t id)
 {
     if (!self->push || id <= 0) {
         return;
@@ -185,16 +184,10 @@ void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, 
     if (!msg) {
         return;
     }
-    wasl_msg_notify_requested_t *m = &msg->u.notify_requested;
-    m->notification_id = (uint64_t)id;
-    m->ticket_id = (uint64_t)ticket_id;
-    m->has_ticket_id = ticket_id > 0;
-    m->kind = (char *)kind; /* borrowed, detached before destroy */
-    m->channel = (char *)channel;
+    msg->u.notify_requested.notification_id = (uint64_t)id;
     wasl_msg_error_t err;
     wasl_counter_inc(wasl_msg_send(msg, self->push, &err) == 0 ? self->notify_sent
                                                                : self->notify_failed);
-    m->kind = m->channel = NULL;
     wasl_msg_destroy(&msg);
 }
 

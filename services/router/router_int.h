@@ -49,10 +49,10 @@ static inline int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Publishes notify.requested for an outbox row just committed (router.c). A failed send is
- * counted; the row stands and the notifier's sweep sends it. */
-void router_publish_notification(router_t *self, int64_t id, int64_t ticket_id, const char *kind,
-                                 const char *channel);
+/* Publishes notify.requested (the outbox row's id: the notifier reads the row) for an outbox
+ * row just committed (router.c). A failed send is counted; the row stands and the notifier's
+ * sweep sends it. */
+void router_publish_notification(router_t *self, int64_t id);
 
 /* wasl_pg_arity() for a result the router then drops: whether *res (a statement's result, or
  * NULL when it failed) has the `ncols` columns its reader expects, read by the enum next to

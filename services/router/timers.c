@@ -101,9 +101,7 @@ int router_timers(router_t *self)
     for (int r = 0; r < PQntuples(res); r++) {
         int64_t id = strtoll(PQgetvalue(res, r, ESCALATE_NOTE_ID), NULL, 10);
         if (id > 0) {
-            router_publish_notification(self, id,
-                                        strtoll(PQgetvalue(res, r, ESCALATE_TICKET_ID), NULL, 10),
-                                        "alert", "email");
+            router_publish_notification(self, id);
         }
     }
     PQclear(res);

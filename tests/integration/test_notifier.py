@@ -334,8 +334,7 @@ def test_same_trigger_three_times_is_one_send(it, daemon, sink, bus):
         for _ in range(3):
             nid = add_notification(it, t, "ack", "sms", phone, dedupe=key)
             ids.add(nid)
-            push.send(msgpack.packb({"type": "notify.requested", "v": 1, "notification_id": nid,
-                                     "ticket_id": t["id"], "kind": "ack", "channel": "sms"}))
+            push.send(msgpack.packb({"type": "notify.requested", "v": 2, "notification_id": nid}))
         assert len(ids) == 1
         # The sweep is off: only the nudges can have brought it.
         wait_state(it, nid, "sent")

@@ -57,17 +57,9 @@ static wasl_msg_t *make_msg(wasl_msg_type_t t, bool full)
     case WASL_MSG_TICKET_CLASSIFIED:
         msg->u.ticket_classified.work_id = 7;
         break;
-    case WASL_MSG_NOTIFY_REQUESTED: {
-        wasl_msg_notify_requested_t *m = &msg->u.notify_requested;
-        m->notification_id = 1ull << 40;
-        m->kind = dup_or_die("ack");
-        m->channel = dup_or_die("sms");
-        if (full) {
-            m->ticket_id = 99;
-            m->has_ticket_id = true;
-        }
+    case WASL_MSG_NOTIFY_REQUESTED:
+        msg->u.notify_requested.notification_id = 1ull << 40;
         break;
-    }
     case WASL_MSG_CASE_LOOKUP_REQUEST: {
         wasl_msg_case_lookup_request_t *m = &msg->u.case_lookup_request;
         m->request_id = dup_or_die("ivr-call-77:3");
@@ -150,16 +142,9 @@ static void assert_msg_same(const wasl_msg_t *x, const wasl_msg_t *y)
     case WASL_MSG_TICKET_CLASSIFIED:
         assert_true(x->u.ticket_classified.work_id == y->u.ticket_classified.work_id);
         break;
-    case WASL_MSG_NOTIFY_REQUESTED: {
-        const wasl_msg_notify_requested_t *a = &x->u.notify_requested, *b = &y->u.notify_requested;
-        assert_true(a->notification_id == b->notification_id);
-        assert_int_equal(a->has_ticket_id, b->has_ticket_id);
-        if (a->has_ticket_id)
-            assert_true(a->ticket_id == b->ticket_id);
-        assert_str_same(a->kind, b->kind);
-        assert_str_same(a->channel, b->channel);
+    case WASL_MSG_NOTIFY_REQUESTED:
+        assert_true(x->u.notify_requested.notification_id == y->u.notify_requested.notification_id);
         break;
-    }
     case WASL_MSG_CASE_LOOKUP_REQUEST: {
         const wasl_msg_case_lookup_request_t *a = &x->u.case_lookup_request,
                                              *b = &y->u.case_lookup_request;
@@ -399,6 +384,7 @@ static void test_type_metadata(void **state)
     assert_int_equal(wasl_msg_type_version(WASL_MSG_TICKET_CLASSIFIED), 2);
     assert_string_equal(wasl_msg_type_name(WASL_MSG_NOTIFY_REQUESTED), "notify.requested");
     assert_string_equal(wasl_msg_type_stage(WASL_MSG_NOTIFY_REQUESTED), "notify");
+    assert_int_equal(wasl_msg_type_version(WASL_MSG_NOTIFY_REQUESTED), 2);
     for (int t = 1; t <= WASL_MSG_TYPE_COUNT; t++) {
         assert_true(wasl_msg_type_version((wasl_msg_type_t)t) >= 1);
         assert_string_not_equal(wasl_msg_type_name((wasl_msg_type_t)t), "unknown");
@@ -535,8 +521,8 @@ static void test_decode_lenient_numbers(void **state)
     msg = decode_with(WASL_MSG_CASE_LOOKUP_REQUEST, "call_id", pack_nil, NULL);
     assert_null(msg->u.case_lookup_request.call_id);
     wasl_msg_destroy(&msg);
-    msg = decode_with(WASL_MSG_NOTIFY_REQUESTED, "ticket_id", pack_nil, NULL);
-    assert_false(msg->u.notify_requested.has_ticket_id);
+    msg = decode_with(WASL_MSG_CASE_LOOKUP_REPLY, "retry_after_s", pack_nil, NULL);
+    assert_false(msg->u.case_lookup_reply.has_retry_after_s);
     wasl_msg_destroy(&msg);
 }
 
@@ -957,7 +943,7 @@ static void test_encode_errors(void **state)
     wasl_msg_destroy(&msg);
 
     /* err may be NULL */
-    msg = wasl_msg_new(WASL_MSG_NOTIFY_REQUESTED);
+    msg = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
     char *data = NULL;
     size_t len = 0;
     assert_int_equal(wasl_msg_encode(msg, &data, &len, NULL), -1);
