@@ -1,6 +1,6 @@
 /* zmq_ceiling — raw ZeroMQ throughput through a wasl-bus stage, the ceiling the pipeline's
  * nudges can never beat: one PUSH into the stage's in-port, one PULL from its out-port, N
- * messages of S bytes (a ticket.received nudge is ~60), with the daemons' socket options and
+ * messages of S bytes (a nudge is ~40: type, v, row id), with the daemons' socket options and
  * CURVE when WASL_CURVE_DIR is set (as waslctl). Point it at a bus no daemon consumes from.
  *
  *   zmq_ceiling BUS_ENDPOINT STAGE COUNT SIZE   → one JSON line: msgs, seconds, msgs_per_s
