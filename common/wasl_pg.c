@@ -727,6 +727,45 @@ static int pipeline_read(wasl_pg_t *self, const wasl_pg_stmt_t *stmts, size_t n,
     return sql_failed ? -1 : 0;
 }
 
+/* Statements must exist on this connection before the pipeline starts (one may not be yet,
+ * see stmt_ensure_prepared); preparing inside it would mix Parse results into the batch's.
+ * 0, or -1 with the error set. */
+static int batch_prepare(wasl_pg_t *self, const wasl_pg_stmt_t *stmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert(stmts[i].name || stmts[i].sql);
+        assert(stmts[i].nparams >= 0 && (stmts[i].nparams == 0 || stmts[i].params));
+        if (stmts[i].sql) {
+            continue;
+        }
+        pg_stmt_t *stmt = stmt_find(self, stmts[i].name);
+        if (!stmt) {
+            set_error(self, "batch statement %zu: unknown prepared statement %s", i, stmts[i].name);
+            wasl_error("pg: batch failed", "{s:s}", "error", self->error);
+            return -1;
+        }
+        if (stmt_ensure_prepared(self, stmt) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* After a failed batch: a failure after BEGIN leaves the transaction aborted but open. */
+static void batch_rollback(wasl_pg_t *self)
+{
+    if (PQtransactionStatus(self->conn) == PQTRANS_IDLE) {
+        return;
+    }
+    PGresult *res = PQexec(self->conn, "ROLLBACK");
+    bool rolled_back = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!rolled_back) {
+        wasl_warn("pg: batch rollback failed", "{s:s}", "error", PQerrorMessage(self->conn));
+        drop_connection(self); /* the server rolls back what the connection held */
+    }
+}
+
 int wasl_pg_batch(wasl_pg_t *self, const wasl_pg_stmt_t *stmts, size_t n, PGresult **results)
 {
     assert(self);
@@ -748,23 +787,8 @@ int wasl_pg_batch(wasl_pg_t *self, const wasl_pg_stmt_t *stmts, size_t n, PGresu
         wasl_error("pg: batch refused", "{s:s}", "error", self->error);
         goto done;
     }
-    /* Statements must exist on this connection before the pipeline starts (one may not be yet,
-     * see stmt_ensure_prepared); preparing inside it would mix Parse results into the batch's. */
-    for (size_t i = 0; i < n; i++) {
-        assert(stmts[i].name || stmts[i].sql);
-        assert(stmts[i].nparams >= 0 && (stmts[i].nparams == 0 || stmts[i].params));
-        if (stmts[i].sql) {
-            continue;
-        }
-        pg_stmt_t *stmt = stmt_find(self, stmts[i].name);
-        if (!stmt) {
-            set_error(self, "batch statement %zu: unknown prepared statement %s", i, stmts[i].name);
-            wasl_error("pg: batch failed", "{s:s}", "error", self->error);
-            goto done;
-        }
-        if (stmt_ensure_prepared(self, stmt) != 0) {
-            goto done;
-        }
+    if (batch_prepare(self, stmts, n) != 0) {
+        goto done;
     }
     if (PQsetnonblocking(self->conn, 1) != 0 || PQenterPipelineMode(self->conn) != 1) {
         set_error_from(self, NULL);
@@ -798,16 +822,7 @@ int wasl_pg_batch(wasl_pg_t *self, const wasl_pg_stmt_t *stmts, size_t n, PGresu
     }
     wasl_warn("pg: batch failed", "{s:s, s:s, s:i}", "sqlstate", self->sqlstate, "error",
               self->error, "statements", (int)n);
-    /* A failure after BEGIN leaves the transaction aborted but open. */
-    if (PQtransactionStatus(self->conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(self->conn, "ROLLBACK");
-        bool rolled_back = PQresultStatus(res) == PGRES_COMMAND_OK;
-        PQclear(res);
-        if (!rolled_back) {
-            wasl_warn("pg: batch rollback failed", "{s:s}", "error", PQerrorMessage(self->conn));
-            drop_connection(self); /* the server rolls back what the connection held */
-        }
-    }
+    batch_rollback(self);
     goto done;
 
 broken:

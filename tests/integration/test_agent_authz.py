@@ -301,3 +301,25 @@ def test_numbers_typed_in_arabic_indic_digits(desk):
                                                          "skills": {"case-status": "٥x"}},
                               client=ADMIN), 400, "invalid_skills", "skills")
     assert desk.scalar("SELECT wrapup_s FROM agents WHERE id = 'huda'") == 45
+
+
+def test_put_keeps_what_the_document_leaves_out(desk):
+    """One upsert rule for the desk and waslctl (wasl_agents_save): a field the document leaves
+    out keeps its value, or takes the default for a new agent. A PUT without "capacity" used to
+    reset it to the default, and one without "languages" stored none."""
+    r = desk.request("PUT", "/v1/agents/lina", {"name": "Lina", "skills": {"case-status": 2}},
+                     client=ADMIN)
+    assert r.status == 201, r.raw
+    assert r.json["languages"] == ["ar"] and r.json["wrapup_s"] == 30, r.raw
+    assert r.json["capacity"] == {"phone": 1, "email": 3, "sms": 3, "web": 3, "api": 3}
+    r = desk.request("PUT", "/v1/agents/lina", {"name": "Lina", "skills": {"case-status": 2},
+                                                "languages": ["ar", "en"], "wrapup_s": 90,
+                                                "capacity": {"web": 7, "phone": 0}},
+                     client=ADMIN)
+    assert r.status == 200, r.raw
+    r = desk.request("PUT", "/v1/agents/lina", {"name": "Lina K.", "skills": {"complaints": 4}},
+                     client=ADMIN)
+    assert r.status == 200, r.raw
+    assert r.json["name"] == "Lina K." and r.json["skills"] == {"complaints": 4}
+    assert r.json["capacity"] == {"web": 7, "phone": 0}, r.raw
+    assert r.json["languages"] == ["ar", "en"] and r.json["wrapup_s"] == 90, r.raw
