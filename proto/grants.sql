@@ -133,3 +133,17 @@ GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_wi
     wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
     wasl_notifications_enqueue, wasl_tickets_note, wasl_tickets_transfer,
     wasl_tickets_resolve, wasl_tickets_reopen TO wasl_desk;
+
+-- ==== desk (issue 15, docs/desk.md): people's passwords and roles ============================
+-- An agent's password hash is read and written by waslctl (`agent passwd`) and the desk (sign
+-- in, a person changing their own) only: intake and the router keep their privileges on every
+-- other column of agents, and cannot even read the hash (a leaked intake credential must not
+-- give an offline guessing start). A column added to agents is listed here for them too.
+REVOKE SELECT, UPDATE ON agents FROM wasl_intake, wasl_router;
+GRANT SELECT (id, name, skills, languages, capacity, wrapup_s, enabled, presence, presence_until,
+              idle_since, wrapup_until, created_at, updated_at, role)
+    ON agents TO wasl_intake, wasl_router;
+GRANT UPDATE (name, skills, languages, capacity, wrapup_s, enabled, presence, presence_until,
+              idle_since, wrapup_until, updated_at)
+    ON agents TO wasl_intake, wasl_router;
+GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;

@@ -146,3 +146,36 @@ LANGUAGE sql VOLATILE AS $$
     )
     SELECT gone.id FROM gone WHERE (SELECT count(*) FROM wd) >= 0
 $$;
+
+-- wasl_agents_set_password — sets (or clears) agent p_id's sign-in password and, when given,
+-- its role. Every session of the agent must then be ended by the caller (they live in Redis:
+-- wasl_session_delete_agent), so a changed password locks out whoever knew the old one.
+--   p_hash   an Argon2id string from wasl_password_hash (common/wasl_session.h), or NULL: the
+--            agent can no longer sign in
+--   p_role   'agent' | 'supervisor' | 'admin', or NULL: kept
+--   p_actor  who, for the history ('waslctl', or the agent itself from the desk)
+-- Returns true when p_id is an enabled agent (and was changed), false otherwise.
+-- Touches agents (password_hash, password_changed_at, role), agent_events ('agent.password',
+-- with the role; never the hash). Called by `waslctl agent passwd` and `waslctl agent add
+-- --password-file`.
+CREATE OR REPLACE FUNCTION wasl_agents_set_password(p_id text, p_hash text, p_role text,
+                                                    p_actor text)
+RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    WITH up AS (
+        UPDATE agents
+           SET password_hash = p_hash,
+               password_changed_at = now(),
+               role = coalesce(p_role, role),
+               updated_at = now()
+         WHERE id = p_id
+           AND enabled
+        RETURNING id, role
+    ), ev AS (
+        INSERT INTO agent_events (agent_id, kind, actor, data)
+        SELECT up.id, 'agent.password', p_actor,
+               jsonb_build_object('role', up.role, 'cleared', p_hash IS NULL)
+          FROM up
+    )
+    SELECT EXISTS (SELECT 1 FROM up)
+$$;

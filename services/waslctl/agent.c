@@ -1,4 +1,5 @@
-/* agent — `waslctl agent add|list|remove`: the agents the router offers tickets to. */
+/* agent — `waslctl agent add|list|remove|passwd`: the agents the router offers tickets to, and
+ * the people who sign in to the desk as them. */
 #include "ctl.h"
 #include "wasl_config.h"
 #include "wasl_domain.h"
@@ -20,13 +21,17 @@ static int usage(void)
         stderr,
         "Usage: waslctl agent add ID --name NAME --skills QUEUE[:LEVEL],... [--languages ar,en]\n"
         "                         [--capacity CHANNEL:N,...] [--wrapup SECONDS]\n"
+        "                         [--role agent|supervisor|admin --password-file FILE|-]\n"
         "       waslctl agent list\n"
         "       waslctl agent remove ID\n"
+        "       waslctl agent passwd ID [--password-file FILE|-] [--role ROLE]\n"
         "Skills are queue names (an agent serves a queue it has as a skill) or extra skills a\n"
         "rule requires, with levels 1..%d (default %d; the best matched agent is offered\n"
         "first). Channels: web, api, email, sms, phone (default phone:1, others 3). Adding an\n"
         "existing ID updates it (an option left out keeps its value); remove disables it and\n"
-        "withdraws its offers. Uses WASL_PG_URL.\n",
+        "withdraws its offers and ends its desk sessions. --password-file sets the desk password\n"
+        "(first line of FILE, - for stdin; never on the command line) and --role the desk role\n"
+        "(with a password). Uses WASL_PG_URL (and WASL_REDIS_URL for sessions).\n",
         SKILL_LEVEL_MAX, SKILL_LEVEL_DEFAULT);
     return CTL_USAGE;
 }
@@ -84,7 +89,7 @@ static json_t *parse_pairs(const char *list, const char *what, long def, long mi
 
 /* The options of `agent add` after its ID; NULL where not given. */
 typedef struct {
-    const char *name, *skills, *langs, *cap, *wrapup;
+    const char *name, *skills, *langs, *cap, *wrapup, *role, *password_file;
 } agent_opts_t;
 
 /* Reads argv[3..] into o. 0, or -1 on an unknown or incomplete option. */
@@ -105,11 +110,16 @@ static int read_opts(int argc, char **argv, agent_opts_t *o)
             o->cap = v;
         } else if (!strcmp(argv[i], "--wrapup")) {
             o->wrapup = v;
+        } else if (!strcmp(argv[i], "--role")) {
+            o->role = v;
+        } else if (!strcmp(argv[i], "--password-file")) {
+            o->password_file = v;
         } else {
             return -1;
         }
     }
-    return o->name && o->skills ? 0 : -1;
+    /* A role is a desk role: it comes with a way to sign in. */
+    return o->name && o->skills && (!o->role || o->password_file) ? 0 : -1;
 }
 
 /* The agent's fields as wasl_agents_save takes them (JSON text, NULL where not given: kept on
@@ -183,6 +193,9 @@ static int agent_add(int argc, char **argv)
         if (wasl_pg_arity(res, 1, "wasl_agents_save") && PQntuples(res) == 1) {
             printf("agent %s %s\n", argv[2],
                    strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "added" : "updated");
+            if (o.password_file) {
+                rc = ctl_passwd_set(pg, argv[2], o.password_file, o.role);
+            }
         } else {
             fprintf(stderr, "waslctl agent: %s\n", wasl_pg_error(pg));
             rc = CTL_FAILED;
@@ -263,7 +276,7 @@ static int agent_remove(const char *id)
         fprintf(stderr, "waslctl agent: no enabled agent %s\n", id);
     } else {
         printf("agent %s removed\n", id);
-        rc = CTL_OK;
+        rc = ctl_passwd_end_sessions(id);
     }
     PQclear(res);
     wasl_pg_destroy(&pg);
@@ -283,6 +296,9 @@ int ctl_agent(int argc, char **argv)
     }
     if (!strcmp(argv[1], "remove") && argc == 3) {
         return agent_remove(argv[2]);
+    }
+    if (!strcmp(argv[1], "passwd")) {
+        return ctl_agent_passwd(argc, argv);
     }
     return usage();
 }

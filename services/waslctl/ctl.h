@@ -20,6 +20,18 @@ int ctl_notify(int argc, char **argv);
 int ctl_report(int argc, char **argv);
 int ctl_agent(int argc, char **argv);
 int ctl_route(int argc, char **argv);
+/* `agent passwd ID [--password-file F|-] [--role R]` (services/waslctl/passwd.c). */
+int ctl_agent_passwd(int argc, char **argv);
+
+/* Reads a new password from `file` ("-": stdin; NULL: asks on the terminal), checks it, hashes
+ * it (Argon2id) and sets it with `role` (NULL: kept) through wasl_agents_set_password on `pg`
+ * (borrowed); then ends the agent's desk sessions. A CTL_ exit code (the reason printed). */
+struct wasl_pg;
+int ctl_passwd_set(struct wasl_pg *pg, const char *id, const char *file, const char *role);
+
+/* Ends every desk session of agent `id` (Redis, WASL_REDIS_URL). CTL_OK or CTL_FAILED
+ * (printed). */
+int ctl_passwd_end_sessions(const char *id);
 
 /* Applies every embedded migration not yet applied, in one transaction, on `pg_url`.
  * Returns the number applied (0: already up to date), or -1 with the reason logged and printed.

@@ -19,7 +19,7 @@ static const command_t commands[] = {
      "classifier train TRAIN.tsv -o MODEL | eval FILE.tsv [--model M]"},
     {"notify", ctl_notify, "notifier dead letters: notify dead | redrive (ID... | --all)"},
     {"report", ctl_report, "reports: report csat [--days N] (satisfaction by queue and agent)"},
-    {"agent", ctl_agent, "the router's agents: agent add|list|remove (see agent --help)"},
+    {"agent", ctl_agent, "agents and their desk sign-in: agent add|list|remove|passwd (see agent --help)"},
     {"route", ctl_route, "route explain REF | route replay --since TIME --config FILE"},
     {"seed-cases", ctl_seed_cases, "seed-cases N: demo courts, cases, parties and hearings"},
     {"status", ctl_status,

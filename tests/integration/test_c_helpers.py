@@ -1,7 +1,8 @@
 """Runs the cmocka suites of the PostgreSQL and Redis helpers against the fixtures' real servers.
 
 The binaries come from the plain unit build (build/test/, made by `make unit-valgrind` or
-`make build/test/test_pg build/test/test_redis build/test/test_work`); this test builds nothing. Without a server URL
+`make build/test/test_pg build/test/test_redis build/test/test_work build/test/test_session`); this
+test builds nothing. Without a server URL
 the suites skip every test, so a run here must show each test passed and none skipped.
 """
 
@@ -73,3 +74,12 @@ def test_redis_helper_suite(redis_server):
     ran = run_suite("test_redis", {"WASL_TEST_REDIS_URL": redis_server.url})
     assert "test_reconnect_after_client_kill" in ran
     assert "test_db_selection" in ran
+
+
+def test_session_suite(redis_server):
+    """wasl_session (desk sign-in: sessions, expiry, sign out everywhere, throttling) against the
+    real Redis."""
+    ran = run_suite("test_session", {"WASL_TEST_REDIS_URL": redis_server.url})
+    for name in ("test_create_get_round_trip", "test_idle_refresh_and_absolute_limit",
+                 "test_delete_one_and_all", "test_throttle_per_account_and_address"):
+        assert name in ran

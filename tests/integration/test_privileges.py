@@ -173,6 +173,12 @@ FOREIGN_READS = [
     ("wasl_classifier", "SELECT * FROM wasl_offers_accept(1, 'a1', 'evil')"),
     ("wasl_caselookup", "SELECT * FROM wasl_offers_withdraw(NULL, 'a1', 'x', 'evil')"),
     ("wasl_router", "SELECT wasl_agents_save('a1', 'A', NULL, NULL, NULL, NULL, 'evil')"),
+    # Desk passwords (0020): only waslctl and the desk read or write them.
+    ("wasl_intake", "SELECT password_hash FROM agents"),
+    ("wasl_router", "SELECT password_hash FROM agents"),
+    ("wasl_intake", "UPDATE agents SET password_hash = NULL"),
+    ("wasl_router", "UPDATE agents SET role = 'admin'"),
+    ("wasl_intake", "SELECT wasl_agents_set_password('a1', NULL, 'admin', 'evil')"),
 ]
 
 

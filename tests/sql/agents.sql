@@ -77,3 +77,18 @@ SELECT actor, data - 'offer' AS data FROM ticket_events
 SET wasl.clock_offset_s = 3660;
 SELECT * FROM wasl_agents_expire_presence() AS gone;
 RESET wasl.clock_offset_s;
+
+-- set_password (proto/migrations/0020_desk.sql): a hash and a role; then cleared; an unknown
+-- or removed agent is not changed; a hash that is not Argon2id is refused by the table.
+SELECT wasl_agents_set_password('amal', '$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA',
+                                'supervisor', 'waslctl') AS changed;
+SELECT role, password_hash IS NOT NULL AS has_hash, password_changed_at IS NOT NULL AS changed_at
+  FROM agents WHERE id = 'amal';
+SELECT wasl_agents_set_password('amal', NULL, NULL, 'amal') AS cleared;
+SELECT role, password_hash FROM agents WHERE id = 'amal';
+SELECT kind, actor, data FROM agent_events WHERE kind = 'agent.password' ORDER BY id;
+SELECT wasl_agents_set_password('nobody', NULL, 'admin', 'waslctl') AS unknown;
+SELECT wasl_agents_remove('dana', 'waslctl') AS removed;
+SELECT wasl_agents_set_password('dana', NULL, 'admin', 'waslctl') AS removed_agent;
+SELECT wasl_agents_set_password('amal', 'plaintext', NULL, 'waslctl');
+SELECT wasl_agents_set_password('amal', NULL, 'root', 'waslctl');
