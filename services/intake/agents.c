@@ -206,13 +206,19 @@ static int ticket_authorize(const desk_arg_t *a, wasl_pg_t *pg, wasl_authz_actio
                             intake_reply_t *reply)
 {
     const char *p[] = {a->id, a->agent};
-    PGresult *res =
-        intake_sql(pg,
-                   "SELECT t.assignee, coalesce((SELECT g.skills ? t.queue FROM agents g"
-                   "  WHERE g.id = $2 AND g.enabled), false)"
-                   " FROM tickets t WHERE t.ref = $1 FOR UPDATE OF t",
-                   2, p);
-    if (!res) {
+    enum { TA_ASSIGNEE, TA_IN_QUEUE, TA_NCOLS };
+    // clang-format off
+    PGresult *res = intake_sql(pg,
+        "SELECT t.assignee,"
+        "       coalesce((SELECT g.skills ? t.queue FROM agents g WHERE g.id = $2 AND g.enabled),"
+        "                false)"
+        "  FROM tickets t"
+        " WHERE t.ref = $1"
+        "   FOR UPDATE OF t",
+        2, p);
+    // clang-format on
+    if (!wasl_pg_arity(res, TA_NCOLS, "desk ticket authorization")) {
+        PQclear(res);
         return -1;
     }
     bool found = PQntuples(res) > 0;
@@ -220,8 +226,9 @@ static int ticket_authorize(const desk_arg_t *a, wasl_pg_t *pg, wasl_authz_actio
         .actor = a->agent,
         .actor_field = "agent",
         .missing = !found,
-        .assignee = found && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL,
-        .in_queue = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0,
+        .assignee =
+            found && !PQgetisnull(res, 0, TA_ASSIGNEE) ? PQgetvalue(res, 0, TA_ASSIGNEE) : NULL,
+        .in_queue = found && strcmp(PQgetvalue(res, 0, TA_IN_QUEUE), "t") == 0,
     };
     int rc = authorize(a, action, &facts, reply);
     PQclear(res);
@@ -263,7 +270,7 @@ static int txn_agents_read(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
         wasl_authz_principal_t who = {.role = a->role, .act_as = a->act_as};
         json_t *list = json_array();
         for (int r = 0; r < PQntuples(res); r++) {
-            wasl_authz_facts_t facts = {.actor = PQgetvalue(res, r, 0), .actor_field = "id"};
+            wasl_authz_facts_t facts = {.actor = PQgetvalue(res, r, AGENT_ID), .actor_field = "id"};
             if (wasl_authz_decide(&who, WASL_AUTHZ_AGENT_VIEW, &facts).allowed) {
                 json_array_append_new(list, agent_json(res, r));
             }
@@ -483,7 +490,8 @@ static int offer_authorize(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *r
     const char *p[] = {a->id};
     PGresult *res =
         intake_sql(pg, "SELECT agent_id FROM offers WHERE id = $1::bigint FOR UPDATE", 1, p);
-    if (!res) {
+    if (!wasl_pg_arity(res, 1, "desk offer authorization")) {
+        PQclear(res);
         return -1;
     }
     bool found = PQntuples(res) > 0;
@@ -504,15 +512,16 @@ static int txn_accept(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     const char *p[] = {a->id, a->agent, a->client};
     PGresult *res =
         intake_sql(pg, "SELECT offer_id, ref FROM wasl_offers_accept($1::bigint, $2, $3)", 3, p);
-    if (!wasl_pg_arity(res, 2, "wasl_offers_accept")) {
+    enum { ACC_OFFER, ACC_REF, ACC_NCOLS };
+    if (!wasl_pg_arity(res, ACC_NCOLS, "wasl_offers_accept")) {
         PQclear(res);
         return -1;
     }
     int n = PQntuples(res);
-    bool assigned = n > 0 && !PQgetisnull(res, 0, 1);
+    bool assigned = n > 0 && !PQgetisnull(res, 0, ACC_REF);
     char ref[WASL_REF_LEN + 1] = "";
     if (assigned) {
-        snprintf(ref, sizeof ref, "%s", PQgetvalue(res, 0, 1));
+        snprintf(ref, sizeof ref, "%s", PQgetvalue(res, 0, ACC_REF));
     }
     PQclear(res);
     if (n == 0) {
@@ -627,8 +636,9 @@ static int txn_queue(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
 static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, int n,
                          const char *const *p, const char *what, intake_reply_t *reply)
 {
+    enum { TC_STATUS, TC_DONE, TC_NCOLS };
     PGresult *res = intake_sql(pg, sql, n, p);
-    if (!wasl_pg_arity(res, 2, what)) {
+    if (!wasl_pg_arity(res, TC_NCOLS, what)) {
         PQclear(res);
         return -1;
     }
@@ -637,9 +647,9 @@ static int ticket_change(wasl_pg_t *pg, const desk_arg_t *a, const char *sql, in
         intake_error(reply, 404, "not_found", "ref", "no ticket %s", a->id);
         return -1;
     }
-    if (PQgetisnull(res, 0, 1)) {
+    if (PQgetisnull(res, 0, TC_DONE)) {
         intake_error(reply, 409, "wrong_state", "ref", "ticket %s is %s: cannot %s", a->id,
-                     PQgetvalue(res, 0, 0), what);
+                     PQgetvalue(res, 0, TC_STATUS), what);
         PQclear(res);
         return -1;
     }
@@ -767,23 +777,25 @@ static int key_claim(const desk_arg_t *a, wasl_pg_t *pg, intake_reply_t *reply)
     if (fresh) {
         return 0;
     }
+    enum { KEY_SAME, KEY_STATUS, KEY_REPLY, KEY_NCOLS };
     res = intake_sql(pg,
                      "SELECT fingerprint = $3::bytea, status, reply::text FROM desk_idempotency"
                      " WHERE client_id = $1 AND key = $2",
                      3, p);
-    if (!res) {
+    if (!wasl_pg_arity(res, KEY_NCOLS, "desk idempotency key")) {
+        PQclear(res);
         return -1;
     }
     int rc = -1;
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 1)) {
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, KEY_STATUS)) {
         /* A committed row always has its reply (one transaction writes both). */
         wasl_warn("intake: idempotency key without a reply", "{s:s}", "client", a->client);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    } else if (strcmp(PQgetvalue(res, 0, KEY_SAME), "t") != 0) {
         intake_error(reply, 422, "idempotency_key_reused", DESK_KEY_HEADER,
                      "this key was used for a different request");
     } else {
-        reply->status = (unsigned)atoi(PQgetvalue(res, 0, 1));
-        reply->body = json_loads(PQgetvalue(res, 0, 2), JSON_DECODE_ANY, NULL);
+        reply->status = (unsigned)atoi(PQgetvalue(res, 0, KEY_STATUS));
+        reply->body = json_loads(PQgetvalue(res, 0, KEY_REPLY), JSON_DECODE_ANY, NULL);
         rc = reply->body ? 1 : -1;
     }
     PQclear(res);
