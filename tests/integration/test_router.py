@@ -434,8 +434,10 @@ def test_bus_nudge_routes_and_requests_the_ack(desk, daemon, tmp_path, bus):
         wait_for(lambda: bus.metrics().get('wasl_bus_peers{stage="route",side="out"}') == 1
                  and bus.metrics().get('wasl_bus_peers{stage="notify",side="out"}') == 1, 10,
                  what="router and tap on the bus")
-        # The sweep runs once at start: make the ticket after it.
-        time.sleep(0.5)
+        # The sweep runs once at start, before the loop's first dispatch round (and not again
+        # for 10 minutes): make the ticket after that round, so only the nudge can route it.
+        wait_for(lambda: router.metrics().get(DISPATCH_ROUNDS, 0) >= 1, WAIT_S,
+                 what="the first loop (sweep, then dispatch)")
         tid, ref = add_ticket(desk, category="complaint")
         wid = desk.scalar("SELECT id FROM work WHERE ticket_id = %s", (tid,))
         push.send(msgpack.packb({"type": "nope", "v": 1}))
