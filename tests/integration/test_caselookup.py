@@ -492,10 +492,12 @@ def _start_router_and_notifier(stack, postgres, redis_server, daemon, tmp_path):
     return router, sms, mail, ctl
 
 
-def _inquiry(stack, nid, email=None, phone=None):
+def _inquiry(stack, nid, email=None, phone=None, call=None):
     """A web report through intake naming a case and an ID, then left as the classifier leaves
     a case inquiry (category, case number, a route work row) so that only the router runs.
-    Returns (ref, ticket id)."""
+    call=(client, ani) makes it a call's ticket as intake records one (the phone channel, the
+    PBX client, the caller's number) — before the work row exists, so the router never sees
+    it half made. Returns (ref, ticket id)."""
     it = stack["intake"]
     who = {"national_id": nid} if nid else {}
     if email:
@@ -514,6 +516,9 @@ def _inquiry(stack, nid, email=None, phone=None):
                     " WHERE ref = %s RETURNING id", (CASE, json.dumps({"case_number": [CASE]}),
                                                       ref))
         tid = cur.fetchone()[0]
+        if call:
+            cur.execute("UPDATE tickets SET channel = 'phone', client_id = %s, from_phone = %s"
+                        " WHERE id = %s", (call[0], call[1], tid))
         cur.execute("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)",
                     (tid, f"ticket:{tid}:route"))
     conn.close()
@@ -652,16 +657,10 @@ def test_a_phone_verifies_an_auto_answer_only_from_a_trusted_caller_line(
                                                         tmp_path)
     try:
         typed_ref, typed = _inquiry(stack, None, phone=PLAINTIFF_PHONE)
-        trusted_ref, trusted = _inquiry(stack, None, phone=unique_phone())
-        untrusted_ref, untrusted = _inquiry(stack, None, phone=unique_phone())
-        conn = psycopg2.connect(stack["db_url"])
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            # As intake records a call's ticket: the phone channel, the PBX client, the ANI.
-            for tid, client in ((trusted, "pbx"), (untrusted, "pbx2")):
-                cur.execute("UPDATE tickets SET channel = 'phone', client_id = %s,"
-                            " from_phone = %s WHERE id = %s", (client, PLAINTIFF_PHONE, tid))
-        conn.close()
+        trusted_ref, trusted = _inquiry(stack, None, phone=unique_phone(),
+                                        call=("pbx", PLAINTIFF_PHONE))
+        untrusted_ref, untrusted = _inquiry(stack, None, phone=unique_phone(),
+                                            call=("pbx2", PLAINTIFF_PHONE))
 
         def reason(tid):
             rows = _db_rows(stack, "SELECT data->>'auto_answer' FROM ticket_events WHERE"
