@@ -96,6 +96,7 @@ struct notifier {
     int64_t last_sweep_ms;
     channel_metrics_t ch[CHANNELS];
     wasl_counter_t *bad_messages, *lease_lost, *segments, *redis_down;
+    wasl_counter_t *nudges, *rounds_nudge, *rounds_sweep;
 };
 
 /* One claimed row, as fetched. Strings point into the PGresult. */
@@ -161,6 +162,14 @@ static void init_metrics(notifier_t *self)
         wasl_counter("wasl_notifier_lease_lost_total",
                      "Outcomes not recorded because another notifier owned the row", NULL);
     self->segments = wasl_counter("wasl_notifier_sms_segments_total", "SMS parts sent", NULL);
+    /* Rounds done, so that a test (or an operator) can tell "nothing was sent" from "nothing
+     * has looked yet". */
+    self->nudges = wasl_counter("wasl_notifier_nudges_total",
+                                "Bus nudges handled (their rows claimed, or found done)", NULL);
+    self->rounds_nudge = wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed",
+                                      "trigger=\"nudge\"");
+    self->rounds_sweep = wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed",
+                                      "trigger=\"sweep\"");
     self->redis_down = wasl_counter("wasl_notifier_rate_limit_unchecked_total",
                                     "Sends allowed without a rate-limit check (Redis down)", NULL);
 }
@@ -600,9 +609,12 @@ int notifier_run(notifier_t *self)
         }
         if (n > 0) {
             notifier_process(self, ids, n);
+            wasl_counter_add(self->nudges, n);
+            wasl_counter_inc(self->rounds_nudge);
         }
         if (now_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
             int swept = notifier_process(self, NULL, 0);
+            wasl_counter_inc(self->rounds_sweep);
             /* A full batch means a backlog: sweep again right after the next poll. */
             self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : now_ms();
         }

@@ -338,7 +338,9 @@ def test_same_trigger_three_times_is_one_send(it, daemon, sink, bus):
         assert len(ids) == 1
         # The sweep is off: only the nudges can have brought it.
         wait_state(it, nid, "sent")
-        time.sleep(0.5)
+        # Absence of a second send: only once all three nudges were handled.
+        wait_for(lambda: n.metrics().get("wasl_notifier_nudges_total") == 3, WAIT_S,
+                 what="the three nudges handled")
         assert len(sink.to(phone)) == 1
         assert n.metrics()['wasl_notifier_sent_total{channel="sms"}'] == 1
         push.close(0)
@@ -375,9 +377,12 @@ def test_killed_during_send_is_sent_again_at_most_once(it, daemon, sink):
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait()
     assert row(it, nid)["state"] == "sending"
-    start_notifier(daemon, it, sink, WASL_NOTIFIER_LEASE_S=2)
+    second = start_notifier(daemon, it, sink, WASL_NOTIFIER_LEASE_S=2)  # sweeps every 100 ms
     r = wait_state(it, nid, "sent")
-    time.sleep(0.5)
+    # No third send: two more sweeps ran after the row was sent.
+    sweeps = 'wasl_notifier_rounds_total{trigger="sweep"}'
+    done = second.metrics().get(sweeps, 0)
+    wait_for(lambda: second.metrics().get(sweeps, 0) >= done + 2, WAIT_S, what="two sweeps")
     duplicates = len(sink.to(phone)) - 1
     assert duplicates == 1 and r["attempts"] == 2
     print(f"\nkill-during-send duplicates: {duplicates}")
