@@ -37,37 +37,6 @@ static void email_arg_free(void *p)
     }
 }
 
-/* A PostgreSQL text[] literal of the strings, for "= ANY($n::text[])". */
-static char *pg_array(char *const *items, size_t n)
-{
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) {
-        cap += 2 * strlen(items[i]) + 3;
-    }
-    char *out = malloc(cap);
-    if (!out) {
-        return NULL;
-    }
-    size_t o = 0;
-    out[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) {
-            out[o++] = ',';
-        }
-        out[o++] = '"';
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\') {
-                out[o++] = '\\';
-            }
-            out[o++] = *p;
-        }
-        out[o++] = '"';
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-    return out;
-}
-
 static json_t *email_reply(const char *ref, const char *status, bool duplicate)
 {
     return json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", status, "duplicate", duplicate);
@@ -85,8 +54,8 @@ static PGresult *email_candidates(wasl_pg_t *pg, const email_arg_t *a, const int
      * chosen by the sender's mail program (never our "sha256:" stand-in, computed from content).
      * A From address is not a secret and is trivially forged, so being a participant counts
      * only when a trusted MTA authenticated the From domain. */
-    char *ids = pg_array(a->thread_ids, a->nthread_ids);
-    char *refs = pg_array(a->refs, a->nrefs);
+    char *ids = wasl_pg_text_array((const char *const *)a->thread_ids, a->nthread_ids);
+    char *refs = wasl_pg_text_array((const char *const *)a->refs, a->nrefs);
     if (!ids || !refs) {
         free(ids);
         free(refs);

@@ -1,5 +1,6 @@
 /* offer — the offer round's choices, pure (see offer.h). */
 #include "offer.h"
+#include "wasl_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,21 +86,18 @@ char *offer_servable(const select_agent_t *agents, size_t n)
             }
         }
     }
-    size_t qlen = 3, idx; /* "{}" and the NUL */
-    json_t *q;
-    json_array_foreach(queues, idx, q)
-    {
-        qlen += strlen(json_string_value(q)) * 2 + 3;
-    }
-    char *qarr = malloc(qlen);
-    if (qarr) {
-        size_t o = (size_t)snprintf(qarr, qlen, "{");
+    /* A $n::text[] parameter, every element quoted by wasl_pg_text_array. */
+    size_t nq = json_array_size(queues), idx;
+    const char **items = malloc((nq ? nq : 1) * sizeof *items);
+    char *qarr = NULL;
+    if (items) {
+        json_t *q;
         json_array_foreach(queues, idx, q)
         {
-            o += (size_t)snprintf(qarr + o, qlen - o, "%s\"%s\"", idx ? "," : "",
-                                  json_string_value(q)); /* names are [a-z0-9._-] */
+            items[idx] = json_string_value(q);
         }
-        snprintf(qarr + o, qlen - o, "}");
+        qarr = wasl_pg_text_array(items, nq);
+        free(items);
     }
     json_decref(queues);
     return qarr;
