@@ -1,5 +1,6 @@
 /* wasl_offload — a small pool of threads for blocking work, with a bounded queue and deadlines. */
 #include "wasl_offload.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 
@@ -38,13 +39,6 @@ struct wasl_offload {
     wasl_counter_t *ran, *expired, *full;
 };
 
-int64_t wasl_offload_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool expired(const task_t *t, int64_t now)
 {
     return t->deadline_ms > 0 && now >= t->deadline_ms;
@@ -78,7 +72,7 @@ static void *worker(void *arg)
             break;
         }
         wasl_gauge_set(self->queued_gauge, (double)wasl_offload_queued(self));
-        if (expired(t, wasl_offload_now_ms())) {
+        if (expired(t, wasl_clock_ms())) {
             wasl_counter_inc(self->expired);
             t->done(t->arg, false);
         } else {
@@ -106,7 +100,7 @@ static void *reaper(void *arg)
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&self->reaper, &self->lock, &until);
-        int64_t now = wasl_offload_now_ms();
+        int64_t now = wasl_clock_ms();
         task_t *gone = NULL, **link = &self->head, *prev = NULL;
         while (*link) {
             task_t *t = *link;

@@ -34,7 +34,7 @@ void wasl_offload_stop(wasl_offload_t *self);
 void wasl_offload_destroy(wasl_offload_t **self_p);
 
 /* Queues run(arg) then done(arg, true) — or done(arg, false) if `deadline_ms` (monotonic, as
- * wasl_offload_now_ms(); 0 for none) passes before a thread takes it. Returns 0, or -1 when the
+ * wasl_clock_ms(); 0 for none) passes before a thread takes it. Returns 0, or -1 when the
  * queue is full or the pool is stopping: then neither function is ever called and the caller
  * still owns `arg`. */
 int wasl_offload_submit(wasl_offload_t *self, wasl_offload_run_fn *run, wasl_offload_done_fn *done,
@@ -42,8 +42,5 @@ int wasl_offload_submit(wasl_offload_t *self, wasl_offload_run_fn *run, wasl_off
 
 /* Tasks queued and not yet started. */
 size_t wasl_offload_queued(wasl_offload_t *self);
-
-/* CLOCK_MONOTONIC in milliseconds: the clock of deadlines. */
-int64_t wasl_offload_now_ms(void);
 
 #endif

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 
 #include "wasl_pg.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 
 #include <assert.h>
@@ -57,13 +58,6 @@ struct wasl_pg {
     char connect_error[PG_ERROR_MAX];
     char sqlstate[6];
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Copies a libpq message into dst (cap bytes) as one line: libpq ends messages with a newline
  * and indents continuation lines with tabs, which would break a log line up. */
@@ -241,7 +235,7 @@ static bool ensure_connected(wasl_pg_t *self)
         return true;
     }
     drop_connection(self);
-    int64_t now_ms = monotonic_ms();
+    int64_t now_ms = wasl_clock_ms();
     if (self->attempted && now_ms - self->last_attempt_ms < WASL_PG_RECONNECT_MS) {
         set_error(self, "not connected (next attempt in %lld ms): %s",
                   (long long)(self->last_attempt_ms + WASL_PG_RECONNECT_MS - now_ms),
@@ -258,7 +252,7 @@ static bool ensure_connected(wasl_pg_t *self)
                                   program_invocation_short_name, self->conninfo, NULL};
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
     self->attempted = true;
-    self->last_attempt_ms = monotonic_ms();
+    self->last_attempt_ms = wasl_clock_ms();
     if (!conn) {
         set_error(self, "out of memory allocating a connection");
         goto failed;

@@ -1,5 +1,6 @@
 /* wasl_redis — a synchronous hiredis connection with timeouts and transparent reconnection. */
 #include "wasl_redis.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 
 #include <assert.h>
@@ -36,13 +37,6 @@ struct wasl_redis {
     unsigned long failed_attempts;
     char error[REDIS_ERROR_MAX];
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void set_error(wasl_redis_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -271,7 +265,7 @@ static bool ensure_connected(wasl_redis_t *self)
     if (self->ctx) {
         return true;
     }
-    int64_t now_ms = monotonic_ms();
+    int64_t now_ms = wasl_clock_ms();
     if (self->attempted && now_ms - self->last_attempt_ms < WASL_REDIS_RECONNECT_MS) {
         /* self->error still holds the reason of the last attempt */
         wasl_debug("redis: reconnect deferred", "{s:s, s:s}", "url", self->display, "error",
@@ -309,7 +303,7 @@ static bool ensure_connected(wasl_redis_t *self)
         }
     }
     self->attempted = true;
-    self->last_attempt_ms = monotonic_ms();
+    self->last_attempt_ms = wasl_clock_ms();
     wasl_info(self->connects++ ? "redis: reconnected" : "redis: connected", "{s:s, s:i}", "url",
               self->display, "failed_attempts", (int)self->failed_attempts);
     self->failed_attempts = 0;
@@ -319,7 +313,7 @@ static bool ensure_connected(wasl_redis_t *self)
 failed:
     drop_connection(self);
     self->attempted = true;
-    self->last_attempt_ms = monotonic_ms();
+    self->last_attempt_ms = wasl_clock_ms();
     /* One warning per outage, not one per attempt. */
     if (self->failed_attempts++ == 0) {
         wasl_warn("redis: cannot connect", "{s:s, s:s}", "url", self->display, "error",

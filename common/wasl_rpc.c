@@ -1,6 +1,7 @@
 /* wasl_rpc — Lazy Pirate request/reply client: timeout, close and reopen, bounded retries; and
  * the batch form, many tagged requests in flight on one DEALER. */
 #include "wasl_rpc.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 
@@ -202,13 +203,6 @@ int wasl_rpc_request_id(const char *prefix, char *out)
 
 /* ---- many requests at once ----------------------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put_be(unsigned char *p, uint64_t v, int bytes)
 {
     for (int i = bytes - 1; i >= 0; i--) {
@@ -328,7 +322,7 @@ static int wait_and_drain(batch_t *b, bool want_out, int64_t deadline_ms)
 {
     short events = ZMQ_POLLIN | (want_out ? ZMQ_POLLOUT : 0);
     while (b->answered < b->n) {
-        int64_t left = deadline_ms - mono_ms();
+        int64_t left = deadline_ms - wasl_clock_ms();
         if (left < 0) {
             left = 0;
         }
@@ -393,7 +387,7 @@ int wasl_rpc_call_many(wasl_rpc_t *self, size_t n, const void *const *reqs, cons
                  .replies = replies,
                  .reply_lens = reply_lens};
     for (int attempt = 0; attempt <= self->retries && b.answered < n; attempt++) {
-        int64_t deadline = mono_ms() + self->timeout_ms;
+        int64_t deadline = wasl_clock_ms() + self->timeout_ms;
         if (attempt > 0) {
             self->retried += n - b.answered;
             wasl_counter_add(self->m_retries, n - b.answered);

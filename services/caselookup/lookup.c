@@ -1,5 +1,6 @@
 /* lookup — wasl-caselookup's request handling: verification, lockout, cache, audit, replies. */
 #include "lookup.h"
+#include "wasl_clock.h"
 #include "dedup.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -507,20 +508,6 @@ struct lookup {
     wasl_histogram_t *latency;
     wasl_gauge_t *hit_ratio;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void update_ratio(void *arg)
 {
@@ -1144,7 +1131,7 @@ static void flush(lookup_t *self, pending_t *p, size_t n, json_t *audit)
             free(data);
         }
         wasl_counter_inc(p[i].outcome);
-        wasl_histogram_observe(self->latency, mono_s() - p[i].started_s);
+        wasl_histogram_observe(self->latency, wasl_clock_s() - p[i].started_s);
         zmsg_destroy(&p[i].envelope);
         wasl_msg_destroy(&p[i].reply);
     }
@@ -1201,7 +1188,7 @@ static size_t read_requests(lookup_t *self, incoming_t *in, size_t cap)
         if (!msg) {
             break;
         }
-        double t0 = mono_s();
+        double t0 = wasl_clock_s();
         zframe_t *body = zmsg_last(msg);
         wasl_msg_error_t err;
         wasl_msg_t *req = body ? wasl_msg_recv_frame(body, &err) : NULL;
@@ -1269,7 +1256,7 @@ static size_t triage(lookup_t *self, incoming_t *in, size_t m)
         fps[i] = in[i].fp;
     }
     dedup_claim(self->dedup, self->redis, m, keys, fps, states, answers, lens);
-    int64_t now = mono_ms();
+    int64_t now = wasl_clock_ms();
     for (size_t i = 0; i < m; i++) {
         switch (states[i]) {
         case DEDUP_NEW:
@@ -1450,7 +1437,7 @@ void lookup_run(lookup_t *self)
     if (pong) {
         freeReplyObject(pong);
     }
-    int64_t last_check = mono_ms();
+    int64_t last_check = wasl_clock_ms();
     while (!wasl_signal_stopping()) {
         PGconn *listen = listen_ensure(self);
         zmq_pollitem_t items[2] = {{zsock_resolve(self->dealer), 0, ZMQ_POLLIN, 0},
@@ -1466,8 +1453,8 @@ void lookup_run(lookup_t *self)
         if ((items[0].revents & ZMQ_POLLIN) || self->nparked) {
             serve_batch(self);
         }
-        if (mono_ms() - last_check > POLL_MS * 4) {
-            last_check = mono_ms();
+        if (wasl_clock_ms() - last_check > POLL_MS * 4) {
+            last_check = wasl_clock_ms();
             atomic_store(&self->pg_ok, wasl_pg_ok(self->pg));
             pong = wasl_redis_cmd(self->redis, "PING");
             atomic_store(&self->redis_ok, pong != NULL);

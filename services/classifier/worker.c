@@ -1,6 +1,7 @@
 /* worker — the classifier's work: take ticket.received nudges and stale classify rows, classify,
  * commit the decision fenced on the lease, and pass the ticket on to the router. */
 #include "worker.h"
+#include "wasl_clock.h"
 #include "wasl_entities.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -76,13 +77,6 @@ struct worker {
     wasl_histogram_t *batch_seconds;
     wasl_gauge_t *model_loaded;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void set_model_gauge(worker_t *self)
 {
@@ -358,13 +352,13 @@ static int process_claimed(worker_t *self, const wasl_work_item_t *items, size_t
     if (n == 0) {
         return 0;
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = wasl_clock_ms();
     decision_t *d = calloc(n, sizeof *d);
     int committed = -1;
     int nd = d ? fetch_and_decide(self, items, n, d) : -1;
     if (nd >= 0 && commit_decisions(self, d, (size_t)nd) == 0) {
         committed = announce(self, d, (size_t)nd);
-        wasl_histogram_observe(self->batch_seconds, (double)(now_ms() - t0) / 1000.0);
+        wasl_histogram_observe(self->batch_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     }
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {
@@ -419,7 +413,7 @@ int worker_run(worker_t *self)
         if (wasl_signal_take_reload()) {
             worker_reload(self, self->cfg->model_path);
         }
-        int64_t wait = self->last_sweep_ms + self->cfg->sweep_ms - now_ms();
+        int64_t wait = self->last_sweep_ms + self->cfg->sweep_ms - wasl_clock_ms();
         size_t n = 0;
         if (self->pull) {
             zmq_pollitem_t item = {zsock_resolve(self->pull), 0, ZMQ_POLLIN, 0};
@@ -451,10 +445,10 @@ int worker_run(worker_t *self)
         if (n > 0) {
             worker_process_ids(self, ids, n);
         }
-        if (now_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
+        if (wasl_clock_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
             int swept = worker_sweep(self);
             /* A full batch means a backlog: sweep again right after the next poll. */
-            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : now_ms();
+            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : wasl_clock_ms();
         }
     }
     free(ids);

@@ -132,6 +132,4 @@ typedef struct {
     bool created;
 } intake_ticket_t;
 
-int64_t intake_now_ms(void);
-
 #endif

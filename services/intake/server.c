@@ -1,5 +1,6 @@
 /* server — intake's public HTTP port: routing, body limits, authentication, replies, metrics. */
 #include "server.h"
+#include "wasl_clock.h"
 #include "handlers.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -139,7 +140,7 @@ static void count_request(intake_server_t *self, const char *endpoint, const int
         wasl_counter_inc(wasl_counter("wasl_intake_http_errors_total",
                                       "Error replies by endpoint and error code", labels));
     }
-    wasl_histogram_observe(self->latency, (double)(intake_now_ms() - started_ms) / 1000.0);
+    wasl_histogram_observe(self->latency, (double)(wasl_clock_ms() - started_ms) / 1000.0);
 }
 
 /* Queues `r` on the connection (taking its body). */
@@ -795,7 +796,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     }
     st->server = self;
     st->conn = conn;
-    st->started_ms = intake_now_ms();
+    st->started_ms = wasl_clock_ms();
     st->target = strndup(uri ? uri : "", TARGET_MAX);
     return st;
 }

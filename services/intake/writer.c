@@ -1,6 +1,7 @@
 /* writer — group commit: HTTP threads hand contacts to writer threads, which commit many per
  * transaction, answer each request only after COMMIT, and nudge the classifier over the bus. */
 #include "writer.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 #include "wasl_proto.h"
@@ -121,13 +122,6 @@ struct intake_writers {
     wasl_counter_t *unavailable;
     wasl_counter_t *retried;
 };
-
-int64_t intake_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- jobs ------------------------------------------------------------------------------ */
 
@@ -501,7 +495,7 @@ static PGresult *commit_batch(intake_writer_t *w, intake_contact_t **contacts, s
     intake_writers_t *pool = w->pool;
     char *param = contacts_param(w, contacts, nuniq);
     PGresult *res = NULL;
-    int64_t t0 = intake_now_ms();
+    int64_t t0 = wasl_clock_ms();
     if (param) {
         const char *params[] = {param};
         wasl_pg_stmt_t stmt = {.name = CREATE_STMT, .nparams = 1, .params = params};
@@ -517,7 +511,7 @@ static PGresult *commit_batch(intake_writer_t *w, intake_contact_t **contacts, s
         return NULL;
     }
     atomic_store(&pool->pg_up, true);
-    wasl_histogram_observe(pool->commit_seconds, (double)(intake_now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(pool->commit_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     wasl_histogram_observe(pool->batch_size, (double)nuniq);
     return res;
 }
@@ -663,7 +657,7 @@ static bool take_jobs(intake_writers_t *pool, int64_t last_probe, size_t cap,
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
         pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
-        if (!pool->head && intake_now_ms() - last_probe >= WRITER_PROBE_MS) {
+        if (!pool->head && wasl_clock_ms() - last_probe >= WRITER_PROBE_MS) {
             break;
         }
     }
@@ -728,7 +722,7 @@ static void *writer_thread(void *arg)
         return NULL;
     }
     probe(w); /* readiness from the start: one round trip before waiting for work */
-    int64_t last_probe = intake_now_ms();
+    int64_t last_probe = wasl_clock_ms();
     size_t nt, nx;
     while (take_jobs(w->pool, last_probe, cap, tickets, &nt, txns, &nx)) {
         if (nt + nx == 0) {
@@ -736,7 +730,7 @@ static void *writer_thread(void *arg)
         } else {
             run_jobs(w, tickets, nt, txns, nx);
         }
-        last_probe = intake_now_ms();
+        last_probe = wasl_clock_ms();
     }
     free(tickets);
     free(txns);
@@ -750,7 +744,7 @@ static void *reaper_thread(void *arg)
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         bool stopping = pool->stopping && !pool->all;
-        int64_t now = intake_now_ms();
+        int64_t now = wasl_clock_ms();
         intake_job_t *expired[64];
         size_t n = 0;
         for (intake_job_t *j = pool->all; j && n < 64; j = j->all_next) {

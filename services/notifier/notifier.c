@@ -1,5 +1,6 @@
 /* notifier — claim due notifications with a lease, render, govern, send, record fenced. */
 #include "notifier.h"
+#include "wasl_clock.h"
 #include "template.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -109,13 +110,6 @@ typedef struct {
     bool urgent, auto_submitted, opted_out;
 } row_t;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int channel_index(const char *channel)
 {
     return strcmp(channel, "email") == 0 ? 1 : 0;
@@ -132,7 +126,7 @@ long notifier_backoff_ms(long base_ms, long max_ms, int attempt)
     }
     uint32_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        r = (uint32_t)now_ms();
+        r = (uint32_t)wasl_clock_ms();
     }
     long half = d / 2;
     return half + (half > 0 ? (long)(r % (uint32_t)(half + 1)) : 0);
@@ -578,7 +572,7 @@ int notifier_run(notifier_t *self)
     }
     self->last_sweep_ms = 0; /* sweep first: rows may have waited while no notifier ran */
     while (!wasl_signal_stopping()) {
-        int64_t wait = self->last_sweep_ms + self->cfg->sweep_ms - now_ms();
+        int64_t wait = self->last_sweep_ms + self->cfg->sweep_ms - wasl_clock_ms();
         size_t n = 0;
         if (self->pull) {
             zmq_pollitem_t item = {zsock_resolve(self->pull), 0, ZMQ_POLLIN, 0};
@@ -612,11 +606,11 @@ int notifier_run(notifier_t *self)
             wasl_counter_add(self->nudges, n);
             wasl_counter_inc(self->rounds_nudge);
         }
-        if (now_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
+        if (wasl_clock_ms() - self->last_sweep_ms >= self->cfg->sweep_ms) {
             int swept = notifier_process(self, NULL, 0);
             wasl_counter_inc(self->rounds_sweep);
             /* A full batch means a backlog: sweep again right after the next poll. */
-            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : now_ms();
+            self->last_sweep_ms = swept == (int)self->cfg->batch_max ? 0 : wasl_clock_ms();
         }
     }
     free(ids);

@@ -1,5 +1,6 @@
 /* provider — SMS (Kannel sendsms, JSON webhook) and SMTP email with GMime-built MIME. */
 #include "provider.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 
 #include <assert.h>
@@ -38,13 +39,6 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
     r->len += take;
     r->data[r->len] = '\0';
     return size * n; /* the rest is dropped, not an error */
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 provider_t *provider_new(const sms_config_t *sms, const mail_config_t *mail)
@@ -260,9 +254,9 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-    double t0 = mono_s();
+    double t0 = wasl_clock_s();
     CURLcode rc = curl_easy_perform(h);
-    out->latency_s = mono_s() - t0;
+    out->latency_s = wasl_clock_s() - t0;
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     first_line(resp.data, out->provider_status, sizeof out->provider_status);
@@ -472,9 +466,9 @@ void provider_send_mail(provider_t *self, const mail_msg_t *m, send_result_t *ou
         curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
         curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
     }
-    double t0 = mono_s();
+    double t0 = wasl_clock_s();
     CURLcode rc = curl_easy_perform(h);
-    out->latency_s = mono_s() - t0;
+    out->latency_s = wasl_clock_s() - t0;
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     classify(rc, code, true, out);

@@ -196,7 +196,7 @@ static int dispatch_txn(router_t *self)
 
 int router_dispatch(router_t *self)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = wasl_clock_ms();
     PGresult *res = wasl_pg_query(self->pg, expire_offers_sql, 0, NULL);
     if (!router_checked(&res, EXPIRE_COLS, "expire offers")) {
         atomic_store(&self->db_ok, false);
@@ -217,6 +217,6 @@ int router_dispatch(router_t *self)
     }
     atomic_store(&self->db_ok, true);
     wasl_counter_add(self->offered, (uint64_t)made);
-    wasl_histogram_observe(self->dispatch_seconds, (double)(now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(self->dispatch_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     return made + nexp;
 }

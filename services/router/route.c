@@ -104,7 +104,7 @@ static void read_row(PGresult *res, int r, route_row_t *row)
 static bool plan_rows(router_t *self, PGresult *res, routing_t *rs, size_t nrows)
 {
     bool asking = false;
-    bool up = self->rpc && now_ms() >= self->rpc_down_until_ms;
+    bool up = self->rpc && wasl_clock_ms() >= self->rpc_down_until_ms;
     for (size_t r = 0; r < nrows; r++) {
         routing_t *x = &rs[r];
         read_row(res, (int)r, &x->row);
@@ -155,7 +155,7 @@ static void ask_caselookup(router_t *self, routing_t *rs, size_t nrows)
 done:
     for (size_t i = 0; i < nrows; i++) {
         if (rs[i].req && !rs[i].rep) {
-            self->rpc_down_until_ms = now_ms() + AUTO_ANSWER_BACKOFF_MS;
+            self->rpc_down_until_ms = wasl_clock_ms() + AUTO_ANSWER_BACKOFF_MS;
         }
     }
     free(reqs);
@@ -233,7 +233,7 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     if (n == 0) {
         return 0;
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = wasl_clock_ms();
     int committed = -1;
     char *param = NULL, *arr = NULL;
     int64_t *ids = malloc(n * sizeof *ids);
@@ -251,7 +251,7 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
         if ((size_t)committed < n) {
             wasl_counter_add(self->lost, n - (size_t)committed);
         }
-        wasl_histogram_observe(self->batch_seconds, (double)(now_ms() - t0) / 1000.0);
+        wasl_histogram_observe(self->batch_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     }
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {

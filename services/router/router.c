@@ -233,7 +233,7 @@ int router_run(router_t *self)
         if (wasl_signal_take_reload()) {
             reload(self);
         }
-        int64_t now = now_ms();
+        int64_t now = wasl_clock_ms();
         int64_t next = last_sweep + self->cfg->sweep_ms;
         if (last_dispatch + self->cfg->dispatch_ms < next) {
             next = last_dispatch + self->cfg->dispatch_ms;
@@ -252,7 +252,7 @@ int router_run(router_t *self)
             router_route_ids(self, ids, n);
             last_dispatch = 0; /* a new ticket: offer it now */
         }
-        now = now_ms();
+        now = wasl_clock_ms();
         if (now - last_sweep >= self->cfg->sweep_ms) {
             int swept = router_sweep(self);
             last_sweep = swept == (int)self->cfg->batch_max ? 0 : now;
@@ -266,7 +266,7 @@ int router_run(router_t *self)
         }
         if (now - last_dispatch >= self->cfg->dispatch_ms) {
             router_dispatch(self);
-            last_dispatch = now_ms();
+            last_dispatch = wasl_clock_ms();
         }
         if (now - last_stats >= self->cfg->stats_ms) {
             router_refresh_stats(self);

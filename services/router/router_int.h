@@ -6,6 +6,7 @@
 #define WASL_ROUTER_ROUTER_INT_H
 
 #include "router.h"
+#include "wasl_clock.h"
 #include "select.h"
 #include "wasl_metrics.h"
 #include "wasl_pg.h"
@@ -41,13 +42,6 @@ struct router {
         *overflowed, *presence_expired, *notify_sent, *notify_failed;
     wasl_histogram_t *batch_seconds, *dispatch_seconds, *timers_seconds;
 };
-
-static inline int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Publishes notify.requested (the outbox row's id: the notifier reads the row) for an outbox
  * row just committed (router.c). A failed send is counted; the row stands and the notifier's

@@ -74,7 +74,7 @@ static int count_of(router_t *self, const char *sql, int nparams, const char *co
 
 int router_timers(router_t *self)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = wasl_clock_ms();
     int total = 0, n;
     if ((n = count_of(self, expire_presence_sql, 0, NULL)) < 0) {
         atomic_store(&self->db_ok, false);
@@ -121,7 +121,7 @@ int router_timers(router_t *self)
     wasl_counter_add(self->overflowed, (uint64_t)n);
     total += n;
     atomic_store(&self->db_ok, true);
-    wasl_histogram_observe(self->timers_seconds, (double)(now_ms() - t0) / 1000.0);
+    wasl_histogram_observe(self->timers_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     return total + escalated;
 }
 
