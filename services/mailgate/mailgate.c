@@ -1,5 +1,6 @@
 /* mailgate — hands one message from an MTA to intake over HTTP and maps the answer to sysexits. */
 #include "mailgate.h"
+#include "wasl_curl.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -119,22 +120,6 @@ void mailgate_error_summary(const char *body, size_t len, char *out, size_t outl
     json_decref(root);
 }
 
-typedef struct {
-    char data[MAILGATE_REPLY_MAX];
-    size_t len;
-} reply_t;
-
-static size_t on_reply(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    reply_t *r = arg;
-    size_t n = size * nmemb;
-    size_t room = sizeof r->data - r->len;
-    size_t take = n < room ? n : room;
-    memcpy(r->data + r->len, ptr, take);
-    r->len += take;
-    return n; /* the rest is dropped, not an error */
-}
-
 /* The request's headers; *auth receives the Authorization line (the caller wipes and frees
  * it). NULL when out of memory. */
 static struct curl_slist *request_headers(const char *token, char **auth)
@@ -159,7 +144,7 @@ static struct curl_slist *request_headers(const char *token, char **auth)
 
 /* One POST of the message to url, answered into reply, within the options' timeouts. */
 static void set_request(CURL *curl, const char *url, struct curl_slist *headers, const char *msg,
-                        size_t len, const mailgate_opts_t *opts, reply_t *reply)
+                        size_t len, const mailgate_opts_t *opts, wasl_curl_body_t *reply)
 {
     curl_easy_setopt(curl, CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -175,7 +160,7 @@ static void set_request(CURL *curl, const char *url, struct curl_slist *headers,
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_reply);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, wasl_curl_body_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
 }
 
@@ -186,7 +171,11 @@ int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = NULL;
     char *url = NULL, *auth = NULL;
-    reply_t *reply = calloc(1, sizeof *reply);
+    char *reply_buf = malloc(MAILGATE_REPLY_MAX + 1);
+    wasl_curl_body_t reply_body, *reply = &reply_body;
+    if (reply_buf) {
+        wasl_curl_body_init(reply, reply_buf, MAILGATE_REPLY_MAX + 1);
+    }
     if (diaglen) {
         diag[0] = '\0';
     }
@@ -195,7 +184,7 @@ int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char
         base--;
     }
     url = malloc(base + sizeof MAILGATE_PATH);
-    if (!curl || !reply || !url) {
+    if (!curl || !reply_buf || !url) {
         snprintf(diag, diaglen, "out of memory (temporary failure, the MTA will retry)");
         goto done;
     }
@@ -234,7 +223,7 @@ done:
     }
     free(auth);
     free(url);
-    free(reply);
+    free(reply_buf);
     curl_easy_cleanup(curl);
     return rc;
 }

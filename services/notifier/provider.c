@@ -1,5 +1,6 @@
 /* provider — SMS (Kannel sendsms, JSON webhook) and SMTP email with GMime-built MIME. */
 #include "provider.h"
+#include "wasl_curl.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
 
@@ -22,24 +23,6 @@ struct provider {
     CURL *http; /* kept between sends: the gateway connection is reused */
     char mail_from_addr[320];
 };
-
-typedef struct {
-    char data[RESPONSE_MAX + 1];
-    size_t len;
-} response_t;
-
-static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
-{
-    response_t *r = arg;
-    size_t take = size * n;
-    if (take > RESPONSE_MAX - r->len) {
-        take = RESPONSE_MAX - r->len;
-    }
-    memcpy(r->data + r->len, ptr, take);
-    r->len += take;
-    r->data[r->len] = '\0';
-    return size * n; /* the rest is dropped, not an error */
-}
 
 provider_t *provider_new(const sms_config_t *sms, const mail_config_t *mail)
 {
@@ -218,7 +201,9 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
     const sms_config_t *c = self->sms;
     CURL *h = self->http;
     curl_easy_reset(h);
-    response_t resp = {0};
+    char body[RESPONSE_MAX + 1];
+    wasl_curl_body_t resp;
+    wasl_curl_body_init(&resp, body, sizeof body);
     char dlr[2048] = "";
     if (c->dlr_url && *c->dlr_url) {
         dlr_url_for(c, id, dlr, sizeof dlr);
@@ -252,7 +237,7 @@ void provider_send_sms(provider_t *self, int64_t id, const char *to, const char 
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wasl_curl_body_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
     double t0 = wasl_clock_s();
     CURLcode rc = curl_easy_perform(h);

@@ -1,5 +1,6 @@
 /* status — `waslctl status`: each daemon's /healthz and /readyz, as a table. */
 #include "ctl.h"
+#include "wasl_curl.h"
 #include "wasl_config.h"
 
 #include <curl/curl.h>
@@ -10,25 +11,8 @@
 #define STATUS_TIMEOUT_MS 2000
 #define STATUS_BODY_MAX   4096
 
-typedef struct {
-    char data[STATUS_BODY_MAX];
-    size_t len;
-} body_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    body_t *b = arg;
-    size_t n = size * nmemb;
-    size_t room = sizeof b->data - 1 - b->len;
-    size_t take = n < room ? n : room;
-    memcpy(b->data + b->len, ptr, take);
-    b->len += take;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 /* GETs base+path; returns the HTTP status (0 when unreachable) and the body in `b`. */
-static long http_get(CURL *curl, const char *base, const char *path, body_t *b)
+static long http_get(CURL *curl, const char *base, const char *path, wasl_curl_body_t *b)
 {
     char url[512];
     snprintf(url, sizeof url, "%s%s", base, path);
@@ -36,7 +20,7 @@ static long http_get(CURL *curl, const char *base, const char *path, body_t *b)
     b->data[0] = '\0';
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)STATUS_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, wasl_curl_body_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     long code = 0;
@@ -81,7 +65,9 @@ int ctl_status(int argc, char **argv)
         }
         *eq = '\0';
         const char *name = t, *base = eq + 1;
-        body_t b;
+        char buf[STATUS_BODY_MAX];
+        wasl_curl_body_t b;
+        wasl_curl_body_init(&b, buf, sizeof buf);
         long health = http_get(curl, base, "/healthz", &b);
         char version[64] = "-";
         long long uptime = -1;
