@@ -1,5 +1,6 @@
 /* wasl_hijri — Umm al-Qura dates through ICU, with Arabic/English wording and digit choice. */
 #include "wasl_hijri.h"
+#include "wasl_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,17 +51,6 @@ const char *wasl_weekday_en(int d)
     return d >= 1 && d <= 7 ? wday_en[d - 1] : "";
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Opening an ICU calendar costs tens of microseconds: each thread keeps the last zone's pair
  * (a UCalendar is not thread-safe, so they are per thread). */
 static _Thread_local struct {
@@ -89,14 +79,14 @@ static UCalendar *calendar_at(UCalendar **slot, const char *locale, const UChar 
         *slot = ucal_open(tz, tz_len, locale, UCAL_DEFAULT, &st);
         if (U_FAILURE(st)) {
             *slot = NULL;
-            set_err(err, errlen, "ICU cannot open calendar %s: %s", locale, u_errorName(st));
+            wasl_set_err(err, errlen, "ICU cannot open calendar %s: %s", locale, u_errorName(st));
             return NULL;
         }
     }
     ucal_clear(*slot);
     ucal_setMillis(*slot, utc_ms, &st);
     if (U_FAILURE(st)) {
-        set_err(err, errlen, "ICU cannot set the time: %s", u_errorName(st));
+        wasl_set_err(err, errlen, "ICU cannot set the time: %s", u_errorName(st));
         return NULL;
     }
     return *slot;
@@ -108,7 +98,7 @@ int wasl_hijri_from_utc(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, c
     UChar zone[TZ_MAX_UCHARS];
     const char *name = tz && *tz ? tz : WASL_HIJRI_TZ_DEFAULT;
     if (strlen(name) >= TZ_MAX_UCHARS) {
-        set_err(err, errlen, "time zone name too long");
+        wasl_set_err(err, errlen, "time zone name too long");
         return -1;
     }
     UErrorCode st = U_ZERO_ERROR;
@@ -120,7 +110,7 @@ int wasl_hijri_from_utc(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, c
         UBool system = false;
         ucal_getCanonicalTimeZoneID(zone, -1, canon, TZ_MAX_UCHARS, &system, &st);
         if (U_FAILURE(st) || !system) {
-            set_err(err, errlen, "unknown time zone %s", name);
+            wasl_set_err(err, errlen, "unknown time zone %s", name);
             return -1;
         }
         snprintf(cached.zone, sizeof cached.zone, "%s", name);
@@ -152,12 +142,12 @@ int wasl_hijri_from_utc(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, c
     out->utc_offset_s =
         (ucal_get(g, UCAL_ZONE_OFFSET, &st) + ucal_get(g, UCAL_DST_OFFSET, &st)) / 1000;
     if (U_FAILURE(st)) {
-        set_err(err, errlen, "ICU calendar field error: %s", u_errorName(st));
+        wasl_set_err(err, errlen, "ICU calendar field error: %s", u_errorName(st));
         return -1;
     }
     if (out->year < WASL_HIJRI_YEAR_MIN || out->year > WASL_HIJRI_YEAR_MAX) {
-        set_err(err, errlen, "Hijri year %d is outside the Umm al-Qura table (%d..%d)", out->year,
-                WASL_HIJRI_YEAR_MIN, WASL_HIJRI_YEAR_MAX);
+        wasl_set_err(err, errlen, "Hijri year %d is outside the Umm al-Qura table (%d..%d)",
+                     out->year, WASL_HIJRI_YEAR_MIN, WASL_HIJRI_YEAR_MAX);
         return -1;
     }
     return 0;

@@ -287,3 +287,14 @@ char *wasl_mask_text(const char *in)
     out[o] = '\0';
     return out;
 }
+
+void wasl_set_err(char *err, size_t cap, const char *fmt, ...)
+{
+    if (!err || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}

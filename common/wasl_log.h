@@ -33,6 +33,12 @@ void wasl_logv(wasl_log_level_t level, const char *msg, const char *fields, va_l
 #define wasl_warn(...)  wasl_log(WASL_LOG_WARN, __VA_ARGS__)
 #define wasl_error(...) wasl_log(WASL_LOG_ERROR, __VA_ARGS__)
 
+/* Formats an error for a caller that passed a buffer (err, cap bytes) to receive one; does
+ * nothing when err is NULL or cap is 0. For the "char *err, size_t errlen" convention of
+ * functions that report why they failed without logging it. */
+void wasl_set_err(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* How many trailing digits of an identifier a mask keeps (enough for a person to tell two of
  * their own numbers apart, never enough to look one up). */
 #define WASL_MASK_KEEP_DIGITS 2

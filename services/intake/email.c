@@ -1,5 +1,6 @@
 /* email — parses one raw RFC 5322 message (GMime) into the fields intake turns into a ticket. */
 #include "email.h"
+#include "wasl_log.h"
 
 #include "wasl_convert.h"
 #include "wasl_text.h"
@@ -47,20 +48,6 @@ typedef struct {
     char *err;
     size_t errlen;
 } parse_ctx_t;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- reading parts -------------------------------------------------------------------------- */
 
@@ -289,7 +276,7 @@ static int add_leaf_attachment(parse_ctx_t *ctx, GMimeObject *obj)
     a->oversized = a->size > ctx->limits->max_attachment_bytes;
     return 0;
 nomem:
-    set_err(ctx->err, ctx->errlen, "out of memory");
+    wasl_set_err(ctx->err, ctx->errlen, "out of memory");
     return -1;
 }
 
@@ -341,7 +328,7 @@ static int add_forward_attachment(parse_ctx_t *ctx, GMimeObject *obj, GMimeMessa
     a->oversized = a->size > ctx->limits->max_attachment_bytes;
     return 0;
 nomem:
-    set_err(ctx->err, ctx->errlen, "out of memory");
+    wasl_set_err(ctx->err, ctx->errlen, "out of memory");
     return -1;
 }
 
@@ -418,13 +405,14 @@ static int walk_message_part(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, u
 {
     GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
     if ((mode & WALK_COUNT) && depth + 1 > ctx->limits->max_depth) {
-        set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)", ctx->limits->max_depth);
+        wasl_set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)",
+                     ctx->limits->max_depth);
         return -1;
     }
     if ((mode & WALK_COUNT) && inner &&
         header_block_bytes(GMIME_OBJECT(inner)) > ctx->limits->max_header_bytes) {
-        set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
-                ctx->limits->max_header_bytes);
+        wasl_set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
+                     ctx->limits->max_header_bytes);
         return -1;
     }
     if (mode & WALK_ATTACH) {
@@ -452,7 +440,8 @@ static int walk_multipart(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsi
 {
     GMimeMultipart *mp = GMIME_MULTIPART(obj);
     if ((mode & WALK_COUNT) && depth + 1 > ctx->limits->max_depth) {
-        set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)", ctx->limits->max_depth);
+        wasl_set_err(ctx->err, ctx->errlen, "MIME nesting too deep (max %zu)",
+                     ctx->limits->max_depth);
         return -1;
     }
     GMimeContentType *ct = g_mime_object_get_content_type(obj);
@@ -494,12 +483,13 @@ static int walk(parse_ctx_t *ctx, GMimeObject *obj, size_t depth, unsigned mode)
 {
     if (mode & WALK_COUNT) {
         if (++ctx->out->nparts > ctx->limits->max_parts) {
-            set_err(ctx->err, ctx->errlen, "too many MIME parts (max %zu)", ctx->limits->max_parts);
+            wasl_set_err(ctx->err, ctx->errlen, "too many MIME parts (max %zu)",
+                         ctx->limits->max_parts);
             return -1;
         }
         if (header_block_bytes(obj) > ctx->limits->max_header_bytes) {
-            set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
-                    ctx->limits->max_header_bytes);
+            wasl_set_err(ctx->err, ctx->errlen, "header too large (max %zu bytes)",
+                         ctx->limits->max_header_bytes);
             return -1;
         }
     }
@@ -824,7 +814,7 @@ static int top_header_nul(const char *raw, size_t len, char *err, size_t errlen)
         i = eol + 1;
     }
     if (memchr(raw, '\0', header_end)) {
-        set_err(err, errlen, "NUL byte in the header");
+        wasl_set_err(err, errlen, "NUL byte in the header");
         return -1;
     }
     return 0;
@@ -957,7 +947,7 @@ static intake_email_limit_t scan_headers(scan_t *s, size_t *ct_at, size_t *ct_le
         }
         block += next - s->pos;
         if (block > lim->max_header_bytes) {
-            set_err(err, errlen, "header too large (max %zu bytes)", lim->max_header_bytes);
+            wasl_set_err(err, errlen, "header too large (max %zu bytes)", lim->max_header_bytes);
             return INTAKE_EMAIL_OVER_HEADER_BYTES;
         }
         if (any && (line[0] == ' ' || line[0] == '\t')) {
@@ -967,7 +957,7 @@ static intake_email_limit_t scan_headers(scan_t *s, size_t *ct_at, size_t *ct_le
         } else {
             any = true;
             if (++s->shape->headers > lim->max_headers) {
-                set_err(err, errlen, "too many header fields (max %zu)", lim->max_headers);
+                wasl_set_err(err, errlen, "too many header fields (max %zu)", lim->max_headers);
                 return INTAKE_EMAIL_OVER_HEADERS;
             }
             in_ct = is_content_type_field(line, n);
@@ -1063,7 +1053,7 @@ static intake_email_limit_t scan_entity(scan_t *s, size_t *depth, bool *in_diges
     const intake_email_limits_t *lim = s->limits;
     *want_headers = false;
     if (++s->shape->parts > lim->max_parts) {
-        set_err(err, errlen, "too many MIME parts (max %zu)", lim->max_parts);
+        wasl_set_err(err, errlen, "too many MIME parts (max %zu)", lim->max_parts);
         return INTAKE_EMAIL_OVER_PARTS;
     }
     size_t ct_at = 0, ct_len = 0;
@@ -1077,7 +1067,7 @@ static intake_email_limit_t scan_entity(scan_t *s, size_t *depth, bool *in_diges
     if (kind != SCAN_LEAF) {
         if (*depth + 1 > lim->max_depth) {
             g_free(boundary);
-            set_err(err, errlen, "MIME nesting too deep (max %zu)", lim->max_depth);
+            wasl_set_err(err, errlen, "MIME nesting too deep (max %zu)", lim->max_depth);
             return INTAKE_EMAIL_OVER_DEPTH;
         }
         if (*depth + 1 > s->shape->depth) {
@@ -1087,7 +1077,7 @@ static intake_email_limit_t scan_entity(scan_t *s, size_t *depth, bool *in_diges
     if (kind == SCAN_MULTIPART && boundary) {
         if (scan_push(s, boundary, *depth, digest) < 0) {
             g_free(boundary);
-            set_err(err, errlen, "out of memory");
+            wasl_set_err(err, errlen, "out of memory");
             return INTAKE_EMAIL_NO_MEMORY;
         }
     } else if (kind == SCAN_MESSAGE) {
@@ -1129,8 +1119,8 @@ static intake_email_limit_t scan_message(scan_t *s, char *err, size_t errlen)
         if (k < 0) {
             s->shape->content_bytes += n + 1;
             if (s->shape->content_bytes > lim->max_decoded_bytes) {
-                set_err(err, errlen, "MIME content too large (max %zu bytes)",
-                        lim->max_decoded_bytes);
+                wasl_set_err(err, errlen, "MIME content too large (max %zu bytes)",
+                             lim->max_decoded_bytes);
                 return INTAKE_EMAIL_OVER_DECODED_BYTES;
             }
             continue;
@@ -1154,7 +1144,7 @@ static intake_email_limit_t prescan(const char *raw, size_t len,
     scan_t s = {.raw = raw, .len = len, .limits = limits, .shape = shape};
     s.levels = calloc(limits->max_depth + 1, sizeof *s.levels);
     if (!s.levels) {
-        set_err(err, errlen, "out of memory");
+        wasl_set_err(err, errlen, "out of memory");
         return INTAKE_EMAIL_NO_MEMORY;
     }
     intake_email_limit_t over = scan_message(&s, err, errlen);
@@ -1282,14 +1272,14 @@ static int admit(const char **raw, size_t *len, const intake_email_limits_t *lim
                  size_t errlen)
 {
     if (!*raw || *len == 0) {
-        set_err(err, errlen, "empty message");
+        wasl_set_err(err, errlen, "empty message");
         return -1;
     }
     size_t skip = mbox_from_line(*raw, *len);
     *raw += skip;
     *len -= skip;
     if (*len == 0 || !starts_with_field(*raw, *len)) {
-        set_err(err, errlen, *len == 0 ? "empty message" : "not an RFC 5322 message");
+        wasl_set_err(err, errlen, *len == 0 ? "empty message" : "not an RFC 5322 message");
         return -1;
     }
     intake_email_shape_t shape;
@@ -1329,7 +1319,7 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
     if (!limits) {
         limits = &defaults;
     }
-    set_err(err, errlen, "%s", "");
+    wasl_set_err(err, errlen, "%s", "");
     intake_email_init();
 
     if (admit(&raw, &len, limits, err, errlen) < 0) {
@@ -1347,7 +1337,7 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
     g_object_unref(stream); /* the message's parts hold their own references to it */
     intake_email_t *m = NULL;
     if (!msg || !looks_like_message(GMIME_OBJECT(msg))) {
-        set_err(err, errlen, "not an RFC 5322 message");
+        wasl_set_err(err, errlen, "not an RFC 5322 message");
         goto error;
     }
     m = calloc(1, sizeof *m);
@@ -1380,7 +1370,7 @@ intake_email_t *intake_email_parse(const char *raw, size_t len, const intake_ema
     return m;
 
 nomem:
-    set_err(err, errlen, "out of memory");
+    wasl_set_err(err, errlen, "out of memory");
 error:
     if (ctx.body) {
         g_string_free(ctx.body, TRUE);
@@ -1398,7 +1388,7 @@ intake_email_limit_t intake_email_prescan(const char *raw, size_t len,
                                           intake_email_shape_t *shape, char *err, size_t errlen)
 {
     static const intake_email_limits_t defaults = INTAKE_EMAIL_LIMITS_DEFAULT;
-    set_err(err, errlen, "%s", "");
+    wasl_set_err(err, errlen, "%s", "");
     intake_email_init(); /* GMime parses the Content-Type values */
     size_t skip = raw ? mbox_from_line(raw, len) : 0;
     return prescan(raw ? raw + skip : "", raw ? len - skip : 0, limits ? limits : &defaults, shape,

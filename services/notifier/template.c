@@ -1,5 +1,6 @@
 /* template — loading, checking and bidi-safe rendering of the notifier's templates; SMS parts. */
 #include "template.h"
+#include "wasl_log.h"
 #include "wasl_domain.h"
 #include "wasl_text.h"
 
@@ -47,19 +48,6 @@ struct tmpl_set {
     tmpl_t t[SPEC_COUNT][2][2];
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...)
-{
-    if (!err || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 static int index_of(const char *const *list, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++) {
@@ -106,17 +94,17 @@ static int check_placeholders(const char *text, const tmpl_spec_t *spec, const c
     while ((p = strstr(p, "{{")) != NULL) {
         const char *end = strstr(p + 2, "}}");
         if (!end) {
-            set_err(err, cap, "%s: unclosed {{", file);
+            wasl_set_err(err, cap, "%s: unclosed {{", file);
             return -1;
         }
         const char *name = p + 2;
         size_t len = (size_t)(end - name);
         if (!spec_has(spec, name, len)) {
-            set_err(err, cap, "%s: unknown placeholder {{%.*s}} (template %s has:%s%s%s%s%s)", file,
-                    (int)(len > TMPL_NAME_MAX ? TMPL_NAME_MAX : len), name, spec->name,
-                    spec->params[0] ? " " : "", spec->params[0] ? spec->params[0] : "",
-                    spec->params[1] ? " " : "", spec->params[1] ? spec->params[1] : "",
-                    spec->params[2] ? " …" : "");
+            wasl_set_err(err, cap, "%s: unknown placeholder {{%.*s}} (template %s has:%s%s%s%s%s)",
+                         file, (int)(len > TMPL_NAME_MAX ? TMPL_NAME_MAX : len), name, spec->name,
+                         spec->params[0] ? " " : "", spec->params[0] ? spec->params[0] : "",
+                         spec->params[1] ? " " : "", spec->params[1] ? spec->params[1] : "",
+                         spec->params[2] ? " …" : "");
             return -1;
         }
         if (len == 3 && memcmp(name, "ref", 3) == 0) {
@@ -131,24 +119,24 @@ static char *read_file(const char *path, char *err, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, cap, "%s: %s", path, strerror(errno));
+        wasl_set_err(err, cap, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc(TMPL_FILE_MAX + 1);
     size_t n = buf ? fread(buf, 1, TMPL_FILE_MAX + 1, f) : 0;
     fclose(f);
     if (!buf) {
-        set_err(err, cap, "%s: out of memory", path);
+        wasl_set_err(err, cap, "%s: out of memory", path);
         return NULL;
     }
     if (n > TMPL_FILE_MAX) {
-        set_err(err, cap, "%s: larger than %d bytes", path, TMPL_FILE_MAX);
+        wasl_set_err(err, cap, "%s: larger than %d bytes", path, TMPL_FILE_MAX);
         free(buf);
         return NULL;
     }
     buf[n] = '\0';
     if (!wasl_utf8_valid(buf, n, false)) {
-        set_err(err, cap, "%s: not valid UTF-8", path);
+        wasl_set_err(err, cap, "%s: not valid UTF-8", path);
         free(buf);
         return NULL;
     }
@@ -172,7 +160,7 @@ static int load_one(tmpl_t *t, const char *dir, const char *lang, const char *ch
         size_t plen = strlen(SUBJECT_PREFIX);
         char *nl = strchr(text, '\n');
         if (strncmp(text, SUBJECT_PREFIX, plen) != 0 || !nl || nl[1] != '\n') {
-            set_err(err, cap, "%s: must start with \"Subject: …\" and a blank line", path);
+            wasl_set_err(err, cap, "%s: must start with \"Subject: …\" and a blank line", path);
             free(text);
             return -1;
         }
@@ -184,7 +172,7 @@ static int load_one(tmpl_t *t, const char *dir, const char *lang, const char *ch
         t->body = text;
     }
     if (!t->body || (is_email && !t->subject)) {
-        set_err(err, cap, "%s: out of memory", path);
+        wasl_set_err(err, cap, "%s: out of memory", path);
         return -1;
     }
     bool has_ref = false;
@@ -193,11 +181,11 @@ static int load_one(tmpl_t *t, const char *dir, const char *lang, const char *ch
         return -1;
     }
     if (!has_ref) {
-        set_err(err, cap, "%s: the reference {{ref}} is missing", path);
+        wasl_set_err(err, cap, "%s: the reference {{ref}} is missing", path);
         return -1;
     }
     if (!*t->body) {
-        set_err(err, cap, "%s: empty body", path);
+        wasl_set_err(err, cap, "%s: empty body", path);
         return -1;
     }
     return 0;
@@ -208,7 +196,7 @@ tmpl_set_t *tmpl_set_load(const char *dir, char *err, size_t cap)
     assert(dir);
     tmpl_set_t *self = calloc(1, sizeof *self);
     if (!self) {
-        set_err(err, cap, "out of memory");
+        wasl_set_err(err, cap, "out of memory");
         return NULL;
     }
     for (size_t s = 0; s < SPEC_COUNT; s++) {
@@ -419,7 +407,7 @@ static char *expand(const char *text, const json_t *params, const char *lang, ch
         char tmp[64];
         const char *value = param_text(params, key, lang, tmp, sizeof tmp);
         if (!value || !wasl_utf8_valid(value, strlen(value), false)) {
-            set_err(err, cap, "parameter %s is missing or not text", key);
+            wasl_set_err(err, cap, "parameter %s is missing or not text", key);
             free(b.s);
             return NULL;
         }
@@ -427,7 +415,7 @@ static char *expand(const char *text, const json_t *params, const char *lang, ch
         p = end + 2;
     }
     if (b.failed) {
-        set_err(err, cap, "out of memory");
+        wasl_set_err(err, cap, "out of memory");
         free(b.s);
         return NULL;
     }
@@ -441,12 +429,12 @@ char *tmpl_render(const tmpl_set_t *self, const char *lang, const char *channel,
     size_t s;
     int l = index_of(langs, 2, lang), c = index_of(channels, 2, channel);
     if (!spec_of(name, &s) || l < 0 || c < 0) {
-        set_err(err, cap, "no template %s for %s/%s", name ? name : "(null)",
-                lang ? lang : "(null)", channel ? channel : "(null)");
+        wasl_set_err(err, cap, "no template %s for %s/%s", name ? name : "(null)",
+                     lang ? lang : "(null)", channel ? channel : "(null)");
         return NULL;
     }
     if (!json_is_object(params)) {
-        set_err(err, cap, "params is not an object");
+        wasl_set_err(err, cap, "params is not an object");
         return NULL;
     }
     const tmpl_t *t = &self->t[s][l][c];
