@@ -75,8 +75,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
     wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
-    wasl_notifications_enqueue, wasl_tickets_note, wasl_tickets_transfer,
-    wasl_tickets_resolve, wasl_tickets_reopen TO wasl_intake;
+    wasl_notifications_enqueue, wasl_notifications_delivery_report, wasl_tickets_note,
+    wasl_tickets_transfer, wasl_tickets_resolve, wasl_tickets_reopen TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;

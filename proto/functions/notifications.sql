@@ -206,3 +206,24 @@ LANGUAGE sql VOLATILE AS $$
        AND (p_channel IS NULL OR channel = p_channel)
     RETURNING id
 $$;
+
+-- wasl_notifications_delivery_report — an SMS provider's delivery report for notification
+-- p_id (or, without it, the one with provider id p_provider_id). A final report (delivered,
+-- failed, rejected) is never replaced by an interim one that arrives late (buffered,
+-- submitted): reports come in any order.
+-- Returns the notification (notification_id, dlr_status as kept), no row when there is no SMS
+-- notification with that id. Touches notifications (dlr_status, dlr_at).
+-- Called by intake (GET|POST /v1/sms/dlr).
+CREATE OR REPLACE FUNCTION wasl_notifications_delivery_report(p_id bigint, p_provider_id text,
+                                                              p_status text)
+RETURNS TABLE (notification_id bigint, dlr_status text)
+LANGUAGE sql VOLATILE AS $$
+    UPDATE notifications
+       SET dlr_at = now(), updated_at = now(),
+           dlr_status = CASE WHEN dlr_status IN ('delivered', 'failed', 'rejected')
+                                  AND p_status NOT IN ('delivered', 'failed', 'rejected')
+                             THEN dlr_status ELSE p_status END
+     WHERE channel = 'sms'
+       AND (id = p_id OR (p_id IS NULL AND provider_id = p_provider_id))
+    RETURNING id, dlr_status
+$$;

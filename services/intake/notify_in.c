@@ -50,21 +50,20 @@ static const char *dlr_word(const char *s)
 }
 
 /* A final report (delivered, failed, rejected) is never replaced by an interim one that arrives
- * late (buffered, submitted): reports come in any order. */
+ * late (buffered, submitted): reports come in any order (wasl_notifications_delivery_report,
+ * proto/functions/notifications.sql). */
 static int dlr_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_reply_t *reply)
 {
     (void)w;
     dlr_arg_t *a = job->arg;
     const char *params[] = {a->nid, a->provider_id, a->status};
-    PGresult *res = intake_sql(
-        pg,
-        "UPDATE notifications SET dlr_at = now(), updated_at = now(),"
-        "  dlr_status = CASE WHEN dlr_status IN ('delivered', 'failed', 'rejected')"
-        "    AND $3 NOT IN ('delivered', 'failed', 'rejected') THEN dlr_status ELSE $3 END"
-        " WHERE channel = 'sms' AND (id = $1::bigint OR ($1 IS NULL AND provider_id = $2))"
-        " RETURNING id, dlr_status",
-        3, params);
-    if (!res) {
+    enum { DLR_ID, DLR_STATUS, DLR_NCOLS };
+    PGresult *res = intake_sql(pg,
+                               "SELECT notification_id, dlr_status"
+                               "  FROM wasl_notifications_delivery_report($1::bigint, $2, $3)",
+                               3, params);
+    if (!wasl_pg_arity(res, DLR_NCOLS, "wasl_notifications_delivery_report")) {
+        PQclear(res);
         return -1;
     }
     if (PQntuples(res) == 0) {
@@ -73,8 +72,8 @@ static int dlr_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intake_
     } else {
         reply->status = 200;
         reply->body = json_pack("{s:I, s:s}", "notification",
-                                (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "dlr_status",
-                                PQgetvalue(res, 0, 1));
+                                (json_int_t)strtoll(PQgetvalue(res, 0, DLR_ID), NULL, 10),
+                                "dlr_status", PQgetvalue(res, 0, DLR_STATUS));
     }
     PQclear(res);
     return 0;

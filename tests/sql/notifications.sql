@@ -83,3 +83,14 @@ SELECT count(*) AS sent_row FROM wasl_notifications_redrive(ARRAY[:k2]::bigint[]
 SELECT count(*) AS email FROM wasl_notifications_redrive(NULL, 'email');
 SELECT count(*) AS rest FROM wasl_notifications_redrive(NULL, NULL);
 SELECT dedupe_key, state, attempts, owner FROM notifications ORDER BY id;
+
+-- delivery reports (SMS only): by id, then by provider id; a final status is never replaced
+-- by a late interim one; an email or an unknown id has none.
+UPDATE notifications SET provider_id = 'prov-4' WHERE id = :k4;
+SELECT dlr_status FROM wasl_notifications_delivery_report(:k4, NULL, 'submitted');
+SELECT dlr_status FROM wasl_notifications_delivery_report(NULL, 'prov-4', 'delivered');
+SELECT dlr_status FROM wasl_notifications_delivery_report(:k4, NULL, 'buffered');
+SELECT dlr_status FROM wasl_notifications_delivery_report(:k4, NULL, 'failed');
+SELECT count(*) AS email FROM wasl_notifications_delivery_report(:k2, NULL, 'delivered');
+SELECT count(*) AS unknown FROM wasl_notifications_delivery_report(NULL, 'nope', 'delivered');
+SELECT dlr_status, dlr_at IS NOT NULL AS reported FROM notifications WHERE id = :k4;
