@@ -21,7 +21,7 @@ COPY . .
 # .git is not in the build context, so the version comes in as an argument.
 ARG VERSION=dev
 # Generated code first and alone: its rule makes two files, which a parallel make could run twice.
-RUN make proto && make -j"$(nproc)" all VERSION="$VERSION"
+RUN make proto && make -j"$(nproc)" all VERSION="$VERSION" && mkdir -p services/desk/www
 
 # ---- runtime stage ----------------------------------------------------------------------------
 # Same release as the build stage (so the same library versions), without docs and man pages.
@@ -43,6 +43,9 @@ COPY --from=build /src/build/model/classifier.bin /usr/local/share/wasl/classifi
 # operator edits them in place).
 COPY deploy/config/ /usr/local/share/wasl/config/
 COPY deploy/templates/ /usr/local/share/wasl/templates/
+# The desk's console (static files, no build step; wasl-desk reads them at start).
+COPY --from=build /src/services/desk/www/ /usr/local/share/wasl/www/
+ENV WASL_DESK_WWW=/usr/local/share/wasl/www
 
 # In a container the admin port must be reachable from other containers (Prometheus), not only
 # from the container's own loopback.
@@ -51,6 +54,6 @@ ENV WASL_ADMIN_BIND=0.0.0.0
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (deploy/k8s runs as 10001:10001).
 USER 10001:10001
 WORKDIR /tmp
-# Bus (base..base+7), intake's public HTTP, the daemons' admin ports.
-EXPOSE 7100-7107 8080 9100-9105
+# Bus (base..base+7), intake's public HTTP, the desk's, the daemons' admin ports.
+EXPOSE 7100-7107 8080 8090 9100-9106
 CMD ["waslctl", "--help"]

@@ -18,9 +18,10 @@
 #
 # Configuration: every WASL_* variable already in the environment wins over the default here,
 # and the daemons inherit the environment, so e.g. a notifier setting reaches the notifier.
-# Ports: WASL_PG_PORT 54320, WASL_REDIS_PORT 63790, WASL_HTTP_PORT 8080, WASL_BUS_PORT 7100
+# Ports: WASL_PG_PORT 54320, WASL_REDIS_PORT 63790, WASL_HTTP_PORT 8080, WASL_DESK_PORT 8090
+# (the desk, for people: WASL_DESK_URL, printed at start), WASL_BUS_PORT 7100
 # (uses 7100..7107), and one admin port per daemon, WASL_<NAME>_ADMIN_PORT (WASL_BUS_ADMIN_PORT
-# 9100, WASL_INTAKE_ADMIN_PORT 9101, ... WASL_CASELOOKUP_ADMIN_PORT 9105), handed to each daemon
+# 9100, WASL_INTAKE_ADMIN_PORT 9101, ... WASL_DESK_ADMIN_PORT 9106), handed to each daemon
 # as its WASL_ADMIN_PORT. Other knobs: WASL_UP_TIMEOUT (s, default 30), WASL_STOP_TIMEOUT (s,
 # default 10), WASL_PG_BINDIR (default: newest /usr/lib/postgresql/*/bin).
 #
@@ -35,9 +36,10 @@ BIN=$REPO/build/bin
 WASLCTL=$BIN/waslctl
 
 # Daemons in start order (stop order is the reverse) and their default admin ports.
-DAEMONS=(bus intake classifier router notifier caselookup)
+DAEMONS=(bus intake classifier router notifier caselookup desk)
 declare -A ADMIN_PORT_DEFAULT=(
     [bus]=9100 [intake]=9101 [classifier]=9102 [router]=9103 [notifier]=9104 [caselookup]=9105
+    [desk]=9106
 )
 KEY_NAMES=(bus intake classifier router notifier caselookup waslctl)
 
@@ -119,6 +121,11 @@ export WASL_BUS_PORT=${WASL_BUS_PORT:-7100}
 export WASL_BUS_BIND=${WASL_BUS_BIND:-127.0.0.1}
 export WASL_ADMIN_BIND=${WASL_ADMIN_BIND:-127.0.0.1}
 export WASL_HTTP_BIND=${WASL_HTTP_BIND:-127.0.0.1}
+export WASL_DESK_PORT=${WASL_DESK_PORT:-8090}
+export WASL_DESK_BIND=${WASL_DESK_BIND:-127.0.0.1}
+export WASL_DESK_WWW=${WASL_DESK_WWW:-$REPO/services/desk/www}
+# Plain http on localhost: a Secure cookie would never come back (docs/desk.md).
+export WASL_DESK_COOKIE_SECURE=${WASL_DESK_COOKIE_SECURE:-0}
 export WASL_LOG_LEVEL=${WASL_LOG_LEVEL:-info}
 export WASL_CLASSIFIER_MODEL=${WASL_CLASSIFIER_MODEL:-$REPO/build/model/classifier.bin}
 export WASL_ROUTER_RULES=${WASL_ROUTER_RULES:-$REPO/deploy/config/routing.yaml}
@@ -129,6 +136,7 @@ export WASL_PG_URL=${WASL_PG_URL:-postgresql://wasl_ctl@127.0.0.1:$WASL_PG_PORT/
 export WASL_REDIS_URL=${WASL_REDIS_URL:-redis://127.0.0.1:$WASL_REDIS_PORT/0}
 export WASL_BUS=${WASL_BUS:-tcp://127.0.0.1:$WASL_BUS_PORT}
 export WASL_HTTP_URL=${WASL_HTTP_URL:-http://127.0.0.1:$WASL_HTTP_PORT}
+export WASL_DESK_URL=${WASL_DESK_URL:-http://127.0.0.1:$WASL_DESK_PORT}
 # No colon: an explicitly empty WASL_CURVE_DIR means "no CURVE" and must stay empty.
 export WASL_CURVE_DIR=${WASL_CURVE_DIR-$VAR/keys}
 # waslctl's own identity; each daemon gets its short name when started.
@@ -308,10 +316,10 @@ pii_key() {
 # Writes var/stack.env: `export K='V'` lines for the shell and for tests (shlex-parsable).
 write_env() {
     local file=$VAR/stack.env name
-    local names=(WASL_VAR WASL_HTTP_URL WASL_PG_URL WASL_PG_OWNER_URL WASL_REDIS_URL
+    local names=(WASL_VAR WASL_HTTP_URL WASL_DESK_URL WASL_PG_URL WASL_PG_OWNER_URL WASL_REDIS_URL
         WASL_DEV_TOKEN WASL_BUS
         WASL_CURVE_DIR WASL_STATUS_TARGETS WASL_PG_PORT WASL_REDIS_PORT WASL_HTTP_PORT
-        WASL_BUS_PORT)
+        WASL_DESK_PORT WASL_BUS_PORT)
     (
         umask 077 # it holds the dev token
         {
@@ -523,6 +531,14 @@ cmd_up() {
         die "stack not healthy; logs in $LOG, stop it with deploy/stack.sh down"
     fi
     say "up; environment in $VAR/stack.env"
+    desk_hint
+}
+
+# Where people sign in (when the desk is built), and how they get a password.
+desk_hint() {
+    [[ " ${BUILT[*]} " == *" desk "* ]] || return 0
+    say "the desk: $WASL_DESK_URL (sign in as an agent with a password:" \
+        "build/bin/waslctl agent passwd ID)"
 }
 
 RUN_STOPPING=0
@@ -545,6 +561,7 @@ cmd_run() {
     start_stack run
     wait_healthy || say "warning: not healthy yet; the stack keeps running"
     say "running; Ctrl-C stops everything"
+    desk_hint
     local name pid reported=()
     while :; do
         # sleep in the background: `wait` returns as soon as a signal arrives.

@@ -7,6 +7,7 @@
 #   /secrets/<daemon>/curve/<daemon>.secret + curve/public/bus.pub   its key, the bus's public
 #   /secrets/<daemon>/pgpass                                          its PostgreSQL role's line
 #   /secrets/<daemon>/redis-password                                  its Redis ACL user's
+#   /secrets/desk/pgpass, /secrets/desk/redis-password                the desk (no bus, no CURVE)
 #   /secrets/bus/curve/bus.secret + curve/public/*.pub                the buses: every public key
 #   /secrets/migrate/pgpass                                           the owner role `wasl`
 #   /secrets/pg/<role>                                                passwords, for `db-roles`
@@ -14,6 +15,8 @@
 set -eu
 ALL=/secrets/all
 DAEMONS="intake classifier router notifier caselookup"
+# Daemons without a bus connection (so without a CURVE key): PostgreSQL and Redis only.
+EDGES="desk"
 WASL_UID=10001
 REDIS_UID=999 # the redis image's user
 umask 077
@@ -25,8 +28,10 @@ waslctl keygen --dir "$ALL/curve" bus $DAEMONS >/dev/null
 password() {
     [ -s "$1" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$1"
 }
-for role in wasl $(for d in $DAEMONS; do echo "wasl_$d"; done); do password "$ALL/pg/$role"; done
-for d in $DAEMONS; do password "$ALL/redis/$d"; done
+for role in wasl $(for d in $DAEMONS $EDGES; do echo "wasl_$d"; done); do
+    password "$ALL/pg/$role"
+done
+for d in $DAEMONS $EDGES; do password "$ALL/redis/$d"; done
 
 # Replaces the content of a service's volume (the volume itself stays mounted).
 reset() {
@@ -40,6 +45,14 @@ for d in $DAEMONS; do
     mkdir -p "$out/curve/public"
     cp "$ALL/curve/$d.secret" "$out/curve/"
     cp "$ALL/curve/public/bus.pub" "$out/curve/public/"
+    printf 'postgres:5432:wasl:wasl_%s:%s\n' "$d" "$(cat "$ALL/pg/wasl_$d")" >"$out/pgpass"
+    cp "$ALL/redis/$d" "$out/redis-password"
+    chown -R "$WASL_UID:$WASL_UID" "$out"
+done
+
+for d in $EDGES; do
+    out=/secrets/$d
+    reset "$out"
     printf 'postgres:5432:wasl:wasl_%s:%s\n' "$d" "$(cat "$ALL/pg/wasl_$d")" >"$out/pgpass"
     cp "$ALL/redis/$d" "$out/redis-password"
     chown -R "$WASL_UID:$WASL_UID" "$out"
@@ -63,7 +76,7 @@ cp "$ALL/pg/"* /secrets/pg/
 reset /secrets/redis
 {
     echo "user default on nopass -@all +ping"
-    for d in $DAEMONS; do
+    for d in $DAEMONS $EDGES; do
         hash=$(printf '%s' "$(cat "$ALL/redis/$d")" | sha256sum | cut -d ' ' -f 1)
         echo "user $d on #$hash ~wasl:* &* +@all -@admin -@dangerous"
     done

@@ -40,7 +40,12 @@ int ctl_status(int argc, char **argv)
     if (!cfg) {
         return CTL_FAILED;
     }
-    wasl_config_str(cfg, "WASL_STATUS_TARGETS", "bus=http://127.0.0.1:9100",
+    /* Every daemon on its default admin port (make up sets the stack's own list). */
+    wasl_config_str(cfg, "WASL_STATUS_TARGETS",
+                    "bus=http://127.0.0.1:9100,intake=http://127.0.0.1:9101,"
+                    "classifier=http://127.0.0.1:9102,router=http://127.0.0.1:9103,"
+                    "notifier=http://127.0.0.1:9104,caselookup=http://127.0.0.1:9105,"
+                    "desk=http://127.0.0.1:9106",
                     "comma-separated name=http://host:port of each daemon's admin port", &targets);
     wasl_config_parse(cfg, argc, argv);
     char *list = strdup(targets);

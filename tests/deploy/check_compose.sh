@@ -51,7 +51,7 @@ errors = []
 # Services that run once and exit: the others wait for them to complete, not to be healthy.
 ONE_SHOT = {"migrate", "secrets", "db-roles"}
 BUSES = {"bus-a", "bus-b"}
-WASL_DAEMONS = {"intake", "classifier", "router", "notifier", "caselookup"}
+WASL_DAEMONS = {"intake", "classifier", "router", "notifier", "caselookup", "desk"}
 
 
 def fail(where, msg):

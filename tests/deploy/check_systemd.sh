@@ -79,7 +79,7 @@ done
 for f in "$UNITS"/*@.service; do
     grep -qx 'Environment=WASL_ADMIN_PORT=%i' "$f" || problem "$f: the admin port is not the instance"
 done
-for d in bus intake classifier router notifier caselookup; do
+for d in bus intake classifier router notifier caselookup desk; do
     [ -f "$UNITS/wasl-$d.service" ] || problem "no $UNITS/wasl-$d.service"
     grep -q "wasl-$d.service" "$UNITS/wasl.target" || problem "wasl.target does not want wasl-$d.service"
 done
@@ -90,7 +90,7 @@ fi
 # Least privilege: each unit that uses PostgreSQL connects as its own role with its own pgpass.
 grep -qE '^WASL_PG_URL=postgresql://[^@]*$' "$UNITS/wasl.env" ||
     problem "$UNITS/wasl.env: WASL_PG_URL must name no user (each unit sets PGUSER)"
-for d in intake classifier router notifier caselookup migrate; do
+for d in intake classifier router notifier caselookup desk migrate; do
     role=wasl_$d
     [ "$d" = migrate ] && role=wasl
     for f in "$UNITS/wasl-$d.service" "$UNITS/wasl-$d@.service"; do

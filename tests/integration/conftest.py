@@ -219,7 +219,7 @@ def _private_tmpdir(prefix, owner=None):
 # The PostgreSQL role each daemon connects as (proto/roles.sql, proto/grants.sql).
 DAEMON_PG_ROLES = {
     "intake": "wasl_intake", "classifier": "wasl_classifier", "router": "wasl_router",
-    "notifier": "wasl_notifier", "caselookup": "wasl_caselookup",
+    "notifier": "wasl_notifier", "caselookup": "wasl_caselookup", "desk": "wasl_desk",
 }
 PG_OWNER_ROLE = "wasl"
 PG_CTL_ROLE = "wasl_ctl"
@@ -874,3 +874,23 @@ def waslctl(postgres, redis_server):
         )
 
     return run
+
+
+@pytest.fixture
+def start_desk(daemon):
+    """Factory: start_desk(db_url, env=None, www=None) -> Daemon (healthy and ready), a wasl-desk
+    on a free port of a migrated database (as the role wasl_desk), plain http (the cookie without
+    Secure) unless env says otherwise. Extra attribute: .url ("http://127.0.0.1:PORT")."""
+
+    def start(db_url, env=None, www=None):
+        port = free_port()
+        full = {"WASL_PG_URL": db_url, "WASL_DESK_BIND": "127.0.0.1", "WASL_DESK_PORT": port,
+                "WASL_DESK_COOKIE_SECURE": "0",
+                "WASL_DESK_WWW": str(www or REPO / "services" / "desk" / "www")}
+        full.update(env or {})
+        d = daemon("desk", env=full, wait=True)
+        wait_for(lambda: d.get("/readyz")[0] == 200, 10, what="desk ready")
+        d.url = f"http://127.0.0.1:{port}"
+        return d
+
+    return start

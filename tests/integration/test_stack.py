@@ -24,9 +24,9 @@ from conftest import (
     wait_for,
 )
 
-DAEMONS = ["bus", "intake", "classifier", "router", "notifier", "caselookup"]
+DAEMONS = ["bus", "intake", "classifier", "router", "notifier", "caselookup", "desk"]
 REQUIRED_VARS = [
-    "WASL_HTTP_URL", "WASL_PG_URL", "WASL_REDIS_URL", "WASL_DEV_TOKEN", "WASL_BUS",
+    "WASL_HTTP_URL", "WASL_DESK_URL", "WASL_PG_URL", "WASL_REDIS_URL", "WASL_DEV_TOKEN", "WASL_BUS",
     "WASL_CURVE_DIR", "WASL_STATUS_TARGETS",
 ]
 BUS_PORT_COUNT = 8
@@ -76,7 +76,8 @@ class Stack:
                     return port
 
         self.admin_ports = {name: unique_port() for name in DAEMONS}
-        self.pg_port, self.redis_port, self.http_port = (unique_port() for _ in range(3))
+        self.pg_port, self.redis_port, self.http_port, self.desk_port = (
+            unique_port() for _ in range(4))
         self.ports = sorted(taken)
         # The caller's WASL_* settings would override ours: leave them out.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("WASL_")}
@@ -85,6 +86,7 @@ class Stack:
             WASL_PG_PORT=str(self.pg_port),
             WASL_REDIS_PORT=str(self.redis_port),
             WASL_HTTP_PORT=str(self.http_port),
+            WASL_DESK_PORT=str(self.desk_port),
             WASL_BUS_PORT=str(bus_base),
         )
         for name, port in self.admin_ports.items():
@@ -178,6 +180,11 @@ def test_up_status_down(stack):
     bus_lines = [line for line in status.stdout.splitlines() if "bus" in line]
     assert bus_lines, status.stdout
     assert not any(w in bus_lines[0].lower() for w in ("down", "unhealthy", "fail", "error"))
+    # The desk: its row in the status, its URL in stack.env and in what `up` printed.
+    desk_line = next(line for line in status.stdout.splitlines() if line.startswith("desk"))
+    assert " ok " in desk_line and "ready" in desk_line, status.stdout
+    assert env["WASL_DESK_URL"] == f"http://127.0.0.1:{stack.desk_port}"
+    assert f"the desk: {env['WASL_DESK_URL']}" in up.stdout
 
     code, body = http_get(f"http://127.0.0.1:{stack.admin_ports['bus']}/metrics")
     assert code == 200

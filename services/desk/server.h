@@ -1,0 +1,76 @@
+/* server — wasl-desk's HTTP port: routing, sessions and CSRF on every request, security headers,
+ * the console's files, and the handlers' replies. */
+#ifndef WASL_DESK_SERVER_H
+#define WASL_DESK_SERVER_H
+
+#include "db.h"
+#include "desk.h"
+#include "events.h"
+#include "wasl_session.h"
+#include "www.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+typedef struct desk_server desk_server_t;
+
+/* A handler's answer. `body` NULL with status 204 is an empty answer. */
+typedef struct {
+    unsigned status;
+    json_t *body;
+    const char *error_code;
+    int retry_after_s;
+    char set_cookie[WASL_SESSION_TOKEN_BUF + 96];
+} desk_reply_t;
+
+/* What a handler sees of one request. Borrowed for the handler's call. */
+typedef struct desk_req {
+    desk_server_t *server;
+    const desk_config_t *cfg;
+    struct MHD_Connection *conn; /* NULL in an offloaded part */
+    const char *method;
+    const char *path_arg; /* {id} of /v1/offers/{id}/…, the rest of the path */
+    const char *body;
+    size_t len;
+    bool has_session;
+    wasl_session_t session;
+    desk_conn_t *db; /* taken for the request; NULL in the offloaded part */
+    desk_events_t *events;
+    char client_addr[64];
+    /* Out: the rest of the handler, to run on a verification thread (the login's Argon2). It
+     * gets its own connection pair; `offload_arg` is freed with offload_free when the request
+     * ends. */
+    void (*offload)(struct desk_req *req, desk_reply_t *reply);
+    void *offload_arg;
+    void (*offload_free)(void *arg);
+    /* Out: an event stream instead of a reply. */
+    struct MHD_Response *stream;
+} desk_req_t;
+
+typedef void(desk_handler_fn)(desk_req_t *req, desk_reply_t *reply);
+
+/* Starts the server. Everything is borrowed. NULL (logged) on failure. */
+desk_server_t *desk_server_new(const desk_config_t *cfg, desk_db_t *db, desk_events_t *events,
+                               const desk_www_t *www);
+/* 503 to every new request from now on. */
+void desk_server_drain(desk_server_t *self);
+/* Finishes the queued logins and stops the verification threads. */
+void desk_server_stop_offload(desk_server_t *self);
+/* Closes the port. The event streams must have been ended first (desk_events_stop). */
+void desk_server_destroy(desk_server_t **self_p);
+
+/* ---- for handlers ---- */
+desk_reply_t *desk_error(desk_reply_t *r, unsigned status, const char *code, const char *field,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+const char *desk_header(const desk_req_t *req, const char *name);
+/* The body as a JSON object (an empty body is {}); NULL with a 400/415 in reply. */
+json_t *desk_body_json(const desk_req_t *req, desk_reply_t *reply);
+/* A connection pair for an offloaded part, and its return. */
+desk_conn_t *desk_server_take_db(desk_server_t *self);
+void desk_server_give_db(desk_server_t *self, desk_conn_t *conn);
+
+/* The handlers (services/desk/api.c). */
+desk_handler_fn desk_handle_login, desk_handle_logout, desk_handle_logout_all, desk_handle_me,
+    desk_handle_me_offers, desk_handle_presence, desk_handle_offer, desk_handle_events;
+
+#endif
