@@ -2,6 +2,7 @@
 #
 #   make            build every binary into build/bin/
 #   make test       unit tests (ASan/UBSan, then valgrind) + integration tests
+#   make test-desk  the desk console in headless chromium (also part of make test)
 #   make run        local stack in the foreground (PostgreSQL + Redis under var/)
 #   make up/down    the same stack in the background / stop it
 #   make bench      the benchmark: end to end, ceilings, per service, scaling (var/bench/)
@@ -163,6 +164,13 @@ unit-valgrind: $(UNIT_BIN)
 
 integration: all
 	$(PYTHON) -m pytest -q tests/integration
+
+# The desk console in a real browser against the real stack; screenshots in build/test-artifacts/.
+# Part of `make integration` too (it is a file of tests/integration).
+.PHONY: test-desk
+test-desk: deps
+	$(MAKE) all
+	$(PYTHON) -m pytest -q tests/integration/test_desk_browser.py
 
 # The deploy kit (deploy/): Compose, Kubernetes (kubectl kustomize), systemd units
 # (systemd-analyze verify) and the Prometheus scrape config and alert rules (promtool).

@@ -7,7 +7,9 @@ set -euo pipefail
 
 # The one list. Build, unit tests (cmocka, valgrind), integration tests (python3-*), the local
 # stack (postgresql, redis-server), tooling (clang-format, docker-compose for `config -q`, wrk;
-# strace: the stack test records every command line `stack.sh up` runs).
+# strace: the stack test records every command line `stack.sh up` runs). The desk console's
+# browser test (make test-desk): Debian's chromium and its matching chromium-driver, driven by
+# python3-selenium; fonts-noto-core has the Arabic glyphs the screenshots need.
 PACKAGES=(
     build-essential pkg-config git ca-certificates curl
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpq-dev libmicrohttpd-dev
@@ -18,6 +20,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     libsystemd-dev systemd prometheus gnuplot-nox linux-perf python3-yaml
     strace
+    chromium chromium-driver python3-selenium fonts-noto-core
 )
 
 missing=()
