@@ -1,0 +1,216 @@
+"""The desk console in a real browser (headless Debian chromium, tests/integration/browser.py)
+against the real stack: intake, classifier, router and wasl-desk on PostgreSQL and Redis.
+
+An agent signs in on the Arabic page (document.dir == "rtl"), says they are available (the
+page's own PUT /v1/me/presence), a report posted to intake is classified and routed, and the
+offer appears on the open page from the event stream without a reload; the reference is inside
+an isolate, the beneficiary's subject (an XSS payload in Arabic and English) is text; the agent
+accepts with the keyboard shortcut and the ticket is theirs in PostgreSQL. Then the English
+switch, the digits preference and signing out. Screenshots of every step land in
+build/test-artifacts/ (`make test-desk` runs this file alone)."""
+
+import re
+import secrets
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from browser import browser  # noqa: F401 (fixture)
+from conftest import REPO, free_port, wait_for
+from intake_helpers import start_intake, unique  # noqa: F401 (fixture)
+
+WAIT_S = 20
+WWW = REPO / "services" / "desk" / "www"
+RULES = REPO / "deploy" / "config" / "routing.yaml"
+MODEL = REPO / "build" / "model" / "classifier.bin"  # `make all` builds it, as make test does
+AGENT = "reem"
+AGENT_NAME = "ريم العتيبي"
+# A beneficiary's subject with markup in it, Arabic and English: it must read as text.
+XSS = ('<img src=x onerror="window.__xss=1"> استفسار <script>window.__xss=2</script>'
+       ' about my case <b>bold</b>')
+ARABIC_DIGITS = re.compile("[٠-٩]")
+LATIN_DIGITS = re.compile("[0-9]")
+
+
+def add_agent_with_password(it, tmp_path, agent=AGENT, name=AGENT_NAME):
+    """An agent of case-status who can sign in; returns the password."""
+    out = it.waslctl("agent", "add", agent, "--name", name, "--skills", "case-status:5",
+                     "--languages", "ar,en")
+    assert out.returncode == 0, out.stderr
+    password = "pw-" + secrets.token_urlsafe(12)
+    pw_file = tmp_path / f"{agent}.pw"
+    pw_file.write_text(password + "\n")
+    pw_file.chmod(0o600)
+    out = it.waslctl("agent", "passwd", agent, "--password-file", pw_file)
+    assert out.returncode == 0, out.stderr
+    return password
+
+
+def start_desk(daemon, it):
+    """wasl-desk on a free port, serving the console from the tree, over plain http (so the
+    session cookie is not Secure: WASL_DESK_COOKIE_SECURE=0, as `make run` does)."""
+    port = free_port()
+    d = daemon("desk", env={"WASL_PG_URL": it.db_url, "WASL_DESK_BIND": "127.0.0.1",
+                            "WASL_DESK_PORT": port, "WASL_DESK_WWW": WWW,
+                            "WASL_DESK_COOKIE_SECURE": 0}, wait=True)
+    d.url = f"http://127.0.0.1:{port}"
+    return d
+
+
+def start_routing(daemon, it):
+    """The classifier and the router on the test database, sweeping fast (no bus)."""
+    assert MODEL.exists(), f"{MODEL} missing: run make"
+    daemon("classifier", env={"WASL_PG_URL": it.db_url, "WASL_CLASSIFIER_MODEL": MODEL,
+                              "WASL_BUS": "", "WASL_CLASSIFIER_SWEEP_MS": 100,
+                              "WASL_CLASSIFIER_SWEEP_AGE_MS": 0}, wait=True)
+    daemon("router", env={"WASL_PG_URL": it.db_url, "WASL_BUS": "", "WASL_ROUTER_RULES": RULES,
+                          "WASL_ROUTER_AUTO_ANSWER": "false", "WASL_ROUTER_SWEEP_MS": 100,
+                          "WASL_ROUTER_SWEEP_AGE_MS": 0, "WASL_ROUTER_DISPATCH_MS": 100,
+                          "WASL_ROUTER_TIMERS_MS": 200}, wait=True)
+
+
+def by_id(b, element_id):
+    return b.driver.find_element(By.ID, element_id)
+
+
+def sign_in(b, desk, password, agent=AGENT):
+    b.open(desk.url + "/")
+    b.wait(lambda d: by_id(b, "login-agent").is_displayed(), what="the sign-in form")
+    by_id(b, "login-agent").send_keys(agent)
+    by_id(b, "login-password").send_keys(password)
+    by_id(b, "login-submit").click()
+    b.wait(lambda d: by_id(b, "desk-view").is_displayed(), what="the desk after signing in")
+
+
+def offer_cards(b):
+    return b.driver.find_elements(By.CSS_SELECTOR, "#offers .offer:not(.closed)")
+
+
+def csp_violations(b):
+    return [e["message"] for e in b.console() if "Content Security Policy" in e["message"]]
+
+
+def test_report_reaches_the_open_page_as_an_offer_and_is_accepted(start_intake, daemon, browser,
+                                                                   tmp_path):
+    it = start_intake()
+    password = add_agent_with_password(it, tmp_path)
+    start_routing(daemon, it)
+    desk = start_desk(daemon, it)
+    b = browser()
+
+    sign_in(b, desk, password)
+    assert b.js("return document.dir") == "rtl"
+    assert b.js("return document.documentElement.lang") == "ar"
+    assert by_id(b, "who-name").text == AGENT_NAME
+    # The page's own presence call: available, in PostgreSQL, with the time in state shown.
+    b.driver.find_element(By.CSS_SELECTOR, '[data-presence="available"]').click()
+    wait_for(lambda: it.scalar("SELECT presence FROM agents WHERE id = %s", (AGENT,))
+             == "available", WAIT_S, what="reem available")
+    b.wait(lambda d: by_id(b, "presence-time").text, what="time in state")
+    # Hijri first (the calendar asked for explicitly: "هـ" is the Hijri era), then Gregorian.
+    assert "هـ" in by_id(b, "today").text, by_id(b, "today").text
+    # Arabic-Indic digits by default.
+    assert ARABIC_DIGITS.search(by_id(b, "presence-time").text)
+    # Nothing the router has not offered yet; the stream is open.
+    b.wait(lambda d: b.js("return document.body.dataset.live") == "1", what="the event stream")
+    assert offer_cards(b) == []
+    b.js("window.__sameDocument = 'yes'")  # gone if the page reloads
+    b.screenshot("signed-in")
+
+    r = it.report(body={"channel": "web", "external_id": unique("desk"), "subject": XSS,
+                        "body": "متى موعد الجلسة القادمة لقضيتي رقم ٤٥١٢٣٤٥٦٧٨؟",
+                        "from": {"phone": "0551234567"}})
+    assert r.status == 201, r.raw
+    ref = r.json["ticket"]
+    card = b.wait(lambda d: (offer_cards(b) or [None])[0], what="the offer card")
+    assert b.js("return window.__sameDocument") == "yes", "the page reloaded"
+    offer = it.rows("SELECT * FROM offers WHERE agent_id = %s AND state = 'offered'", (AGENT,))
+    assert len(offer) == 1 and card.get_attribute("data-offer") == str(offer[0]["id"])
+
+    # The reference in an isolate, left to right; the countdown running in Arabic digits.
+    ref_el = card.find_element(By.CSS_SELECTOR, ".ref")
+    assert ref_el.tag_name == "bdi" and ref_el.get_attribute("dir") == "ltr"
+    assert ref_el.text == ref
+    countdown = card.find_element(By.CSS_SELECTOR, ".countdown")
+    assert countdown.tag_name == "bdi"
+    b.wait(lambda d: ARABIC_DIGITS.search(countdown.text), what="the countdown")
+    assert card.find_element(By.CSS_SELECTOR, ".sla-hijri").text
+    # The subject is the beneficiary's text, shown as text: no element made of it, nothing ran.
+    subject = card.find_element(By.CSS_SELECTOR, ".subject")
+    assert subject.text.strip() == XSS.strip()
+    assert subject.find_elements(By.CSS_SELECTOR, "*") == []
+    assert b.js("return window.__xss === undefined")
+    b.screenshot("offer")
+
+    # "a" accepts the first offer (by physical key, as with an Arabic layout).
+    ActionChains(b.driver).send_keys("a").perform()
+    t = wait_for(lambda: (lambda t: t if t["status"] == "assigned" else None)(it.ticket(ref)),
+                 WAIT_S, what="the ticket assigned")
+    assert t["assignee"] == AGENT
+    assert it.scalar("SELECT state FROM offers WHERE id = %s", (offer[0]["id"],)) == "accepted"
+    b.wait(lambda d: offer_cards(b) == [], what="the card closed")
+    assert ref in by_id(b, "notice").text
+    b.screenshot("accepted")
+    assert csp_violations(b) == []
+
+
+def test_language_digits_and_signing_out(start_intake, daemon, browser, tmp_path):
+    it = start_intake()
+    password = add_agent_with_password(it, tmp_path)
+    desk = start_desk(daemon, it)
+    b = browser()
+
+    # A wrong password: the form says so, in Arabic, and stays.
+    b.open(desk.url + "/")
+    b.wait(lambda d: by_id(b, "login-agent").is_displayed(), what="the sign-in form")
+    by_id(b, "login-agent").send_keys(AGENT)
+    by_id(b, "login-password").send_keys("not-the-password")
+    by_id(b, "login-submit").click()
+    b.wait(lambda d: by_id(b, "login-error").text, what="the sign-in error")
+    assert "كلمة المرور" in by_id(b, "login-error").text
+    b.screenshot("login-refused")
+
+    sign_in(b, desk, password)
+    b.driver.find_element(By.CSS_SELECTOR, '[data-presence="busy"]').click()
+    b.wait(lambda d: ARABIC_DIGITS.search(by_id(b, "presence-time").text), what="time in state")
+
+    # English: the page turns left to right and speaks English; Latin digits on request.
+    by_id(b, "lang-switch").click()
+    assert b.js("return [document.dir, document.documentElement.lang]") == ["ltr", "en"]
+    assert by_id(b, "presence-title").text == "Presence"
+    b.driver.find_element(By.CSS_SELECTOR, '#digits option[value="latn"]').click()
+    b.wait(lambda d: LATIN_DIGITS.search(by_id(b, "presence-time").text)
+           and not ARABIC_DIGITS.search(by_id(b, "presence-time").text), what="Latin digits")
+    b.screenshot("english")
+    # The preferences are kept: a reload comes back in English with Latin digits.
+    b.driver.refresh()
+    b.wait(lambda d: by_id(b, "desk-view").is_displayed(), what="the desk after a reload")
+    assert b.js("return document.dir") == "ltr"
+    by_id(b, "lang-switch").click()
+    assert b.js("return document.dir") == "rtl"
+
+    # Signing out: back to the form, and the page's session no longer opens the desk.
+    by_id(b, "logout").click()
+    b.wait(lambda d: by_id(b, "login-view").is_displayed(), what="the sign-in form again")
+    b.driver.refresh()
+    b.wait(lambda d: by_id(b, "login-view").is_displayed(), what="the sign-in form after reload")
+    assert not by_id(b, "desk-view").is_displayed()
+    assert csp_violations(b) == []
+
+
+def test_console_sources_keep_the_rules():
+    """What the browser cannot show by itself: logical CSS properties only (no left/right, so
+    one sheet lays out both directions), no inline script, style or handler (CSP default-src
+    'self' would block them), nothing from another origin, and no HTML built from strings."""
+    html = (WWW / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="ar" dir="rtl">' in html
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == [], "inline script"
+    assert re.findall(r"<style|\sstyle=|\son[a-z]+=", html) == [], "inline style or handler"
+    assert re.findall(r"(?:src|href)=\"(?:https?:)?//", html) == [], "another origin"
+    css = re.sub(r"/\*.*?\*/", "", (WWW / "desk.css").read_text(encoding="utf-8"), flags=re.S)
+    assert re.findall(r"[^\n]*\b(?:left|right)\b[^\n]*", css) == [], "physical direction"
+    js = (WWW / "desk.js").read_text(encoding="utf-8")
+    bad = r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function"
+    assert re.findall(bad, js) == [], "HTML from strings"
+    assert re.findall(r"https?://", js) == [], "another origin"
