@@ -166,6 +166,7 @@
 
   function render() {
     const now = new Date();
+    if (document.body.dataset.live) setLive(document.body.dataset.live === "1");
     $("today").textContent = `${hijri(now)} — ${gregorian(now)}`;
     renderPresence();
     for (const o of state.offers.values()) fillOffer(o);
@@ -214,6 +215,7 @@
     $("lang-switch").addEventListener("click", () => {
       state.lang = state.lang === "ar" ? "en" : "ar";
       remember("wasl.desk.lang", state.lang);
+      say("");
       applyLanguage();
     });
     $("digits").addEventListener("change", (e) => {
