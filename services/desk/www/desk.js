@@ -16,8 +16,28 @@
   const PRESENCES = ["available", "busy", "away"];
 
   // ---- words: Arabic first, English on the switch -----------------------------------------
-  // UI words only. Domain words (category, priority) come from the server (wasl_domain), so
-  // they agree with the notifications and the router's explanations.
+  // The domain's words for category and priority codes. Their one source is
+  // common/wasl_domain.c; this is a mirror, both languages at once so the switch needs no
+  // request, and test_desk_browser.py fails when it differs from wasl_domain.c by one letter.
+  const DOMAIN = {
+    category: {
+      case_inquiry: ["استفسار عن قضية", "Case inquiry"],
+      eservice_support: ["دعم الخدمات الإلكترونية", "E-services support"],
+      judicial_support: ["الدعم القضائي", "Judicial support"],
+      staff_services: ["خدمات الموظفين", "Staff services"],
+      complaint: ["شكوى", "Complaint"],
+      general_inquiry: ["استفسار عام", "General inquiry"],
+      triage: ["طلب عام", "General request"],
+    },
+    priority: {
+      urgent: ["عاجلة", "urgent"],
+      high: ["عالية", "high"],
+      normal: ["عادية", "normal"],
+      low: ["منخفضة", "low"],
+    },
+  };
+
+  // The interface's own words.
   const WORDS = {
     ar: {
       title: "وصل — مكتب الموظف", skip: "تخطَّ إلى المحتوى", brand: "وصل",
@@ -42,7 +62,8 @@
       signed_out: "تم تسجيل الخروج.", session_over: "انتهت الجلسة. سجّل الدخول من جديد.",
       no_sla: "—",
       ch_web: "الموقع", ch_api: "تكامل", ch_sms: "رسالة نصية", ch_email: "بريد إلكتروني",
-      ch_phone: "مكالمة", lg_ar: "العربية", lg_en: "الإنجليزية",
+      ch_phone: "مكالمة", lg_ar: "العربية", lg_en: "الإنجليزية", lg_mixed: "مختلطة",
+      priority: "أولوية {p}",
     },
     en: {
       title: "Wasl — agent desk", skip: "Skip to content", brand: "Wasl", brand_sub: "Agent desk",
@@ -68,7 +89,7 @@
       signed_out: "Signed out.", session_over: "Your session ended. Please sign in again.",
       no_sla: "—",
       ch_web: "Web", ch_api: "Integration", ch_sms: "SMS", ch_email: "Email", ch_phone: "Call",
-      lg_ar: "Arabic", lg_en: "English",
+      lg_ar: "Arabic", lg_en: "English", lg_mixed: "Mixed", priority: "Priority: {p}",
     },
   };
 
@@ -175,6 +196,21 @@
 
   function say(text) {
     $("notice").textContent = text;
+  }
+
+  // A notice naming a ticket: the reference goes in its own left-to-right isolate.
+  function sayRef(key, ref) {
+    const [before, after = ""] = t(key).split("{ref}");
+    const bdi = document.createElement("bdi");
+    bdi.dir = "ltr";
+    bdi.textContent = String(ref ?? "");
+    $("notice").replaceChildren(before, bdi, after);
+  }
+
+  // The word for a domain code in the page's language (the code itself when unknown).
+  function domainWord(kind, code) {
+    const w = Object.prototype.hasOwnProperty.call(DOMAIN[kind], code) ? DOMAIN[kind][code] : null;
+    return w ? w[state.lang === "en" ? 1 : 0] : String(code ?? "");
   }
 
   // ---- the API -------------------------------------------------------------------------------
@@ -427,7 +463,7 @@
       o = { el, closed: false, addedMs: Date.now() };
       state.offers.set(id, o);
       $("offers").append(el);
-      if (!quiet) say(t("offer_new", { ref: String(d.ticket ?? "") }));
+      if (!quiet) sayRef("offer_new", d.ticket);
     }
     o.data = d;
     o.expiresMs = parseTime(d.expires_at);
@@ -444,10 +480,12 @@
   // Fills a card from the server's data: textContent only.
   function fillOffer(o) {
     const d = o.data, el = o.el, q = (s) => el.querySelector(s);
-    q(".category").textContent = d.category_label || d.category || t("ticket");
+    q(".category").textContent = d.category ? domainWord("category", d.category)
+      : t("ticket");
     q(".ref").textContent = String(d.ticket ?? "");
     const pr = q(".priority");
-    pr.textContent = d.priority_label || d.priority || "";
+    pr.textContent = d.priority ? t("priority", { p: domainWord("priority", d.priority) })
+      : "";
     pr.className = `priority ${/^[a-z]+$/.test(d.priority || "") ? d.priority : ""}`;
     if (d.priority_reason) pr.title = String(d.priority_reason);
     q(".subject").textContent = d.subject || "";
@@ -484,7 +522,7 @@
     for (const b of o.el.querySelectorAll("button")) b.disabled = true;
     try {
       await api("POST", `/v1/offers/${encodeURIComponent(id)}/${verb}`);
-      say(t(verb === "accept" ? "accepted" : "rejected", { ref: String(o.data.ticket ?? "") }));
+      sayRef(verb === "accept" ? "accepted" : "rejected", o.data.ticket);
       closeOffer(id, verb === "accept" ? "accepted" : "rejected");
     } catch (e) {
       if (e.status === 401) return;
