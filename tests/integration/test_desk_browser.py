@@ -177,9 +177,18 @@ def test_language_digits_and_signing_out(start_intake, daemon, browser, tmp_path
     assert "كلمة المرور" in by_id(b, "login-error").text
     b.screenshot("login-refused")
 
+    # The open page is the heartbeat: it renews the presence by itself (every second here, by
+    # the page's setting for tests, instead of every 30 s).
+    b.js("localStorage.setItem('wasl.desk.heartbeat_s', '1')")
     sign_in(b, desk, password)
     b.driver.find_element(By.CSS_SELECTOR, '[data-presence="busy"]').click()
     b.wait(lambda d: ARABIC_DIGITS.search(by_id(b, "presence-time").text), what="time in state")
+    until = "SELECT presence, presence_until FROM agents WHERE id = %s"
+    first = wait_for(lambda: (lambda r: r if r["presence"] == "busy" else None)(
+        it.rows(until, (AGENT,))[0]), WAIT_S, what="reem busy")
+    wait_for(lambda: it.rows(until, (AGENT,))[0]["presence_until"] > first["presence_until"],
+             WAIT_S, what="a heartbeat from the page")
+    assert it.rows(until, (AGENT,))[0]["presence"] == "busy"
 
     # English: the page turns left to right and speaks English; Latin digits on request.
     by_id(b, "lang-switch").click()

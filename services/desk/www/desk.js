@@ -7,8 +7,11 @@
 
 (() => {
   // ---- constants (why each value: docs/desk.md) ------------------------------------------
-  const HEARTBEAT_MS = 30000;   // the open page renews its presence every 30 s…
-  const PRESENCE_TTL_S = 90;    // …for 90 s: two heartbeats may be lost before it lapses
+  // The open page renews its presence every 30 s for 90 s: two heartbeats may be lost before
+  // it lapses. localStorage "wasl.desk.heartbeat_s" (1..30) beats faster: the browser test
+  // shows the heartbeat without waiting half a minute; slower is never allowed.
+  const HEARTBEAT_MS = 1000 * storedInt("wasl.desk.heartbeat_s", 1, 30, 30);
+  const PRESENCE_TTL_S = 90;
   const AMBER_S = 20;           // an offer's countdown turns amber with this much left…
   const RED_S = 10;             // …and red here
   const CLOSED_LINGER_MS = 4000;  // a closed offer stays visible this long, saying why
@@ -115,6 +118,12 @@
     } catch (_) {
       return fallback;
     }
+  }
+
+  function storedInt(key, min, max, fallback) {
+    let v = NaN;
+    try { v = Number.parseInt(localStorage.getItem(key) ?? "", 10); } catch (_) { /* none */ }
+    return Number.isInteger(v) && v >= min && v <= max ? v : fallback;
   }
 
   function remember(key, value) {
