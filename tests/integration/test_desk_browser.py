@@ -17,7 +17,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from browser import browser  # noqa: F401 (fixture)
-from conftest import REPO, free_port, wait_for
+from conftest import REPO, wait_for
 from intake_helpers import start_intake, unique  # noqa: F401 (fixture)
 
 WAIT_S = 20
@@ -45,17 +45,6 @@ def add_agent_with_password(it, tmp_path, agent=AGENT, name=AGENT_NAME):
     out = it.waslctl("agent", "passwd", agent, "--password-file", pw_file)
     assert out.returncode == 0, out.stderr
     return password
-
-
-def start_desk(daemon, it):
-    """wasl-desk on a free port, serving the console from the tree, over plain http (so the
-    session cookie is not Secure: WASL_DESK_COOKIE_SECURE=0, as `make run` does)."""
-    port = free_port()
-    d = daemon("desk", env={"WASL_PG_URL": it.db_url, "WASL_DESK_BIND": "127.0.0.1",
-                            "WASL_DESK_PORT": port, "WASL_DESK_WWW": WWW,
-                            "WASL_DESK_COOKIE_SECURE": 0}, wait=True)
-    d.url = f"http://127.0.0.1:{port}"
-    return d
 
 
 def start_routing(daemon, it):
@@ -93,12 +82,12 @@ def page_errors(b):
     return [e["message"] for e in b.console_errors() if "status of 401" not in e["message"]]
 
 
-def test_report_reaches_the_open_page_as_an_offer_and_is_accepted(start_intake, daemon, browser,
-                                                                   tmp_path):
+def test_report_reaches_the_open_page_as_an_offer_and_is_accepted(start_intake, start_desk, daemon,
+                                                                   browser, tmp_path):
     it = start_intake()
     password = add_agent_with_password(it, tmp_path)
     start_routing(daemon, it)
-    desk = start_desk(daemon, it)
+    desk = start_desk(it.db_url, www=WWW)  # plain http: the cookie without Secure
     b = browser()
 
     sign_in(b, desk, password)
@@ -161,10 +150,10 @@ def test_report_reaches_the_open_page_as_an_offer_and_is_accepted(start_intake, 
     assert page_errors(b) == []
 
 
-def test_language_digits_and_signing_out(start_intake, daemon, browser, tmp_path):
+def test_language_digits_and_signing_out(start_intake, start_desk, browser, tmp_path):
     it = start_intake()
     password = add_agent_with_password(it, tmp_path)
-    desk = start_desk(daemon, it)
+    desk = start_desk(it.db_url, www=WWW)
     b = browser()
 
     # A wrong password: the form says so, in Arabic, and stays.
