@@ -218,7 +218,7 @@ chaos: all
 # `make bench` is the whole picture on one machine: its own stack under var/bench/stack, the
 # end-to-end load at fixed rates and at saturation, the ceilings (pgbench, redis-benchmark, raw
 # ZeroMQ through the bus), the per-service benches and the scaling proof; results under var/bench/.
-.PHONY: bench bench-e2e bench-classifier bench-intake bench-router bench-caselookup
+.PHONY: bench bench-e2e bench-classifier bench-intake bench-router bench-caselookup bench-desk
 BENCH_TOOLS := $(B)/bench/sms_sink $(B)/bench/zmq_ceiling $(B)/bench/caselookup_load
 bench: all $(BENCH_TOOLS)
 	$(PYTHON) tests/bench/e2e/bench.py
@@ -230,6 +230,10 @@ bench-intake: all
 	tests/bench/intake/run.sh
 bench-router: all
 	tests/bench/router/run.sh
+# The desk brings its own PostgreSQL and Redis (the integration fixtures): 500 signed-in agents
+# with open event streams, offers at 200/s (var/bench/desk.json).
+bench-desk: all
+	tests/bench/desk/run.sh
 # caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).
 bench-caselookup: all $(B)/bench/caselookup_load
 	tests/bench/caselookup/run.sh
