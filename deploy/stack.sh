@@ -9,7 +9,8 @@
 #   env   prints var/stack.env (sourceable: `. var/stack.env`)
 #
 # State lives in ${WASL_VAR:-<repo>/var}: pg/ (the cluster, initdb'd once), redis/, log/, run/
-# (pid files, the PostgreSQL socket in run/pg), keys/ (CURVE keys), dev_token, stack.env.
+# (pid files, the PostgreSQL socket in run/pg), keys/ (CURVE keys), dev_token, stack.env,
+# demo_accounts (the desk's demo people, `waslctl seed-demo`, made once).
 #
 # PostgreSQL roles (docs/architecture.md, "Database roles"): the superuser creates them from
 # proto/roles.sql on every start (idempotent); `wasl` owns the database and runs the migrations
@@ -409,6 +410,11 @@ prepare() {
     # (WASL_DEV_TOKEN) on stdin: an argument would show in ps and /proc/*/cmdline.
     "$WASLCTL" client add dev --kind ops --scopes '*' --role admin --token-file - \
         --name "local development" >/dev/null <<<"$WASL_DEV_TOKEN"
+    # People to sign in to the desk with, once: their passwords in var/demo_accounts (mode 600).
+    if [[ -x $BIN/wasl-desk && ! -s $VAR/demo_accounts ]]; then
+        "$WASLCTL" seed-demo --accounts "$VAR/demo_accounts" >/dev/null ||
+            say "warning: waslctl seed-demo failed: no demo people on the desk"
+    fi
 }
 
 # Prefixes each line with a daemon's name; ignores Ctrl-C so the daemon's last words still show.
@@ -537,8 +543,8 @@ cmd_up() {
 # Where people sign in (when the desk is built), and how they get a password.
 desk_hint() {
     [[ " ${BUILT[*]} " == *" desk "* ]] || return 0
-    say "the desk: $WASL_DESK_URL (sign in as an agent with a password:" \
-        "build/bin/waslctl agent passwd ID)"
+    say "the desk: $WASL_DESK_URL (demo people and their passwords: $VAR/demo_accounts;" \
+        "others: build/bin/waslctl agent passwd ID)"
 }
 
 RUN_STOPPING=0

@@ -16,6 +16,7 @@ int ctl_version(int argc, char **argv);
 int ctl_client(int argc, char **argv);
 int ctl_classifier(int argc, char **argv);
 int ctl_seed_cases(int argc, char **argv);
+int ctl_seed_demo(int argc, char **argv);
 int ctl_notify(int argc, char **argv);
 int ctl_report(int argc, char **argv);
 int ctl_agent(int argc, char **argv);

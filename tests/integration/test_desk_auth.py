@@ -513,3 +513,28 @@ def test_sigterm_with_open_streams_and_a_lost_listen_connection(desk, postgres):
     finally:
         for s in streams:
             s.close()
+
+
+def test_seed_demo_people_sign_in(desk, waslctl, tmp_path):
+    """`waslctl seed-demo --accounts F` writes four people with fresh passwords (mode 600), each
+    of whom signs in with their role; a second run gives new passwords and ends the sessions."""
+    accounts = tmp_path / "demo_accounts"
+    out = waslctl("seed-demo", "--accounts", accounts, env={"WASL_PG_URL": desk.db_url})
+    assert out.returncode == 0, out.stderr
+    assert accounts.stat().st_mode & 0o777 == 0o600
+    rows = [l.split(None, 3) for l in accounts.read_text().splitlines()[2:]]
+    assert [(r[0], r[1]) for r in rows] == [("nora", "agent"), ("khalid", "agent"),
+                                            ("sara", "supervisor"), ("admin", "admin")]
+    assert rows[0][2] not in out.stdout + out.stderr  # printed to the file only
+    people = {}
+    for agent, role, password, _ in rows:
+        p = desk.session()
+        r = p.login(agent, password)
+        assert r.status_code == 200 and r.json()["role"] == role, r.text
+        people[agent] = (p, password)
+    me = people["nora"][0].call("GET", "/v1/me").json()
+    assert "case-status" in me["queues"] and me["name"] == "نورة العتيبي"
+    again = waslctl("seed-demo", "--accounts", accounts, env={"WASL_PG_URL": desk.db_url})
+    assert again.returncode == 0, again.stderr
+    assert people["nora"][0].call("GET", "/v1/me").status_code == 401
+    assert desk.session().login("nora", people["nora"][1]).status_code == 401

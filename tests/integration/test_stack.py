@@ -185,6 +185,10 @@ def test_up_status_down(stack):
     assert " ok " in desk_line and "ready" in desk_line, status.stdout
     assert env["WASL_DESK_URL"] == f"http://127.0.0.1:{stack.desk_port}"
     assert f"the desk: {env['WASL_DESK_URL']}" in up.stdout
+    demo = stack.var / "demo_accounts"
+    assert demo.stat().st_mode & 0o777 == 0o600
+    assert [l.split()[0] for l in demo.read_text().splitlines()[2:]] == [
+        "nora", "khalid", "sara", "admin"]
 
     code, body = http_get(f"http://127.0.0.1:{stack.admin_ports['bus']}/metrics")
     assert code == 200
