@@ -101,13 +101,25 @@ bool wasl_zmq_curve(const wasl_zmq_t *self)
     return self->self_cert != NULL;
 }
 
-/* Options every Wasl socket has. */
-static void apply_common(const wasl_zmq_t *self, zsock_t *sock)
+/* Options every Wasl socket has. ZMTP heartbeats only on request/reply sockets: a pipeline
+ * socket's input stops whenever its pipe is full (a consumer slower than its producers, which
+ * is normal under load), and an engine that is not reading cannot see the peer's PINGs, so the
+ * heartbeat timeout drops a healthy connection — losing what was in flight, and in libzmq 4.3.4
+ * the reconnect can abort the whole process ("Assertion failed: _input_stopped", libzmq issue
+ * 3937; seen here as wasl-router dying under `make bench`). Pipelines find a dead peer with TCP
+ * keepalive instead (WASL_ZMQ_KEEPALIVE_*: about 25 s), which backpressure does not fool. */
+static void apply_common(const wasl_zmq_t *self, zsock_t *sock, int type)
 {
     zsock_set_maxmsgsize(sock, self->maxmsgsize > INT_MAX ? INT_MAX : (int)self->maxmsgsize);
-    zsock_set_heartbeat_ivl(sock, self->heartbeat_ivl_ms);
-    zsock_set_heartbeat_timeout(sock, self->heartbeat_ivl_ms * 3);
-    zsock_set_heartbeat_ttl(sock, self->heartbeat_ivl_ms * 3);
+    if (type == ZMQ_DEALER || type == ZMQ_ROUTER || type == ZMQ_REQ || type == ZMQ_REP) {
+        zsock_set_heartbeat_ivl(sock, self->heartbeat_ivl_ms);
+        zsock_set_heartbeat_timeout(sock, self->heartbeat_ivl_ms * 3);
+        zsock_set_heartbeat_ttl(sock, self->heartbeat_ivl_ms * 3);
+    }
+    zsock_set_tcp_keepalive(sock, 1);
+    zsock_set_tcp_keepalive_idle(sock, WASL_ZMQ_KEEPALIVE_IDLE_S);
+    zsock_set_tcp_keepalive_intvl(sock, WASL_ZMQ_KEEPALIVE_INTVL_S);
+    zsock_set_tcp_keepalive_cnt(sock, WASL_ZMQ_KEEPALIVE_CNT);
     zsock_set_linger(sock, WASL_ZMQ_LINGER_MS);
     zsock_set_ipv6(sock, 1);
 }
@@ -153,7 +165,7 @@ static zsock_t *new_socket(const wasl_zmq_t *self, int type)
         wasl_error("zmq: cannot create socket", "{s:s}", "error", zmq_strerror(zmq_errno()));
         return NULL;
     }
-    apply_common(self, sock);
+    apply_common(self, sock, type);
     return sock;
 }
 

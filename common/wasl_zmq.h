@@ -13,7 +13,11 @@ typedef struct wasl_zmq wasl_zmq_t;
 #define WASL_ZMQ_MAXMSGSIZE_DEFAULT (256 * 1024)
 #define WASL_ZMQ_HEARTBEAT_IVL_MS   2000
 #define WASL_ZMQ_HEARTBEAT_TTL_MS   6000
-#define WASL_ZAP_DOMAIN             "wasl"
+/* TCP keepalive on every socket: probes after 10 s idle, every 5 s, 3 unanswered → dead. */
+#define WASL_ZMQ_KEEPALIVE_IDLE_S  10
+#define WASL_ZMQ_KEEPALIVE_INTVL_S 5
+#define WASL_ZMQ_KEEPALIVE_CNT     3
+#define WASL_ZAP_DOMAIN            "wasl"
 /* Longest allow-list of roles one socket takes (a ZAP domain is at most 254 bytes). */
 #define WASL_ZAP_ALLOW_MAX 200
 
@@ -24,7 +28,7 @@ typedef struct {
     const char *self_name;   /* this process's certificate name, e.g. "intake" */
     const char *server_name; /* the certificate clients expect of servers, e.g. "bus" */
     size_t maxmsgsize;       /* 0: WASL_ZMQ_MAXMSGSIZE_DEFAULT */
-    int heartbeat_ivl_ms;    /* 0: WASL_ZMQ_HEARTBEAT_IVL_MS */
+    int heartbeat_ivl_ms;    /* 0: WASL_ZMQ_HEARTBEAT_IVL_MS (request/reply sockets only) */
 } wasl_zmq_opts_t;
 
 /* Loads the certificates when CURVE is configured. Returns NULL (and logs the file at fault)

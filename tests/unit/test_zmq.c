@@ -253,13 +253,64 @@ static void test_maxmsgsize_drops_oversized(void **state)
     wasl_zmq_destroy(&ctx);
 }
 
+/* A consumer that stops reading (its pipe full: normal backpressure) for many heartbeat
+ * intervals keeps its connection and loses nothing once it reads again. With ZMTP heartbeats on
+ * pipeline sockets the stalled engine cannot see PINGs and the timeout drops the connection
+ * (and libzmq 4.3.4 may abort on the reconnect). */
+static void test_stalled_consumer_keeps_its_connection(void **state)
+{
+    (void)state;
+    wasl_zmq_opts_t opts = {.heartbeat_ivl_ms = 50}; /* timeout 150 ms */
+    wasl_zmq_t *ctx = wasl_zmq_new(&opts);
+    zsock_t *pull = wasl_zmq_bind(ctx, ZMQ_PULL, "tcp://127.0.0.1:*");
+    assert_non_null(pull);
+    assert_int_equal(
+        zmq_socket_monitor(zsock_resolve(pull), "inproc://stall-monitor", ZMQ_EVENT_DISCONNECTED),
+        0);
+    zsock_t *mon = zsock_new_pair("inproc://stall-monitor");
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", atoi(strrchr(zsock_endpoint(pull), ':') + 1));
+    zsock_t *push = wasl_zmq_connect(ctx, ZMQ_PUSH, ep);
+    assert_non_null(push);
+    /* Fill every buffer between them: the pipes' high-water marks and the kernel's. */
+    char payload[256];
+    memset(payload, 'n', sizeof payload);
+    int sent = 0;
+    zsock_set_sndtimeo(push, 200);
+    while (zmq_send(zsock_resolve(push), payload, sizeof payload, 0) == sizeof payload) {
+        sent++;
+    }
+    assert_true(sent > 1000);
+    /* The stall: 10 heartbeat timeouts without reading. A disconnect would show here. */
+    zsock_set_rcvtimeo(mon, 1500);
+    zmsg_t *event = zmsg_recv(mon);
+    assert_null(event);
+    /* Reading again: everything sent arrives. */
+    int received = 0;
+    zsock_set_rcvtimeo(pull, 1000);
+    char buf[sizeof payload];
+    while (zmq_recv(zsock_resolve(pull), buf, sizeof buf, 0) == sizeof payload) {
+        received++;
+    }
+    assert_int_equal(received, sent);
+    zsock_destroy(&push);
+    zmq_socket_monitor(zsock_resolve(pull), NULL, 0);
+    zsock_destroy(&mon);
+    zsock_destroy(&pull);
+    wasl_zmq_destroy(&ctx);
+}
+
 int main(void)
 {
     wasl_log_init("test_zmq", WASL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bus_endpoints),     cmocka_unit_test(test_curve_allow_list),
-        cmocka_unit_test(test_zap_domains),       cmocka_unit_test(test_curve_allow_per_socket),
-        cmocka_unit_test(test_missing_keys_fail), cmocka_unit_test(test_maxmsgsize_drops_oversized),
+        cmocka_unit_test(test_bus_endpoints),
+        cmocka_unit_test(test_curve_allow_list),
+        cmocka_unit_test(test_zap_domains),
+        cmocka_unit_test(test_curve_allow_per_socket),
+        cmocka_unit_test(test_missing_keys_fail),
+        cmocka_unit_test(test_maxmsgsize_drops_oversized),
+        cmocka_unit_test(test_stalled_consumer_keeps_its_connection),
     };
     int rc = cmocka_run_group_tests(tests, setup_keys, teardown_keys);
     zsys_shutdown();
