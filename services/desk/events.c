@@ -4,6 +4,7 @@
 #include "wasl_domain.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
+#include "wasl_redis.h"
 #include "wasl_session.h"
 
 #include <errno.h>
@@ -53,8 +54,9 @@ struct desk_events {
     int wake[2]; /* a pipe that wakes the LISTEN thread to stop */
     pthread_t thread;
     bool started;
+    wasl_redis_t *redis; /* the LISTEN thread's, to check the streams' sessions */
     wasl_gauge_t *streams_gauge;
-    wasl_counter_t *overflow_total, *reconnects_total;
+    wasl_counter_t *overflow_total, *reconnects_total, *ended_total;
 };
 
 /* ---- streams ----------------------------------------------------------------------------- */
@@ -416,6 +418,39 @@ static void drain_notifies(desk_events_t *self, PGconn *pg)
     }
 }
 
+/* ---- sessions that ended elsewhere ----------------------------------------------------- */
+
+/* Ends the streams whose session is gone from Redis: signed out on another desk instance,
+ * expired, or ended by a password change or the agent's removal (waslctl). Runs on the LISTEN
+ * thread with each ping; EXISTS does not refresh a session, so an open page alone never keeps
+ * one alive. The keys are copied out of the lock, checked, and the gone ones closed by key (a
+ * stream freed meanwhile is simply not found). Redis unreachable: nothing is closed. */
+static void sweep_sessions(desk_events_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = 0, cap = self->n;
+    char(*keys)[WASL_SESSION_KEY_BUF] = cap ? calloc(cap, sizeof *keys) : NULL;
+    for (desk_stream_t *st = self->head; keys && st && n < cap; st = st->next) {
+        if (!st->closed) {
+            memcpy(keys[n++], st->session_key, WASL_SESSION_KEY_BUF);
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = wasl_redis_cmd(self->redis, "EXISTS %s", keys[i]);
+        bool gone = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+        freeReplyObject(r);
+        if (!r) {
+            break;
+        }
+        if (gone) {
+            wasl_counter_inc(self->ended_total);
+            desk_events_close_session(self, keys[i]);
+        }
+    }
+    free(keys);
+}
+
 /* ---- the LISTEN thread ------------------------------------------------------------------- */
 
 static void set_listening(desk_events_t *self, bool on)
@@ -489,6 +524,7 @@ static void *listen_main(void *arg)
         }
         if (wasl_clock_ms() >= next_ping) {
             broadcast(self, ": ping\n\n");
+            sweep_sessions(self);
             next_ping = wasl_clock_ms() + self->cfg->ping_s * 1000;
         }
     }
@@ -507,10 +543,16 @@ desk_events_t *desk_events_new(const desk_config_t *cfg)
     self->streams_gauge = wasl_gauge("wasl_desk_streams", "Open event streams", NULL);
     self->overflow_total = wasl_counter("wasl_desk_streams_overflow_total",
                                         "Streams ended because the page fell behind", NULL);
+    self->ended_total =
+        wasl_counter("wasl_desk_streams_session_gone_total",
+                     "Streams ended because their session had ended elsewhere", NULL);
+    self->redis = wasl_redis_new(cfg->redis_url, (int)cfg->redis_timeout_ms);
     self->reconnects_total = wasl_counter("wasl_desk_listen_reconnects_total",
                                           "LISTEN connections made again (each a resync)", NULL);
-    if (pipe(self->wake) != 0 || pthread_create(&self->thread, NULL, listen_main, self) != 0) {
+    if (!self->redis || pipe(self->wake) != 0 ||
+        pthread_create(&self->thread, NULL, listen_main, self) != 0) {
         wasl_error("desk: cannot start the LISTEN thread", "{s:s}", "error", strerror(errno));
+        wasl_redis_destroy(&self->redis);
         pthread_mutex_destroy(&self->lock);
         free(self);
         return NULL;
@@ -546,6 +588,7 @@ void desk_events_destroy(desk_events_t **self_p)
     desk_events_stop(self);
     close(self->wake[0]);
     close(self->wake[1]);
+    wasl_redis_destroy(&self->redis);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;

@@ -538,3 +538,27 @@ def test_seed_demo_people_sign_in(desk, waslctl, tmp_path):
     assert again.returncode == 0, again.stderr
     assert people["nora"][0].call("GET", "/v1/me").status_code == 401
     assert desk.session().login("nora", people["nora"][1]).status_code == 401
+
+
+def test_streams_end_when_their_session_ends_elsewhere(desk_db, start_desk, waslctl, tmp_path):
+    """Signed out on another desk instance, or a new password set with waslctl: the streams
+    this instance holds for those sessions end at its next ping (1 s here)."""
+    a = Desk(start_desk(desk_db, env={"WASL_DESK_PING_S": "1"}), desk_db)
+    b = Desk(start_desk(desk_db), desk_db)
+    hala, amal = a.session("hala"), a.session("amal")
+    streams = {"hala": Stream(hala), "amal": Stream(amal)}
+    try:
+        r = requests.post(b.url + "/v1/logout", cookies={"wasl_sid": hala.cookie()},
+                          headers={"X-CSRF-Token": hala.csrf}, timeout=10)
+        assert r.status_code == 204
+        streams["hala"].next("end", timeout=5)
+        assert streams["amal"].events.empty()  # hers lives on
+        pw = tmp_path / "new.pw"
+        pw.write_text("a brand new password 2026\n")
+        out = waslctl("agent", "passwd", "amal", "--password-file", pw,
+                      env={"WASL_PG_URL": desk_db})
+        assert out.returncode == 0, out.stderr
+        streams["amal"].next("end", timeout=5)
+    finally:
+        for s in streams.values():
+            s.close()
