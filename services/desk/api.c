@@ -59,7 +59,7 @@ typedef struct {
     char agent[WASL_SESSION_AGENT_BUF];
     char password[WASL_PASSWORD_MAX_BYTES + 1];
     size_t password_len;
-    char addr[64];
+    char addr[DESK_ADDR_BUF];
 } login_arg_t;
 
 static void login_free(void *arg)

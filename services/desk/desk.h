@@ -29,6 +29,7 @@ typedef struct {
     long deadline_ms;    /* a login not verified within this answers 503 */
     long json_max;       /* largest request body */
     long redis_timeout_ms;
+    const char *trusted_proxies; /* addresses whose X-Forwarded-For is believed */
 } desk_config_t;
 
 /* Wall clock in ms since the epoch (sessions' created_ms). */

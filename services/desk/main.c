@@ -46,6 +46,11 @@ static void configure_sessions(wasl_config_t *cfg, desk_config_t *c)
                     "password verifications at once (Argon2id, 64 MiB each)", &c->verify_threads);
     wasl_config_int(cfg, "WASL_DESK_VERIFY_QUEUE", 64, 1, 4096,
                     "sign-ins that may wait for a verification; past it 503", &c->verify_queue);
+    wasl_config_str(cfg, "WASL_DESK_TRUSTED_PROXIES", "",
+                    "comma-separated addresses of the reverse proxies in front of the desk: "
+                    "their X-Forwarded-For names the address sign-ins are throttled by (empty: "
+                    "the TCP peer, the header ignored)",
+                    &c->trusted_proxies);
     wasl_config_int(cfg, "WASL_DESK_DEADLINE_MS", 10000, 100, 600000,
                     "a sign-in not verified within this answers 503", &c->deadline_ms);
 }

@@ -1,5 +1,6 @@
 /* server — wasl-desk's HTTP port (see server.h). */
 #include "server.h"
+#include "addr.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -265,20 +266,21 @@ static const route_t *match_route(const char *method, const char *url, const cha
     return NULL;
 }
 
-static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+/* The address throttling counts: the peer, or behind a trusted proxy the client it names. */
+static void client_address(const desk_server_t *self, struct MHD_Connection *conn,
+                           char out[DESK_ADDR_BUF])
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, cap, "-");
-    if (!info || !info->client_addr) {
-        return;
+    char peer[DESK_ADDR_BUF] = "-";
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
     }
-    const struct sockaddr *sa = info->client_addr;
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
-    } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
-    }
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    desk_client_addr(peer, xff, self->cfg->trusted_proxies, out);
 }
 
 /* A state change must come from our own pages: an Origin header, when sent, names this host. */
@@ -389,7 +391,7 @@ static enum MHD_Result dispatch(desk_server_t *self, struct MHD_Connection *conn
                       .body = st->body ? st->body : "",
                       .len = st->len,
                       .events = self->events};
-    client_address(conn, req.client_addr, sizeof req.client_addr);
+    client_address(self, conn, req.client_addr);
     if (atomic_load(&self->draining)) {
         return send_error(self, conn, route->endpoint, st->started_ms, 503, "unavailable", NULL,
                           "the desk is shutting down; retry");

@@ -3,6 +3,7 @@
 #ifndef WASL_DESK_SERVER_H
 #define WASL_DESK_SERVER_H
 
+#include "addr.h"
 #include "db.h"
 #include "desk.h"
 #include "events.h"
@@ -36,7 +37,7 @@ typedef struct desk_req {
     wasl_session_t session;
     desk_conn_t *db; /* taken for the request; NULL in the offloaded part */
     desk_events_t *events;
-    char client_addr[64];
+    char client_addr[DESK_ADDR_BUF];
     /* Out: the rest of the handler, to run on a verification thread (the login's Argon2). It
      * gets its own connection pair; `offload_arg` is freed with offload_free when the request
      * ends. */

@@ -562,3 +562,26 @@ def test_streams_end_when_their_session_ends_elsewhere(desk_db, start_desk, wasl
     finally:
         for s in streams.values():
             s.close()
+
+
+def test_throttle_behind_a_trusted_proxy_and_a_forged_header(desk_db, start_desk):
+    """Behind a proxy the operator trusts, each client's X-Forwarded-For address has its own
+    count; without that trust the header is ignored, so rotating it escapes nothing."""
+    env = {"WASL_DESK_LOGIN_ADDR_MAX": "3", "WASL_DESK_LOGIN_WINDOW_S": "60"}
+    proxied = start_desk(desk_db, env=dict(env, WASL_DESK_TRUSTED_PROXIES="127.0.0.1"))
+
+    def login(url, agent, pw, xff):
+        return requests.post(url + "/v1/login", json={"agent": agent, "password": pw},
+                             headers={"X-Forwarded-For": xff}, timeout=15)
+
+    for agent in ("ghost1", "ghost2", "ghost3"):
+        assert login(proxied.url, agent, "guessing-1234", "203.0.113.7").status_code == 401
+    assert login(proxied.url, "amal", PASSWORDS["amal"], "203.0.113.7").status_code == 429
+    assert login(proxied.url, "amal", PASSWORDS["amal"], "203.0.113.8").status_code == 200
+    # A client cannot hide behind a forged entry on the left of its proxy's.
+    assert login(proxied.url, "amal", PASSWORDS["amal"],
+                 "198.51.100.1, 203.0.113.7").status_code == 429
+    direct = start_desk(desk_db, env=env)
+    for i, agent in enumerate(("ghost4", "ghost5", "ghost6")):
+        assert login(direct.url, agent, "guessing-1234", f"192.0.2.{i}").status_code == 401
+    assert login(direct.url, "hala", PASSWORDS["hala"], "192.0.2.99").status_code == 429
