@@ -30,6 +30,7 @@ typedef struct {
     long json_max;       /* largest request body */
     long redis_timeout_ms;
     const char *trusted_proxies; /* addresses whose X-Forwarded-For is believed */
+    const char *wrapup_codes;    /* comma-separated wrap-up codes a resolution may carry */
 } desk_config_t;
 
 /* Wall clock in ms since the epoch (sessions' created_ms). */

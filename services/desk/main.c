@@ -51,6 +51,10 @@ static void configure_sessions(wasl_config_t *cfg, desk_config_t *c)
                     "their X-Forwarded-For names the address sign-ins are throttled by (empty: "
                     "the TCP peer, the header ignored)",
                     &c->trusted_proxies);
+    wasl_config_str(cfg, "WASL_DESK_WRAPUP_CODES",
+                    "answered,information_given,case_status_given,referred,duplicate,no_response",
+                    "comma-separated wrap-up codes an agent picks from when resolving a ticket",
+                    &c->wrapup_codes);
     wasl_config_int(cfg, "WASL_DESK_DEADLINE_MS", 10000, 100, 600000,
                     "a sign-in not verified within this answers 503", &c->deadline_ms);
 }

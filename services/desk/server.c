@@ -1,6 +1,7 @@
 /* server — wasl-desk's HTTP port (see server.h). */
 #include "server.h"
 #include "addr.h"
+#include "tickets.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -47,6 +48,9 @@ static const route_t routes[] = {
     {"PUT", "/v1/me/presence", true, "presence", desk_handle_presence},
     {"POST", "/v1/offers/*", true, "offers", desk_handle_offer},
     {"GET", "/v1/events", true, "events", desk_handle_events},
+    {"GET", "/v1/me/tickets", true, "my_tickets", desk_handle_my_tickets},
+    {"GET", "/v1/tickets/*", true, "ticket", desk_handle_ticket_get},
+    {"POST", "/v1/tickets/*", true, "ticket_action", desk_handle_ticket_post},
 };
 
 struct desk_server {

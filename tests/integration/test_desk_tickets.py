@@ -1,0 +1,171 @@
+"""wasl-desk's tickets over HTTP: "my work" in the router's order with SLA deadlines, the ticket
+view (fields, the beneficiary's text, notifications, history), and note, transfer and resolve
+through the wasl_tickets_* functions — an agent reads and acts on its own tickets and the
+unassigned tickets of its queues, a supervisor on all, anyone else gets 403 and nothing changes.
+docs/desk.md, "Tickets", is the design."""
+
+import json
+
+import pytest
+
+from intake_helpers import make_ref, unique
+from test_desk_auth import desk, desk_db  # noqa: F401 (fixtures)
+
+ARABIC_TEXT = 'أرجو إفادتي بموعد الجلسة <b>القادمة</b> <script>x()</script>'
+_seq = [0]
+
+
+def new_ticket(desk, priority="normal", rank=2, due_h=4, phone="+966501234567"):
+    """A routed, unassigned ticket of queue general with one inbound SMS; its reference."""
+    _seq[0] += 1
+    ref = make_ref(9000000 + (hash(unique()) % 900000) + _seq[0])
+    tid = desk.scalar(
+        "INSERT INTO tickets (ref, channel, external_id, status, queue, priority, prio_rank,"
+        " language, category, subject, from_phone, waiting_since, first_response_due,"
+        " resolution_due)"
+        " VALUES (%s, 'sms', %s, 'routed', 'general', %s, %s, 'ar', 'case_inquiry', NULL, %s,"
+        " now(), now() + make_interval(hours => %s), now() + interval '3 days') RETURNING id",
+        (ref, unique("tk"), priority, rank, phone, due_h))
+    desk.scalar("INSERT INTO messages (ticket_id, direction, channel, sender, body)"
+                " VALUES (%s, 'in', 'sms', %s, %s)", (tid, phone, ARABIC_TEXT))
+    desk.scalar("INSERT INTO ticket_events (ticket_id, kind, actor, data)"
+                " VALUES (%s, 'routed', 'router', %s)",
+                (tid, json.dumps({"queue": "general", "rule": "all"})))
+    return ref
+
+
+def assign(desk, ref, agent):
+    """Offered to `agent` as the router does it, and accepted through the desk."""
+    tid = desk.scalar("SELECT id FROM tickets WHERE ref = %s", (ref,))
+    offer = desk.scalar(
+        "SELECT offer_id FROM wasl_offers_make(%s::jsonb, 'router-test', 60)",
+        (json.dumps([{"ticket_id": tid, "agent": agent, "channel": "sms", "explain": {}}]),))
+    person = desk.session(agent)
+    r = person.call("POST", f"/v1/offers/{offer}/accept")
+    assert r.status_code == 200, r.text
+    return person
+
+
+def snapshot(desk, ref):
+    """What an action could change: status, assignee, queue, events, notifications."""
+    return (desk.scalar("SELECT status || '/' || coalesce(assignee, '-') || '/' || queue"
+                        "  FROM tickets WHERE ref = %s", (ref,)),
+            desk.scalar("SELECT count(*) FROM ticket_events e JOIN tickets t"
+                        "    ON t.id = e.ticket_id WHERE t.ref = %s", (ref,)),
+            desk.scalar("SELECT count(*) FROM notifications n JOIN tickets t"
+                        "    ON t.id = n.ticket_id WHERE t.ref = %s", (ref,)))
+
+
+def test_my_work_in_the_routers_order_with_sla_deadlines(desk):
+    late = new_ticket(desk, due_h=8)
+    soon = new_ticket(desk, due_h=1)
+    urgent = new_ticket(desk, priority="urgent", rank=0, due_h=2)
+    other = new_ticket(desk)
+    hala = assign(desk, late, "hala")
+    for ref in (soon, urgent):
+        assign(desk, ref, "hala")
+    assign(desk, other, "amal")
+    r = hala.call("GET", "/v1/me/tickets")
+    assert r.status_code == 200, r.text
+    mine = r.json()["tickets"]
+    assert [t["ticket"] for t in mine] == [urgent, soon, late]
+    first = mine[1]
+    assert first["status"] == "assigned" and first["priority"] == "normal"
+    assert first["first_response_due"].endswith("Z") and first["resolution_due"]
+    assert 3000 < first["first_response_left_s"] <= 3600
+    assert mine[2]["first_response_left_s"] > 7 * 3600
+    assert desk.session().call("GET", "/v1/me/tickets").status_code == 401
+
+
+def test_the_ticket_view(desk):
+    ref = new_ticket(desk)
+    hala = assign(desk, ref, "hala")
+    r = hala.call("GET", f"/v1/tickets/{ref}")
+    assert r.status_code == 200, r.text
+    t = r.json()
+    assert t["ticket"] == ref and t["assignee"] == "hala" and t["status"] == "assigned"
+    assert t["category"] == "case_inquiry" and t["from_phone"] == "+966501234567"
+    assert [m["text"] for m in t["messages"]] == [ARABIC_TEXT]
+    kinds = [e["kind"] for e in t["history"]]
+    assert kinds[0] == "routed" and t["history"][0]["data"]["rule"] == "all"
+    assert "offered" in kinds or "accepted" in kinds or "assigned" in kinds, kinds
+    assert t["notifications"] == []
+    assert hala.call("GET", "/v1/tickets/2512345678").status_code == 404
+    assert hala.call("GET", "/v1/tickets/12ab").status_code == 400
+    assert hala.call("GET", f"/v1/tickets/{ref}/x").status_code == 404
+
+
+def test_who_may_read_and_act(desk):
+    ref = new_ticket(desk)
+    # Unassigned: every member of its queue sees it.
+    amal = desk.session("amal")
+    assert amal.call("GET", f"/v1/tickets/{ref}").status_code == 200
+    hala = assign(desk, ref, "hala")
+    before = snapshot(desk, ref)
+    # Assigned to hala: amal (same queue) neither reads nor acts; nothing changes.
+    r = amal.call("GET", f"/v1/tickets/{ref}")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_ticket", r.text
+    for action, body in (("notes", {"text": "x"}), ("transfer", {"queue": "general"}),
+                         ("resolve", {"wrapup": "answered", "resolution": "x"})):
+        r = amal.call("POST", f"/v1/tickets/{ref}/{action}", body)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_ticket", r.text
+    assert snapshot(desk, ref) == before
+    assert ref not in [t["ticket"] for t in amal.call("GET", "/v1/me/tickets").json()["tickets"]]
+    # The supervisor reads everything; the assignee too.
+    assert desk.session("sara").call("GET", f"/v1/tickets/{ref}").status_code == 200
+    assert hala.call("GET", f"/v1/tickets/{ref}").status_code == 200
+    # Without the CSRF token nothing happens either.
+    assert hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "x"},
+                     csrf=False).status_code == 403
+    assert snapshot(desk, ref) == before
+
+
+def test_note_transfer_resolve(desk):
+    ref = new_ticket(desk)
+    hala = assign(desk, ref, "hala")
+    r = hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "اتصلت بالمستفيد"})
+    assert r.status_code == 200 and r.json() == {"ticket": ref, "done": "note"}, r.text
+    history = hala.call("GET", f"/v1/tickets/{ref}").json()["history"]
+    assert history[-1]["kind"] == "note" and history[-1]["actor"] == "hala"
+    assert history[-1]["data"]["text"] == "اتصلت بالمستفيد"
+    for body, field in (({}, "text"), ({"text": "  "}, "text"), ({"text": 5}, "text")):
+        r = hala.call("POST", f"/v1/tickets/{ref}/notes", body)
+        assert r.status_code == 400 and r.json()["error"]["field"] == field, r.text
+    for wrong in ("steal", "note", "reopen", ""):
+        assert hala.call("POST", f"/v1/tickets/{ref}/{wrong}", {}).status_code == 404
+    # Resolve: a configured wrap-up code, then the update and the survey as today.
+    before = snapshot(desk, ref)
+    for code in (None, "made_up", ""):
+        r = hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": code})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "wrapup", r.text
+    assert snapshot(desk, ref) == before
+    r = hala.call("POST", f"/v1/tickets/{ref}/resolve",
+                  {"wrapup": "case_status_given", "resolution": "موعد الجلسة ١٥ رجب"})
+    assert r.status_code == 200, r.text
+    t = hala.call("GET", f"/v1/tickets/{ref}").json()
+    assert t["status"] == "resolved" and t["resolution"] == "موعد الجلسة ١٥ رجب"
+    assert [(n["kind"], n["channel"], n["template"]) for n in t["notifications"]] == [
+        ("update", "sms", "resolved"), ("survey", "sms", "survey")]
+    assert [e["kind"] for e in t["history"]][-2:] == ["note", "resolved"]
+    assert t["history"][-2]["data"]["text"] == "wrapup:case_status_given"
+    r = hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "answered"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state", r.text
+    # Transfer: waiting again in the other queue, no longer hala's.
+    other = new_ticket(desk)
+    assign(desk, other, "hala")
+    r = hala.call("POST", f"/v1/tickets/{other}/transfer", {"queue": "nowhere"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_queue"
+    r = hala.call("POST", f"/v1/tickets/{other}/transfer", {"queue": "general", "reason": "r"})
+    assert r.status_code == 200, r.text
+    assert snapshot(desk, other)[0] == "routed/-/general"
+    assert hala.call("GET", "/v1/me/tickets").json()["tickets"] == []
+
+
+def test_wrapup_codes_are_configured(desk_db, start_desk):
+    from test_desk_auth import Desk
+    d = Desk(start_desk(desk_db, env={"WASL_DESK_WRAPUP_CODES": "done,spam"}), desk_db)
+    ref = new_ticket(d)
+    hala = assign(d, ref, "hala")
+    assert hala.call("POST", f"/v1/tickets/{ref}/resolve",
+                     {"wrapup": "answered"}).status_code == 400
+    assert hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "spam"}).status_code == 200
