@@ -147,3 +147,6 @@ GRANT UPDATE (name, skills, languages, capacity, wrapup_s, enabled, presence, pr
               idle_since, wrapup_until, updated_at)
     ON agents TO wasl_intake, wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;
+
+-- The supervisor's wallboard (services/desk/wallboard.c): abandoned calls and CSAT of the day.
+GRANT SELECT ON csat, call_events TO wasl_desk;

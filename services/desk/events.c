@@ -23,6 +23,7 @@
 #define BATCH_MAX        256
 #define RECONNECT_MIN_MS 250
 #define RECONNECT_MAX_MS 5000
+#define WALLBOARD_MIN_MS 1000
 /* The stream's first bytes: EventSource's reconnection delay, then a comment so that the page
  * (and a proxy) sees the stream open at once. */
 #define STREAM_HELLO "retry: 2000\n: wasl-desk\n\n"
@@ -57,6 +58,10 @@ struct desk_events {
     wasl_redis_t *redis; /* the LISTEN thread's, to check the streams' sessions */
     wasl_gauge_t *streams_gauge;
     wasl_counter_t *overflow_total, *reconnects_total, *ended_total;
+    /* The LISTEN thread's: a ticket or agent event arrived since the last `wallboard` event,
+     * and when that was sent (supervisors refetch at most once a second). */
+    bool wallboard_dirty;
+    int64_t wallboard_sent_ms;
 };
 
 /* ---- streams ----------------------------------------------------------------------------- */
@@ -248,11 +253,12 @@ void desk_events_close_agent(desk_events_t *self, const char *agent)
 
 /* ---- publishing -------------------------------------------------------------------------- */
 
+/* To `agent`'s streams and every supervisor's; to all for NULL; to supervisors only for "". */
 static void send_raw(desk_events_t *self, const char *agent, const char *text, size_t len)
 {
     pthread_mutex_lock(&self->lock);
     for (desk_stream_t *st = self->head; st; st = st->next) {
-        if (!agent || st->supervisor || strcmp(st->agent, agent) == 0) {
+        if (!agent || st->supervisor || (*agent && strcmp(st->agent, agent) == 0)) {
             append_locked(st, text, len);
         }
     }
@@ -373,6 +379,7 @@ static void handle_payload(desk_events_t *self, const char *payload, char *ids, 
         json_decref(doc);
         return;
     }
+    self->wallboard_dirty = true;
     if (!strcmp(t, "ticket") && json_is_integer(o)) {
         if (!strcmp(k, "offered")) {
             size_t len = strlen(ids);
@@ -416,6 +423,23 @@ static void drain_notifies(desk_events_t *self, PGconn *pg)
             publish_offers(self, pg, ids);
         }
     }
+}
+
+/* A `wallboard` event to the supervisors' streams when something changed, at most once per
+ * WALLBOARD_MIN_MS; the ms until the next one may go (or -1: nothing pending). */
+static int64_t wallboard_tick(desk_events_t *self, int64_t now)
+{
+    if (!self->wallboard_dirty) {
+        return -1;
+    }
+    int64_t wait = self->wallboard_sent_ms + WALLBOARD_MIN_MS - now;
+    if (wait > 0) {
+        return wait;
+    }
+    self->wallboard_dirty = false;
+    self->wallboard_sent_ms = now;
+    desk_events_publish(self, "", "wallboard", NULL);
+    return -1;
 }
 
 /* ---- sessions that ended elsewhere ----------------------------------------------------- */
@@ -508,6 +532,10 @@ static void *listen_main(void *arg)
         int timeout = (int)(next_ping - now);
         if (!pg && timeout > backoff_ms) {
             timeout = backoff_ms;
+        }
+        int64_t board = wallboard_tick(self, now);
+        if (board >= 0 && board < timeout) {
+            timeout = (int)board;
         }
         if (wait_input(self, pg ? PQsocket(pg) : -1, timeout)) {
             break;

@@ -49,8 +49,9 @@ void desk_events_close_agent(desk_events_t *self, const char *agent);
 /* True once the LISTEN connection is up (for /readyz); why otherwise. */
 bool desk_events_ready(desk_events_t *self, char *why, size_t cap);
 
-/* Sends `event` with `data` (compact JSON) to the streams of `agent` and every supervisor's.
- * For the LISTEN thread and the tests. */
+/* Sends `event` with `data` (compact JSON) to the streams of `agent` and every supervisor's
+ * ("" for the supervisors' only, as the debounced `wallboard` event after ticket and agent
+ * events). For the LISTEN thread and the tests. */
 void desk_events_publish(desk_events_t *self, const char *agent, const char *event,
                          const json_t *data);
 

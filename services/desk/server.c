@@ -2,6 +2,7 @@
 #include "server.h"
 #include "addr.h"
 #include "tickets.h"
+#include "wallboard.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -51,6 +52,9 @@ static const route_t routes[] = {
     {"GET", "/v1/me/tickets", true, "my_tickets", desk_handle_my_tickets},
     {"GET", "/v1/tickets/*", true, "ticket", desk_handle_ticket_get},
     {"POST", "/v1/tickets/*", true, "ticket_action", desk_handle_ticket_post},
+    {"GET", "/v1/wallboard", true, "wallboard", desk_handle_wallboard},
+    {"GET", "/v1/agents/*", true, "agents", desk_handle_agent_get},
+    {"POST", "/v1/agents/*", true, "agents", desk_handle_agent_post},
 };
 
 struct desk_server {

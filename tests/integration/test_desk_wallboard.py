@@ -1,0 +1,143 @@
+"""The supervisor's wallboard of wasl-desk over HTTP: supervisors only (an agent gets 403 and
+nothing changes), its counts follow a ticket from routed to accepted to resolved (and the day's
+abandoned calls and survey replies), a debounced `wallboard` event reaches the supervisors'
+streams only, one agent's work view, and force-offline withdrawing the agent's offers.
+docs/desk.md, "Wallboard"."""
+
+
+import pytest
+
+from intake_helpers import unique
+from test_desk_auth import Desk, Stream, make_offer, desk_db  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def desk(desk_db, start_desk):  # noqa: F811
+    return Desk(start_desk(desk_db), desk_db)
+
+
+def board(person):
+    r = person.call("GET", "/v1/wallboard")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def queue_of(b, name="general"):
+    return next(q for q in b["queues"] if q["queue"] == name)
+
+
+def agent_of(b, agent):
+    return next(a for a in b["agents"] if a["agent"] == agent)
+
+
+def test_agents_get_403_and_change_nothing(desk):
+    hala = desk.session("hala")
+    amal = desk.session("amal")
+    assert amal.call("PUT", "/v1/me/presence", {"presence": "available",
+                                                "ttl_s": 600}).status_code == 200
+    offer, _ = make_offer(desk, "amal")
+    r = hala.call("GET", "/v1/wallboard")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "supervisors_only", r.text
+    r = hala.call("GET", "/v1/agents/amal/tickets")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_bound", r.text
+    r = hala.call("POST", "/v1/agents/amal/force-offline")
+    assert r.status_code == 403, r.text
+    r = hala.call("POST", "/v1/agents/hala/force-offline")
+    assert r.status_code == 403, r.text
+    assert desk.scalar("SELECT state FROM offers WHERE id = %s", (offer,)) == "offered"
+    assert desk.scalar("SELECT presence FROM agents WHERE id = 'amal'") == "available"
+    # Her own work she may see; a supervisor anyone's; nobody's is 404.
+    mine = amal.call("GET", "/v1/agents/amal/tickets")
+    assert mine.status_code == 200 and [t["offer"] for t in mine.json()["tickets"]] == [offer]
+    sara = desk.session("sara")
+    assert sara.call("GET", "/v1/agents/amal/tickets").json() == mine.json()
+    assert sara.call("GET", "/v1/agents/ghost/tickets").status_code == 404
+    assert sara.call("GET", "/v1/agents/Bad%20Id/tickets").status_code == 400
+    assert sara.call("GET", "/v1/agents/amal/offers").status_code == 404
+    # Without the CSRF token a supervisor's force-offline is refused too.
+    assert sara.call("POST", "/v1/agents/amal/force-offline", csrf=False).status_code == 403
+    assert desk.scalar("SELECT presence FROM agents WHERE id = 'amal'") == "available"
+
+
+def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
+    sara, hala, amal = desk.session("sara"), desk.session("hala"), desk.session("amal")
+    streams = {"sara": Stream(sara), "hala": Stream(hala)}
+    try:
+        before = queue_of(board(sara))
+        assert board(sara)["day"]["tz"] == "Asia/Riyadh"
+        offer, ref = make_offer(desk, "amal")
+        streams["sara"].next("wallboard")
+        routed = queue_of(board(sara))
+        assert routed["waiting"] == before["waiting"] + 1
+        assert routed["oldest_wait_s"] is not None and routed["oldest_wait_s"] >= 0
+        assert agent_of(board(sara), "amal")["offers"] == 1
+        assert amal.call("POST", f"/v1/offers/{offer}/accept").status_code == 200
+        streams["sara"].next("wallboard")
+        accepted = queue_of(board(sara))
+        assert accepted["waiting"] == before["waiting"]
+        assert accepted["in_service"] == before["in_service"] + 1
+        sla = accepted["sla_first_response"]
+        assert sla["met"] == before["sla_first_response"]["met"] + 1 and sla["percent"] == 100
+        assert agent_of(board(sara), "amal")["in_service"] == 1
+        desk.scalar("SELECT status FROM wasl_tickets_resolve(%s, 'amal', 'answered', 'test')",
+                    (ref,))
+        streams["sara"].next("wallboard")
+        resolved = queue_of(board(sara))
+        assert resolved["in_service"] == before["in_service"]
+        assert resolved["sla_first_response"]["met"] == sla["met"]
+        # The day's survey replies and abandoned calls of the queue.
+        tid = desk.scalar("SELECT id FROM tickets WHERE ref = %s", (ref,))
+        desk.scalar("INSERT INTO csat (ticket_id, score, channel) VALUES (%s, 4, 'sms')", (tid,))
+        call = unique("call")
+        desk.scalar("INSERT INTO call_events (call_id, seq, event, data) VALUES"
+                    " (%s, 1, 'call.queued', '{\"queue\": \"general\"}'),"
+                    " (%s, 2, 'call.ended', '{\"cause\": \"abandoned\"}')", (call, call))
+        later = queue_of(board(sara))
+        assert later["csat"] == {"responses": 1, "average": "4.00"}
+        assert later["abandoned_calls"] == before["abandoned_calls"] + 1
+        # The agent's stream never carried a wallboard event.
+        assert hala.call("PUT", "/v1/me/presence", {"presence": "busy",
+                                                    "ttl_s": 60}).status_code == 200
+        streams["hala"].next("presence", pred=lambda d: d["agent"] == "hala")
+        seen = []
+        while not streams["hala"].events.empty():
+            seen.append(streams["hala"].events.get_nowait()[0])
+        assert "wallboard" not in seen, seen
+    finally:
+        for s in streams.values():
+            s.close()
+
+
+def test_wallboard_events_are_debounced_to_one_a_second(desk):
+    sara = desk.session("sara")
+    stream = Stream(sara)
+    try:
+        make_offer(desk, "hala")
+        _, first = stream.next("wallboard")
+        for _ in range(5):
+            make_offer(desk, "hala")
+        _, second = stream.next("wallboard")
+        assert second - first >= 0.9
+    finally:
+        stream.close()
+
+
+def test_force_offline_withdraws_the_agents_offers(desk):
+    amal, sara = desk.session("amal"), desk.session("sara")
+    assert amal.call("PUT", "/v1/me/presence", {"presence": "available",
+                                                "ttl_s": 600}).status_code == 200
+    assert agent_of(board(sara), "amal")["presence"] == "available"
+    offer, ref = make_offer(desk, "amal")
+    r = sara.call("POST", "/v1/agents/amal/force-offline")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"agent": "amal", "presence": "offline", "was": "available", "by": "sara"}
+    assert desk.scalar("SELECT state FROM offers WHERE id = %s", (offer,)) == "withdrawn"
+    assert desk.scalar("SELECT status FROM tickets WHERE ref = %s", (ref,)) == "routed"
+    assert amal.call("GET", "/v1/me/offers").json()["offers"] == []
+    after = agent_of(board(sara), "amal")
+    assert after["presence"] == "offline" and after["offers"] == 0
+    assert after["in_state_s"] is not None and after["in_state_s"] < 60
+    client = desk.scalar("SELECT data->>'client' FROM agent_events WHERE agent_id = 'amal'"
+                         " ORDER BY id DESC LIMIT 1")
+    assert client == "desk:force-offline:sara"
+    assert sara.call("POST", "/v1/agents/ghost/force-offline").status_code == 404
