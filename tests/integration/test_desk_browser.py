@@ -9,16 +9,20 @@ accepts with the keyboard shortcut and the ticket is theirs in PostgreSQL. Then 
 switch, the digits preference and signing out. Screenshots of every step land in
 build/test-artifacts/ (`make test-desk` runs this file alone)."""
 
+import json
 import re
 import secrets
+import time
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.keys import Keys
 
 from browser import browser  # noqa: F401 (fixture)
 from conftest import REPO, wait_for
-from intake_helpers import start_intake, unique  # noqa: F401 (fixture)
+from intake_helpers import make_ref, start_intake, unique  # noqa: F401 (fixture)
 
 WAIT_S = 20
 WWW = REPO / "services" / "desk" / "www"
@@ -243,3 +247,79 @@ def test_console_domain_words_are_wasl_domains():
         expected = _c_words(c, table)
         assert len(expected) >= 4
         assert _js_words(js, kind) == expected, f"desk.js DOMAIN.{kind} != wasl_domain {table}"
+
+
+def test_supervisors_wallboard_counts_change_live(start_intake, start_desk, browser, tmp_path):
+    """The supervisor's wallboard (wallboard.js): Arabic, RTL, table semantics, numbers in
+    isolates; a ticket offered to an agent changes the counts without a reload (the stream's
+    debounced `wallboard` event), and force-offline withdraws the agent's offer."""
+    src = (WWW / "wallboard.js").read_text(encoding="utf-8")
+    bad = r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function"
+    assert re.findall(bad, src) == [] and re.findall(r"https?://", src) == []
+    it = start_intake()
+    add_agent_with_password(it, tmp_path)
+    sara_pw = "pw-" + secrets.token_urlsafe(12)
+    (tmp_path / "sara.pw").write_text(sara_pw + "\n")
+    out = it.waslctl("agent", "add", "sara", "--name", "سارة القحطاني", "--skills",
+                     "case-status:5", "--role", "supervisor", "--password-file",
+                     tmp_path / "sara.pw")
+    assert out.returncode == 0, out.stderr
+    desk = start_desk(it.db_url, www=WWW)
+    b = browser()
+    sign_in(b, desk, sara_pw, agent="sara")
+    b.wait(lambda d: by_id(b, "wallboard").is_displayed(), what="the wallboard")
+    row = '#wb-queues-body tr[data-queue="case-status"]'
+
+    def cell(q, cls, what="textContent"):
+        """A property of one cell, read in the page (the board is redrawn on every event)."""
+        return b.js("const e = document.querySelector(arguments[0]);"
+                    "return e ? (arguments[1] === 'tag' ? e.tagName.toLowerCase()"
+                    "            : arguments[1] === 'class' ? e.className : e.textContent) : null",
+                    f"{q} .{cls}", what)
+
+    def press_enter(selector):
+        """Enter on a button of the board; None (try again) when it was redrawn meanwhile."""
+        try:
+            b.driver.find_element(By.CSS_SELECTOR, selector).send_keys(Keys.ENTER)
+            return True
+        except StaleElementReferenceException:
+            return None
+    b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, row), what="the queue's row")
+    assert cell(row, "waiting") == "٠" and cell(row, "waiting", "tag") == "bdi"
+    assert "هـ" in by_id(b, "wb-day").text, by_id(b, "wb-day").text
+    # Table semantics: captions, column and row headers.
+    for table in ("wb-queues", "wb-agents"):
+        t = by_id(b, table)
+        assert t.find_element(By.TAG_NAME, "caption").text
+        assert {h.get_attribute("scope") for h in t.find_elements(By.CSS_SELECTOR, "thead th")} \
+            == {"col"}
+    assert b.driver.find_element(By.CSS_SELECTOR, f"{row} th").get_attribute("scope") == "row"
+    b.js("window.__sameDocument = 'yes'")
+
+    # reem comes on line and is offered a ticket of the queue: the board follows, live.
+    it.scalar("SELECT presence FROM wasl_agents_set_presence(%s, 'available', 600, 'test')",
+              (AGENT,))
+    ref = make_ref(int(time.time() * 1000) % 10 ** 7)
+    tid = it.scalar(
+        "INSERT INTO tickets (ref, channel, external_id, status, queue, priority, prio_rank,"
+        " language, category, subject, waiting_since, first_response_due)"
+        " VALUES (%s, 'web', %s, 'routed', 'case-status', 'high', 1, 'ar', 'case_inquiry',"
+        " 'موعد الجلسة', now(), now() + interval '4 hours') RETURNING id", (ref, unique("wb")))
+    offer = it.scalar("SELECT offer_id FROM wasl_offers_make(%s::jsonb, 'router-test', 60)",
+                      (json.dumps([{"ticket_id": tid, "agent": AGENT, "channel": "web",
+                                    "explain": {}}]),))
+    reem = f'#wb-agents-body tr[data-agent="{AGENT}"]'
+    b.wait(lambda d: cell(row, "waiting") == "١", what="one waiting, live")
+    b.wait(lambda d: cell(reem, "offers") == "١", what="reem's offer, live")
+    assert b.js("return window.__sameDocument") == "yes", "the page reloaded"
+    assert ARABIC_DIGITS.search(cell(reem, "in-state"))
+    b.js("document.getElementById('wallboard').scrollIntoView()")
+    b.screenshot("wallboard")
+
+    # Force offline, by keyboard: the offer is withdrawn and the row says offline.
+    b.wait(lambda d: press_enter(f"{reem} .force-offline"), what="force-offline pressed")
+    wait_for(lambda: it.scalar("SELECT state FROM offers WHERE id = %s", (offer,)) == "withdrawn",
+             WAIT_S, what="the offer withdrawn")
+    b.wait(lambda d: cell(reem, "offers") == "٠", what="reem without offers")
+    b.wait(lambda d: "offline" in cell(reem, "state", "class"), what="reem offline")
+    assert page_errors(b) == []

@@ -336,6 +336,7 @@
     for (const o of state.offers.values()) o.el.remove();
     state.offers.clear();
     updateEmpty();
+    document.dispatchEvent(new CustomEvent("wasl:signed-out"));
     showLogin();
   }
 
@@ -349,6 +350,7 @@
     openEvents();
     await loadOffers();
     state.heartbeat = setInterval(heartbeat, HEARTBEAT_MS);
+    document.dispatchEvent(new CustomEvent("wasl:signed-in", { detail: { ...state.me } }));
     $("main").focus();
   }
 
@@ -417,6 +419,10 @@
       if (state.me && d.agent === state.me.agent) takePresence(d.presence, d.since);
     }));
     es.addEventListener("resync", resync);
+    // For wallboard.js: the supervisors' debounced "something changed" (and a resync).
+    for (const kind of ["wallboard", "resync"]) {
+      es.addEventListener(kind, () => document.dispatchEvent(new CustomEvent("wasl:wallboard")));
+    }
   }
 
   function withJson(e, fn) {
