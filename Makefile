@@ -231,7 +231,8 @@ bench-intake: all
 bench-router: all
 	tests/bench/router/run.sh
 # The desk brings its own PostgreSQL and Redis (the integration fixtures): 500 signed-in agents
-# with open event streams, offers at 200/s (var/bench/desk.json).
+# with open event streams, offers at 200/s (var/bench/desk.json). `make bench` runs it too
+# (tests/bench/e2e/bench.py, with the other per-service benches).
 bench-desk: all
 	tests/bench/desk/run.sh
 # caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).

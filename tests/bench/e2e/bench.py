@@ -14,7 +14,7 @@ acknowledgement really goes out, then:
      BENCH_DRAIN_S=300) what was lost: acknowledged contacts without a ticket, or dead work;
   4. ceilings: pgbench with intake's durable insert (tests/bench/pg_ceiling.sh, one ticket per
      commit and 32 per commit), redis-benchmark, raw ZeroMQ through a wasl-bus (with CURVE);
-  5. the per-service benches (BENCH_SERVICES=1): classifier, router, caselookup, intake;
+  5. the per-service benches (BENCH_SERVICES=1): classifier, router, caselookup, intake, desk;
   6. the scaling proof (BENCH_SCALING=1): 1, 2 and 3 classifiers, then routers, on a backlog of
      BENCH_SCALE_N tickets — per-instance counts and throughput — and a run where one of three
      is killed halfway: every ticket still done, none twice.
@@ -382,7 +382,8 @@ def service_benches(env):
     runs = [("classifier", ["tests/bench/classifier/run.sh"]),
             ("router", ["tests/bench/router/run.sh"]),
             ("caselookup", ["tests/bench/caselookup/run.sh"]),
-            ("intake", ["tests/bench/intake/run.sh"])]
+            ("intake", ["tests/bench/intake/run.sh"]),
+            ("desk", ["tests/bench/desk/run.sh"])]
     for name, cmd in runs:
         PROGRESS.show(f"bench: per-service bench {name} …", force=True)
         t0 = time.monotonic()
@@ -390,7 +391,7 @@ def service_benches(env):
                            check=False)
         # The figures: key=value lines, or caselookup's "bench caselookup …" lines.
         lines = [l for l in r.stdout.splitlines()
-                 if re.search(r"\w=\S", l) or l.startswith("bench caselookup")]
+                 if re.search(r"\w=\S", l) or l.startswith(("bench caselookup", "bench desk"))]
         out[name] = {"exit": r.returncode, "seconds": round(time.monotonic() - t0, 1),
                      "result": lines[-3:]}
     return out
@@ -787,8 +788,11 @@ def table(r, path):
                          f"per instance {x['per_instance']}, twice {x['done_twice']}, "
                          f"missing {x['missing']}"))
     for name, v in r.get("services", {}).items():
-        rows.append((f"service bench: {name} (exit {v['exit']})",
-                     (v["result"][-1] if v["result"] else "")[:110], ""))
+        # The desk's figures are three lines (commit → event, API, RSS): all of them.
+        shown = v["result"] if name == "desk" else v["result"][-1:]
+        for i, line in enumerate(shown or [""]):
+            rows.append((f"service bench: {name} (exit {v['exit']})" if i == 0 else "",
+                         line[:110], ""))
     width = max(len(a) for a, _, _ in rows)
     print(f"== Wasl bench {r['started']} ({r['cpus']} CPUs, everything on this machine)")
     for a, b, c2 in rows:
