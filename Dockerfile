@@ -46,6 +46,7 @@ COPY deploy/templates/ /usr/local/share/wasl/templates/
 # The desk's console (static files, no build step; wasl-desk reads them at start).
 COPY --from=build /src/services/desk/www/ /usr/local/share/wasl/www/
 ENV WASL_DESK_WWW=/usr/local/share/wasl/www
+ENV WASL_DESK_REPLIES=/usr/local/share/wasl/templates/replies
 
 # In a container the admin port must be reachable from other containers (Prometheus), not only
 # from the container's own loopback.

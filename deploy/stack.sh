@@ -125,6 +125,7 @@ export WASL_HTTP_BIND=${WASL_HTTP_BIND:-127.0.0.1}
 export WASL_DESK_PORT=${WASL_DESK_PORT:-8090}
 export WASL_DESK_BIND=${WASL_DESK_BIND:-127.0.0.1}
 export WASL_DESK_WWW=${WASL_DESK_WWW:-$REPO/services/desk/www}
+export WASL_DESK_REPLIES=${WASL_DESK_REPLIES:-$REPO/deploy/templates/replies}
 # Plain http on localhost: a Secure cookie would never come back (docs/desk.md).
 export WASL_DESK_COOKIE_SECURE=${WASL_DESK_COOKIE_SECURE:-0}
 export WASL_LOG_LEVEL=${WASL_LOG_LEVEL:-info}

@@ -415,3 +415,53 @@ LANGUAGE sql VOLATILE AS $$
       LEFT JOIN up ON true
      WHERE (SELECT count(*) FROM w) >= 0
 $$;
+
+-- wasl_tickets_reply — an agent's reply to the beneficiary of a waiting or assigned ticket: one
+-- 'update' notification (template 'reply', params {ref, text}) on the ticket's channel back
+-- (SMS when it has a phone, else e-mail) in its language, keyed
+-- 'ticket:<id>:reply:<reopen count>:<p_key>' so that the same key (the desk's Idempotency-Key,
+-- or a hash of the agent and the text) sends once; a 'replied' event records the one that was
+-- enqueued. The caller checked that the ticket has a contact and no automatic sender.
+-- Returns no row when there is no ticket p_ref; else (status before, done: the ticket id when
+-- the status allowed a reply — also for a duplicate key —, notification_id: the new
+-- notification, NULL for a duplicate). Touches notifications (through
+-- wasl_notifications_enqueue), ticket_events ('replied').
+-- Called by the desk (POST /v1/tickets/{ref}/reply).
+CREATE OR REPLACE FUNCTION wasl_tickets_reply(p_ref text, p_agent text, p_text text,
+                                              p_key text, p_client text)
+RETURNS TABLE (status text, done bigint, notification_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, ref, status, reopen_count, from_phone, from_email, language,
+               status IN ('routed', 'assigned')
+                   AND coalesce(from_phone, from_email) IS NOT NULL
+                   AND auto_submitted IS NULL AS ok
+          FROM tickets
+         WHERE ref = p_ref
+        FOR UPDATE
+    ), n AS (
+        SELECT a.notification_id, a.channel
+          FROM wasl_notifications_enqueue((
+                   SELECT jsonb_agg(jsonb_build_object(
+                              'ticket_id', c.id, 'kind', 'update',
+                              'channel', CASE WHEN c.from_phone IS NOT NULL THEN 'sms'
+                                              ELSE 'email' END,
+                              'recipient', coalesce(c.from_phone, c.from_email),
+                              'lang', CASE WHEN c.language = 'en' THEN 'en' ELSE 'ar' END,
+                              'template', 'reply',
+                              'params', jsonb_build_object('ref', c.ref, 'text', p_text),
+                              'dedupe_key', 'ticket:' || c.id || ':reply:' || c.reopen_count
+                                            || ':' || p_key))
+                     FROM c
+                    WHERE c.ok
+               )) a
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT c.id, 'replied', p_agent,
+               jsonb_build_object('notification', n.notification_id, 'channel', n.channel,
+                                  'text', p_text, 'client', p_client)
+          FROM c, n
+    )
+    SELECT c.status, CASE WHEN c.ok THEN c.id END, (SELECT n.notification_id FROM n)
+      FROM c
+$$;

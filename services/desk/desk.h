@@ -30,6 +30,7 @@ typedef struct {
     long json_max;       /* largest request body */
     long redis_timeout_ms;
     const char *trusted_proxies; /* addresses whose X-Forwarded-For is believed */
+    const char *replies;         /* directory of the canned replies (<id>.json) */
     const char *wrapup_codes;    /* comma-separated wrap-up codes a resolution may carry */
 } desk_config_t;
 

@@ -4,6 +4,7 @@
 #include "desk.h"
 #include "events.h"
 #include "server.h"
+#include "tickets.h"
 #include "wasl_admin.h"
 #include "wasl_config.h"
 #include "wasl_log.h"
@@ -51,6 +52,8 @@ static void configure_sessions(wasl_config_t *cfg, desk_config_t *c)
                     "their X-Forwarded-For names the address sign-ins are throttled by (empty: "
                     "the TCP peer, the header ignored)",
                     &c->trusted_proxies);
+    wasl_config_str(cfg, "WASL_DESK_REPLIES", "deploy/templates/replies",
+                    "directory of the canned replies (<id>.json, checked at start)", &c->replies);
     wasl_config_str(cfg, "WASL_DESK_WRAPUP_CODES",
                     "answered,information_given,case_status_given,referred,duplicate,no_response",
                     "comma-separated wrap-up codes an agent picks from when resolving a ticket",
@@ -113,7 +116,7 @@ int main(int argc, char **argv)
     desk_db_t *db = desk_db_new(c.pg_url, c.redis_url, (int)c.redis_timeout_ms,
                                 (size_t)(c.threads + c.verify_threads + 1));
     desk_www_t *www = desk_www_load(c.www);
-    if (!db || !www || !(events = desk_events_new(&c)) ||
+    if (!db || !www || desk_replies_load(c.replies) < 0 || !(events = desk_events_new(&c)) ||
         !(server = desk_server_new(&c, db, events, www))) {
         goto done;
     }
@@ -141,6 +144,7 @@ done:
     desk_events_destroy(&events);
     wasl_admin_destroy(&admin);
     desk_www_destroy(&www);
+    desk_replies_free();
     desk_db_destroy(&db);
     wasl_config_destroy(&cfg);
     if (rc == 0) {

@@ -55,6 +55,7 @@ static const route_t routes[] = {
     {"GET", "/v1/wallboard", true, "wallboard", desk_handle_wallboard},
     {"GET", "/v1/agents/*", true, "agents", desk_handle_agent_get},
     {"POST", "/v1/agents/*", true, "agents", desk_handle_agent_post},
+    {"GET", "/v1/replies", true, "replies", desk_handle_replies},
 };
 
 struct desk_server {

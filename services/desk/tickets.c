@@ -3,6 +3,8 @@
 #include "wasl_authz.h"
 #include "wasl_log.h"
 
+#include <dirent.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,166 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     reply->body = doc;
 }
 
+/* ---- canned replies ---------------------------------------------------------------------- */
+
+#define REPLIES_MAX  200
+#define REPLY_ID_MAX 64
+
+static json_t *replies; /* array, sorted by id; read-only once loaded */
+
+static bool reply_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= REPLY_ID_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* Braces only in {ref}. */
+static bool placeholders_ok(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if ((*p == '{' && strncmp(p, "{ref}", 5) != 0) ||
+            (*p == '}' && (p - s < 4 || strncmp(p - 4, "{ref}", 5) != 0))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Both languages of `key`: non-empty strings of at most `max` bytes (and placeholders ok). */
+static const char *pair_problem(json_t *doc, const char *key, size_t max, bool text)
+{
+    json_t *pair = json_object_get(doc, key);
+    if (!json_is_object(pair) || json_object_size(pair) != 2) {
+        return "must be {ar, en}";
+    }
+    static const char *const langs[] = {"ar", "en"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(pair, langs[i]);
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!s || !*s || json_string_length(v) > max || strlen(s) != json_string_length(v)) {
+            return "needs non-empty ar and en strings within the size limit";
+        }
+        if (text && !placeholders_ok(s)) {
+            return "has a placeholder other than {ref}";
+        }
+    }
+    return NULL;
+}
+
+static json_t *load_reply(const char *dir, const char *name, char *why, size_t cap)
+{
+    char path[4096], id[REPLY_ID_MAX + 8];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t stem = strlen(name) - strlen(".json");
+    snprintf(id, sizeof id, "%.*s", (int)(stem < sizeof id ? stem : sizeof id - 1), name);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    const char *problem = !doc                         ? jerr.text
+                          : !json_is_object(doc)       ? "is not an object"
+                          : json_object_size(doc) != 3 ? "has other keys than id, title, text"
+                          : !reply_id_ok(id)           ? "has a name that is not an id"
+                          : !json_is_string(json_object_get(doc, "id")) ||
+                                  strcmp(json_string_value(json_object_get(doc, "id")), id) != 0
+                              ? "has an id other than its file name"
+                              : NULL;
+    if (!problem) {
+        problem = pair_problem(doc, "title", 120, false);
+    }
+    if (!problem) {
+        problem = pair_problem(doc, "text", REPLY_TEXT_MAX, true);
+    }
+    if (problem) {
+        snprintf(why, cap, "%.4000s: %.160s", path, problem);
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const json_t *const *x = a, *const *y = b;
+    return strcmp(json_string_value(json_object_get(*x, "id")),
+                  json_string_value(json_object_get(*y, "id")));
+}
+
+int desk_replies_load(const char *dir)
+{
+    json_t *found[REPLIES_MAX];
+    size_t n = 0;
+    char why[4300] = "";
+    DIR *d = opendir(dir);
+    if (!d) {
+        wasl_warn("desk: no canned replies", "{s:s}", "dir", dir);
+        replies = json_array();
+        return 0;
+    }
+    for (struct dirent *e; (e = readdir(d)) && !*why;) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0) {
+            continue;
+        }
+        if (n == REPLIES_MAX) {
+            snprintf(why, sizeof why, "%s: more than %d replies", dir, REPLIES_MAX);
+        } else if ((found[n] = load_reply(dir, e->d_name, why, sizeof why))) {
+            n++;
+        }
+    }
+    closedir(d);
+    qsort(found, n, sizeof found[0], by_id);
+    replies = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(replies, found[i]);
+    }
+    if (*why) {
+        wasl_error("desk: canned replies refused", "{s:s}", "error", why);
+        desk_replies_free();
+        return -1;
+    }
+    wasl_info("desk: canned replies", "{s:s, s:i}", "dir", dir, "count", (int)n);
+    return 0;
+}
+
+void desk_replies_free(void)
+{
+    json_decref(replies);
+    replies = NULL;
+}
+
+void desk_handle_replies(desk_req_t *req, desk_reply_t *reply)
+{
+    (void)req;
+    reply->status = 200;
+    reply->body = json_pack("{s:o}", "replies", json_deep_copy(replies ? replies : json_array()));
+}
+
+/* The canned reply `id` in `lang` with {ref} filled, into out (cap bytes). false: no such id. */
+static bool canned_text(const char *id, const char *lang, const char *ref, char *out, size_t cap)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(replies, i, r)
+    {
+        if (strcmp(json_string_value(json_object_get(r, "id")), id) != 0) {
+            continue;
+        }
+        const char *s = json_string_value(
+            json_object_get(json_object_get(r, "text"), strcmp(lang, "en") == 0 ? "en" : "ar"));
+        size_t o = 0;
+        for (const char *p = s; *p && o + 1 < cap;) {
+            if (strncmp(p, "{ref}", 5) == 0) {
+                o += (size_t)snprintf(out + o, cap - o, "%s", ref);
+                p += 5;
+            } else {
+                out[o++] = *p++;
+            }
+        }
+        out[o < cap ? o : cap - 1] = '\0';
+        return true;
+    }
+    return false;
+}
+
 /* ---- actions ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -347,8 +509,138 @@ static int read_action(desk_req_t *req, json_t *doc, const char *what, action_ar
         return 0;
     }
     desk_error(reply, 404, "not_found", NULL,
-               "POST /v1/tickets/{ref}/notes, /transfer or /resolve");
+               "POST /v1/tickets/{ref}/notes, /transfer, /resolve or /reply");
     return -1;
+}
+
+/* ---- reply ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    const char *reply_id;
+    char key[80]; /* the dedupe key's end: k:<Idempotency-Key> or h:<hash of agent and text> */
+} reply_arg_t;
+
+static int read_reply(desk_req_t *req, json_t *doc, reply_arg_t *a, desk_reply_t *reply)
+{
+    *a = (reply_arg_t){0};
+    if (text_field(doc, "text", false, REPLY_TEXT_MAX, &a->text, reply) < 0 ||
+        text_field(doc, "reply_id", false, REPLY_ID_MAX, &a->reply_id, reply) < 0) {
+        return -1;
+    }
+    if (!a->text == !a->reply_id || (a->text && a->text[strspn(a->text, " \t\r\n")] == '\0')) {
+        desk_error(reply, 400, "invalid_field", a->text ? "text" : "reply_id",
+                   "a reply has either a non-empty text or a reply_id");
+        return -1;
+    }
+    const char *key = desk_header(req, "Idempotency-Key");
+    if (key) {
+        size_t n = strlen(key);
+        if (n == 0 || n > 64 ||
+            strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
+                n) {
+            desk_error(reply, 400, "invalid_field", "Idempotency-Key",
+                       "Idempotency-Key is 1..64 characters of [A-Za-z0-9._:-]");
+            return -1;
+        }
+        snprintf(a->key, sizeof a->key, "k:%s", key);
+        return 0;
+    }
+    /* No key: the same agent sending the same text (or canned reply) sends it once. */
+    unsigned char h[crypto_generichash_BYTES];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    const char *parts[] = {req->session.agent, a->text ? "t" : "r",
+                           a->text ? a->text : a->reply_id};
+    for (size_t i = 0; i < 3; i++) {
+        crypto_generichash_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+    }
+    crypto_generichash_final(&st, h, sizeof h);
+    memcpy(a->key, "h:", 2);
+    sodium_bin2hex(a->key + 2, sizeof a->key - 2, h, 16);
+    return 0;
+}
+
+/* In the transaction: the ticket locked, the decision and its contact, then the function. */
+static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, desk_reply_t *reply)
+{
+    enum { R_LANG = 2, R_CONTACT, R_NCOLS };
+    PGresult *res = ticket_decide(req, ref,
+                                  DECIDE_COLUMNS ", coalesce(t.language, 'ar'),"
+                                                 " coalesce(t.from_phone, t.from_email) IS NOT NULL"
+                                                 " AND t.auto_submitted IS NULL"
+                                                 " FROM tickets t WHERE t.ref = $1"
+                                                 " FOR UPDATE OF t",
+                                  WASL_AUTHZ_RESOLVE, R_NCOLS, reply);
+    if (!res) {
+        return -1;
+    }
+    char text[2 * REPLY_TEXT_MAX + 1];
+    bool contact = strcmp(PQgetvalue(res, 0, R_CONTACT), "t") == 0;
+    bool known = !a->reply_id ||
+                 canned_text(a->reply_id, PQgetvalue(res, 0, R_LANG), ref, text, sizeof text);
+    PQclear(res);
+    if (!known) {
+        desk_error(reply, 400, "invalid_field", "reply_id", "no canned reply %s", a->reply_id);
+        return -1;
+    }
+    if (!contact) {
+        desk_error(reply, 409, "no_contact", "ref",
+                   "ticket %s has no phone or e-mail to reply to, or came from an automatic "
+                   "sender",
+                   ref);
+        return -1;
+    }
+    const char *p[] = {ref, req->session.agent, a->reply_id ? text : a->text, a->key, ACTOR_CLIENT};
+    res = wasl_pg_query(req->db->pg,
+                        "SELECT status, done, notification_id"
+                        "  FROM wasl_tickets_reply($1, $2, $3, $4, $5)",
+                        5, p);
+    if (!wasl_pg_arity(res, 3, "wasl_tickets_reply")) {
+        PQclear(res);
+        db_failed(reply, "reply");
+        return -1;
+    }
+    int rc = -1;
+    if (PQntuples(res) == 0) {
+        desk_error(reply, 404, "not_found", "ref", "no ticket %s", ref);
+    } else if (PQgetisnull(res, 0, 1)) {
+        desk_error(reply, 409, "wrong_state", "ref", "ticket %s is %s: cannot reply", ref,
+                   PQgetvalue(res, 0, 0));
+    } else {
+        bool dup = PQgetisnull(res, 0, 2);
+        reply->status = 200;
+        reply->body =
+            json_pack("{s:s, s:s, s:o, s:b, s:s}", "ticket", ref, "done", "reply", "notification",
+                      dup ? json_null() : json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)),
+                      "duplicate", dup, "text", a->reply_id ? text : a->text);
+        rc = 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static void reply_ticket(desk_req_t *req, const char *ref, json_t *doc, desk_reply_t *reply)
+{
+    reply_arg_t a;
+    if (read_reply(req, doc, &a, reply) < 0) {
+        return;
+    }
+    if (wasl_pg_begin(req->db->pg) < 0) {
+        db_failed(reply, "reply");
+    } else if (run_reply(req, ref, &a, reply) == 0) {
+        if (wasl_pg_commit(req->db->pg) < 0) {
+            json_decref(reply->body);
+            reply->body = NULL;
+            db_failed(reply, "reply commit");
+        } else {
+            wasl_info("desk: replied", "{s:s, s:s, s:b}", "ticket", ref, "agent",
+                      req->session.agent, "duplicate",
+                      json_is_true(json_object_get(reply->body, "duplicate")));
+        }
+    } else {
+        wasl_pg_rollback(req->db->pg);
+    }
 }
 
 void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
@@ -363,6 +655,11 @@ void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
                        : rest[0] == '/' && strcmp(rest, "/note") != 0 ? rest + 1
                                                                       : "";
     json_t *doc = desk_body_json(req, reply);
+    if (doc && strcmp(what, "reply") == 0) {
+        reply_ticket(req, ref, doc, reply);
+        json_decref(doc);
+        return;
+    }
     action_arg_t a;
     if (!doc || read_action(req, doc, what, &a, reply) < 0) {
         json_decref(doc);

@@ -6,6 +6,8 @@
 
 #include "server.h"
 
+#define REPLY_TEXT_MAX 1000
+
 /* GET /v1/me/tickets: the tickets assigned to the session's agent, in the router's order
  * (priority, first-response deadline, place in line), with their SLA deadlines and the seconds
  * left to each (negative: overdue). */
@@ -18,9 +20,23 @@ desk_handler_fn desk_handle_my_tickets;
 desk_handler_fn desk_handle_ticket_get;
 
 /* POST /v1/tickets/{ref}/notes {text} | /transfer {queue, reason?} | /resolve {wrapup,
- * resolution?}: the same authorization as the view, decided on the row locked in the
- * transaction that changes it; 403 and nothing changed otherwise. `wrapup` is one of
- * cfg->wrapup_codes. */
+ * resolution?} | /reply {text | reply_id} (wasl_tickets_reply: one message on the beneficiary's
+ * channel, sent once per Idempotency-Key, or per agent and text without one; a canned reply in
+ * the ticket's language with {ref} filled; 409 no_contact without a contact to reply to): the same
+ * authorization as the view, decided on the row locked in the transaction that changes it; 403 and
+ * nothing changed otherwise. `wrapup` is one of cfg->wrapup_codes. */
 desk_handler_fn desk_handle_ticket_post;
 
 #endif
+
+/* ---- canned replies ---- */
+
+/* Loads every <id>.json of `dir` ({"id", "title": {ar, en}, "text": {ar, en}}; id the file's
+ * name, [a-z0-9_-], 1..64; texts non-empty, at most REPLY_TEXT_MAX bytes, placeholders only
+ * `{ref}`), sorted by id, for the life of the process. A missing directory is no replies (a
+ * warning); a malformed file refuses the start: -1 (logged). Call once before the server. */
+int desk_replies_load(const char *dir);
+void desk_replies_free(void);
+
+/* GET /v1/replies: {"replies": [..]} as loaded. */
+desk_handler_fn desk_handle_replies;

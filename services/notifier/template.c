@@ -31,10 +31,12 @@ static const tmpl_spec_t specs[] = {
     {"survey", {"ref", NULL}},
     {"case_answer", {"ref", "answer", NULL}},
     {"sla_alert", {"ref", "queue", "priority", "due", NULL}},
+    {"reply", {"ref", "text", NULL}},
 };
 #define SPEC_COUNT (sizeof specs / sizeof specs[0])
 
-const char *const tmpl_names[] = {"ack", "resolved", "survey", "case_answer", "sla_alert", NULL};
+const char *const tmpl_names[] = {"ack",       "resolved", "survey", "case_answer",
+                                  "sla_alert", "reply",    NULL};
 
 static const char *const langs[] = {"ar", "en"};
 static const char *const channels[] = {"sms", "email"};

@@ -886,7 +886,8 @@ def start_desk(daemon):
         port = free_port()
         full = {"WASL_PG_URL": db_url, "WASL_DESK_BIND": "127.0.0.1", "WASL_DESK_PORT": port,
                 "WASL_DESK_COOKIE_SECURE": "0",
-                "WASL_DESK_WWW": str(www or REPO / "services" / "desk" / "www")}
+                "WASL_DESK_WWW": str(www or REPO / "services" / "desk" / "www"),
+                "WASL_DESK_REPLIES": str(REPO / "deploy" / "templates" / "replies")}
         full.update(env or {})
         d = daemon("desk", env=full, wait=True)
         wait_for(lambda: d.get("/readyz")[0] == 200, 10, what="desk ready")

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from conftest import free_port, wait_for
 from intake_helpers import make_ref, unique
 from test_desk_auth import desk, desk_db  # noqa: F401 (fixtures)
 
@@ -169,3 +170,109 @@ def test_wrapup_codes_are_configured(desk_db, start_desk):
     assert hala.call("POST", f"/v1/tickets/{ref}/resolve",
                      {"wrapup": "answered"}).status_code == 400
     assert hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "spam"}).status_code == 200
+
+
+# ---- replies ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sms_sink():
+    from test_notifier import KannelSink
+    s = KannelSink()
+    yield s
+    s.close()
+
+
+def start_sms_notifier(daemon, db_url, sink):
+    """The notifier on the desk's database, SMS to the Kannel-like sink, sweeping fast."""
+    from test_notifier import TEMPLATES
+    return daemon("notifier", env={
+        "WASL_PG_URL": db_url, "WASL_BUS": "", "WASL_NOTIFIER_TEMPLATES": TEMPLATES,
+        "WASL_NOTIFIER_SWEEP_MS": 100, "WASL_NOTIFIER_LEASE_S": 5, "WASL_SMS_URL": sink.url,
+        "WASL_SMS_USER": "wasl", "WASL_SMS_PASSWORD": "s3cret", "WASL_SMS_TIMEOUT_MS": 1000,
+        "WASL_SMS_DLR_URL": "http://127.0.0.1:9/v1/sms/dlr", "WASL_SMTP_URL": "smtp://127.0.0.1:9",
+        "WASL_MAIL_FROM": "noreply@bog.test", "WASL_MAIL_DOMAIN": "bog.test",
+        "WASL_NOTIFIER_QUIET_START_H": 0, "WASL_NOTIFIER_QUIET_END_H": 0,
+        "WASL_NOTIFIER_RCPT_MAX": 0, "WASL_NOTIFIER_TICKET_MAX": 0}, wait=True)
+
+
+def test_canned_replies_are_served(desk):
+    hala = desk.session("hala")
+    r = hala.call("GET", "/v1/replies")
+    assert r.status_code == 200, r.text
+    replies = r.json()["replies"]
+    assert len(replies) >= 5
+    ids = [x["id"] for x in replies]
+    assert ids == sorted(ids) and "received_under_review" in ids
+    for x in replies:
+        assert x["title"]["ar"] and x["title"]["en"] and "{ref}" in x["text"]["ar"]
+    assert desk.session().call("GET", "/v1/replies").status_code == 401
+
+
+@pytest.mark.parametrize("body,bad", [
+    ('{"id": "x", "title": {"ar": "أ", "en": "a"}, "text": {"ar": "{name}", "en": "b"}}', "x"),
+    ('{"id": "other", "title": {"ar": "أ", "en": "a"}, "text": {"ar": "ب", "en": "b"}}', "y"),
+    ('{"id": "z", "title": {"ar": "أ"}, "text": {"ar": "ب", "en": "b"}}', "z"),
+    ('not json', "w"),
+])
+def test_a_malformed_canned_reply_refuses_the_start(desk_db, daemon, tmp_path, body, bad):
+    (tmp_path / f"{bad}.json").write_text(body)
+    d = daemon("desk", env={"WASL_PG_URL": desk_db, "WASL_DESK_PORT": free_port(),
+                            "WASL_DESK_REPLIES": tmp_path}, wait=False)
+    assert d.proc.wait(timeout=20) != 0
+    assert "canned replies refused" in d.log_path.read_text() + d.out_path.read_text()
+
+
+def test_reply_sends_one_sms_even_posted_twice(desk, daemon, sms_sink):
+    phone = "+9665" + unique("")[-8:].translate(str.maketrans("abcdef", "123456"))
+    ref = new_ticket(desk, phone=phone)
+    hala = assign(desk, ref, "hala")
+    amal = desk.session("amal")
+    before = snapshot(desk, ref)
+    r = amal.call("POST", f"/v1/tickets/{ref}/reply", {"text": "x"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_ticket", r.text
+    assert snapshot(desk, ref) == before
+    key = {"Idempotency-Key": unique("dbl")}
+    first = hala.call("POST", f"/v1/tickets/{ref}/reply", {"reply_id": "received_under_review"},
+                      headers=key)
+    assert first.status_code == 200, first.text
+    assert first.json()["duplicate"] is False and ref in first.json()["text"]
+    again = hala.call("POST", f"/v1/tickets/{ref}/reply", {"reply_id": "received_under_review"},
+                      headers=key)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    # Without a key, the same text from the same agent is the same reply (a double click).
+    for _ in range(2):
+        r = hala.call("POST", f"/v1/tickets/{ref}/reply", {"text": "نرجو تزويدنا برقم القضية"})
+        assert r.status_code == 200, r.text
+    for body in ({}, {"text": "a", "reply_id": "working_hours"}, {"reply_id": "nope"},
+                 {"text": " "}):
+        assert hala.call("POST", f"/v1/tickets/{ref}/reply", body).status_code == 400, body
+    assert hala.call("POST", f"/v1/tickets/{ref}/reply", {"text": "x"},
+                     headers={"Idempotency-Key": "a b"}).status_code == 400
+    t = hala.call("GET", f"/v1/tickets/{ref}").json()
+    assert [n["template"] for n in t["notifications"]] == ["reply", "reply"]
+    assert [e["kind"] for e in t["history"]].count("replied") == 2
+    start_sms_notifier(daemon, desk.db_url, sms_sink)
+    wait_for(lambda: all(n["state"] == "sent" for n in hala.call(
+        "GET", f"/v1/tickets/{ref}").json()["notifications"]), 20, what="replies sent")
+    sent = [q["text"] for q in sms_sink.to(phone)]
+    assert len(sent) == 2, sent
+    canned = [s for s in sent if "قيد الدراسة" in s]
+    assert len(canned) == 1 and ref in canned[0]
+    assert len([s for s in sent if "نرجو تزويدنا برقم القضية" in s]) == 1
+    # Resolving sends the update and the survey as it always has.
+    r = hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "answered",
+                                                          "resolution": "تمت الإفادة"})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: len(sms_sink.to(phone)) == 4, 20, what="update and survey sent")
+    assert any("تمت الإفادة" in q["text"] for q in sms_sink.to(phone))
+    r = hala.call("POST", f"/v1/tickets/{ref}/reply", {"text": "late"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state"
+
+
+def test_reply_needs_a_contact(desk):
+    ref = new_ticket(desk, phone=None)
+    hala = assign(desk, ref, "hala")
+    r = hala.call("POST", f"/v1/tickets/{ref}/reply", {"text": "x"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "no_contact", r.text
+    assert snapshot(desk, ref)[2] == 0

@@ -123,3 +123,17 @@ SELECT id, queue, priority, escalated_at IS NOT NULL AS escalated FROM tickets
 SELECT state, reason FROM offers WHERE ticket_id = 2 ORDER BY id;
 SELECT ticket_id, recipient, template, params->>'queue' AS queue, dedupe_key
   FROM notifications WHERE kind = 'alert' ORDER BY ticket_id;
+
+-- reply: one 'update' on the ticket's channel in its language with the text and reference; the
+-- same key again enqueues nothing and records nothing; a resolved ticket takes no reply; no
+-- ticket, no row.
+SELECT status, done, notification_id IS NOT NULL AS sent
+  FROM wasl_tickets_reply('2600000002', 'amal', 'سيتم التواصل معكم {ref}', 'k1', 'desk');
+SELECT status, done, notification_id IS NOT NULL AS sent
+  FROM wasl_tickets_reply('2600000002', 'amal', 'سيتم التواصل معكم {ref}', 'k1', 'desk');
+SELECT kind, channel, recipient, lang, template, params, dedupe_key
+  FROM notifications WHERE template = 'reply';
+SELECT kind, actor, data - 'notification' AS data FROM ticket_events
+ WHERE kind = 'replied';
+SELECT * FROM wasl_tickets_reply('2600000004', 'amal', 'x', 'k2', 'desk');
+SELECT * FROM wasl_tickets_reply('2699999999', 'amal', 'x', 'k3', 'desk');

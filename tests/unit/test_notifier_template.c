@@ -31,9 +31,9 @@ static void test_shipped_templates_load_and_render_in_both_languages(void **stat
     tmpl_set_t *t = tmpl_set_load(TEMPLATES, err, sizeof err);
     assert_non_null(t);
     json_t *p =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ref", "2600000018", "category_label",
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ref", "2600000018", "category_label",
                   "case_inquiry", "resolution", "done", "answer", "next hearing", "queue", "q1",
-                  "priority", "urgent", "due", "2026-11-29 10:00");
+                  "priority", "urgent", "due", "2026-11-29 10:00", "text", "an agent's reply");
     for (size_t i = 0; tmpl_names[i]; i++) {
         for (int l = 0; l < 2; l++) {
             const char *lang = l ? "en" : "ar";
