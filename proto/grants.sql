@@ -150,3 +150,4 @@ GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;
 
 -- The supervisor's wallboard (services/desk/wallboard.c): abandoned calls and CSAT of the day.
 GRANT SELECT ON csat, call_events TO wasl_desk;
+GRANT EXECUTE ON FUNCTION wasl_tickets_csat TO wasl_desk, wasl_ctl;

@@ -465,3 +465,27 @@ LANGUAGE sql VOLATILE AS $$
     SELECT c.status, CASE WHEN c.ok THEN c.id END, (SELECT n.notification_id FROM n)
       FROM c
 $$;
+
+-- wasl_tickets_csat — satisfaction scores (survey replies in csat) received since p_since, by
+-- the ticket's queue and assignee, with each queue's subtotal and the grand total in the same
+-- pass (GROUPING SETS): queue and agent are '(all)' in a total, '-' when the ticket had none.
+-- Columns: queue, agent, responses, average (two decimals), and the count of each score 1..5.
+-- Reads csat and tickets; changes nothing (STABLE). Called by `waslctl report csat` (p_since
+-- = now() - N days) and the desk's wallboard (p_since = the start of today), so both count
+-- the same way.
+CREATE OR REPLACE FUNCTION wasl_tickets_csat(p_since timestamptz)
+RETURNS TABLE (queue text, agent text, responses bigint, average text, s1 bigint, s2 bigint,
+               s3 bigint, s4 bigint, s5 bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN grouping(t.queue) = 1 THEN '(all)' ELSE coalesce(t.queue, '-') END,
+           CASE WHEN grouping(t.assignee) = 1 THEN '(all)' ELSE coalesce(t.assignee, '-') END,
+           count(*), to_char(avg(c.score), 'FM0.00'),
+           count(*) FILTER (WHERE c.score = 1), count(*) FILTER (WHERE c.score = 2),
+           count(*) FILTER (WHERE c.score = 3), count(*) FILTER (WHERE c.score = 4),
+           count(*) FILTER (WHERE c.score = 5)
+      FROM csat c
+      JOIN tickets t ON t.id = c.ticket_id
+     WHERE c.received_at > p_since
+     GROUP BY GROUPING SETS ((t.queue, t.assignee), (t.queue), ())
+     ORDER BY grouping(t.queue), t.queue NULLS LAST, grouping(t.assignee), t.assignee NULLS LAST
+$$;

@@ -19,8 +19,8 @@
 /* One row per queue: the queues agents serve and those with tickets open or touched today.
  * SLA: first responses given today within their due, over those given today plus those whose
  * due passed today unanswered. Abandoned: calls ended today with cause "abandoned", by the
- * queue the call last named. CSAT: survey replies received today (table csat, as `waslctl
- * report csat` reads it). */
+ * queue the call last named. CSAT: survey replies received today, by wasl_tickets_csat (as
+ * `waslctl report csat` counts them). */
 // clang-format off
 static const char queues_sql[] = DAY_CTE ", q AS ("
     "  SELECT DISTINCT t.queue FROM tickets t, day"
@@ -41,7 +41,7 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "       AND coalesce(e.data->>'queue', (SELECT p.data->>'queue' FROM call_events p"
     "                                        WHERE p.call_id = e.call_id AND p.data ? 'queue'"
     "                                        ORDER BY p.seq DESC LIMIT 1)) = q.queue),"
-    "   c.n, to_char(c.avg, 'FM0.00')"
+    "   coalesce(c.responses, 0), c.average"
     "  FROM q CROSS JOIN day"
     "  LEFT JOIN LATERAL ("
     "    SELECT count(*) FILTER (WHERE t.first_response_at >= day.start"
@@ -51,10 +51,7 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "                                   AND t.first_response_due >= day.start"
     "                                   AND t.first_response_due <= wasl_now())) AS due"
     "      FROM tickets t WHERE t.queue = q.queue) s ON true"
-    "  LEFT JOIN LATERAL ("
-    "    SELECT count(*) AS n, avg(cs.score) AS avg"
-    "      FROM csat cs JOIN tickets t ON t.id = cs.ticket_id"
-    "     WHERE t.queue = q.queue AND cs.received_at >= day.start) c ON true"
+    "  LEFT JOIN wasl_tickets_csat(day.start) c ON c.queue = q.queue AND c.agent = '(all)'"
     " ORDER BY q.queue";
 // clang-format on
 enum { Q_QUEUE, Q_WAITING, Q_OLDEST, Q_IN_SERVICE, Q_MET, Q_DUE, Q_ABANDONED, Q_CSAT_N,

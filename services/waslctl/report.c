@@ -44,21 +44,12 @@ static int csat(int argc, char **argv)
     char d[24];
     snprintf(d, sizeof d, "%ld", days);
     const char *p[] = {d};
-    /* GROUPING SETS adds the per-queue subtotals and the grand total in the same pass. */
-    PGresult *res = wasl_pg_query(
-        pg,
-        "SELECT CASE WHEN grouping(t.queue) = 1 THEN '(all)' ELSE coalesce(t.queue, '-') END,"
-        "  CASE WHEN grouping(t.assignee) = 1 THEN '(all)' ELSE coalesce(t.assignee, '-') END,"
-        "  count(*), to_char(avg(c.score), 'FM0.00'),"
-        "  count(*) FILTER (WHERE c.score = 1), count(*) FILTER (WHERE c.score = 2),"
-        "  count(*) FILTER (WHERE c.score = 3), count(*) FILTER (WHERE c.score = 4),"
-        "  count(*) FILTER (WHERE c.score = 5)"
-        " FROM csat c JOIN tickets t ON t.id = c.ticket_id"
-        " WHERE c.received_at > now() - make_interval(days => $1::int)"
-        " GROUP BY GROUPING SETS ((t.queue, t.assignee), (t.queue), ())"
-        " ORDER BY grouping(t.queue), t.queue NULLS LAST, grouping(t.assignee),"
-        "   t.assignee NULLS LAST",
-        1, p);
+    /* The totals and the scores' counting are wasl_tickets_csat's (shared with the desk's
+     * wallboard). */
+    PGresult *res = wasl_pg_query(pg,
+                                  "SELECT queue, agent, responses, average, s1, s2, s3, s4, s5"
+                                  "  FROM wasl_tickets_csat(now() - make_interval(days => $1::int))",
+                                  1, p);
     int rc = CTL_FAILED;
     if (res) {
         printf("%-20s %-20s %9s %7s %5s %5s %5s %5s %5s\n", "queue", "agent", "responses", "avg",

@@ -137,3 +137,11 @@ SELECT kind, actor, data - 'notification' AS data FROM ticket_events
  WHERE kind = 'replied';
 SELECT * FROM wasl_tickets_reply('2600000004', 'amal', 'x', 'k2', 'desk');
 SELECT * FROM wasl_tickets_reply('2699999999', 'amal', 'x', 'k3', 'desk');
+
+-- csat: replies since p_since by queue and agent, the queue's subtotal and the grand total;
+-- an older reply is not counted.
+UPDATE tickets SET assignee = 'amal' WHERE id = 3;
+INSERT INTO csat (ticket_id, score, channel, received_at) VALUES
+    (3, 5, 'sms', now()), (4, 2, 'sms', now()), (5, 4, 'sms', now() - interval '2 days');
+SELECT * FROM wasl_tickets_csat(now() - interval '1 day');
+SELECT * FROM wasl_tickets_csat(now() + interval '1 minute');
