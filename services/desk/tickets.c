@@ -340,9 +340,19 @@ void desk_replies_free(void)
 
 void desk_handle_replies(desk_req_t *req, desk_reply_t *reply)
 {
-    (void)req;
+    json_t *codes = json_array();
+    for (const char *p = req->cfg->wrapup_codes; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            json_array_append_new(codes, json_stringn(p, len));
+        }
+        p = end ? end + 1 : NULL;
+    }
     reply->status = 200;
-    reply->body = json_pack("{s:o}", "replies", json_deep_copy(replies ? replies : json_array()));
+    reply->body =
+        json_pack("{s:o, s:o}", "replies", json_deep_copy(replies ? replies : json_array()),
+                  "wrapup_codes", codes);
 }
 
 /* The canned reply `id` in `lang` with {ref} filled, into out (cap bytes). false: no such id. */

@@ -38,5 +38,5 @@ desk_handler_fn desk_handle_ticket_post;
 int desk_replies_load(const char *dir);
 void desk_replies_free(void);
 
-/* GET /v1/replies: {"replies": [..]} as loaded. */
+/* GET /v1/replies: {"replies": [..] as loaded, "wrapup_codes": [..] (cfg->wrapup_codes)}. */
 desk_handler_fn desk_handle_replies;

@@ -323,3 +323,77 @@ def test_supervisors_wallboard_counts_change_live(start_intake, start_desk, brow
     b.wait(lambda d: cell(reem, "offers") == "٠", what="reem without offers")
     b.wait(lambda d: "offline" in cell(reem, "state", "class"), what="reem offline")
     assert page_errors(b) == []
+
+
+def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk, daemon,
+                                                         browser, tmp_path):
+    """Issue 15's browser step for the ticket: accept → the ticket panel → a canned reply (its
+    {ref} filled) sent with a double click → the Kannel-like sink gets exactly one SMS with that
+    text and the reference → resolve with a wrap-up code. ticket.js keeps the console's rules."""
+    from selenium.webdriver.support.ui import Select
+    from test_desk_tickets import start_sms_notifier
+    from test_notifier import KannelSink
+    from intake_helpers import unique_saudi_mobile
+
+    js = (WWW / "ticket.js").read_text(encoding="utf-8")
+    assert re.findall(r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(",
+                      js) == [] and re.findall(r"https?://", js) == []
+    it = start_intake()
+    password = add_agent_with_password(it, tmp_path)
+    start_routing(daemon, it)
+    sink = KannelSink()
+    try:
+        start_sms_notifier(daemon, it.db_url, sink)
+        desk = start_desk(it.db_url, www=WWW)
+        b = browser()
+        sign_in(b, desk, password)
+        b.driver.find_element(By.CSS_SELECTOR, '[data-presence="available"]').click()
+        b.wait(lambda d: b.js("return document.body.dataset.live") == "1", what="the stream")
+        local, phone = unique_saudi_mobile()
+        r = it.report(body={"channel": "web", "external_id": unique("desk"),
+                            "subject": "استفسار عن موعد الجلسة",
+                            "body": "متى موعد الجلسة القادمة لقضيتي؟ <b>عاجل</b>",
+                            "from": {"phone": local}})
+        assert r.status == 201, r.raw
+        ref = r.json["ticket"]
+        b.wait(lambda d: offer_cards(b), what="the offer card")
+        ActionChains(b.driver).send_keys("a").perform()
+        # The accepted ticket opens; it is in "my work" with its countdown.
+        b.wait(lambda d: by_id(b, "ticket").is_displayed() and by_id(b, "tk-ref").text == ref,
+               what="the ticket panel")
+        item = f'#mywork-list [data-ticket="{ref}"]'
+        countdown = (f"const e = document.querySelector('{item} .sla-remaining');"
+                     "return e ? [e.tagName, e.textContent] : null")
+        b.wait(lambda d: (b.js(countdown) or ["", ""])[0] == "BDI"
+               and ARABIC_DIGITS.search(b.js(countdown)[1]), what="the SLA countdown")
+        assert b.js(f"return document.querySelector('{item} .ref').tagName") == "BDI"
+        b.wait(lambda d: "<b>عاجل</b>" in b.js("return document.getElementById('tk-messages')"
+                                                ".textContent"), what="the beneficiary's text")
+        assert b.js("return document.querySelectorAll('#tk-messages .tk-text *').length") == 0
+        # A canned answer, {ref} filled in; a double click sends one reply.
+        Select(by_id(b, "tk-canned")).select_by_value("received_under_review")
+        reply = by_id(b, "tk-reply").get_attribute("value")
+        assert ref in reply and "{ref}" not in reply and "قيد الدراسة" in reply
+        ActionChains(b.driver).double_click(by_id(b, "tk-send")).perform()
+        b.wait(lambda d: b.js("return !!document.querySelector("
+                              "'#tk-history li[data-kind=\"replied\"]')"), what="replied in history")
+        wait_for(lambda: [q for q in sink.to(phone) if "قيد الدراسة" in q["text"]], WAIT_S,
+                 what="the reply at the SMS sink")
+        b.screenshot("ticket")
+        # Resolve with a wrap-up code; the update and survey go out as always.
+        Select(by_id(b, "tk-wrapup")).select_by_value("case_status_given")
+        by_id(b, "tk-resolution").send_keys("تمت الإفادة بموعد الجلسة")
+        by_id(b, "tk-resolve").click()
+        wait_for(lambda: it.ticket(ref)["status"] == "resolved", WAIT_S, what="resolved")
+        wait_for(lambda: [q for q in sink.to(phone) if "تمت الإفادة" in q["text"]], WAIT_S,
+                 what="the resolution at the SMS sink")
+        b.wait(lambda d: not b.driver.find_elements(
+            By.CSS_SELECTOR, f'#mywork-list [data-ticket="{ref}"]'), what="out of my work")
+        replies = [q for q in sink.to(phone) if "قيد الدراسة" in q["text"]]
+        assert len(replies) == 1 and ref in replies[0]["text"], replies
+        assert it.scalar("SELECT count(*) FROM notifications n JOIN tickets t ON t.id ="
+                         " n.ticket_id WHERE t.ref = %s AND n.template = 'reply'", (ref,)) == 1
+        b.screenshot("resolved")
+        assert page_errors(b) == []
+    finally:
+        sink.close()

@@ -206,6 +206,7 @@ def test_canned_replies_are_served(desk):
     assert ids == sorted(ids) and "received_under_review" in ids
     for x in replies:
         assert x["title"]["ar"] and x["title"]["en"] and "{ref}" in x["text"]["ar"]
+    assert r.json()["wrapup_codes"][:2] == ["answered", "information_given"]
     assert desk.session().call("GET", "/v1/replies").status_code == 401
 
 

@@ -538,6 +538,9 @@
     try {
       await api("POST", `/v1/offers/${encodeURIComponent(id)}/${verb}`);
       sayRef(verb === "accept" ? "accepted" : "rejected", o.data.ticket);
+      if (verb === "accept") {
+        document.dispatchEvent(new CustomEvent("wasl:accepted", { detail: { ticket: o.data.ticket } }));
+      }
       closeOffer(id, verb === "accept" ? "accepted" : "rejected");
     } catch (e) {
       if (e.status === 401) return;
