@@ -1,10 +1,12 @@
 /* wasl_zmq — ZeroMQ sockets the Wasl way: size limits, heartbeats, optional CURVE + ZAP allow-list.
  */
 #include "wasl_zmq.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 
 #include <assert.h>
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,9 @@
 /* A closing socket keeps unsent messages this long, so a drain does not drop them. */
 #define WASL_ZMQ_LINGER_MS 2000
 /* Where libzmq sends ZAP requests (RFC 27); one handler per process (per ZeroMQ context). */
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_ENDPOINT      "inproc://zeromq.zap.01"
+#define ZAP_BIND_WAIT_MS  2000
+#define ZAP_BIND_RETRY_MS 10
 /* A CURVE public key: 32 bytes, 40 characters of Z85 (+ NUL). */
 #define CURVE_KEY_BYTES 32
 #define CURVE_KEY_Z85   41
@@ -376,6 +380,22 @@ zsock_t *wasl_zmq_bind(wasl_zmq_t *self, int type, const char *endpoints)
     return wasl_zmq_bind_allow(self, type, endpoints, NULL);
 }
 
+/* Binds the ZAP handler's endpoint. A handler closed just before (another wasl_zmq_t of this
+ * process destroyed: the unit tests do it, so could a daemon re-creating its context) releases
+ * the inproc endpoint asynchronously, in libzmq's reaper thread, so EADDRINUSE is retried for a
+ * bounded time (seen in CI under ASan as "cannot start the ZAP authenticator"). 0 or -1. */
+static int bind_zap_handler(zsock_t *handler)
+{
+    int64_t give_up = wasl_clock_ms() + ZAP_BIND_WAIT_MS;
+    while (zsock_bind(handler, ZAP_ENDPOINT) < 0) {
+        if (zmq_errno() != EADDRINUSE || wasl_clock_ms() >= give_up) {
+            return -1;
+        }
+        zclock_sleep(ZAP_BIND_RETRY_MS);
+    }
+    return 0;
+}
+
 zsock_t *wasl_zmq_bind_allow(wasl_zmq_t *self, int type, const char *endpoints, const char *allow)
 {
     char domain[ZAP_DOMAIN_MAX];
@@ -399,7 +419,7 @@ zsock_t *wasl_zmq_bind_allow(wasl_zmq_t *self, int type, const char *endpoints, 
         if (!self->auth) {
             /* One ZAP handler per process serves every CURVE server socket. */
             zap_start_t start = {.public_dir = self->public_dir, .handler = zsock_new(ZMQ_REP)};
-            if (!start.handler || zsock_bind(start.handler, ZAP_ENDPOINT) < 0) {
+            if (!start.handler || bind_zap_handler(start.handler) < 0) {
                 wasl_error("zmq: cannot start the ZAP authenticator", "{s:s}", "error",
                            zmq_strerror(zmq_errno()));
                 zsock_destroy(&start.handler);
