@@ -284,6 +284,15 @@ def check(name, objs):
                 fail(where, f"CURVE volume must hold its secret and bus.pub only: {paths}")
         if dname not in BUSES and container_env(c).get("PGUSER") != f"wasl_{role}":
             fail(where, f"does not connect as its PostgreSQL role wasl_{role} (PGUSER)")
+    # The desk's canned replies: set as systemd and the Dockerfile set them, to the directory
+    # the image ships (the Dockerfile copies deploy/templates/ to SHARE/templates/).
+    desk = deps.get("wasl-desk")
+    if desk:
+        replies = container_env(desk["spec"]["template"]["spec"]["containers"][0]) \
+            .get("WASL_DESK_REPLIES")
+        if replies != "/usr/local/share/wasl/templates/replies":
+            fail(name, "Deployment wasl-desk does not set WASL_DESK_REPLIES to the replies the "
+                 f"image ships (/usr/local/share/wasl/templates/replies): {replies!r}")
     jobs = by_kind.get("Job", {})
     mig = jobs.get("wasl-migrate")
     if mig and container_env(mig["spec"]["template"]["spec"]["containers"][0]).get("PGUSER") \
