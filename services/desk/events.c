@@ -253,20 +253,23 @@ void desk_events_close_agent(desk_events_t *self, const char *agent)
 
 /* ---- publishing -------------------------------------------------------------------------- */
 
-/* To `agent`'s streams and every supervisor's; to all for NULL; to supervisors only for "". */
-static void send_raw(desk_events_t *self, const char *agent, const char *text, size_t len)
+/* To `agent`'s streams and, with `supervisors`, every supervisor's; to all for NULL; to
+ * supervisors only for "". */
+static void send_raw(desk_events_t *self, const char *agent, bool supervisors, const char *text,
+                     size_t len)
 {
     pthread_mutex_lock(&self->lock);
     for (desk_stream_t *st = self->head; st; st = st->next) {
-        if (!agent || st->supervisor || (*agent && strcmp(st->agent, agent) == 0)) {
+        if (!agent || (supervisors && st->supervisor) ||
+            (*agent && strcmp(st->agent, agent) == 0)) {
             append_locked(st, text, len);
         }
     }
     pthread_mutex_unlock(&self->lock);
 }
 
-void desk_events_publish(desk_events_t *self, const char *agent, const char *event,
-                         const json_t *data)
+static void publish(desk_events_t *self, const char *agent, bool supervisors, const char *event,
+                    const json_t *data)
 {
     char *json = data ? json_dumps(data, JSON_COMPACT) : strdup("{}");
     if (!json) {
@@ -277,7 +280,7 @@ void desk_events_publish(desk_events_t *self, const char *agent, const char *eve
     if (text) {
         /* JSON_COMPACT has no newline: one data line. */
         int n = snprintf(text, cap, "event: %s\ndata: %s\n\n", event, json);
-        send_raw(self, agent, text, (size_t)n);
+        send_raw(self, agent, supervisors, text, (size_t)n);
         char labels[64];
         snprintf(labels, sizeof labels, "event=\"%s\"", event);
         wasl_counter_inc(wasl_counter("wasl_desk_events_total",
@@ -289,9 +292,21 @@ void desk_events_publish(desk_events_t *self, const char *agent, const char *eve
     free(json);
 }
 
+void desk_events_publish(desk_events_t *self, const char *agent, const char *event,
+                         const json_t *data)
+{
+    publish(self, agent, true, event, data);
+}
+
+void desk_events_publish_own(desk_events_t *self, const char *agent, const char *event,
+                             const json_t *data)
+{
+    publish(self, agent, false, event, data);
+}
+
 static void broadcast(desk_events_t *self, const char *text)
 {
-    send_raw(self, NULL, text, strlen(text));
+    send_raw(self, NULL, true, text, strlen(text));
 }
 
 /* ---- from notifications to events ------------------------------------------------------ */
@@ -350,7 +365,7 @@ static void publish_offers(desk_events_t *self, PGconn *pg, const char *ids_arra
     }
     for (int r = 0; r < PQntuples(res); r++) {
         json_t *card = desk_offer_json(res, r);
-        desk_events_publish(self, PQgetvalue(res, r, DESK_OFFER_AGENT), "offer", card);
+        desk_events_publish_own(self, PQgetvalue(res, r, DESK_OFFER_AGENT), "offer", card);
         json_decref(card);
     }
     PQclear(res);
@@ -387,7 +402,7 @@ static void handle_payload(desk_events_t *self, const char *payload, char *ids, 
                      (long long)json_integer_value(o));
         } else if (!strncmp(k, "offer.", 6) && a) {
             json_t *data = json_pack("{s:O, s:s}", "offer", o, "state", k + 6);
-            desk_events_publish(self, a, "offer.closed", data);
+            desk_events_publish_own(self, a, "offer.closed", data);
             json_decref(data);
         }
     } else if (!strcmp(t, "agent") && a && json_is_string(json_object_get(doc, "p"))) {

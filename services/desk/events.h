@@ -54,6 +54,11 @@ bool desk_events_ready(desk_events_t *self, char *why, size_t cap);
  * events). For the LISTEN thread and the tests. */
 void desk_events_publish(desk_events_t *self, const char *agent, const char *event,
                          const json_t *data);
+/* The same to `agent`'s own streams only: what only that agent can act on (its offers). A
+ * supervisor's console shows its own offer cards, not every agent's (the wallboard counts
+ * the others'). */
+void desk_events_publish_own(desk_events_t *self, const char *agent, const char *event,
+                             const json_t *data);
 
 /* The columns of an offer card, shared by GET /v1/me/offers and the `offer` event. */
 // clang-format off
