@@ -18,9 +18,12 @@
 
 /* One row per queue: the queues agents serve and those with tickets open or touched today.
  * SLA: first responses given today within their due, over those given today plus those whose
- * due passed today unanswered. Abandoned: calls ended today with cause "abandoned", by the
- * queue the call last named. CSAT: survey replies received today, by wasl_tickets_csat (as
- * `waslctl report csat` counts them). */
+ * due passed today unanswered. Abandoned: calls ended today that intake's call_abandoned()
+ * (services/intake/call_decide.c) calls abandoned — the end's cause is "abandoned", or, in the
+ * generic CTI form (its events carry "form": "cti"; it has no abandoned cause), the call named a
+ * queue and no call.answered or call.note came — counted once per call for the queue it last
+ * named (by seq, as call_state_fold folds). CSAT: survey replies received today, by
+ * wasl_tickets_csat (as `waslctl report csat` counts them). */
 // clang-format off
 static const char queues_sql[] = DAY_CTE ", q AS ("
     "  SELECT DISTINCT t.queue FROM tickets t, day"
@@ -35,12 +38,19 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "   (SELECT count(*) FROM tickets t"
     "     WHERE t.queue = q.queue AND t.status IN ('assigned', 'answered')),"
     "   s.met, s.due,"
-    "   (SELECT count(DISTINCT e.call_id) FROM call_events e"
-    "     WHERE e.event = 'call.ended' AND e.data->>'cause' = 'abandoned'"
-    "       AND e.received_at >= day.start"
-    "       AND coalesce(e.data->>'queue', (SELECT p.data->>'queue' FROM call_events p"
-    "                                        WHERE p.call_id = e.call_id AND p.data ? 'queue'"
-    "                                        ORDER BY p.seq DESC LIMIT 1)) = q.queue),"
+    "   (SELECT count(DISTINCT e.call_id || ':' || coalesce(e.client_id, ''))"
+    "      FROM call_events e"
+    "     CROSS JOIN LATERAL (SELECT"
+    "       (SELECT nullif(p.data->>'queue', '') FROM call_events p"
+    "         WHERE p.call_id = e.call_id AND p.client_id IS NOT DISTINCT FROM e.client_id"
+    "           AND nullif(p.data->>'queue', '') IS NOT NULL"
+    "         ORDER BY p.seq DESC LIMIT 1) AS queue,"
+    "       EXISTS (SELECT 1 FROM call_events p"
+    "                WHERE p.call_id = e.call_id AND p.client_id IS NOT DISTINCT FROM e.client_id"
+    "                  AND p.event IN ('call.answered', 'call.note')) AS answered) c"
+    "     WHERE e.event = 'call.ended' AND e.received_at >= day.start AND c.queue = q.queue"
+    "       AND (e.data->>'cause' = 'abandoned'"
+    "            OR (e.data->>'form' = 'cti' AND NOT c.answered))),"
     "   coalesce(c.responses, 0), c.average"
     "  FROM q CROSS JOIN day"
     "  LEFT JOIN LATERAL ("

@@ -50,7 +50,9 @@ void call_state_init(call_state_t *s);
 void call_state_fold(call_state_t *s, const call_event_row_t *row);
 
 /* A call ended abandoned when its cause says so, or — for the generic CTI form, which has no
- * "abandoned" cause of its own — when it waited in a queue and nobody answered. */
+ * "abandoned" cause of its own — when it waited in a queue and nobody answered. The desk's
+ * wallboard counts abandoned calls by this rule in SQL (services/desk/wallboard.c, from the
+ * "form": "cti" the CTI handler stores): change both together. */
 bool call_abandoned(const call_state_t *s, bool cti);
 
 /* What the event does to the call's ticket. */

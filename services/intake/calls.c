@@ -482,6 +482,9 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
             json_object_set_new(data, native_names[i], json_string(values[i]));
         }
     }
+    /* The form is kept: an unanswered hangup in a queue is abandoned only in this form
+     * (call_abandoned), and the wallboard counts abandoned calls by the same rule. */
+    json_object_set_new(data, "form", json_string("cti"));
     submit_event(req, reply, call_id, seq, native, true, data, NULL, NULL, NULL);
 done:
     json_decref(data);

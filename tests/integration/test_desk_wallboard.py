@@ -5,6 +5,8 @@ streams only, one agent's work view, and force-offline withdrawing the agent's o
 docs/desk.md, "Wallboard"."""
 
 
+import json
+
 import pytest
 
 from intake_helpers import unique
@@ -59,6 +61,33 @@ def test_agents_get_403_and_change_nothing(desk):
     assert desk.scalar("SELECT presence FROM agents WHERE id = 'amal'") == "available"
 
 
+def abandoned_calls(desk):
+    """Five calls of queue general, as intake stores them; three of them abandoned by
+    call_abandoned's rule (services/intake/call_decide.c)."""
+    calls = [
+        # The native form with cause "abandoned" (the queue from an earlier event): abandoned.
+        [("call.ivr", {"queue": "general"}), ("call.ended", {"cause": "abandoned"})],
+        # The CTI form: a queue, never answered, hung up with another cause: abandoned.
+        [("call.started", {"queue": "general", "form": "cti"}),
+         ("call.ended", {"cause": "no_answer", "form": "cti"})],
+        # The CTI form, the queue on the hangup itself, no cause at all: abandoned.
+        [("call.ended", {"queue": "general", "form": "cti"})],
+        # The CTI form, answered: not abandoned.
+        [("call.started", {"queue": "general", "form": "cti"}),
+         ("call.answered", {"agent": "hala", "form": "cti"}),
+         ("call.ended", {"cause": "normal", "form": "cti"})],
+        # The native form without an answer but with another cause: not abandoned (that form
+        # says "abandoned" when it means it).
+        [("call.ivr", {"queue": "general"}), ("call.ended", {"cause": "no_answer"})],
+    ]
+    for events in calls:
+        call = unique("call")
+        for seq, (event, data) in enumerate(events, 1):
+            desk.scalar("INSERT INTO call_events (call_id, seq, event, data, client_id)"
+                        " VALUES (%s, %s, %s, %s, 'phone') RETURNING seq",
+                        (call, seq, event, json.dumps(data)))
+
+
 def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
     sara, hala, amal = desk.session("sara"), desk.session("hala"), desk.session("amal")
     streams = {"sara": Stream(sara), "hala": Stream(hala)}
@@ -88,13 +117,11 @@ def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
         # The day's survey replies and abandoned calls of the queue.
         tid = desk.scalar("SELECT id FROM tickets WHERE ref = %s", (ref,))
         desk.scalar("INSERT INTO csat (ticket_id, score, channel) VALUES (%s, 4, 'sms')", (tid,))
-        call = unique("call")
-        desk.scalar("INSERT INTO call_events (call_id, seq, event, data) VALUES"
-                    " (%s, 1, 'call.queued', '{\"queue\": \"general\"}'),"
-                    " (%s, 2, 'call.ended', '{\"cause\": \"abandoned\"}')", (call, call))
+        abandoned_calls(desk)
         later = queue_of(board(sara))
         assert later["csat"] == {"responses": 1, "average": "4.00"}
-        assert later["abandoned_calls"] == before["abandoned_calls"] + 1
+        # Three of the five calls were abandoned (call_abandoned's rule).
+        assert later["abandoned_calls"] == before["abandoned_calls"] + 3
         # The agent's stream never carried a wallboard event.
         assert hala.call("PUT", "/v1/me/presence", {"presence": "busy",
                                                     "ttl_s": 60}).status_code == 200

@@ -212,6 +212,10 @@ def test_cti_unanswered_hangup_after_queue_yields_callback_and_repeat_is_duplica
     assert_recorded(again, call, 3, duplicate=True)
     assert again.json["ticket"] == ref
     assert len(call_tickets(it, call)) == 1
+    # The form is stored with each event: the desk's wallboard counts abandoned calls by
+    # call_abandoned's rule, which depends on it.
+    forms = it.rows("SELECT data->>'form' AS form FROM call_events WHERE call_id = %s", (call,))
+    assert [r["form"] for r in forms] == ["cti", "cti"], forms
 
 
 @pytest.mark.parametrize("encoding", ["json", "form"])
