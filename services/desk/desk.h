@@ -32,6 +32,8 @@ typedef struct {
     const char *trusted_proxies; /* addresses whose X-Forwarded-For is believed */
     const char *replies;         /* directory of the canned replies (<id>.json) */
     const char *wrapup_codes;    /* comma-separated wrap-up codes a resolution may carry */
+    long viewing_ttl_s;          /* a ticket viewer's heartbeat lapses after this (collision) */
+    long viewers_max;            /* agents on one ticket at once (collision) */
 } desk_config_t;
 
 /* Wall clock in ms since the epoch (sessions' created_ms). */

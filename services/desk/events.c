@@ -1,5 +1,6 @@
 /* events — LISTEN/NOTIFY to Server-Sent Events (see events.h). */
 #include "events.h"
+#include "viewers.h"
 #include "wasl_clock.h"
 #include "wasl_domain.h"
 #include "wasl_log.h"
@@ -16,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHANNEL "wasl_desk"
+#define CHANNEL DESK_EVENTS_CHANNEL
 /* libmicrohttpd asks the stream for at most this much at a time. */
 #define STREAM_BLOCK 4096
 /* Notifications handled in one batch (one query for the new offers among them). */
@@ -390,6 +391,12 @@ static void handle_payload(desk_events_t *self, const char *payload, char *ids, 
     const char *k = json_string_value(json_object_get(doc, "k"));
     const char *a = json_string_value(json_object_get(doc, "a"));
     json_t *o = json_object_get(doc, "o");
+    if (t && strcmp(t, "viewers") == 0) {
+        /* The collision warning's own kind (viewers.c); nothing for the wallboard. */
+        desk_viewers_heard(self, self->redis, self->cfg, doc);
+        json_decref(doc);
+        return;
+    }
     if (!t || !k) {
         json_decref(doc);
         return;

@@ -14,6 +14,9 @@
 
 typedef struct desk_events desk_events_t;
 
+/* The channel the desk LISTENs on (migration 0020's trigger, and viewers.c's announcements). */
+#define DESK_EVENTS_CHANNEL "wasl_desk"
+
 /* Starts the LISTEN thread on cfg->pg_url (its own connection). `cfg` is borrowed for the
  * hub's life. NULL (logged) on failure. */
 desk_events_t *desk_events_new(const desk_config_t *cfg);

@@ -87,6 +87,12 @@ static void configure(wasl_config_t *cfg, desk_config_t *c)
                     "largest request body, in bytes", &c->json_max);
     wasl_config_int(cfg, "WASL_REDIS_TIMEOUT_MS", 500, 10, 60000, "Redis connect/command timeout",
                     &c->redis_timeout_ms);
+    wasl_config_int(cfg, "WASL_DESK_VIEWING_TTL_S", 40, 1, 3600,
+                    "a ticket's viewer whose page has not beaten for this long is gone (the "
+                    "collision warning; the page beats every 15 s)",
+                    &c->viewing_ttl_s);
+    wasl_config_int(cfg, "WASL_DESK_VIEWERS_MAX", 16, 1, 200,
+                    "people on one ticket at once (the collision warning)", &c->viewers_max);
     configure_sessions(cfg, c);
     wasl_config_daemon(cfg, DESK_ADMIN_PORT);
 }

@@ -2,6 +2,7 @@
 #include "server.h"
 #include "addr.h"
 #include "tickets.h"
+#include "viewers.h"
 #include "wallboard.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
@@ -52,6 +53,8 @@ static const route_t routes[] = {
     {"GET", "/v1/me/tickets", true, "my_tickets", desk_handle_my_tickets},
     {"GET", "/v1/tickets/*", true, "ticket", desk_handle_ticket_get},
     {"POST", "/v1/tickets/*", true, "ticket_action", desk_handle_ticket_post},
+    {"PUT", "/v1/tickets/*", true, "viewing", desk_handle_viewing_put},
+    {"DELETE", "/v1/tickets/*", true, "viewing", desk_handle_viewing_delete},
     {"GET", "/v1/wallboard", true, "wallboard", desk_handle_wallboard},
     {"GET", "/v1/agents/*", true, "agents", desk_handle_agent_get},
     {"POST", "/v1/agents/*", true, "agents", desk_handle_agent_post},

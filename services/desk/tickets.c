@@ -1,5 +1,6 @@
 /* tickets — "my work", the ticket view, note, transfer and resolve (see tickets.h). */
 #include "tickets.h"
+#include "viewers.h"
 #include "wasl_authz.h"
 #include "wasl_log.h"
 
@@ -208,6 +209,8 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
         db_failed(reply, "ticket json");
         return;
     }
+    /* Who else has it open (the collision warning). */
+    json_object_set_new(doc, "viewers", desk_viewers_of_ticket(req, ref));
     reply->status = 200;
     reply->body = doc;
 }
@@ -690,4 +693,14 @@ void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
         wasl_pg_rollback(req->db->pg);
     }
     json_decref(doc);
+}
+
+/* ---- for the collision warning (viewers.c) ---------------------------------------------- */
+
+PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *reply)
+{
+    return ticket_decide(req, ref,
+                         DECIDE_COLUMNS ", (SELECT g.name FROM agents g WHERE g.id = $2)"
+                                        " FROM tickets t WHERE t.ref = $1",
+                         WASL_AUTHZ_RESOLVE, 3, reply);
 }

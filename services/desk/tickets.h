@@ -19,6 +19,11 @@ desk_handler_fn desk_handle_my_tickets;
  * unassigned; 403 otherwise, 404 for no such ticket. */
 desk_handler_fn desk_handle_ticket_get;
 
+/* For viewers.c: whether the session may read ticket `ref`, decided as GET /v1/tickets/{ref}
+ * decides it. The row (assignee, in_queue, the session agent's name), which the caller clears,
+ * or NULL with the reply set (404, 403, 503). */
+PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *reply);
+
 /* POST /v1/tickets/{ref}/notes {text} | /transfer {queue, reason?} | /resolve {wrapup,
  * resolution?} | /reply {text | reply_id} (wasl_tickets_reply: one message on the beneficiary's
  * channel, sent once per Idempotency-Key, or per agent and text without one; a canned reply in
