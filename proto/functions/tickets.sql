@@ -304,15 +304,27 @@ LANGUAGE sql VOLATILE AS $$
      WHERE (SELECT count(*) FROM wd) >= 0
 $$;
 
--- wasl_tickets_resolve — a waiting or assigned ticket is resolved with p_resolution: its live
--- offer is withdrawn, the resolving agent enters wrap-up (their wrapup_s; they idle from its
--- end), and the beneficiary's update and survey go to the outbox (unless the ticket came from
--- an automatic sender or has no contact), keyed per reopening so a retry sends nothing twice.
--- Touches tickets, agents (wrap-up), ticket_events ('resolved'), offers (through
--- wasl_offers_withdraw), notifications (through wasl_notifications_enqueue).
+-- wasl_tickets_resolve — a waiting or assigned ticket is resolved with p_resolution and the
+-- wrap-up (disposition) code p_wrapup (tickets.wrapup_code, migration 0022; NULL: none, as from
+-- intake's agent API): its live offer is withdrawn, the resolving agent enters wrap-up (their
+-- wrapup_s; they idle from its end), and the beneficiary's update and survey go to the outbox
+-- (unless the ticket came from an automatic sender or has no contact), keyed per reopening so a
+-- retry sends nothing twice. The caller checked that p_wrapup is one of its configured codes.
+-- Touches tickets, agents (wrap-up), ticket_events ('resolved', with the wrap-up code),
+-- offers (through wasl_offers_withdraw), notifications (through wasl_notifications_enqueue).
 -- Called by the desk (POST /v1/tickets/{ref}/resolve).
+-- Until 0022 it had four parameters: this file is applied on every `waslctl migrate`, and
+-- CREATE OR REPLACE with a fifth would add a second function beside the old one (a call with
+-- four arguments then being ambiguous), so the old signature is dropped first when it is there.
+DO $$
+BEGIN
+    IF to_regprocedure('wasl_tickets_resolve(text, text, text, text)') IS NOT NULL THEN
+        DROP FUNCTION wasl_tickets_resolve(text, text, text, text);
+    END IF;
+END;
+$$;
 CREATE OR REPLACE FUNCTION wasl_tickets_resolve(p_ref text, p_agent text, p_resolution text,
-                                                p_client text)
+                                                p_client text, p_wrapup text DEFAULT NULL)
 RETURNS TABLE (status text, done bigint)
 LANGUAGE sql VOLATILE AS $$
     WITH c AS (
@@ -324,7 +336,7 @@ LANGUAGE sql VOLATILE AS $$
     ), up AS (
         UPDATE tickets t
            SET status = 'resolved', resolved_at = wasl_now(), resolution = p_resolution,
-               updated_at = now()
+               wrapup_code = p_wrapup, updated_at = now()
           FROM c
          WHERE t.id = c.id
            AND c.status IN ('routed', 'assigned')
@@ -343,7 +355,7 @@ LANGUAGE sql VOLATILE AS $$
     ), ev AS (
         INSERT INTO ticket_events (ticket_id, kind, actor, data)
         SELECT up.id, 'resolved', p_agent,
-               jsonb_build_object('resolution', p_resolution,
+               jsonb_build_object('resolution', p_resolution, 'wrapup', p_wrapup,
                                   'wrapup_until', (SELECT wrapup_until FROM ag),
                                   'client', p_client)
           FROM up
@@ -378,8 +390,8 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 
 -- wasl_tickets_reopen — a resolved or closed ticket is classified again and goes back to the
--- router (new SLA) at its original place in line; the route work row is keyed by the reopen
--- count. p_reason may be NULL.
+-- router (new SLA) at its original place in line, without its last wrap-up code (the history
+-- keeps it); the route work row is keyed by the reopen count. p_reason may be NULL.
 -- Touches tickets, work (through wasl_work_enqueue), ticket_events ('reopened').
 -- Called by the desk (POST /v1/tickets/{ref}/reopen).
 CREATE OR REPLACE FUNCTION wasl_tickets_reopen(p_ref text, p_agent text, p_reason text,
@@ -390,7 +402,7 @@ LANGUAGE sql VOLATILE AS $$
         SELECT id, status FROM tickets WHERE ref = p_ref FOR UPDATE
     ), up AS (
         UPDATE tickets t
-           SET status = 'classified', resolved_at = NULL, assignee = NULL,
+           SET status = 'classified', resolved_at = NULL, assignee = NULL, wrapup_code = NULL,
                reopen_count = t.reopen_count + 1, updated_at = now()
           FROM c
          WHERE t.id = c.id

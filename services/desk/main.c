@@ -122,7 +122,8 @@ int main(int argc, char **argv)
     desk_db_t *db = desk_db_new(c.pg_url, c.redis_url, (int)c.redis_timeout_ms,
                                 (size_t)(c.threads + c.verify_threads + 1));
     desk_www_t *www = desk_www_load(c.www);
-    if (!db || !www || desk_replies_load(c.replies) < 0 || !(events = desk_events_new(&c)) ||
+    if (!db || !www || desk_wrapup_codes_check(c.wrapup_codes) < 0 ||
+        desk_replies_load(c.replies) < 0 || !(events = desk_events_new(&c)) ||
         !(server = desk_server_new(&c, db, events, www))) {
         goto done;
     }

@@ -166,7 +166,8 @@ static const char VIEW_SQL[] = DECIDE_COLUMNS ","
     "         'assignee', t.assignee, 'category', t.category, 'confidence', t.confidence,"
     "         'language', t.language, 'entities', t.entities, 'case_number', t.case_number,"
     "         'from_name', t.from_name, 'from_phone', t.from_phone, 'from_email', t.from_email,"
-    "         'resolution', t.resolution, 'escalated', t.escalated_at IS NOT NULL,"
+    "         'resolution', t.resolution, 'wrapup_code', t.wrapup_code,"
+    "         'escalated', t.escalated_at IS NOT NULL,"
     "         'received_at', " TS("t.received_at") ","
     "         'first_response_due', " TS("t.first_response_due") ","
     "         'resolution_due', " TS("t.resolution_due") ","
@@ -341,6 +342,29 @@ void desk_replies_free(void)
     replies = NULL;
 }
 
+int desk_wrapup_codes_check(const char *codes)
+{
+    size_t n = 0;
+    for (const char *p = codes; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        static const char tail[] = "abcdefghijklmnopqrstuvwxyz0123456789_.-";
+        if (len > WRAPUP_MAX || (len > 0 && (!strchr(tail, *p) || *p == '_' || *p == '.' ||
+                                             *p == '-' || strspn(p, tail) < len))) {
+            wasl_error("desk: wrap-up code refused", "{s:s, s:s}", "code", p, "rule",
+                       "[a-z0-9][a-z0-9_.-]{0,63}, comma-separated (WASL_DESK_WRAPUP_CODES)");
+            return -1;
+        }
+        n += len > 0;
+        p = end ? end + 1 : NULL;
+    }
+    if (n == 0) {
+        wasl_error("desk: no wrap-up codes", "{s:s}", "setting", "WASL_DESK_WRAPUP_CODES");
+        return -1;
+    }
+    return 0;
+}
+
 void desk_handle_replies(desk_req_t *req, desk_reply_t *reply)
 {
     json_t *codes = json_array();
@@ -476,19 +500,12 @@ static int run_action(desk_req_t *req, const char *ref, const char *what, const 
                                                    5, p),
                                      ref, what, reply);
     }
-    /* Resolve: the wrap-up code goes into the history as the agent's note, then the function
-     * (the beneficiary's update and survey are enqueued by it). */
-    char code[WRAPUP_MAX + 16];
-    snprintf(code, sizeof code, "wrapup:%s", a->reason);
-    const char *pn[] = {ref, agent, code, ACTOR_CLIENT};
-    const char *pr[] = {ref, agent, a->text, ACTOR_CLIENT};
-    if (function_result(
-            wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_note($1, $2, $3, $4)", 4, pn),
-            ref, "note", reply) < 0) {
-        return -1;
-    }
+    /* Resolve: the function keeps the wrap-up code (tickets.wrapup_code and the 'resolved'
+     * event) and enqueues the beneficiary's update and survey. */
+    const char *pr[] = {ref, agent, a->text, ACTOR_CLIENT, a->reason};
     return function_result(
-        wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_resolve($1, $2, $3, $4)", 4, pr),
+        wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_resolve($1, $2, $3, $4, $5)", 5,
+                      pr),
         ref, what, reply);
 }
 

@@ -43,5 +43,10 @@ desk_handler_fn desk_handle_ticket_post;
 int desk_replies_load(const char *dir);
 void desk_replies_free(void);
 
+/* Checks the configured wrap-up codes (comma-separated) against tickets.wrapup_code's CHECK
+ * (migration 0022: [a-z0-9][a-z0-9_.-]{0,63}) and that there is at least one: 0, or -1
+ * (logged, naming the code) to refuse the start — never a 503 at the first resolve. */
+int desk_wrapup_codes_check(const char *codes);
+
 /* GET /v1/replies: {"replies": [..] as loaded, "wrapup_codes": [..] (cfg->wrapup_codes)}. */
 desk_handler_fn desk_handle_replies;

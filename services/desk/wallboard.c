@@ -23,7 +23,9 @@
  * generic CTI form (its events carry "form": "cti"; it has no abandoned cause), the call named a
  * queue and no call.answered or call.note came — counted once per call for the queue it last
  * named (by seq, as call_state_fold folds). CSAT: survey replies received today, by
- * wasl_tickets_csat (as `waslctl report csat` counts them). */
+ * wasl_tickets_csat (as `waslctl report csat` counts them). Wrap-up: the tickets resolved today
+ * (and still resolved or closed) by their wrap-up code (tickets.wrapup_code, 0022), as a JSON
+ * object {code: count}. */
 // clang-format off
 static const char queues_sql[] = DAY_CTE ", q AS ("
     "  SELECT DISTINCT t.queue FROM tickets t, day"
@@ -51,7 +53,12 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "     WHERE e.event = 'call.ended' AND e.received_at >= day.start AND c.queue = q.queue"
     "       AND (e.data->>'cause' = 'abandoned'"
     "            OR (e.data->>'form' = 'cti' AND NOT c.answered))),"
-    "   coalesce(c.responses, 0), c.average"
+    "   coalesce(c.responses, 0), c.average,"
+    "   (SELECT coalesce(json_object_agg(w.code, w.n ORDER BY w.code), '{}')::text"
+    "      FROM (SELECT t.wrapup_code AS code, count(*) AS n FROM tickets t"
+    "             WHERE t.queue = q.queue AND t.status IN ('resolved', 'closed')"
+    "               AND t.resolved_at >= day.start AND t.wrapup_code IS NOT NULL"
+    "             GROUP BY t.wrapup_code) w)"
     "  FROM q CROSS JOIN day"
     "  LEFT JOIN LATERAL ("
     "    SELECT count(*) FILTER (WHERE t.first_response_at >= day.start"
@@ -65,7 +72,7 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     " ORDER BY q.queue";
 // clang-format on
 enum { Q_QUEUE, Q_WAITING, Q_OLDEST, Q_IN_SERVICE, Q_MET, Q_DUE, Q_ABANDONED, Q_CSAT_N,
-       Q_CSAT_AVG, Q_NCOLS };
+       Q_CSAT_AVG, Q_WRAPUP, Q_NCOLS };
 
 /* Every enabled agent: effective presence, since when, tickets in service, live offers. */
 // clang-format off
@@ -125,11 +132,13 @@ static json_t *queue_json(const PGresult *res, int r)
                                                : json_null());
     json_t *csat = json_pack("{s:o, s:o}", "responses", int_or_null(res, r, Q_CSAT_N), "average",
                              str_or_null(res, r, Q_CSAT_AVG));
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "queue",
+    json_t *wrapup = json_loads(PQgetvalue(res, r, Q_WRAPUP), 0, NULL);
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "queue",
                      PQgetvalue(res, r, Q_QUEUE), "waiting", int_or_null(res, r, Q_WAITING),
                      "oldest_wait_s", int_or_null(res, r, Q_OLDEST), "in_service",
                      int_or_null(res, r, Q_IN_SERVICE), "sla_first_response", sla,
-                     "abandoned_calls", int_or_null(res, r, Q_ABANDONED), "csat", csat);
+                     "abandoned_calls", int_or_null(res, r, Q_ABANDONED), "csat", csat,
+                     "wrapup", wrapup ? wrapup : json_object());
 }
 
 static json_t *agent_json(const PGresult *res, int r)

@@ -1,5 +1,5 @@
 /* wallboard — the supervisor's view of the contact center: per queue (waiting, oldest wait, in
- * service, first-response SLA attainment, abandoned calls and CSAT today) and every enabled
+ * service, first-response SLA attainment, abandoned calls, CSAT and wrap-up codes today) and every enabled
  * agent (state and time in it, tickets in service), one agent's work, and forcing an agent
  * offline. Supervisors and admins only (403 for agents, nothing read or changed). docs/desk.md,
  * "Wallboard". */

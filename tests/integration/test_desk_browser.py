@@ -389,6 +389,11 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
                  what="the resolution at the SMS sink")
         b.wait(lambda d: not b.driver.find_elements(
             By.CSS_SELECTOR, f'#mywork-list [data-ticket="{ref}"]'), what="out of my work")
+        # The ticket shows its wrap-up code (its own column since 0022), in an isolate.
+        b.wait(lambda d: by_id(b, "tk-wrapup-code").text == "case_status_given",
+               what="the wrap-up code shown")
+        assert it.scalar("SELECT wrapup_code FROM tickets WHERE ref = %s",
+                         (ref,)) == "case_status_given"
         replies = [q for q in sink.to(phone) if "قيد الدراسة" in q["text"]]
         assert len(replies) == 1 and ref in replies[0]["text"], replies
         assert it.scalar("SELECT count(*) FROM notifications n JOIN tickets t ON t.id ="

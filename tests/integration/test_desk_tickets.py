@@ -147,8 +147,14 @@ def test_note_transfer_resolve(desk):
     assert t["status"] == "resolved" and t["resolution"] == "موعد الجلسة ١٥ رجب"
     assert [(n["kind"], n["channel"], n["template"]) for n in t["notifications"]] == [
         ("update", "sms", "resolved"), ("survey", "sms", "survey")]
-    assert [e["kind"] for e in t["history"]][-2:] == ["note", "resolved"]
-    assert t["history"][-2]["data"]["text"] == "wrapup:case_status_given"
+    # The wrap-up code in its column and the 'resolved' event; no note any more (0022).
+    assert t["wrapup_code"] == "case_status_given"
+    assert t["history"][-1]["kind"] == "resolved"
+    assert t["history"][-1]["data"]["wrapup"] == "case_status_given"
+    assert not [e for e in t["history"] if e["kind"] == "note"
+                and e["data"]["text"].startswith("wrapup:")]
+    assert desk.scalar("SELECT wrapup_code FROM tickets WHERE ref = %s",
+                       (ref,)) == "case_status_given"
     r = hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "answered"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state", r.text
     # Transfer: waiting again in the other queue, no longer hala's.
@@ -162,6 +168,31 @@ def test_note_transfer_resolve(desk):
     assert hala.call("GET", "/v1/me/tickets").json()["tickets"] == []
 
 
+def test_migrate_replaces_the_four_argument_resolve(waslctl, fresh_db):
+    """Before 0022 wasl_tickets_resolve had four parameters: a database migrated then keeps
+    one function, the new one, which still answers a four-argument call (intake's)."""
+    import psycopg2
+    env = {"WASL_PG_URL": fresh_db}
+    assert waslctl("migrate", env=env).returncode == 0
+    conn = psycopg2.connect(fresh_db)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        # The database as the previous functions left it: the old signature beside the new.
+        cur.execute("CREATE FUNCTION wasl_tickets_resolve(p_ref text, p_agent text,"
+                    " p_resolution text, p_client text) RETURNS TABLE (status text, done bigint)"
+                    " LANGUAGE sql AS 'SELECT NULL::text, NULL::bigint WHERE false'")
+        again = waslctl("migrate", env=env)
+        assert again.returncode == 0, again.stderr
+        assert "NOTICE" not in again.stderr, again.stderr
+        cur.execute("SELECT pg_get_function_identity_arguments(oid) FROM pg_proc"
+                    " WHERE proname = 'wasl_tickets_resolve'")
+        assert [r[0] for r in cur.fetchall()] == [
+            "p_ref text, p_agent text, p_resolution text, p_client text, p_wrapup text"]
+        cur.execute("SELECT count(*) FROM wasl_tickets_resolve('0000000000', 'a', 'r', 'c')")
+        assert cur.fetchone()[0] == 0
+    conn.close()
+
+
 def test_wrapup_codes_are_configured(desk_db, start_desk):
     from test_desk_auth import Desk
     d = Desk(start_desk(desk_db, env={"WASL_DESK_WRAPUP_CODES": "done,spam"}), desk_db)
@@ -170,6 +201,17 @@ def test_wrapup_codes_are_configured(desk_db, start_desk):
     assert hala.call("POST", f"/v1/tickets/{ref}/resolve",
                      {"wrapup": "answered"}).status_code == 400
     assert hala.call("POST", f"/v1/tickets/{ref}/resolve", {"wrapup": "spam"}).status_code == 200
+
+
+@pytest.mark.parametrize("codes", ["done,Not Ok", "done,-x", ",", "a" * 65])
+def test_wrapup_codes_out_of_shape_refuse_the_start(desk_db, daemon, codes):
+    """The codes must fit tickets.wrapup_code's CHECK (0022): refused at start, not with a
+    503 at the first resolve."""
+    d = daemon("desk", env={"WASL_PG_URL": desk_db, "WASL_DESK_PORT": free_port(),
+                            "WASL_DESK_WRAPUP_CODES": codes}, wait=False)
+    assert d.proc.wait(timeout=20) != 0
+    log = d.log_path.read_text() + d.out_path.read_text()
+    assert "wrap-up code refused" in log or "no wrap-up codes" in log
 
 
 # ---- replies ----------------------------------------------------------------------------------

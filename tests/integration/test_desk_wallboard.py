@@ -108,11 +108,14 @@ def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
         sla = accepted["sla_first_response"]
         assert sla["met"] == before["sla_first_response"]["met"] + 1 and sla["percent"] == 100
         assert agent_of(board(sara), "amal")["in_service"] == 1
-        desk.scalar("SELECT status FROM wasl_tickets_resolve(%s, 'amal', 'answered', 'test')",
-                    (ref,))
+        desk.scalar("SELECT status FROM wasl_tickets_resolve(%s, 'amal', 'answered', 'test',"
+                    " 'referred')", (ref,))
         streams["sara"].next("wallboard")
         resolved = queue_of(board(sara))
         assert resolved["in_service"] == before["in_service"]
+        # Today's wrap-up codes of the queue (the dispositions supervisors count).
+        assert resolved["wrapup"] == {**before["wrapup"],
+                                      "referred": before["wrapup"].get("referred", 0) + 1}
         assert resolved["sla_first_response"]["met"] == sla["met"]
         # The day's survey replies and abandoned calls of the queue.
         tid = desk.scalar("SELECT id FROM tickets WHERE ref = %s", (ref,))

@@ -60,8 +60,12 @@ SELECT * FROM wasl_tickets_transfer('2600000005', 'amal', 'billing', NULL, 'desk
 
 -- resolve: ticket 4, assigned to dana (wrap-up 30 s): resolved, wrap-up, update and survey.
 UPDATE tickets SET status = 'assigned', assignee = 'dana' WHERE id = 4;
-SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'refund sent', 'desk');
-SELECT status, resolution, resolved_at IS NOT NULL AS resolved FROM tickets WHERE id = 4;
+-- The desk's wrap-up code goes into its column and the 'resolved' event (no note any more).
+SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'refund sent', 'desk', 'referred');
+SELECT status, resolution, wrapup_code, resolved_at IS NOT NULL AS resolved
+  FROM tickets WHERE id = 4;
+SELECT kind, data->>'wrapup' AS wrapup, data->>'resolution' AS resolution FROM ticket_events
+ WHERE ticket_id = 4 AND kind IN ('resolved', 'note') ORDER BY id;
 SELECT wrapup_until - wasl_now() BETWEEN interval '29 s' AND interval '30 s' AS wrapping_up
   FROM agents WHERE id = 'dana';
 SELECT kind, template, channel, recipient, params, dedupe_key FROM notifications
@@ -73,13 +77,20 @@ SELECT count(*) AS notifications FROM notifications WHERE ticket_id = 4;
 -- reopen: a routed ticket cannot be; the resolved ticket 4 can, once per reopening.
 SELECT * FROM wasl_tickets_reopen('2600000001', 'amal', NULL, 'desk');
 SELECT * FROM wasl_tickets_reopen('2600000004', 'amal', 'customer called', 'desk');
-SELECT status, reopen_count, assignee, resolved_at FROM tickets WHERE id = 4;
+SELECT status, reopen_count, assignee, resolved_at, wrapup_code FROM tickets WHERE id = 4;
 SELECT stage, state, dedupe_key FROM work WHERE ticket_id = 4;
 SELECT * FROM wasl_tickets_reopen('2600000004', 'amal', NULL, 'desk');
 -- resolved again after the reopening: a new update and survey (keyed by the count).
 UPDATE tickets SET status = 'assigned' WHERE id = 4;
 SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'done again', 'desk');
 SELECT dedupe_key FROM notifications WHERE ticket_id = 4 ORDER BY id;
+-- Without a code (intake's four arguments): none kept. A code out of shape is refused.
+SELECT wrapup_code IS NULL AS no_code FROM tickets WHERE id = 4;
+UPDATE tickets SET status = 'assigned' WHERE id = 4;
+SELECT * FROM wasl_tickets_resolve('2600000004', 'dana', 'x', 'desk', 'Not A Code');
+UPDATE tickets SET status = 'resolved' WHERE id = 4;
+-- The old four-argument signature is gone (no second function beside the new one).
+SELECT count(*) AS resolve_functions FROM pg_proc WHERE proname = 'wasl_tickets_resolve';
 
 -- staffing: the 'billing' tickets (1, 4 reopened is 'classified') have no agent serving
 -- 'billing'; ticket 2 in 'general' is served. Marks then nothing more (idempotent).

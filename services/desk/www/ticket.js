@@ -149,6 +149,8 @@
     $("tk-status").textContent = tk.status || "";
     $("tk-contact").textContent = tk.from_phone || tk.from_email || "";
     $("tk-subject").textContent = tk.subject || "";
+    $("tk-wrapup-code").textContent = tk.wrapup_code || "";
+    $("tk-wrapup-shown").hidden = !tk.wrapup_code;
     const msgs = $("tk-messages");
     msgs.replaceChildren();
     for (const m of tk.messages || []) {

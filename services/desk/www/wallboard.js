@@ -13,7 +13,7 @@
       wb_title: "لوحة المتابعة", wb_today: "اليوم:", wb_queues: "الطوابير", wb_agents: "الموظفون",
       q_queue: "الطابور", q_waiting: "في الانتظار", q_oldest: "أقدم انتظار",
       q_in_service: "قيد الخدمة", q_sla: "الالتزام بالرد الأول اليوم",
-      q_abandoned: "مكالمات متروكة اليوم", q_csat: "الرضا اليوم",
+      q_abandoned: "مكالمات متروكة اليوم", q_csat: "الرضا اليوم", q_wrapup: "رموز الإغلاق اليوم",
       a_agent: "الموظف", a_state: "الحالة", a_in_state: "المدة في الحالة",
       a_in_service: "قيد الخدمة", a_offers: "عروض", a_actions: "إجراءات",
       work: "أعماله", force_offline: "إخراجه من الخط", work_title: "أعمال الموظف",
@@ -26,7 +26,7 @@
       wb_title: "Wallboard", wb_today: "Today:", wb_queues: "Queues", wb_agents: "Agents",
       q_queue: "Queue", q_waiting: "Waiting", q_oldest: "Oldest wait",
       q_in_service: "In service", q_sla: "First response SLA today",
-      q_abandoned: "Abandoned calls today", q_csat: "CSAT today",
+      q_abandoned: "Abandoned calls today", q_csat: "CSAT today", q_wrapup: "Wrap-up codes today",
       a_agent: "Agent", a_state: "State", a_in_state: "Time in state",
       a_in_service: "In service", a_offers: "Offers", a_actions: "Actions",
       work: "Work", force_offline: "Force offline", work_title: "Agent's work",
@@ -110,9 +110,26 @@
       cell("td", bdi(slaText, "sla")),
       cell("td", bdi(num(q.abandoned_calls ?? 0), "abandoned")),
       cell("td", bdi(csat.average ? `${two(Number(csat.average))} (${num(csat.responses)} ${t("responses")})`
-        : t("none"), "csat")));
+        : t("none"), "csat")),
+      wrapupCell(q.wrapup));
     tr.dataset.queue = String(q.queue ?? "");
     return tr;
+  }
+
+  // Today's resolutions by wrap-up code: "code n" pairs, each code and count in an isolate.
+  function wrapupCell(counts) {
+    const td = document.createElement("td");
+    td.className = "wrapup";
+    const pairs = Object.entries(counts && typeof counts === "object" ? counts : {});
+    if (!pairs.length) td.append(bdi(t("none")));
+    pairs.forEach(([code, n], i) => {
+      const item = document.createElement("span");
+      item.className = "wrapup-code";
+      item.dataset.code = code;
+      item.append(cell("bdi", code), " ", bdi(num(Number(n) || 0)));
+      td.append(...(i ? [lang() === "ar" ? "، " : ", "] : []), item);
+    });
+    return td;
   }
 
   function agentRow(a) {
