@@ -151,3 +151,12 @@ GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;
 -- The supervisor's wallboard (services/desk/wallboard.c): abandoned calls and CSAT of the day.
 GRANT SELECT ON csat, call_events TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_tickets_csat TO wasl_desk, wasl_ctl;
+
+-- The screen pop (services/desk/calls.c, migration 0021): the desk reads a call's events and
+-- the caller's tickets, and its one-click ticket for a call makes the ticket as intake would
+-- (wasl_tickets_call_ticket: a new ticket row, its reference from the shared sequence, the
+-- call's events linked to it).
+GRANT INSERT ON tickets TO wasl_desk;
+GRANT USAGE ON SEQUENCE ticket_ref_seq TO wasl_desk;
+GRANT UPDATE (ticket_id) ON call_events TO wasl_desk;
+GRANT EXECUTE ON FUNCTION wasl_tickets_of_phone, wasl_tickets_call_ticket TO wasl_desk;

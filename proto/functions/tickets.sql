@@ -501,3 +501,92 @@ LANGUAGE sql STABLE AS $$
      GROUP BY GROUPING SETS ((t.queue, t.assignee), (t.queue), ())
      ORDER BY grouping(t.queue), t.queue NULLS LAST, grouping(t.assignee), t.assignee NULLS LAST
 $$;
+
+-- wasl_tickets_of_phone — the beneficiary's tickets by their phone identity: tickets.from_phone
+-- in E.164, the number intake threads SMS on (services/intake/sms.c). The open ones and those
+-- changed in the last p_days days, newest change first, at most p_limit (capped at 50),
+-- without p_except (the ticket being viewed; NULL: none). A NULL p_phone has none.
+-- Returns (id, ref, status, category, subject, channel, updated_at, open). Reads tickets;
+-- changes nothing (STABLE). Called by the desk: the ticket view's "other tickets" and the
+-- screen pop's caller tickets (services/desk/tickets.c, calls.c), so both find the same ones.
+CREATE OR REPLACE FUNCTION wasl_tickets_of_phone(p_phone text, p_except bigint, p_days integer,
+                                                 p_limit integer)
+RETURNS TABLE (id bigint, ref text, status text, category text, subject text, channel text,
+               updated_at timestamptz, open boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT t.id, t.ref, t.status, t.category, t.subject, t.channel, t.updated_at,
+           t.status NOT IN ('resolved', 'closed')
+      FROM tickets t
+     WHERE t.from_phone = p_phone
+       AND t.id IS DISTINCT FROM p_except
+       AND (t.status NOT IN ('resolved', 'closed')
+            OR t.updated_at > now() - make_interval(days => greatest(p_days, 0)))
+     ORDER BY t.updated_at DESC, t.id DESC
+     LIMIT least(greatest(p_limit, 0), 50)
+$$;
+
+-- wasl_tickets_call_ticket — the desk's one-click ticket for a call that rang for agent
+-- p_agent (the screen pop): the call's ticket, made assigned to p_agent at once, or the one the
+-- call already has. The key is intake's for call tickets (channel 'phone', external_id the call
+-- id, the telephony client's scope: wasl_idem_scope), taken under intake's lock of the call
+-- ('call:<client>:<call id>', services/intake/calls.c), so a PBX's later call.note joins this
+-- ticket and a concurrent one cannot make a second. A new ticket: reference p_ref (the caller
+-- formats it from ticket_ref_seq, as intake does), subject p_subject or 'Phone call', the
+-- caller's number p_from_phone (E.164 or NULL), p_text (or NULL) as its first inbound message,
+-- status 'assigned' to p_agent with its first response now, history 'received' (actor
+-- 'desk:<agent>') and 'assigned', the classify work row (the classifier still sets category
+-- and priority; the router's route stage keeps an assigned ticket assigned and offers it to
+-- nobody: dispatch offers 'routed' tickets only), and the call's events linked to it.
+-- p_client is the telephony client the call belongs to; p_actor the desk's client name.
+-- Returns one row (ticket_id, ref, created, assignee); no row when p_agent is no enabled agent.
+-- plpgsql: the lock must come before the statements that read, each with its own snapshot.
+-- Touches tickets, ticket_events ('received', 'assigned'), messages, work (through
+-- wasl_work_enqueue), call_events (ticket_id). Called by the desk
+-- (POST /v1/calls/{call_id}/ticket).
+CREATE OR REPLACE FUNCTION wasl_tickets_call_ticket(p_client text, p_call_id text,
+                                                    p_agent text, p_ref text,
+                                                    p_from_phone text, p_subject text,
+                                                    p_text text, p_actor text)
+RETURNS TABLE (ticket_id bigint, ref text, created boolean, assignee text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_id       bigint;
+    v_ref      text;
+    v_assignee text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('call:' || p_client || ':' || p_call_id, 0));
+    SELECT t.id, t.ref, t.assignee INTO v_id, v_ref, v_assignee
+      FROM tickets t
+     WHERE t.channel = 'phone' AND t.external_id = p_call_id
+       AND wasl_idem_scope(t.channel, t.client_id) = wasl_idem_scope('phone', p_client);
+    IF FOUND THEN
+        RETURN QUERY SELECT v_id, v_ref, false, v_assignee;
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM agents g WHERE g.id = p_agent AND g.enabled) THEN
+        RETURN;
+    END IF;
+    INSERT INTO tickets (ref, channel, external_id, client_id, subject, from_phone, status,
+                         assignee, first_response_at)
+    VALUES (p_ref, 'phone', p_call_id, p_client, coalesce(p_subject, 'Phone call'),
+            p_from_phone, 'assigned', p_agent, wasl_now())
+    RETURNING id INTO v_id;
+    INSERT INTO ticket_events (ticket_id, kind, actor, data)
+    VALUES (v_id, 'received', 'desk:' || p_agent,
+            jsonb_build_object('channel', 'phone', 'client', p_client, 'call_id', p_call_id,
+                               'call_kind', 'desk')),
+           (v_id, 'assigned', p_agent,
+            jsonb_build_object('agent', p_agent, 'call_id', p_call_id, 'client', p_actor));
+    IF p_text IS NOT NULL THEN
+        INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,
+                              client_id)
+        VALUES (v_id, 'in', 'phone', p_call_id || ':desk', p_agent, p_subject, p_text,
+                p_client);
+    END IF;
+    PERFORM wasl_work_enqueue(ARRAY[v_id], 'classify', NULL);
+    UPDATE call_events e SET ticket_id = v_id
+     WHERE e.call_id = p_call_id AND coalesce(e.client_id, '') = coalesce(p_client, '')
+       AND e.ticket_id IS NULL;
+    RETURN QUERY SELECT v_id, p_ref, true, p_agent;
+END;
+$$;

@@ -1,6 +1,7 @@
 /* events — LISTEN/NOTIFY to Server-Sent Events (see events.h). */
 #include "events.h"
 #include "viewers.h"
+#include "calls.h"
 #include "wasl_clock.h"
 #include "wasl_domain.h"
 #include "wasl_log.h"
@@ -434,7 +435,10 @@ static void drain_notifies(desk_events_t *self, PGconn *pg)
         snprintf(ids, sizeof ids, "{");
         int count = 0;
         while (count < BATCH_MAX && (n = PQnotifies(pg))) {
-            handle_payload(self, n->extra, ids, sizeof ids - 1);
+            /* A screen pop is read and sent at once, to its agent only (calls.c). */
+            if (!desk_calls_notified(self, pg, n->extra)) {
+                handle_payload(self, n->extra, ids, sizeof ids - 1);
+            }
             PQfreemem(n);
             count++;
         }

@@ -1,6 +1,7 @@
 /* server — wasl-desk's HTTP port (see server.h). */
 #include "server.h"
 #include "addr.h"
+#include "calls.h"
 #include "tickets.h"
 #include "viewers.h"
 #include "wallboard.h"
@@ -59,6 +60,8 @@ static const route_t routes[] = {
     {"GET", "/v1/agents/*", true, "agents", desk_handle_agent_get},
     {"POST", "/v1/agents/*", true, "agents", desk_handle_agent_post},
     {"GET", "/v1/replies", true, "replies", desk_handle_replies},
+    {"GET", "/v1/me/calls", true, "my_calls", desk_handle_my_calls},
+    {"POST", "/v1/calls/*", true, "call_ticket", desk_handle_call_post},
 };
 
 struct desk_server {

@@ -1,6 +1,7 @@
 /* tickets — "my work", the ticket view, note, transfer and resolve (see tickets.h). */
 #include "tickets.h"
 #include "viewers.h"
+#include "calls.h"
 #include "wasl_authz.h"
 #include "wasl_log.h"
 
@@ -180,6 +181,7 @@ static const char VIEW_SQL[] = DECIDE_COLUMNS ","
     "               'params', n.params, 'state', n.state, 'at', " TS("n.created_at") ","
     "               'sent_at', " TS("n.sent_at") ") ORDER BY n.id), '[]')"
     "             FROM notifications n WHERE n.ticket_id = t.id),"
+    "         'other_tickets', " DESK_PHONE_TICKETS_JSON("t.from_phone", "t.id") ","
     "         'history', (SELECT coalesce(json_agg(json_build_object("
     "               'kind', e.kind, 'actor', e.actor, 'data', e.data,"
     "               'at', " TS("e.at") ") ORDER BY e.id), '[]')"
@@ -212,6 +214,7 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     }
     /* Who else has it open (the collision warning). */
     json_object_set_new(doc, "viewers", desk_viewers_of_ticket(req, ref));
+    desk_phone_tickets_label(json_object_get(doc, "other_tickets"));
     reply->status = 200;
     reply->body = doc;
 }

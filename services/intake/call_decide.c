@@ -1,6 +1,7 @@
 /* call_decide — what a telephony event does to its call's ticket, decided without I/O. */
 #include "call_decide.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 static const char *const event_names[] = {
     [CALL_EV_STARTED] = "call.started", [CALL_EV_IVR] = "call.ivr",
     [CALL_EV_NOTE] = "call.note",       [CALL_EV_ANSWERED] = "call.answered",
-    [CALL_EV_ENDED] = "call.ended",
+    [CALL_EV_ENDED] = "call.ended",     [CALL_EV_RINGING] = "call.ringing",
 };
 #define EVENT_COUNT (sizeof event_names / sizeof event_names[0])
 
@@ -25,6 +26,26 @@ call_event_t call_event_parse(const char *name)
 const char *call_event_name(call_event_t ev)
 {
     return ev > CALL_EV_NONE && (size_t)ev < EVENT_COUNT ? event_names[ev] : NULL;
+}
+
+bool call_agent_id_valid(const char *id)
+{
+    static const char first[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    static const char rest[] = "abcdefghijklmnopqrstuvwxyz0123456789._-";
+    if (!id || !*id || !strchr(first, id[0])) {
+        return false;
+    }
+    size_t n = strlen(id);
+    return n <= 64 && strspn(id, rest) == n;
+}
+
+long long call_cti_ring_seq(const char *agent)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: stable across builds and machines */
+    for (const unsigned char *p = (const unsigned char *)agent; p && *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return CALL_CTI_SEQ_RING + (long long)(h % 1000000u);
 }
 
 void call_state_init(call_state_t *s)
@@ -65,6 +86,7 @@ void call_state_fold(call_state_t *s, const call_event_row_t *row)
         s->answered = true;
         break;
     case CALL_EV_STARTED:
+    case CALL_EV_RINGING: /* rung is not answered: the agent may never pick up */
     case CALL_EV_NONE:
         break;
     }
@@ -90,7 +112,7 @@ call_action_t call_decide(call_event_t ev, bool duplicate, bool has_ticket, bool
     if (ev == CALL_EV_NOTE) {
         return has_ticket ? CALL_DO_APPEND_NOTE : CALL_DO_CREATE_NOTE;
     }
-    if (has_ticket) {
+    if (has_ticket || ev == CALL_EV_RINGING) {
         return CALL_DO_NOTHING; /* one ticket per call: a report or a callback joins nothing */
     }
     if (ev == CALL_EV_IVR && s->report_requested) {

@@ -18,6 +18,7 @@ typedef enum {
     CALL_EV_NOTE,
     CALL_EV_ANSWERED,
     CALL_EV_ENDED,
+    CALL_EV_RINGING, /* the call rings on an agent's phone: the desk's screen pop */
 } call_event_t;
 
 /* The event named `name` ("call.started" ...), or CALL_EV_NONE for any other string or NULL. */
@@ -25,6 +26,18 @@ call_event_t call_event_parse(const char *name);
 
 /* The wire name of an event ("call.note"), or NULL for CALL_EV_NONE. Static storage. */
 const char *call_event_name(call_event_t ev);
+
+/* True when `id` can be an agent's id (agents.id's CHECK: [a-z0-9][a-z0-9._-]{0,63}). A ring
+ * names the agent whose desk pops; anything else is refused at the edge. */
+bool call_agent_id_valid(const char *id);
+
+/* The generic CTI form has no sequence numbers: its newCall, answer and hangup have fixed
+ * places (1, 2, 3). Its ringing has one place per agent, CALL_CTI_SEQ_RING + a hash of the
+ * agent's id below 1000000, so that a hunt group ringing three agents pops three desks while a
+ * repeated ring of one agent is a duplicate. Its place after the hangup is harmless: a ring
+ * changes nothing the fold keeps but the numbers, which every event of a call shares. */
+#define CALL_CTI_SEQ_RING 1000
+long long call_cti_ring_seq(const char *agent);
 
 /* One recorded event's fields as call_events.data holds them; NULL when absent. Borrowed. */
 typedef struct {
@@ -67,7 +80,9 @@ typedef enum {
 
 /* The decision for the event just recorded: `duplicate` when (call, seq) was already recorded,
  * `has_ticket` when the call already has its ticket, `s` the fold of every recorded event
- * including this one, `cti` for the generic CTI form. */
+ * including this one, `cti` for the generic CTI form. A ring is recorded and nothing more: it
+ * pops the call on the agent's desk (migration 0021's trigger), and a ringing phone is no
+ * request and no abandonment. */
 call_action_t call_decide(call_event_t ev, bool duplicate, bool has_ticket, bool cti,
                           const call_state_t *s);
 

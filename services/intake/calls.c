@@ -5,6 +5,7 @@
 #include "call_decide.h"
 #include "handlers.h"
 #include "wasl_log.h"
+#include "wasl_phone.h"
 #include "wasl_redis.h"
 #include "wasl_text.h"
 
@@ -337,6 +338,33 @@ static void ivr_step(intake_request_t *req, intake_reply_t *reply)
     submit_event(req, reply, a->call_id, a->seq, CALL_EV_IVR, false, a->data, NULL, NULL, ivr);
 }
 
+/* What the desk's screen pop needs of an event, checked and added to its data: a ring names
+ * a valid agent id (an answer's agent is not checked, as before: PBXs send extensions there;
+ * only one that is an agent's id pops the desk — the trigger checks); the caller's number in
+ * E.164 is kept as "caller" beside the number as sent, so that the desk finds the caller's
+ * tickets by the identity tickets.from_phone holds. `field` is the agent's name in the request
+ * ("agent", the CTI form's "user"). 0, or -1 with a 400 naming it. */
+static int ring_fields(call_event_t ev, json_t *data, const char *field, const intake_config_t *cfg,
+                       intake_reply_t *reply)
+{
+    const char *agent = json_string_value(json_object_get(data, "agent"));
+    if (ev == CALL_EV_RINGING && !agent) {
+        intake_error(reply, 400, "missing_field", field, "a ring names its agent (%s)", field);
+        return -1;
+    }
+    if (ev == CALL_EV_RINGING && !call_agent_id_valid(agent)) {
+        intake_error(reply, 400, "invalid_field", field,
+                     "%s must be an agent id: [a-z0-9][a-z0-9._-], at most 64", field);
+        return -1;
+    }
+    const char *from = json_string_value(json_object_get(data, "from"));
+    char e164[WASL_PHONE_MAX];
+    if (from && wasl_phone_e164(from, cfg->default_country, e164) == 0) {
+        json_object_set_new(data, "caller", json_string(e164));
+    }
+    return 0;
+}
+
 void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
 {
     json_t *doc = intake_body_json(req, reply);
@@ -354,8 +382,8 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
     call_event_t ev = call_event_parse(type);
     if (ev == CALL_EV_NONE) {
         intake_error(reply, 400, "invalid_field", "type",
-                     "type must be call.started, call.ivr, call.note, call.answered or "
-                     "call.ended");
+                     "type must be call.started, call.ivr, call.ringing, call.note, "
+                     "call.answered or call.ended");
         goto done;
     }
     /* What is kept of the event: the known fields, validated. */
@@ -378,6 +406,10 @@ void intake_handle_call_event(intake_request_t *req, intake_reply_t *reply)
     }
     if (has_duration) {
         json_object_set_new(data, "duration_s", json_integer(duration));
+    }
+    if (ring_fields(ev, data, "agent", req->cfg, reply) < 0) {
+        json_decref(data);
+        goto done;
     }
     menu = json_string_value(json_object_get(data, "menu"));
     if (menu && strncmp(menu, "queue:", 6) == 0 && !json_object_get(data, "queue")) {
@@ -469,9 +501,12 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
     } else if (strcmp(event, "hangup") == 0) {
         native = CALL_EV_ENDED;
         seq = CTI_SEQ_HANGUP;
+    } else if (strcmp(event, "ringing") == 0 || strcmp(event, "alerting") == 0) {
+        native = CALL_EV_RINGING; /* one place per agent: see call_cti_ring_seq */
+        seq = call_cti_ring_seq(values[5]);
     } else {
         intake_error(reply, 400, "invalid_field", "event",
-                     "event must be newCall, answer or hangup");
+                     "event must be newCall, ringing, alerting, answer or hangup");
         goto done;
     }
     /* Stored under the native names so both forms of a call read the same. */
@@ -485,6 +520,9 @@ void intake_handle_cti(intake_request_t *req, intake_reply_t *reply)
     /* The form is kept: an unanswered hangup in a queue is abandoned only in this form
      * (call_abandoned), and the wallboard counts abandoned calls by the same rule. */
     json_object_set_new(data, "form", json_string("cti"));
+    if (ring_fields(native, data, "user", req->cfg, reply) < 0) {
+        goto done;
+    }
     submit_event(req, reply, call_id, seq, native, true, data, NULL, NULL, NULL);
 done:
     json_decref(data);

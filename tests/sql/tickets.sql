@@ -156,3 +156,47 @@ INSERT INTO csat (ticket_id, score, channel, received_at) VALUES
     (3, 5, 'sms', now()), (4, 2, 'sms', now()), (5, 4, 'sms', now() - interval '2 days');
 SELECT * FROM wasl_tickets_csat(now() - interval '1 day');
 SELECT * FROM wasl_tickets_csat(now() + interval '1 minute');
+
+-- of_phone: the caller's open tickets and those changed in the last 30 days, newest change
+-- first, without the one being viewed; a resolved ticket older than the window, another
+-- number's and a NULL number find nothing.
+INSERT INTO tickets (ref, channel, external_id, status, from_phone, subject, updated_at)
+VALUES ('2600000201', 'sms', 'p-1', 'assigned', '+966555000111', 'open', now() - interval '60 days'),
+       ('2600000202', 'sms', 'p-2', 'resolved', '+966555000111', 'recent', now() - interval '2 days'),
+       ('2600000203', 'sms', 'p-3', 'closed', '+966555000111', 'old', now() - interval '40 days'),
+       ('2600000204', 'sms', 'p-4', 'routed', '+966555000111', 'newest', now()),
+       ('2600000205', 'sms', 'p-5', 'routed', '+966555000222', 'other', now());
+SELECT ref, status, subject, open FROM wasl_tickets_of_phone('+966555000111', NULL, 30, 10);
+SELECT ref FROM wasl_tickets_of_phone('+966555000111',
+    (SELECT id FROM tickets WHERE ref = '2600000204'), 30, 1);
+SELECT count(*) AS none FROM wasl_tickets_of_phone(NULL, NULL, 30, 10);
+
+-- call_ticket: a call that rang for amal gets its ticket, assigned to her at once, with its
+-- classify work and the call's events linked; the same call again returns it (created f);
+-- another client's call with the same id is another call; a call rung for nobody who is an
+-- agent gets no row.
+INSERT INTO call_events (call_id, seq, event, data, client_id)
+VALUES ('c-1', 1, 'call.started', '{"from": "0555000111"}', 'pbx'),
+       ('c-1', 2, 'call.ringing', '{"agent": "amal"}', 'pbx');
+SELECT ref, created, assignee FROM wasl_tickets_call_ticket('pbx', 'c-1', 'amal', '2600000101',
+    '+966555000111', NULL, 'يسأل عن الجلسة', 'desk');
+SELECT ref, created, assignee FROM wasl_tickets_call_ticket('pbx', 'c-1', 'amal', '2600000102',
+    '+966555000111', 'x', 'x', 'desk');
+SELECT ref, channel, external_id, client_id, subject, status, assignee, from_phone,
+       first_response_at IS NOT NULL AS responded
+  FROM tickets WHERE external_id = 'c-1';
+SELECT e.kind, e.actor, e.data FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+ WHERE t.ref = '2600000101' ORDER BY e.id;
+SELECT m.direction, m.channel, m.sender, m.body FROM messages m JOIN tickets t
+    ON t.id = m.ticket_id WHERE t.ref = '2600000101';
+SELECT w.stage, w.state FROM work w JOIN tickets t ON t.id = w.ticket_id
+ WHERE t.ref = '2600000101';
+SELECT seq, ticket_id = (SELECT id FROM tickets WHERE ref = '2600000101') AS linked
+  FROM call_events WHERE call_id = 'c-1' ORDER BY seq;
+SELECT ref, created FROM wasl_tickets_call_ticket('pbx-2', 'c-1', 'badr', '2600000103', NULL,
+    NULL, NULL, 'desk');
+SELECT count(*) AS messages FROM messages m JOIN tickets t ON t.id = m.ticket_id
+ WHERE t.ref = '2600000103';
+SELECT count(*) AS no_agent FROM wasl_tickets_call_ticket('pbx', 'c-2', 'zed', '2600000104',
+    NULL, NULL, NULL, 'desk');
+SELECT count(*) AS none FROM tickets WHERE external_id = 'c-2';

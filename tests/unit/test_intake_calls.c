@@ -11,8 +11,8 @@
 
 #include <string.h>
 
-static const call_event_t all_events[] = {CALL_EV_STARTED, CALL_EV_IVR, CALL_EV_NOTE,
-                                          CALL_EV_ANSWERED, CALL_EV_ENDED};
+static const call_event_t all_events[] = {CALL_EV_STARTED,  CALL_EV_IVR,   CALL_EV_NOTE,
+                                          CALL_EV_ANSWERED, CALL_EV_ENDED, CALL_EV_RINGING};
 #define NEVENTS (sizeof all_events / sizeof all_events[0])
 
 /* The state after folding rows in order. */
@@ -34,6 +34,9 @@ static void test_event_names(void **state)
         assert_int_equal(call_event_parse(name), all_events[i]);
     }
     assert_string_equal(call_event_name(CALL_EV_NOTE), "call.note");
+    assert_string_equal(call_event_name(CALL_EV_RINGING), "call.ringing");
+    assert_int_equal(call_event_parse("call.ringing"), CALL_EV_RINGING);
+    assert_int_equal(call_event_parse("ringing"), CALL_EV_NONE); /* the CTI form's name */
     assert_null(call_event_name(CALL_EV_NONE));
     assert_null(call_event_name((call_event_t)99));
     assert_int_equal(call_event_parse(NULL), CALL_EV_NONE);
@@ -134,8 +137,8 @@ static call_action_t expected(call_event_t ev, bool duplicate, bool has_ticket, 
         return CALL_DO_DUPLICATE;
     if (ev == CALL_EV_NOTE)
         return has_ticket ? CALL_DO_APPEND_NOTE : CALL_DO_CREATE_NOTE;
-    if (has_ticket)
-        return CALL_DO_NOTHING;
+    if (has_ticket || ev == CALL_EV_RINGING)
+        return CALL_DO_NOTHING; /* a ring is only recorded (and pops the desk) */
     static const call_action_t ivr[NSTATES] = {CALL_DO_NOTHING, CALL_DO_CREATE_REPORT,
                                                CALL_DO_CREATE_CALLBACK, CALL_DO_CREATE_REPORT};
     static const call_action_t other[NSTATES] = {CALL_DO_NOTHING, CALL_DO_NOTHING,
@@ -183,6 +186,61 @@ static void test_cti_hangup_in_queue_asks_for_a_callback(void **state)
     const call_event_row_t answered[] = {rows[0], {.event = CALL_EV_ANSWERED}, rows[1]};
     s = fold(answered, 3);
     assert_int_equal(call_decide(CALL_EV_ENDED, false, false, true, &s), CALL_DO_NOTHING);
+}
+
+/* A ring is recorded and nothing more, whatever the call says, in any order: it neither
+ * answers the call nor cancels an abandonment, and it makes no ticket. */
+static void test_ringing(void **state)
+{
+    (void)state;
+    const call_event_row_t rows[] = {
+        {.event = CALL_EV_STARTED, .from = "+966551234567", .queue = "cases"},
+        {.event = CALL_EV_RINGING, .agent = "hala", .from = "+966500000000", .queue = "desk"},
+        {.event = CALL_EV_ENDED, .cause = "normal"},
+    };
+    call_state_t s = fold(rows, 2);
+    assert_false(s.answered || s.ended || s.report_requested);
+    assert_null(s.agent);                         /* rung is not answered */
+    assert_string_equal(s.from, "+966551234567"); /* the first number still */
+    assert_string_equal(s.queue, "desk");         /* the last queue, as for any event */
+    for (int cti = 0; cti < 2; cti++) {
+        assert_int_equal(call_decide(CALL_EV_RINGING, false, false, cti, &s), CALL_DO_NOTHING);
+        assert_int_equal(call_decide(CALL_EV_RINGING, false, true, cti, &s), CALL_DO_NOTHING);
+        assert_int_equal(call_decide(CALL_EV_RINGING, true, false, cti, &s), CALL_DO_DUPLICATE);
+    }
+    /* Rung, never answered, hung up in the queue: the CTI form's callback still comes. */
+    s = fold(rows, 3);
+    assert_int_equal(call_decide(CALL_EV_ENDED, false, false, true, &s), CALL_DO_CREATE_CALLBACK);
+    /* The ring arriving last, after the end: recorded, no second decision. */
+    const call_event_row_t late[] = {rows[0], rows[2], rows[1]};
+    s = fold(late, 3);
+    assert_int_equal(call_decide(CALL_EV_RINGING, false, false, true, &s), CALL_DO_NOTHING);
+}
+
+static void test_agent_ids_and_cti_ring_places(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"hala", "agent-7", "a", "0", "sara.k_2"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(call_agent_id_valid(good[i]));
+    char longest[65], too_long[66];
+    memset(longest, 'a', 64);
+    longest[64] = '\0';
+    memset(too_long, 'a', 65);
+    too_long[65] = '\0';
+    assert_true(call_agent_id_valid(longest));
+    const char *const bad[] = {NULL,     "",     "Hala",   "-hala",    ".x",    "ha la",
+                               "hala/1", "هالة", "hala\n", "' OR 1=1", too_long};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (call_agent_id_valid(bad[i]))
+            fail_msg("accepted %s", bad[i] ? bad[i] : "NULL");
+    /* One place per agent, stable, after the fixed places 1..3 and within the column. */
+    long long h = call_cti_ring_seq("hala"), a = call_cti_ring_seq("amal");
+    assert_true(h == call_cti_ring_seq("hala"));
+    assert_true(h != a);
+    assert_true(h >= CALL_CTI_SEQ_RING && h < CALL_CTI_SEQ_RING + 1000000);
+    assert_true(call_cti_ring_seq(NULL) == call_cti_ring_seq(""));
+    assert_true(call_cti_ring_seq("") == CALL_CTI_SEQ_RING + 2166136261LL % 1000000);
 }
 
 static void test_actions(void **state)
@@ -234,6 +292,8 @@ int main(void)
         cmocka_unit_test(test_abandoned),
         cmocka_unit_test(test_every_transition),
         cmocka_unit_test(test_cti_hangup_in_queue_asks_for_a_callback),
+        cmocka_unit_test(test_ringing),
+        cmocka_unit_test(test_agent_ids_and_cti_ring_places),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_ticket_texts),
     };
