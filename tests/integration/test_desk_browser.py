@@ -23,6 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from browser import browser  # noqa: F401 (fixture)
 from conftest import REPO, wait_for
 from intake_helpers import make_ref, start_intake, unique  # noqa: F401 (fixture)
+from test_desk_auth import desk_db  # noqa: F401 (fixture)
 
 WAIT_S = 20
 WWW = REPO / "services" / "desk" / "www"
@@ -402,3 +403,81 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
         assert page_errors(b) == []
     finally:
         sink.close()
+
+
+def test_collision_warning_appears_live(desk_db, start_desk, browser):  # noqa: F811
+    """The collision warning (collision.js): hala has her ticket open in the browser; sara, a
+    supervisor driving plain HTTP, opens it too — the banner names her live (role="status",
+    her name in an isolate), amber while she writes a reply, in English after the switch, and
+    gone when she leaves. The page's own heartbeat tells sara when hala focuses the reply box,
+    and signing out takes hala off the ticket."""
+    from test_desk_auth import PASSWORDS, Desk, Stream
+    from test_desk_tickets import assign, new_ticket
+
+    src = (WWW / "collision.js").read_text(encoding="utf-8")
+    bad = r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function"
+    assert re.findall(bad, src) == [] and re.findall(r"https?://", src) == []
+    desk = Desk(start_desk(desk_db, www=WWW), desk_db)
+    ref = new_ticket(desk)
+    assign(desk, ref, "hala")
+    sara = desk.session("sara")
+    stream = Stream(sara)
+
+    def sara_hears(want):
+        stream.next("viewers", pred=lambda d: d["ref"] == ref and [
+            (v["agent"], v["state"]) for v in d["viewers"]] == want)
+
+    def sara_is(state):
+        r = sara.call("PUT", f"/v1/tickets/{ref}/viewing", {"state": state})
+        assert r.status_code == 200, r.text
+
+    def banner():
+        return b.js("const e = document.getElementById('tk-viewers');"
+                    "return e.hidden ? null : e.textContent")
+
+    try:
+        sara_is("viewing")
+        b = browser()
+        sign_in(b, desk, PASSWORDS["hala"], agent="hala")
+        b.wait(lambda d: b.driver.find_elements(By.CSS_SELECTOR,
+                                                f'#mywork-list [data-ticket="{ref}"]'),
+               what="the ticket in my work")
+        b.driver.find_element(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{ref}"]').click()
+        b.wait(lambda d: by_id(b, "ticket").is_displayed() and by_id(b, "tk-ref").text == ref,
+               what="the ticket panel")
+        # The page's heartbeat puts hala on the ticket; the ticket view already named sara.
+        sara_hears([("hala", "viewing")])
+        b.wait(lambda d: (banner() or "").startswith("يطّلع على هذه التذكرة أيضًا"),
+               what="the banner naming sara")
+        box = by_id(b, "tk-viewers")
+        assert box.get_attribute("role") == "status"
+        assert box.get_attribute("aria-live") == "polite"
+        assert b.js("return [...document.querySelectorAll('#tk-viewers bdi.viewer')]"
+                    ".map(e => e.textContent)") == ["Sara"]
+        # sara writes a reply: the banner says so, in amber.
+        sara_is("replying")
+        b.wait(lambda d: (banner() or "").startswith("يكتب ردًّا الآن"), what="sara replying")
+        # ... from the stream's event, not from the page's next beat (15 s later).
+        assert by_id(b, "tk-viewers").get_attribute("data-from") == "event"
+        amber = b.js("return getComputedStyle(document.querySelector("
+                     "'#tk-viewers .collision-replying')).backgroundColor")
+        assert amber == "rgb(255, 244, 220)", amber
+        b.screenshot("collision")
+        # hala's reply box takes the focus: sara hears "replying", and "viewing" after.
+        by_id(b, "tk-reply").click()
+        sara_hears([("hala", "replying")])
+        by_id(b, "tk-note").click()
+        sara_hears([("hala", "viewing")])
+        # English; then sara leaves and the banner goes.
+        by_id(b, "lang-switch").click()
+        b.wait(lambda d: (banner() or "").startswith("Writing a reply now: Sara"),
+               what="the English banner")
+        assert sara.call("DELETE", f"/v1/tickets/{ref}/viewing").status_code == 204
+        b.wait(lambda d: banner() is None, what="the banner gone")
+        # Signing out takes hala off the ticket (the page DELETEs while it still may).
+        sara_is("viewing")
+        by_id(b, "logout").click()
+        sara_hears([])
+        assert page_errors(b) == []
+    finally:
+        stream.close()

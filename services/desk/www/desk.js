@@ -318,6 +318,11 @@
   }
 
   async function logout(path) {
+    // collision.js leaves the open ticket first, while the session still exists.
+    const waits = [];
+    document.dispatchEvent(new CustomEvent("wasl:signing-out",
+                                           { detail: { waitFor: (p) => waits.push(p) } }));
+    await Promise.allSettled(waits);
     try { await api("POST", path); } catch (_) { /* the session is gone either way */ }
     leaveDesk();
     say(t("signed_out"));
@@ -419,6 +424,9 @@
       if (state.me && d.agent === state.me.agent) takePresence(d.presence, d.since);
     }));
     es.addEventListener("resync", resync);
+    // For collision.js: who else is on a ticket.
+    es.addEventListener("viewers", (e) => withJson(e, (d) =>
+      document.dispatchEvent(new CustomEvent("wasl:viewers", { detail: d }))));
     // For wallboard.js: the supervisors' debounced "something changed" (and a resync).
     for (const kind of ["wallboard", "resync"]) {
       es.addEventListener(kind, () => document.dispatchEvent(new CustomEvent("wasl:wallboard")));
@@ -440,6 +448,7 @@
 
   // After a reconnect the page may have missed events: refetch what it shows.
   function resync() {
+    document.dispatchEvent(new CustomEvent("wasl:resync"));
     clearTimeout(state.resyncTimer);
     state.resyncTimer = setTimeout(async () => {
       try {

@@ -138,6 +138,8 @@
     st.key = null;
     renderTicket();
     $("ticket").hidden = false;
+    document.dispatchEvent(new CustomEvent("wasl:ticket-opened",
+                                           { detail: { ref, viewers: st.ticket.viewers } }));
     $("ticket").focus();
   }
 
