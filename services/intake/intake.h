@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wasl_http.h"
 #include "wasl_pg.h"
 #include "wasl_zmq.h"
 
@@ -78,13 +79,9 @@ int intake_strset(char **field, const char *value);
 
 /* ---- HTTP results ----------------------------------------------------------------------- */
 
-/* A reply: status and a JSON body (owned reference). */
-typedef struct {
-    unsigned status;
-    json_t *body;
-    int retry_after_s;      /* > 0: a Retry-After header */
-    const char *error_code; /* for the error metric; NULL on success */
-} intake_reply_t;
+/* A reply: the edge's (common/wasl_http): status, a JSON body (owned reference), Retry-After,
+ * the error code for the metric. */
+typedef wasl_http_reply_t intake_reply_t;
 
 /* Fills `r` with {"error":{"code","field","message"}}. `field` may be NULL. Returns r. */
 intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code,

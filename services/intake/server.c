@@ -1,70 +1,63 @@
-/* server — intake's public HTTP port: routing, body limits, authentication, replies, metrics. */
+/* server — intake's public HTTP port on the shared edge (common/wasl_http): routes,
+ * authentication, the in-flight body budget, writer jobs and offloaded handler parts. */
 #include "server.h"
-#include "wasl_clock.h"
 #include "handlers.h"
+#include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
 #include "wasl_offload.h"
 #include "wasl_text.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define SERVER_CONNECTION_LIMIT     10000
 #define SERVER_CONNECTION_TIMEOUT_S 30
-#define RETRY_AFTER_S               2
+#define RETRY_AFTER_S               WASL_HTTP_RETRY_AFTER_S
 /* Longest method we keep a copy of for an offloaded handler (DELETE, OPTIONS…). */
 #define METHOD_MAX 16
-/* Bytes of a request target (path and query) kept for the signature; MHD refuses longer lines
- * anyway (its connection memory limit). */
+/* Bytes of a request path kept for the signature; MHD refuses longer lines anyway (its
+ * connection memory limit). */
 #define TARGET_MAX 8192
-/* Bodies arrive in MHD's reads (a few KiB); a chunked body is charged to the budget a step at a
- * time, and this first reservation saves a round through the atomics for the usual case. */
-#define CHUNKED_RESERVE_STEP (64 * 1024)
 
+/* A route of the shared table (wasl_http_route_t first) and what intake adds to it. */
 typedef struct {
-    const char *method; /* "GET", "POST", or "GET|POST" */
-    const char *path;   /* exact, or a prefix ending in '/' for a path argument, or in "/" "*"
-                         * for an argument that may hold '/' (/v1/agents/{id}/presence) */
-    bool has_arg;
-    const char *endpoint; /* metric label */
+    wasl_http_route_t http; /* method, path, metric label, large_body: the email limit */
     unsigned scope;
-    bool email_sized; /* the email limit instead of the JSON one */
     bool query_token; /* a ?token= is accepted (gateways that cannot send headers) */
     intake_handler_fn *handle;
 } route_t;
 
 static const route_t routes[] = {
-    {"POST", "/v1/reports", false, "reports", INTAKE_SCOPE_REPORTS, false, false,
-     intake_handle_report},
-    {"POST", "/v1/calls/events", false, "calls", INTAKE_SCOPE_CALLS, false, false,
+    {{"POST", "/v1/reports", "reports", false}, INTAKE_SCOPE_REPORTS, false, intake_handle_report},
+    {{"POST", "/v1/calls/events", "calls", false},
+     INTAKE_SCOPE_CALLS,
+     false,
      intake_handle_call_event},
-    {"POST", "/v1/cti", false, "cti", INTAKE_SCOPE_CALLS, false, false, intake_handle_cti},
-    {"GET|POST", "/v1/sms/inbound", false, "sms", INTAKE_SCOPE_SMS, false, true, intake_handle_sms},
-    {"GET|POST", "/v1/sms/dlr", false, "sms_dlr", INTAKE_SCOPE_SMS, false, true,
-     intake_handle_sms_dlr},
-    {"POST", "/v1/email/inbound", false, "email", INTAKE_SCOPE_EMAIL, true, false,
-     intake_handle_email},
-    {"GET", "/v1/tickets/", true, "tickets", INTAKE_SCOPE_TICKETS_READ, false, false,
+    {{"POST", "/v1/cti", "cti", false}, INTAKE_SCOPE_CALLS, false, intake_handle_cti},
+    {{"GET|POST", "/v1/sms/inbound", "sms", false}, INTAKE_SCOPE_SMS, true, intake_handle_sms},
+    {{"GET|POST", "/v1/sms/dlr", "sms_dlr", false}, INTAKE_SCOPE_SMS, true, intake_handle_sms_dlr},
+    {{"POST", "/v1/email/inbound", "email", true}, INTAKE_SCOPE_EMAIL, false, intake_handle_email},
+    {{"GET", "/v1/tickets/{}", "tickets", false},
+     INTAKE_SCOPE_TICKETS_READ,
+     false,
      intake_handle_ticket_get},
-    {"GET", "/v1/cases/", true, "cases", INTAKE_SCOPE_CASES, false, false, intake_handle_case_get},
+    {{"GET", "/v1/cases/{}", "cases", false}, INTAKE_SCOPE_CASES, false, intake_handle_case_get},
     /* The agent desk (services/intake/agents.c). */
-    {"GET", "/v1/agents", false, "agents", INTAKE_SCOPE_AGENTS, false, false, intake_handle_agents},
-    {"GET|PUT|DELETE", "/v1/agents/*", true, "agents", INTAKE_SCOPE_AGENTS, false, false,
+    {{"GET", "/v1/agents", "agents", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_agents},
+    {{"GET|PUT|DELETE", "/v1/agents/*", "agents", false},
+     INTAKE_SCOPE_AGENTS,
+     false,
      intake_handle_agents},
-    {"POST", "/v1/offers/*", true, "offers", INTAKE_SCOPE_AGENTS, false, false,
-     intake_handle_offers},
-    {"GET", "/v1/queues/*", true, "queues", INTAKE_SCOPE_AGENTS, false, false,
-     intake_handle_queues},
-    {"POST", "/v1/tickets/*", true, "ticket_actions", INTAKE_SCOPE_AGENTS, false, false,
+    {{"POST", "/v1/offers/*", "offers", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_offers},
+    {{"GET", "/v1/queues/*", "queues", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_queues},
+    {{"POST", "/v1/tickets/*", "ticket_actions", false},
+     INTAKE_SCOPE_AGENTS,
+     false,
      intake_handle_ticket_action},
 };
 
@@ -72,161 +65,60 @@ struct intake_server {
     const intake_config_t *cfg;
     intake_auth_t *auth;
     intake_writers_t *writers;
-    struct MHD_Daemon *mhd;
-    atomic_bool draining;
-    wasl_histogram_t *latency;
+    wasl_http_t *http;
     wasl_offload_t *pools[INTAKE_POOL_COUNT];
     /* Bytes of request bodies reserved across every connection (WASL_INTAKE_INFLIGHT_MAX). */
     atomic_size_t inflight;
     size_t inflight_max;
     wasl_gauge_t *inflight_gauge;
     wasl_counter_t *refused_budget;
-    wasl_counter_t *refused_early; /* refused on the headers, before any body byte was read */
 };
 
-/* Per-connection request state, from the first callback to the completion notice. */
+/* Intake's part of one request (wasl_http_state), zeroed by the edge. */
 typedef struct {
-    const route_t *route;
-    char *target; /* the request target as sent (path?query), for signatures */
-    char *path_arg;
-    char *body;
-    size_t len, cap, limit;
-    size_t reserved; /* bytes of the in-flight budget this request holds */
-    bool too_big;
-    bool over_budget;
+    intake_server_t *server; /* for the offloaded part */
     /* Authentication done on the headers; a signed request is finished on its body. */
     bool authenticated, signed_pending;
     intake_client_t client;
-    int64_t started_ms;
     intake_job_t *job; /* submitted, waiting for a writer */
-    /* An offloaded handler part: its own copy of the request, and its reply. */
-    bool started; /* the headers were seen (the first call of on_request) */
-    bool offloaded, offload_done;
+    /* An offloaded handler part: its own copy of the request. */
     intake_request_t off_req;
-    intake_reply_t off_reply;
     char method[METHOD_MAX];
     char ctype[128];
-    intake_server_t *server;
-    struct MHD_Connection *conn;
 } request_state_t;
 
-/* ---- replies ---------------------------------------------------------------------------- */
+static const route_t *route_of(const wasl_http_conn_t *c)
+{
+    /* The edge hands back the entry of our table it matched; wasl_http_route_t is its first
+     * member. */
+    return (const route_t *)wasl_http_route(c);
+}
+
+/* ---- replies and request helpers ---------------------------------------------------------- */
 
 intake_reply_t *intake_error(intake_reply_t *r, unsigned status, const char *code,
                              const char *field, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    wasl_http_verror(r, status, code, field, fmt, ap);
     va_end(ap);
-    json_decref(r->body);
-    r->status = status;
-    r->error_code = code;
-    r->body =
-        json_pack("{s:{s:s, s:s?, s:s}}", "error", "code", code, "field", field, "message", msg);
     return r;
 }
 
-static void count_request(intake_server_t *self, const char *endpoint, const intake_reply_t *r,
-                          int64_t started_ms)
-{
-    char labels[128];
-    snprintf(labels, sizeof labels, "endpoint=\"%s\",status=\"%u\"", endpoint, r->status);
-    wasl_counter_inc(
-        wasl_counter("wasl_intake_requests_total", "Requests by endpoint and status", labels));
-    if (r->error_code) {
-        snprintf(labels, sizeof labels, "endpoint=\"%s\",code=\"%s\"", endpoint, r->error_code);
-        wasl_counter_inc(wasl_counter("wasl_intake_http_errors_total",
-                                      "Error replies by endpoint and error code", labels));
-    }
-    wasl_histogram_observe(self->latency, (double)(wasl_clock_ms() - started_ms) / 1000.0);
-}
-
-/* Queues `r` on the connection (taking its body). */
-static enum MHD_Result send_reply(intake_server_t *self, struct MHD_Connection *conn,
-                                  const char *endpoint, intake_reply_t *r, int64_t started_ms)
-{
-    if (!r->body || !r->status) {
-        intake_error(r, 500, "internal", NULL, "no reply was produced");
-    }
-    count_request(self, endpoint, r, started_ms);
-    char *text = json_dumps(r->body, JSON_COMPACT);
-    json_decref(r->body);
-    r->body = NULL;
-    if (!text) {
-        return MHD_NO;
-    }
-    size_t len = strlen(text);
-    /* A trailing newline makes curl output readable; clients parse JSON either way. */
-    char *with_nl = realloc(text, len + 2);
-    if (with_nl) {
-        text = with_nl;
-        text[len++] = '\n';
-        text[len] = '\0';
-    }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json; charset=utf-8");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (r->retry_after_s > 0) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", r->retry_after_s);
-        MHD_add_response_header(resp, "Retry-After", ra);
-    }
-    enum MHD_Result rc = MHD_queue_response(conn, r->status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-/* ---- request helpers -------------------------------------------------------------------- */
-
 const char *intake_header(const intake_request_t *req, const char *name)
 {
-    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+    return req->conn ? wasl_http_header(req->conn, name) : NULL;
 }
 
 const char *intake_query(const intake_request_t *req, const char *name, size_t *len)
 {
-    const char *value = NULL;
-    size_t vlen = 0;
-    if (!req->conn || MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name,
-                                                    strlen(name), &value, &vlen) != MHD_YES) {
-        return NULL;
-    }
-    if (len) {
-        *len = vlen;
-    }
-    return value ? value : "";
+    return req->conn ? wasl_http_query(req->conn, name, len) : NULL;
 }
 
 json_t *intake_body_json(const intake_request_t *req, intake_reply_t *reply)
 {
-    if (strcmp(req->content_type, "application/json") != 0) {
-        intake_error(reply, 415, "unsupported_media_type", NULL,
-                     "send Content-Type: application/json (got \"%s\")", req->content_type);
-        return NULL;
-    }
-    if (!wasl_utf8_valid(req->body, req->len, false)) {
-        intake_error(reply, 400, "invalid_utf8", NULL, "the body is not valid UTF-8");
-        return NULL;
-    }
-    json_error_t err;
-    json_t *doc = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &err);
-    if (!doc) {
-        intake_error(reply, 400, "invalid_json", NULL, "malformed JSON at line %d column %d: %s",
-                     err.line, err.column, err.text);
-        return NULL;
-    }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        intake_error(reply, 400, "invalid_json", NULL, "the body must be a JSON object");
-        return NULL;
-    }
-    return doc;
+    return wasl_http_json_object(req->content_type, req->body, req->len, reply);
 }
 
 static int hexval(int c)
@@ -420,68 +312,6 @@ bool intake_rfc3339_valid(const char *s)
     return false;
 }
 
-/* ---- the MHD callbacks ------------------------------------------------------------------ */
-
-/* True when `method` is one of the '|'-separated words of `list`. */
-static bool method_allowed(const char *list, const char *method)
-{
-    size_t mlen = strlen(method);
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, "|");
-        if (len == mlen && strncmp(p, method, len) == 0) {
-            return true;
-        }
-        p += len + (p[len] == '|');
-    }
-    return false;
-}
-
-static const route_t *match_route(const char *method, const char *url, const char **arg,
-                                  bool *method_mismatch)
-{
-    *method_mismatch = false;
-    *arg = NULL;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        const route_t *r = &routes[i];
-        size_t plen = strlen(r->path);
-        bool sub_path = plen > 0 && r->path[plen - 1] == '*';
-        plen -= sub_path;
-        bool path_ok = r->has_arg ? strncmp(url, r->path, plen) == 0 && url[plen] != '\0' &&
-                                        (sub_path || !strchr(url + plen, '/'))
-                                  : strcmp(url, r->path) == 0;
-        if (!path_ok) {
-            continue;
-        }
-        if (!method_allowed(r->method, method)) {
-            *method_mismatch = true;
-            continue;
-        }
-        *arg = r->has_arg ? url + plen : NULL;
-        return r;
-    }
-    return NULL;
-}
-
-static void on_job_done(intake_job_t *job)
-{
-    /* Called from a writer or the reaper: wake the connection so MHD calls us again. */
-    MHD_resume_connection(job->on_done_arg);
-}
-
-/* Lower-cased media type of the request without parameters, in buf. */
-static const char *media_type(struct MHD_Connection *conn, char *buf, size_t cap)
-{
-    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-    size_t o = 0;
-    for (const char *p = ct ? ct : ""; *p && *p != ';' && o + 1 < cap; p++) {
-        if (!isspace((unsigned char)*p)) {
-            buf[o++] = (char)tolower((unsigned char)*p);
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 /* ---- the in-flight body budget ------------------------------------------------------------ */
 
 /* Takes n bytes of the server's budget; false (nothing taken) when they do not fit. */
@@ -505,22 +335,30 @@ static void budget_give(intake_server_t *self, size_t n)
     }
 }
 
-static void refuse_over_budget(intake_server_t *self, intake_reply_t *r)
+/* The edge's reserve hook: a body's declared length before its first byte, then the steps of a
+ * chunked one. */
+static int reserve_body(void *arg, wasl_http_conn_t *c, size_t bytes, intake_reply_t *r)
 {
+    (void)c;
+    intake_server_t *self = arg;
+    if (budget_take(self, bytes)) {
+        return 0;
+    }
     wasl_counter_inc(self->refused_budget);
     intake_error(r, 503, "busy", NULL,
                  "intake holds as many request bodies as it may right now; retry");
     r->retry_after_s = RETRY_AFTER_S;
+    return -1;
 }
 
 /* ---- authentication on the headers ---------------------------------------------------------- */
 
 /* What the request presents, with the target split as sent. `path` is a buffer of TARGET_MAX
  * bytes. */
-static void credentials(const request_state_t *st, struct MHD_Connection *conn, const char *method,
-                        char *path, intake_credentials_t *cred)
+static void credentials(wasl_http_conn_t *c, const char *method, char *path,
+                        intake_credentials_t *cred)
 {
-    const char *target = st->target ? st->target : "";
+    const char *target = wasl_http_target(c);
     size_t plen = strcspn(target, "?");
     if (plen >= TARGET_MAX) {
         plen = TARGET_MAX - 1;
@@ -528,13 +366,13 @@ static void credentials(const request_state_t *st, struct MHD_Connection *conn, 
     memcpy(path, target, plen);
     path[plen] = '\0';
     const char *query_token = NULL;
-    if (st->route->query_token) {
-        query_token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+    if (route_of(c)->query_token) {
+        query_token = wasl_http_query(c, "token", NULL);
     }
     *cred = (intake_credentials_t){
-        .authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-        .signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Wasl-Signature"),
-        .client_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Wasl-Client"),
+        .authorization = wasl_http_header(c, "Authorization"),
+        .signature = wasl_http_header(c, "X-Wasl-Signature"),
+        .client_id = wasl_http_header(c, "X-Wasl-Client"),
         .query_token = query_token,
         .method = method,
         .path = path,
@@ -543,363 +381,159 @@ static void credentials(const request_state_t *st, struct MHD_Connection *conn, 
 }
 
 /* Scope and rate of an authenticated client. 0, or -1 with r filled. */
-static int admit_client(intake_server_t *self, const request_state_t *st, intake_reply_t *r)
+static int admit_client(intake_server_t *self, wasl_http_conn_t *c, const request_state_t *st,
+                        intake_reply_t *r)
 {
-    if (!(st->client.scopes & st->route->scope)) {
+    if (!(st->client.scopes & route_of(c)->scope)) {
         intake_error(r, 403, "forbidden", NULL, "client %s may not use %s", st->client.id,
-                     st->route->path);
+                     route_of(c)->http.path);
         return -1;
     }
     return intake_auth_rate(self->auth, &st->client, r);
 }
 
-/* The first callback, headers only: authenticates bearer and query tokens in full and signed
+/* The edge's admit hook, headers only: authenticates bearer and query tokens in full and signed
  * requests as far as the headers go, so that nothing of a body is read for a caller who may not
- * send it; then reserves the body's declared size from the budget. 0, or -1 with r filled. */
-static int admit_headers(intake_server_t *self, request_state_t *st, struct MHD_Connection *conn,
-                         const char *method, intake_reply_t *r)
+ * send it. 0, or -1 with r filled. */
+static int admit_headers(void *arg, wasl_http_conn_t *c, const char *method, intake_reply_t *r)
 {
-    if (atomic_load(&self->draining)) {
-        intake_error(r, 503, "unavailable", NULL, "intake is shutting down; retry");
-        r->retry_after_s = RETRY_AFTER_S;
-        return -1;
-    }
-    /* MHD frames only chunked bodies; with any other transfer coding it would wait for the
-     * end of a body it cannot find until the connection times out (found by fuzz_http). */
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-    if (te && strcasecmp(te, "chunked") != 0) {
-        intake_error(r, 400, "invalid_field", "Transfer-Encoding",
-                     "only Transfer-Encoding: chunked is supported (or send Content-Length)");
-        return -1;
-    }
+    intake_server_t *self = arg;
+    request_state_t *st = wasl_http_state(c);
     char path[TARGET_MAX];
     intake_credentials_t cred;
-    credentials(st, conn, method, path, &cred);
+    credentials(c, method, path, &cred);
     int rc = intake_auth_precheck(self->auth, &cred, &st->client, r);
     if (rc < 0) {
         return -1;
     }
     st->signed_pending = rc == INTAKE_AUTH_NEEDS_BODY;
     st->authenticated = !st->signed_pending;
-    if (st->authenticated && admit_client(self, st, r) < 0) {
-        return -1;
-    }
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-    if (declared > st->limit) {
-        intake_error(r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
-        return -1;
-    }
-    /* A declared body is reserved whole before its first byte is read; a chunked one is charged
-     * as it arrives (on_upload). */
-    if (declared > 0) {
-        if (!budget_take(self, (size_t)declared)) {
-            refuse_over_budget(self, r);
-            return -1;
-        }
-        st->reserved = (size_t)declared;
-    }
-    return 0;
+    return st->authenticated ? admit_client(self, c, st, r) : 0;
 }
 
-/* ---- offloaded handler parts -------------------------------------------------------------- */
+/* ---- writer jobs and offloaded handler parts ----------------------------------------------- */
 
-static void offload_run(void *arg)
+static void on_job_done(intake_job_t *job)
 {
-    request_state_t *st = arg;
-    st->off_req.offload(&st->off_req, &st->off_reply);
+    /* Called from a writer or the reaper, once: the job's reply answers the request. */
+    wasl_http_resume(job->on_done_arg, &job->reply);
 }
 
-static void offload_done(void *arg, bool ran)
+/* Hands the handler's job to a writer; the request is suspended already. 0, or -1 when the
+ * writers are stopping (r filled). Ownership: the state keeps the handler's reference. */
+static int submit_job(intake_server_t *self, wasl_http_conn_t *c, intake_job_t *job,
+                      intake_reply_t *r)
 {
-    request_state_t *st = arg;
-    if (!ran) {
-        json_decref(st->off_reply.body);
-        st->off_reply = (intake_reply_t){0};
-        intake_error(&st->off_reply, 503, "unavailable", NULL,
-                     "no thread was free to answer before the deadline; retry");
-        st->off_reply.retry_after_s = RETRY_AFTER_S;
-    } else if (st->off_req.job) {
-        /* The handler's part made a transaction: on to a writer, the connection stays
-         * suspended until the writer (or the reaper) resumes it. Ownership: the state keeps
-         * the handler's reference to the job. */
-        json_decref(st->off_reply.body);
-        st->off_reply.body = NULL;
-        st->job = st->off_req.job;
-        st->off_req.job = NULL;
-        st->job->on_done = on_job_done;
-        st->job->on_done_arg = st->conn;
-        if (intake_writers_submit(st->server->writers, st->job) == 0) {
-            return;
-        }
-        intake_reply_t r = {0};
-        intake_error(&r, 503, "unavailable", NULL, "intake is shutting down; retry");
-        r.retry_after_s = RETRY_AFTER_S;
-        st->job->reply = r;
-        atomic_store(&st->job->state, 1);
+    request_state_t *st = wasl_http_state(c);
+    st->job = job;
+    job->on_done = on_job_done;
+    job->on_done_arg = c;
+    if (intake_writers_submit(self->writers, job) == 0) {
+        return 0; /* from here the writer may resume c, which may then be gone */
     }
-    st->offload_done = true;
-    MHD_resume_connection(st->conn);
+    intake_error(r, 503, "unavailable", NULL, "intake is shutting down; retry");
+    r->retry_after_s = RETRY_AFTER_S;
+    return -1;
 }
 
-/* Suspends the connection and hands the handler's remaining part to its pool. The request is
+/* The offloaded part, on a pool thread: true with the reply, or false when it made a
+ * transaction that is now a writer's, which resumes the request. */
+static bool offload_work(wasl_http_conn_t *c, intake_reply_t *reply)
+{
+    request_state_t *st = wasl_http_state(c);
+    st->off_req.offload(&st->off_req, reply);
+    if (!st->off_req.job) {
+        return true;
+    }
+    json_decref(reply->body);
+    *reply = (intake_reply_t){0};
+    intake_job_t *job = st->off_req.job;
+    st->off_req.job = NULL;
+    return submit_job(st->server, c, job, reply) < 0;
+}
+
+/* Suspends the request and hands the handler's remaining part to its pool. The request is
  * copied into the state: what the handler's first part saw on this thread's stack is gone when
  * the pool runs it. */
-static enum MHD_Result offload(intake_server_t *self, struct MHD_Connection *conn,
-                               request_state_t *st, intake_request_t *req, intake_reply_t *reply)
+static void offload(intake_server_t *self, wasl_http_conn_t *c, intake_request_t *req,
+                    intake_reply_t *reply)
 {
+    request_state_t *st = wasl_http_state(c);
     json_decref(reply->body); /* a handler that offloads has not replied */
     *reply = (intake_reply_t){0};
-    st->off_reply = (intake_reply_t){0};
     snprintf(st->method, sizeof st->method, "%s", req->method);
     snprintf(st->ctype, sizeof st->ctype, "%s", req->content_type);
     st->off_req = *req;
     st->off_req.conn = NULL;
     st->off_req.method = st->method;
     st->off_req.content_type = st->ctype;
-    st->offloaded = true;
-    MHD_suspend_connection(conn);
-    wasl_offload_t *pool = self->pools[req->offload_pool];
-    if (wasl_offload_submit(pool, offload_run, offload_done, st, req->deadline_ms) < 0) {
-        intake_error(&st->off_reply, 503, "unavailable", NULL,
+    st->server = self;
+    if (wasl_http_offload(c, self->pools[req->offload_pool], offload_work, req->deadline_ms) < 0) {
+        intake_error(reply, 503, "unavailable", NULL,
                      "too many requests are waiting for a slow dependency; retry");
-        st->off_reply.retry_after_s = RETRY_AFTER_S;
-        st->offload_done = true;
-        MHD_resume_connection(conn);
+        reply->retry_after_s = RETRY_AFTER_S;
     }
-    return MHD_YES;
 }
 
-static enum MHD_Result dispatch(intake_server_t *self, struct MHD_Connection *conn,
-                                request_state_t *st, const char *method)
+/* The edge's handle hook: the whole body is in. */
+static void dispatch(void *arg, wasl_http_conn_t *c, const char *method, intake_reply_t *reply)
 {
-    const route_t *route = st->route;
-    intake_reply_t reply = {0};
+    intake_server_t *self = arg;
+    request_state_t *st = wasl_http_state(c);
+    const route_t *route = route_of(c);
     char ctype[128];
+    size_t len;
+    const char *body = wasl_http_body(c, &len);
     intake_request_t req = {
-        .conn = conn,
+        .conn = c,
         .cfg = self->cfg,
         .method = method,
-        .path_arg = st->path_arg,
-        .body = st->body ? st->body : "",
-        .len = st->len,
-        .content_type = media_type(conn, ctype, sizeof ctype),
-        .deadline_ms = st->started_ms + self->cfg->deadline_ms,
+        .path_arg = wasl_http_path_arg(c),
+        .body = body,
+        .len = len,
+        .content_type = wasl_http_media_type(c, ctype, sizeof ctype),
+        .deadline_ms = wasl_http_started_ms(c) + self->cfg->deadline_ms,
         .auth = self->auth,
     };
-    if (atomic_load(&self->draining)) {
-        intake_error(&reply, 503, "unavailable", NULL, "intake is shutting down; retry");
-        reply.retry_after_s = RETRY_AFTER_S;
-        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
-    }
     if (st->signed_pending) {
         char path[TARGET_MAX];
         intake_credentials_t cred;
-        credentials(st, conn, method, path, &cred);
-        if (intake_auth_check_signed(self->auth, &cred, req.body, req.len, &st->client, &reply) <
-                0 ||
-            admit_client(self, st, &reply) < 0) {
-            return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
+        credentials(c, method, path, &cred);
+        if (intake_auth_check_signed(self->auth, &cred, body, len, &st->client, reply) < 0 ||
+            admit_client(self, c, st, reply) < 0) {
+            return;
         }
         st->signed_pending = false;
         st->authenticated = true;
     }
     assert(st->authenticated);
     req.client = st->client;
-    route->handle(&req, &reply);
+    route->handle(&req, reply);
     if (req.offload) {
-        return offload(self, conn, st, &req, &reply);
-    }
-    if (!req.job) {
-        return send_reply(self, conn, route->endpoint, &reply, st->started_ms);
-    }
-    json_decref(reply.body);
-    /* Suspend before submitting, so that a writer can only ever resume a suspended
-     * connection. Ownership: the state keeps the handler's reference to the job. */
-    st->job = req.job;
-    st->job->on_done = on_job_done;
-    st->job->on_done_arg = conn;
-    MHD_suspend_connection(conn);
-    if (intake_writers_submit(self->writers, st->job) < 0) {
-        intake_reply_t r = {0};
-        intake_error(&r, 503, "unavailable", NULL, "intake is shutting down; retry");
-        r.retry_after_s = RETRY_AFTER_S;
-        st->job->reply = r;
-        atomic_store(&st->job->state, 1);
-        MHD_resume_connection(conn);
-    }
-    return MHD_YES;
-}
-
-/* Stores one piece of the body, charging what goes beyond the reservation to the budget.
- * Returns 0, or -1 when the body must be refused (too big or over budget: flags set). */
-static int on_upload(intake_server_t *self, request_state_t *st, const char *upload, size_t n)
-{
-    if (st->len + n > st->limit) {
-        st->too_big = true;
-        return -1;
-    }
-    if (st->len + n > st->reserved) {
-        /* Chunked (or longer than declared, which MHD does not allow): reserve a step. */
-        size_t need = st->len + n - st->reserved;
-        size_t step = need > CHUNKED_RESERVE_STEP ? need : CHUNKED_RESERVE_STEP;
-        if (step > st->limit - st->reserved) {
-            step = need;
-        }
-        if (!budget_take(self, step)) {
-            st->over_budget = true;
-            return -1;
-        }
-        st->reserved += step;
-    }
-    if (st->len + n + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        while (cap < st->len + n + 1) {
-            cap *= 2;
-        }
-        /* Never more than the reservation (+1 for the NUL): the budget is real memory. */
-        if (cap > st->reserved + 1) {
-            cap = st->reserved + 1;
-        }
-        char *grown = realloc(st->body, cap);
-        if (!grown) {
-            return -1;
-        }
-        st->body = grown;
-        st->cap = cap;
-    }
-    memcpy(st->body + st->len, upload, n);
-    st->len += n;
-    st->body[st->len] = '\0';
-    return 0;
-}
-
-/* The error reply for a body refused by on_upload. */
-static void refused_body(intake_server_t *self, const request_state_t *st, intake_reply_t *r)
-{
-    if (st->over_budget) {
-        refuse_over_budget(self, r);
-    } else {
-        intake_error(r, 413, "too_large", NULL, "the request is over %zu bytes", st->limit);
+        offload(self, c, &req, reply);
+    } else if (req.job) {
+        json_decref(reply->body);
+        *reply = (intake_reply_t){0};
+        /* Suspend before submitting, so that a writer only ever resumes a suspended request. */
+        wasl_http_suspend(c);
+        submit_job(self, c, req.job, reply);
     }
 }
 
-/* MHD's first notice of a request, before its headers are parsed: keeps the request target as
- * sent (MHD hands on_request the decoded path without the query), which signatures cover. The
- * return value becomes the connection's *con_cls. */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+/* The edge's done hook: the request is over. */
+static void request_done(void *arg, wasl_http_conn_t *c)
 {
-    intake_server_t *self = cls;
-    request_state_t *st = calloc(1, sizeof *st);
-    if (!st) {
-        return NULL;
-    }
-    st->server = self;
-    st->conn = conn;
-    st->started_ms = wasl_clock_ms();
-    st->target = strndup(uri ? uri : "", TARGET_MAX);
-    return st;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
-{
-    (void)version;
-    intake_server_t *self = cls;
-    request_state_t *st = *con_cls;
-    if (!st) {
-        if (!(st = on_uri(self, url, conn))) {
-            return MHD_NO;
-        }
-        *con_cls = st;
-    }
-    if (!st->started) {
-        st->started = true;
-        bool wrong_method;
-        const char *arg;
-        st->route = match_route(method, url, &arg, &wrong_method);
-        if (!st->route) {
-            intake_reply_t r = {0};
-            if (wrong_method) {
-                intake_error(&r, 405, "method_not_allowed", NULL, "%s is not allowed on %s", method,
-                             url);
-            } else {
-                intake_error(&r, 404, "not_found", NULL, "no endpoint %s", url);
-            }
-            return send_reply(self, conn, "unknown", &r, st->started_ms);
-        }
-        if (arg && !(st->path_arg = strdup(arg))) {
-            return MHD_NO;
-        }
-        st->limit = (size_t)(st->route->email_sized ? self->cfg->email_max : self->cfg->json_max);
-        intake_reply_t r = {0};
-        if (admit_headers(self, st, conn, method, &r) < 0) {
-            /* Answered before the body: MHD reads no more of it and closes the connection. */
-            wasl_counter_inc(self->refused_early);
-            return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
-        }
-        return MHD_YES;
-    }
-    if (!st->route) {
-        return MHD_NO; /* answered 404/405 already */
-    }
-    if (st->job) {
-        /* Resumed: the job's reply is final. */
-        intake_reply_t r = st->job->reply;
-        st->job->reply.body = NULL;
-        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
-    }
-    if (st->offloaded) {
-        /* Resumed by offload_done with the reply (the job case is above). */
-        assert(st->offload_done);
-        intake_reply_t r = st->off_reply;
-        st->off_reply.body = NULL;
-        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
-    }
-    if (*upload_size) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        /* Refused in the middle (too big, over budget): the rest is read and dropped, and
-         * the answer comes at the end — a reply sent while the client still writes is lost
-         * to the TCP reset of closing a socket with unread data. */
-        if (st->too_big || st->over_budget || on_upload(self, st, upload, n) == 0 || st->too_big ||
-            st->over_budget) {
-            return MHD_YES;
-        }
-        return MHD_NO; /* out of memory */
-    }
-    if (st->too_big || st->over_budget) {
-        intake_reply_t r = {0};
-        refused_body(self, st, &r);
-        return send_reply(self, conn, st->route->endpoint, &r, st->started_ms);
-    }
-    return dispatch(self, conn, st, method);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)conn;
-    (void)toe;
-    intake_server_t *self = cls;
-    request_state_t *st = *con_cls;
-    if (!st) {
-        return;
-    }
-    budget_give(self, st->reserved);
+    intake_server_t *self = arg;
+    request_state_t *st = wasl_http_state(c);
+    budget_give(self, wasl_http_reserved(c));
     intake_job_release(&st->job);
     intake_job_release(&st->off_req.job);
-    json_decref(st->off_reply.body);
     if (st->off_req.offload_arg_free) {
         st->off_req.offload_arg_free(st->off_req.offload_arg);
     }
-    free(st->target);
-    free(st->path_arg);
-    free(st->body);
-    free(st);
-    *con_cls = NULL;
 }
+
+/* ---- the server ------------------------------------------------------------------------------ */
 
 static void pools_stop(intake_server_t *self)
 {
@@ -917,6 +551,33 @@ static void pools_destroy(intake_server_t *self)
     }
 }
 
+static wasl_http_t *start_http(intake_server_t *self)
+{
+    const intake_config_t *cfg = self->cfg;
+    wasl_http_config_t http = {
+        .name = "intake",
+        .drain_who = "intake",
+        .bind = cfg->http_bind,
+        .port = (int)cfg->http_port,
+        .threads = (int)cfg->threads,
+        .connection_limit = SERVER_CONNECTION_LIMIT,
+        .connection_timeout_s = SERVER_CONNECTION_TIMEOUT_S,
+        .body_max = (size_t)cfg->json_max,
+        .large_body_max = (size_t)cfg->email_max,
+        .json_newline = true,
+        .state_size = sizeof(request_state_t),
+        .routes = routes,
+        .route_count = sizeof routes / sizeof routes[0],
+        .route_size = sizeof routes[0],
+        .hooks = {.admit = admit_headers,
+                  .reserve = reserve_body,
+                  .handle = dispatch,
+                  .done = request_done},
+        .arg = self,
+    };
+    return wasl_http_new(&http);
+}
+
 intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *auth,
                                    intake_writers_t *writers)
 {
@@ -927,60 +588,19 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
     self->cfg = cfg;
     self->auth = auth;
     self->writers = writers;
-    atomic_init(&self->draining, false);
     atomic_init(&self->inflight, 0);
     self->inflight_max = (size_t)cfg->inflight_max;
-    self->latency = wasl_histogram("wasl_intake_request_seconds", "Time to answer a request", NULL,
-                                   wasl_latency_buckets_s, wasl_latency_buckets_n);
     self->inflight_gauge = wasl_gauge("wasl_intake_inflight_body_bytes",
                                       "Request body bytes reserved by requests in flight", NULL);
     self->refused_budget =
         wasl_counter("wasl_intake_inflight_refused_total",
                      "Requests refused (503) because the in-flight body budget was spent", NULL);
-    self->refused_early = wasl_counter("wasl_intake_refused_before_body_total",
-                                       "Requests answered on their headers, before any body byte "
-                                       "was read (credentials, scope, rate, size, budget)",
-                                       NULL);
     self->pools[INTAKE_POOL_LOOKUP] =
         wasl_offload_new("intake_lookup", (size_t)cfg->lookup_threads, (size_t)cfg->offload_queue);
     self->pools[INTAKE_POOL_PARSE] =
         wasl_offload_new("intake_parse", (size_t)cfg->parse_threads, (size_t)cfg->offload_queue);
-    if (!self->pools[INTAKE_POOL_LOOKUP] || !self->pools[INTAKE_POOL_PARSE]) {
-        pools_destroy(self);
-        free(self);
-        return NULL;
-    }
-    struct sockaddr_in a4;
-    struct sockaddr_in6 a6;
-    struct sockaddr *addr;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
-    memset(&a4, 0, sizeof a4);
-    memset(&a6, 0, sizeof a6);
-    if (inet_pton(AF_INET, cfg->http_bind, &a4.sin_addr) == 1) {
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)cfg->http_port);
-        addr = (struct sockaddr *)&a4;
-    } else if (inet_pton(AF_INET6, cfg->http_bind, &a6.sin6_addr) == 1) {
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)cfg->http_port);
-        addr = (struct sockaddr *)&a6;
-        flags |= MHD_USE_IPv6;
-    } else {
-        wasl_error("intake: WASL_HTTP_BIND is not an IP address", "{s:s}", "bind", cfg->http_bind);
-        pools_destroy(self);
-        free(self);
-        return NULL;
-    }
-    self->mhd = MHD_start_daemon(
-        flags, (uint16_t)cfg->http_port, NULL, NULL, on_request, self, MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)SERVER_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, self,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, self, MHD_OPTION_END);
-    if (!self->mhd) {
-        wasl_error("intake: cannot listen", "{s:s, s:i, s:s}", "bind", cfg->http_bind, "port",
-                   (int)cfg->http_port, "error", strerror(errno));
+    if (!self->pools[INTAKE_POOL_LOOKUP] || !self->pools[INTAKE_POOL_PARSE] ||
+        !(self->http = start_http(self))) {
         pools_destroy(self);
         free(self);
         return NULL;
@@ -990,7 +610,7 @@ intake_server_t *intake_server_new(const intake_config_t *cfg, intake_auth_t *au
 
 void intake_server_drain(intake_server_t *self)
 {
-    atomic_store(&self->draining, true);
+    wasl_http_drain(self->http);
 }
 
 void intake_server_stop_offload(intake_server_t *self)
@@ -1009,7 +629,7 @@ void intake_server_destroy(intake_server_t **self_p)
         return;
     }
     pools_destroy(self);
-    MHD_stop_daemon(self->mhd);
+    wasl_http_destroy(&self->http);
     free(self);
     *self_p = NULL;
 }

@@ -1,4 +1,6 @@
-/* server — intake's public HTTP port: routing, body limits, authentication, replies, metrics. */
+/* server — intake's public HTTP port on the shared edge (common/wasl_http): its routes, the
+ * authentication on headers and body, the in-flight body budget, writer jobs and offloaded
+ * handler parts. */
 #ifndef WASL_INTAKE_SERVER_H
 #define WASL_INTAKE_SERVER_H
 
@@ -6,7 +8,7 @@
 #include "intake.h"
 #include "writer.h"
 
-#include <microhttpd.h>
+#include "wasl_http.h"
 
 typedef struct intake_server intake_server_t;
 
@@ -19,7 +21,7 @@ typedef enum {
 
 /* What a handler sees of one request. Everything is borrowed for the handler's call. */
 typedef struct intake_request {
-    struct MHD_Connection *conn;
+    wasl_http_conn_t *conn; /* NULL in an offloaded part */
     const intake_config_t *cfg;
     const char *method;
     const char *path_arg; /* the {ref} of /v1/tickets/{ref}, else NULL */
