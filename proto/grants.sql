@@ -132,7 +132,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
     wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
     wasl_notifications_enqueue, wasl_tickets_note, wasl_tickets_transfer,
-    wasl_tickets_resolve, wasl_tickets_reopen, wasl_tickets_reply TO wasl_desk;
+    wasl_tickets_resolve, wasl_tickets_reopen, wasl_tickets_reply, wasl_tickets_assign
+    TO wasl_desk;
 
 -- ==== desk (issue 15, docs/desk.md): people's passwords and roles ============================
 -- An agent's password hash is read and written by waslctl (`agent passwd`) and the desk (sign

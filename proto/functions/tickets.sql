@@ -590,3 +590,50 @@ BEGIN
     RETURN QUERY SELECT v_id, p_ref, true, p_agent;
 END;
 $$;
+
+-- wasl_tickets_assign — a supervisor gives a waiting or assigned ticket to agent p_agent: its
+-- live offers are withdrawn (reason 'reassigned'), it becomes 'assigned' to p_agent (its first
+-- response marked now if it had none: taken by an agent, as wasl_offers_accept counts it), and
+-- an 'assigned' event records {agent: the new assignee, by, from: the assignee before (or
+-- none), reason, client} — 'agent' is what the desk's NOTIFY trigger names, so the new
+-- assignee's open pages hear of it. A supervisor overrides: the agent's presence, capacity and
+-- wrap-up are not checked, only that p_agent is an enabled agent (else done is NULL and nothing
+-- changes); the caller checked that the actor may reassign. p_reason may be NULL.
+-- Returns the shape of the desk's ticket actions above (status before, done).
+-- Touches tickets, offers and ticket_events (through wasl_offers_withdraw), ticket_events
+-- ('assigned'). Called by the desk (POST /v1/tickets/{ref}/assign, supervisors).
+CREATE OR REPLACE FUNCTION wasl_tickets_assign(p_ref text, p_agent text, p_by text,
+                                               p_reason text, p_client text)
+RETURNS TABLE (status text, done bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH c AS (
+        SELECT id, status, assignee FROM tickets WHERE ref = p_ref FOR UPDATE
+    ), g AS (
+        SELECT id FROM agents WHERE id = p_agent AND enabled
+    ), wd AS (
+        SELECT w.offer_id
+          FROM c, g, wasl_offers_withdraw(ARRAY[c.id], NULL, 'reassigned', p_by) w
+         WHERE c.status IN ('routed', 'assigned')
+    ), up AS (
+        UPDATE tickets t
+           SET status = 'assigned', assignee = g.id,
+               first_response_at = coalesce(t.first_response_at, wasl_now()),
+               no_agent_since = NULL, updated_at = now()
+          FROM c, g
+         WHERE t.id = c.id
+           AND c.status IN ('routed', 'assigned')
+        RETURNING t.id
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT c.id, 'assigned', p_by,
+               jsonb_strip_nulls(jsonb_build_object('agent', p_agent, 'by', p_by,
+                                                    'from', c.assignee, 'reason', p_reason,
+                                                    'client', p_client))
+          FROM c
+          JOIN up ON up.id = c.id
+    )
+    SELECT c.status, up.id
+      FROM c
+      LEFT JOIN up ON true
+     WHERE (SELECT count(*) FROM wd) >= 0
+$$;

@@ -413,6 +413,11 @@ static void handle_payload(desk_events_t *self, const char *payload, char *ids, 
             desk_events_publish_own(self, a, "offer.closed", data);
             json_decref(data);
         }
+    } else if (!strcmp(t, "ticket") && a && !strcmp(k, "assigned")) {
+        /* A supervisor gave the agent a ticket (wasl_tickets_assign): its "my work" refetches. */
+        json_t *data = json_pack("{s:s}", "kind", k);
+        desk_events_publish_own(self, a, "work", data);
+        json_decref(data);
     } else if (!strcmp(t, "agent") && a && json_is_string(json_object_get(doc, "p"))) {
         char since[32];
         iso_ms((int64_t)json_integer_value(json_object_get(doc, "at")), since);

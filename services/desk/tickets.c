@@ -1,5 +1,6 @@
 /* tickets — "my work", the ticket view, note, transfer and resolve (see tickets.h). */
 #include "tickets.h"
+#include "supervise.h"
 #include "viewers.h"
 #include "calls.h"
 #include "wasl_authz.h"
@@ -681,6 +682,10 @@ void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
     char ref[REF_DIGITS + 1];
     const char *rest;
     if (path_ref(req, ref, &rest, reply) < 0) {
+        return;
+    }
+    if (strcmp(rest, "/assign") == 0) { /* a supervisor's act: supervise.c */
+        desk_handle_ticket_assign(req, reply);
         return;
     }
     /* The paths are intake's (POST /v1/tickets/{ref}/notes, /transfer, /resolve). */

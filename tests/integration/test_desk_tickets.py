@@ -319,3 +319,78 @@ def test_reply_needs_a_contact(desk):
     r = hala.call("POST", f"/v1/tickets/{ref}/reply", {"text": "x"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "no_contact", r.text
     assert snapshot(desk, ref)[2] == 0
+
+
+# ---- a supervisor reassigns ---------------------------------------------------------------
+
+
+def test_an_agent_cannot_reassign(desk):
+    """Agent amal moving hala's ticket to herself: 403 supervisors_only, nothing changed (not
+    even a bad body is looked at)."""
+    ref = new_ticket(desk)
+    assign(desk, ref, "hala")
+    amal = desk.session("amal")
+    before = snapshot(desk, ref)
+    for body in ({"agent": "amal"}, {"agent": "hala"}, {}, {"agent": 5}):
+        r = amal.call("POST", f"/v1/tickets/{ref}/assign", body)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "supervisors_only", r.text
+    assert snapshot(desk, ref) == before
+    # Nor the assignee herself.
+    hala = desk.session("hala")
+    r = hala.call("POST", f"/v1/tickets/{ref}/assign", {"agent": "amal"})
+    assert r.status_code == 403 and snapshot(desk, ref) == before
+
+
+def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
+    """sara moves hala's ticket to amal: amal's stream gets `work` (her "my work" refetches),
+    the ticket is in amal's work and out of hala's, the history says who, from whom and why."""
+    from test_desk_auth import Stream
+    ref = new_ticket(desk)
+    assign(desk, ref, "hala")
+    sara, amal, hala = desk.session("sara"), desk.session("amal"), desk.session("hala")
+    stream = Stream(amal)
+    try:
+        before = snapshot(desk, ref)
+        # The body is checked: each field named, nothing changed.
+        for body, code, field in (({}, 400, "agent"), ({"agent": "Bad Id"}, 400, "agent"),
+                                  ({"agent": "amal", "reason": 7}, 400, "reason"),
+                                  ({"agent": "ghost"}, 404, "agent")):
+            r = sara.call("POST", f"/v1/tickets/{ref}/assign", body)
+            assert r.status_code == code and r.json()["error"]["field"] == field, r.text
+        r = sara.call("POST", "/v1/tickets/2699999999/assign", {"agent": "amal"})
+        assert r.status_code == 404 and r.json()["error"]["field"] == "ref", r.text
+        assert sara.call("POST", f"/v1/tickets/{ref}/assign", {"agent": "amal"},
+                         csrf=False).status_code == 403
+        assert snapshot(desk, ref) == before
+        r = sara.call("POST", f"/v1/tickets/{ref}/assign",
+                      {"agent": "amal", "reason": "hala is off sick"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"ticket": ref, "done": "assign", "agent": "amal", "from": "hala",
+                            "by": "sara"}
+        stream.next("work", pred=lambda d: d.get("kind") == "assigned")
+        assert [t["ticket"] for t in amal.call("GET", "/v1/me/tickets").json()["tickets"]] \
+            == [ref]
+        assert hala.call("GET", "/v1/me/tickets").json()["tickets"] == []
+        assert snapshot(desk, ref)[0] == "assigned/amal/general"
+        last = amal.call("GET", f"/v1/tickets/{ref}").json()["history"][-1]
+        assert last["kind"] == "assigned" and last["actor"] == "sara"
+        assert last["data"] == {"agent": "amal", "by": "sara", "from": "hala",
+                                "reason": "hala is off sick", "client": "desk"}
+        # hala can no longer act on it.
+        assert hala.call("POST", f"/v1/tickets/{ref}/notes",
+                         {"text": "x"}).status_code == 403
+        # A disabled agent is 409 naming agent; a resolved ticket 409 wrong_state.
+        desk.scalar("UPDATE agents SET enabled = false WHERE id = 'hala' RETURNING id")
+        try:
+            r = sara.call("POST", f"/v1/tickets/{ref}/assign", {"agent": "hala"})
+            assert r.status_code == 409 and r.json()["error"] == {
+                "code": "agent_disabled", "field": "agent",
+                "message": "agent hala is disabled"}, r.text
+        finally:
+            desk.scalar("UPDATE agents SET enabled = true WHERE id = 'hala' RETURNING id")
+        assert amal.call("POST", f"/v1/tickets/{ref}/resolve",
+                         {"wrapup": "answered"}).status_code == 200
+        r = sara.call("POST", f"/v1/tickets/{ref}/assign", {"agent": "hala"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state", r.text
+    finally:
+        stream.close()

@@ -200,3 +200,26 @@ SELECT count(*) AS messages FROM messages m JOIN tickets t ON t.id = m.ticket_id
 SELECT count(*) AS no_agent FROM wasl_tickets_call_ticket('pbx', 'c-2', 'zed', '2600000104',
     NULL, NULL, NULL, 'desk');
 SELECT count(*) AS none FROM tickets WHERE external_id = 'c-2';
+
+-- assign: a supervisor (sara) gives ticket 3, offered to badr, to dana: badr's offer is
+-- withdrawn, the ticket is dana's, the history says who and from whom; then from dana to amal
+-- (from: dana). A disabled agent, a resolved ticket: nothing changes (done NULL); no ticket,
+-- no row.
+UPDATE tickets SET status = 'routed', assignee = NULL, first_response_at = NULL WHERE id = 3;
+UPDATE agents SET wrapup_until = NULL, idle_since = now() - interval '1 hour' WHERE id = 'badr';
+SELECT count(*) AS offered
+  FROM wasl_offers_make('[{"ticket_id": 3, "agent": "badr", "channel": "api", "explain": {}}]',
+                        'router-test', 60);
+SELECT * FROM wasl_tickets_assign('2600000003', 'dana', 'sara', 'badr is in a meeting', 'desk');
+SELECT status, assignee, first_response_at IS NOT NULL AS taken FROM tickets WHERE id = 3;
+SELECT agent_id, state, reason FROM offers WHERE ticket_id = 3 ORDER BY id;
+SELECT * FROM wasl_tickets_assign('2600000003', 'amal', 'sara', NULL, 'desk');
+SELECT kind, actor, data - 'offer' AS data FROM ticket_events
+ WHERE ticket_id = 3 AND kind IN ('assigned', 'offer.withdrawn') ORDER BY id;
+UPDATE agents SET enabled = false WHERE id = 'badr';
+SELECT * FROM wasl_tickets_assign('2600000003', 'badr', 'sara', NULL, 'desk');
+SELECT * FROM wasl_tickets_assign('2600000003', 'ghost', 'sara', NULL, 'desk');
+UPDATE agents SET enabled = true WHERE id = 'badr';
+SELECT * FROM wasl_tickets_assign('2600000004', 'amal', 'sara', NULL, 'desk');
+SELECT * FROM wasl_tickets_assign('2699999999', 'amal', 'sara', NULL, 'desk');
+SELECT status, assignee FROM tickets WHERE id IN (3, 4) ORDER BY id;

@@ -427,6 +427,8 @@
     // For collision.js: who else is on a ticket.
     es.addEventListener("viewers", (e) => withJson(e, (d) =>
       document.dispatchEvent(new CustomEvent("wasl:viewers", { detail: d }))));
+    // For ticket.js: a supervisor gave this agent a ticket — "my work" refetches.
+    es.addEventListener("work", () => document.dispatchEvent(new CustomEvent("wasl:work")));
     // For wallboard.js: the supervisors' debounced "something changed" (and a resync).
     for (const kind of ["wallboard", "resync"]) {
       es.addEventListener(kind, () => document.dispatchEvent(new CustomEvent("wasl:wallboard")));

@@ -292,6 +292,7 @@
     $("ticket").hidden = true;
     renderWork();
   });
+  document.addEventListener("wasl:work", () => { if (st.me) loadWork(); });
   document.addEventListener("wasl:accepted", (e) => {
     loadWork();
     if (e.detail?.ticket) openTicket(e.detail.ticket);
