@@ -149,6 +149,11 @@ GRANT UPDATE (name, skills, languages, capacity, wrapup_s, enabled, presence, pr
     ON agents TO wasl_intake, wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;
 
+-- Integrations acting for agents on the desk (issue 15: the agent API moved from intake): the
+-- desk reads bearer-token clients (common/wasl_clients) — never an HMAC secret, which only
+-- intake's signatures need.
+GRANT SELECT (id, scopes, token_sha256, rate_per_s, role, act_as, enabled) ON clients TO wasl_desk;
+
 -- The supervisor's wallboard (services/desk/wallboard.c): abandoned calls and CSAT of the day.
 GRANT SELECT ON csat, call_events TO wasl_desk;
 GRANT EXECUTE ON FUNCTION wasl_tickets_csat TO wasl_desk, wasl_ctl;

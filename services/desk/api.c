@@ -1,5 +1,6 @@
 /* api — the desk's endpoints for people: sign in and out, who am I, my offers, my presence,
  * answering an offer, the event stream. The session's agent is always the actor. */
+#include "idempotency.h"
 #include "server.h"
 #include "wasl_authz.h"
 #include "wasl_domain.h"
@@ -49,8 +50,7 @@ static void db_failed(desk_reply_t *reply, const char *what)
 
 static wasl_authz_principal_t principal(const desk_req_t *req)
 {
-    return (wasl_authz_principal_t){.role = wasl_authz_role_parse(req->session.role),
-                                    .act_as = req->session.agent};
+    return desk_principal_authz(req);
 }
 
 /* ---- login ------------------------------------------------------------------------------- */
@@ -371,12 +371,19 @@ static void offer_refusal(wasl_pg_t *pg, const char *id, desk_reply_t *reply)
     PQclear(res);
 }
 
+typedef struct {
+    const char *id;
+    const char *agent;
+    bool accept;
+    const char *reason;
+} offer_arg_t;
+
 /* In the transaction: the offer locked, the decision, then the function. 0 to commit. */
-static int answer_offer(desk_req_t *req, const char *id, bool accept, const char *reason,
-                        desk_reply_t *reply)
+static int answer_offer(desk_req_t *req, void *arg, desk_reply_t *reply)
 {
+    const offer_arg_t *a = arg;
     wasl_pg_t *pg = req->db->pg;
-    const char *p[] = {id};
+    const char *p[] = {a->id};
     PGresult *res =
         wasl_pg_query(pg, "SELECT agent_id FROM offers WHERE id = $1::bigint FOR UPDATE", 1, p);
     if (!wasl_pg_arity(res, 1, "desk offer lock")) {
@@ -386,54 +393,55 @@ static int answer_offer(desk_req_t *req, const char *id, bool accept, const char
     }
     bool found = PQntuples(res) == 1;
     wasl_authz_principal_t who = principal(req);
-    wasl_authz_facts_t facts = {.actor = req->session.agent,
+    wasl_authz_facts_t facts = {.actor = a->agent,
                                 .actor_field = "agent",
                                 .missing = !found,
                                 .offer_agent = found ? PQgetvalue(res, 0, 0) : NULL};
     wasl_authz_decision_t d = wasl_authz_decide(&who, WASL_AUTHZ_OFFER_ANSWER, &facts);
     PQclear(res);
-    if (!found || !d.allowed) {
-        if (!found) {
-            desk_error(reply, 404, "not_found", "id", "no offer %s", id);
-        } else {
-            desk_error(reply, 403, d.code, d.field, "%s", d.why);
-        }
+    if (!d.allowed) {
+        desk_refused(req, &d, a->id, reply);
         return -1;
     }
-    const char *pa[] = {id, req->session.agent, ACTOR_CLIENT};
-    const char *pr[] = {id, req->session.agent, reason, ACTOR_CLIENT};
-    res = accept ? wasl_pg_query(pg,
-                                 "SELECT offer_id, ref FROM wasl_offers_accept($1::bigint, $2, $3)",
-                                 3, pa)
-                 : wasl_pg_query(pg,
-                                 "SELECT offer_id, ticket_id"
-                                 "  FROM wasl_offers_reject($1::bigint, $2, $3, $4)",
-                                 4, pr);
-    if (!wasl_pg_arity(res, 2, accept ? "wasl_offers_accept" : "wasl_offers_reject")) {
+    if (!found) {
+        desk_error(reply, 404, "not_found", "id", "no offer %s", a->id);
+        return -1;
+    }
+    const char *pa[] = {a->id, a->agent, req->principal.client};
+    const char *pr[] = {a->id, a->agent, a->reason, req->principal.client};
+    res = a->accept ? wasl_pg_query(pg,
+                                    "SELECT offer_id, ref"
+                                    "  FROM wasl_offers_accept($1::bigint, $2, $3)",
+                                    3, pa)
+                    : wasl_pg_query(pg,
+                                    "SELECT offer_id, ticket_id"
+                                    "  FROM wasl_offers_reject($1::bigint, $2, $3, $4)",
+                                    4, pr);
+    if (!wasl_pg_arity(res, 2, a->accept ? "wasl_offers_accept" : "wasl_offers_reject")) {
         PQclear(res);
         db_failed(reply, "offer");
         return -1;
     }
     int n = PQntuples(res);
-    bool moved = accept && n == 1 && PQgetisnull(res, 0, 1);
+    bool moved = a->accept && n == 1 && PQgetisnull(res, 0, 1);
     char ref[32] = "";
-    if (accept && n == 1 && !moved) {
+    if (a->accept && n == 1 && !moved) {
         snprintf(ref, sizeof ref, "%s", PQgetvalue(res, 0, 1));
     }
     PQclear(res);
     if (n == 0) {
-        offer_refusal(pg, id, reply);
+        offer_refusal(pg, a->id, reply);
         return -1;
     }
     if (moved) {
         desk_error(reply, 409, "ticket_moved", "id", "the ticket of offer %s is no longer waiting",
-                   id);
+                   a->id);
         return -1;
     }
     reply->status = 200;
-    reply->body = accept ? json_pack("{s:s, s:s, s:s, s:s}", "offer", id, "state", "accepted",
-                                     "ticket", ref, "assignee", req->session.agent)
-                         : json_pack("{s:s, s:s}", "offer", id, "state", "rejected");
+    reply->body = a->accept ? json_pack("{s:s, s:s, s:s, s:s}", "offer", a->id, "state", "accepted",
+                                        "ticket", ref, "assignee", a->agent)
+                            : json_pack("{s:s, s:s}", "offer", a->id, "state", "rejected");
     return 0;
 }
 
@@ -455,22 +463,14 @@ void desk_handle_offer(desk_req_t *req, desk_reply_t *reply)
     memcpy(id, req->path_arg, digits);
     id[digits] = '\0';
     json_t *doc = desk_body_json(req, reply);
-    const char *reason = NULL;
-    if (!doc || (!accept && str_field(doc, "reason", false, REASON_MAX, &reason, reply) < 0)) {
+    offer_arg_t a = {.id = id, .accept = accept};
+    if (!doc || desk_actor(req, doc, &a.agent, reply) < 0 ||
+        (!accept && str_field(doc, "reason", false, REASON_MAX, &a.reason, reply) < 0)) {
         json_decref(doc);
         return;
     }
-    if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, "offer");
-    } else if (answer_offer(req, id, accept, reason, reply) == 0) {
-        if (wasl_pg_commit(req->db->pg) < 0) {
-            json_decref(reply->body);
-            reply->body = NULL;
-            db_failed(reply, "offer commit");
-        }
-    } else {
-        wasl_pg_rollback(req->db->pg);
-    }
+    const char *fields[] = {accept ? "accept" : "reject", id, a.agent, a.reason};
+    desk_idempotency_run(req, fields, sizeof fields / sizeof fields[0], answer_offer, &a, reply);
     json_decref(doc);
 }
 

@@ -34,6 +34,7 @@ typedef struct {
     const char *wrapup_codes;    /* comma-separated wrap-up codes a resolution may carry */
     long viewing_ttl_s;          /* a ticket viewer's heartbeat lapses after this (collision) */
     long viewers_max;            /* agents on one ticket at once (collision) */
+    long clients_refresh_s;      /* how often the clients table (bearer tokens) is re-read */
 } desk_config_t;
 
 /* Wall clock in ms since the epoch (sessions' created_ms). */

@@ -1,5 +1,6 @@
 /* wasl-desk — entry point: configuration, the connection pool, the live events, the HTTP edge
  * for people, a graceful drain. */
+#include "auth.h"
 #include "db.h"
 #include "desk.h"
 #include "events.h"
@@ -17,12 +18,14 @@
 typedef struct {
     desk_db_t *db;
     desk_events_t *events;
+    desk_auth_t *auth;
 } readiness_t;
 
 static bool ready(void *arg, char *why, size_t cap)
 {
     readiness_t *r = arg;
-    return desk_events_ready(r->events, why, cap) && desk_db_ready(r->db, why, cap);
+    return desk_events_ready(r->events, why, cap) && desk_db_ready(r->db, why, cap) &&
+           desk_auth_ready(r->auth, why, cap);
 }
 
 static void configure_sessions(wasl_config_t *cfg, desk_config_t *c)
@@ -58,6 +61,9 @@ static void configure_sessions(wasl_config_t *cfg, desk_config_t *c)
                     "answered,information_given,case_status_given,referred,duplicate,no_response",
                     "comma-separated wrap-up codes an agent picks from when resolving a ticket",
                     &c->wrapup_codes);
+    wasl_config_int(cfg, "WASL_DESK_CLIENTS_REFRESH_S", 10, 1, 3600,
+                    "how often the clients table (integrations' bearer tokens) is re-read",
+                    &c->clients_refresh_s);
     wasl_config_int(cfg, "WASL_DESK_DEADLINE_MS", 10000, 100, 600000,
                     "a sign-in not verified within this answers 503", &c->deadline_ms);
 }
@@ -118,20 +124,21 @@ int main(int argc, char **argv)
     wasl_admin_t *admin = NULL;
     desk_server_t *server = NULL;
     desk_events_t *events = NULL;
+    desk_auth_t *auth = NULL;
     /* One pair per HTTP thread and verification thread, and one for /readyz. */
     desk_db_t *db = desk_db_new(c.pg_url, c.redis_url, (int)c.redis_timeout_ms,
                                 (size_t)(c.threads + c.verify_threads + 1));
     desk_www_t *www = desk_www_load(c.www);
     if (!db || !www || desk_wrapup_codes_check(c.wrapup_codes) < 0 ||
         desk_replies_load(c.replies) < 0 || !(events = desk_events_new(&c)) ||
-        !(server = desk_server_new(&c, db, events, www))) {
+        !(auth = desk_auth_new(&c)) || !(server = desk_server_new(&c, db, events, www, auth))) {
         goto done;
     }
     admin = wasl_admin_new("wasl-desk", wasl_config_admin_bind(cfg), wasl_config_admin_port(cfg));
     if (!admin) {
         goto done;
     }
-    readiness_t readiness = {db, events};
+    readiness_t readiness = {db, events, auth};
     wasl_admin_set_ready(admin, ready, &readiness);
     wasl_info("desk: started", "{s:s, s:i, s:i, s:i, s:b}", "bind", c.bind, "port", (int)c.port,
               "admin_port", wasl_admin_port(admin), "console_files", (int)desk_www_count(www),
@@ -149,6 +156,7 @@ done:
     desk_events_stop(events);
     desk_server_destroy(&server);
     desk_events_destroy(&events);
+    desk_auth_destroy(&auth);
     wasl_admin_destroy(&admin);
     desk_www_destroy(&www);
     desk_replies_free();

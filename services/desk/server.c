@@ -37,31 +37,31 @@ static const char CSP[] = "default-src 'self'; frame-ancestors 'none'; base-uri 
 typedef struct {
     const char *method;
     const char *path; /* exact, or a prefix ending in '*' */
-    bool session;     /* needs a signed-in person */
+    unsigned accepts; /* desk_auth_accepts_t: who may call it */
     const char *endpoint;
     desk_handler_fn *handle;
 } route_t;
 
 static const route_t routes[] = {
-    {"POST", "/v1/login", false, "login", desk_handle_login},
-    {"POST", "/v1/logout", true, "logout", desk_handle_logout},
-    {"POST", "/v1/logout/all", true, "logout_all", desk_handle_logout_all},
-    {"GET", "/v1/me", true, "me", desk_handle_me},
-    {"GET", "/v1/me/offers", true, "me_offers", desk_handle_me_offers},
-    {"PUT", "/v1/me/presence", true, "presence", desk_handle_presence},
-    {"POST", "/v1/offers/*", true, "offers", desk_handle_offer},
-    {"GET", "/v1/events", true, "events", desk_handle_events},
-    {"GET", "/v1/me/tickets", true, "my_tickets", desk_handle_my_tickets},
-    {"GET", "/v1/tickets/*", true, "ticket", desk_handle_ticket_get},
-    {"POST", "/v1/tickets/*", true, "ticket_action", desk_handle_ticket_post},
-    {"PUT", "/v1/tickets/*", true, "viewing", desk_handle_viewing_put},
-    {"DELETE", "/v1/tickets/*", true, "viewing", desk_handle_viewing_delete},
-    {"GET", "/v1/wallboard", true, "wallboard", desk_handle_wallboard},
-    {"GET", "/v1/agents/*", true, "agents", desk_handle_agent_get},
-    {"POST", "/v1/agents/*", true, "agents", desk_handle_agent_post},
-    {"GET", "/v1/replies", true, "replies", desk_handle_replies},
-    {"GET", "/v1/me/calls", true, "my_calls", desk_handle_my_calls},
-    {"POST", "/v1/calls/*", true, "call_ticket", desk_handle_call_post},
+    {"POST", "/v1/login", DESK_AUTH_PUBLIC, "login", desk_handle_login},
+    {"POST", "/v1/logout", DESK_AUTH_PERSON, "logout", desk_handle_logout},
+    {"POST", "/v1/logout/all", DESK_AUTH_PERSON, "logout_all", desk_handle_logout_all},
+    {"GET", "/v1/me", DESK_AUTH_PERSON, "me", desk_handle_me},
+    {"GET", "/v1/me/offers", DESK_AUTH_PERSON, "me_offers", desk_handle_me_offers},
+    {"PUT", "/v1/me/presence", DESK_AUTH_PERSON, "presence", desk_handle_presence},
+    {"POST", "/v1/offers/*", DESK_AUTH_ANY, "offers", desk_handle_offer},
+    {"GET", "/v1/events", DESK_AUTH_PERSON, "events", desk_handle_events},
+    {"GET", "/v1/me/tickets", DESK_AUTH_PERSON, "my_tickets", desk_handle_my_tickets},
+    {"GET", "/v1/tickets/*", DESK_AUTH_PERSON, "ticket", desk_handle_ticket_get},
+    {"POST", "/v1/tickets/*", DESK_AUTH_ANY, "ticket_action", desk_handle_ticket_post},
+    {"PUT", "/v1/tickets/*", DESK_AUTH_PERSON, "viewing", desk_handle_viewing_put},
+    {"DELETE", "/v1/tickets/*", DESK_AUTH_PERSON, "viewing", desk_handle_viewing_delete},
+    {"GET", "/v1/wallboard", DESK_AUTH_PERSON, "wallboard", desk_handle_wallboard},
+    {"GET", "/v1/agents/*", DESK_AUTH_PERSON, "agents", desk_handle_agent_get},
+    {"POST", "/v1/agents/*", DESK_AUTH_PERSON, "agents", desk_handle_agent_post},
+    {"GET", "/v1/replies", DESK_AUTH_PERSON, "replies", desk_handle_replies},
+    {"GET", "/v1/me/calls", DESK_AUTH_PERSON, "my_calls", desk_handle_my_calls},
+    {"POST", "/v1/calls/*", DESK_AUTH_PERSON, "call_ticket", desk_handle_call_post},
 };
 
 struct desk_server {
@@ -69,6 +69,7 @@ struct desk_server {
     desk_db_t *db;
     desk_events_t *events;
     const desk_www_t *www;
+    desk_auth_t *auth;
     struct MHD_Daemon *mhd;
     wasl_offload_t *verify;
     atomic_bool draining;
@@ -298,53 +299,6 @@ static void client_address(const desk_server_t *self, struct MHD_Connection *con
     desk_client_addr(peer, xff, self->cfg->trusted_proxies, out);
 }
 
-/* A state change must come from our own pages: an Origin header, when sent, names this host. */
-static bool origin_ok(struct MHD_Connection *conn)
-{
-    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-    if (!origin) {
-        return true;
-    }
-    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-    const char *sep = strstr(origin, "://");
-    return host && sep && (!strncmp(origin, "http://", 7) || !strncmp(origin, "https://", 8)) &&
-           strcasecmp(sep + 3, host) == 0;
-}
-
-/* The session of the request's cookie (1), none (0; a 401 in r), or Redis down (-1; 503). */
-static int authenticate(desk_server_t *self, struct MHD_Connection *conn, desk_req_t *req,
-                        desk_reply_t *r)
-{
-    const char *token = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "wasl_sid");
-    wasl_session_limits_t lim = {(int)self->cfg->idle_s, (int)self->cfg->absolute_s};
-    int rc =
-        token ? wasl_session_get(req->db->redis, token, &lim, desk_wall_ms(), &req->session) : 0;
-    if (rc < 0) {
-        desk_error(r, 503, "unavailable", NULL, "sessions cannot be read right now; retry");
-        r->retry_after_s = RETRY_AFTER_S;
-    } else if (rc == 0) {
-        desk_error(r, 401, "unauthenticated", NULL, "sign in first (POST /v1/login)");
-    }
-    req->has_session = rc == 1;
-    return rc;
-}
-
-/* CSRF on a state change: the session's token in X-CSRF-Token, and our own Origin. */
-static bool csrf_ok(struct MHD_Connection *conn, const desk_req_t *req, desk_reply_t *r)
-{
-    const char *token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CSRF-Token");
-    if (!origin_ok(conn)) {
-        desk_error(r, 403, "csrf", "Origin", "a state change must come from this server's pages");
-        return false;
-    }
-    if (!wasl_session_csrf_ok(&req->session, token)) {
-        desk_error(r, 403, "csrf", "X-CSRF-Token",
-                   "a state change needs the session's CSRF token in X-CSRF-Token");
-        return false;
-    }
-    return true;
-}
-
 /* ---- offloaded parts ---------------------------------------------------------------------- */
 
 static void offload_run(void *arg)
@@ -412,11 +366,8 @@ static enum MHD_Result dispatch(desk_server_t *self, struct MHD_Connection *conn
                           "the desk is shutting down; retry");
     }
     req.db = desk_db_take(self->db);
-    bool go = !route->session || authenticate(self, conn, &req, &reply) == 1;
-    if (go && route->session && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        go = csrf_ok(conn, &req, &reply);
-    }
-    if (go) {
+    if (route->accepts == DESK_AUTH_PUBLIC ||
+        desk_auth_request(self->auth, &req, route->accepts, &reply) == 0) {
         route->handle(&req, &reply);
     }
     desk_db_give(self->db, req.db);
@@ -564,13 +515,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 desk_server_t *desk_server_new(const desk_config_t *cfg, desk_db_t *db, desk_events_t *events,
-                               const desk_www_t *www)
+                               const desk_www_t *www, desk_auth_t *auth)
 {
     desk_server_t *self = calloc(1, sizeof *self);
     if (!self) {
         return NULL;
     }
-    *self = (desk_server_t){.cfg = cfg, .db = db, .events = events, .www = www};
+    *self = (desk_server_t){.cfg = cfg, .db = db, .events = events, .www = www, .auth = auth};
     atomic_init(&self->draining, false);
     self->latency = wasl_histogram("wasl_desk_request_seconds", "Time to answer a request", NULL,
                                    wasl_latency_buckets_s, wasl_latency_buckets_n);

@@ -4,6 +4,7 @@
 #define WASL_DESK_SERVER_H
 
 #include "addr.h"
+#include "auth.h"
 #include "db.h"
 #include "desk.h"
 #include "events.h"
@@ -16,7 +17,7 @@
 typedef struct desk_server desk_server_t;
 
 /* A handler's answer. `body` NULL with status 204 is an empty answer. */
-typedef struct {
+typedef struct desk_reply {
     unsigned status;
     json_t *body;
     const char *error_code;
@@ -34,8 +35,9 @@ typedef struct desk_req {
     const char *body;
     size_t len;
     bool has_session;
-    wasl_session_t session;
-    desk_conn_t *db; /* taken for the request; NULL in the offloaded part */
+    wasl_session_t session;     /* a person's (has_session) */
+    desk_principal_t principal; /* who asks: a person or a token (services/desk/auth.h) */
+    desk_conn_t *db;            /* taken for the request; NULL in the offloaded part */
     desk_events_t *events;
     char client_addr[DESK_ADDR_BUF];
     /* Out: the rest of the handler, to run on a verification thread (the login's Argon2). It
@@ -52,7 +54,7 @@ typedef void(desk_handler_fn)(desk_req_t *req, desk_reply_t *reply);
 
 /* Starts the server. Everything is borrowed. NULL (logged) on failure. */
 desk_server_t *desk_server_new(const desk_config_t *cfg, desk_db_t *db, desk_events_t *events,
-                               const desk_www_t *www);
+                               const desk_www_t *www, desk_auth_t *auth);
 /* 503 to every new request from now on. */
 void desk_server_drain(desk_server_t *self);
 /* Finishes the queued logins and stops the verification threads. */

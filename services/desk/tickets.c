@@ -3,7 +3,9 @@
 #include "supervise.h"
 #include "viewers.h"
 #include "calls.h"
+#include "idempotency.h"
 #include "wasl_authz.h"
+#include "wasl_domain.h"
 #include "wasl_log.h"
 
 #include <dirent.h>
@@ -12,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ACTOR_CLIENT   "desk"
-#define REF_DIGITS     10
-#define NOTE_MAX       4000
+#define REF_DIGITS 10
+/* Intake's limits, which integrations were written against. */
+#define NOTE_MAX       10000
 #define REASON_MAX     500
-#define RESOLUTION_MAX 1000
+#define RESOLUTION_MAX 2000
 #define QUEUE_MAX      64
 #define WRAPUP_MAX     64
 #define MY_TICKETS_MAX "200"
@@ -27,12 +29,6 @@ static void db_failed(desk_reply_t *reply, const char *what)
     wasl_error("desk: database failed", "{s:s}", "op", what);
     desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
     reply->retry_after_s = 2;
-}
-
-static wasl_authz_principal_t principal(const desk_req_t *req)
-{
-    return (wasl_authz_principal_t){.role = wasl_authz_role_parse(req->session.role),
-                                    .act_as = req->session.agent};
 }
 
 /* A string field: 0 with *out set (NULL when absent and optional), -1 with a 400 naming it. */
@@ -104,13 +100,14 @@ void desk_handle_my_tickets(desk_req_t *req, desk_reply_t *reply)
 
 /* ---- authorization ----------------------------------------------------------------------- */
 
-/* The decision for `ref` from its assignee and whether the agent serves its queue, read by
- * `sql` ($1 ref, $2 agent; columns assignee, in_queue, then anything). NULL with the reply
- * set (404, 403, 503), else the result (the caller clears it). */
-static PGresult *ticket_decide(desk_req_t *req, const char *ref, const char *sql,
+/* The decision for `ref`, acting as `agent`, from its assignee and whether the agent serves its
+ * queue, read by `sql` ($1 ref, $2 agent; columns assignee, in_queue, then anything). NULL with
+ * the reply set (403, then 404, 503: a principal learns nothing of tickets it may not act on for
+ * an agent it is not bound to), else the result (the caller clears it). */
+static PGresult *ticket_decide(desk_req_t *req, const char *ref, const char *agent, const char *sql,
                                wasl_authz_action_t action, int ncols, desk_reply_t *reply)
 {
-    const char *p[] = {ref, req->session.agent};
+    const char *p[] = {ref, agent};
     PGresult *res = wasl_pg_query(req->db->pg, sql, 2, p);
     if (!wasl_pg_arity(res, ncols, "desk ticket")) {
         PQclear(res);
@@ -118,19 +115,19 @@ static PGresult *ticket_decide(desk_req_t *req, const char *ref, const char *sql
         return NULL;
     }
     bool found = PQntuples(res) == 1;
-    wasl_authz_principal_t who = principal(req);
+    wasl_authz_principal_t who = desk_principal_authz(req);
     wasl_authz_facts_t facts = {
-        .actor = req->session.agent,
-        .actor_field = "ref",
+        .actor = agent,
+        .actor_field = req->principal.kind == DESK_PRINCIPAL_TOKEN ? "agent" : "ref",
         .missing = !found,
         .assignee = found && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL,
         .in_queue = found && strcmp(PQgetvalue(res, 0, 1), "t") == 0,
     };
     wasl_authz_decision_t d = wasl_authz_decide(&who, action, &facts);
-    if (!found) {
+    if (!d.allowed) {
+        desk_refused(req, &d, ref, reply);
+    } else if (!found) {
         desk_error(reply, 404, "not_found", "ref", "no ticket %s", ref);
-    } else if (!d.allowed) {
-        desk_error(reply, 403, d.code, d.field, "%s", d.why);
     } else {
         return res;
     }
@@ -203,7 +200,8 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
         return;
     }
     /* Reading is decided as acting is: the assignee, or a queue member while unassigned. */
-    PGresult *res = ticket_decide(req, ref, VIEW_SQL, WASL_AUTHZ_RESOLVE, 3, reply);
+    PGresult *res =
+        ticket_decide(req, ref, req->principal.id, VIEW_SQL, WASL_AUTHZ_RESOLVE, 3, reply);
     if (!res) {
         return;
     }
@@ -416,8 +414,12 @@ static bool canned_text(const char *id, const char *lang, const char *ref, char 
 /* ---- actions ----------------------------------------------------------------------------- */
 
 typedef struct {
+    const char *ref;
+    const char *what;   /* note, transfer, resolve, reopen */
+    const char *agent;  /* the agent acting (desk_actor) */
     const char *text;   /* note: the text; transfer: the queue; resolve: the resolution */
-    const char *reason; /* transfer: why; resolve: the wrap-up code */
+    const char *reason; /* transfer, reopen: why */
+    const char *wrapup; /* resolve: the wrap-up code, NULL when a token gave none */
 } action_arg_t;
 
 /* True when `code` is one of the comma-separated `list` (whole codes). */
@@ -472,92 +474,175 @@ static int queue_served(desk_req_t *req, const char *queue, desk_reply_t *reply)
     return 0;
 }
 
+/* The acting agent is an enabled agent (a token names it in the body; a person's may have been
+ * disabled since sign-in). 0, or -1 with 404 naming "agent" / 503. */
+static int actor_enabled(desk_req_t *req, const char *agent, desk_reply_t *reply)
+{
+    const char *p[] = {agent};
+    PGresult *res =
+        wasl_pg_query(req->db->pg, "SELECT 1 FROM agents WHERE id = $1 AND enabled", 1, p);
+    if (!wasl_pg_arity(res, 1, "desk actor")) {
+        PQclear(res);
+        db_failed(reply, "actor");
+        return -1;
+    }
+    int n = PQntuples(res);
+    PQclear(res);
+    if (n == 0) {
+        desk_error(reply, 404, "unknown_agent", "agent", "no enabled agent %s", agent);
+        return -1;
+    }
+    return 0;
+}
+
+/* A note is decided as resolving is (the desk's rule since issue 15: an agent acts on its own
+ * tickets and the unassigned ones of its queues — not on a colleague's assigned ticket, which
+ * WASL_AUTHZ_NOTE, intake's looser rule, allowed to any member of the queue). */
+static wasl_authz_action_t authz_action(const char *what)
+{
+    return strcmp(what, "transfer") == 0 ? WASL_AUTHZ_TRANSFER
+           : strcmp(what, "reopen") == 0 ? WASL_AUTHZ_REOPEN
+                                         : WASL_AUTHZ_RESOLVE;
+}
+
+/* Resolve: the function keeps the wrap-up code (tickets.wrapup_code and the 'resolved' event;
+ * NULL when a token gave none) and enqueues the beneficiary's update and survey. */
+static int run_resolve(desk_req_t *req, const char *ref, const action_arg_t *a,
+                       desk_reply_t *reply)
+{
+    const char *p[] = {ref, a->agent, a->text, req->principal.client, a->wrapup};
+    return function_result(wasl_pg_query(req->db->pg,
+                                         "SELECT status, done"
+                                         "  FROM wasl_tickets_resolve($1, $2, $3, $4, $5)",
+                                         5, p),
+                           ref, a->what, reply);
+}
+
 /* In the transaction: the ticket locked and the decision, then the function. 0 to commit. */
-static int run_action(desk_req_t *req, const char *ref, const char *what, const action_arg_t *a,
-                      desk_reply_t *reply)
+static int run_action(desk_req_t *req, const char *ref, const action_arg_t *a, desk_reply_t *reply)
 {
     wasl_pg_t *pg = req->db->pg;
-    const char *agent = req->session.agent;
-    bool note = strcmp(what, "note") == 0, transfer = strcmp(what, "transfer") == 0;
-    wasl_authz_action_t action = transfer ? WASL_AUTHZ_TRANSFER : WASL_AUTHZ_RESOLVE;
-    PGresult *res = ticket_decide(req, ref,
+    const char *client = req->principal.client;
+    PGresult *res = ticket_decide(req, ref, a->agent,
                                   DECIDE_COLUMNS " FROM tickets t WHERE t.ref = $1"
                                                  " FOR UPDATE OF t",
-                                  action, 2, reply);
+                                  authz_action(a->what), 2, reply);
     if (!res) {
         return -1;
     }
     PQclear(res);
-    if (note) {
-        const char *p[] = {ref, agent, a->text, ACTOR_CLIENT};
+    if (actor_enabled(req, a->agent, reply) < 0) {
+        return -1;
+    }
+    if (strcmp(a->what, "note") == 0) {
+        const char *p[] = {ref, a->agent, a->text, client};
         return function_result(
             wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_note($1, $2, $3, $4)", 4, p),
-            ref, what, reply);
+            ref, a->what, reply);
     }
-    if (transfer) {
-        const char *p[] = {ref, agent, a->text, a->reason, ACTOR_CLIENT};
+    if (strcmp(a->what, "transfer") == 0) {
+        const char *p[] = {ref, a->agent, a->text, a->reason, client};
+        /* The ticket keeps waiting_since: it keeps its place in line. */
         return queue_served(req, a->text, reply) < 0
                    ? -1
                    : function_result(wasl_pg_query(pg,
                                                    "SELECT status, done FROM"
                                                    " wasl_tickets_transfer($1, $2, $3, $4, $5)",
                                                    5, p),
-                                     ref, what, reply);
+                                     ref, a->what, reply);
     }
-    /* Resolve: the function keeps the wrap-up code (tickets.wrapup_code and the 'resolved'
-     * event) and enqueues the beneficiary's update and survey. */
-    const char *pr[] = {ref, agent, a->text, ACTOR_CLIENT, a->reason};
-    return function_result(
-        wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_resolve($1, $2, $3, $4, $5)", 5,
-                      pr),
-        ref, what, reply);
+    if (strcmp(a->what, "reopen") == 0) {
+        const char *p[] = {ref, a->agent, a->reason, client};
+        /* Routed again by the router (new SLA), at the ticket's original place in line. */
+        return function_result(
+            wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_reopen($1, $2, $3, $4)", 4, p),
+            ref, a->what, reply);
+    }
+    return run_resolve(req, ref, a, reply);
 }
 
-/* The action's fields from the body: 0, or -1 with a 400 or 404. */
-static int read_action(desk_req_t *req, json_t *doc, const char *what, action_arg_t *a,
-                       desk_reply_t *reply)
+/* Resolve's fields: a configured wrap-up code (required of a person, whose console always
+ * offers the list; optional for a token, so that an integration written for intake's resolve
+ * keeps working) and an optional resolution. 0, or -1 with a 400. */
+static int read_resolve(desk_req_t *req, json_t *doc, action_arg_t *a, desk_reply_t *reply)
 {
-    *a = (action_arg_t){0};
-    if (strcmp(what, "note") == 0) {
+    bool person = req->principal.kind == DESK_PRINCIPAL_PERSON;
+    json_t *w = json_object_get(doc, "wrapup");
+    if ((person || (w && !json_is_null(w))) &&
+        text_field(doc, "wrapup", true, WRAPUP_MAX, &a->wrapup, reply) < 0) {
+        return -1;
+    }
+    if (text_field(doc, "resolution", false, RESOLUTION_MAX, &a->text, reply) < 0) {
+        return -1;
+    }
+    if (a->wrapup && !listed(req->cfg->wrapup_codes, a->wrapup)) {
+        desk_error(reply, 400, "invalid_field", "wrapup",
+                   "wrapup is one of the configured wrap-up codes (WASL_DESK_WRAPUP_CODES)");
+        return -1;
+    }
+    if (!a->text) {
+        a->text = "";
+    }
+    return 0;
+}
+
+/* The action's fields from the body: 0, or -1 with a 400. */
+static int read_action(desk_req_t *req, json_t *doc, action_arg_t *a, desk_reply_t *reply)
+{
+    if (strcmp(a->what, "note") == 0) {
         return text_field(doc, "text", true, NOTE_MAX, &a->text, reply);
     }
-    if (strcmp(what, "transfer") == 0) {
-        return text_field(doc, "queue", true, QUEUE_MAX, &a->text, reply) < 0 ||
-                       text_field(doc, "reason", false, REASON_MAX, &a->reason, reply) < 0
-                   ? -1
-                   : 0;
-    }
-    if (strcmp(what, "resolve") == 0) {
-        if (text_field(doc, "wrapup", true, WRAPUP_MAX, &a->reason, reply) < 0 ||
-            text_field(doc, "resolution", false, RESOLUTION_MAX, &a->text, reply) < 0) {
+    if (strcmp(a->what, "transfer") == 0) {
+        if (text_field(doc, "queue", true, QUEUE_MAX, &a->text, reply) < 0 ||
+            text_field(doc, "reason", false, REASON_MAX, &a->reason, reply) < 0) {
             return -1;
         }
-        if (!listed(req->cfg->wrapup_codes, a->reason)) {
-            desk_error(reply, 400, "invalid_field", "wrapup",
-                       "wrapup is one of the configured wrap-up codes (WASL_DESK_WRAPUP_CODES)");
+        if (!wasl_name_ok(a->text)) {
+            desk_error(reply, 400, "unknown_queue", "queue", "not a queue name");
             return -1;
-        }
-        if (!a->text) {
-            a->text = "";
         }
         return 0;
     }
-    desk_error(reply, 404, "not_found", NULL,
-               "POST /v1/tickets/{ref}/notes, /transfer, /resolve or /reply");
-    return -1;
+    if (strcmp(a->what, "reopen") == 0) {
+        return text_field(doc, "reason", false, REASON_MAX, &a->reason, reply);
+    }
+    return read_resolve(req, doc, a, reply);
+}
+
+/* The action in its transaction (and its Idempotency-Key's, desk_idempotency_run). */
+static int action_txn(desk_req_t *req, void *arg, desk_reply_t *reply)
+{
+    const action_arg_t *a = arg;
+    if (run_action(req, a->ref, a, reply) < 0) {
+        return -1;
+    }
+    reply->status = 200;
+    reply->body = json_pack("{s:s, s:s}", "ticket", a->ref, "done", a->what);
+    return 0;
+}
+
+static void act(desk_req_t *req, const char *ref, const action_arg_t *a, desk_reply_t *reply)
+{
+    const char *fields[] = {a->what, ref, a->agent, a->text, a->reason, a->wrapup};
+    if (desk_idempotency_run(req, fields, sizeof fields / sizeof fields[0], action_txn, (void *)a,
+                             reply) == 0) {
+        wasl_info("desk: ticket changed", "{s:s, s:s, s:s, s:s}", "ticket", ref, "action", a->what,
+                  "agent", a->agent, "by", req->principal.id);
+    }
 }
 
 /* ---- reply ------------------------------------------------------------------------------- */
 
 typedef struct {
+    const char *agent; /* the agent replying (desk_actor) */
     const char *text;
     const char *reply_id;
-    char key[80]; /* the dedupe key's end: k:<Idempotency-Key> or h:<hash of agent and text> */
+    /* The dedupe key's end: k:<key owner>:<Idempotency-Key>, or h:<hash of agent and text>. */
+    char key[2 + sizeof(((desk_principal_t *)0)->key_owner) + 1 + DESK_IDEMPOTENCY_KEY_MAX + 1];
 } reply_arg_t;
 
 static int read_reply(desk_req_t *req, json_t *doc, reply_arg_t *a, desk_reply_t *reply)
 {
-    *a = (reply_arg_t){0};
     if (text_field(doc, "text", false, REPLY_TEXT_MAX, &a->text, reply) < 0 ||
         text_field(doc, "reply_id", false, REPLY_ID_MAX, &a->reply_id, reply) < 0) {
         return -1;
@@ -567,25 +652,20 @@ static int read_reply(desk_req_t *req, json_t *doc, reply_arg_t *a, desk_reply_t
                    "a reply has either a non-empty text or a reply_id");
         return -1;
     }
-    const char *key = desk_header(req, "Idempotency-Key");
+    const char *key;
+    if (desk_idempotency_key(req, &key, reply) < 0) {
+        return -1;
+    }
     if (key) {
-        size_t n = strlen(key);
-        if (n == 0 || n > 64 ||
-            strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
-                n) {
-            desk_error(reply, 400, "invalid_field", "Idempotency-Key",
-                       "Idempotency-Key is 1..64 characters of [A-Za-z0-9._:-]");
-            return -1;
-        }
-        snprintf(a->key, sizeof a->key, "k:%s", key);
+        /* Keys are their principal's: another's "same" key is another request. */
+        snprintf(a->key, sizeof a->key, "k:%s:%s", req->principal.key_owner, key);
         return 0;
     }
     /* No key: the same agent sending the same text (or canned reply) sends it once. */
     unsigned char h[crypto_generichash_BYTES];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof h);
-    const char *parts[] = {req->session.agent, a->text ? "t" : "r",
-                           a->text ? a->text : a->reply_id};
+    const char *parts[] = {a->agent, a->text ? "t" : "r", a->text ? a->text : a->reply_id};
     for (size_t i = 0; i < 3; i++) {
         crypto_generichash_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
     }
@@ -599,7 +679,7 @@ static int read_reply(desk_req_t *req, json_t *doc, reply_arg_t *a, desk_reply_t
 static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, desk_reply_t *reply)
 {
     enum { R_LANG = 2, R_CONTACT, R_NCOLS };
-    PGresult *res = ticket_decide(req, ref,
+    PGresult *res = ticket_decide(req, ref, a->agent,
                                   DECIDE_COLUMNS ", coalesce(t.language, 'ar'),"
                                                  " coalesce(t.from_phone, t.from_email) IS NOT NULL"
                                                  " AND t.auto_submitted IS NULL"
@@ -625,7 +705,10 @@ static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, des
                    ref);
         return -1;
     }
-    const char *p[] = {ref, req->session.agent, a->reply_id ? text : a->text, a->key, ACTOR_CLIENT};
+    if (actor_enabled(req, a->agent, reply) < 0) {
+        return -1;
+    }
+    const char *p[] = {ref, a->agent, a->reply_id ? text : a->text, a->key, req->principal.client};
     res = wasl_pg_query(req->db->pg,
                         "SELECT status, done, notification_id"
                         "  FROM wasl_tickets_reply($1, $2, $3, $4, $5)",
@@ -656,8 +739,8 @@ static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, des
 
 static void reply_ticket(desk_req_t *req, const char *ref, json_t *doc, desk_reply_t *reply)
 {
-    reply_arg_t a;
-    if (read_reply(req, doc, &a, reply) < 0) {
+    reply_arg_t a = {0};
+    if (desk_actor(req, doc, &a.agent, reply) < 0 || read_reply(req, doc, &a, reply) < 0) {
         return;
     }
     if (wasl_pg_begin(req->db->pg) < 0) {
@@ -668,8 +751,8 @@ static void reply_ticket(desk_req_t *req, const char *ref, json_t *doc, desk_rep
             reply->body = NULL;
             db_failed(reply, "reply commit");
         } else {
-            wasl_info("desk: replied", "{s:s, s:s, s:b}", "ticket", ref, "agent",
-                      req->session.agent, "duplicate",
+            wasl_info("desk: replied", "{s:s, s:s, s:s, s:b}", "ticket", ref, "agent", a.agent,
+                      "by", req->principal.id, "duplicate",
                       json_is_true(json_object_get(reply->body, "duplicate")));
         }
     } else {
@@ -688,34 +771,24 @@ void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
         desk_handle_ticket_assign(req, reply);
         return;
     }
-    /* The paths are intake's (POST /v1/tickets/{ref}/notes, /transfer, /resolve). */
-    const char *what = strcmp(rest, "/notes") == 0                    ? "note"
-                       : rest[0] == '/' && strcmp(rest, "/note") != 0 ? rest + 1
-                                                                      : "";
+    static const char *const actions[] = {"note", "transfer", "resolve", "reopen"};
+    /* The paths are intake's (POST /v1/tickets/{ref}/notes, /transfer, /resolve, /reopen). */
+    action_arg_t a = {.ref = ref, .what = strcmp(rest, "/notes") == 0 ? "note" : NULL};
+    for (size_t i = 1; !a.what && i < sizeof actions / sizeof actions[0]; i++) {
+        a.what = rest[0] == '/' && strcmp(rest + 1, actions[i]) == 0 ? actions[i] : NULL;
+    }
+    bool replying = strcmp(rest, "/reply") == 0;
+    if (!a.what && !replying) {
+        desk_error(reply, 404, "not_found", NULL,
+                   "POST /v1/tickets/{ref}/notes, /transfer, /resolve, /reopen or /reply");
+        return;
+    }
     json_t *doc = desk_body_json(req, reply);
-    if (doc && strcmp(what, "reply") == 0) {
+    if (doc && replying) {
         reply_ticket(req, ref, doc, reply);
-        json_decref(doc);
-        return;
-    }
-    action_arg_t a;
-    if (!doc || read_action(req, doc, what, &a, reply) < 0) {
-        json_decref(doc);
-        return;
-    }
-    if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, what);
-    } else if (run_action(req, ref, what, &a, reply) == 0) {
-        if (wasl_pg_commit(req->db->pg) < 0) {
-            db_failed(reply, "ticket commit");
-        } else {
-            reply->status = 200;
-            reply->body = json_pack("{s:s, s:s}", "ticket", ref, "done", what);
-            wasl_info("desk: ticket changed", "{s:s, s:s, s:s}", "ticket", ref, "action", what,
-                      "agent", req->session.agent);
-        }
-    } else {
-        wasl_pg_rollback(req->db->pg);
+    } else if (doc && desk_actor(req, doc, &a.agent, reply) == 0 &&
+               read_action(req, doc, &a, reply) == 0) {
+        act(req, ref, &a, reply);
     }
     json_decref(doc);
 }
@@ -724,7 +797,7 @@ void desk_handle_ticket_post(desk_req_t *req, desk_reply_t *reply)
 
 PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *reply)
 {
-    return ticket_decide(req, ref,
+    return ticket_decide(req, ref, req->principal.id,
                          DECIDE_COLUMNS ", (SELECT g.name FROM agents g WHERE g.id = $2)"
                                         " FROM tickets t WHERE t.ref = $1",
                          WASL_AUTHZ_RESOLVE, 3, reply);

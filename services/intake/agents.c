@@ -66,7 +66,7 @@ typedef struct {
     /* Who asks: a copy of the client's binding (the request is gone when the writer runs). */
     char client[sizeof((intake_client_t *)0)->id];
     wasl_authz_role_t role;
-    char act_as[INTAKE_ACT_AS_MAX];
+    char act_as[WASL_CLIENT_ACT_AS_MAX];
     /* Idempotency-Key ("" without) and the request's fingerprint under it. */
     char key[DESK_KEY_MAX_BYTES + 1];
     unsigned char fingerprint[crypto_hash_sha256_BYTES];

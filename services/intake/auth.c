@@ -1,5 +1,5 @@
-/* auth — intake's clients: bearer tokens (stored as SHA-256), HMAC signatures with replay
- * protection, scopes, and per-client rate limits in Redis. */
+/* auth — intake's authentication on top of the shared clients table (common/wasl_clients): bearer
+ * and query tokens, HMAC signatures with replay protection, and the rate limit's 429. */
 #include "auth.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -13,170 +13,23 @@
 #include <strings.h>
 #include <time.h>
 
-#define SHA256_BYTES 32
 /* A nonce is remembered for longer than a timestamp stays fresh either way (±max age). */
 #define REPLAY_MEMORY_FACTOR 2
 /* The first line of the canonical request: names the scheme so that a v2 cannot collide. */
 #define SIG_SCHEME "WASL-HMAC-SHA256"
 /* Digits of a signature's timestamp: unix seconds until the year 33658, far from overflow. */
-#define SIG_T_DIGITS_MAX     12
-#define RETRY_AFTER_S        2
-#define REFRESH_WAIT_STEP_MS 100
-
-typedef struct {
-    intake_client_t pub;
-    bool has_token;
-    unsigned char token_sha256[SHA256_BYTES];
-    char *hmac_secret; /* NULL when the client signs nothing */
-} client_entry_t;
-
-typedef struct {
-    client_entry_t *entries;
-    size_t n;
-} client_set_t;
+#define SIG_T_DIGITS_MAX 12
+#define RETRY_AFTER_S    2
+#define SHA256_BYTES     32
 
 struct intake_auth {
     const intake_config_t *cfg;
-    pthread_rwlock_t lock;
-    client_set_t set;
-    bool loaded;
-    pthread_t refresher;
-    bool refresher_running;
-    atomic_bool stopping;
+    wasl_clients_t *clients;
     pthread_key_t redis_key;
     wasl_counter_t *refused;
     wasl_counter_t *rl_unavailable;
     wasl_counter_t *limited;
 };
-
-static const char *const scope_words[] = {"reports",      "calls",  "sms",   "email",
-                                          "tickets:read", "agents", "cases", "tickets:read:all"};
-
-long intake_scopes_parse(const char *list)
-{
-    long bits = 0;
-    char *copy = strdup(list ? list : "");
-    if (!copy) {
-        return -1;
-    }
-    char *save = NULL;
-    for (char *w = strtok_r(copy, ", {}", &save); w; w = strtok_r(NULL, ", {}", &save)) {
-        if (strcmp(w, "*") == 0) {
-            bits = INTAKE_SCOPE_ALL;
-            continue;
-        }
-        size_t i;
-        for (i = 0; i < sizeof scope_words / sizeof scope_words[0]; i++) {
-            if (strcmp(w, scope_words[i]) == 0) {
-                bits |= 1L << i;
-                break;
-            }
-        }
-        if (i == sizeof scope_words / sizeof scope_words[0]) {
-            free(copy);
-            return -1;
-        }
-    }
-    free(copy);
-    if (bits & INTAKE_SCOPE_TICKETS_READ_ALL) {
-        bits |= INTAKE_SCOPE_TICKETS_READ; /* the wider read includes the narrow one */
-    }
-    return bits;
-}
-
-static void set_free(client_set_t *set)
-{
-    for (size_t i = 0; i < set->n; i++) {
-        if (set->entries[i].hmac_secret) {
-            sodium_memzero(set->entries[i].hmac_secret, strlen(set->entries[i].hmac_secret));
-            free(set->entries[i].hmac_secret);
-        }
-    }
-    free(set->entries);
-    set->entries = NULL;
-    set->n = 0;
-}
-
-/* Reads the enabled clients; returns 0 and swaps them in, or -1 leaving the old set. */
-static int load_clients(intake_auth_t *self, wasl_pg_t *pg)
-{
-    PGresult *res = wasl_pg_query(pg,
-                                  "SELECT id, scopes::text, token_sha256, hmac_secret, rate_per_s, "
-                                  "role, trusted_ani, array_to_string(act_as, ',') "
-                                  "FROM clients WHERE enabled ORDER BY id",
-                                  0, NULL);
-    if (!res) {
-        return -1;
-    }
-    client_set_t set = {0};
-    int n = PQntuples(res);
-    set.entries = calloc((size_t)(n ? n : 1), sizeof *set.entries);
-    if (!set.entries) {
-        PQclear(res);
-        return -1;
-    }
-    for (int r = 0; r < n; r++) {
-        client_entry_t *e = &set.entries[set.n];
-        snprintf(e->pub.id, sizeof e->pub.id, "%s", PQgetvalue(res, r, 0));
-        long scopes = intake_scopes_parse(PQgetvalue(res, r, 1));
-        if (scopes < 0) {
-            wasl_warn("intake: client has an unknown scope; ignored", "{s:s, s:s}", "client",
-                      e->pub.id, "scopes", PQgetvalue(res, r, 1));
-            continue;
-        }
-        e->pub.scopes = (unsigned)scopes;
-        e->pub.rate_per_s = strtol(PQgetvalue(res, r, 4), NULL, 10);
-        e->pub.role = wasl_authz_role_parse(PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5));
-        e->pub.trusted_ani = PQgetvalue(res, r, 6)[0] == 't';
-        if ((size_t)PQgetlength(res, r, 7) >= sizeof e->pub.act_as) {
-            wasl_warn("intake: client's act_as list is too long; ignored", "{s:s}", "client",
-                      e->pub.id);
-            continue;
-        }
-        memcpy(e->pub.act_as, PQgetvalue(res, r, 7), (size_t)PQgetlength(res, r, 7) + 1);
-        if (!PQgetisnull(res, r, 2)) {
-            e->has_token = sodium_hex2bin(e->token_sha256, sizeof e->token_sha256,
-                                          PQgetvalue(res, r, 2), 64, NULL, NULL, NULL) == 0;
-        }
-        if (!PQgetisnull(res, r, 3)) {
-            e->hmac_secret = strdup(PQgetvalue(res, r, 3));
-        }
-        set.n++;
-    }
-    PQclear(res);
-    pthread_rwlock_wrlock(&self->lock);
-    client_set_t old = self->set;
-    self->set = set;
-    bool first = !self->loaded;
-    self->loaded = true;
-    pthread_rwlock_unlock(&self->lock);
-    set_free(&old);
-    if (first) {
-        wasl_info("intake: clients loaded", "{s:i}", "clients", (int)set.n);
-    }
-    return 0;
-}
-
-static void *refresher_thread(void *arg)
-{
-    intake_auth_t *self = arg;
-    wasl_pg_t *pg = wasl_pg_new(self->cfg->pg_url);
-    while (pg && !atomic_load(&self->stopping)) {
-        /* Until the first load succeeds, retry quickly; then at the configured period. */
-        load_clients(self, pg);
-        pthread_rwlock_rdlock(&self->lock);
-        bool loaded = self->loaded;
-        pthread_rwlock_unlock(&self->lock);
-        long wait_ms = loaded ? self->cfg->clients_refresh_s * 1000 : 500;
-        for (long waited = 0; waited < wait_ms && !atomic_load(&self->stopping);
-             waited += REFRESH_WAIT_STEP_MS) {
-            struct timespec ts = {0, REFRESH_WAIT_STEP_MS * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    wasl_pg_destroy(&pg);
-    return NULL;
-}
 
 static void redis_free(void *p)
 {
@@ -194,8 +47,6 @@ intake_auth_t *intake_auth_new(const intake_config_t *cfg)
         return NULL;
     }
     self->cfg = cfg;
-    pthread_rwlock_init(&self->lock, NULL);
-    atomic_init(&self->stopping, false);
     if (pthread_key_create(&self->redis_key, redis_free) != 0) {
         free(self);
         return NULL;
@@ -208,43 +59,19 @@ intake_auth_t *intake_auth_new(const intake_config_t *cfg)
         wasl_counter("wasl_intake_rate_limited_total", "Requests refused by rate limits", NULL);
     self->rl_unavailable = wasl_counter("wasl_intake_ratelimit_unavailable_total",
                                         "Requests let through because Redis was unreachable", NULL);
-    if (!cfg->pg_url || !*cfg->pg_url) {
-        return self; /* clients come from intake_auth_add_client() */
-    }
-    if (pthread_create(&self->refresher, NULL, refresher_thread, self) != 0) {
+    self->clients =
+        wasl_clients_new(cfg->pg_url, cfg->clients_refresh_s, WASL_CLIENTS_SECRETS, "intake");
+    if (!self->clients) {
         intake_auth_destroy(&self);
         return NULL;
     }
-    self->refresher_running = true;
     return self;
 }
 
 int intake_auth_add_client(intake_auth_t *self, const intake_client_t *client, const char *token,
                            const char *hmac_secret)
 {
-    char *secret = hmac_secret ? strdup(hmac_secret) : NULL;
-    if (hmac_secret && !secret) {
-        return -1;
-    }
-    pthread_rwlock_wrlock(&self->lock);
-    client_entry_t *grown = realloc(self->set.entries, (self->set.n + 1) * sizeof *grown);
-    if (!grown) {
-        pthread_rwlock_unlock(&self->lock);
-        free(secret);
-        return -1;
-    }
-    self->set.entries = grown;
-    client_entry_t *e = &grown[self->set.n++];
-    memset(e, 0, sizeof *e);
-    e->pub = *client;
-    e->hmac_secret = secret;
-    if (token) {
-        crypto_hash_sha256(e->token_sha256, (const unsigned char *)token, strlen(token));
-        e->has_token = true;
-    }
-    self->loaded = true;
-    pthread_rwlock_unlock(&self->lock);
-    return 0;
+    return wasl_clients_add(self->clients, client, token, hmac_secret);
 }
 
 void intake_auth_destroy(intake_auth_t **self_p)
@@ -254,16 +81,11 @@ void intake_auth_destroy(intake_auth_t **self_p)
     if (!self) {
         return;
     }
-    atomic_store(&self->stopping, true);
-    if (self->refresher_running) {
-        pthread_join(self->refresher, NULL);
-    }
+    wasl_clients_destroy(&self->clients);
     /* The main thread's own Redis handle, if it made one; other threads' go with them. */
     wasl_redis_t *r = pthread_getspecific(self->redis_key);
     redis_free(r);
     pthread_key_delete(self->redis_key);
-    set_free(&self->set);
-    pthread_rwlock_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
@@ -287,23 +109,13 @@ static int refuse(intake_auth_t *self, intake_reply_t *reply, const char *why)
     return -1;
 }
 
-/* Bearer: compares the token's SHA-256 with every client's, in constant time per entry. */
+/* Bearer: constant-time against every client's stored SHA-256 (wasl_clients_bearer). */
 static int check_bearer(intake_auth_t *self, const char *token, intake_client_t *client,
                         intake_reply_t *reply)
 {
-    unsigned char digest[SHA256_BYTES];
-    crypto_hash_sha256(digest, (const unsigned char *)token, strlen(token));
-    int found = -1;
-    pthread_rwlock_rdlock(&self->lock);
-    for (size_t i = 0; i < self->set.n; i++) {
-        const client_entry_t *e = &self->set.entries[i];
-        if (e->has_token && sodium_memcmp(digest, e->token_sha256, SHA256_BYTES) == 0) {
-            found = (int)i;
-            *client = e->pub;
-        }
-    }
-    pthread_rwlock_unlock(&self->lock);
-    return found >= 0 ? 0 : refuse(self, reply, "unknown bearer token");
+    return wasl_clients_bearer(self->clients, token, client)
+               ? 0
+               : refuse(self, reply, "unknown bearer token");
 }
 
 static bool nonce_char(char c)
@@ -423,23 +235,15 @@ static int precheck_signature(intake_auth_t *self, const intake_credentials_t *c
     if (!intake_signature_fresh(sig->t, (long long)time(NULL), self->cfg->sig_max_age_s)) {
         return refuse(self, reply, "the signature's timestamp is too old (or in the future)");
     }
-    bool signer = false;
-    pthread_rwlock_rdlock(&self->lock);
-    for (size_t i = 0; i < self->set.n && !signer; i++) {
-        const client_entry_t *e = &self->set.entries[i];
-        signer = e->hmac_secret && (!cred->client_id || strcmp(cred->client_id, e->pub.id) == 0);
-    }
-    pthread_rwlock_unlock(&self->lock);
-    return signer ? 0 : refuse(self, reply, "no such client signs requests");
+    return wasl_clients_signer(self->clients, cred->client_id)
+               ? 0
+               : refuse(self, reply, "no such client signs requests");
 }
 
 /* 503 unless the clients were loaded at least once. */
 static int require_loaded(intake_auth_t *self, intake_reply_t *reply)
 {
-    pthread_rwlock_rdlock(&self->lock);
-    bool loaded = self->loaded;
-    pthread_rwlock_unlock(&self->lock);
-    if (!loaded) {
+    if (!wasl_clients_loaded(self->clients)) {
         intake_error(reply, 503, "unavailable", NULL, "credentials are not loaded yet; retry");
         reply->retry_after_s = RETRY_AFTER_S;
         return -1;
@@ -469,6 +273,24 @@ int intake_auth_precheck(intake_auth_t *self, const intake_credentials_t *cred,
     return refuse(self, reply, "credentials required: Authorization: Bearer, or X-Wasl-Signature");
 }
 
+/* A signed request and what it presented, for mac_matches. */
+typedef struct {
+    const intake_credentials_t *cred;
+    const intake_signature_t *sig;
+    const char *body;
+    size_t len;
+} signed_request_t;
+
+/* Whether the request was signed with `secret` (constant-time comparison). */
+static bool mac_matches(const char *secret, void *arg)
+{
+    const signed_request_t *sr = arg;
+    unsigned char expect[INTAKE_MAC_BYTES];
+    intake_signature_mac(secret, sr->cred->method, sr->cred->path, sr->cred->query, sr->sig->t,
+                         sr->sig->nonce, sr->body, sr->len, expect);
+    return sodium_memcmp(expect, sr->sig->mac, INTAKE_MAC_BYTES) == 0;
+}
+
 int intake_auth_check_signed(intake_auth_t *self, const intake_credentials_t *cred,
                              const char *body, size_t len, intake_client_t *client,
                              intake_reply_t *reply)
@@ -484,23 +306,8 @@ int intake_auth_check_signed(intake_auth_t *self, const intake_credentials_t *cr
     if (precheck_signature(self, cred, &sig, reply) < 0) {
         return -1;
     }
-    int found = -1;
-    pthread_rwlock_rdlock(&self->lock);
-    for (size_t i = 0; i < self->set.n; i++) {
-        const client_entry_t *e = &self->set.entries[i];
-        if (!e->hmac_secret || (cred->client_id && strcmp(cred->client_id, e->pub.id) != 0)) {
-            continue;
-        }
-        unsigned char expect[INTAKE_MAC_BYTES];
-        intake_signature_mac(e->hmac_secret, cred->method, cred->path, cred->query, sig.t,
-                             sig.nonce, body, len, expect);
-        if (sodium_memcmp(expect, sig.mac, INTAKE_MAC_BYTES) == 0) {
-            found = (int)i;
-            *client = e->pub;
-        }
-    }
-    pthread_rwlock_unlock(&self->lock);
-    if (found < 0) {
+    signed_request_t sr = {cred, &sig, body, len};
+    if (!wasl_clients_find_signer(self->clients, cred->client_id, mac_matches, &sr, client)) {
         return refuse(self, reply, "the signature does not match");
     }
     /* Replay: the first use of a nonce claims it for the client in Redis, for longer than a
@@ -523,27 +330,14 @@ int intake_auth_check_signed(intake_auth_t *self, const intake_credentials_t *cr
     return fresh ? 0 : refuse(self, reply, "this nonce was already used (replay)");
 }
 
-/* Increments the client's counter for this second; expires with the window. */
-static const char *const rate_script = "local n = redis.call('INCR', KEYS[1]) "
-                                       "if n == 1 then redis.call('EXPIRE', KEYS[1], 2) end "
-                                       "return n";
-
 int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_reply_t *reply)
 {
-    wasl_redis_t *r = intake_auth_redis(self);
-    redisReply *rep = r ? wasl_redis_cmd(r, "EVAL %s 1 wasl:rl:%s:%lld", rate_script, client->id,
-                                         (long long)time(NULL))
-                        : NULL;
-    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-        if (rep) {
-            freeReplyObject(rep);
-        }
+    int over = wasl_clients_rate(intake_auth_redis(self), client, (long long)time(NULL));
+    if (over < 0) {
         wasl_counter_inc(self->rl_unavailable);
         return 0;
     }
-    long long n = rep->integer;
-    freeReplyObject(rep);
-    if (n <= client->rate_per_s) {
+    if (over == 0) {
         return 0;
     }
     wasl_counter_inc(self->limited);
@@ -555,9 +349,7 @@ int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_
 
 bool intake_auth_ready(intake_auth_t *self, char *why, size_t cap)
 {
-    pthread_rwlock_rdlock(&self->lock);
-    bool loaded = self->loaded;
-    pthread_rwlock_unlock(&self->lock);
+    bool loaded = wasl_clients_loaded(self->clients);
     if (!loaded) {
         snprintf(why, cap, "clients not loaded");
     }

@@ -1,47 +1,34 @@
-/* auth — intake's clients: bearer tokens (stored as SHA-256), HMAC signatures with replay
- * protection, scopes, and per-client rate limits in Redis. */
+/* auth — intake's clients: bearer tokens and scopes (the clients table of common/wasl_clients,
+ * shared with the desk), and what only machines use — HMAC signatures with replay protection,
+ * query tokens — and the per-client rate limit's 429. */
 #ifndef WASL_INTAKE_AUTH_H
 #define WASL_INTAKE_AUTH_H
 
 #include "intake.h"
 #include "wasl_authz.h"
+#include "wasl_clients.h"
 
+/* The scopes and a client as a request sees it are the clients table's (common/wasl_clients),
+ * under intake's names. */
 typedef enum {
-    INTAKE_SCOPE_REPORTS = 1 << 0,
-    INTAKE_SCOPE_CALLS = 1 << 1,
-    INTAKE_SCOPE_SMS = 1 << 2,
-    INTAKE_SCOPE_EMAIL = 1 << 3,
-    INTAKE_SCOPE_TICKETS_READ = 1 << 4,
-    INTAKE_SCOPE_AGENTS = 1 << 5,
-    INTAKE_SCOPE_CASES = 1 << 6,
-    /* GET /v1/tickets/{ref} of any client's ticket (a desk, an ops tool); `tickets:read` alone
-     * reads only the tickets the client itself created. Implies INTAKE_SCOPE_TICKETS_READ. */
-    INTAKE_SCOPE_TICKETS_READ_ALL = 1 << 7,
-    INTAKE_SCOPE_ALL = 0x7fffffff
+    INTAKE_SCOPE_REPORTS = WASL_SCOPE_REPORTS,
+    INTAKE_SCOPE_CALLS = WASL_SCOPE_CALLS,
+    INTAKE_SCOPE_SMS = WASL_SCOPE_SMS,
+    INTAKE_SCOPE_EMAIL = WASL_SCOPE_EMAIL,
+    INTAKE_SCOPE_TICKETS_READ = WASL_SCOPE_TICKETS_READ,
+    INTAKE_SCOPE_AGENTS = WASL_SCOPE_AGENTS,
+    INTAKE_SCOPE_CASES = WASL_SCOPE_CASES,
+    INTAKE_SCOPE_TICKETS_READ_ALL = WASL_SCOPE_TICKETS_READ_ALL,
+    INTAKE_SCOPE_ALL = WASL_SCOPE_ALL
 } intake_scope_t;
 
-/* The scope words of the clients table, in bit order; "*" means all. */
-#define INTAKE_SCOPE_WORDS "reports,calls,sms,email,tickets:read,agents,cases,tickets:read:all"
-
-/* Room for a client's act_as list, comma-joined (the clients table bounds it to 2000 bytes). */
-#define INTAKE_ACT_AS_MAX 2048
-
-/* A client as a request sees it: a copy, so a refresh of the table never changes it under the
- * request. */
-typedef struct {
-    char id[65];
-    unsigned scopes;
-    long rate_per_s;
-    wasl_authz_role_t role; /* the widest person-role it carries (clients.role) */
-    bool trusted_ani;       /* a telephony client whose caller numbers come from the network */
-    char act_as[INTAKE_ACT_AS_MAX]; /* agents it may act for, comma-joined ("" = none) */
-} intake_client_t;
+typedef wasl_client_t intake_client_t;
 
 typedef struct intake_auth intake_auth_t;
 
-/* Loads the clients table and re-reads it every cfg->clients_refresh_s in a thread of its own.
- * `cfg` is borrowed. NULL on allocation failure; a database that is down is not a failure
- * (requests get 503 until the first load). */
+/* Loads the clients table (with the HMAC secrets) through wasl_clients, re-read every
+ * cfg->clients_refresh_s. `cfg` is borrowed. NULL on allocation failure; a database that is down
+ * is not a failure (requests get 503 until the first load). */
 intake_auth_t *intake_auth_new(const intake_config_t *cfg);
 void intake_auth_destroy(intake_auth_t **self_p);
 
@@ -116,10 +103,6 @@ void intake_signature_mac(const char *secret, const char *method, const char *pa
  * 429 and Retry-After in reply. When Redis is unreachable the request is let through (and
  * counted in wasl_intake_ratelimit_unavailable_total): availability over throttling. */
 int intake_auth_rate(intake_auth_t *self, const intake_client_t *client, intake_reply_t *reply);
-
-/* Parses a comma-separated scope list ("reports,sms" or "*") into bits; -1 on an unknown word.
- * "tickets:read:all" sets the tickets:read bit too. */
-long intake_scopes_parse(const char *list);
 
 /* True once the clients were loaded at least once. */
 bool intake_auth_ready(intake_auth_t *self, char *why, size_t cap);

@@ -1,7 +1,8 @@
 """Runs the cmocka suites of the PostgreSQL and Redis helpers against the fixtures' real servers.
 
 The binaries come from the plain unit build (build/test/, made by `make unit-valgrind` or
-`make build/test/test_pg build/test/test_redis build/test/test_work build/test/test_session`); this
+`make build/test/test_pg build/test/test_redis build/test/test_work build/test/test_session
+build/test/test_clients`); this
 test builds nothing. Without a server URL
 the suites skip every test, so a run here must show each test passed and none skipped.
 """
@@ -82,4 +83,15 @@ def test_session_suite(redis_server):
     ran = run_suite("test_session", {"WASL_TEST_REDIS_URL": redis_server.url})
     for name in ("test_create_get_round_trip", "test_idle_refresh_and_absolute_limit",
                  "test_delete_one_and_all", "test_throttle_per_account_and_address"):
+        assert name in ran
+
+
+def test_clients_suite(fresh_db, redis_server, waslctl):
+    """wasl_clients (the clients table intake and the desk share): loaded from a migrated
+    database with and without secrets, and the per-second rate limit in the real Redis."""
+    migrated = waslctl("migrate", env={"WASL_PG_URL": fresh_db})
+    assert migrated.returncode == 0, migrated.stderr
+    ran = run_suite("test_clients", {"WASL_TEST_PG_URL": fresh_db,
+                                     "WASL_TEST_REDIS_URL": redis_server.url})
+    for name in ("test_load_from_the_table", "test_rate_limit", "test_bearer_finds_its_client_only"):
         assert name in ran

@@ -1,4 +1,4 @@
-/* test_intake_auth — intake's scope words. */
+/* test_intake_auth — intake's signatures (the scope words are tested with wasl_clients). */
 #include "../../services/intake/auth.h"
 
 #include <setjmp.h>
@@ -9,24 +9,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-
-/* tickets:read:all is a scope word of its own and includes tickets:read (issue 13, finding 16);
- * tickets:read alone does not read every ticket. */
-static void test_ticket_read_scopes(void **state)
-{
-    (void)state;
-    long own = intake_scopes_parse("reports,tickets:read");
-    assert_true(own & INTAKE_SCOPE_TICKETS_READ);
-    assert_false(own & INTAKE_SCOPE_TICKETS_READ_ALL);
-    long all = intake_scopes_parse("tickets:read:all");
-    assert_true(all & INTAKE_SCOPE_TICKETS_READ);
-    assert_true(all & INTAKE_SCOPE_TICKETS_READ_ALL);
-    assert_true(intake_scopes_parse("*") & INTAKE_SCOPE_TICKETS_READ_ALL);
-    assert_int_equal(intake_scopes_parse("tickets:read:any"), -1);
-    assert_int_equal(intake_scopes_parse("{reports,tickets:read:all}"),
-                     INTAKE_SCOPE_REPORTS | INTAKE_SCOPE_TICKETS_READ |
-                         INTAKE_SCOPE_TICKETS_READ_ALL);
-}
 
 #define HEX64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -118,7 +100,6 @@ static void test_mac_covers_every_part_of_the_request(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ticket_read_scopes),
         cmocka_unit_test(test_signature_header_parses_in_any_order),
         cmocka_unit_test(test_signature_header_refuses_what_is_malformed),
         cmocka_unit_test(test_freshness_never_overflows),
