@@ -126,6 +126,12 @@
   document.addEventListener("DOMContentLoaded", () => {
     const box = $("tk-reply");
     for (const kind of ["focus", "blur", "input"]) box?.addEventListener(kind, () => beat(false));
+    // However the ticket panel gets closed, closing it leaves the ticket.
+    const panel = $("ticket");
+    if (panel) {
+      new MutationObserver(() => { if (panel.hidden && st.ref) leave(false); })
+        .observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+    }
   });
   window.addEventListener("pagehide", () => leave(true));
   // Back from the browser's page cache with the ticket still shown: on it again.
