@@ -481,3 +481,71 @@ def test_collision_warning_appears_live(desk_db, start_desk, browser):  # noqa: 
         assert page_errors(b) == []
     finally:
         stream.close()
+
+
+def test_screen_pop_then_new_ticket_opens_it(start_intake, start_desk, browser, tmp_path):
+    """Issue 15's screen pop in the browser: a call rings for the agent at intake → the pop
+    appears without a reload (an alert dialog with the number in a left-to-right isolate, the
+    IVR path, the caller's earlier ticket as text) and has the focus → Enter on "New ticket"
+    makes the call's ticket, assigned to the agent, and opens it; it is in "my work"; a reload
+    shows the pop again (GET /v1/me/calls) and Escape dismisses it. screenpop.js keeps the
+    console's rules."""
+    from intake_helpers import unique_saudi_mobile
+
+    js = (WWW / "screenpop.js").read_text(encoding="utf-8")
+    assert re.findall(r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write|\beval\(",
+                      js) == [] and re.findall(r"https?://", js) == []
+    it = start_intake()
+    password = add_agent_with_password(it, tmp_path)
+    local, phone = unique_saudi_mobile()
+    r = it.report(body={"channel": "web", "external_id": unique("desk"), "subject": XSS,
+                        "body": "متى موعد الجلسة؟", "from": {"phone": local}})
+    assert r.status == 201, r.raw
+    earlier = r.json["ticket"]
+    desk = start_desk(it.db_url, www=WWW)
+    b = browser()
+    sign_in(b, desk, password)
+    b.wait(lambda d: b.js("return document.body.dataset.live") == "1", what="the event stream")
+    b.js("window.__sameDocument = 'yes'")
+    call = unique("call")
+    for seq, fields in ((1, {"type": "call.started", "from": local, "to": "1900"}),
+                        (2, {"type": "call.ivr", "menu": "main"}),
+                        (3, {"type": "call.ivr", "menu": "queue:case-status"}),
+                        (4, {"type": "call.ringing", "agent": AGENT})):
+        r = it.post("/v1/calls/events", {"call_id": call, "seq": seq, **fields}, client="phone")
+        assert r.status == 200, r
+    pop = b.wait(lambda d: (d.find_elements(By.CSS_SELECTOR, "#screenpop .pop") or [None])[0],
+                 what="the screen pop")
+    assert b.js("return window.__sameDocument") == "yes", "the page reloaded"
+    assert pop.get_attribute("role") == "alertdialog"
+    number = pop.find_element(By.CSS_SELECTOR, ".phone")
+    assert number.tag_name == "bdi" and number.get_attribute("dir") == "ltr"
+    assert number.text == phone
+    assert [li.text for li in pop.find_elements(By.CSS_SELECTOR, ".pop-ivr li")] == \
+        ["main", "queue:case-status"]
+    mine = pop.find_element(By.CSS_SELECTOR, f'.pop-ticket[data-ticket="{earlier}"]')
+    subject = mine.find_element(By.CSS_SELECTOR, ".subject")
+    assert subject.text.strip() == XSS.strip() and subject.find_elements(By.CSS_SELECTOR, "*") == []
+    assert b.js("return window.__xss === undefined")
+    # The new pop has the focus: Enter makes the ticket.
+    assert b.js("return document.activeElement.classList.contains('pop-main')")
+    b.screenshot("screen-pop")
+    ActionChains(b.driver).send_keys(Keys.ENTER).perform()
+    made = wait_for(lambda: it.rows("SELECT * FROM tickets WHERE external_id = %s", (call,)),
+                    WAIT_S, what="the call's ticket")
+    assert len(made) == 1 and made[0]["assignee"] == AGENT and made[0]["status"] == "assigned"
+    ref = made[0]["ref"]
+    b.wait(lambda d: by_id(b, "ticket").is_displayed() and by_id(b, "tk-ref").text == ref,
+           what="the new ticket opened")
+    b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{ref}"]'),
+           what="the new ticket in my work")
+    # A reload shows the pop again, now naming the call's ticket; Escape dismisses it.
+    b.driver.refresh()
+    b.wait(lambda d: by_id(b, "desk-view").is_displayed(), what="the desk after a reload")
+    pop = b.wait(lambda d: (d.find_elements(By.CSS_SELECTOR, "#screenpop .pop") or [None])[0],
+                 what="the pop after a reload")
+    assert pop.find_element(By.CSS_SELECTOR, ".pop-own .ref").text == ref
+    pop.find_element(By.CSS_SELECTOR, ".pop-dismiss").send_keys(Keys.ESCAPE)
+    b.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#screenpop .pop"), what="dismissed")
+    assert it.count("tickets", "external_id = %s", (call,)) == 1
+    assert page_errors(b) == []

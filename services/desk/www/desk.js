@@ -429,6 +429,9 @@
       document.dispatchEvent(new CustomEvent("wasl:viewers", { detail: d }))));
     // For ticket.js: a supervisor gave this agent a ticket — "my work" refetches.
     es.addEventListener("work", () => document.dispatchEvent(new CustomEvent("wasl:work")));
+    // For screenpop.js: a call ringing for this agent (on wasl:resync it refetches its calls).
+    es.addEventListener("call", (e) => withJson(e, (d) =>
+      document.dispatchEvent(new CustomEvent("wasl:call", { detail: d }))));
     // For wallboard.js: the supervisors' debounced "something changed" (and a resync).
     for (const kind of ["wallboard", "resync"]) {
       es.addEventListener(kind, () => document.dispatchEvent(new CustomEvent("wasl:wallboard")));

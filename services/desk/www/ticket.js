@@ -293,6 +293,10 @@
     renderWork();
   });
   document.addEventListener("wasl:work", () => { if (st.me) loadWork(); });
+  // screenpop.js: one of the caller's tickets.
+  document.addEventListener("wasl:open-ticket", (e) => {
+    if (e.detail?.ticket) openTicket(e.detail.ticket);
+  });
   document.addEventListener("wasl:accepted", (e) => {
     loadWork();
     if (e.detail?.ticket) openTicket(e.detail.ticket);
