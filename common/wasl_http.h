@@ -26,7 +26,7 @@ typedef struct wasl_http_conn wasl_http_conn_t;
 #define WASL_HTTP_RETRY_AFTER_S 2
 
 /* An answer. Plain data; the body and `raw` are owned by the reply until it is sent. */
-typedef struct {
+typedef struct wasl_http_reply {
     unsigned status;
     json_t *body;           /* NULL only with 204 (an empty answer) or with raw */
     int retry_after_s;      /* > 0: a Retry-After header */

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 
 struct desk_req;
-struct desk_reply;
+struct wasl_http_reply; /* desk_reply_t (server.h) */
 
 typedef enum {
     DESK_PRINCIPAL_NONE = 0,
@@ -65,7 +65,7 @@ wasl_clients_t *desk_auth_clients(desk_auth_t *self);
  * change of a session without its CSRF token or from another Origin), 429 (the client's rate),
  * 503 (sessions or clients cannot be read yet). Uses req->db (Redis) and req->conn. */
 int desk_auth_request(desk_auth_t *self, struct desk_req *req, unsigned accepts,
-                      struct desk_reply *reply);
+                      struct wasl_http_reply *reply);
 
 /* The principal as wasl_authz sees it (borrows req). */
 wasl_authz_principal_t desk_principal_authz(const struct desk_req *req);
@@ -75,12 +75,12 @@ wasl_authz_principal_t desk_principal_authz(const struct desk_req *req);
  * it (400 naming "agent" when absent or not an agent id) — wasl_authz then decides whether the
  * token may act for it. Returns 0 with *agent pointing into req or doc, or -1 with reply set. */
 int desk_actor(const struct desk_req *req, json_t *doc, const char **agent,
-               struct desk_reply *reply);
+               struct wasl_http_reply *reply);
 
 /* A 403 from wasl_authz's refusal `d` of an action on `target` (an offer id, a ticket reference,
  * an agent id), logged with who asked. */
 void desk_refused(const struct desk_req *req, const wasl_authz_decision_t *d, const char *target,
-                  struct desk_reply *reply);
+                  struct wasl_http_reply *reply);
 
 /* True once the clients were loaded (for /readyz). */
 bool desk_auth_ready(desk_auth_t *self, char *why, size_t cap);

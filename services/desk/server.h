@@ -1,5 +1,6 @@
-/* server — wasl-desk's HTTP port: routing, sessions and CSRF on every request, security headers,
- * the console's files, and the handlers' replies. */
+/* server — wasl-desk's HTTP port on the shared edge (common/wasl_http): its routes, sessions
+ * and CSRF on every request, security headers, the console's files, event streams, and the
+ * sign-ins offloaded to the verification threads. */
 #ifndef WASL_DESK_SERVER_H
 #define WASL_DESK_SERVER_H
 
@@ -8,6 +9,7 @@
 #include "db.h"
 #include "desk.h"
 #include "events.h"
+#include "wasl_http.h"
 #include "wasl_session.h"
 #include "www.h"
 
@@ -16,14 +18,9 @@
 
 typedef struct desk_server desk_server_t;
 
-/* A handler's answer. `body` NULL with status 204 is an empty answer. */
-typedef struct desk_reply {
-    unsigned status;
-    json_t *body;
-    const char *error_code;
-    int retry_after_s;
-    char set_cookie[WASL_SESSION_TOKEN_BUF + 96];
-} desk_reply_t;
+/* A handler's answer: the shared edge's reply (common/wasl_http). `body` NULL with status 204
+ * is an empty answer; set_cookie is sent when not empty. */
+typedef wasl_http_reply_t desk_reply_t;
 
 /* What a handler sees of one request. Borrowed for the handler's call. */
 typedef struct desk_req {
@@ -34,6 +31,7 @@ typedef struct desk_req {
     const char *path_arg; /* {id} of /v1/offers/{id}/…, the rest of the path */
     const char *body;
     size_t len;
+    const char *media_type; /* of the body: lower-cased, no parameters; "" when none */
     bool has_session;
     wasl_session_t session;     /* a person's (has_session) */
     desk_principal_t principal; /* who asks: a person or a token (services/desk/auth.h) */
