@@ -502,6 +502,9 @@ def test_screen_pop_then_new_ticket_opens_it(start_intake, start_desk, browser, 
                         "body": "متى موعد الجلسة؟", "from": {"phone": local}})
     assert r.status == 201, r.raw
     earlier = r.json["ticket"]
+    # Waiting in reem's queue: she may open it (the ticket view's rule decides, not the list).
+    it.scalar("UPDATE tickets SET status = 'routed', queue = 'case-status' WHERE ref = %s"
+              " RETURNING id", (earlier,))
     desk = start_desk(it.db_url, www=WWW)
     b = browser()
     sign_in(b, desk, password)
@@ -539,6 +542,15 @@ def test_screen_pop_then_new_ticket_opens_it(start_intake, start_desk, browser, 
            what="the new ticket opened")
     b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{ref}"]'),
            what="the new ticket in my work")
+    # Its panel lists the caller's other tickets by phone, as text; one click opens one.
+    other = b.wait(lambda d: (d.find_elements(
+        By.CSS_SELECTOR, f'#tk-others [data-ticket="{earlier}"]') or [None])[0],
+        what="the beneficiary's other tickets")
+    assert other.find_element(By.CSS_SELECTOR, ".ref").tag_name == "bdi"
+    assert other.find_element(By.CSS_SELECTOR, ".subject").find_elements(By.CSS_SELECTOR, "*") == []
+    other.click()
+    b.wait(lambda d: by_id(b, "tk-ref").text == earlier, what="the other ticket opened")
+    assert b.js("return window.__xss === undefined")
     # A reload shows the pop again, now naming the call's ticket; Escape dismisses it.
     b.driver.refresh()
     b.wait(lambda d: by_id(b, "desk-view").is_displayed(), what="the desk after a reload")

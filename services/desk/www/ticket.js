@@ -18,6 +18,7 @@
       sc_resolve: "إغلاق الطلب", overdue: "متأخر", left: "متبقٍّ للرد الأول:",
       sent: "أُرسل الرد.", already: "أُرسل هذا الرد من قبل.", noted: "أُضيفت الملاحظة.",
       resolved: "أُغلق الطلب.", failed: "تعذّر ذلك ({code}).", in: "وارد", out: "صادر",
+      others: "طلبات المستفيد الأخرى", others_empty: "لا طلبات أخرى لهذا الرقم.",
     },
     en: {
       mywork_title: "My work", mywork_empty: "Nothing is assigned to you.", ticket_title: "Ticket",
@@ -29,6 +30,7 @@
       sc_resolve: "Resolve the ticket", overdue: "overdue", left: "First response in:",
       sent: "Reply sent.", already: "This reply was already sent.", noted: "Note added.",
       resolved: "Ticket resolved.", failed: "That failed ({code}).", in: "in", out: "out",
+      others: "The beneficiary's other tickets", others_empty: "No other tickets from this number.",
     },
   };
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
@@ -183,6 +185,33 @@
         li.append(d);
       }
       hist.append(li);
+    }
+    renderOthers(tk.other_tickets);
+  }
+
+  // The beneficiary's other tickets by phone (GET /v1/tickets/{ref}'s other_tickets: open, or
+  // changed in the last 30 days), each opening its own view.
+  function renderOthers(list) {
+    const ul = $("tk-others");
+    if (!ul) return;
+    ul.replaceChildren();
+    const others = Array.isArray(list) ? list : [];
+    $("tk-others-empty").hidden = others.length > 0;
+    for (const o of others) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "pop-ticket";
+      b.dataset.ticket = o.ticket;
+      const subject = document.createElement("span");
+      subject.className = "subject";
+      subject.dir = "auto";
+      subject.textContent = o.subject || "";
+      const label = o.category_label?.[lang()] || "";
+      b.append(bdi(o.ticket, "ref"), ` ${o.status || ""}${label ? " · " + label : ""} — `, subject);
+      b.addEventListener("click", () => openTicket(o.ticket));
+      const li = document.createElement("li");
+      li.append(b);
+      ul.append(li);
     }
   }
 
