@@ -52,6 +52,7 @@ static const route_t routes[] = {
     {{"PUT", "/v1/tickets/*", "viewing", false}, DESK_AUTH_PERSON, desk_handle_viewing_put},
     {{"DELETE", "/v1/tickets/*", "viewing", false}, DESK_AUTH_PERSON, desk_handle_viewing_delete},
     {{"GET", "/v1/wallboard", "wallboard", false}, DESK_AUTH_PERSON, desk_handle_wallboard},
+    {{"GET", "/v1/queues", "queues", false}, DESK_AUTH_PERSON, desk_handle_queues},
     {{"GET", "/v1/agents/*", "agents", false}, DESK_AUTH_PERSON, desk_handle_agent_get},
     {{"POST", "/v1/agents/*", "agents", false}, DESK_AUTH_PERSON, desk_handle_agent_post},
     {{"GET", "/v1/replies", "replies", false}, DESK_AUTH_PERSON, desk_handle_replies},

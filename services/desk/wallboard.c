@@ -197,6 +197,29 @@ void desk_handle_wallboard(desk_req_t *req, desk_reply_t *reply)
     PQclear(ares);
 }
 
+/* ---- the queues ------------------------------------------------------------------------- */
+
+void desk_handle_queues(desk_req_t *req, desk_reply_t *reply)
+{
+    /* The same rule as the transfer's check (tickets.c, queue_served): served by an enabled
+     * agent. */
+    PGresult *res = wasl_pg_query(req->db->pg,
+                                  "SELECT coalesce(json_agg(q ORDER BY q), '[]')::text"
+                                  "  FROM (SELECT DISTINCT jsonb_object_keys(skills) AS q"
+                                  "          FROM agents WHERE enabled) s",
+                                  0, NULL);
+    json_t *list = wasl_pg_arity(res, 1, "desk queues") && PQntuples(res) == 1
+                       ? json_loads(PQgetvalue(res, 0, 0), 0, NULL)
+                       : NULL;
+    PQclear(res);
+    if (!list) {
+        db_failed(reply, "queues");
+        return;
+    }
+    reply->status = 200;
+    reply->body = json_pack("{s:o}", "queues", list);
+}
+
 /* ---- one agent --------------------------------------------------------------------------- */
 
 /* Splits "{id}/{action}" of /v1/agents/…: 0 with id copied, or -1 with a 400/404. */

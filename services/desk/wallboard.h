@@ -13,6 +13,10 @@
 
 /* GET /v1/wallboard: {"at", "day": {"start", "tz"}, "queues": [...], "agents": [...]}. */
 desk_handler_fn desk_handle_wallboard;
+/* GET /v1/queues: {"queues": [names]}, the queues enabled agents serve (their skills), sorted —
+ * the ones a transfer is accepted to (POST /v1/tickets/{ref}/transfer answers 400
+ * unknown_queue for any other). Any signed-in person: the transfer picker. */
+desk_handler_fn desk_handle_queues;
 /* GET /v1/agents/{id}/tickets: the agent's tickets in service and live offers. The agent
  * itself or a supervisor. */
 desk_handler_fn desk_handle_agent_get;

@@ -561,3 +561,122 @@ def test_screen_pop_then_new_ticket_opens_it(start_intake, start_desk, browser, 
     b.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#screenpop .pop"), what="dismissed")
     assert it.count("tickets", "external_id = %s", (call,)) == 1
     assert page_errors(b) == []
+
+
+def test_shortcuts_transfer_and_a_supervisors_reassignment(start_intake, start_desk, browser,
+                                                             tmp_path):
+    """j/k step through "my work" (never while typing; listed in both languages); transfer to
+    a queue from the picker; a supervisor gives tickets to the agent from one agent's work view
+    and from the ticket panel, and the agent's "my work" follows without a reload."""
+    it = start_intake()
+    reem_pw = add_agent_with_password(it, tmp_path)
+    sara_pw = "pw-" + secrets.token_urlsafe(12)
+    (tmp_path / "sara.pw").write_text(sara_pw + "\n")
+    out = it.waslctl("agent", "add", "sara", "--name", "سارة القحطاني", "--skills",
+                     "case-status:5,enforcement:5", "--role", "supervisor", "--password-file",
+                     tmp_path / "sara.pw")
+    assert out.returncode == 0, out.stderr
+    base = int(time.time() * 1000) % 10 ** 7
+
+    def ticket(n, assignee, hours):
+        ref = make_ref((base + n) % 10 ** 7)
+        it.scalar("INSERT INTO tickets (ref, channel, external_id, status, queue, priority,"
+                  " prio_rank, language, category, subject, assignee, waiting_since,"
+                  " first_response_due) VALUES (%s, 'web', %s, 'assigned', 'case-status',"
+                  " 'normal', 2, 'ar', 'case_inquiry', 'موعد الجلسة', %s, now(),"
+                  " now() + make_interval(hours => %s)) RETURNING id",
+                  (ref, unique("kb"), assignee, hours))
+        return ref
+    first, second, saras = ticket(1, AGENT, 1), ticket(2, AGENT, 2), ticket(3, "sara", 3)
+    desk = start_desk(it.db_url, www=WWW)
+    a = browser()
+    sign_in(a, desk, reem_pw)
+    a.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#mywork-list .mywork-item")) == 2,
+           what="two tickets in my work")
+    a.wait(lambda d: a.js("return document.body.dataset.live") == "1", what="the stream")
+
+    def press(b, key):
+        ActionChains(b.driver).send_keys(key).perform()
+
+    def shown(b):
+        return by_id(b, "tk-ref").text if by_id(b, "ticket").is_displayed() else None
+    a.js("document.activeElement.blur()")
+    press(a, "j")
+    a.wait(lambda d: shown(a) == first, what="j: the first ticket")
+    press(a, "j")
+    a.wait(lambda d: shown(a) == second, what="j: the next ticket")
+    press(a, "k")
+    a.wait(lambda d: shown(a) == first, what="k: the previous ticket")
+    # Typing in a field never steps.
+    by_id(a, "tk-note").send_keys("jk")
+    assert by_id(a, "tk-note").get_attribute("value") == "jk" and shown(a) == first
+    by_id(a, "tk-note").clear()
+    # Listed on the page, in Arabic and in English.
+    assert by_id(a, "shortcuts-title").is_displayed()
+    keys = a.js("return [...document.querySelectorAll('.shortcuts dt kbd')].map(k => k.textContent)")
+    assert "J" in keys and "K" in keys, keys
+    sc = "return document.querySelector('[data-tk=sc_next]').textContent"
+    assert a.js(sc) == "الطلب التالي في أعمالي"
+    by_id(a, "lang-switch").click()
+    a.wait(lambda d: a.js(sc) == "Next ticket in my work", what="the English words")
+    by_id(a, "lang-switch").click()
+    a.wait(lambda d: a.js("return document.documentElement.lang") == "ar", what="Arabic again")
+
+    # Transfer the first ticket from the picker: waiting in the other queue, out of my work.
+    from selenium.webdriver.support.ui import Select
+    a.wait(lambda d: "enforcement" in [o.get_attribute("value") for o in
+                                       Select(by_id(a, "tk-queue")).options], what="the queues")
+    Select(by_id(a, "tk-queue")).select_by_value("enforcement")
+    by_id(a, "tk-transfer-reason").send_keys("تنفيذ حكم")
+    by_id(a, "tk-transfer").click()
+    wait_for(lambda: it.scalar("SELECT status || '/' || queue FROM tickets WHERE ref = %s",
+                               (first,)) == "routed/enforcement", WAIT_S, what="transferred")
+    a.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{first}"]'),
+           what="the transferred ticket out of my work")
+
+    # The supervisor, in another browser: sara's own ticket to reem from the work view.
+    b = browser()
+    sign_in(b, desk, sara_pw, agent="sara")
+    b.wait(lambda d: by_id(b, "wallboard").is_displayed(), what="the wallboard")
+    sara_row = '#wb-agents-body tr[data-agent="sara"]'
+    b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, sara_row), what="sara's row")
+
+    def click(selector):
+        try:
+            b.driver.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+        except StaleElementReferenceException:
+            return None
+    b.wait(lambda d: click(f"{sara_row} td button"), what="sara's work opened")
+    item = f'#wb-work-list li[data-ticket="{saras}"]'
+    b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"{item} .wb-move"), what="the picker")
+    Select(b.driver.find_element(By.CSS_SELECTOR, f"{item} .wb-move-to")).select_by_value(AGENT)
+    click(f"{item} .wb-move")
+    wait_for(lambda: it.scalar("SELECT assignee FROM tickets WHERE ref = %s", (saras,)) == AGENT,
+             WAIT_S, what="reassigned to reem")
+    # reem's page hears it: the ticket is in her work without a reload.
+    a.js("window.__sameDocument = 'yes'")
+    a.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{saras}"]'),
+           what="the reassigned ticket in reem's work, live")
+    # From the ticket panel: sara opens reem's second ticket and takes it herself.
+    reem_row = f'#wb-agents-body tr[data-agent="{AGENT}"]'
+    b.wait(lambda d: click(f"{reem_row} td button"), what="reem's work opened")
+    item = f'#wb-work-list li[data-ticket="{second}"]'
+    b.wait(lambda d: click(f"{item} .wb-open"), what="the ticket opened")
+    b.wait(lambda d: shown(b) == second and by_id(b, "tk-assign-form").is_displayed(),
+           what="the supervisor's assign picker")
+    Select(by_id(b, "tk-assign-agent")).select_by_value("sara")
+    by_id(b, "tk-assign").click()
+    wait_for(lambda: it.scalar("SELECT assignee FROM tickets WHERE ref = %s", (second,)) == "sara",
+             WAIT_S, what="taken by sara")
+    b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'#mywork-list [data-ticket="{second}"]'),
+           what="in sara's own work")
+    history = it.scalar("SELECT data FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
+                        " WHERE t.ref = %s AND e.kind = 'assigned' ORDER BY e.id DESC LIMIT 1",
+                        (second,))
+    assert history["by"] == "sara" and history["from"] == AGENT, history
+    assert a.js("return window.__sameDocument") == "yes"
+    b.screenshot("reassign")
+    assert page_errors(a) == [] and page_errors(b) == []
+    # An agent's page has no assign picker.
+    assert not by_id(a, "tk-assign-form").is_displayed()

@@ -394,3 +394,16 @@ def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
         assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state", r.text
     finally:
         stream.close()
+
+
+def test_queues_are_those_a_transfer_accepts(desk):
+    """GET /v1/queues: what enabled agents serve, sorted; a transfer to each is accepted and
+    to anything else refused (the picker offers only what works)."""
+    hala = desk.session("hala")
+    r = hala.call("GET", "/v1/queues")
+    assert r.status_code == 200, r.text
+    queues = r.json()["queues"]
+    assert queues == sorted(queues) and "general" in queues
+    assert queues == sorted(set(desk.scalar(
+        "SELECT array_agg(DISTINCT k) FROM agents, jsonb_object_keys(skills) k WHERE enabled")))
+    assert desk.session().call("GET", "/v1/queues").status_code == 401

@@ -114,6 +114,8 @@
 
   document.addEventListener("wasl:signed-in", (e) => { st.me = e.detail; });
   document.addEventListener("wasl:signing-out", (e) => e.detail?.waitFor?.(leave(false)));
+  // ticket.js hands the open ticket on (a transfer): leave it while it is still ours to read.
+  document.addEventListener("wasl:ticket-leaving", (e) => e.detail?.waitFor?.(leave(false)));
   document.addEventListener("wasl:signed-out", () => { leave(false); st.me = null; });
   document.addEventListener("wasl:ticket-opened", (e) => enter(e.detail.ref, e.detail.viewers));
   document.addEventListener("wasl:viewers", (e) => {

@@ -1,7 +1,8 @@
 // ticket.js — "my work" and the ticket in the desk console (issue 15): the agent's assigned
 // tickets with their first-response countdown (amber under 30 minutes, red when overdue), the
 // ticket panel (the conversation as text, the history), a reply with canned answers (their
-// {ref} filled in), a note, and resolve with a wrap-up code. Every string from the server goes
+// {ref} filled in), a note, resolve with a wrap-up code, transfer to a queue, and — for
+// supervisors — assign to an agent; j/k step through "my work". Every string from the server goes
 // in with textContent, every reference and number in a <bdi>. docs/desk.md, "Tickets".
 "use strict";
 
@@ -19,6 +20,10 @@
       sent: "أُرسل الرد.", already: "أُرسل هذا الرد من قبل.", noted: "أُضيفت الملاحظة.",
       resolved: "أُغلق الطلب.", failed: "تعذّر ذلك ({code}).", in: "وارد", out: "صادر",
       others: "طلبات المستفيد الأخرى", others_empty: "لا طلبات أخرى لهذا الرقم.",
+      transfer: "تحويل إلى طابور", reason_opt: "السبب (اختياري)", do_transfer: "تحويل",
+      transferred: "حُوِّل الطلب إلى الطابور.", assign: "إسناد إلى موظف", do_assign: "إسناد",
+      assigned: "أُسند الطلب إلى الموظف.", sc_next: "الطلب التالي في أعمالي",
+      sc_prev: "الطلب السابق في أعمالي",
     },
     en: {
       mywork_title: "My work", mywork_empty: "Nothing is assigned to you.", ticket_title: "Ticket",
@@ -31,10 +36,14 @@
       sent: "Reply sent.", already: "This reply was already sent.", noted: "Note added.",
       resolved: "Ticket resolved.", failed: "That failed ({code}).", in: "in", out: "out",
       others: "The beneficiary's other tickets", others_empty: "No other tickets from this number.",
+      transfer: "Transfer to a queue", reason_opt: "Reason (optional)", do_transfer: "Transfer",
+      transferred: "Ticket transferred to the queue.", assign: "Assign to an agent",
+      do_assign: "Assign", assigned: "Ticket assigned to the agent.",
+      sc_next: "Next ticket in my work", sc_prev: "Previous ticket in my work",
     },
   };
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
-               key: null, tick: null };
+               key: null, tick: null, queues: [], agents: [] };
   const $ = (id) => document.getElementById(id);
 
   function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
@@ -248,13 +257,16 @@
     st.key = null;
   }
 
-  async function act(path, body, headers, done) {
+  // close: the action hands the ticket on (a transfer) — the panel closes instead of reading
+  // a ticket that may no longer be ours to read.
+  async function act(path, body, headers, done, close) {
     const ref = st.ticket?.ticket;
     if (!ref) return null;
     try {
       const r = await api("POST", `/v1/tickets/${encodeURIComponent(ref)}/${path}`, body, headers);
       say(done(r));
-      await Promise.all([openTicket(ref), loadWork()]);
+      if (close) { st.ticket = null; $("ticket").hidden = true; }
+      await Promise.all([close ? null : openTicket(ref), loadWork()]);
       return r;
     } catch (e) {
       say(t("failed", { code: e.code }));
@@ -290,10 +302,80 @@
     if (await act("resolve", body, null, () => t("resolved"))) $("tk-resolution").value = "";
   }
 
+  // ---- transfer and (supervisors) assign ---------------------------------------------------
+  // The queues a transfer is accepted to (GET /v1/queues); for supervisors and admins the
+  // enabled agents from the wallboard (GET /v1/wallboard), to give the ticket to one of them.
+  async function loadPickers() {
+    try { st.queues = (await api("GET", "/v1/queues")).queues || []; } catch (_) { st.queues = []; }
+    const boss = ["supervisor", "admin"].includes(st.me?.role);
+    st.agents = [];
+    if (boss) {
+      try { st.agents = (await api("GET", "/v1/wallboard")).agents || []; } catch (_) { st.agents = []; }
+    }
+    $("tk-assign-form").hidden = !boss;
+    renderPickers();
+  }
+
+  function renderPickers() {
+    const fill = (sel, items) => {
+      const keep = sel.value;
+      sel.replaceChildren(...items.map(([value, text]) => {
+        const o = document.createElement("option");
+        o.value = value;
+        o.textContent = text;
+        return o;
+      }));
+      if (items.some(([v]) => v === keep)) sel.value = keep;
+    };
+    fill($("tk-queue"), st.queues.map((q) => [q, q]));
+    fill($("tk-assign-agent"), st.agents.map((a) => [a.agent, `${a.name} (${a.agent})`]));
+  }
+
+  async function transfer(ev) {
+    ev.preventDefault();
+    const body = { queue: $("tk-queue").value };
+    if (!body.queue) return;
+    const reason = $("tk-transfer-reason").value.trim();
+    if (reason) body.reason = reason;
+    // collision.js leaves the ticket first, while it is still ours to read.
+    const ref = st.ticket?.ticket;
+    const waits = [];
+    document.dispatchEvent(new CustomEvent("wasl:ticket-leaving",
+                                           { detail: { ref, waitFor: (p) => waits.push(p) } }));
+    await Promise.allSettled(waits);
+    if (await act("transfer", body, null, () => t("transferred"), true)) {
+      $("tk-transfer-reason").value = "";
+    } else if (ref) {
+      openTicket(ref); // refused: still ours, and collision.js enters it again
+    }
+  }
+
+  async function assignTo(ev) {
+    ev.preventDefault();
+    const body = { agent: $("tk-assign-agent").value };
+    if (!body.agent) return;
+    const reason = $("tk-assign-reason").value.trim();
+    if (reason) body.reason = reason;
+    if (await act("assign", body, null, () => t("assigned"))) $("tk-assign-reason").value = "";
+  }
+
+  // j / k: the next or previous ticket of "my work" (the first when none is open).
+  function step(by) {
+    if (!st.work.length) return;
+    const at = st.work.findIndex((w) => w.ticket === st.ticket?.ticket);
+    const next = at < 0 ? 0 : Math.min(Math.max(at + by, 0), st.work.length - 1);
+    openTicket(st.work[next].ticket);
+  }
+
   function onKey(e) {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || !st.me) return;
     const tag = e.target?.tagName;
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || e.target?.isContentEditable) return;
+    if (e.code === "KeyJ" || e.code === "KeyK") {
+      e.preventDefault();
+      step(e.code === "KeyJ" ? 1 : -1);
+      return;
+    }
     const target = { KeyM: "mywork", KeyY: "tk-reply", KeyN: "tk-note", KeyD: "tk-wrapup" }[e.code];
     if (!target || (target !== "mywork" && $("ticket").hidden)) return;
     e.preventDefault();
@@ -309,7 +391,7 @@
       st.codes = r.wrapup_codes || [];
     } catch (_) { st.replies = []; st.codes = []; }
     renderChoices();
-    await loadWork();
+    await Promise.all([loadWork(), loadPickers()]);
     clearInterval(st.tick);
     st.tick = setInterval(tickWork, 1000);
   });
@@ -317,14 +399,17 @@
     st.me = null;
     st.ticket = null;
     st.work = [];
+    st.agents = [];
     clearInterval(st.tick);
     $("ticket").hidden = true;
+    $("tk-assign-form").hidden = true;
     renderWork();
   });
   document.addEventListener("wasl:work", () => { if (st.me) loadWork(); });
-  // screenpop.js: one of the caller's tickets.
+  // screenpop.js (one of the caller's tickets) and wallboard.js (a supervisor opens a ticket of
+  // one agent's work).
   document.addEventListener("wasl:open-ticket", (e) => {
-    if (e.detail?.ticket) openTicket(e.detail.ticket);
+    if (st.me && e.detail?.ticket) openTicket(e.detail.ticket);
   });
   document.addEventListener("wasl:accepted", (e) => {
     loadWork();
@@ -336,6 +421,8 @@
     $("tk-reply-form").addEventListener("submit", sendReply);
     $("tk-note-form").addEventListener("submit", addNote);
     $("tk-resolve-form").addEventListener("submit", resolve);
+    $("tk-transfer-form").addEventListener("submit", transfer);
+    $("tk-assign-form").addEventListener("submit", assignTo);
     document.addEventListener("keydown", onKey);
   });
   new MutationObserver(() => { translate(); renderChoices(); renderWork(); renderTicket(); })

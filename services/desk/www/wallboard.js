@@ -1,7 +1,8 @@
 // wallboard.js — the supervisor's wallboard in the desk console (issue 15): per queue and per
 // agent, from GET /v1/wallboard, fetched again on each "wallboard" event of the stream (the
 // desk sends supervisors at most one a second; desk.js relays it as "wasl:wallboard"). One
-// agent's work (GET /v1/agents/{id}/tickets) and force-offline (POST …/force-offline).
+// agent's work (GET /v1/agents/{id}/tickets) — each ticket opened in the panel or given to
+// another agent (POST /v1/tickets/{ref}/assign) — and force-offline (POST …/force-offline).
 // Shown to supervisors and admins only; the server refuses agents anyway (403). Every string
 // from the server goes in with textContent, every number in a <bdi>. docs/desk.md, "Wallboard".
 "use strict";
@@ -20,7 +21,8 @@
       work_empty: "لا أعمال قيد الخدمة ولا عروض.", updated: "آخر تحديث:",
       p_available: "متاح", p_busy: "مشغول", p_away: "بعيد", p_offline: "غير متصل",
       none: "—", forced: "أُخرج الموظف من الخط وسُحبت عروضه.", failed: "تعذّر ذلك ({code}).",
-      offer: "عرض", responses: "ردود",
+      offer: "عرض", responses: "ردود", open: "فتح", move_to: "إسناده إلى",
+      move: "إسناد", moved: "أُسند الطلب إلى الموظف.",
     },
     en: {
       wb_title: "Wallboard", wb_today: "Today:", wb_queues: "Queues", wb_agents: "Agents",
@@ -33,7 +35,8 @@
       work_empty: "Nothing in service and no offers.", updated: "Updated:",
       p_available: "Available", p_busy: "Busy", p_away: "Away", p_offline: "Offline",
       none: "—", forced: "The agent was taken offline and their offers withdrawn.",
-      failed: "That failed ({code}).", offer: "offer", responses: "replies",
+      failed: "That failed ({code}).", offer: "offer", responses: "replies", open: "Open",
+      move_to: "Assign to", move: "Assign", moved: "Ticket assigned to the agent.",
     },
   };
   const st = { me: null, board: null, fetchedMs: 0, timer: null, tick: null, inFlight: false };
@@ -81,10 +84,12 @@
     return c;
   }
 
-  async function api(method, path) {
+  async function api(method, path, body) {
     const headers = { Accept: "application/json" };
     if (method !== "GET" && st.me?.csrf) headers["X-CSRF-Token"] = st.me.csrf;
-    const r = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store" });
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store",
+                                  body: body === undefined ? undefined : JSON.stringify(body) });
     const data = await r.json().catch(() => null);
     if (!r.ok) throw Object.assign(new Error(`HTTP ${r.status}`),
       { code: data?.error?.code || `http_${r.status}` });
@@ -207,6 +212,8 @@
         li.append(bdi(String(w.ticket ?? "")), " — ", String(w.status ?? ""),
           w.offer ? ` (${t("offer")})` : "", " ", cell("bdi", String(w.queue ?? "")), " ",
           Object.assign(document.createElement("span"), { dir: "auto", textContent: String(w.subject ?? "") }));
+        li.dataset.ticket = String(w.ticket ?? "");
+        if (!w.offer && w.status === "assigned") li.append(" ", ...workActions(w.ticket, agent));
         return li;
       });
       list.replaceChildren(...items);
@@ -214,6 +221,49 @@
       $("wb-work-who").replaceChildren(cell("bdi", String(name ?? agent)));
       $("wb-work").hidden = false;
       $("wb-work").focus();
+    } catch (e) {
+      $("notice").textContent = t("failed", { code: e.code });
+    }
+  }
+
+  // On a ticket of one agent's work: open it in the ticket panel (ticket.js), or give it to
+  // another enabled agent (POST /v1/tickets/{ref}/assign).
+  function workActions(ref, owner) {
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "wb-open";
+    open.textContent = t("open");
+    open.addEventListener("click", () =>
+      document.dispatchEvent(new CustomEvent("wasl:open-ticket", { detail: { ticket: ref } })));
+    const label = document.createElement("label");
+    const pick = document.createElement("select");
+    pick.className = "wb-move-to";
+    pick.id = `wb-move-${ref}`;
+    label.htmlFor = pick.id;
+    label.textContent = t("move_to");
+    for (const a of st.board?.agents || []) {
+      if (a.agent === owner) continue;
+      const o = document.createElement("option");
+      o.value = a.agent;
+      o.textContent = `${a.name} (${a.agent})`;
+      pick.append(o);
+    }
+    const move = document.createElement("button");
+    move.type = "button";
+    move.className = "wb-move";
+    move.textContent = t("move");
+    move.addEventListener("click", () => reassign(ref, pick.value, owner));
+    return [open, " ", label, " ", pick, " ", move];
+  }
+
+  async function reassign(ref, agent, owner) {
+    if (!agent) return;
+    try {
+      await api("POST", `/v1/tickets/${encodeURIComponent(ref)}/assign`, { agent });
+      $("notice").textContent = t("moved");
+      const name = (st.board?.agents || []).find((a) => a.agent === owner)?.name;
+      await showWork(owner, name);
+      schedule();
     } catch (e) {
       $("notice").textContent = t("failed", { code: e.code });
     }
