@@ -1,5 +1,6 @@
 /* supervise — a supervisor reassigns a ticket (see supervise.h). */
 #include "supervise.h"
+#include "auth.h"
 #include "wasl_authz.h"
 #include "wasl_domain.h"
 #include "wasl_log.h"
@@ -89,7 +90,7 @@ static int run_assign(desk_req_t *req, const assign_arg_t *a, char *from, size_t
     if (rc < 0) {
         return -1;
     }
-    const char *p[] = {a->ref, a->agent, req->session.agent, a->reason, "desk"};
+    const char *p[] = {a->ref, a->agent, req->principal.id, a->reason, req->principal.client};
     res =
         wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_assign($1, $2, $3, $4, $5)", 5, p);
     if (!wasl_pg_arity(res, 2, "wasl_tickets_assign")) {
@@ -109,8 +110,11 @@ static int run_assign(desk_req_t *req, const assign_arg_t *a, char *from, size_t
 
 void desk_handle_ticket_assign(desk_req_t *req, desk_reply_t *reply)
 {
-    /* A supervisor's act, decided before anything is read. */
-    if (wasl_authz_role_parse(req->session.role) < WASL_AUTHZ_ROLE_SUPERVISOR) {
+    /* A supervisor's act, decided before anything is read: a person signed in as a supervisor
+     * or admin. An integration's token is refused too (its binding names agents to act as, not
+     * someone to answer for the move). */
+    if (req->principal.kind != DESK_PRINCIPAL_PERSON ||
+        req->principal.role < WASL_AUTHZ_ROLE_SUPERVISOR) {
         desk_error(reply, 403, "supervisors_only", NULL, "only a supervisor reassigns a ticket");
         return;
     }
@@ -131,9 +135,9 @@ void desk_handle_ticket_assign(desk_req_t *req, desk_reply_t *reply)
         reply->status = 200;
         reply->body = json_pack("{s:s, s:s, s:s, s:o, s:s}", "ticket", a.ref, "done", "assign",
                                 "agent", a.agent, "from", *from ? json_string(from) : json_null(),
-                                "by", req->session.agent);
+                                "by", req->principal.id);
         wasl_info("desk: ticket reassigned", "{s:s, s:s, s:s, s:s}", "ticket", a.ref, "agent",
-                  a.agent, "from", *from ? from : "-", "by", req->session.agent);
+                  a.agent, "from", *from ? from : "-", "by", req->principal.id);
     }
     json_decref(doc);
 }

@@ -146,3 +146,15 @@ def test_a_token_is_rate_limited(tokens, desk):
     error_of(limited[0], 429, "rate_limited")
     assert limited[0].headers["Retry-After"] == "1"
     assert {r.status_code for r in answers} <= {404, 429}
+
+
+def test_a_token_cannot_reassign(tokens, desk):
+    """POST /v1/tickets/{ref}/assign is a person's act (a supervisor signed in): a token —
+    even one bound to the supervisor role — gets 403 supervisors_only and nothing changes."""
+    ref = new_ticket(desk)
+    offer_to(desk, ref, "hala")
+    before = snapshot(desk, ref)
+    for token in (tokens[APP_HALA], tokens[SUPER]):
+        error_of(call(desk, "POST", f"/v1/tickets/{ref}/assign", {"agent": "amal"}, token),
+                 403, "supervisors_only")
+    assert snapshot(desk, ref) == before
