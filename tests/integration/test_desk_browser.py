@@ -395,6 +395,18 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
                what="the wrap-up code shown")
         assert it.scalar("SELECT wrapup_code FROM tickets WHERE ref = %s",
                          (ref,)) == "case_status_given"
+        # A resolved ticket can be reopened from its panel (POST …/reopen): back to the router,
+        # the reopening counted and in the history with its reason; the panel closes.
+        b.wait(lambda d: by_id(b, "tk-reopen-form").is_displayed(), what="the reopen form")
+        by_id(b, "tk-reopen-reason").send_keys("المستفيد لم يتلقَّ الموعد")
+        by_id(b, "tk-reopen").click()
+        wait_for(lambda: it.scalar("SELECT reopen_count FROM tickets WHERE ref = %s",
+                                   (ref,)) == 1, WAIT_S, what="reopened")
+        assert it.scalar("SELECT status FROM tickets WHERE ref = %s", (ref,)) != "resolved"
+        assert it.scalar("SELECT data->>'reason' FROM ticket_events e JOIN tickets t ON"
+                         " t.id = e.ticket_id WHERE t.ref = %s AND e.kind = 'reopened'",
+                         (ref,)) == "المستفيد لم يتلقَّ الموعد"
+        b.wait(lambda d: not by_id(b, "ticket").is_displayed(), what="the panel closed")
         replies = [q for q in sink.to(phone) if "قيد الدراسة" in q["text"]]
         assert len(replies) == 1 and ref in replies[0]["text"], replies
         assert it.scalar("SELECT count(*) FROM notifications n JOIN tickets t ON t.id ="

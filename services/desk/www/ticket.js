@@ -1,9 +1,10 @@
 // ticket.js — "my work" and the ticket in the desk console (issue 15): the agent's assigned
 // tickets with their first-response countdown (amber under 30 minutes, red when overdue), the
 // ticket panel (the conversation as text, the history), a reply with canned answers (their
-// {ref} filled in), a note, resolve with a wrap-up code, transfer to a queue, and — for
-// supervisors — assign to an agent; j/k step through "my work". Every string from the server goes
-// in with textContent, every reference and number in a <bdi>. docs/desk.md, "Tickets".
+// {ref} filled in), a note, resolve with a wrap-up code, reopen a resolved one, transfer to a
+// queue, and — for supervisors — assign to an agent; j/k step through "my work". Every string
+// from the server goes in with textContent, every reference and number in a <bdi>.
+// docs/desk.md, "Tickets".
 "use strict";
 
 (() => {
@@ -23,7 +24,8 @@
       transfer: "تحويل إلى طابور", reason_opt: "السبب (اختياري)", do_transfer: "تحويل",
       transferred: "حُوِّل الطلب إلى الطابور.", assign: "إسناد إلى موظف", do_assign: "إسناد",
       assigned: "أُسند الطلب إلى الموظف.", sc_next: "الطلب التالي في أعمالي",
-      sc_prev: "الطلب السابق في أعمالي",
+      sc_prev: "الطلب السابق في أعمالي", reopen_reason: "سبب إعادة الفتح (اختياري)",
+      do_reopen: "إعادة فتح الطلب", reopened: "أُعيد فتح الطلب وعاد إلى التوجيه.",
     },
     en: {
       mywork_title: "My work", mywork_empty: "Nothing is assigned to you.", ticket_title: "Ticket",
@@ -40,6 +42,8 @@
       transferred: "Ticket transferred to the queue.", assign: "Assign to an agent",
       do_assign: "Assign", assigned: "Ticket assigned to the agent.",
       sc_next: "Next ticket in my work", sc_prev: "Previous ticket in my work",
+      reopen_reason: "Why reopen (optional)", do_reopen: "Reopen the ticket",
+      reopened: "Ticket reopened; it goes back to routing.",
     },
   };
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
@@ -164,6 +168,7 @@
     $("tk-subject").textContent = tk.subject || "";
     $("tk-wrapup-code").textContent = tk.wrapup_code || "";
     $("tk-wrapup-shown").hidden = !tk.wrapup_code;
+    $("tk-reopen-form").hidden = !["resolved", "closed"].includes(tk.status);
     const msgs = $("tk-messages");
     msgs.replaceChildren();
     for (const m of tk.messages || []) {
@@ -337,17 +342,28 @@
     if (!body.queue) return;
     const reason = $("tk-transfer-reason").value.trim();
     if (reason) body.reason = reason;
-    // collision.js leaves the ticket first, while it is still ours to read.
+    if (await handOn("transfer", body, "transferred")) $("tk-transfer-reason").value = "";
+  }
+
+  // A transfer or a reopening hands the ticket on (unassigned, maybe not ours to read any
+  // more): collision.js leaves it first, while it still is, and the panel closes after.
+  async function handOn(path, body, doneKey) {
     const ref = st.ticket?.ticket;
     const waits = [];
     document.dispatchEvent(new CustomEvent("wasl:ticket-leaving",
                                            { detail: { ref, waitFor: (p) => waits.push(p) } }));
     await Promise.allSettled(waits);
-    if (await act("transfer", body, null, () => t("transferred"), true)) {
-      $("tk-transfer-reason").value = "";
-    } else if (ref) {
-      openTicket(ref); // refused: still ours, and collision.js enters it again
-    }
+    const r = await act(path, body, null, () => t(doneKey), true);
+    if (!r && ref) openTicket(ref); // refused: still ours, and collision.js enters it again
+    return r;
+  }
+
+  async function reopen(ev) {
+    ev.preventDefault();
+    const body = {};
+    const reason = $("tk-reopen-reason").value.trim();
+    if (reason) body.reason = reason;
+    if (await handOn("reopen", body, "reopened")) $("tk-reopen-reason").value = "";
   }
 
   async function assignTo(ev) {
@@ -423,6 +439,7 @@
     $("tk-resolve-form").addEventListener("submit", resolve);
     $("tk-transfer-form").addEventListener("submit", transfer);
     $("tk-assign-form").addEventListener("submit", assignTo);
+    $("tk-reopen-form").addEventListener("submit", reopen);
     document.addEventListener("keydown", onKey);
   });
   new MutationObserver(() => { translate(); renderChoices(); renderWork(); renderTicket(); })
