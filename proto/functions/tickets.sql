@@ -596,7 +596,10 @@ $$;
 -- response marked now if it had none: taken by an agent, as wasl_offers_accept counts it), and
 -- an 'assigned' event records {agent: the new assignee, by, from: the assignee before (or
 -- none), reason, client} — 'agent' is what the desk's NOTIFY trigger names, so the new
--- assignee's open pages hear of it. A supervisor overrides: the agent's presence, capacity and
+-- assignee's open pages hear of it; the assignee before (when another agent) is told on the
+-- same channel, by a notification of the trigger's shape with kind 'unassigned' (no history
+-- row: the 'assigned' event's `from` says it), so their "my work" drops the ticket live. A
+-- supervisor overrides: the agent's presence, capacity and
 -- wrap-up are not checked, only that p_agent is an enabled agent (else done is NULL and nothing
 -- changes); the caller checked that the actor may reassign. p_reason may be NULL.
 -- Returns the shape of the desk's ticket actions above (status before, done).
@@ -631,9 +634,16 @@ LANGUAGE sql VOLATILE AS $$
                                                     'client', p_client))
           FROM c
           JOIN up ON up.id = c.id
+    ), told AS (
+        SELECT pg_notify('wasl_desk',
+                         jsonb_build_object('t', 'ticket', 'id', c.id, 'k', 'unassigned',
+                                            'a', c.assignee)::text)
+          FROM c
+          JOIN up ON up.id = c.id
+         WHERE c.assignee IS NOT NULL AND c.assignee <> p_agent
     )
     SELECT c.status, up.id
       FROM c
       LEFT JOIN up ON true
-     WHERE (SELECT count(*) FROM wd) >= 0
+     WHERE (SELECT count(*) FROM wd) + (SELECT count(*) FROM told) >= 0
 $$;

@@ -413,8 +413,9 @@ static void handle_payload(desk_events_t *self, const char *payload, char *ids, 
             desk_events_publish_own(self, a, "offer.closed", data);
             json_decref(data);
         }
-    } else if (!strcmp(t, "ticket") && a && !strcmp(k, "assigned")) {
-        /* A supervisor gave the agent a ticket (wasl_tickets_assign): its "my work" refetches. */
+    } else if (!strcmp(t, "ticket") && a && (!strcmp(k, "assigned") || !strcmp(k, "unassigned"))) {
+        /* A supervisor gave the agent a ticket, or took one away (wasl_tickets_assign): its "my
+         * work" refetches. */
         json_t *data = json_pack("{s:s}", "kind", k);
         desk_events_publish_own(self, a, "work", data);
         json_decref(data);

@@ -343,12 +343,13 @@ def test_an_agent_cannot_reassign(desk):
 
 def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
     """sara moves hala's ticket to amal: amal's stream gets `work` (her "my work" refetches),
+    hala's gets `work` too (kind unassigned),
     the ticket is in amal's work and out of hala's, the history says who, from whom and why."""
     from test_desk_auth import Stream
     ref = new_ticket(desk)
     assign(desk, ref, "hala")
     sara, amal, hala = desk.session("sara"), desk.session("amal"), desk.session("hala")
-    stream = Stream(amal)
+    stream, hala_stream = Stream(amal), Stream(hala)
     try:
         before = snapshot(desk, ref)
         # The body is checked: each field named, nothing changed.
@@ -368,6 +369,8 @@ def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
         assert r.json() == {"ticket": ref, "done": "assign", "agent": "amal", "from": "hala",
                             "by": "sara"}
         stream.next("work", pred=lambda d: d.get("kind") == "assigned")
+        # hala's page hears that it was taken away (her "my work" drops it).
+        hala_stream.next("work", pred=lambda d: d.get("kind") == "unassigned")
         assert [t["ticket"] for t in amal.call("GET", "/v1/me/tickets").json()["tickets"]] \
             == [ref]
         assert hala.call("GET", "/v1/me/tickets").json()["tickets"] == []
@@ -394,6 +397,7 @@ def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
         assert r.status_code == 409 and r.json()["error"]["code"] == "wrong_state", r.text
     finally:
         stream.close()
+        hala_stream.close()
 
 
 def test_queues_are_those_a_transfer_accepts(desk):
