@@ -156,7 +156,7 @@ GRANT SELECT (id, scopes, token_sha256, rate_per_s, role, act_as, enabled) ON cl
 
 -- The supervisor's wallboard (services/desk/wallboard.c): abandoned calls and CSAT of the day.
 GRANT SELECT ON csat, call_events TO wasl_desk;
-GRANT EXECUTE ON FUNCTION wasl_tickets_csat TO wasl_desk, wasl_ctl;
+GRANT EXECUTE ON FUNCTION wasl_tickets_csat, wasl_tickets_wrapup TO wasl_desk, wasl_ctl;
 
 -- The screen pop (services/desk/calls.c, migration 0021): the desk reads a call's events and
 -- the caller's tickets, and its one-click ticket for a call makes the ticket as intake would

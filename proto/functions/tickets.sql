@@ -647,3 +647,25 @@ LANGUAGE sql VOLATILE AS $$
       LEFT JOIN up ON true
      WHERE (SELECT count(*) FROM wd) + (SELECT count(*) FROM told) >= 0
 $$;
+
+-- wasl_tickets_wrapup — resolutions by wrap-up (disposition) code since p_since: the tickets
+-- resolved at or after p_since and still resolved or closed (a reopening takes one out), by
+-- queue and tickets.wrapup_code (migration 0022), with each queue's subtotal and the grand
+-- total in the same pass (GROUPING SETS): queue and code are '(all)' in a total, '-' when the
+-- ticket had none (resolved by an integration without a code, or before 0022).
+-- Columns: queue, code, resolved. Reads tickets; changes nothing (STABLE). Called by `waslctl
+-- report wrapup` (p_since = now() - N days) and the desk's wallboard (p_since = the start of
+-- today), so both count the same way (as wasl_tickets_csat does for CSAT).
+CREATE OR REPLACE FUNCTION wasl_tickets_wrapup(p_since timestamptz)
+RETURNS TABLE (queue text, code text, resolved bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN grouping(t.queue) = 1 THEN '(all)' ELSE coalesce(t.queue, '-') END,
+           CASE WHEN grouping(t.wrapup_code) = 1 THEN '(all)'
+                ELSE coalesce(t.wrapup_code, '-') END,
+           count(*)
+      FROM tickets t
+     WHERE t.resolved_at >= p_since AND t.status IN ('resolved', 'closed')
+     GROUP BY GROUPING SETS ((t.queue, t.wrapup_code), (t.queue), ())
+     ORDER BY grouping(t.queue), t.queue NULLS LAST, grouping(t.wrapup_code),
+              t.wrapup_code NULLS LAST
+$$;

@@ -24,14 +24,17 @@
  * queue and no call.answered or call.note came — counted once per call for the queue it last
  * named (by seq, as call_state_fold folds). CSAT: survey replies received today, by
  * wasl_tickets_csat (as `waslctl report csat` counts them). Wrap-up: the tickets resolved today
- * (and still resolved or closed) by their wrap-up code (tickets.wrapup_code, 0022), as a JSON
- * object {code: count}. */
+ * (and still resolved or closed) by their wrap-up code, by wasl_tickets_wrapup (as `waslctl
+ * report wrapup` counts them), as a JSON object {code: count}. */
 // clang-format off
 static const char queues_sql[] = DAY_CTE ", q AS ("
     "  SELECT DISTINCT t.queue FROM tickets t, day"
     "   WHERE t.queue IS NOT NULL"
     "     AND (t.status NOT IN ('resolved', 'closed') OR t.updated_at >= day.start)"
-    "  UNION SELECT jsonb_object_keys(a.skills) FROM agents a WHERE a.enabled)"
+    "  UNION SELECT jsonb_object_keys(a.skills) FROM agents a WHERE a.enabled),"
+    " wu AS (SELECT w.queue, json_object_agg(w.code, w.resolved ORDER BY w.code) AS codes"
+    "          FROM day, wasl_tickets_wrapup(day.start) w"
+    "         WHERE w.code NOT IN ('(all)', '-') GROUP BY w.queue)"
     " SELECT q.queue,"
     "   (SELECT count(*) FROM tickets t WHERE t.queue = q.queue AND t.status = 'routed'),"
     "   (SELECT floor(extract(epoch FROM wasl_now()"
@@ -54,11 +57,7 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "       AND (e.data->>'cause' = 'abandoned'"
     "            OR (e.data->>'form' = 'cti' AND NOT c.answered))),"
     "   coalesce(c.responses, 0), c.average,"
-    "   (SELECT coalesce(json_object_agg(w.code, w.n ORDER BY w.code), '{}')::text"
-    "      FROM (SELECT t.wrapup_code AS code, count(*) AS n FROM tickets t"
-    "             WHERE t.queue = q.queue AND t.status IN ('resolved', 'closed')"
-    "               AND t.resolved_at >= day.start AND t.wrapup_code IS NOT NULL"
-    "             GROUP BY t.wrapup_code) w)"
+    "   coalesce(wu.codes, '{}')::text"
     "  FROM q CROSS JOIN day"
     "  LEFT JOIN LATERAL ("
     "    SELECT count(*) FILTER (WHERE t.first_response_at >= day.start"
@@ -69,6 +68,7 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "                                   AND t.first_response_due <= wasl_now())) AS due"
     "      FROM tickets t WHERE t.queue = q.queue) s ON true"
     "  LEFT JOIN wasl_tickets_csat(day.start) c ON c.queue = q.queue AND c.agent = '(all)'"
+    "  LEFT JOIN wu ON wu.queue = q.queue"
     " ORDER BY q.queue";
 // clang-format on
 enum { Q_QUEUE, Q_WAITING, Q_OLDEST, Q_IN_SERVICE, Q_MET, Q_DUE, Q_ABANDONED, Q_CSAT_N,

@@ -18,7 +18,8 @@ static const command_t commands[] = {
     {"classifier", ctl_classifier,
      "classifier train TRAIN.tsv -o MODEL | eval FILE.tsv [--model M]"},
     {"notify", ctl_notify, "notifier dead letters: notify dead | redrive (ID... | --all)"},
-    {"report", ctl_report, "reports: report csat [--days N] (satisfaction by queue and agent)"},
+    {"report", ctl_report, "reports: report csat|wrapup [--days N] (satisfaction by queue and agent; "
+               "resolutions by wrap-up code)"},
     {"agent", ctl_agent,
      "agents and their desk sign-in: agent add|list|remove|passwd (see agent --help)"},
     {"route", ctl_route, "route explain REF | route replay --since TIME --config FILE"},

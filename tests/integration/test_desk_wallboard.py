@@ -171,3 +171,23 @@ def test_force_offline_withdraws_the_agents_offers(desk):
                          " ORDER BY id DESC LIMIT 1")
     assert client == "desk:force-offline:sara"
     assert sara.call("POST", "/v1/agents/ghost/force-offline").status_code == 404
+
+
+def test_report_wrapup_counts_as_the_wallboard_does(desk, waslctl):
+    """`waslctl report wrapup` and the wallboard's `wrapup` read wasl_tickets_wrapup: the same
+    count per queue and code; bad arguments are a usage error."""
+    sara = desk.session("sara")
+    for code in ("referred", "referred", "duplicate"):
+        _, ref = make_offer(desk, "amal")
+        desk.scalar("SELECT status FROM wasl_tickets_resolve(%s, 'amal', 'x', 'test', %s)",
+                    (ref, code))
+    board_codes = queue_of(board(sara))["wrapup"]
+    assert board_codes.get("referred", 0) >= 2 and board_codes.get("duplicate", 0) >= 1
+    out = waslctl("report", "wrapup", "--days", "1", env={"WASL_PG_URL": desk.db_url})
+    assert out.returncode == 0, out.stderr
+    rows = {tuple(line.split()[:2]): int(line.split()[2]) for line in out.stdout.splitlines()[1:]}
+    for code, n in board_codes.items():
+        assert rows[("general", code)] == n, (code, rows)
+    assert rows[("general", "(all)")] >= sum(board_codes.values())
+    assert waslctl("report", "wrapup", "--days", "0",
+                   env={"WASL_PG_URL": desk.db_url}).returncode == 2

@@ -223,3 +223,15 @@ UPDATE agents SET enabled = true WHERE id = 'badr';
 SELECT * FROM wasl_tickets_assign('2600000004', 'amal', 'sara', NULL, 'desk');
 SELECT * FROM wasl_tickets_assign('2699999999', 'amal', 'sara', NULL, 'desk');
 SELECT status, assignee FROM tickets WHERE id IN (3, 4) ORDER BY id;
+
+-- wrapup: resolutions since p_since by queue and code, the queue's subtotal and the grand
+-- total; one without a code is '-'; an older one and a reopened one are not counted.
+UPDATE tickets SET status = 'resolved', resolved_at = wasl_now(), wrapup_code = 'referred',
+       queue = 'general' WHERE id IN (1, 2);
+UPDATE tickets SET status = 'resolved', resolved_at = wasl_now(), wrapup_code = NULL,
+       queue = 'general' WHERE id = 3;
+UPDATE tickets SET status = 'resolved', resolved_at = wasl_now() - interval '3 days',
+       wrapup_code = 'answered' WHERE id = 5;
+UPDATE tickets SET status = 'classified', resolved_at = NULL WHERE id = 4;
+SELECT * FROM wasl_tickets_wrapup(wasl_now() - interval '1 day');
+SELECT * FROM wasl_tickets_wrapup(wasl_now() + interval '1 minute');
