@@ -356,7 +356,8 @@
     await loadOffers();
     state.heartbeat = setInterval(heartbeat, HEARTBEAT_MS);
     document.dispatchEvent(new CustomEvent("wasl:signed-in", { detail: { ...state.me } }));
-    $("main").focus();
+    // A call that popped meanwhile keeps the focus (screenpop.js).
+    if (!document.activeElement?.closest?.("#screenpop")) $("main").focus();
   }
 
   // ---- presence ------------------------------------------------------------------------------

@@ -119,11 +119,20 @@
     card?.querySelector(".pop-main")?.focus();
   }
 
+  // Redrawn whole (a language switch, a pop updated); the focus stays on the same control.
   function render() {
     const box = $("screenpop");
     if (!box) return;
+    const f = document.activeElement;
+    const callId = f?.closest?.("#screenpop .pop")?.dataset.call;
+    const which = f?.dataset?.ticket ? `[data-ticket="${CSS.escape(f.dataset.ticket)}"]`
+      : f?.classList?.contains("pop-dismiss") ? ".pop-dismiss" : ".pop-main";
     box.replaceChildren(...[...st.pops.values()].reverse().map(card));
     box.hidden = st.pops.size === 0;
+    if (callId !== undefined) {
+      const again = [...box.querySelectorAll(".pop")].find((c) => c.dataset.call === callId);
+      again?.querySelector(which)?.focus();
+    }
   }
 
   function card(pop) {
