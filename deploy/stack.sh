@@ -20,7 +20,7 @@
 # Configuration: every WASL_* variable already in the environment wins over the default here,
 # and the daemons inherit the environment, so e.g. a notifier setting reaches the notifier.
 # Ports: WASL_PG_PORT 54320, WASL_REDIS_PORT 63790, WASL_HTTP_PORT 8080, WASL_DESK_PORT 8090
-# (the desk, for people: WASL_DESK_URL, printed at start), WASL_BUS_PORT 7100
+# (the desk, for people and the agent API: WASL_DESK_URL, printed at start), WASL_BUS_PORT 7100
 # (uses 7100..7107), and one admin port per daemon, WASL_<NAME>_ADMIN_PORT (WASL_BUS_ADMIN_PORT
 # 9100, WASL_INTAKE_ADMIN_PORT 9101, ... WASL_DESK_ADMIN_PORT 9106), handed to each daemon
 # as its WASL_ADMIN_PORT. Other knobs: WASL_UP_TIMEOUT (s, default 30), WASL_STOP_TIMEOUT (s,

@@ -57,26 +57,21 @@ BEGIN
 END;
 $$;
 
--- ---- wasl_intake: the HTTP edge (tickets, calls, SMS, email, agent API, DLRs, opt-outs) -----
+-- ---- wasl_intake: the HTTP edge for machines (tickets, calls, SMS, email, DLRs, opt-outs) ---
+-- The agent API moved to wasl-desk (issue 15): intake keeps no privilege on agents, offers,
+-- agent_events or desk_idempotency, and none of their functions.
 GRANT SELECT ON clients TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON tickets TO wasl_intake;
 GRANT USAGE ON SEQUENCE ticket_ref_seq TO wasl_intake;
-GRANT SELECT, INSERT ON ticket_events, messages, ticket_participants, work, agent_events
-    TO wasl_intake;
+GRANT SELECT, INSERT ON ticket_events, messages, ticket_participants, work TO wasl_intake;
 GRANT SELECT, INSERT ON call_events TO wasl_intake;
 GRANT UPDATE (ticket_id) ON call_events TO wasl_intake; -- linking a call to its ticket
-GRANT SELECT, INSERT, UPDATE ON agents TO wasl_intake;  -- agents are disabled, never deleted
-GRANT SELECT, UPDATE ON offers TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON notifications TO wasl_intake; -- delivery reports
 GRANT SELECT, INSERT, DELETE ON opt_outs TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score replaces one
--- Idempotency-Key of agent actions: claimed, answered, and expired keys removed (0008).
-GRANT SELECT, INSERT, UPDATE, DELETE ON desk_idempotency TO wasl_intake;
 
-GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_withdraw,
-    wasl_agents_save, wasl_agents_remove, wasl_agents_set_presence, wasl_work_enqueue,
-    wasl_notifications_enqueue, wasl_notifications_delivery_report, wasl_tickets_note,
-    wasl_tickets_transfer, wasl_tickets_resolve, wasl_tickets_reopen TO wasl_intake;
+GRANT EXECUTE ON FUNCTION wasl_work_enqueue, wasl_notifications_enqueue,
+    wasl_notifications_delivery_report TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -123,7 +118,7 @@ GRANT SELECT, UPDATE ON notifications TO wasl_ctl;         -- `notify redrive`
 GRANT EXECUTE ON FUNCTION wasl_agents_save, wasl_agents_remove, wasl_offers_withdraw,
     wasl_notifications_redrive TO wasl_ctl;
 
--- ---- wasl_desk: the agent desk to come takes over intake's agent API, and no more -----------
+-- ---- wasl_desk: the desk, and the agent API it took over from intake, and no more -----------
 GRANT SELECT, UPDATE ON tickets, offers TO wasl_desk;
 GRANT SELECT, INSERT, UPDATE ON agents TO wasl_desk;
 GRANT SELECT, INSERT ON ticket_events, agent_events, messages, work, notifications
@@ -143,10 +138,10 @@ GRANT EXECUTE ON FUNCTION wasl_offers_accept, wasl_offers_reject, wasl_offers_wi
 REVOKE SELECT, UPDATE ON agents FROM wasl_intake, wasl_router;
 GRANT SELECT (id, name, skills, languages, capacity, wrapup_s, enabled, presence, presence_until,
               idle_since, wrapup_until, created_at, updated_at, role)
-    ON agents TO wasl_intake, wasl_router;
+    ON agents TO wasl_router;
 GRANT UPDATE (name, skills, languages, capacity, wrapup_s, enabled, presence, presence_until,
               idle_since, wrapup_until, updated_at)
-    ON agents TO wasl_intake, wasl_router;
+    ON agents TO wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_agents_set_password TO wasl_ctl, wasl_desk;
 
 -- Integrations acting for agents on the desk (issue 15: the agent API moved from intake): the

@@ -13,7 +13,7 @@
 --   wasl_intake      wasl-intake        wasl_classifier  wasl-classifier
 --   wasl_router      wasl-router        wasl_notifier    wasl-notifier
 --   wasl_caselookup  wasl-caselookup    wasl_ctl         waslctl's operator commands
---   wasl_desk        the agent desk to come (issue 12): the agent API's privileges
+--   wasl_desk        wasl-desk: the people's edge and the agent API (moved from intake)
 --
 -- No role is a superuser, may create roles or databases, replicate or bypass row security;
 -- the daemons' roles own nothing, so they cannot ALTER, DROP or DISABLE TRIGGER on any table.

@@ -449,19 +449,20 @@ static int answer_offer(desk_req_t *req, void *arg, desk_reply_t *reply)
 void desk_handle_offer(desk_req_t *req, desk_reply_t *reply)
 {
     char id[OFFER_ID_DIGITS + 1];
-    size_t digits = strspn(req->path_arg, "0123456789");
-    const char *action = req->path_arg + digits;
+    size_t len = strcspn(req->path_arg, "/");
+    const char *action = req->path_arg + len;
     bool accept = strcmp(action, "/accept") == 0;
+    if (len == 0 || len > OFFER_ID_DIGITS || strspn(req->path_arg, "0123456789") != len ||
+        req->path_arg[0] == '0') {
+        desk_error(reply, 400, "invalid_offer", "id", "an offer id is a positive integer");
+        return;
+    }
     if (!accept && strcmp(action, "/reject") != 0) {
         desk_error(reply, 404, "not_found", NULL, "POST /v1/offers/{id}/accept or /reject");
         return;
     }
-    if (digits == 0 || digits > OFFER_ID_DIGITS || req->path_arg[0] == '0') {
-        desk_error(reply, 400, "invalid_field", "id", "an offer id is a positive integer");
-        return;
-    }
-    memcpy(id, req->path_arg, digits);
-    id[digits] = '\0';
+    memcpy(id, req->path_arg, len);
+    id[len] = '\0';
     json_t *doc = desk_body_json(req, reply);
     offer_arg_t a = {.id = id, .accept = accept};
     if (!doc || desk_actor(req, doc, &a.agent, reply) < 0 ||

@@ -1,6 +1,7 @@
 /* server — wasl-desk's HTTP port on the shared edge (common/wasl_http; see server.h). */
 #include "server.h"
 #include "addr.h"
+#include "agents.h"
 #include "calls.h"
 #include "tickets.h"
 #include "viewers.h"
@@ -53,7 +54,11 @@ static const route_t routes[] = {
     {{"DELETE", "/v1/tickets/*", "viewing", false}, DESK_AUTH_PERSON, desk_handle_viewing_delete},
     {{"GET", "/v1/wallboard", "wallboard", false}, DESK_AUTH_PERSON, desk_handle_wallboard},
     {{"GET", "/v1/queues", "queues", false}, DESK_AUTH_PERSON, desk_handle_queues},
-    {{"GET", "/v1/agents/*", "agents", false}, DESK_AUTH_PERSON, desk_handle_agent_get},
+    {{"GET", "/v1/agents", "agents", false}, DESK_AUTH_ANY, desk_handle_agents_list},
+    {{"GET", "/v1/agents/*", "agents", false}, DESK_AUTH_ANY, desk_handle_agents_get},
+    {{"PUT", "/v1/agents/*", "agents", false}, DESK_AUTH_ANY, desk_handle_agents_put},
+    {{"DELETE", "/v1/agents/*", "agents", false}, DESK_AUTH_ANY, desk_handle_agents_delete},
+    {{"GET", "/v1/queues/*", "queue", false}, DESK_AUTH_ANY, desk_handle_queue},
     {{"POST", "/v1/agents/*", "agents", false}, DESK_AUTH_PERSON, desk_handle_agent_post},
     {{"GET", "/v1/replies", "replies", false}, DESK_AUTH_PERSON, desk_handle_replies},
     {{"GET", "/v1/me/calls", "my_calls", false}, DESK_AUTH_PERSON, desk_handle_my_calls},

@@ -7,6 +7,7 @@
 #include "wasl_authz.h"
 #include "wasl_domain.h"
 #include "wasl_log.h"
+#include "wasl_ref.h"
 
 #include <dirent.h>
 #include <sodium.h>
@@ -140,18 +141,21 @@ static PGresult *ticket_decide(desk_req_t *req, const char *ref, const char *age
     "       coalesce((SELECT g.skills ? t.queue FROM agents g"                                     \
     "                  WHERE g.id = $2 AND g.enabled), false)"
 
-/* The path's reference: 10 digits, then the rest. 0, or -1 with a 400/404. */
+/* The path's reference (10 digits with a valid check digit: wasl_ref_parse), then the rest. 0,
+ * or -1 with a 400 invalid_reference naming ref. */
 static int path_ref(const desk_req_t *req, char ref[REF_DIGITS + 1], const char **rest,
                     desk_reply_t *reply)
 {
-    size_t digits = strspn(req->path_arg, "0123456789");
-    *rest = req->path_arg + digits;
-    if (digits != REF_DIGITS) {
-        desk_error(reply, 400, "invalid_field", "ref", "a ticket reference is 10 digits");
+    char raw[64]; /* a reference as typed: digits of any script, separators */
+    size_t len = strcspn(req->path_arg, "/");
+    *rest = req->path_arg + len;
+    snprintf(raw, sizeof raw, "%.*s", (int)(len < sizeof raw - 1 ? len : sizeof raw - 1),
+             req->path_arg);
+    wasl_ref_status_t st = len < sizeof raw - 1 ? wasl_ref_parse(raw, ref) : WASL_REF_BAD_LENGTH;
+    if (st != WASL_REF_OK) {
+        desk_error(reply, 400, "invalid_reference", "ref", "%s", wasl_ref_strerror(st));
         return -1;
     }
-    memcpy(ref, req->path_arg, REF_DIGITS);
-    ref[REF_DIGITS] = '\0';
     return 0;
 }
 

@@ -107,8 +107,7 @@ static void db_failed(desk_reply_t *reply, const char *what)
 
 static wasl_authz_principal_t principal(const desk_req_t *req)
 {
-    return (wasl_authz_principal_t){.role = wasl_authz_role_parse(req->session.role),
-                                    .act_as = req->session.agent};
+    return desk_principal_authz(req); /* a person or a token (auth.h) */
 }
 
 static json_t *int_or_null(const PGresult *res, int row, int col)

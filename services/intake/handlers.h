@@ -20,11 +20,11 @@ json_t *intake_cases_ivr(intake_request_t *req, const char *call_id, long long s
 /* cases.c: closes the pooled caselookup clients; call after the HTTP server stopped and
  * before zsys_shutdown() (otherwise CZMQ reports their sockets as dangling). Safe twice. */
 void intake_cases_shutdown(void);
-/* The agent desk (agents.c): agents and presence, offers, queue views, ticket actions. */
-void intake_handle_agents(intake_request_t *req, intake_reply_t *reply);
-void intake_handle_offers(intake_request_t *req, intake_reply_t *reply);
-void intake_handle_queues(intake_request_t *req, intake_reply_t *reply);
-void intake_handle_ticket_action(intake_request_t *req, intake_reply_t *reply);
+/* moved.c, the server's `unrouted` hook: 404 on the agent API's old paths (/v1/agents…,
+ * /v1/offers/…, /v1/queues/…, a state change on /v1/tickets/…), which wasl-desk serves since
+ * issue 15; NULL (the edge's own 404/405) for any other path. */
+const char *intake_moved(void *arg, wasl_http_conn_t *c, const char *method, const char *url,
+                         bool wrong_method, wasl_http_reply_t *r);
 void intake_handle_sms_dlr(intake_request_t *req, intake_reply_t *reply);
 
 /* notify_in: inside the SMS transaction, before threading. A reply to our SMS that is not a

@@ -47,18 +47,6 @@ static const route_t routes[] = {
      false,
      intake_handle_ticket_get},
     {{"GET", "/v1/cases/{}", "cases", false}, INTAKE_SCOPE_CASES, false, intake_handle_case_get},
-    /* The agent desk (services/intake/agents.c). */
-    {{"GET", "/v1/agents", "agents", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_agents},
-    {{"GET|PUT|DELETE", "/v1/agents/*", "agents", false},
-     INTAKE_SCOPE_AGENTS,
-     false,
-     intake_handle_agents},
-    {{"POST", "/v1/offers/*", "offers", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_offers},
-    {{"GET", "/v1/queues/*", "queues", false}, INTAKE_SCOPE_AGENTS, false, intake_handle_queues},
-    {{"POST", "/v1/tickets/*", "ticket_actions", false},
-     INTAKE_SCOPE_AGENTS,
-     false,
-     intake_handle_ticket_action},
 };
 
 struct intake_server {
@@ -572,6 +560,7 @@ static wasl_http_t *start_http(intake_server_t *self)
         .hooks = {.admit = admit_headers,
                   .reserve = reserve_body,
                   .handle = dispatch,
+                  .unrouted = intake_moved,
                   .done = request_done},
         .arg = self,
     };

@@ -1,4 +1,5 @@
-/* client — `waslctl client add|list|remove`: the credentials of intake's clients. */
+/* client — `waslctl client add|list|remove`: the credentials of the HTTP edges' clients (intake
+ * for machines; the desk reads the same table for the agent API's bearer tokens). */
 #include "ctl.h"
 #include "wasl_config.h"
 #include "wasl_pg.h"
@@ -35,7 +36,8 @@ static int usage(void)
             "--hmac-secret-file read the secret's first line from a file or stdin (-), out of\n"
             "sight of ps; --token and --hmac-secret still work but every local user sees them.\n"
             "Adding an existing ID updates it. --act-as binds the token to the agents it may\n"
-            "act for (comma-separated ids); --role gives it a person-role on the agent API;\n"
+            "act for (comma-separated ids); --role gives it a person-role on the agent API\n"
+            "(served by wasl-desk, WASL_DESK_URL; intake serves the other scopes);\n"
             "--trusted-ani (telephony only)\n"
             "lets its caller numbers count as a verifier of a case party. Uses WASL_PG_URL.\n",
             client_kinds);

@@ -11,6 +11,7 @@ Everything here uses the standard library plus psycopg2, pyzmq and msgpack (the 
 rule: real binaries, real PostgreSQL and Redis, loopback only).
 """
 
+import copy
 import hashlib
 import hmac
 import http.client
@@ -493,6 +494,47 @@ class Intake:
             self._ctx.destroy(linger=0)
             self._ctx = None
         self.daemon.kill()
+
+
+class AgentAPI:
+    """Intake's agent API as integrations call it since issue 15: the agent paths (/v1/agents…,
+    /v1/offers/…, /v1/queues/…, a state change on /v1/tickets/…) go to wasl-desk on the same
+    database with the client's bearer token; everything else — reports, the machine read of a
+    ticket, the database helpers — is the intake's (`.intake`)."""
+
+    def __init__(self, it, desk_daemon):
+        self.intake = it
+        self.desk = desk_daemon
+        self.desk_port = int(desk_daemon.url.rsplit(":", 1)[1])
+
+    @staticmethod
+    def is_agent_path(method, path):
+        return (path == "/v1/agents" or path.startswith(("/v1/agents/", "/v1/offers/",
+                                                          "/v1/queues/"))
+                or (path.startswith("/v1/tickets/") and method != "GET"))
+
+    def request(self, method, path, body=None, **kw):
+        if not self.is_agent_path(method, path):
+            return self.intake.request(method, path, body, **kw)
+        at_desk = copy.copy(self.intake)
+        at_desk.port = self.desk_port
+        return Intake.request(at_desk, method, path, body, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.intake, name)
+
+
+def agent_api(it, start_desk, env=None):
+    """An AgentAPI: a wasl-desk started on `it`'s database (clients re-read every second)."""
+    full = {"WASL_DESK_CLIENTS_REFRESH_S": "1"}
+    full.update(env or {})
+    return AgentAPI(it, start_desk(it.db_url, env=full))
 
 
 class BusTap:

@@ -91,7 +91,10 @@ def test_the_ticket_view(desk):
     assert kinds[0] == "routed" and t["history"][0]["data"]["rule"] == "all"
     assert "offered" in kinds or "accepted" in kinds or "assigned" in kinds, kinds
     assert t["notifications"] == []
-    assert hala.call("GET", "/v1/tickets/2512345678").status_code == 404
+    assert hala.call("GET", f"/v1/tickets/{make_ref(9999999)}").status_code == 404
+    # A mistyped reference (its check digit wrong) is intake's 400, not a lookup.
+    r = hala.call("GET", "/v1/tickets/2512345678")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_reference", r.text
     assert hala.call("GET", "/v1/tickets/12ab").status_code == 400
     assert hala.call("GET", f"/v1/tickets/{ref}/x").status_code == 404
 
@@ -358,7 +361,7 @@ def test_a_supervisor_moves_a_ticket_and_the_new_assignees_page_hears_it(desk):
                                   ({"agent": "ghost"}, 404, "agent")):
             r = sara.call("POST", f"/v1/tickets/{ref}/assign", body)
             assert r.status_code == code and r.json()["error"]["field"] == field, r.text
-        r = sara.call("POST", "/v1/tickets/2699999999/assign", {"agent": "amal"})
+        r = sara.call("POST", f"/v1/tickets/{make_ref(9999999)}/assign", {"agent": "amal"})
         assert r.status_code == 404 and r.json()["error"]["field"] == "ref", r.text
         assert sara.call("POST", f"/v1/tickets/{ref}/assign", {"agent": "amal"},
                          csrf=False).status_code == 403

@@ -324,7 +324,8 @@ def test_dev_token_never_on_a_command_line(stack):
         assert code == 1, ((stack.var / "up.out").read_text() + "\n---\n" +
                            trace.read_text()[:2000] + "\n...\n" + trace.read_text()[-3000:])
         import urllib.request
-        req = urllib.request.Request(stack.stack_env()["WASL_HTTP_URL"] + "/v1/agents",
+        # The agent API is the desk's (issue 15); it reads the clients table intake reads.
+        req = urllib.request.Request(stack.stack_env()["WASL_DESK_URL"] + "/v1/agents",
                                      headers={"Authorization": "Bearer " + token})
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200  # the dev client got its token (and the admin role)
