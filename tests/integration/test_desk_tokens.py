@@ -158,3 +158,28 @@ def test_a_token_cannot_reassign(tokens, desk):
         error_of(call(desk, "POST", f"/v1/tickets/{ref}/assign", {"agent": "amal"}, token),
                  403, "supervisors_only")
     assert snapshot(desk, ref) == before
+
+
+def test_idempotency_key_for_people_and_tokens(tokens, desk):
+    """One mechanism for both principals: a person's retried note with its key happens once and
+    answers the same; a token's "same" key is its own (keys belong to their principal)."""
+    ref = new_ticket(desk)
+    hala = desk.session("hala")
+    key = {"Idempotency-Key": unique("pk")}
+
+    def notes():
+        return desk.scalar("SELECT count(*) FROM ticket_events e JOIN tickets t"
+                           " ON t.id = e.ticket_id WHERE t.ref = %s AND e.kind = 'note'", (ref,))
+    first = hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "called"}, headers=key)
+    again = hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "called"}, headers=key)
+    assert first.status_code == again.status_code == 200 and first.content == again.content
+    assert notes() == 1
+    error_of(hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "other"}, headers=key), 422,
+             "idempotency_key_reused", "Idempotency-Key")
+    r = call(desk, "POST", f"/v1/tickets/{ref}/notes", {"agent": "hala", "text": "called"},
+             tokens[APP_HALA], headers=key)
+    assert r.status_code == 200, r.text
+    assert notes() == 2
+    error_of(hala.call("POST", f"/v1/tickets/{ref}/notes", {"text": "x"},
+                       headers={"Idempotency-Key": "a b"}), 400, "invalid_idempotency_key",
+             "Idempotency-Key")
