@@ -205,41 +205,45 @@ def test_agent_passwd_sets_an_argon2id_hash_and_ends_sessions(waslctl, fresh_db,
     """`agent passwd` reads the password from a file (never argv), refuses a short one, stores
     only an Argon2id hash with the role, and ends the agent's desk sessions in Redis."""
     import psycopg2
+    import secrets
     env = {"WASL_PG_URL": fresh_db}
+    # Redis is shared by the whole run: names of our own, so that sessions other tests left
+    # (the desk's tests sign hala in) cannot be counted here.
+    agent, other = "pw-" + secrets.token_hex(4), "pw-" + secrets.token_hex(4)
     assert waslctl("migrate", env=env).returncode == 0
-    added = waslctl("agent", "add", "hala", "--name", "Hala", "--skills", "general", env=env)
+    added = waslctl("agent", "add", agent, "--name", "Hala", "--skills", "general", env=env)
     assert added.returncode == 0, added.stderr
     short = tmp_path / "short"
     short.write_text("short-1\n")
-    refused = waslctl("agent", "passwd", "hala", "--password-file", short, env=env)
+    refused = waslctl("agent", "passwd", agent, "--password-file", short, env=env)
     assert refused.returncode == 2 and "shorter than 10" in refused.stderr
-    # A live session of hala's (as the desk makes them) and another agent's.
+    # A live session of the agent (as the desk makes them) and another agent's.
     r = redis_server.client()
-    r.hset("wasl:desk:s:" + "a" * 64, mapping={"agent": "hala"})
-    r.sadd("wasl:desk:a:hala", "wasl:desk:s:" + "a" * 64)
-    r.hset("wasl:desk:s:" + "b" * 64, mapping={"agent": "amal"})
-    r.sadd("wasl:desk:a:amal", "wasl:desk:s:" + "b" * 64)
+    r.hset("wasl:desk:s:" + "a" * 64, mapping={"agent": agent})
+    r.sadd("wasl:desk:a:" + agent, "wasl:desk:s:" + "a" * 64)
+    r.hset("wasl:desk:s:" + "b" * 64, mapping={"agent": other})
+    r.sadd("wasl:desk:a:" + other, "wasl:desk:s:" + "b" * 64)
     good = tmp_path / "good"
     good.write_text("كلمة سر طويلة 2026\n")
-    ok = waslctl("agent", "passwd", "hala", "--password-file", good, "--role", "supervisor",
+    ok = waslctl("agent", "passwd", agent, "--password-file", good, "--role", "supervisor",
                  env=env)
     assert ok.returncode == 0, ok.stderr
-    assert "1 desk session(s) of hala ended" in ok.stdout
+    assert f"1 desk session(s) of {agent} ended" in ok.stdout
     assert not r.exists("wasl:desk:s:" + "a" * 64)
     assert r.exists("wasl:desk:s:" + "b" * 64)
     conn = psycopg2.connect(fresh_db)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT password_hash, role, password_changed_at IS NOT NULL FROM agents"
-                    " WHERE id = 'hala'")
+                    " WHERE id = %s", (agent,))
         pw_hash, role, changed = cur.fetchone()
     conn.close()
     assert pw_hash.startswith("$argon2id$") and "2026" not in pw_hash
     assert role == "supervisor" and changed
     assert waslctl("agent", "passwd", "nobody", "--password-file", good,
                    env=env).returncode == 1
-    assert waslctl("agent", "passwd", "hala", "--role", "root", "--password-file", good,
+    assert waslctl("agent", "passwd", agent, "--role", "root", "--password-file", good,
                    env=env).returncode == 2
-    r.delete("wasl:desk:s:" + "b" * 64, "wasl:desk:a:amal")
+    r.delete("wasl:desk:s:" + "b" * 64, "wasl:desk:a:" + other)
 
 
 def test_migrate_installs_the_state_functions_and_says_which(waslctl, fresh_db):
