@@ -506,16 +506,30 @@ $$;
 -- in E.164, the number intake threads SMS on (services/intake/sms.c). The open ones and those
 -- changed in the last p_days days, newest change first, at most p_limit (capped at 50),
 -- without p_except (the ticket being viewed; NULL: none). A NULL p_phone has none.
--- Returns (id, ref, status, category, subject, channel, updated_at, open). Reads tickets;
--- changes nothing (STABLE). Called by the desk: the ticket view's "other tickets" and the
--- screen pop's caller tickets (services/desk/tickets.c, calls.c), so both find the same ones.
+-- Returns (id, ref, status, category, subject, channel, updated_at, open, queue, assignee):
+-- the last two let the caller decide, per ticket, whether the person it shows them to may
+-- read it (wasl_authz; a subject is shown only then). Reads tickets; changes nothing
+-- (STABLE). Called by the desk: the ticket view's "other tickets" and the screen pop's caller
+-- tickets (services/desk/tickets.c, calls.c), so both find the same ones.
+-- Its first form returned no queue and assignee; a result type cannot be replaced, so that
+-- form is dropped first when it is there (this file is applied on every `waslctl migrate`).
+DO $$
+BEGIN
+    IF to_regprocedure('wasl_tickets_of_phone(text, bigint, integer, integer)') IS NOT NULL
+       AND pg_get_function_result(
+               to_regprocedure('wasl_tickets_of_phone(text, bigint, integer, integer)'))
+           NOT LIKE '%assignee%' THEN
+        DROP FUNCTION wasl_tickets_of_phone(text, bigint, integer, integer);
+    END IF;
+END;
+$$;
 CREATE OR REPLACE FUNCTION wasl_tickets_of_phone(p_phone text, p_except bigint, p_days integer,
                                                  p_limit integer)
 RETURNS TABLE (id bigint, ref text, status text, category text, subject text, channel text,
-               updated_at timestamptz, open boolean)
+               updated_at timestamptz, open boolean, queue text, assignee text)
 LANGUAGE sql STABLE AS $$
     SELECT t.id, t.ref, t.status, t.category, t.subject, t.channel, t.updated_at,
-           t.status NOT IN ('resolved', 'closed')
+           t.status NOT IN ('resolved', 'closed'), t.queue, t.assignee
       FROM tickets t
      WHERE t.from_phone = p_phone
        AND t.id IS DISTINCT FROM p_except

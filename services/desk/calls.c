@@ -27,7 +27,8 @@
 #define SAME_CALL(e)                                                                       \
     " " e ".call_id = p.call_id AND coalesce(" e ".client_id, '') = coalesce(p.client_id, '')"
 
-/* The pops of the call events $1 (bigint[]): (agent, the pop's JSON), newest first. The
+/* The pops of the call events $1 (bigint[]): (agent, the pop's JSON, the agent's role), newest
+ * first. The
  * caller's number is the first E.164 intake kept of the call ("caller"), else the ticket's;
  * the IVR path is the call's menus in seq order; the caller's tickets are the ticket view's
  * (wasl_tickets_of_phone), without the call's own. */
@@ -45,7 +46,8 @@ static const char POP_SQL[] =
     "                           WHERE" SAME_CALL("e") " AND e.event = 'call.ended'),"
     "         'ticket', t.ref,"
     "         'tickets_days', " STR(DESK_CALLS_TICKET_DAYS) ","
-    "         'tickets', " DESK_PHONE_TICKETS_JSON("c.caller", "t.id") ")::text"
+    "         'tickets', " DESK_PHONE_TICKETS_JSON("c.caller", "t.id", "(p.data ->> 'agent')") ")::text,"
+    "       (SELECT g.role FROM agents g WHERE g.id = p.data ->> 'agent')"
     "  FROM call_events p"
     "  LEFT JOIN tickets t ON t.channel = 'phone' AND t.external_id = p.call_id"
     "   AND wasl_idem_scope(t.channel, t.client_id) = wasl_idem_scope('phone', p.client_id)"
@@ -64,23 +66,43 @@ static json_t *category_label(const char *code)
     return ar && en ? json_pack("{s:s, s:s}", "ar", ar, "en", en) : json_null();
 }
 
-void desk_phone_tickets_label(json_t *list)
+void desk_phone_tickets_shown(json_t *list, const wasl_authz_principal_t *who,
+                              const char *viewer)
 {
     size_t i;
     json_t *t;
     json_array_foreach(list, i, t)
     {
-        json_object_set_new(t, "category_label",
-                            category_label(json_string_value(json_object_get(t, "category"))));
+        wasl_authz_facts_t facts = {
+            .actor = viewer,
+            .actor_field = "ref",
+            .assignee = json_string_value(json_object_get(t, "assignee")),
+            .in_queue = json_is_true(json_object_get(t, "in_queue")),
+        };
+        bool readable = viewer && wasl_authz_decide(who, WASL_AUTHZ_RESOLVE, &facts).allowed;
+        json_object_del(t, "in_queue");
+        if (readable) {
+            json_object_set_new(t, "category_label",
+                                category_label(json_string_value(json_object_get(t, "category"))));
+        } else {
+            json_object_del(t, "subject");
+            json_object_del(t, "category");
+            json_object_del(t, "assignee");
+        }
+        json_object_set_new(t, "readable", json_boolean(readable));
     }
 }
 
-/* One row of POP_SQL as the pop (new reference), the category words added (common/wasl_domain,
- * the one source); NULL when the JSON cannot be read. */
+/* One row of POP_SQL as the pop (new reference) to show the agent it rang for: their tickets
+ * readied by desk_phone_tickets_shown; NULL when the JSON cannot be read. */
 static json_t *pop_json(const PGresult *res, int row)
 {
     json_t *pop = json_loads(PQgetvalue(res, row, 1), 0, NULL);
-    desk_phone_tickets_label(json_object_get(pop, "tickets"));
+    const char *agent = PQgetisnull(res, row, 0) ? NULL : PQgetvalue(res, row, 0);
+    wasl_authz_principal_t who = {
+        .role = wasl_authz_role_parse(PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2)),
+        .act_as = agent};
+    desk_phone_tickets_shown(json_object_get(pop, "tickets"), &who, agent);
     return pop;
 }
 
@@ -101,7 +123,7 @@ bool desk_calls_notified(desk_events_t *hub, PGconn *pg, const char *payload)
         snprintf(ids, sizeof ids, "{%lld}", (long long)json_integer_value(id));
         const char *p[] = {ids};
         PGresult *res = PQexecParams(pg, POP_SQL, 1, NULL, p, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 3) {
             wasl_warn("desk: cannot read a screen pop", "{s:s}", "error", PQerrorMessage(pg));
         }
         for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
@@ -151,7 +173,7 @@ void desk_handle_my_calls(desk_req_t *req, desk_reply_t *reply)
     const char *ids[] = {PQgetvalue(res, 0, 0)};
     PGresult *pops = wasl_pg_query(req->db->pg, POP_SQL, 1, ids);
     PQclear(res);
-    if (!wasl_pg_arity(pops, 2, "desk pops")) {
+    if (!wasl_pg_arity(pops, 3, "desk pops")) {
         PQclear(pops);
         db_failed(reply, "my_calls pops");
         return;

@@ -7,6 +7,7 @@
 
 #include "events.h"
 #include "server.h"
+#include "wasl_authz.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -19,13 +20,17 @@
 #define DESK_CALLS_TICKETS_MAX 10
 
 /* The beneficiary's tickets by phone as JSON (SQL text: an expression): the ticket view's
- * "other_tickets" and the pop's "tickets", one query for both (wasl_tickets_of_phone). `phone`
- * and `except` are SQL expressions: the E.164 number, and the ticket to leave out (or NULL). */
+ * "other_tickets" and the pop's "tickets", one query for both (wasl_tickets_of_phone). `phone`,
+ * `except` and `viewer` are SQL expressions: the E.164 number, the ticket to leave out (or
+ * NULL), and the agent they are shown to. Each ticket carries "assignee" and "in_queue" (the
+ * viewer serves its queue) for desk_phone_tickets_shown() to decide on; neither is shown. */
 // clang-format off
-#define DESK_PHONE_TICKETS_JSON(phone, except)                                                \
+#define DESK_PHONE_TICKETS_JSON(phone, except, viewer)                                        \
     "(SELECT coalesce(json_agg(json_build_object("                                            \
     "    'ticket', o.ref, 'status', o.status, 'category', o.category, 'subject', o.subject,"   \
-    "    'channel', o.channel, 'open', o.open,"                                               \
+    "    'channel', o.channel, 'open', o.open, 'assignee', o.assignee,"                        \
+    "    'in_queue', coalesce((SELECT g.skills ? o.queue FROM agents g"                         \
+    "                           WHERE g.id = " viewer " AND g.enabled), false),"              \
     "    'updated_at', to_char(o.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))" \
     "  ORDER BY o.updated_at DESC, o.id DESC), '[]')"                                          \
     "  FROM wasl_tickets_of_phone(" phone ", " except ", " DESK_STR(DESK_CALLS_TICKET_DAYS) ", " \
@@ -34,9 +39,15 @@
 #define DESK_STR(x)  DESK_STR2(x)
 // clang-format on
 
-/* Adds "category_label" ({ar, en} or null, common/wasl_domain) to each ticket of `list`, a
- * JSON array as DESK_PHONE_TICKETS_JSON makes it (borrowed; NULL or not an array: nothing). */
-void desk_phone_tickets_label(json_t *list);
+/* Readies `list`, a JSON array as DESK_PHONE_TICKETS_JSON makes it (borrowed; NULL or not an
+ * array: nothing), to be shown to `who` acting as `viewer`: each ticket gets "readable" — the
+ * ticket view's own decision (wasl_authz, as GET /v1/tickets/{ref} decides) — and, when
+ * readable, "category_label" ({ar, en} or null, common/wasl_domain); one that is not readable
+ * keeps only its reference, status, channel, openness and time: its subject, category and
+ * assignee are removed, so a caller's history never shows an agent what another queue holds.
+ * "in_queue" is removed from all. */
+void desk_phone_tickets_shown(json_t *list, const wasl_authz_principal_t *who,
+                              const char *viewer);
 
 /* On the LISTEN thread, for each notification: when `payload` is a pop
  * ({"t":"call","a":agent,"id":call event}, migration 0021), reads the pop on `pg` and sends

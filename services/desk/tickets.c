@@ -183,7 +183,7 @@ static const char VIEW_SQL[] = DECIDE_COLUMNS ","
     "               'params', n.params, 'state', n.state, 'at', " TS("n.created_at") ","
     "               'sent_at', " TS("n.sent_at") ") ORDER BY n.id), '[]')"
     "             FROM notifications n WHERE n.ticket_id = t.id),"
-    "         'other_tickets', " DESK_PHONE_TICKETS_JSON("t.from_phone", "t.id") ","
+    "         'other_tickets', " DESK_PHONE_TICKETS_JSON("t.from_phone", "t.id", "$2") ","
     "         'history', (SELECT coalesce(json_agg(json_build_object("
     "               'kind', e.kind, 'actor', e.actor, 'data', e.data,"
     "               'at', " TS("e.at") ") ORDER BY e.id), '[]')"
@@ -217,7 +217,8 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     }
     /* Who else has it open (the collision warning). */
     json_object_set_new(doc, "viewers", desk_viewers_of_ticket(req, ref));
-    desk_phone_tickets_label(json_object_get(doc, "other_tickets"));
+    wasl_authz_principal_t who = desk_principal_authz(req);
+    desk_phone_tickets_shown(json_object_get(doc, "other_tickets"), &who, req->principal.id);
     reply->status = 200;
     reply->body = doc;
 }

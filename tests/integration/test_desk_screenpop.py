@@ -39,12 +39,12 @@ def ring(it, call, agent="hala", seq=3, **more):
     return call_event(it, type="call.ringing", call_id=call, seq=seq, agent=agent, ts=TS, **more)
 
 
-def open_ticket(desk, phone, subject, status="routed", category="case_inquiry"):
+def open_ticket(desk, phone, subject, status="routed", category="case_inquiry", queue="general"):
     """A ticket of the caller's (by SMS), as intake and the router leave it; its reference."""
     ref = make_ref(int(desk.scalar("SELECT nextval('ticket_ref_seq')")))
     desk.scalar("INSERT INTO tickets (ref, channel, external_id, status, queue, category,"
-                " subject, from_phone) VALUES (%s, 'sms', %s, %s, 'general', %s, %s, %s)",
-                (ref, unique("sms"), status, category, subject, phone))
+                " subject, from_phone) VALUES (%s, 'sms', %s, %s, %s, %s, %s, %s)",
+                (ref, unique("sms"), status, queue, category, subject, phone))
     return ref
 
 
@@ -63,6 +63,8 @@ def no_event(stream, kind, person, agent):
 def test_a_ring_pops_on_the_agents_stream_only(stack):
     it, desk = stack
     local, e164 = unique_saudi_mobile()
+    # A ticket of a queue hala does not serve (staff HR): listed, but nothing of it shown.
+    hidden = open_ticket(desk, e164, "إجازة مرضية سرية", category="hr_admin", queue="hr")
     mine = open_ticket(desk, e164, "موعد الجلسة <b>القادمة</b>")
     old = open_ticket(desk, e164, "old", status="resolved")
     desk.scalar("UPDATE tickets SET updated_at = now() - interval '40 days' WHERE ref = %s",
@@ -84,9 +86,13 @@ def test_a_ring_pops_on_the_agents_stream_only(stack):
         assert pop["queue"] == "cases"
         assert pop["ivr"] == ["main", "queue:cases"]
         assert pop["ticket"] is None and pop["tickets_days"] == 30
-        assert [t["ticket"] for t in pop["tickets"]] == [mine]  # the old resolved one is out
-        t = pop["tickets"][0]
-        assert t["status"] == "routed" and t["open"] is True
+        # The old resolved one is out; the other queue's is listed without what it holds.
+        assert [t["ticket"] for t in pop["tickets"]] == [mine, hidden]
+        t, h = pop["tickets"]
+        assert h == {"ticket": hidden, "status": "routed", "channel": "sms", "open": True,
+                     "updated_at": h["updated_at"], "readable": False}
+        assert t["status"] == "routed" and t["open"] is True and t["readable"] is True
+        assert "in_queue" not in t and t["assignee"] is None
         assert t["subject"] == "موعد الجلسة <b>القادمة</b>"
         assert t["category_label"]["en"] and t["category_label"]["ar"]
         assert t["updated_at"].endswith("Z")
@@ -96,6 +102,14 @@ def test_a_ring_pops_on_the_agents_stream_only(stack):
         # A reloaded page asks: hala's call is there, amal has none.
         calls = hala.call("GET", "/v1/me/calls").json()["calls"]
         assert [c["call_id"] for c in calls] == [call] and calls[0]["ivr"] == pop["ivr"]
+        assert calls[0]["tickets"] == pop["tickets"]
+        # The supervisor's ticket view lists both in full; hala's lists the hidden one bare.
+        seen = {o["ticket"]: o for o in sara.call("GET", f"/v1/tickets/{mine}").json()[
+            "other_tickets"]}
+        assert seen[hidden]["readable"] is True and seen[hidden]["subject"] == "إجازة مرضية سرية"
+        seen = {o["ticket"]: o for o in hala.call("GET", f"/v1/tickets/{mine}").json()[
+            "other_tickets"]}
+        assert seen[hidden]["readable"] is False and "subject" not in seen[hidden]
         assert amal.call("GET", "/v1/me/calls").json()["calls"] == []
         # The call ends: no longer in the list.
         assert call_event(it, type="call.ended", call_id=call, seq=9, cause="normal",

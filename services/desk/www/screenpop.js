@@ -14,6 +14,7 @@
       incoming: "مكالمة واردة", caller: "المتصل", withheld: "رقم محجوب", queue: "الطابور",
       ivr: "مسار الرد الآلي", ivr_none: "لا اختيارات", tickets: "بلاغات المتصل",
       tickets_hint: "المفتوحة وما تغيّر في آخر {d} يومًا", tickets_none: "لا بلاغات سابقة لهذا الرقم.",
+      restricted: "لدى فريق آخر",
       call_ticket: "بلاغ المكالمة:", new_ticket: "بلاغ جديد", open_ticket: "فتح بلاغ المكالمة",
       dismiss: "إغلاق", answered: "رُدّ عليها", made: "أُنشئ البلاغ {ref} وأُسند إليك.",
       found: "للمكالمة بلاغ: {ref}.", failed: "تعذّر ذلك ({code}).",
@@ -24,6 +25,7 @@
       incoming: "Incoming call", caller: "Caller", withheld: "Number withheld", queue: "Queue",
       ivr: "IVR path", ivr_none: "no choices", tickets: "Caller's tickets",
       tickets_hint: "open, and changed in the last {d} days", tickets_none: "No earlier tickets from this number.",
+      restricted: "with another team",
       call_ticket: "The call's ticket:", new_ticket: "New ticket", open_ticket: "Open the call's ticket",
       dismiss: "Dismiss", answered: "answered", made: "Ticket {ref} made and assigned to you.",
       found: "The call has a ticket: {ref}.", failed: "That failed ({code}).",
@@ -182,12 +184,15 @@
       const b = el("button", "pop-ticket");
       b.type = "button";
       b.dataset.ticket = tk.ticket;
-      const subject = el("span", "subject", tk.subject || "");
+      // A ticket the agent may not read comes without subject or category: it is listed (the
+      // caller has history) but cannot be opened.
+      const subject = el("span", "subject", tk.readable ? tk.subject || "" : t("restricted"));
       subject.dir = "auto";
       const label = tk.category_label?.[lang()] || "";
       b.append(bdi(tk.ticket, "ref"), " ", el("span", "status", t(`st_${tk.status}`)),
                label ? " · " : "", label, " — ", subject, " ", bdi(day(tk.updated_at), "num"));
-      b.addEventListener("click", () => openTicket(tk.ticket));
+      if (tk.readable) b.addEventListener("click", () => openTicket(tk.ticket));
+      else b.disabled = true;
       const li = el("li");
       li.append(b);
       ul.append(li);

@@ -20,7 +20,7 @@
       sc_resolve: "إغلاق الطلب", overdue: "متأخر", left: "متبقٍّ للرد الأول:",
       sent: "أُرسل الرد.", already: "أُرسل هذا الرد من قبل.", noted: "أُضيفت الملاحظة.",
       resolved: "أُغلق الطلب.", failed: "تعذّر ذلك ({code}).", in: "وارد", out: "صادر",
-      others: "طلبات المستفيد الأخرى", others_empty: "لا طلبات أخرى لهذا الرقم.",
+      others: "طلبات المستفيد الأخرى", others_empty: "لا طلبات أخرى لهذا الرقم.", restricted: "لدى فريق آخر",
       transfer: "تحويل إلى طابور", reason_opt: "السبب (اختياري)", do_transfer: "تحويل",
       transferred: "حُوِّل الطلب إلى الطابور.", assign: "إسناد إلى موظف", do_assign: "إسناد",
       assigned: "أُسند الطلب إلى الموظف.", sc_next: "الطلب التالي في أعمالي",
@@ -37,7 +37,7 @@
       sc_resolve: "Resolve the ticket", overdue: "overdue", left: "First response in:",
       sent: "Reply sent.", already: "This reply was already sent.", noted: "Note added.",
       resolved: "Ticket resolved.", failed: "That failed ({code}).", in: "in", out: "out",
-      others: "The beneficiary's other tickets", others_empty: "No other tickets from this number.",
+      others: "The beneficiary's other tickets", others_empty: "No other tickets from this number.", restricted: "with another team",
       transfer: "Transfer to a queue", reason_opt: "Reason (optional)", do_transfer: "Transfer",
       transferred: "Ticket transferred to the queue.", assign: "Assign to an agent",
       do_assign: "Assign", assigned: "Ticket assigned to the agent.",
@@ -219,10 +219,12 @@
       const subject = document.createElement("span");
       subject.className = "subject";
       subject.dir = "auto";
-      subject.textContent = o.subject || "";
+      subject.textContent = o.readable ? o.subject || "" : t("restricted");
       const label = o.category_label?.[lang()] || "";
       b.append(bdi(o.ticket, "ref"), ` ${o.status || ""}${label ? " · " + label : ""} — `, subject);
-      b.addEventListener("click", () => openTicket(o.ticket));
+      // Not the reader's to open (another queue's, or another agent's): listed, not linked.
+      if (o.readable) b.addEventListener("click", () => openTicket(o.ticket));
+      else b.disabled = true;
       const li = document.createElement("li");
       li.append(b);
       ul.append(li);
