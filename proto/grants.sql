@@ -66,6 +66,7 @@ GRANT USAGE ON SEQUENCE ticket_ref_seq TO wasl_intake;
 GRANT SELECT, INSERT ON ticket_events, messages, ticket_participants, work TO wasl_intake;
 GRANT SELECT, INSERT ON call_events TO wasl_intake;
 GRANT UPDATE (ticket_id) ON call_events TO wasl_intake; -- linking a call to its ticket
+GRANT UPDATE (abandoned, abandoned_queue) ON call_events TO wasl_intake; -- call_abandoned's mark
 GRANT SELECT, INSERT, UPDATE ON notifications TO wasl_intake; -- delivery reports
 GRANT SELECT, INSERT, DELETE ON opt_outs TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score replaces one

@@ -18,11 +18,11 @@
 
 /* One row per queue: the queues agents serve and those with tickets open or touched today.
  * SLA: first responses given today within their due, over those given today plus those whose
- * due passed today unanswered. Abandoned: calls ended today that intake's call_abandoned()
- * (services/intake/call_decide.c) calls abandoned — the end's cause is "abandoned", or, in the
- * generic CTI form (its events carry "form": "cti"; it has no abandoned cause), the call named a
- * queue and no call.answered or call.note came — counted once per call for the queue it last
- * named (by seq, as call_state_fold folds). CSAT: survey replies received today, by
+ * due passed today unanswered. Abandoned: calls ended today that intake marked abandoned — its
+ * call_abandoned() (services/intake/call_decide.c) is the one rule: the end's cause says so, or,
+ * in the generic CTI form, which has no such cause, the call waited in a queue and nobody
+ * answered — counted once per call for the queue the call last named, which intake records
+ * with the mark (call_events.abandoned_queue, migration 0023). CSAT: survey replies received today, by
  * wasl_tickets_csat (as `waslctl report csat` counts them). Wrap-up: the tickets resolved today
  * (and still resolved or closed) by their wrap-up code, by wasl_tickets_wrapup (as `waslctl
  * report wrapup` counts them), as a JSON object {code: count}. */
@@ -45,17 +45,8 @@ static const char queues_sql[] = DAY_CTE ", q AS ("
     "   s.met, s.due,"
     "   (SELECT count(DISTINCT e.call_id || ':' || coalesce(e.client_id, ''))"
     "      FROM call_events e"
-    "     CROSS JOIN LATERAL (SELECT"
-    "       (SELECT nullif(p.data->>'queue', '') FROM call_events p"
-    "         WHERE p.call_id = e.call_id AND p.client_id IS NOT DISTINCT FROM e.client_id"
-    "           AND nullif(p.data->>'queue', '') IS NOT NULL"
-    "         ORDER BY p.seq DESC LIMIT 1) AS queue,"
-    "       EXISTS (SELECT 1 FROM call_events p"
-    "                WHERE p.call_id = e.call_id AND p.client_id IS NOT DISTINCT FROM e.client_id"
-    "                  AND p.event IN ('call.answered', 'call.note')) AS answered) c"
-    "     WHERE e.event = 'call.ended' AND e.received_at >= day.start AND c.queue = q.queue"
-    "       AND (e.data->>'cause' = 'abandoned'"
-    "            OR (e.data->>'form' = 'cti' AND NOT c.answered))),"
+    "     WHERE e.event = 'call.ended' AND e.received_at >= day.start"
+    "       AND e.abandoned AND e.abandoned_queue = q.queue),"
     "   coalesce(c.responses, 0), c.average,"
     "   coalesce(wu.codes, '{}')::text"
     "  FROM q CROSS JOIN day"

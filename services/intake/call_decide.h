@@ -63,9 +63,9 @@ void call_state_init(call_state_t *s);
 void call_state_fold(call_state_t *s, const call_event_row_t *row);
 
 /* A call ended abandoned when its cause says so, or — for the generic CTI form, which has no
- * "abandoned" cause of its own — when it waited in a queue and nobody answered. The desk's
- * wallboard counts abandoned calls by this rule in SQL (services/desk/wallboard.c, from the
- * "form": "cti" the CTI handler stores): change both together. */
+ * "abandoned" cause of its own — when it waited in a queue and nobody answered. calls.c marks
+ * such an end's row ("abandoned", "abandoned_queue"), and the desk's wallboard counts the marks:
+ * this is the rule's one home. */
 bool call_abandoned(const call_state_t *s, bool cti);
 
 /* What the event does to the call's ticket. */

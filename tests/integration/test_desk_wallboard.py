@@ -64,30 +64,25 @@ def test_agents_get_403_and_change_nothing(desk):
 
 
 def abandoned_calls(desk):
-    """Five calls of queue general, as intake stores them; three of them abandoned by
-    call_abandoned's rule (services/intake/call_decide.c)."""
-    calls = [
-        # The native form with cause "abandoned" (the queue from an earlier event): abandoned.
-        [("call.ivr", {"queue": "general"}), ("call.ended", {"cause": "abandoned"})],
-        # The CTI form: a queue, never answered, hung up with another cause: abandoned.
-        [("call.started", {"queue": "general", "form": "cti"}),
-         ("call.ended", {"cause": "no_answer", "form": "cti"})],
-        # The CTI form, the queue on the hangup itself, no cause at all: abandoned.
-        [("call.ended", {"queue": "general", "form": "cti"})],
-        # The CTI form, answered: not abandoned.
-        [("call.started", {"queue": "general", "form": "cti"}),
-         ("call.answered", {"agent": "hala", "form": "cti"}),
-         ("call.ended", {"cause": "normal", "form": "cti"})],
-        # The native form without an answer but with another cause: not abandoned (that form
-        # says "abandoned" when it means it).
-        [("call.ivr", {"queue": "general"}), ("call.ended", {"cause": "no_answer"})],
+    """Calls' ends as intake records them (tests/integration/test_intake_calls.py checks that
+    intake marks an end by call_abandoned's rule): three calls of queue general marked
+    abandoned — one of them with a second marked end, still one call — one marked for another
+    queue, and one unmarked end naming general."""
+    calls = [  # (event, data, the abandoned_queue of a marked end or None)
+        [("call.ivr", {"queue": "general"}, None),
+         ("call.ended", {"cause": "abandoned"}, "general")],
+        [("call.ended", {}, "general")],
+        [("call.ended", {}, "general"), ("call.ended", {}, "general")],
+        [("call.ended", {}, "elsewhere")],
+        [("call.ended", {"queue": "general", "cause": "normal"}, None)],
     ]
     for events in calls:
         call = unique("call")
-        for seq, (event, data) in enumerate(events, 1):
-            desk.scalar("INSERT INTO call_events (call_id, seq, event, data, client_id)"
-                        " VALUES (%s, %s, %s, %s, 'phone') RETURNING seq",
-                        (call, seq, event, json.dumps(data)))
+        for seq, (event, data, queue) in enumerate(events, 1):
+            desk.scalar("INSERT INTO call_events (call_id, seq, event, data, client_id,"
+                        " abandoned, abandoned_queue)"
+                        " VALUES (%s, %s, %s, %s, 'phone', %s, %s) RETURNING seq",
+                        (call, seq, event, json.dumps(data), queue is not None, queue))
 
 
 def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
@@ -125,7 +120,7 @@ def test_counts_follow_a_ticket_and_the_event_reaches_supervisors_only(desk):
         abandoned_calls(desk)
         later = queue_of(board(sara))
         assert later["csat"] == {"responses": 1, "average": "4.00"}
-        # Three of the five calls were abandoned (call_abandoned's rule).
+        # Three calls of the queue were marked abandoned.
         assert later["abandoned_calls"] == before["abandoned_calls"] + 3
         # The agent's stream never carried a wallboard event.
         assert hala.call("PUT", "/v1/me/presence", {"presence": "busy",

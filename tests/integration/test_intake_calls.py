@@ -212,10 +212,6 @@ def test_cti_unanswered_hangup_after_queue_yields_callback_and_repeat_is_duplica
     assert_recorded(again, call, 3, duplicate=True)
     assert again.json["ticket"] == ref
     assert len(call_tickets(it, call)) == 1
-    # The form is stored with each event: the desk's wallboard counts abandoned calls by
-    # call_abandoned's rule, which depends on it.
-    forms = it.rows("SELECT data->>'form' AS form FROM call_events WHERE call_id = %s", (call,))
-    assert [r["form"] for r in forms] == ["cti", "cti"], forms
 
 
 @pytest.mark.parametrize("encoding", ["json", "form"])
@@ -241,3 +237,44 @@ def test_cti_refusals(it):
     assert_error(r, 400, "invalid_field", "event")
     r = it.post("/v1/cti", form(event="newCall"), content_type=FORM, client="phone")
     assert_error(r, 400, "missing_field", "callId")
+
+
+def end_marks(it, call):
+    """Each recorded event of the call in seq order: (event, abandoned mark, its queue)."""
+    return [(r["event"], r["a"], r["q"]) for r in it.rows(
+        "SELECT event, abandoned AS a, abandoned_queue AS q FROM call_events"
+        " WHERE call_id = %s ORDER BY seq", (call,))]
+
+
+def test_an_abandoned_end_is_marked_with_the_calls_last_queue(it):
+    """call_abandoned's decision is stored on the end's row, with the queue the call last
+    named: the desk's wallboard counts these marks (one home for the rule)."""
+    # The native form, cause "abandoned", the queue from an earlier event: marked.
+    a = unique("call")
+    assert started(it, a).status == 200
+    assert event(it, type="call.ivr", call_id=a, seq=2, menu="queue:general", queue="general",
+                 ts=TS).status == 200
+    assert event(it, type="call.ended", call_id=a, seq=3, cause="abandoned",
+                 ts=TS).status == 201
+    assert end_marks(it, a) == [("call.started", False, None), ("call.ivr", False, None),
+                                ("call.ended", True, "general")]
+    # The native form, not answered but another cause: that form says abandoned when it is.
+    b = unique("call")
+    assert event(it, type="call.ivr", call_id=b, seq=1, menu="queue:general", queue="general",
+                 ts=TS).status == 200
+    assert event(it, type="call.ended", call_id=b, seq=2, cause="no_answer",
+                 ts=TS).status == 200
+    assert end_marks(it, b)[-1] == ("call.ended", False, None)
+    for encoding in ("json", "form"):
+        # The CTI form: a queue, nobody answered, any cause (or none): marked.
+        c = unique("cti")
+        assert cti(it, encoding, event="newCall", callId=c, queue="general",
+                   **{"from": "0551234567"}).status == 200
+        assert cti(it, encoding, event="hangup", callId=c).status == 201
+        assert end_marks(it, c)[-1] == ("call.ended", True, "general")
+        # The CTI form, answered: not.
+        d = unique("cti")
+        assert cti(it, encoding, event="newCall", callId=d, queue="general").status == 200
+        assert cti(it, encoding, event="answer", callId=d, user="hala").status == 200
+        assert cti(it, encoding, event="hangup", callId=d, cause="normal").status == 200
+        assert end_marks(it, d)[-1] == ("call.ended", False, None)
