@@ -22,15 +22,6 @@
 #define QUEUE_VIEW_LIMIT       "500"
 #define TS(col)                "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    json_decref(reply->body);
-    reply->body = NULL;
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 /* 0 when the principal may do `action` with `facts`; else a 403 in reply (logged) and -1. */
 static int authorize(desk_req_t *req, wasl_authz_action_t action, const wasl_authz_facts_t *facts,
                      const char *target, desk_reply_t *reply)
@@ -64,30 +55,6 @@ static int agent_path(const desk_req_t *req, char id[WASL_AGENT_ID_MAX + 1], con
 }
 
 /* ---- fields ------------------------------------------------------------------------------ */
-
-/* A string field: 0 with *out (NULL when absent and optional), or -1 with a 400 naming it. */
-static int str_field(json_t *doc, const char *key, bool required, size_t max, const char **out,
-                     desk_reply_t *reply)
-{
-    json_t *v = json_object_get(doc, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (required) {
-            desk_error(reply, 400, "missing_field", key, "%s is required", key);
-            return -1;
-        }
-        return 0;
-    }
-    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-    if (!s || json_string_length(v) > max || strlen(s) != json_string_length(v) ||
-        (required && !*s)) {
-        desk_error(reply, 400, "invalid_field", key, "%s must be a non-empty string of at most %zu"
-                   " bytes", key, max);
-        return -1;
-    }
-    *out = s;
-    return 0;
-}
 
 /* A number as a person types it: a JSON integer, or a string of ASCII or Arabic-Indic (any Nd)
  * digits, which replaces it in `obj` so that the statement reads an integer. 0 or -1. */
@@ -191,7 +158,8 @@ static int check_agent_doc(json_t *doc, desk_reply_t *reply)
 {
     const char *name;
     long long wrapup = -1;
-    if (str_field(doc, "name", true, AGENT_NAME_MAX, &name, reply) < 0 ||
+    if (desk_str_field(doc, "name", DESK_FIELD_REQUIRED | DESK_FIELD_NONBLANK, AGENT_NAME_MAX,
+                       &name, reply) < 0 ||
         check_skills(doc, reply) < 0 || check_languages_capacity(doc, reply) < 0 ||
         int_field(doc, "wrapup_s", 0, WRAPUP_MAX_S, &wrapup, reply) < 0) {
         return -1;
@@ -254,7 +222,7 @@ void desk_handle_agents_list(desk_req_t *req, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, AGENT_COLS " ORDER BY id", 0, NULL);
     if (!wasl_pg_arity(res, AGENT_NCOLS, "desk agents")) {
         PQclear(res);
-        db_failed(reply, "agents");
+        desk_db_failed(reply, "agents");
         return;
     }
     /* The roster as the principal may see it: its own agents, or all for a supervisor. */
@@ -278,7 +246,7 @@ static int agent_row(desk_req_t *req, const char *id, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, AGENT_COLS " WHERE id = $1", 1, p);
     if (!wasl_pg_arity(res, AGENT_NCOLS, "desk agent")) {
         PQclear(res);
-        db_failed(reply, "agent");
+        desk_db_failed(reply, "agent");
         return -1;
     }
     wasl_authz_facts_t facts = {.actor = id, .actor_field = "id", .missing = !PQntuples(res)};
@@ -342,7 +310,7 @@ static void agent_offers(desk_req_t *req, const char *id, desk_reply_t *reply)
     int exists = agent_exists(req, id, false);
     wasl_authz_facts_t facts = {.actor = id, .actor_field = "id", .missing = exists == 0};
     if (exists < 0) {
-        db_failed(reply, "agent offers");
+        desk_db_failed(reply, "agent offers");
         return;
     }
     if (authorize(req, WASL_AUTHZ_AGENT_VIEW, &facts, id, reply) < 0) {
@@ -356,7 +324,7 @@ static void agent_offers(desk_req_t *req, const char *id, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, OFFERS_SQL, 1, p);
     if (!wasl_pg_arity(res, OFR_NCOLS, "desk offers of an agent")) {
         PQclear(res);
-        db_failed(reply, "agent offers");
+        desk_db_failed(reply, "agent offers");
         return;
     }
     json_t *list = json_array();
@@ -425,7 +393,7 @@ static int txn_agent_put(desk_req_t *req, void *arg, desk_reply_t *reply)
     json_decref(doc);
     if (!wasl_pg_arity(res, 1, "wasl_agents_save") || PQntuples(res) != 1) {
         PQclear(res);
-        db_failed(reply, "agent save");
+        desk_db_failed(reply, "agent save");
         return -1;
     }
     bool created = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -448,7 +416,7 @@ static int txn_agent_delete(desk_req_t *req, void *arg, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, "SELECT wasl_agents_remove($1, $2)", 2, p);
     if (!wasl_pg_arity(res, 1, "wasl_agents_remove")) {
         PQclear(res);
-        db_failed(reply, "agent remove");
+        desk_db_failed(reply, "agent remove");
         return -1;
     }
     bool removed = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -467,7 +435,7 @@ static int txn_presence(desk_req_t *req, void *arg, desk_reply_t *reply)
     const agent_arg_t *a = arg;
     int exists = agent_exists(req, a->id, true);
     if (exists < 0) {
-        db_failed(reply, "presence");
+        desk_db_failed(reply, "presence");
         return -1;
     }
     wasl_authz_facts_t facts = {
@@ -485,7 +453,7 @@ static int txn_presence(desk_req_t *req, void *arg, desk_reply_t *reply)
                                   4, p);
     if (!wasl_pg_arity(res, PRES_NCOLS, "wasl_agents_set_presence")) {
         PQclear(res);
-        db_failed(reply, "presence");
+        desk_db_failed(reply, "presence");
         return -1;
     }
     int rc = -1;
@@ -506,7 +474,8 @@ static int txn_presence(desk_req_t *req, void *arg, desk_reply_t *reply)
 static void put_presence(desk_req_t *req, agent_arg_t *a, json_t *doc, desk_reply_t *reply)
 {
     a->ttl_s = PRESENCE_TTL_DEFAULT_S;
-    if (str_field(doc, "state", true, 16, &a->state, reply) < 0 ||
+    if (desk_str_field(doc, "state", DESK_FIELD_REQUIRED | DESK_FIELD_NONBLANK, 16, &a->state,
+                       reply) < 0 ||
         int_field(doc, "ttl_s", PRESENCE_TTL_MIN_S, PRESENCE_TTL_MAX_S, &a->ttl_s, reply) < 0) {
         return;
     }
@@ -542,7 +511,7 @@ void desk_handle_agents_put(desk_req_t *req, desk_reply_t *reply)
         a.json = canonical;
         const char *fields[] = {"put", id, canonical};
         if (!canonical) {
-            db_failed(reply, "agent document");
+            desk_db_failed(reply, "agent document");
         } else {
             desk_idempotency_run(req, fields, 3, txn_agent_put, &a, reply);
         }
@@ -625,7 +594,7 @@ void desk_handle_queue(desk_req_t *req, desk_reply_t *reply)
                                   2, m);
     if (!wasl_pg_arity(res, 1, "desk queue member")) {
         PQclear(res);
-        db_failed(reply, "queue");
+        desk_db_failed(reply, "queue");
         return;
     }
     wasl_authz_facts_t facts = {.in_queue = PQntuples(res) > 0};
@@ -637,7 +606,7 @@ void desk_handle_queue(desk_req_t *req, desk_reply_t *reply)
     res = wasl_pg_query(req->db->pg, QUEUE_SQL, 1, p);
     if (!wasl_pg_arity(res, Q_NCOLS, "desk queue view")) {
         PQclear(res);
-        db_failed(reply, "queue");
+        desk_db_failed(reply, "queue");
         return;
     }
     json_t *list = json_array();

@@ -18,36 +18,6 @@
 #define REASON_MAX       500
 #define OFFER_ID_DIGITS  18
 
-/* A string field of `doc`: 0 with *out set, or -1 with a 400 naming it. */
-static int str_field(json_t *doc, const char *key, bool required, size_t max, const char **out,
-                     desk_reply_t *reply)
-{
-    json_t *v = json_object_get(doc, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (required) {
-            desk_error(reply, 400, "missing_field", key, "%s is required", key);
-            return -1;
-        }
-        return 0;
-    }
-    if (!json_is_string(v) || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        desk_error(reply, 400, "invalid_field", key, "%s must be a string of at most %zu bytes",
-                   key, max);
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
-}
-
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 static wasl_authz_principal_t principal(const desk_req_t *req)
 {
     return desk_principal_authz(req);
@@ -119,7 +89,7 @@ static void login_verify(desk_req_t *req, desk_reply_t *reply)
     login_arg_t *a = req->offload_arg;
     login_row_t row;
     if (read_login_row(req->db->pg, a->agent, &row) < 0) {
-        db_failed(reply, "login");
+        desk_db_failed(reply, "login");
         return;
     }
     /* The same work whether or not the account exists or has a password. */
@@ -156,8 +126,9 @@ void desk_handle_login(desk_req_t *req, desk_reply_t *reply)
 {
     json_t *doc = desk_body_json(req, reply);
     const char *agent, *password;
-    if (!doc || str_field(doc, "agent", true, 64, &agent, reply) < 0 ||
-        str_field(doc, "password", true, WASL_PASSWORD_MAX_BYTES, &password, reply) < 0) {
+    if (!doc || desk_str_field(doc, "agent", DESK_FIELD_REQUIRED, 64, &agent, reply) < 0 ||
+        desk_str_field(doc, "password", DESK_FIELD_REQUIRED, WASL_PASSWORD_MAX_BYTES, &password,
+                       reply) < 0) {
         json_decref(doc);
         return;
     }
@@ -246,7 +217,7 @@ void desk_handle_me(desk_req_t *req, desk_reply_t *reply)
     // clang-format on
     if (!wasl_pg_arity(res, M_NCOLS, "desk me")) {
         PQclear(res);
-        db_failed(reply, "me");
+        desk_db_failed(reply, "me");
         return;
     }
     if (PQntuples(res) == 0) {
@@ -278,7 +249,7 @@ void desk_handle_me_offers(desk_req_t *req, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, sql, 1, p);
     if (!wasl_pg_arity(res, DESK_OFFER_NCOLS, "desk my offers")) {
         PQclear(res);
-        db_failed(reply, "me_offers");
+        desk_db_failed(reply, "me_offers");
         return;
     }
     json_t *list = json_array();
@@ -307,7 +278,7 @@ void desk_handle_presence(desk_req_t *req, desk_reply_t *reply)
 {
     json_t *doc = desk_body_json(req, reply);
     const char *presence;
-    if (!doc || str_field(doc, "presence", true, 16, &presence, reply) < 0) {
+    if (!doc || desk_str_field(doc, "presence", DESK_FIELD_REQUIRED, 16, &presence, reply) < 0) {
         json_decref(doc);
         return;
     }
@@ -339,7 +310,7 @@ void desk_handle_presence(desk_req_t *req, desk_reply_t *reply)
         if (!d.allowed) {
             desk_error(reply, 403, d.code, d.field, "%s", d.why);
         } else if (!wasl_pg_arity(res, 3, "wasl_agents_set_presence")) {
-            db_failed(reply, "presence");
+            desk_db_failed(reply, "presence");
         } else if (PQntuples(res) == 0) {
             desk_error(reply, 401, "unauthenticated", NULL, "the agent is no longer enabled");
         } else {
@@ -388,7 +359,7 @@ static int answer_offer(desk_req_t *req, void *arg, desk_reply_t *reply)
         wasl_pg_query(pg, "SELECT agent_id FROM offers WHERE id = $1::bigint FOR UPDATE", 1, p);
     if (!wasl_pg_arity(res, 1, "desk offer lock")) {
         PQclear(res);
-        db_failed(reply, "offer");
+        desk_db_failed(reply, "offer");
         return -1;
     }
     bool found = PQntuples(res) == 1;
@@ -419,7 +390,7 @@ static int answer_offer(desk_req_t *req, void *arg, desk_reply_t *reply)
                                     4, pr);
     if (!wasl_pg_arity(res, 2, a->accept ? "wasl_offers_accept" : "wasl_offers_reject")) {
         PQclear(res);
-        db_failed(reply, "offer");
+        desk_db_failed(reply, "offer");
         return -1;
     }
     int n = PQntuples(res);
@@ -466,7 +437,8 @@ void desk_handle_offer(desk_req_t *req, desk_reply_t *reply)
     json_t *doc = desk_body_json(req, reply);
     offer_arg_t a = {.id = id, .accept = accept};
     if (!doc || desk_actor(req, doc, &a.agent, reply) < 0 ||
-        (!accept && str_field(doc, "reason", false, REASON_MAX, &a.reason, reply) < 0)) {
+        (!accept &&
+         desk_str_field(doc, "reason", DESK_FIELD_OPTIONAL, REASON_MAX, &a.reason, reply) < 0)) {
         json_decref(doc);
         return;
     }

@@ -139,13 +139,6 @@ bool desk_calls_notified(desk_events_t *hub, PGconn *pg, const char *payload)
     return true;
 }
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 /* ---- GET /v1/me/calls -------------------------------------------------------------------- */
 
 void desk_handle_my_calls(desk_req_t *req, desk_reply_t *reply)
@@ -167,7 +160,7 @@ void desk_handle_my_calls(desk_req_t *req, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, recent_sql, 1, p);
     if (!wasl_pg_arity(res, 1, "desk my calls") || PQntuples(res) != 1) {
         PQclear(res);
-        db_failed(reply, "my_calls");
+        desk_db_failed(reply, "my_calls");
         return;
     }
     const char *ids[] = {PQgetvalue(res, 0, 0)};
@@ -175,7 +168,7 @@ void desk_handle_my_calls(desk_req_t *req, desk_reply_t *reply)
     PQclear(res);
     if (!wasl_pg_arity(pops, 3, "desk pops")) {
         PQclear(pops);
-        db_failed(reply, "my_calls pops");
+        desk_db_failed(reply, "my_calls pops");
         return;
     }
     json_t *calls = json_array();
@@ -192,27 +185,6 @@ void desk_handle_my_calls(desk_req_t *req, desk_reply_t *reply)
 }
 
 /* ---- POST /v1/calls/{call_id}/ticket ----------------------------------------------------- */
-
-/* An optional string field of at most `max` bytes, not blank: 0 (*out NULL when absent), or
- * -1 with a 400 naming it. */
-static int optional_text(json_t *doc, const char *key, size_t max, const char **out,
-                         desk_reply_t *reply)
-{
-    json_t *v = json_object_get(doc, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    const char *s = json_string_value(v);
-    if (!s || json_string_length(v) > max || strlen(s) != json_string_length(v) ||
-        s[strspn(s, " \t\r\n")] == '\0') {
-        desk_error(reply, 400, "invalid_field", key,
-                   "%s, when given, is a non-blank string of at most %zu bytes", key, max);
-        return -1;
-    }
-    *out = s;
-    return 0;
-}
 
 /* The call id of the path "{call_id}/ticket" into out: 0, or -1 with a 400/404. */
 static int path_call(const desk_req_t *req, char out[CALL_ID_MAX + 1], desk_reply_t *reply)
@@ -283,7 +255,7 @@ static int run_call_ticket(desk_req_t *req, const call_ticket_arg_t *a, desk_rep
     PGresult *ring = wasl_pg_query(req->db->pg, ring_sql, 2, rp);
     if (!wasl_pg_arity(ring, RING_NCOLS, "desk call ring")) {
         PQclear(ring);
-        db_failed(reply, "call ring");
+        desk_db_failed(reply, "call ring");
         return -1;
     }
     int rc = -1;
@@ -296,7 +268,7 @@ static int run_call_ticket(desk_req_t *req, const call_ticket_arg_t *a, desk_rep
         desk_error(reply, 403, "not_your_call", "call_id",
                    "the call rang for another agent: only they or a supervisor make its ticket");
     } else if (PQgetvalue(ring, 0, RING_HAS_TICKET)[0] != 't' && next_ref(req, ref) < 0) {
-        db_failed(reply, "call ref");
+        desk_db_failed(reply, "call ref");
     } else {
         const char *client =
             PQgetisnull(ring, 0, RING_CLIENT) ? NULL : PQgetvalue(ring, 0, RING_CLIENT);
@@ -309,7 +281,7 @@ static int run_call_ticket(desk_req_t *req, const call_ticket_arg_t *a, desk_rep
                                       " wasl_tickets_call_ticket($1, $2, $3, $4, $5, $6, $7, $8)",
                                       8, fp);
         if (!wasl_pg_arity(res, 3, "wasl_tickets_call_ticket")) {
-            db_failed(reply, "call ticket");
+            desk_db_failed(reply, "call ticket");
         } else if (PQntuples(res) == 0) {
             desk_error(reply, 409, "unknown_agent", "call_id",
                        "the call rang for %s, who is no enabled agent", agent);
@@ -335,18 +307,19 @@ void desk_handle_call_post(desk_req_t *req, desk_reply_t *reply)
     }
     call_ticket_arg_t a = {.call_id = call_id};
     json_t *doc = desk_body_json(req, reply);
-    if (!doc || optional_text(doc, "subject", SUBJECT_MAX, &a.subject, reply) < 0 ||
-        optional_text(doc, "text", TEXT_MAX, &a.text, reply) < 0) {
+    if (!doc ||
+        desk_str_field(doc, "subject", DESK_FIELD_NONBLANK, SUBJECT_MAX, &a.subject, reply) < 0 ||
+        desk_str_field(doc, "text", DESK_FIELD_NONBLANK, TEXT_MAX, &a.text, reply) < 0) {
         json_decref(doc);
         return;
     }
     if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, "call ticket");
+        desk_db_failed(reply, "call ticket");
     } else if (run_call_ticket(req, &a, reply) == 0) {
         if (wasl_pg_commit(req->db->pg) < 0) {
             json_decref(reply->body);
             reply->body = NULL;
-            db_failed(reply, "call ticket commit");
+            desk_db_failed(reply, "call ticket commit");
         } else {
             /* The call id is the PBX's own (no number); the caller's number is not logged. */
             wasl_info("desk: call ticket", "{s:s, s:s, s:s, s:b}", "call", call_id, "ticket",

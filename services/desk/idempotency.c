@@ -14,15 +14,6 @@
 #define KEY_CLEANUP_ROWS "32"
 #define FP_HEX_BUF       (2 + 2 * crypto_hash_sha256_BYTES + 1)
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    json_decref(reply->body);
-    reply->body = NULL;
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 int desk_idempotency_key(const desk_req_t *req, const char **key, desk_reply_t *reply)
 {
     *key = desk_header(req, DESK_IDEMPOTENCY_HEADER);
@@ -84,7 +75,7 @@ static int claim(desk_req_t *req, const char *key, const char *fp, desk_reply_t 
              : NULL;
     if (!wasl_pg_arity(res, 1, "desk idempotency claim")) {
         PQclear(res);
-        db_failed(reply, "idempotency claim");
+        desk_db_failed(reply, "idempotency claim");
         return -1;
     }
     int fresh = PQntuples(res);
@@ -102,7 +93,7 @@ static int claim(desk_req_t *req, const char *key, const char *fp, desk_reply_t 
     if (!wasl_pg_arity(res, K_NCOLS, "desk idempotency key") || PQntuples(res) != 1 ||
         PQgetisnull(res, 0, K_STATUS)) {
         /* A committed row always has its reply (one transaction writes both). */
-        db_failed(reply, "idempotency key");
+        desk_db_failed(reply, "idempotency key");
     } else if (strcmp(PQgetvalue(res, 0, K_SAME), "t") != 0) {
         desk_error(reply, 422, "idempotency_key_reused", DESK_IDEMPOTENCY_HEADER,
                    "this key was used for a different request");
@@ -163,7 +154,7 @@ static int keyed(desk_req_t *req, const char *key, const char *fp, desk_txn_fn *
         return -1;
     }
     if (record(req, key, reply) < 0) {
-        db_failed(reply, "idempotency record");
+        desk_db_failed(reply, "idempotency record");
         return -1;
     }
     return 0;
@@ -181,7 +172,7 @@ int desk_idempotency_run(desk_req_t *req, const char *const *fields, size_t n, d
         fingerprint(fields, n, fp);
     }
     if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, "begin");
+        desk_db_failed(reply, "begin");
         return -1;
     }
     int rc = key ? keyed(req, key, fp, txn, arg, reply) : txn(req, arg, reply);
@@ -190,7 +181,7 @@ int desk_idempotency_run(desk_req_t *req, const char *const *fields, size_t n, d
         return -1;
     }
     if (wasl_pg_commit(req->db->pg) < 0) {
-        db_failed(reply, "commit");
+        desk_db_failed(reply, "commit");
         return -1;
     }
     return 0;

@@ -157,6 +157,37 @@ json_t *desk_body_json(const desk_req_t *req, desk_reply_t *reply)
     return wasl_http_json_object(req->media_type, req->body, req->len, reply);
 }
 
+int desk_str_field(json_t *doc, const char *key, unsigned flags, size_t max, const char **out,
+                   desk_reply_t *reply)
+{
+    json_t *v = json_object_get(doc, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (flags & DESK_FIELD_REQUIRED) {
+            desk_error(reply, 400, "missing_field", key, "%s is required", key);
+            return -1;
+        }
+        return 0;
+    }
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    bool blank = s && s[strspn(s, " \t\r\n")] == '\0';
+    if (!s || json_string_length(v) > max || strlen(s) != json_string_length(v) ||
+        ((flags & DESK_FIELD_NONBLANK) && blank)) {
+        desk_error(reply, 400, "invalid_field", key, "%s must be a%s string of at most %zu bytes",
+                   key, flags & DESK_FIELD_NONBLANK ? " non-blank" : "", max);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void desk_db_failed(desk_reply_t *reply, const char *what)
+{
+    wasl_error("desk: database failed", "{s:s}", "op", what);
+    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
+    reply->retry_after_s = 2;
+}
+
 desk_conn_t *desk_server_take_db(desk_server_t *self)
 {
     return desk_db_take(self->db);

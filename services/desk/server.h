@@ -66,6 +66,15 @@ desk_reply_t *desk_error(desk_reply_t *r, unsigned status, const char *code, con
 const char *desk_header(const desk_req_t *req, const char *name);
 /* The body as a JSON object (an empty body is {}); NULL with a 400/415 in reply. */
 json_t *desk_body_json(const desk_req_t *req, desk_reply_t *reply);
+/* A string field of a request body, for every handler of the desk: absent or null is *out NULL
+ * (a 400 missing_field naming it with DESK_FIELD_REQUIRED); not a string, longer than `max`
+ * bytes, holding a NUL, or — with DESK_FIELD_NONBLANK — only spaces, is a 400 invalid_field
+ * naming it. *out borrows from doc. Returns 0 or -1 (reply set). */
+enum { DESK_FIELD_OPTIONAL = 0, DESK_FIELD_REQUIRED = 1 << 0, DESK_FIELD_NONBLANK = 1 << 1 };
+int desk_str_field(json_t *doc, const char *key, unsigned flags, size_t max, const char **out,
+                   desk_reply_t *reply);
+/* The answer when the database fails a handler: logged with `what`, 503 + Retry-After. */
+void desk_db_failed(desk_reply_t *reply, const char *what);
 /* A connection pair for an offloaded part, and its return. */
 desk_conn_t *desk_server_take_db(desk_server_t *self);
 void desk_server_give_db(desk_server_t *self, desk_conn_t *conn);

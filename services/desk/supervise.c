@@ -12,13 +12,6 @@
 #define AGENT_ID_MAX 64
 #define REASON_MAX   500
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 typedef struct {
     char ref[REF_DIGITS + 1];
     const char *agent;  /* borrowed from the body */
@@ -72,7 +65,7 @@ static int run_assign(desk_req_t *req, const assign_arg_t *a, char *from, size_t
                                   2, pt);
     if (!wasl_pg_arity(res, 2, "desk assign ticket")) {
         PQclear(res);
-        db_failed(reply, "assign");
+        desk_db_failed(reply, "assign");
         return -1;
     }
     int rc = -1;
@@ -94,7 +87,7 @@ static int run_assign(desk_req_t *req, const assign_arg_t *a, char *from, size_t
     res =
         wasl_pg_query(pg, "SELECT status, done FROM wasl_tickets_assign($1, $2, $3, $4, $5)", 5, p);
     if (!wasl_pg_arity(res, 2, "wasl_tickets_assign")) {
-        db_failed(reply, "assign");
+        desk_db_failed(reply, "assign");
     } else if (PQntuples(res) == 0) {
         desk_error(reply, 404, "not_found", "ref", "no ticket %s", a->ref);
     } else if (PQgetisnull(res, 0, 1)) {
@@ -126,11 +119,11 @@ void desk_handle_ticket_assign(desk_req_t *req, desk_reply_t *reply)
         return;
     }
     if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, "assign");
+        desk_db_failed(reply, "assign");
     } else if (run_assign(req, &a, from, sizeof from, reply) < 0) {
         wasl_pg_rollback(req->db->pg);
     } else if (wasl_pg_commit(req->db->pg) < 0) {
-        db_failed(reply, "assign commit");
+        desk_db_failed(reply, "assign commit");
     } else {
         reply->status = 200;
         reply->body = json_pack("{s:s, s:s, s:s, s:o, s:s}", "ticket", a.ref, "done", "assign",

@@ -25,39 +25,6 @@
 #define MY_TICKETS_MAX "200"
 #define TS(col)        "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
-/* A string field: 0 with *out set (NULL when absent and optional), -1 with a 400 naming it. */
-static int text_field(json_t *doc, const char *key, bool required, size_t max, const char **out,
-                      desk_reply_t *reply)
-{
-    json_t *v = json_object_get(doc, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (required) {
-            desk_error(reply, 400, "missing_field", key, "%s is required", key);
-            return -1;
-        }
-        return 0;
-    }
-    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-    if (!s || json_string_length(v) > max || strlen(s) != json_string_length(v) ||
-        (required && s[strspn(s, " \t\r\n")] == '\0')) {
-        desk_error(reply, 400, "invalid_field", key,
-                   "%s must be a non-empty string of at most "
-                   "%zu bytes",
-                   key, max);
-        return -1;
-    }
-    *out = s;
-    return 0;
-}
-
 /* ---- my work ----------------------------------------------------------------------------- */
 
 void desk_handle_my_tickets(desk_req_t *req, desk_reply_t *reply)
@@ -86,13 +53,13 @@ void desk_handle_my_tickets(desk_req_t *req, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, sql, 1, p);
     if (!wasl_pg_arity(res, 1, "desk my tickets") || PQntuples(res) != 1) {
         PQclear(res);
-        db_failed(reply, "my_tickets");
+        desk_db_failed(reply, "my_tickets");
         return;
     }
     json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
     if (!list) {
-        db_failed(reply, "my_tickets json");
+        desk_db_failed(reply, "my_tickets json");
         return;
     }
     reply->status = 200;
@@ -112,7 +79,7 @@ static PGresult *ticket_decide(desk_req_t *req, const char *ref, const char *age
     PGresult *res = wasl_pg_query(req->db->pg, sql, 2, p);
     if (!wasl_pg_arity(res, ncols, "desk ticket")) {
         PQclear(res);
-        db_failed(reply, "ticket");
+        desk_db_failed(reply, "ticket");
         return NULL;
     }
     bool found = PQntuples(res) == 1;
@@ -212,7 +179,7 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     json_t *doc = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
     PQclear(res);
     if (!doc) {
-        db_failed(reply, "ticket json");
+        desk_db_failed(reply, "ticket json");
         return;
     }
     /* Who else has it open (the collision warning). */
@@ -447,7 +414,7 @@ static int function_result(PGresult *res, const char *ref, const char *what, des
 {
     int rc = -1;
     if (!wasl_pg_arity(res, 2, what)) {
-        db_failed(reply, what);
+        desk_db_failed(reply, what);
     } else if (PQntuples(res) == 0) {
         desk_error(reply, 404, "not_found", "ref", "no ticket %s", ref);
     } else if (PQgetisnull(res, 0, 1)) {
@@ -467,7 +434,7 @@ static int queue_served(desk_req_t *req, const char *queue, desk_reply_t *reply)
         req->db->pg, "SELECT 1 FROM agents WHERE enabled AND skills ? $1 LIMIT 1", 1, q);
     if (!wasl_pg_arity(res, 1, "desk queue served")) {
         PQclear(res);
-        db_failed(reply, "transfer");
+        desk_db_failed(reply, "transfer");
         return -1;
     }
     int staffed = PQntuples(res);
@@ -488,7 +455,7 @@ static int actor_enabled(desk_req_t *req, const char *agent, desk_reply_t *reply
         wasl_pg_query(req->db->pg, "SELECT 1 FROM agents WHERE id = $1 AND enabled", 1, p);
     if (!wasl_pg_arity(res, 1, "desk actor")) {
         PQclear(res);
-        db_failed(reply, "actor");
+        desk_db_failed(reply, "actor");
         return -1;
     }
     int n = PQntuples(res);
@@ -574,10 +541,12 @@ static int read_resolve(desk_req_t *req, json_t *doc, action_arg_t *a, desk_repl
     bool person = req->principal.kind == DESK_PRINCIPAL_PERSON;
     json_t *w = json_object_get(doc, "wrapup");
     if ((person || (w && !json_is_null(w))) &&
-        text_field(doc, "wrapup", true, WRAPUP_MAX, &a->wrapup, reply) < 0) {
+        desk_str_field(doc, "wrapup", DESK_FIELD_REQUIRED | DESK_FIELD_NONBLANK, WRAPUP_MAX,
+                       &a->wrapup, reply) < 0) {
         return -1;
     }
-    if (text_field(doc, "resolution", false, RESOLUTION_MAX, &a->text, reply) < 0) {
+    if (desk_str_field(doc, "resolution", DESK_FIELD_OPTIONAL, RESOLUTION_MAX, &a->text, reply) <
+        0) {
         return -1;
     }
     if (a->wrapup && !listed(req->cfg->wrapup_codes, a->wrapup)) {
@@ -595,11 +564,13 @@ static int read_resolve(desk_req_t *req, json_t *doc, action_arg_t *a, desk_repl
 static int read_action(desk_req_t *req, json_t *doc, action_arg_t *a, desk_reply_t *reply)
 {
     if (strcmp(a->what, "note") == 0) {
-        return text_field(doc, "text", true, NOTE_MAX, &a->text, reply);
+        return desk_str_field(doc, "text", DESK_FIELD_REQUIRED | DESK_FIELD_NONBLANK, NOTE_MAX,
+                              &a->text, reply);
     }
     if (strcmp(a->what, "transfer") == 0) {
-        if (text_field(doc, "queue", true, QUEUE_MAX, &a->text, reply) < 0 ||
-            text_field(doc, "reason", false, REASON_MAX, &a->reason, reply) < 0) {
+        if (desk_str_field(doc, "queue", DESK_FIELD_REQUIRED | DESK_FIELD_NONBLANK, QUEUE_MAX,
+                           &a->text, reply) < 0 ||
+            desk_str_field(doc, "reason", DESK_FIELD_OPTIONAL, REASON_MAX, &a->reason, reply) < 0) {
             return -1;
         }
         if (!wasl_name_ok(a->text)) {
@@ -609,7 +580,7 @@ static int read_action(desk_req_t *req, json_t *doc, action_arg_t *a, desk_reply
         return 0;
     }
     if (strcmp(a->what, "reopen") == 0) {
-        return text_field(doc, "reason", false, REASON_MAX, &a->reason, reply);
+        return desk_str_field(doc, "reason", DESK_FIELD_OPTIONAL, REASON_MAX, &a->reason, reply);
     }
     return read_resolve(req, doc, a, reply);
 }
@@ -648,8 +619,9 @@ typedef struct {
 
 static int read_reply(desk_req_t *req, json_t *doc, reply_arg_t *a, desk_reply_t *reply)
 {
-    if (text_field(doc, "text", false, REPLY_TEXT_MAX, &a->text, reply) < 0 ||
-        text_field(doc, "reply_id", false, REPLY_ID_MAX, &a->reply_id, reply) < 0) {
+    if (desk_str_field(doc, "text", DESK_FIELD_OPTIONAL, REPLY_TEXT_MAX, &a->text, reply) < 0 ||
+        desk_str_field(doc, "reply_id", DESK_FIELD_OPTIONAL, REPLY_ID_MAX, &a->reply_id, reply) <
+            0) {
         return -1;
     }
     if (!a->text == !a->reply_id || (a->text && a->text[strspn(a->text, " \t\r\n")] == '\0')) {
@@ -720,7 +692,7 @@ static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, des
                         5, p);
     if (!wasl_pg_arity(res, 3, "wasl_tickets_reply")) {
         PQclear(res);
-        db_failed(reply, "reply");
+        desk_db_failed(reply, "reply");
         return -1;
     }
     int rc = -1;
@@ -749,12 +721,12 @@ static void reply_ticket(desk_req_t *req, const char *ref, json_t *doc, desk_rep
         return;
     }
     if (wasl_pg_begin(req->db->pg) < 0) {
-        db_failed(reply, "reply");
+        desk_db_failed(reply, "reply");
     } else if (run_reply(req, ref, &a, reply) == 0) {
         if (wasl_pg_commit(req->db->pg) < 0) {
             json_decref(reply->body);
             reply->body = NULL;
-            db_failed(reply, "reply commit");
+            desk_db_failed(reply, "reply commit");
         } else {
             wasl_info("desk: replied", "{s:s, s:s, s:s, s:b}", "ticket", ref, "agent", a.agent,
                       "by", req->principal.id, "duplicate",

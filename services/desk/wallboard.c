@@ -89,13 +89,6 @@ static const char agents_sql[] =
 enum { A_ID, A_NAME, A_ROLE, A_PRESENCE, A_SINCE, A_IN_STATE, A_IN_SERVICE, A_OFFERS, A_NOW,
        A_DAY, A_NCOLS };
 
-static void db_failed(desk_reply_t *reply, const char *what)
-{
-    wasl_error("desk: database failed", "{s:s}", "op", what);
-    desk_error(reply, 503, "unavailable", NULL, "the database cannot answer right now; retry");
-    reply->retry_after_s = 2;
-}
-
 static wasl_authz_principal_t principal(const desk_req_t *req)
 {
     return desk_principal_authz(req); /* a person or a token (auth.h) */
@@ -165,7 +158,7 @@ void desk_handle_wallboard(desk_req_t *req, desk_reply_t *reply)
     if (!ares || !wasl_pg_arity(ares, A_NCOLS, "desk wallboard agents")) {
         PQclear(qres);
         PQclear(ares);
-        db_failed(reply, "wallboard");
+        desk_db_failed(reply, "wallboard");
         return;
     }
     json_t *queues = json_array(), *agents = json_array();
@@ -203,7 +196,7 @@ void desk_handle_queues(desk_req_t *req, desk_reply_t *reply)
                        : NULL;
     PQclear(res);
     if (!list) {
-        db_failed(reply, "queues");
+        desk_db_failed(reply, "queues");
         return;
     }
     reply->status = 200;
@@ -256,7 +249,7 @@ static void agent_work(desk_req_t *req, const char *id, desk_reply_t *reply)
     PGresult *res = wasl_pg_query(req->db->pg, work_sql, 1, p);
     if (!wasl_pg_arity(res, W_NCOLS, "desk agent work")) {
         PQclear(res);
-        db_failed(reply, "agent_work");
+        desk_db_failed(reply, "agent_work");
         return;
     }
     json_t *list = json_array();
@@ -286,7 +279,7 @@ static int agent_allowed(desk_req_t *req, const char *id, wasl_authz_action_t ac
         wasl_pg_query(req->db->pg, "SELECT 1 FROM agents WHERE id = $1 AND enabled", 1, p);
     if (!wasl_pg_arity(res, 1, "desk agent exists")) {
         PQclear(res);
-        db_failed(reply, "agent");
+        desk_db_failed(reply, "agent");
         return -1;
     }
     wasl_authz_principal_t who = principal(req);
@@ -350,7 +343,7 @@ void desk_handle_agent_post(desk_req_t *req, desk_reply_t *reply)
                                   "  FROM wasl_agents_set_presence($1, 'offline', 0, $2)",
                                   2, p);
     if (!wasl_pg_arity(res, 2, "wasl_agents_set_presence")) {
-        db_failed(reply, "force_offline");
+        desk_db_failed(reply, "force_offline");
     } else if (PQntuples(res) == 0) {
         desk_error(reply, 404, "not_found", "id", "no agent %s", id);
     } else {
