@@ -97,11 +97,9 @@ wasl_authz_decision_t wasl_authz_decide(const wasl_authz_principal_t *who,
         return same(facts->offer_agent, facts->actor)
                    ? ALLOWED
                    : refuse("not_your_offer", actor_field, "the offer was made to another agent");
+    case WASL_AUTHZ_TICKET_VIEW:
     case WASL_AUTHZ_NOTE:
-        return supervisor || same(facts->assignee, facts->actor) || facts->in_queue
-                   ? ALLOWED
-                   : refuse("not_your_ticket", actor_field,
-                            "a note needs the ticket's assignee or a member of its queue");
+    case WASL_AUTHZ_REPLY:
     case WASL_AUTHZ_TRANSFER:
     case WASL_AUTHZ_RESOLVE:
     case WASL_AUTHZ_REOPEN:

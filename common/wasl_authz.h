@@ -28,7 +28,12 @@ typedef enum {
     WASL_AUTHZ_PRESENCE,     /* set the presence of `actor` to `presence` */
     WASL_AUTHZ_OFFER_ANSWER, /* accept or reject, as `actor`, an offer made to `offer_agent` */
     WASL_AUTHZ_QUEUE_VIEW,   /* list a queue's open tickets (`in_queue`: one of ours serves it) */
-    WASL_AUTHZ_NOTE,         /* ticket actions, as `actor` on a ticket with `assignee` */
+    /* A ticket, as `actor`, with `assignee` and `in_queue`: one rule for all of them — a
+     * supervisor any ticket; an agent its own (assignee) and, while unassigned, those of its
+     * queues; never a colleague's assigned ticket. */
+    WASL_AUTHZ_TICKET_VIEW, /* read it: messages, history, the caller's number */
+    WASL_AUTHZ_NOTE,
+    WASL_AUTHZ_REPLY, /* write to the beneficiary */
     WASL_AUTHZ_TRANSFER,
     WASL_AUTHZ_RESOLVE,
     WASL_AUTHZ_REOPEN,

@@ -79,7 +79,7 @@ void desk_phone_tickets_shown(json_t *list, const wasl_authz_principal_t *who,
             .assignee = json_string_value(json_object_get(t, "assignee")),
             .in_queue = json_is_true(json_object_get(t, "in_queue")),
         };
-        bool readable = viewer && wasl_authz_decide(who, WASL_AUTHZ_RESOLVE, &facts).allowed;
+        bool readable = viewer && wasl_authz_decide(who, WASL_AUTHZ_TICKET_VIEW, &facts).allowed;
         json_object_del(t, "in_queue");
         if (readable) {
             json_object_set_new(t, "category_label",

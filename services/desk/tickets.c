@@ -172,7 +172,7 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     }
     /* Reading is decided as acting is: the assignee, or a queue member while unassigned. */
     PGresult *res =
-        ticket_decide(req, ref, req->principal.id, VIEW_SQL, WASL_AUTHZ_RESOLVE, 3, reply);
+        ticket_decide(req, ref, req->principal.id, VIEW_SQL, WASL_AUTHZ_TICKET_VIEW, 3, reply);
     if (!res) {
         return;
     }
@@ -467,13 +467,13 @@ static int actor_enabled(desk_req_t *req, const char *agent, desk_reply_t *reply
     return 0;
 }
 
-/* A note is decided as resolving is (the desk's rule since issue 15: an agent acts on its own
- * tickets and the unassigned ones of its queues — not on a colleague's assigned ticket, which
- * WASL_AUTHZ_NOTE, intake's looser rule, allowed to any member of the queue). */
+/* The wasl_authz action of a ticket action's name (one rule for all of them: an agent acts on
+ * its own tickets and the unassigned ones of its queues, never a colleague's assigned one). */
 static wasl_authz_action_t authz_action(const char *what)
 {
     return strcmp(what, "transfer") == 0 ? WASL_AUTHZ_TRANSFER
            : strcmp(what, "reopen") == 0 ? WASL_AUTHZ_REOPEN
+           : strcmp(what, "note") == 0   ? WASL_AUTHZ_NOTE
                                          : WASL_AUTHZ_RESOLVE;
 }
 
@@ -662,7 +662,7 @@ static int run_reply(desk_req_t *req, const char *ref, const reply_arg_t *a, des
                                                  " AND t.auto_submitted IS NULL"
                                                  " FROM tickets t WHERE t.ref = $1"
                                                  " FOR UPDATE OF t",
-                                  WASL_AUTHZ_RESOLVE, R_NCOLS, reply);
+                                  WASL_AUTHZ_REPLY, R_NCOLS, reply);
     if (!res) {
         return -1;
     }
@@ -777,5 +777,5 @@ PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *r
     return ticket_decide(req, ref, req->principal.id,
                          DECIDE_COLUMNS ", (SELECT g.name FROM agents g WHERE g.id = $2)"
                                         " FROM tickets t WHERE t.ref = $1",
-                         WASL_AUTHZ_RESOLVE, 3, reply);
+                         WASL_AUTHZ_TICKET_VIEW, 3, reply);
 }

@@ -120,9 +120,12 @@ static void test_offers_only_by_their_agent(void **state)
 static void test_ticket_matrix(void **state)
 {
     (void)state;
-    const wasl_authz_action_t owner_actions[] = {WASL_AUTHZ_TRANSFER, WASL_AUTHZ_RESOLVE,
-                                                 WASL_AUTHZ_REOPEN};
-    for (size_t i = 0; i < 3; i++) {
+    /* One rule for every act on a ticket, reading it included (issue 15: a note on a
+     * colleague's assigned ticket is refused too, as the desk always decided). */
+    const wasl_authz_action_t owner_actions[] = {WASL_AUTHZ_TICKET_VIEW, WASL_AUTHZ_NOTE,
+                                                 WASL_AUTHZ_REPLY,       WASL_AUTHZ_TRANSFER,
+                                                 WASL_AUTHZ_RESOLVE,     WASL_AUTHZ_REOPEN};
+    for (size_t i = 0; i < sizeof owner_actions / sizeof owner_actions[0]; i++) {
         wasl_authz_action_t act = owner_actions[i];
         wasl_authz_facts_t f = {.actor = "aisha", .actor_field = "agent", .assignee = "aisha"};
         assert_true(decide(&AISHA, act, f).allowed); /* the assignee */
@@ -137,16 +140,6 @@ static void test_ticket_matrix(void **state)
         assert_refused(decide(&AISHA, act, f), "not_your_ticket", "agent");
         assert_true(decide(&SUPER, act, f).allowed);
     }
-    /* Notes: the assignee or any member of the queue, assigned or not. */
-    wasl_authz_facts_t n = {.actor = "aisha", .assignee = "badr", .in_queue = true};
-    assert_true(decide(&AISHA, WASL_AUTHZ_NOTE, n).allowed);
-    n.in_queue = false;
-    assert_refused(decide(&AISHA, WASL_AUTHZ_NOTE, n), "not_your_ticket", "agent");
-    n.assignee = "aisha";
-    assert_true(decide(&AISHA, WASL_AUTHZ_NOTE, n).allowed);
-    n.assignee = NULL;
-    assert_refused(decide(&AISHA, WASL_AUTHZ_NOTE, n), "not_your_ticket", "agent");
-    assert_true(decide(&SUPER, WASL_AUTHZ_NOTE, n).allowed);
 }
 
 static void test_reads(void **state)
