@@ -58,8 +58,7 @@ static const char POP_SQL[] =
     " ORDER BY p.id DESC";
 // clang-format on
 
-/* {"ar", "en"} for a category code, or null. */
-static json_t *category_label(const char *code)
+json_t *desk_category_label(const char *code)
 {
     const char *ar = code ? wasl_category_label(code, "ar") : NULL;
     const char *en = code ? wasl_category_label(code, "en") : NULL;
@@ -83,7 +82,7 @@ void desk_phone_tickets_shown(json_t *list, const wasl_authz_principal_t *who,
         json_object_del(t, "in_queue");
         if (readable) {
             json_object_set_new(t, "category_label",
-                                category_label(json_string_value(json_object_get(t, "category"))));
+                                desk_category_label(json_string_value(json_object_get(t, "category"))));
         } else {
             json_object_del(t, "subject");
             json_object_del(t, "category");

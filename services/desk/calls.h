@@ -39,6 +39,10 @@
 #define DESK_STR(x)  DESK_STR2(x)
 // clang-format on
 
+/* {"ar", "en"} for a category code (common/wasl_domain, the one source), or JSON null for NULL
+ * or an unknown code. A new reference. */
+json_t *desk_category_label(const char *code);
+
 /* Readies `list`, a JSON array as DESK_PHONE_TICKETS_JSON makes it (borrowed; NULL or not an
  * array: nothing), to be shown to `who` acting as `viewer`: each ticket gets "readable" — the
  * ticket view's own decision (wasl_authz, as GET /v1/tickets/{ref} decides) — and, when

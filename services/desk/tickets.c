@@ -184,6 +184,8 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     }
     /* Who else has it open (the collision warning). */
     json_object_set_new(doc, "viewers", desk_viewers_of_ticket(req, ref));
+    json_object_set_new(doc, "category_label",
+                        desk_category_label(json_string_value(json_object_get(doc, "category"))));
     wasl_authz_principal_t who = desk_principal_authz(req);
     desk_phone_tickets_shown(json_object_get(doc, "other_tickets"), &who, req->principal.id);
     reply->status = 200;

@@ -362,6 +362,9 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
         # The accepted ticket opens; it is in "my work" with its countdown.
         b.wait(lambda d: by_id(b, "ticket").is_displayed() and by_id(b, "tk-ref").text == ref,
                what="the ticket panel")
+        # The panel names the category and the status in words, not codes.
+        meta = by_id(b, "tk-category").text + " " + by_id(b, "tk-status").text
+        assert by_id(b, "tk-status").text == "مُسند" and not re.search(r"[a-z]_|[a-z]{4}", meta), meta
         item = f'#mywork-list [data-ticket="{ref}"]'
         countdown = (f"const e = document.querySelector('{item} .sla-remaining');"
                      "return e ? [e.tagName, e.textContent] : null")

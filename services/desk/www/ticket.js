@@ -26,6 +26,8 @@
       assigned: "أُسند الطلب إلى الموظف.", sc_next: "الطلب التالي في أعمالي",
       sc_prev: "الطلب السابق في أعمالي", reopen_reason: "سبب إعادة الفتح (اختياري)",
       do_reopen: "إعادة فتح الطلب", reopened: "أُعيد فتح الطلب وعاد إلى التوجيه.",
+      st_received: "مستلم", st_classified: "مصنّف", st_routed: "في الانتظار",
+      st_assigned: "مُسند", st_answered: "مُجاب", st_resolved: "مغلق", st_closed: "مؤرشف",
     },
     en: {
       mywork_title: "My work", mywork_empty: "Nothing is assigned to you.", ticket_title: "Ticket",
@@ -44,6 +46,8 @@
       sc_next: "Next ticket in my work", sc_prev: "Previous ticket in my work",
       reopen_reason: "Why reopen (optional)", do_reopen: "Reopen the ticket",
       reopened: "Ticket reopened; it goes back to routing.",
+      st_received: "received", st_classified: "classified", st_routed: "waiting",
+      st_assigned: "assigned", st_answered: "answered", st_resolved: "resolved", st_closed: "closed",
     },
   };
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
@@ -162,8 +166,9 @@
     const tk = st.ticket;
     if (!tk) return;
     $("tk-ref").textContent = tk.ticket;
-    $("tk-category").textContent = tk.category || "";
-    $("tk-status").textContent = tk.status || "";
+    // The category's words come with the ticket (common/wasl_domain on the server).
+    $("tk-category").textContent = tk.category_label?.[lang()] || tk.category || "";
+    $("tk-status").textContent = t(`st_${tk.status}`);
     $("tk-contact").textContent = tk.from_phone || tk.from_email || "";
     $("tk-subject").textContent = tk.subject || "";
     $("tk-wrapup-code").textContent = tk.wrapup_code || "";
@@ -221,7 +226,7 @@
       subject.dir = "auto";
       subject.textContent = o.readable ? o.subject || "" : t("restricted");
       const label = o.category_label?.[lang()] || "";
-      b.append(bdi(o.ticket, "ref"), ` ${o.status || ""}${label ? " · " + label : ""} — `, subject);
+      b.append(bdi(o.ticket, "ref"), ` ${t(`st_${o.status}`)}${label ? " · " + label : ""} — `, subject);
       // Not the reader's to open (another queue's, or another agent's): listed, not linked.
       if (o.readable) b.addEventListener("click", () => openTicket(o.ticket));
       else b.disabled = true;
