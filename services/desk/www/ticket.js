@@ -68,6 +68,23 @@
     return new Intl.NumberFormat(`${lang() === "ar" ? "ar-SA" : "en-GB"}-u-nu-${digits()}`,
                                  { useGrouping: false }).format(n);
   }
+  // A moment of the conversation or history: Hijri (the calendar asked for explicitly: a bare
+  // ar-SA prints Gregorian in some engines) with the time, then Gregorian; Riyadh time.
+  function stamp(iso) {
+    const ms = Date.parse(iso);
+    if (!Number.isFinite(ms)) return String(iso ?? "");
+    const loc = (ca) => `${lang() === "ar" ? "ar-SA" : "en-GB"}-u-ca-${ca}-nu-${digits()}`;
+    const opts = { timeZone: "Asia/Riyadh", day: "numeric", month: "short", year: "numeric" };
+    const h = new Intl.DateTimeFormat(loc("islamic-umalqura"),
+                                      { ...opts, hour: "2-digit", minute: "2-digit" }).format(ms);
+    return `${h} · ${new Intl.DateTimeFormat(loc("gregory"), opts).format(ms)}`;
+  }
+  function moment(iso) {
+    const b = bdi(stamp(iso), "num");
+    b.dir = "auto"; // words of the page's language, not a Latin number
+    b.title = iso || "";
+    return b;
+  }
   function clock(totalS) {
     const s = Math.abs(Math.floor(totalS));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -182,7 +199,7 @@
       const head = document.createElement("div");
       head.className = "muted";
       head.textContent = `${t(m.direction === "out" ? "out" : "in")} · ${m.channel} · `;
-      head.append(bdi(m.at || "", "num"));
+      head.append(moment(m.at));
       const body = document.createElement("div");
       body.dir = "auto";
       body.className = "tk-text";
@@ -195,7 +212,7 @@
     for (const e of tk.history || []) {
       const li = document.createElement("li");
       li.dataset.kind = e.kind;
-      li.append(bdi(e.at || "", "num"), document.createTextNode(` ${e.kind} · ${e.actor}`));
+      li.append(moment(e.at), document.createTextNode(` ${e.kind} · ${e.actor}`));
       const text = e.data?.text ?? e.data?.resolution;
       if (text) {
         const d = document.createElement("div");
