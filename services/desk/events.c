@@ -346,6 +346,7 @@ json_t *desk_offer_json(const PGresult *res, int row)
                         labels(wasl_category_label, res, row, DESK_OFFER_CATEGORY));
     json_object_set_new(card, "priority_label",
                         labels(wasl_priority_label, res, row, DESK_OFFER_PRIORITY));
+    json_object_set_new(card, "priority_reason", str_or_null(res, row, DESK_OFFER_PRIORITY_REASON));
     return card;
 }
 

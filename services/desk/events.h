@@ -63,13 +63,16 @@ void desk_events_publish(desk_events_t *self, const char *agent, const char *eve
 void desk_events_publish_own(desk_events_t *self, const char *agent, const char *event,
                              const json_t *data);
 
-/* The columns of an offer card, shared by GET /v1/me/offers and the `offer` event. */
+/* The columns of an offer card, shared by GET /v1/me/offers and the `offer` event; the
+ * priority's reason is the classifier's (its event), shown on the card (issue 15). */
 // clang-format off
 #define DESK_OFFER_COLUMNS                                                                  \
     "SELECT o.id, t.ref, t.queue, t.priority, o.channel, t.language, t.subject, t.category," \
     "       to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"   \
     "       to_char(t.first_response_due AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
-    "       o.agent_id, t.id"                                                               \
+    "       o.agent_id, t.id,"                                                              \
+    "       (SELECT e.data->>'priority_reason' FROM ticket_events e"                        \
+    "         WHERE e.ticket_id = t.id AND e.kind = 'classified' ORDER BY e.id DESC LIMIT 1)" \
     "  FROM offers o"                                                                       \
     "  JOIN tickets t ON t.id = o.ticket_id"
 // clang-format on
@@ -86,6 +89,7 @@ enum {
     DESK_OFFER_FR_DUE,
     DESK_OFFER_AGENT,
     DESK_OFFER_TICKET_ID,
+    DESK_OFFER_PRIORITY_REASON, /* the classifier's, from its latest 'classified' event */
     DESK_OFFER_NCOLS
 };
 

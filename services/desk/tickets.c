@@ -159,6 +159,23 @@ static const char VIEW_SQL[] = DECIDE_COLUMNS ","
     " WHERE t.ref = $1";
 // clang-format on
 
+/* The entities' national/resident IDs masked as every identifier is (wasl_mask_id): the console
+ * shows what the text named, not an ID to copy. Other kinds pass as they are. */
+static void mask_national_ids(json_t *doc)
+{
+    json_t *ids = json_object_get(json_object_get(doc, "entities"), "national_id");
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        char masked[64];
+        if (json_is_string(v)) {
+            wasl_mask_id(json_string_value(v), masked, sizeof masked);
+            json_string_set(v, masked);
+        }
+    }
+}
+
 void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
 {
     char ref[REF_DIGITS + 1];
@@ -182,10 +199,17 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
         desk_db_failed(reply, "ticket json");
         return;
     }
+    mask_national_ids(doc);
     /* Who else has it open (the collision warning). */
     json_object_set_new(doc, "viewers", desk_viewers_of_ticket(req, ref));
     json_object_set_new(doc, "category_label",
                         desk_category_label(json_string_value(json_object_get(doc, "category"))));
+    /* The priority in words too (the classification block), from the same one source. */
+    const char *prio = json_string_value(json_object_get(doc, "priority"));
+    const char *pa = prio ? wasl_priority_label(prio, "ar") : NULL;
+    const char *pe = prio ? wasl_priority_label(prio, "en") : NULL;
+    json_object_set_new(doc, "priority_label",
+                        pa && pe ? json_pack("{s:s, s:s}", "ar", pa, "en", pe) : json_null());
     wasl_authz_principal_t who = desk_principal_authz(req);
     desk_phone_tickets_shown(json_object_get(doc, "other_tickets"), &who, req->principal.id);
     reply->status = 200;

@@ -358,6 +358,15 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
         assert r.status == 201, r.raw
         ref = r.json["ticket"]
         b.wait(lambda d: offer_cards(b), what="the offer card")
+        # The card shows the classifier's reason for the priority itself, not only a tooltip.
+        reason = it.scalar("SELECT e.data->>'priority_reason' FROM ticket_events e JOIN tickets t"
+                           " ON t.id = e.ticket_id WHERE t.ref = %s AND e.kind = 'classified'",
+                           (ref,))
+        assert reason
+        card_reason = ".offer .priority-reason"
+        b.wait(lambda d: b.driver.find_element(By.CSS_SELECTOR, card_reason).is_displayed()
+               and reason in b.driver.find_element(By.CSS_SELECTOR, card_reason).text,
+               what="the priority's reason on the card")
         ActionChains(b.driver).send_keys("a").perform()
         # The accepted ticket opens; it is in "my work" with its countdown.
         b.wait(lambda d: by_id(b, "ticket").is_displayed() and by_id(b, "tk-ref").text == ref,
@@ -365,6 +374,17 @@ def test_accept_reply_with_a_canned_answer_then_resolve(start_intake, start_desk
         # The panel names the category and the status in words, not codes.
         meta = by_id(b, "tk-category").text + " " + by_id(b, "tk-status").text
         assert by_id(b, "tk-status").text == "مُسند" and not re.search(r"[a-z]_|[a-z]{4}", meta), meta
+        # The classification block: the category in words, the confidence as a percentage,
+        # the priority's reason; the history explains the routing (its queue) in words.
+        klass = by_id(b, "tk-class").text
+        assert by_id(b, "tk-category").text in klass and re.search(r"[0-9٠-٩]+\s?[%٪]", klass), klass
+        assert reason in klass, klass
+        queue = it.scalar("SELECT queue FROM tickets WHERE ref = %s", (ref,))
+        routed = '#tk-history li[data-kind="routed"]'
+        b.wait(lambda d: b.js(f"const e = document.querySelector('{routed} .tk-route-queue');"
+                              "return e ? e.textContent : ''") == queue, what="the route's queue")
+        assert "{" not in by_id(b, "tk-history").text, by_id(b, "tk-history").text
+        assert "routed" not in b.js(f"return document.querySelector('{routed}').textContent")
         item = f'#mywork-list [data-ticket="{ref}"]'
         countdown = (f"const e = document.querySelector('{item} .sla-remaining');"
                      "return e ? [e.tagName, e.textContent] : null")

@@ -91,6 +91,13 @@ def test_the_ticket_view(desk):
     assert kinds[0] == "routed" and t["history"][0]["data"]["rule"] == "all"
     assert "offered" in kinds or "accepted" in kinds or "assigned" in kinds, kinds
     assert t["notifications"] == []
+    # The entities' national IDs come masked (the classification block shows them), the
+    # priority in words.
+    desk.scalar("UPDATE tickets SET entities = %s WHERE ref = %s RETURNING 1",
+                (json.dumps({"national_id": ["1012345678"], "case_number": ["4512345678"]}), ref))
+    t = hala.call("GET", f"/v1/tickets/{ref}").json()
+    assert t["entities"] == {"national_id": ["********78"], "case_number": ["4512345678"]}, t
+    assert t["priority_label"] == {"ar": "عادية", "en": "normal"}, t["priority_label"]
     assert hala.call("GET", f"/v1/tickets/{make_ref(9999999)}").status_code == 404
     # A mistyped reference (its check digit wrong) is intake's 400, not a lookup.
     r = hala.call("GET", "/v1/tickets/2512345678")

@@ -66,7 +66,7 @@
       no_sla: "—",
       ch_web: "الموقع", ch_api: "تكامل", ch_sms: "رسالة نصية", ch_email: "بريد إلكتروني",
       ch_phone: "مكالمة", lg_ar: "العربية", lg_en: "الإنجليزية", lg_mixed: "مختلطة",
-      priority: "أولوية {p}",
+      priority: "أولوية {p}", priority_reason: "سبب الأولوية:",
     },
     en: {
       title: "Wasl — agent desk", skip: "Skip to content", brand: "Wasl", brand_sub: "Agent desk",
@@ -93,6 +93,7 @@
       no_sla: "—",
       ch_web: "Web", ch_api: "Integration", ch_sms: "SMS", ch_email: "Email", ch_phone: "Call",
       lg_ar: "Arabic", lg_en: "English", lg_mixed: "Mixed", priority: "Priority: {p}",
+      priority_reason: "Why this priority:",
     },
   };
 
@@ -507,6 +508,16 @@
     return WORDS[state.lang][key] ?? String(code ?? "");
   }
 
+  // The classifier's reason for the priority, on the card itself (not only the tooltip).
+  function fillReason(p, reason) {
+    if (!p) return;
+    p.hidden = !reason;
+    const why = document.createElement("span");
+    why.dir = "auto";
+    why.textContent = reason ? String(reason) : "";
+    p.replaceChildren(reason ? `${t("priority_reason")} ` : "", why);
+  }
+
   // Fills a card from the server's data: textContent only.
   function fillOffer(o) {
     const d = o.data, el = o.el, q = (s) => el.querySelector(s);
@@ -518,6 +529,7 @@
       : "";
     pr.className = `priority ${/^[a-z]+$/.test(d.priority || "") ? d.priority : ""}`;
     if (d.priority_reason) pr.title = String(d.priority_reason);
+    fillReason(q(".priority-reason"), d.priority_reason);
     q(".subject").textContent = d.subject || "";
     q(".subject").hidden = !d.subject;
     q(".queue").textContent = d.queue_label || d.queue || "";

@@ -1,7 +1,7 @@
 // ticket.js — "my work" and the ticket in the desk console (issue 15): the agent's assigned
 // tickets with their first-response countdown (amber under 30 minutes, red when overdue), the
-// ticket panel (the conversation as text, the history), a reply with canned answers (their
-// {ref} filled in), a note, resolve with a wrap-up code, reopen a resolved one, transfer to a
+// ticket panel (the conversation as text, the classification, the history in words with the
+// router's explanation), a reply with canned answers (their {ref} filled in), a note, resolve with a wrap-up code, reopen a resolved one, transfer to a
 // queue, and — for supervisors — assign to an agent; j/k step through "my work". Every string
 // from the server goes in with textContent, every reference and number in a <bdi>.
 // docs/desk.md, "Tickets".
@@ -9,6 +9,52 @@
 
 (() => {
   const AMBER_S = 30 * 60;
+  // The classification block and the history's words (issue 15: "history with route explain,
+  // classification and entities"). An event kind not listed here is shown as its code.
+  const CLASS_WORDS = {
+    ar: {
+      classification: "التصنيف", c_category: "الفئة", c_confidence: "درجة الثقة",
+      c_priority: "الأولوية", c_language: "اللغة", c_entities: "ما ذكره المستفيد",
+      e_case_number: "رقم قضية", e_national_id: "هوية وطنية/إقامة", e_phone: "جوال",
+      e_email: "بريد إلكتروني", e_ticket_ref: "رقم طلب", lg_ar: "العربية", lg_en: "الإنجليزية",
+      lg_mixed: "مختلطة", none: "لا شيء", because: "السبب:",
+      ev_received: "استُلم", "ev_message.received": "رسالة واردة", ev_classified: "صُنِّف",
+      ev_routed: "وُجِّه", ev_auto_answered: "أُجيب آليًا", ev_offered: "عُرض على موظف",
+      "ev_offer.accepted": "قُبل العرض", "ev_offer.rejected": "رُفض العرض",
+      "ev_offer.expired": "انتهى العرض", "ev_offer.withdrawn": "سُحب العرض",
+      ev_assigned: "أُسند", ev_transferred: "حُوِّل", ev_note: "ملاحظة", ev_replied: "رُدّ عليه",
+      ev_resolved: "أُغلق", ev_reopened: "أُعيد فتحه", ev_escalated: "صُعِّد",
+      ev_overflowed: "فاض إلى طابور آخر", "ev_notification.sent": "أُرسل إشعار",
+      "ev_csat.received": "وصل تقييم الرضا",
+      r_queue: "الطابور", r_rule: "القاعدة", r_rule_line: "السطر {n}", r_default: "الافتراضية",
+      r_priority: "الأولوية", r_priority_from: "بعد {p}", r_skills: "المهارات",
+      r_sla: "مهلة الرد الأول / الحل", r_hours: "وقت العمل", r_in_hours: "داخل وقت العمل",
+      r_out_hours: "خارج وقت العمل", r_agent: "الموظف", r_why: "الطريقة",
+      r_candidates: "المرشحون", r_excluded: "استُبعد: {why}", minutes: "{n} دقيقة",
+    },
+    en: {
+      classification: "Classification", c_category: "Category", c_confidence: "Confidence",
+      c_priority: "Priority", c_language: "Language", c_entities: "What the beneficiary named",
+      e_case_number: "Case number", e_national_id: "National/resident ID", e_phone: "Mobile",
+      e_email: "E-mail", e_ticket_ref: "Ticket reference", lg_ar: "Arabic", lg_en: "English",
+      lg_mixed: "Mixed", none: "nothing", because: "because:",
+      ev_received: "received", "ev_message.received": "message received",
+      ev_classified: "classified", ev_routed: "routed", ev_auto_answered: "answered automatically",
+      ev_offered: "offered to an agent", "ev_offer.accepted": "offer accepted",
+      "ev_offer.rejected": "offer rejected", "ev_offer.expired": "offer expired",
+      "ev_offer.withdrawn": "offer withdrawn", ev_assigned: "assigned",
+      ev_transferred: "transferred", ev_note: "note", ev_replied: "replied",
+      ev_resolved: "resolved", ev_reopened: "reopened", ev_escalated: "escalated",
+      ev_overflowed: "overflowed to another queue", "ev_notification.sent": "notification sent",
+      "ev_csat.received": "satisfaction rating received",
+      r_queue: "Queue", r_rule: "Rule", r_rule_line: "line {n}", r_default: "default",
+      r_priority: "Priority", r_priority_from: "from {p}", r_skills: "Skills",
+      r_sla: "First response / resolution in", r_hours: "Business hours",
+      r_in_hours: "within business hours", r_out_hours: "outside business hours",
+      r_agent: "Agent", r_why: "How", r_candidates: "Candidates", r_excluded: "excluded: {why}",
+      minutes: "{n} min",
+    },
+  };
   const WORDS = {
     ar: {
       mywork_title: "أعمالي", mywork_empty: "لا طلبات مسندة إليك.", ticket_title: "الطلب",
@@ -28,6 +74,7 @@
       do_reopen: "إعادة فتح الطلب", reopened: "أُعيد فتح الطلب وعاد إلى التوجيه.",
       st_received: "مستلم", st_classified: "مصنّف", st_routed: "في الانتظار",
       st_assigned: "مُسند", st_answered: "مُجاب", st_resolved: "مغلق", st_closed: "مؤرشف",
+      ...CLASS_WORDS.ar,
     },
     en: {
       mywork_title: "My work", mywork_empty: "Nothing is assigned to you.", ticket_title: "Ticket",
@@ -48,6 +95,7 @@
       reopened: "Ticket reopened; it goes back to routing.",
       st_received: "received", st_classified: "classified", st_routed: "waiting",
       st_assigned: "assigned", st_answered: "answered", st_resolved: "resolved", st_closed: "closed",
+      ...CLASS_WORDS.en,
     },
   };
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
@@ -207,22 +255,149 @@
       li.append(head, body);
       msgs.append(li);
     }
+    renderClassification(tk);
+    renderHistory(tk.history);
+    renderOthers(tk.other_tickets);
+  }
+
+  // ---- classification and history (issue 15 item 4) -------------------------------------
+  // A <dt>/<dd> pair appended to `dl`; `value` is a node or a string (textContent).
+  function pair(dl, term, value) {
+    const div = document.createElement("div");
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.append(value);
+    div.append(dt, dd);
+    dl.append(div);
+    return dd;
+  }
+
+  // The classifier's latest verdict among the history's events (its priority reason).
+  function lastClassified(history) {
+    const list = Array.isArray(history) ? history : [];
+    for (let i = list.length - 1; i >= 0; i--) if (list[i]?.kind === "classified") return list[i].data || {};
+    return {};
+  }
+
+  // Category, confidence %, priority with the classifier's reason, language, and the entities
+  // (national IDs come masked from the server; phones left to right).
+  function renderClassification(tk) {
+    const dl = $("tk-class");
+    if (!dl) return;
+    dl.replaceChildren();
+    pair(dl, t("c_category"), tk.category_label?.[lang()] || tk.category || "");
+    const conf = Number(tk.confidence);
+    const cdd = pair(dl, t("c_confidence"), "");
+    cdd.className = "tk-confidence";
+    if (tk.confidence != null && Number.isFinite(conf)) {
+      cdd.append(bdi(new Intl.NumberFormat(`${lang() === "ar" ? "ar-SA" : "en-GB"}-u-nu-${digits()}`,
+                                           { style: "percent", maximumFractionDigits: 0 })
+        .format(Math.min(Math.max(conf, 0), 1)), "num"));
+    }
+    const pdd = pair(dl, t("c_priority"), tk.priority_label?.[lang()] || tk.priority || "");
+    const reason = lastClassified(tk.history).priority_reason;
+    if (reason) {
+      const r = document.createElement("span");
+      r.className = "tk-priority-reason muted";
+      const why = document.createElement("span");
+      why.dir = "auto";
+      why.textContent = String(reason);
+      r.append(` — ${t("because")} `, why);
+      pdd.append(r);
+    }
+    pair(dl, t("c_language"), tk.language ? t(`lg_${tk.language}`) : "");
+    const ents = tk.entities && typeof tk.entities === "object" ? tk.entities : {};
+    const edd = pair(dl, t("c_entities"), "");
+    const ul = document.createElement("ul");
+    ul.className = "tk-entities";
+    for (const [kind, values] of Object.entries(ents)) {
+      for (const v of Array.isArray(values) ? values : []) {
+        const li = document.createElement("li");
+        li.dataset.entity = kind;
+        li.append(`${t(`e_${kind}`)}: `, bdi(String(v), kind === "email" ? "" : "num"));
+        ul.append(li);
+      }
+    }
+    if (ul.childElementCount) edd.append(ul); else edd.textContent = t("none");
+  }
+
+  // The history: each event in words (unknown kinds as their code), its actor, its text; the
+  // router's explanation of a 'routed' or 'offered' event as words, not JSON.
+  function renderHistory(history) {
     const hist = $("tk-history");
     hist.replaceChildren();
-    for (const e of tk.history || []) {
+    for (const e of Array.isArray(history) ? history : []) {
       const li = document.createElement("li");
       li.dataset.kind = e.kind;
-      li.append(moment(e.at), document.createTextNode(` ${e.kind} · ${e.actor}`));
-      const text = e.data?.text ?? e.data?.resolution;
-      if (text) {
+      const kind = WORDS[lang()][`ev_${e.kind}`] ? t(`ev_${e.kind}`) : String(e.kind ?? "");
+      const actor = bdi(String(e.actor ?? ""), "");
+      actor.dir = "auto";
+      li.append(moment(e.at), ` ${kind} · `, actor);
+      const text = e.data?.text ?? e.data?.resolution ?? e.data?.reason;
+      if (typeof text === "string" && text) {
         const d = document.createElement("div");
         d.dir = "auto";
         d.textContent = text;
         li.append(d);
       }
+      if (e.kind === "routed" && e.data) li.append(routeExplain(e.data));
+      if (e.kind === "offered" && e.data) li.append(offerExplain(e.data));
       hist.append(li);
     }
-    renderOthers(tk.other_tickets);
+  }
+
+  // services/router/decide.c's 'routed' event: queue, rule (with its line), priority (and what
+  // it was before the rule), skills, the SLA and business hours.
+  function routeExplain(d) {
+    const dl = document.createElement("dl");
+    dl.className = "tk-explain";
+    if (d.queue) pair(dl, t("r_queue"), bdi(String(d.queue), "tk-route-queue")).dir = "auto";
+    if (d.rule) {
+      const dd = pair(dl, t("r_rule"), "");
+      const rule = bdi(d.rule === "default" ? t("r_default") : String(d.rule), "");
+      rule.dir = "auto";
+      dd.append(rule);
+      if (Number(d.rule_line) > 0) dd.append(` (${t("r_rule_line", { n: num(Number(d.rule_line)) })})`);
+    }
+    if (d.priority) {
+      const dd = pair(dl, t("r_priority"), String(d.priority));
+      if (d.priority_from && d.priority_from !== d.priority) {
+        dd.append(` (${t("r_priority_from", { p: String(d.priority_from) })})`);
+      }
+    }
+    if (Array.isArray(d.skills) && d.skills.length) {
+      pair(dl, t("r_skills"), bdi(d.skills.map(String).join("، "), "")).dir = "auto";
+    }
+    const sla = d.sla_s || {};
+    if (sla.first_response != null || sla.resolution != null) {
+      const m = (s) => (s == null ? "—" : t("minutes", { n: num(Math.round(Number(s) / 60)) }));
+      pair(dl, t("r_sla"), `${m(sla.first_response)} / ${m(sla.resolution)}`);
+    }
+    if (typeof d.business_hours === "boolean") {
+      pair(dl, t("r_hours"), t(d.business_hours ? "r_in_hours" : "r_out_hours"));
+    }
+    return dl;
+  }
+
+  // services/router/offer.c's 'offered' event: the agent, how it was chosen, the candidates
+  // left out and why.
+  function offerExplain(d) {
+    const dl = document.createElement("dl");
+    dl.className = "tk-explain";
+    if (d.agent) pair(dl, t("r_agent"), bdi(String(d.agent), ""));
+    if (d.rule) pair(dl, t("r_why"), bdi(String(d.rule), "")).dir = "auto";
+    const out = (Array.isArray(d.candidates) ? d.candidates : []).filter((c) => c?.excluded);
+    if (out.length) {
+      const ul = document.createElement("ul");
+      for (const c of out) {
+        const li = document.createElement("li");
+        li.append(bdi(String(c.agent ?? ""), ""), ` ${t("r_excluded", { why: String(c.excluded) })}`);
+        ul.append(li);
+      }
+      pair(dl, t("r_candidates"), ul);
+    }
+    return dl;
   }
 
   // The beneficiary's other tickets by phone (GET /v1/tickets/{ref}'s other_tickets: open, or
