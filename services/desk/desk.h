@@ -35,6 +35,10 @@ typedef struct {
     long viewing_ttl_s;          /* a ticket viewer's heartbeat lapses after this (collision) */
     long viewers_max;            /* agents on one ticket at once (collision) */
     long clients_refresh_s;      /* how often the clients table (bearer tokens) is re-read */
+    const char *bus;             /* caselookup's bus for the case panel ("": no panel) */
+    const char *bus_stages;
+    const char *curve_dir;
+    const char *curve_name;
 } desk_config_t;
 
 /* Wall clock in ms since the epoch (sessions' created_ms). */

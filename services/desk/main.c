@@ -1,6 +1,7 @@
 /* wasl-desk — entry point: configuration, the connection pool, the live events, the HTTP edge
  * for people, a graceful drain. */
 #include "auth.h"
+#include "casepanel.h"
 #include "db.h"
 #include "desk.h"
 #include "events.h"
@@ -10,6 +11,7 @@
 #include "wasl_config.h"
 #include "wasl_log.h"
 #include "wasl_signal.h"
+#include "wasl_zmq.h"
 #include "www.h"
 
 #include <sodium.h>
@@ -100,6 +102,18 @@ static void configure(wasl_config_t *cfg, desk_config_t *c)
     wasl_config_int(cfg, "WASL_DESK_VIEWERS_MAX", 16, 1, 200,
                     "people on one ticket at once (the collision warning)", &c->viewers_max);
     configure_sessions(cfg, c);
+    /* The desk asks caselookup only when told where: case data leaves it only on purpose. */
+    wasl_config_str(cfg, "WASL_DESK_BUS", "",
+                    "bus base endpoints for the case panel's lookups (empty: the panel says "
+                    "unavailable)",
+                    &c->bus);
+    wasl_config_str(cfg, "WASL_BUS_STAGES", WASL_BUS_STAGES_DEFAULT,
+                    "pipeline stages, in the bus's port order (the same everywhere)",
+                    &c->bus_stages);
+    wasl_config_str(cfg, "WASL_CURVE_DIR", "",
+                    "key directory from `waslctl keygen` (empty: no CURVE)", &c->curve_dir);
+    wasl_config_str(cfg, "WASL_CURVE_NAME", "desk", "this daemon's certificate name",
+                    &c->curve_name);
     wasl_config_daemon(cfg, DESK_ADMIN_PORT);
 }
 
@@ -130,8 +144,9 @@ int main(int argc, char **argv)
                                 (size_t)(c.threads + c.verify_threads + 1));
     desk_www_t *www = desk_www_load(c.www);
     if (!db || !www || desk_wrapup_codes_check(c.wrapup_codes) < 0 ||
-        desk_replies_load(c.replies) < 0 || !(events = desk_events_new(&c)) ||
-        !(auth = desk_auth_new(&c)) || !(server = desk_server_new(&c, db, events, www, auth))) {
+        desk_replies_load(c.replies) < 0 || desk_casepanel_init(&c) < 0 ||
+        !(events = desk_events_new(&c)) || !(auth = desk_auth_new(&c)) ||
+        !(server = desk_server_new(&c, db, events, www, auth))) {
         goto done;
     }
     admin = wasl_admin_new("wasl-desk", wasl_config_admin_bind(cfg), wasl_config_admin_port(cfg));
@@ -160,6 +175,7 @@ done:
     wasl_admin_destroy(&admin);
     desk_www_destroy(&www);
     desk_replies_free();
+    desk_casepanel_free();
     desk_db_destroy(&db);
     wasl_config_destroy(&cfg);
     if (rc == 0) {

@@ -1,5 +1,6 @@
 /* tickets — "my work", the ticket view, note, transfer and resolve (see tickets.h). */
 #include "tickets.h"
+#include "casepanel.h"
 #include "supervise.h"
 #include "viewers.h"
 #include "calls.h"
@@ -183,8 +184,12 @@ void desk_handle_ticket_get(desk_req_t *req, desk_reply_t *reply)
     if (path_ref(req, ref, &rest, reply) < 0) {
         return;
     }
+    if (strcmp(rest, "/case") == 0) {
+        desk_case_get(req, ref, reply);
+        return;
+    }
     if (*rest != '\0') {
-        desk_error(reply, 404, "not_found", NULL, "GET /v1/tickets/{ref}");
+        desk_error(reply, 404, "not_found", NULL, "GET /v1/tickets/{ref} or /case");
         return;
     }
     /* Reading is decided as acting is: the assignee, or a queue member while unassigned. */
@@ -804,4 +809,14 @@ PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *r
                          DECIDE_COLUMNS ", (SELECT g.name FROM agents g WHERE g.id = $2)"
                                         " FROM tickets t WHERE t.ref = $1",
                          WASL_AUTHZ_TICKET_VIEW, 3, reply);
+}
+
+/* ---- for the case panel (casepanel.c) ---------------------------------------------------- */
+
+PGresult *desk_ticket_case_readable(desk_req_t *req, const char *ref, desk_reply_t *reply)
+{
+    return ticket_decide(req, ref, req->principal.id,
+                         DECIDE_COLUMNS ", t.case_number, t.from_national_id"
+                                        " FROM tickets t WHERE t.ref = $1",
+                         WASL_AUTHZ_TICKET_VIEW, 4, reply);
 }

@@ -23,6 +23,9 @@ desk_handler_fn desk_handle_ticket_get;
  * decides it. The row (assignee, in_queue, the session agent's name), which the caller clears,
  * or NULL with the reply set (404, 403, 503). */
 PGresult *desk_ticket_readable(desk_req_t *req, const char *ref, desk_reply_t *reply);
+/* For casepanel.c: the same decision; the row is (assignee, in_queue, case_number,
+ * from_national_id), cleared by the caller, or NULL with the reply set. */
+PGresult *desk_ticket_case_readable(desk_req_t *req, const char *ref, desk_reply_t *reply);
 
 /* POST /v1/tickets/{ref}/notes {text} | /transfer {queue, reason?} | /resolve {wrapup,
  * resolution?} | /reply {text | reply_id} (wasl_tickets_reply: one message on the beneficiary's

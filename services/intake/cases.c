@@ -1,10 +1,10 @@
 /* cases — GET /v1/cases/{number} and the IVR's case-status menu: verified questions to
  * wasl-caselookup over the bus (Lazy Pirate client), answers as JSON and as speech. */
 #include "handlers.h"
+#include "wasl_cases.h"
 #include "wasl_log.h"
 #include "wasl_pii.h"
 #include "wasl_redis.h"
-#include "wasl_rpc.h"
 #include "wasl_text.h"
 
 #include <pthread.h>
@@ -15,60 +15,19 @@
 #define NATIONAL_ID_DIGITS 10
 #define RPC_TIMEOUT_MS     1000 /* caselookup answers in milliseconds; a second means it is gone */
 #define RPC_RETRIES        2    /* worst case (1 + 2) s: under the PBX's prompt timeout */
-#define POOL_MAX           64   /* one client per concurrently asking HTTP thread */
 #define IVR_MAX_TRIES      3    /* a malformed entry is asked for again this many times */
 #define KEY_MAX            256
 
-/* ---- a pool of RPC clients (a ZeroMQ socket belongs to one thread at a time) ------------- */
+/* ---- asking caselookup (common/wasl_cases: the pool of clients over the bus) ------------- */
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static wasl_zmq_t *pool_zmq;
-static wasl_rpc_t *pool[POOL_MAX];
-static size_t pool_n;
-static char *pool_endpoints;
-
-/* Takes a client (made on first use). NULL when the bus is not configured or sockets fail. */
-static wasl_rpc_t *client_take(const intake_config_t *cfg)
-{
-    wasl_rpc_t *c = NULL;
-    pthread_mutex_lock(&pool_lock);
-    if (!pool_endpoints && cfg->bus && *cfg->bus) {
-        pool_endpoints = wasl_bus_endpoints(cfg->bus, cfg->bus_stages, NULL, WASL_BUS_RPC_CLIENT);
-        wasl_zmq_opts_t o = {
-            .curve_dir = cfg->curve_dir, .self_name = cfg->curve_name, .server_name = "bus"};
-        pool_zmq = wasl_zmq_new(&o);
-    }
-    if (pool_n > 0) {
-        c = pool[--pool_n];
-    } else if (pool_endpoints && pool_zmq) {
-        c = wasl_rpc_new(pool_zmq, pool_endpoints, RPC_TIMEOUT_MS, RPC_RETRIES);
-    }
-    pthread_mutex_unlock(&pool_lock);
-    return c;
-}
-
-/* Returns a client to the pool (ownership passes back; destroyed when the pool is full). */
-static void client_give(wasl_rpc_t **c)
-{
-    pthread_mutex_lock(&pool_lock);
-    if (pool_n < POOL_MAX) {
-        pool[pool_n++] = *c;
-        *c = NULL;
-    }
-    pthread_mutex_unlock(&pool_lock);
-    wasl_rpc_destroy(c);
-}
+static pthread_mutex_t cases_lock = PTHREAD_MUTEX_INITIALIZER;
+static wasl_cases_t *cases; /* made on the first lookup, from the configuration */
 
 void intake_cases_shutdown(void)
 {
-    pthread_mutex_lock(&pool_lock);
-    while (pool_n > 0) {
-        wasl_rpc_destroy(&pool[--pool_n]);
-    }
-    wasl_zmq_destroy(&pool_zmq);
-    free(pool_endpoints);
-    pool_endpoints = NULL;
-    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_lock(&cases_lock);
+    wasl_cases_destroy(&cases);
+    pthread_mutex_unlock(&cases_lock);
 }
 
 /* Asks caselookup. Returns the reply (caller destroys) or NULL when it could not be asked or
@@ -77,39 +36,28 @@ static wasl_msg_t *ask(const intake_request_t *req, const char *number, const ch
                        const char *verifier, const char *channel, const char *call_id,
                        const char *caller)
 {
-    wasl_msg_t *q = wasl_msg_new(WASL_MSG_CASE_LOOKUP_REQUEST);
-    if (!q) {
-        return NULL;
+    pthread_mutex_lock(&cases_lock);
+    if (!cases) {
+        const intake_config_t *cfg = req->cfg;
+        wasl_cases_config_t cc = {.bus = cfg->bus,
+                                  .bus_stages = cfg->bus_stages,
+                                  .curve_dir = cfg->curve_dir,
+                                  .curve_name = cfg->curve_name,
+                                  .timeout_ms = RPC_TIMEOUT_MS,
+                                  .retries = RPC_RETRIES};
+        cases = wasl_cases_new(&cc);
     }
-    wasl_msg_case_lookup_request_t *r = &q->u.case_lookup_request;
-    char id[WASL_RPC_REQUEST_ID_MAX];
-    if (wasl_rpc_request_id(channel, id) < 0) {
-        wasl_msg_destroy(&q);
-        return NULL;
-    }
-    r->request_id = strdup(id);
-    r->case_number = strdup(number);
-    r->verifier_kind = strdup(kind);
-    r->verifier = strdup(verifier);
-    r->channel = strdup(channel);
-    r->client = strdup(req->client.id);
-    r->call_id = call_id ? strdup(call_id) : NULL;
-    r->caller = caller ? strdup(caller) : NULL;
-    wasl_msg_t *rep = NULL;
-    wasl_rpc_t *c = client_take(req->cfg);
-    if (c && r->request_id && r->case_number && r->verifier_kind && r->verifier && r->channel &&
-        r->client) {
-        rep = wasl_rpc_request(c, q);
-        client_give(&c);
-    }
-    wasl_rpc_destroy(&c);
-    wasl_msg_destroy(&q);
-    if (rep && (rep->type != WASL_MSG_CASE_LOOKUP_REPLY ||
-                strcmp(rep->u.case_lookup_reply.request_id, id) != 0)) {
-        wasl_warn("cases: caselookup answered something else", NULL);
-        wasl_msg_destroy(&rep);
-    }
-    return rep;
+    wasl_cases_t *c = cases;
+    pthread_mutex_unlock(&cases_lock);
+    wasl_cases_ask_t a = {.id_prefix = channel,
+                          .case_number = number,
+                          .verifier_kind = kind,
+                          .verifier = verifier,
+                          .channel = channel,
+                          .client = req->client.id,
+                          .call_id = call_id,
+                          .caller = caller};
+    return c ? wasl_cases_ask(c, &a) : NULL;
 }
 
 /* Folds digits of any script; returns a new ASCII string of exactly `n` digits or NULL. */
@@ -138,27 +86,6 @@ static char *digits_exact(const char *text, size_t n)
         return NULL;
     }
     return s;
-}
-
-/* The JSON of a found reply. */
-static json_t *found_json(const wasl_msg_case_lookup_reply_t *r)
-{
-    json_t *next = json_null();
-    if (r->hearing_utc) {
-        next = json_pack("{s:s, s:s?, s:{s:I, s:I, s:I, s:s?}, s:s?, s:s?}", "utc", r->hearing_utc,
-                         "local", r->hearing_local, "hijri", "year", (json_int_t)r->hijri_year,
-                         "month", (json_int_t)r->hijri_month, "day", (json_int_t)r->hijri_day,
-                         "month_name_ar", r->hijri_month_name_ar, "text_ar", r->hearing_text_ar,
-                         "text_en", r->hearing_text_en);
-    }
-    json_t *ups = json_array();
-    for (size_t i = 0; i < r->updates_count; i++) {
-        json_array_append_new(ups, json_string(r->updates[i]));
-    }
-    return json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:s?}", "case_number",
-                     r->case_number, "court", r->court, "circuit", r->circuit, "status", r->status,
-                     "status_ar", r->status_ar, "next_hearing", next, "updates", ups, "speech_ar",
-                     r->speech_ar, "speech_en", r->speech_en);
 }
 
 /* What the case lookup's slow part needs, validated on the HTTP thread. */
@@ -193,7 +120,7 @@ static void case_get_ask(intake_request_t *req, intake_reply_t *reply)
     const wasl_msg_case_lookup_reply_t *r = &rep->u.case_lookup_reply;
     if (strcmp(r->outcome, "found") == 0) {
         reply->status = 200;
-        reply->body = found_json(r);
+        reply->body = wasl_cases_found_json(r);
     } else if (strcmp(r->outcome, "denied") == 0) {
         /* The same bytes whether the case does not exist or is someone else's. */
         intake_error(reply, 404, "not_found", NULL,
