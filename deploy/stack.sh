@@ -42,7 +42,7 @@ declare -A ADMIN_PORT_DEFAULT=(
     [bus]=9100 [intake]=9101 [classifier]=9102 [router]=9103 [notifier]=9104 [caselookup]=9105
     [desk]=9106
 )
-KEY_NAMES=(bus intake classifier router notifier caselookup waslctl)
+KEY_NAMES=(bus intake classifier router notifier caselookup desk waslctl)
 
 UP_TIMEOUT_S=${WASL_UP_TIMEOUT:-30}
 STOP_TIMEOUT_S=${WASL_STOP_TIMEOUT:-10}
@@ -139,6 +139,8 @@ export WASL_REDIS_URL=${WASL_REDIS_URL:-redis://127.0.0.1:$WASL_REDIS_PORT/0}
 export WASL_BUS=${WASL_BUS:-tcp://127.0.0.1:$WASL_BUS_PORT}
 export WASL_HTTP_URL=${WASL_HTTP_URL:-http://127.0.0.1:$WASL_HTTP_PORT}
 export WASL_DESK_URL=${WASL_DESK_URL:-http://127.0.0.1:$WASL_DESK_PORT}
+# The desk's case panel asks caselookup over the same bus (docs/desk.md, "Case panel").
+export WASL_DESK_BUS=${WASL_DESK_BUS-$WASL_BUS}
 # No colon: an explicitly empty WASL_CURVE_DIR means "no CURVE" and must stay empty.
 export WASL_CURVE_DIR=${WASL_CURVE_DIR-$VAR/keys}
 # waslctl's own identity; each daemon gets its short name when started.

@@ -12,7 +12,7 @@ typedef struct bus bus_t;
  * stage, `in` are its producers and `out` its consumers; for "rpc", `in` are the clients and
  * `out` the workers. A stage without an entry cannot start with CURVE on. */
 #define BUS_ALLOW_DEFAULT                                                                          \
-    "rpc=intake,router>caselookup;classify=intake>classifier;route=classifier>router;"             \
+    "rpc=intake,router,desk>caselookup;classify=intake>classifier;route=classifier>router;"        \
     "notify=router>notifier"
 
 typedef struct {

@@ -15,7 +15,7 @@ static void test_default_topology(void **state)
     char roles[WASL_ZAP_ALLOW_MAX + 1];
     const char *a = BUS_ALLOW_DEFAULT;
     assert_int_equal(bus_allow_lookup(a, "rpc", false, roles, sizeof roles), 0);
-    assert_string_equal(roles, "intake,router");
+    assert_string_equal(roles, "intake,router,desk");
     assert_int_equal(bus_allow_lookup(a, "rpc", true, roles, sizeof roles), 0);
     assert_string_equal(roles, "caselookup");
     assert_int_equal(bus_allow_lookup(a, "classify", false, roles, sizeof roles), 0);
