@@ -7,16 +7,16 @@
 #   /secrets/<daemon>/curve/<daemon>.secret + curve/public/bus.pub   its key, the bus's public
 #   /secrets/<daemon>/pgpass                                          its PostgreSQL role's line
 #   /secrets/<daemon>/redis-password                                  its Redis ACL user's
-#   /secrets/desk/pgpass, /secrets/desk/redis-password                the desk (no bus, no CURVE)
 #   /secrets/bus/curve/bus.secret + curve/public/*.pub                the buses: every public key
 #   /secrets/migrate/pgpass                                           the owner role `wasl`
 #   /secrets/pg/<role>                                                passwords, for `db-roles`
 #   /secrets/redis/users.acl                                          Redis users (hashes only)
 set -eu
 ALL=/secrets/all
-DAEMONS="intake classifier router notifier caselookup"
-# Daemons without a bus connection (so without a CURVE key): PostgreSQL and Redis only.
-EDGES="desk"
+DAEMONS="intake classifier router notifier caselookup desk"
+# Daemons without a bus connection (so without a CURVE key): PostgreSQL and Redis only. None
+# today: the desk joined the bus for its case panel (it asks caselookup).
+EDGES=""
 WASL_UID=10001
 REDIS_UID=999 # the redis image's user
 umask 077
