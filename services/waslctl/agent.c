@@ -36,18 +36,6 @@ static int usage(void)
     return CTL_USAGE;
 }
 
-static wasl_pg_t *connect_pg(void)
-{
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl agent: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
-    }
-    return pg;
-}
-
 /* "a:5,b" → {"a":5,"b":default}; NULL (printed) when malformed. */
 static json_t *parse_pairs(const char *list, const char *what, long def, long min, long max,
                            const char *const *allowed)
@@ -183,7 +171,7 @@ static int agent_add(int argc, char **argv)
     }
     agent_doc_t d = {0};
     int rc = agent_doc(&o, &d);
-    wasl_pg_t *pg = rc == CTL_OK ? connect_pg() : NULL;
+    wasl_pg_t *pg = rc == CTL_OK ? ctl_pg_connect("agent") : NULL;
     if (pg) {
         const char *p[] = {argv[2], o.name, d.skills, d.langs, d.cap, d.wrapup, "waslctl"};
         PGresult *res = wasl_pg_query(pg,
@@ -211,7 +199,7 @@ static int agent_add(int argc, char **argv)
 
 static int agent_list(void)
 {
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("agent");
     if (!pg) {
         return CTL_FAILED;
     }
@@ -263,7 +251,7 @@ static int agent_list(void)
 
 static int agent_remove(const char *id)
 {
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("agent");
     if (!pg) {
         return CTL_FAILED;
     }

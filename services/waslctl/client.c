@@ -44,18 +44,6 @@ static int usage(void)
     return CTL_USAGE;
 }
 
-static wasl_pg_t *connect_pg(void)
-{
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl client: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
-    }
-    return pg;
-}
-
 /* "a,b" -> "{a,b}" for text[] (words were validated by the database's callers: simple words). */
 static int scopes_array(const char *list, char *out, size_t cap)
 {
@@ -236,7 +224,7 @@ static int client_save(const client_args_t *c, const char *scope_list)
         crypto_hash_sha256(digest, (const unsigned char *)c->token, strlen(c->token));
         sodium_bin2hex(hash_hex, sizeof hash_hex, digest, sizeof digest);
     }
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("client");
     if (!pg) {
         return CTL_FAILED;
     }
@@ -301,7 +289,7 @@ static int client_add(int argc, char **argv)
 
 static int client_list(void)
 {
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("client");
     if (!pg) {
         return CTL_FAILED;
     }
@@ -335,7 +323,7 @@ static int client_list(void)
 
 static int client_remove(const char *id)
 {
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("client");
     if (!pg) {
         return CTL_FAILED;
     }

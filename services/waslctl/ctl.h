@@ -30,6 +30,10 @@ int ctl_agent_passwd(int argc, char **argv);
 struct wasl_pg;
 int ctl_passwd_set(struct wasl_pg *pg, const char *id, const char *file, const char *role);
 
+/* Connects to WASL_PG_URL (its default when unset or empty). NULL, with "waslctl <what>: cannot
+ * connect to PostgreSQL: <why>" printed, when it cannot (services/waslctl/pg.c). */
+struct wasl_pg *ctl_pg_connect(const char *what);
+
 /* Ends every desk session of agent `id` (Redis, WASL_REDIS_URL). CTL_OK or CTL_FAILED
  * (printed). */
 int ctl_passwd_end_sessions(const char *id);

@@ -93,12 +93,12 @@ int ctl_seed_demo(int argc, char **argv)
     } else if (argc != 1) {
         return usage();
     }
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg) || sodium_init() < 0) {
-        fprintf(stderr, "waslctl seed-demo: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "waslctl seed-demo: libsodium cannot start\n");
+        return CTL_FAILED;
+    }
+    wasl_pg_t *pg = ctl_pg_connect("seed-demo");
+    if (!pg) {
         return CTL_FAILED;
     }
     FILE *out = open_out(file);

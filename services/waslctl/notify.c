@@ -20,18 +20,6 @@ static int usage(void)
     return CTL_USAGE;
 }
 
-static wasl_pg_t *connect_pg(void)
-{
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl notify: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
-    }
-    return pg;
-}
-
 static int dead(int argc, char **argv)
 {
     long limit = LIST_DEFAULT;
@@ -46,7 +34,7 @@ static int dead(int argc, char **argv)
             return usage();
         }
     }
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("notify");
     if (!pg) {
         return CTL_UNAVAIL;
     }
@@ -110,7 +98,7 @@ static int redrive(int argc, char **argv)
     if (!all && !arr) {
         return CTL_FAILED;
     }
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("notify");
     if (!pg) {
         free(arr);
         return CTL_UNAVAIL;

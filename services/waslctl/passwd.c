@@ -177,12 +177,8 @@ int ctl_agent_passwd(int argc, char **argv)
             return usage();
         }
     }
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl agent passwd: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
+    wasl_pg_t *pg = ctl_pg_connect("agent passwd");
+    if (!pg) {
         return CTL_FAILED;
     }
     int rc = ctl_passwd_set(pg, argv[2], file, role);

@@ -48,12 +48,8 @@ static int wrapup(int argc, char **argv)
     if (days_arg(argc, argv, &days) < 0) {
         return usage();
     }
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl report: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
+    wasl_pg_t *pg = ctl_pg_connect("report");
+    if (!pg) {
         return CTL_UNAVAIL;
     }
     char d[24];
@@ -93,12 +89,8 @@ static int csat(int argc, char **argv)
             return usage();
         }
     }
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl report: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
+    wasl_pg_t *pg = ctl_pg_connect("report");
+    if (!pg) {
         return CTL_UNAVAIL;
     }
     char d[24];

@@ -39,18 +39,6 @@ static int usage(void)
     return CTL_USAGE;
 }
 
-static wasl_pg_t *connect_pg(void)
-{
-    const char *url = getenv("WASL_PG_URL");
-    wasl_pg_t *pg = wasl_pg_new(url && *url ? url : WASL_PG_URL_DEFAULT);
-    if (!pg || !wasl_pg_ok(pg)) {
-        fprintf(stderr, "waslctl route: cannot connect to PostgreSQL: %s\n",
-                pg ? wasl_pg_error(pg) : "out of memory");
-        wasl_pg_destroy(&pg);
-    }
-    return pg;
-}
-
 static void print_event(const char *at, const char *kind, const char *actor, json_t *d)
 {
     printf("%s  %-16s %-12s", at, kind, actor);
@@ -220,7 +208,7 @@ static int route_explain(const char *arg)
         fprintf(stderr, "waslctl route: %s: %s\n", arg, wasl_ref_strerror(st));
         return CTL_USAGE;
     }
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("route");
     if (!pg) {
         return CTL_FAILED;
     }
@@ -337,7 +325,7 @@ static int route_replay(int argc, char **argv)
         fprintf(stderr, "waslctl route: %s\n", err);
         return CTL_USAGE;
     }
-    wasl_pg_t *pg = connect_pg();
+    wasl_pg_t *pg = ctl_pg_connect("route");
     if (!pg) {
         rules_destroy(&rules);
         return CTL_FAILED;
