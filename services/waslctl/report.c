@@ -77,17 +77,9 @@ static int wrapup(int argc, char **argv)
 
 static int csat(int argc, char **argv)
 {
-    long days = DAYS_DEFAULT;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--days") && i + 1 < argc) {
-            char *end;
-            days = strtol(argv[++i], &end, 10);
-            if (*end || days <= 0) {
-                return usage();
-            }
-        } else {
-            return usage();
-        }
+    long days;
+    if (days_arg(argc, argv, &days) < 0) {
+        return usage();
     }
     wasl_pg_t *pg = ctl_pg_connect("report");
     if (!pg) {
