@@ -219,7 +219,8 @@ chaos: all
 # end-to-end load at fixed rates and at saturation, the ceilings (pgbench, redis-benchmark, raw
 # ZeroMQ through the bus), the per-service benches and the scaling proof; results under var/bench/.
 .PHONY: bench bench-e2e bench-classifier bench-intake bench-router bench-caselookup bench-desk
-BENCH_TOOLS := $(B)/bench/sms_sink $(B)/bench/zmq_ceiling $(B)/bench/caselookup_load
+BENCH_TOOLS := $(B)/bench/sms_sink $(B)/bench/zmq_ceiling $(B)/bench/caselookup_load \
+	$(B)/bench/caselookup_echo
 bench: all $(BENCH_TOOLS)
 	$(PYTHON) tests/bench/e2e/bench.py
 bench-e2e: all $(BENCH_TOOLS)
@@ -236,9 +237,12 @@ bench-router: all
 bench-desk: all
 	tests/bench/desk/run.sh
 # caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).
-bench-caselookup: all $(B)/bench/caselookup_load
+bench-caselookup: all $(B)/bench/caselookup_load $(B)/bench/caselookup_echo
 	tests/bench/caselookup/run.sh
 $(B)/bench/caselookup_load: tests/bench/caselookup/load.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(B)/bench/caselookup_echo: tests/bench/caselookup/echo.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 $(B)/bench/zmq_ceiling: tests/bench/e2e/zmq_ceiling.c $(LIB)
