@@ -9,46 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* Rows that exhausted their attempts are buried first, then the rest is claimed: one statement,
- * one round trip, its own transaction. `cand` selects the candidate ids ($1 stage). */
-#define CLAIM_SQL(cand)                                                                            \
-    "WITH cand AS (" cand "), "                                                                    \
-    "buried AS ("                                                                                  \
-    "  UPDATE work w SET state = 'dead', owner = NULL, lease_until = NULL, updated_at = now(),"    \
-    "    last_error = 'gave up after ' || w.attempts || ' attempts'"                               \
-    "    || coalesce(' (last: ' || w.last_error || ')', '')"                                       \
-    "  FROM cand WHERE w.id = cand.id AND w.attempts >= w.max_attempts RETURNING w.id"             \
-    ") "                                                                                           \
-    "UPDATE work w SET state = 'running', owner = $2, attempts = w.attempts + 1,"                  \
-    "  lease_until = now() + make_interval(secs => $3::int), updated_at = now()"                   \
-    " FROM cand WHERE w.id = cand.id AND w.attempts < w.max_attempts"                              \
-    " RETURNING w.id, w.ticket_id, w.attempts"
-
-/* A row is claimable when pending and due, or running with a lease that ran out. */
-#define CLAIMABLE                                                                                  \
-    "stage = $1 AND ((state = 'pending' AND not_before <= now())"                                  \
-    " OR (state = 'running' AND lease_until < now()))"
-
-static const char *const claim_ids_sql =
-    CLAIM_SQL("SELECT id FROM work WHERE id = ANY($4::bigint[]) AND " CLAIMABLE
-              " ORDER BY id FOR UPDATE SKIP LOCKED");
-
-/* Two index walks, each stopping at $4 rows: the running rows whose lease ran out (first: the
- * oldest work), then the due pending rows in (stage, not_before, id) order. One condition with
- * OR between them made PostgreSQL collect and sort every due row of the stage to keep the
- * oldest few — ~70 ms per sweep with a backlog of 8,000 (3.5 ms this way), so the further a
- * stage fell behind, the slower it claimed. */
-static const char *const claim_stale_sql =
-    CLAIM_SQL("WITH expired AS ("
-              "  SELECT id FROM work WHERE stage = $1 AND state = 'running' AND lease_until < now()"
-              "  ORDER BY stage, lease_until LIMIT $4::int FOR UPDATE SKIP LOCKED"
-              "), due AS ("
-              "  SELECT id FROM work WHERE stage = $1 AND state = 'pending' AND not_before <= now()"
-              "    AND created_at < now() - make_interval(secs => $5::int / 1000.0)"
-              "  ORDER BY stage, not_before, id LIMIT $4::int FOR UPDATE SKIP LOCKED"
-              ") SELECT id FROM expired UNION ALL SELECT id FROM due LIMIT $4::int");
-
-/* The columns CLAIM_SQL returns. */
+/* The columns wasl_work_claim() and wasl_work_claim_stale() return. */
 enum { CLAIM_ID, CLAIM_TICKET_ID, CLAIM_ATTEMPTS, CLAIM_NCOLS };
 
 /* Reads the claimed rows into out (at most max) and frees res. Returns how many, or -1. */
@@ -83,7 +44,10 @@ int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, con
     char lease[16];
     snprintf(lease, sizeof lease, "%d", lease_s);
     const char *params[] = {stage, owner, lease, arr};
-    PGresult *res = wasl_pg_query(pg, claim_ids_sql, 4, params);
+    PGresult *res = wasl_pg_query(
+        pg,
+        "SELECT work_id, ticket_id, attempts FROM wasl_work_claim($1, $2, $3::int, $4::bigint[])",
+        4, params);
     free(arr);
     return res ? read_claims(res, out, n) : -1;
 }
@@ -96,7 +60,10 @@ int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, s
     snprintf(lim, sizeof lim, "%zu", limit);
     snprintf(age, sizeof age, "%d", min_age_ms);
     const char *params[] = {stage, owner, lease, lim, age};
-    PGresult *res = wasl_pg_query(pg, claim_stale_sql, 5, params);
+    PGresult *res = wasl_pg_query(pg,
+                                  "SELECT work_id, ticket_id, attempts"
+                                  "  FROM wasl_work_claim_stale($1, $2, $3::int, $4::int, $5::int)",
+                                  5, params);
     return res ? read_claims(res, out, limit) : -1;
 }
 
@@ -138,24 +105,35 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
     return id;
 }
 
-int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms)
+/* Gives rows back through wasl_work_fail() (proto/functions/work.sql), each with its backoff:
+ * one statement for a whole batch. */
+static int fail_rows(wasl_pg_t *pg, const int64_t *ids, const int64_t *backoff_ms, size_t n,
+                     const char *owner, const char *error)
 {
-    char ids[24], backoff[16];
-    snprintf(ids, sizeof ids, "%lld", (long long)id);
-    snprintf(backoff, sizeof backoff, "%d", backoff_ms);
-    const char *params[] = {ids, owner, error ? error : "unknown error", backoff};
+    char *arr = wasl_pg_bigint_array(ids, n);
+    char *backoffs = wasl_pg_bigint_array(backoff_ms, n);
+    if (!arr || !backoffs) {
+        free(arr);
+        free(backoffs);
+        return -1;
+    }
+    const char *params[] = {arr, owner, error ? error : "unknown error", backoffs};
     PGresult *res = wasl_pg_query(
-        pg,
-        "UPDATE work SET owner = NULL, lease_until = NULL, updated_at = now(), last_error = $3,"
-        "  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,"
-        "  not_before = now() + make_interval(secs => $4::int / 1000.0)"
-        " WHERE id = $1 AND state = 'running' AND owner = $2",
-        4, params);
+        pg, "SELECT work_id, state FROM wasl_work_fail($1::bigint[], $2, $3, $4::int[])", 4,
+        params);
+    free(arr);
+    free(backoffs);
     if (!res) {
         return -1;
     }
     PQclear(res);
     return 0;
+}
+
+int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms)
+{
+    int64_t backoff = backoff_ms;
+    return fail_rows(pg, &id, &backoff, 1, owner, error);
 }
 
 int wasl_work_run_ids(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
@@ -194,9 +172,19 @@ void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
 {
     wasl_warn("work: batch not committed; rows given back", "{s:s, s:i, s:s}", "stage", stage,
               "rows", (int)n, "error", why ? why : "unknown error");
-    for (size_t i = 0; i < n; i++) {
-        wasl_work_fail(pg, items[i].id, owner, why, backoff_ms * items[i].attempts);
+    int64_t *ids = malloc((n + 1) * sizeof *ids);
+    int64_t *backoffs = malloc((n + 1) * sizeof *backoffs);
+    for (size_t i = 0; ids && backoffs && i < n; i++) {
+        ids[i] = items[i].id;
+        backoffs[i] = (int64_t)backoff_ms * items[i].attempts;
     }
+    if (n && (!ids || !backoffs || fail_rows(pg, ids, backoffs, n, owner, why) < 0)) {
+        /* The rows come back anyway when their lease runs out (the sweep). */
+        wasl_warn("work: rows not given back; their lease will run out", "{s:s, s:i}", "stage",
+                  stage, "rows", (int)n);
+    }
+    free(ids);
+    free(backoffs);
 }
 
 char *wasl_work_owner(const char *service, char *out, size_t cap)

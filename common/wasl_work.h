@@ -16,15 +16,17 @@ typedef struct {
 
 /* Claims, for `owner` and `lease_s` seconds, the rows of `stage` among ids[0..n) that are
  * pending and due, or running with an expired lease (a worker died). Rows past their
- * max_attempts are moved to 'dead' with the reason instead. Commits on its own (the claim must
- * be visible to other workers before the work starts). Writes at most n items into out and
+ * max_attempts are moved to 'dead' with the reason instead (wasl_work_claim() in
+ * proto/functions/work.sql). Commits on its own (the claim must be visible to other workers
+ * before the work starts). Writes at most n items into out and
  * returns how many, or -1 on a database error. */
 int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, const int64_t *ids,
                         size_t n, int lease_s, wasl_work_item_t *out);
 
 /* The sweep: claims up to `limit` rows of `stage` that are pending and due and at least
  * `min_age_ms` old (younger ones are probably on their way through the bus), or running with
- * an expired lease, oldest first. Same return as above. */
+ * an expired lease, oldest first (wasl_work_claim_stale() in proto/functions/work.sql). Same
+ * return as above. */
 int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, size_t limit,
                           int lease_s, int min_age_ms, wasl_work_item_t *out);
 
@@ -41,8 +43,8 @@ int64_t wasl_work_enqueue(wasl_pg_t *pg, int64_t ticket_id, const char *stage,
                           const char *dedupe_key);
 
 /* On its own: gives a claimed row back after a failure, due again after `backoff_ms`; a row
- * that has used its attempts becomes 'dead' with `error` as its reason. Fenced on owner.
- * Returns 0, or -1 on a database error. */
+ * that has used its attempts becomes 'dead' with `error` as its reason. Fenced on owner
+ * (wasl_work_fail() in proto/functions/work.sql). Returns 0, or -1 on a database error. */
 int wasl_work_fail(wasl_pg_t *pg, int64_t id, const char *owner, const char *error, int backoff_ms);
 
 /* ---- running a stage: claim, process, give back on failure ---------------------------- */
@@ -62,8 +64,9 @@ int wasl_work_run_ids(wasl_pg_t *pg, const char *stage, const char *owner, int l
 int wasl_work_run_stale(wasl_pg_t *pg, const char *stage, const char *owner, int lease_s,
                         size_t limit, int min_age_ms, wasl_work_fn *fn, void *arg);
 
-/* After a failed batch: gives every row back, due again after `backoff_ms` times its attempts
- * (dead with `why` after its last attempt). Logs one warning naming the stage. */
+/* After a failed batch: gives every row back in one statement, due again after `backoff_ms`
+ * times its attempts (dead with `why` after its last attempt). Logs one warning naming the
+ * stage (two when the rows could not be given back: their leases then run out). */
 void wasl_work_give_back(wasl_pg_t *pg, const char *stage, const char *owner,
                          const wasl_work_item_t *items, size_t n, const char *why, int backoff_ms);
 

@@ -72,7 +72,7 @@ GRANT SELECT, INSERT, DELETE ON opt_outs TO wasl_intake;
 GRANT SELECT, INSERT, UPDATE ON csat TO wasl_intake;           -- a later score replaces one
 
 GRANT EXECUTE ON FUNCTION wasl_work_enqueue, wasl_notifications_enqueue,
-    wasl_notifications_delivery_report TO wasl_intake;
+    wasl_notifications_delivery_report, wasl_tickets_create TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
@@ -80,7 +80,8 @@ GRANT SELECT ON tickets, messages TO wasl_classifier;
 GRANT UPDATE (category, confidence, priority, language, entities, model_version, status,
               updated_at) ON tickets TO wasl_classifier;
 GRANT INSERT ON ticket_events TO wasl_classifier;
-GRANT EXECUTE ON FUNCTION wasl_work_complete, wasl_work_enqueue TO wasl_classifier;
+GRANT EXECUTE ON FUNCTION wasl_work_claim, wasl_work_claim_stale, wasl_work_fail,
+    wasl_work_complete, wasl_work_enqueue, wasl_tickets_classify TO wasl_classifier;
 
 -- ---- wasl_router: routing, offers, timers, auto-answers --------------------------------------
 GRANT SELECT, INSERT, UPDATE ON work TO wasl_router;
@@ -91,7 +92,8 @@ GRANT SELECT ON call_events TO wasl_router; -- a callback keeps the call's place
 -- whether a ticket's phone came from a line trusted for caller ID (never the credentials)
 GRANT SELECT (id, kind, trusted_ani) ON clients TO wasl_router;
 GRANT EXECUTE ON FUNCTION wasl_offers_make, wasl_offers_expire, wasl_offers_withdraw,
-    wasl_work_complete, wasl_work_enqueue, wasl_notifications_enqueue,
+    wasl_work_claim, wasl_work_claim_stale, wasl_work_fail, wasl_work_complete,
+    wasl_work_enqueue, wasl_notifications_enqueue,
     wasl_agents_expire_presence, wasl_tickets_route, wasl_tickets_escalate,
     wasl_tickets_overflow, wasl_tickets_mark_staffing TO wasl_router;
 

@@ -683,3 +683,139 @@ LANGUAGE sql STABLE AS $$
      ORDER BY grouping(t.queue), t.queue NULLS LAST, grouping(t.wrapup_code),
               t.wrapup_code NULLS LAST
 $$;
+
+-- wasl_tickets_create — intake's batch of contacts becomes tickets in one statement: each new
+-- ticket with its 'received' event, its first inbound message and (unless it is an automatic
+-- message, which is closed at once) its classify work row. Rows are inserted with ON CONFLICT
+-- DO NOTHING on the idempotency key — (channel, the client's scope, external_id), where the
+-- scope is the client except for email, whose Message-ID is global (wasl_idem_scope(),
+-- migration 0011) — and the answer gives, in input order, each contact's ticket, new or
+-- already there. A ticket that another transaction (or another client's row of this batch) was
+-- inserting at the same moment is not visible to this statement's snapshot: its row comes back
+-- with ticket_id NULL, and the caller retries that contact.
+--   p_contacts  jsonb array of {idx (0…n-1), ref (a new reference from ticket_ref_seq),
+--               channel, external_id, client_id, subject, body, lang, case_number, from_name,
+--               from_phone, from_email, from_national_id, from_employee_id, received_at,
+--               message_id, auto_submitted, claimed_ref, msg_external_id, sender, headers,
+--               attachments, event_data}
+-- Returns one row per contact, by idx: idx, ticket_id and ref (NULL: retry), created (a new
+-- ticket) and work_id (its classify row, NULL when none was enqueued).
+-- Touches tickets, ticket_events ('received'), messages ('in'), work (through
+-- wasl_work_enqueue). Called by intake's writers (services/intake/writer.c), one statement per
+-- batch in a transaction of its own.
+CREATE OR REPLACE FUNCTION wasl_tickets_create(p_contacts jsonb)
+RETURNS TABLE (idx integer, ticket_id bigint, ref text, created boolean, work_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH input AS (
+        SELECT *
+          FROM jsonb_to_recordset(p_contacts)
+            AS x(idx int, ref text, channel text, external_id text, client_id text,
+                 subject text, body text, lang text, case_number text, from_name text,
+                 from_phone text, from_email text, from_national_id text,
+                 from_employee_id text, received_at timestamptz, message_id text,
+                 auto_submitted text, claimed_ref text, msg_external_id text, sender text,
+                 headers jsonb, attachments jsonb, event_data jsonb)
+    ), ins AS (
+        INSERT INTO tickets (ref, channel, external_id, client_id, subject, lang_declared,
+                             case_number, from_name, from_phone, from_email, from_national_id,
+                             from_employee_id, beneficiary_type, received_at, auto_submitted,
+                             claimed_ref, status)
+        SELECT ref, channel, external_id, client_id, subject, lang, case_number, from_name,
+               from_phone, from_email, from_national_id, from_employee_id,
+               CASE WHEN from_employee_id IS NULL THEN 'public' ELSE 'staff' END,
+               coalesce(received_at, now()), auto_submitted, claimed_ref,
+               CASE WHEN auto_submitted IS NULL THEN 'received' ELSE 'closed' END
+          FROM input
+         ORDER BY idx
+        ON CONFLICT (channel, wasl_idem_scope(channel, client_id), external_id) DO NOTHING
+        RETURNING id, channel, external_id, client_id
+    ), created AS (
+        SELECT input.*, ins.id AS ticket_id
+          FROM input
+          JOIN ins ON ins.channel = input.channel AND ins.external_id = input.external_id
+                  AND ins.client_id IS NOT DISTINCT FROM input.client_id
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT ticket_id, 'received', 'intake',
+               jsonb_strip_nulls(jsonb_build_object('channel', channel, 'client', client_id,
+                                                    'auto_submitted', auto_submitted,
+                                                    'claimed_ref', claimed_ref))
+               || coalesce(event_data, '{}'::jsonb)
+          FROM created
+    ), msg AS (
+        INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,
+                              headers, attachments, message_id, auto_submitted, client_id)
+        SELECT ticket_id, 'in', channel, coalesce(msg_external_id, external_id),
+               coalesce(sender, from_email, from_phone, from_name), subject, body,
+               coalesce(headers, '{}'::jsonb), coalesce(attachments, '[]'::jsonb), message_id,
+               auto_submitted, client_id
+          FROM created
+        ON CONFLICT DO NOTHING
+    ), wk AS (
+        SELECT w.work_id AS id, w.ticket_id
+          FROM wasl_work_enqueue(ARRAY(SELECT ticket_id FROM created
+                                        WHERE auto_submitted IS NULL ORDER BY idx),
+                                 'classify', NULL) w
+    )
+    SELECT input.idx, coalesce(c.ticket_id, t.id), coalesce(c.ref, t.ref),
+           c.ticket_id IS NOT NULL, wk.id
+      FROM input
+      LEFT JOIN created c USING (idx)
+      LEFT JOIN wk ON wk.ticket_id = c.ticket_id
+      LEFT JOIN tickets t ON c.ticket_id IS NULL AND t.channel = input.channel
+                         AND wasl_idem_scope(t.channel, t.client_id)
+                             = wasl_idem_scope(input.channel, input.client_id)
+                         AND t.external_id = input.external_id
+     ORDER BY input.idx
+$$;
+
+-- wasl_tickets_classify — commits a batch of the classifier's decisions, fenced on the work
+-- lease: only the rows wasl_work_complete completes for p_owner change their ticket. A
+-- classified ticket gets its category, confidence, priority, language, entities and model,
+-- becomes 'classified' unless it moved on already, gets its 'classified' event, and its route
+-- work row is enqueued (key 'ticket:<id>:route': a retried batch enqueues nothing twice).
+--   p_batch  jsonb array of {work_id, ticket_id, category, confidence, priority, language,
+--            entities, model, event}
+--   p_owner  the classifier's work owner name
+-- Returns one row per committed work row: work_id and route_work_id (NULL when the route row
+-- existed already). A work row whose lease was lost has no row.
+-- Touches work (through wasl_work_complete and wasl_work_enqueue), tickets, ticket_events
+-- ('classified'). Called by the classifier (services/classifier/worker.c).
+CREATE OR REPLACE FUNCTION wasl_tickets_classify(p_batch jsonb, p_owner text)
+RETURNS TABLE (work_id bigint, route_work_id bigint)
+LANGUAGE sql VOLATILE AS $$
+    WITH input AS (
+        SELECT *
+          FROM jsonb_to_recordset(p_batch)
+            AS x(work_id bigint, ticket_id bigint, category text, confidence real,
+                 priority text, language text, entities jsonb, model text, event jsonb)
+    ), done AS (
+        SELECT id FROM wasl_work_complete(ARRAY(SELECT work_id FROM input), p_owner) AS id
+    ), upd AS (
+        UPDATE tickets t
+           SET category = i.category, confidence = i.confidence, priority = i.priority,
+               language = i.language, entities = i.entities, model_version = i.model,
+               updated_at = now(),
+               status = CASE WHEN t.status = 'received' THEN 'classified' ELSE t.status END
+          FROM input i
+          JOIN done d ON d.id = i.work_id
+         WHERE t.id = i.ticket_id
+        RETURNING t.id
+    ), ev AS (
+        INSERT INTO ticket_events (ticket_id, kind, actor, data)
+        SELECT i.ticket_id, 'classified', 'classifier', i.event
+          FROM input i
+          JOIN done d ON d.id = i.work_id
+    ), nxt AS (
+        SELECT n.work_id AS id, n.ticket_id
+          FROM wasl_work_enqueue(ARRAY(SELECT i.ticket_id
+                                         FROM input i
+                                         JOIN done d ON d.id = i.work_id
+                                        ORDER BY i.work_id), 'route', NULL) n
+    )
+    SELECT i.work_id, n.id
+      FROM input i
+      JOIN done d ON d.id = i.work_id
+      LEFT JOIN nxt n ON n.ticket_id = i.ticket_id
+     ORDER BY i.work_id
+$$;

@@ -44,3 +44,132 @@ LANGUAGE sql VOLATILE AS $$
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id, ticket_id
 $$;
+
+-- wasl_work_claim — leases to p_owner, for p_lease_s seconds and one attempt more each, the rows
+-- of stage p_stage among p_ids (the bus's nudges) that are claimable: pending and due, or
+-- running with a lease that ran out (a worker died). A claimable row that has used its
+-- max_attempts is buried instead: dead, with the reason. Rows another worker holds locked are
+-- skipped (SKIP LOCKED), so two workers nudged about the same rows never wait on each other.
+-- One statement: the burial is a CTE (it runs to completion though nothing reads it).
+--   p_stage  'classify', 'route'…;  p_owner  the worker's owner name;  p_lease_s  the lease
+--   p_ids    work row ids (another stage's, unknown, done or dead ones are not claimed)
+-- Returns the rows claimed (work_id, ticket_id, attempts — including this claim).
+-- Touches work (state, owner, lease_until, attempts, updated_at; a buried row's last_error).
+-- Called on its own transaction (the claim must be visible before the work starts) by every
+-- stage, through wasl_work_claim_ids() in common/wasl_work.c.
+CREATE OR REPLACE FUNCTION wasl_work_claim(p_stage text, p_owner text, p_lease_s integer,
+                                           p_ids bigint[])
+RETURNS TABLE (work_id bigint, ticket_id bigint, attempts integer)
+LANGUAGE sql VOLATILE AS $$
+    WITH cand AS (
+        SELECT id
+          FROM work
+         WHERE id = ANY (p_ids)
+           AND stage = p_stage
+           AND ((state = 'pending' AND not_before <= now())
+                OR (state = 'running' AND lease_until < now()))
+         ORDER BY id
+           FOR UPDATE SKIP LOCKED
+    ), buried AS (
+        UPDATE work w
+           SET state = 'dead', owner = NULL, lease_until = NULL, updated_at = now(),
+               last_error = 'gave up after ' || w.attempts || ' attempts'
+                            || coalesce(' (last: ' || w.last_error || ')', '')
+          FROM cand
+         WHERE w.id = cand.id
+           AND w.attempts >= w.max_attempts
+        RETURNING w.id
+    )
+    UPDATE work w
+       SET state = 'running', owner = p_owner, attempts = w.attempts + 1,
+           lease_until = now() + make_interval(secs => p_lease_s), updated_at = now()
+      FROM cand
+     WHERE w.id = cand.id
+       AND w.attempts < w.max_attempts
+    RETURNING w.id, w.ticket_id, w.attempts
+$$;
+
+-- wasl_work_claim_stale — the sweep: leases, like wasl_work_claim, up to p_limit claimable rows
+-- of stage p_stage that nobody nudged about: running rows whose lease ran out first (the oldest
+-- work), then pending due rows at least p_min_age_ms old (younger ones are probably on their
+-- way through the bus), oldest first. Two index walks that each stop at p_limit rows: one
+-- condition with OR between the two states made PostgreSQL collect and sort every due row of
+-- the stage to keep the oldest few — ~70 ms per sweep with a backlog of 8,000 (3.5 ms this
+-- way), so the further a stage fell behind, the slower it claimed.
+--   p_stage, p_owner, p_lease_s  as wasl_work_claim;  p_limit  at most this many rows
+--   p_min_age_ms  the age a pending row must have
+-- Returns the rows claimed (work_id, ticket_id, attempts), at most p_limit.
+-- Touches work, as wasl_work_claim. Called on its own transaction by every stage's sweep,
+-- through wasl_work_claim_stale() in common/wasl_work.c.
+CREATE OR REPLACE FUNCTION wasl_work_claim_stale(p_stage text, p_owner text,
+                                                 p_lease_s integer, p_limit integer,
+                                                 p_min_age_ms integer)
+RETURNS TABLE (work_id bigint, ticket_id bigint, attempts integer)
+LANGUAGE sql VOLATILE AS $$
+    WITH expired AS (
+        SELECT id
+          FROM work
+         WHERE stage = p_stage
+           AND state = 'running'
+           AND lease_until < now()
+         ORDER BY stage, lease_until
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), due AS (
+        SELECT id
+          FROM work
+         WHERE stage = p_stage
+           AND state = 'pending'
+           AND not_before <= now()
+           AND created_at < now() - make_interval(secs => p_min_age_ms / 1000.0)
+         ORDER BY stage, not_before, id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), cand AS (
+        SELECT id FROM expired
+        UNION ALL
+        SELECT id FROM due
+        LIMIT p_limit
+    ), buried AS (
+        UPDATE work w
+           SET state = 'dead', owner = NULL, lease_until = NULL, updated_at = now(),
+               last_error = 'gave up after ' || w.attempts || ' attempts'
+                            || coalesce(' (last: ' || w.last_error || ')', '')
+          FROM cand
+         WHERE w.id = cand.id
+           AND w.attempts >= w.max_attempts
+        RETURNING w.id
+    )
+    UPDATE work w
+       SET state = 'running', owner = p_owner, attempts = w.attempts + 1,
+           lease_until = now() + make_interval(secs => p_lease_s), updated_at = now()
+      FROM cand
+     WHERE w.id = cand.id
+       AND w.attempts < w.max_attempts
+    RETURNING w.id, w.ticket_id, w.attempts
+$$;
+
+-- wasl_work_fail — gives claimed rows back after a failure: pending again, due after their
+-- backoff, or dead (p_error as the reason) when they have used their last attempt. Fenced on
+-- p_owner and on the row still running: a row another worker re-claimed is not touched.
+--   p_ids         the rows;  p_owner  the caller's owner name
+--   p_error       why, kept as last_error (NULL: 'unknown error')
+--   p_backoff_ms  one per row, same order (a stage backs off longer after each attempt)
+-- Returns the rows given back (work_id, state: 'pending' or 'dead').
+-- Touches work (state, owner, lease_until, not_before, last_error). Called on its own
+-- transaction by wasl_work_fail() and wasl_work_give_back() in common/wasl_work.c.
+CREATE OR REPLACE FUNCTION wasl_work_fail(p_ids bigint[], p_owner text, p_error text,
+                                          p_backoff_ms integer[])
+RETURNS TABLE (work_id bigint, state text)
+LANGUAGE sql VOLATILE AS $$
+    UPDATE work w
+       SET owner = NULL, lease_until = NULL, updated_at = now(),
+           last_error = coalesce(p_error, 'unknown error'),
+           state = CASE WHEN w.attempts >= w.max_attempts THEN 'dead' ELSE 'pending' END,
+           not_before = now() + make_interval(secs => coalesce(f.backoff_ms, 0) / 1000.0)
+      FROM unnest(p_ids, p_backoff_ms) AS f(id, backoff_ms)
+     WHERE w.id = f.id
+       AND w.state = 'running'
+       AND w.owner = p_owner
+    RETURNING w.id, w.state
+$$;

@@ -27,33 +27,14 @@ static const char *const fetch_sql =
     " FROM work w JOIN tickets t ON t.id = w.ticket_id"
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
-/* Every decision of a batch in one statement, fenced: only rows still running under this
- * owner with a live lease are completed (wasl_work_complete, proto/functions/work.sql); the rest
- * of the statement joins on those, and enqueues their route stage (wasl_work_enqueue). */
+/* Every decision of a batch in one statement, fenced on the lease: wasl_tickets_classify()
+ * (proto/functions/tickets.sql) completes the rows still running under this owner, commits their
+ * decisions and enqueues their route rows. */
 static const char *const commit_sql =
-    "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(work_id bigint, ticket_id bigint,"
-    "    category text, confidence real, priority text, language text, entities jsonb,"
-    "    model text, event jsonb)"
-    "), done AS ("
-    "  SELECT id FROM wasl_work_complete(ARRAY(SELECT work_id FROM input), $2) AS id"
-    "), upd AS ("
-    "  UPDATE tickets t SET category = i.category, confidence = i.confidence,"
-    "    priority = i.priority, language = i.language, entities = i.entities,"
-    "    model_version = i.model, updated_at = now(),"
-    "    status = CASE WHEN t.status = 'received' THEN 'classified' ELSE t.status END"
-    "  FROM input i JOIN done d ON d.id = i.work_id WHERE t.id = i.ticket_id"
-    "  RETURNING t.id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT i.ticket_id, 'classified', 'classifier', i.event"
-    "  FROM input i JOIN done d ON d.id = i.work_id"
-    "), nxt AS ("
-    "  SELECT n.work_id AS id, n.ticket_id FROM wasl_work_enqueue(ARRAY(SELECT i.ticket_id"
-    "    FROM input i JOIN done d ON d.id = i.work_id ORDER BY i.work_id), 'route', NULL) n"
-    ")"
-    "SELECT i.work_id, n.id FROM input i JOIN done d ON d.id = i.work_id"
-    " LEFT JOIN nxt n ON n.ticket_id = i.ticket_id";
+    "SELECT work_id, route_work_id FROM wasl_tickets_classify($1::jsonb, $2)";
+
+/* The columns of commit_sql. */
+enum { COMMIT_WORK_ID, COMMIT_ROUTE_WORK_ID, COMMIT_NCOLS };
 
 typedef struct {
     int64_t work_id, ticket_id, route_work_id;
@@ -307,13 +288,19 @@ static int commit_decisions(worker_t *self, decision_t *d, size_t nd)
     if (rc < 0) {
         return -1;
     }
+    if (!wasl_pg_arity(out, COMMIT_NCOLS, "wasl_tickets_classify")) {
+        PQclear(out);
+        return -1;
+    }
     for (int r = 0; r < PQntuples(out); r++) {
-        int64_t wid = strtoll(PQgetvalue(out, r, 0), NULL, 10);
+        int64_t wid = strtoll(PQgetvalue(out, r, COMMIT_WORK_ID), NULL, 10);
         for (size_t i = 0; i < nd; i++) {
             if (d[i].work_id == wid) {
                 d[i].committed = true;
                 d[i].route_work_id =
-                    PQgetisnull(out, r, 1) ? 0 : strtoll(PQgetvalue(out, r, 1), NULL, 10);
+                    PQgetisnull(out, r, COMMIT_ROUTE_WORK_ID)
+                        ? 0
+                        : strtoll(PQgetvalue(out, r, COMMIT_ROUTE_WORK_ID), NULL, 10);
             }
         }
     }

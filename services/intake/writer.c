@@ -27,64 +27,16 @@
 
 enum { JOB_PENDING = 0, JOB_DONE = 1 };
 
-/* One statement creates every ticket of a batch: the contacts travel as one JSON array, the
- * rows are inserted with ON CONFLICT DO NOTHING on the idempotency key — (channel, the
- * client's scope, external_id), where the scope is the client except for email, whose
- * Message-ID is global (wasl_idem_scope(), migration 0011) — and the answer gives, in input
- * order, each contact's ticket — new or already there. A ticket that another transaction (or
- * another client's row of this batch) was inserting at the same moment is not visible to this
- * statement's snapshot: its row comes back with a NULL ticket_id and the contact is retried. */
-static const char *const create_sql =
-    "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
-    "    idx int, ref text, channel text, external_id text, client_id text, subject text,"
-    "    body text, lang text, case_number text, from_name text, from_phone text,"
-    "    from_email text, from_national_id text, from_employee_id text, received_at timestamptz,"
-    "    message_id text, auto_submitted text, claimed_ref text, msg_external_id text,"
-    "    sender text, headers jsonb, attachments jsonb, event_data jsonb)"
-    "), ins AS ("
-    "  INSERT INTO tickets (ref, channel, external_id, client_id, subject, lang_declared,"
-    "    case_number, from_name, from_phone, from_email, from_national_id, from_employee_id,"
-    "    beneficiary_type, received_at, auto_submitted, claimed_ref, status)"
-    "  SELECT ref, channel, external_id, client_id, subject, lang, case_number, from_name,"
-    "    from_phone, from_email, from_national_id, from_employee_id,"
-    "    CASE WHEN from_employee_id IS NULL THEN 'public' ELSE 'staff' END,"
-    "    coalesce(received_at, now()), auto_submitted, claimed_ref,"
-    "    CASE WHEN auto_submitted IS NULL THEN 'received' ELSE 'closed' END"
-    "  FROM input ORDER BY idx"
-    "  ON CONFLICT (channel, wasl_idem_scope(channel, client_id), external_id) DO NOTHING"
-    "  RETURNING id, channel, external_id, client_id"
-    "), created AS ("
-    "  SELECT input.*, ins.id AS ticket_id FROM input JOIN ins"
-    "    ON ins.channel = input.channel AND ins.external_id = input.external_id"
-    "    AND ins.client_id IS NOT DISTINCT FROM input.client_id"
-    "), ev AS ("
-    "  INSERT INTO ticket_events (ticket_id, kind, actor, data)"
-    "  SELECT ticket_id, 'received', 'intake', jsonb_strip_nulls(jsonb_build_object("
-    "    'channel', channel, 'client', client_id, 'auto_submitted', auto_submitted,"
-    "    'claimed_ref', claimed_ref)) || coalesce(event_data, '{}'::jsonb) FROM created"
-    "), msg AS ("
-    "  INSERT INTO messages (ticket_id, direction, channel, external_id, sender, subject, body,"
-    "    headers, attachments, message_id, auto_submitted, client_id)"
-    "  SELECT ticket_id, 'in', channel, coalesce(msg_external_id, external_id),"
-    "    coalesce(sender, from_email, from_phone, from_name), subject, body,"
-    "    coalesce(headers, '{}'::jsonb), coalesce(attachments, '[]'::jsonb), message_id,"
-    "    auto_submitted, client_id FROM created"
-    "  ON CONFLICT DO NOTHING"
-    "), wk AS ("
-    "  SELECT w.work_id AS id, w.ticket_id FROM wasl_work_enqueue(ARRAY(SELECT ticket_id"
-    "    FROM created WHERE auto_submitted IS NULL ORDER BY idx), 'classify', NULL) w"
-    ")"
-    "SELECT input.idx, coalesce(c.ticket_id, t.id), coalesce(c.ref, t.ref),"
-    "  c.ticket_id IS NOT NULL, wk.id,"
-    "  (extract(epoch FROM coalesce(c.received_at, now())) * 1000)::bigint"
-    " FROM input"
-    " LEFT JOIN created c USING (idx)"
-    " LEFT JOIN wk ON wk.ticket_id = c.ticket_id"
-    " LEFT JOIN tickets t ON c.ticket_id IS NULL AND t.channel = input.channel"
-    "   AND wasl_idem_scope(t.channel, t.client_id) ="
-    "     wasl_idem_scope(input.channel, input.client_id) AND t.external_id = input.external_id"
-    " ORDER BY input.idx";
+/* One statement creates every ticket of a batch, with its event, message and classify row:
+ * wasl_tickets_create() (proto/functions/tickets.sql). The contacts travel as one JSON array;
+ * the answer gives, in input order, each contact's ticket — new or already there (the
+ * idempotency key) — or a NULL ticket when another transaction was inserting the same one at
+ * that moment: that contact is retried. */
+static const char *const create_sql = "SELECT idx, ticket_id, ref, created, work_id"
+                                      "  FROM wasl_tickets_create($1::jsonb)";
+
+/* The columns of create_sql. */
+enum { CREATE_IDX, CREATE_TICKET_ID, CREATE_REF, CREATE_CREATED, CREATE_WORK_ID, CREATE_NCOLS };
 
 #define CREATE_STMT "intake_create"
 
@@ -353,15 +305,20 @@ static size_t read_tickets(const PGresult *res, size_t n, intake_ticket_t *out)
 {
     size_t resolved = 0;
     memset(out, 0, n * sizeof *out);
+    if (!wasl_pg_arity(res, CREATE_NCOLS, "wasl_tickets_create")) {
+        return 0; /* logged; every contact is retried, then refused */
+    }
     for (int r = 0; r < PQntuples(res); r++) {
-        size_t idx = strtoul(PQgetvalue(res, r, 0), NULL, 10);
-        if (idx >= n || PQgetisnull(res, r, 1)) {
+        size_t idx = strtoul(PQgetvalue(res, r, CREATE_IDX), NULL, 10);
+        if (idx >= n || PQgetisnull(res, r, CREATE_TICKET_ID)) {
             continue;
         }
-        out[idx].ticket_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        snprintf(out[idx].ref, sizeof out[idx].ref, "%s", PQgetvalue(res, r, 2));
-        out[idx].created = PQgetvalue(res, r, 3)[0] == 't';
-        out[idx].work_id = PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10);
+        out[idx].ticket_id = strtoll(PQgetvalue(res, r, CREATE_TICKET_ID), NULL, 10);
+        snprintf(out[idx].ref, sizeof out[idx].ref, "%s", PQgetvalue(res, r, CREATE_REF));
+        out[idx].created = PQgetvalue(res, r, CREATE_CREATED)[0] == 't';
+        out[idx].work_id = PQgetisnull(res, r, CREATE_WORK_ID)
+                               ? 0
+                               : strtoll(PQgetvalue(res, r, CREATE_WORK_ID), NULL, 10);
         resolved++;
     }
     return resolved;

@@ -235,3 +235,57 @@ UPDATE tickets SET status = 'resolved', resolved_at = wasl_now() - interval '3 d
 UPDATE tickets SET status = 'classified', resolved_at = NULL WHERE id = 4;
 SELECT * FROM wasl_tickets_wrapup(wasl_now() - interval '1 day');
 SELECT * FROM wasl_tickets_wrapup(wasl_now() + interval '1 minute');
+
+-- create: intake's batch. Two new contacts (one automatic: closed, no classify row), a copy of
+-- an existing ticket (its ticket back, not created), an email whose Message-ID another client
+-- already used (email ids are global: the same ticket).
+SELECT idx, ticket_id IS NOT NULL AS has_ticket, ref, created, work_id IS NOT NULL AS has_work
+  FROM wasl_tickets_create('[
+  {"idx": 0, "ref": "2600000901", "channel": "api", "external_id": "cr-1", "client_id": "crm",
+   "subject": "s1", "body": "b1", "from_phone": "+966500000201", "event_data": {"x": 1}},
+  {"idx": 1, "ref": "2600000902", "channel": "email", "external_id": "m-1@x", "client_id": "mail",
+   "subject": "s2", "body": "b2", "from_email": "a@x.sa", "auto_submitted": "auto-replied"},
+  {"idx": 2, "ref": "2600000903", "channel": "api", "external_id": "ext-1", "body": "again"}
+]') ORDER BY idx;
+SELECT t.ref, t.status, t.beneficiary_type, t.client_id,
+       (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id AND m.direction = 'in') AS msgs,
+       (SELECT data FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'received') AS ev,
+       (SELECT string_agg(stage, ',') FROM work w WHERE w.ticket_id = t.id) AS work
+  FROM tickets t WHERE t.ref IN ('2600000901', '2600000902') ORDER BY 1;
+SELECT idx, ref, created, work_id IS NOT NULL AS has_work FROM wasl_tickets_create('[
+  {"idx": 0, "ref": "2600000904", "channel": "api", "external_id": "cr-1", "client_id": "crm",
+   "body": "copy"},
+  {"idx": 1, "ref": "2600000905", "channel": "email", "external_id": "m-1@x", "client_id": "other",
+   "body": "same mail"},
+  {"idx": 2, "ref": "2600000906", "channel": "api", "external_id": "cr-1", "client_id": "other",
+   "body": "cr-1 of another client"}
+]') ORDER BY idx;
+SELECT count(*) AS empty FROM wasl_tickets_create('[]');
+
+-- classify: two claimed classify rows under 'cl-1' (one with a live lease, one whose lease ran
+-- out: another classifier may own it now) and their decisions: only the fenced one commits —
+-- ticket, event, route row; the same batch again commits nothing more (done already).
+SELECT id AS cr1 FROM tickets WHERE ref = '2600000901' \gset
+SELECT id AS cr6 FROM tickets WHERE ref = '2600000906' \gset
+UPDATE work SET state = 'running', owner = 'cl-1', attempts = 1,
+       lease_until = CASE WHEN ticket_id = :cr1 THEN now() + interval '30 s'
+                          ELSE now() - interval '1 s' END
+ WHERE ticket_id IN (:cr1, :cr6) AND stage = 'classify';
+SELECT max(id) FILTER (WHERE ticket_id = :cr1) AS w1, max(id) FILTER (WHERE ticket_id = :cr6) AS w6
+  FROM work WHERE stage = 'classify' \gset
+\set batch '[{"work_id": ' :w1 ', "ticket_id": ' :cr1 ', "category": "case_inquiry", "confidence": 0.9, "priority": "high", "language": "ar", "entities": {"case": "1"}, "model": "m1", "event": {"category": "case_inquiry"}}, {"work_id": ' :w6 ', "ticket_id": ' :cr6 ', "category": "complaint", "confidence": 0.5, "priority": "low", "language": "en", "entities": {}, "model": "m1", "event": {}}]'
+SELECT work_id = :w1 AS first, route_work_id IS NOT NULL AS routed
+  FROM wasl_tickets_classify(:'batch', 'cl-1');
+SELECT ref, status, category, priority, language, entities, model_version,
+       (SELECT count(*) FROM ticket_events e WHERE e.ticket_id = t.id AND e.kind = 'classified')
+           AS events,
+       (SELECT string_agg(stage || ':' || state, ',' ORDER BY w.id) FROM work w
+         WHERE w.ticket_id = t.id) AS work
+  FROM tickets t WHERE id IN (:cr1, :cr6) ORDER BY 1;
+SELECT count(*) AS again FROM wasl_tickets_classify(:'batch', 'cl-1');
+-- another owner: nothing.
+UPDATE work SET lease_until = now() + interval '30 s' WHERE id = :w6;
+SELECT count(*) AS other_owner FROM wasl_tickets_classify(:'batch', 'cl-2');
+-- its owner, now with a live lease: committed.
+SELECT work_id = :w6 AS sixth, route_work_id IS NOT NULL AS routed
+  FROM wasl_tickets_classify(:'batch', 'cl-1');

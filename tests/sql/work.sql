@@ -52,3 +52,64 @@ WITH done AS (
 )
 SELECT w.dedupe_key, done.id IS NOT NULL AS committed
   FROM work w LEFT JOIN done ON done.id = w.id WHERE w.id IN (:c, :d) ORDER BY 1;
+
+-- claim: a fresh stage 'claimtest' with pending rows p1 (due), p2 (due, used 7 of 8 attempts),
+-- p3 (due later: backing off), x1 (running under w9 with a live lease), x2 (running under w9,
+-- lease ran out), g1 (due, used all its attempts), o1 (another stage's, due).
+INSERT INTO work (ticket_id, stage, dedupe_key, state, owner, lease_until, attempts, not_before,
+                  created_at, last_error)
+VALUES (1, 'claimtest', 'p1', 'pending', NULL, NULL, 0, now(), now() - interval '1 min', NULL),
+       (2, 'claimtest', 'p2', 'pending', NULL, NULL, 7, now(), now() - interval '1 min', 'boom'),
+       (3, 'claimtest', 'p3', 'pending', NULL, NULL, 1, now() + interval '1 h',
+        now() - interval '1 min', 'later'),
+       (4, 'claimtest', 'x1', 'running', 'w9', now() + interval '30 s', 1, now(),
+        now() - interval '1 min', NULL),
+       (5, 'claimtest', 'x2', 'running', 'w9', now() - interval '1 s', 1, now(),
+        now() - interval '1 min', NULL),
+       (1, 'claimtest', 'g1', 'pending', NULL, NULL, 8, now(), now() - interval '1 min', 'again'),
+       (2, 'othertest', 'o1', 'pending', NULL, NULL, 0, now(), now() - interval '1 min', NULL);
+SELECT max(id) FILTER (WHERE dedupe_key = 'p1') AS p1, max(id) FILTER (WHERE dedupe_key = 'p2') AS p2,
+       max(id) FILTER (WHERE dedupe_key = 'p3') AS p3, max(id) FILTER (WHERE dedupe_key = 'x1') AS x1,
+       max(id) FILTER (WHERE dedupe_key = 'x2') AS x2, max(id) FILTER (WHERE dedupe_key = 'g1') AS g1,
+       max(id) FILTER (WHERE dedupe_key = 'o1') AS o1
+  FROM work \gset
+-- by ids: the due ones and the expired lease are claimed, one attempt more; the backing-off,
+-- the live lease, the other stage's and an unknown id are not; g1 is buried with its reason.
+SELECT w.dedupe_key, c.ticket_id, c.attempts
+  FROM wasl_work_claim('claimtest', 'w1', 30,
+                       ARRAY[:p1, :p2, :p3, :x1, :x2, :g1, :o1, 999999]::bigint[]) c
+  JOIN work w ON w.id = c.work_id ORDER BY 1;
+SELECT dedupe_key, state, owner, lease_until > now() AS leased, last_error
+  FROM work WHERE stage IN ('claimtest', 'othertest') ORDER BY dedupe_key;
+-- claimed already (running, live lease): nothing; an empty batch: nothing.
+SELECT count(*) AS again FROM wasl_work_claim('claimtest', 'w2', 30, ARRAY[:p1]::bigint[]);
+SELECT count(*) AS empty FROM wasl_work_claim('claimtest', 'w2', 30, '{}');
+
+-- fail: w1 gives p1 and p2 back with their own backoff: p1 pending again, due later; p2 has used
+-- its 8th attempt and is dead with the reason. Another owner's give-back changes nothing.
+SELECT count(*) AS not_mine FROM wasl_work_fail(ARRAY[:x2]::bigint[], 'w2', 'nope', '{0}');
+SELECT w.dedupe_key, f.state
+  FROM wasl_work_fail(ARRAY[:p1, :p2]::bigint[], 'w1', 'db down', ARRAY[60000, 0]) f
+  JOIN work w ON w.id = f.work_id ORDER BY 1;
+SELECT dedupe_key, state, owner, not_before > now() + interval '59 s' AS backing_off, last_error
+  FROM work WHERE dedupe_key IN ('p1', 'p2', 'x2') ORDER BY 1;
+-- a NULL reason still says something (a dead row must).
+SELECT w.dedupe_key, f.state
+  FROM wasl_work_fail(ARRAY[:x2]::bigint[], 'w1', NULL, '{0}') f JOIN work w ON w.id = f.work_id;
+SELECT last_error FROM work WHERE dedupe_key = 'x2';
+
+-- the sweep: the expired lease first, then the due pending rows old enough, oldest first, at
+-- most p_limit; a pending row younger than p_min_age_ms waits for its nudge.
+UPDATE work SET state = 'running', owner = 'w9', lease_until = now() - interval '1 s',
+       attempts = 1 WHERE id = :x1;
+UPDATE work SET not_before = now() - interval '1 s' WHERE id IN (:p1, :p3);
+INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (4, 'claimtest', 'young');
+SELECT w.dedupe_key, c.attempts
+  FROM wasl_work_claim_stale('claimtest', 'w3', 30, 2, 10000) c
+  JOIN work w ON w.id = c.work_id ORDER BY c.work_id = :x1 DESC, 1;
+SELECT w.dedupe_key FROM wasl_work_claim_stale('claimtest', 'w3', 30, 10, 10000) c
+  JOIN work w ON w.id = c.work_id ORDER BY 1;
+SELECT count(*) AS nothing_left FROM wasl_work_claim_stale('claimtest', 'w3', 30, 10, 10000);
+SELECT w.dedupe_key FROM wasl_work_claim_stale('claimtest', 'w3', 30, 10, 0) c
+  JOIN work w ON w.id = c.work_id ORDER BY 1;
+SELECT dedupe_key, state, owner FROM work WHERE stage = 'claimtest' ORDER BY 1;
