@@ -141,8 +141,12 @@ deps:
 	@deploy/deps.sh
 
 # Rules the code must keep: SQL only through parameters.
-lint:
+# check_sql: SQL only through parameters. pipeline_ceiling --check: the bench's pipeline ceiling
+# still replays every statement and function the daemons run per contact (it reads the sources,
+# which include the generated headers).
+lint: $(GEN_HDR)
 	$(PYTHON) tests/lint/check_sql.py
+	$(PYTHON) tests/bench/pipeline_ceiling.py --check
 
 test: deps
 	$(MAKE) lint
@@ -218,13 +222,18 @@ chaos: all
 # `make bench` is the whole picture on one machine: its own stack under var/bench/stack, the
 # end-to-end load at fixed rates and at saturation, the ceilings (pgbench, redis-benchmark, raw
 # ZeroMQ through the bus), the per-service benches and the scaling proof; results under var/bench/.
-.PHONY: bench bench-e2e bench-classifier bench-intake bench-router bench-caselookup bench-desk
+.PHONY: bench bench-e2e bench-cost bench-classifier bench-intake bench-router bench-caselookup \
+	bench-desk
 BENCH_TOOLS := $(B)/bench/sms_sink $(B)/bench/zmq_ceiling $(B)/bench/caselookup_load \
 	$(B)/bench/caselookup_echo
 bench: all $(BENCH_TOOLS)
 	$(PYTHON) tests/bench/e2e/bench.py
 bench-e2e: all $(BENCH_TOOLS)
 	BENCH_SERVICES=0 BENCH_SCALING=0 $(PYTHON) tests/bench/e2e/bench.py
+# What one contact costs PostgreSQL (rows, index entries, WAL, commits; issue 16): BENCH_COST_N
+# (2,000) contacts through a fresh stack on free ports, under a minute (var/bench/cost-*.json).
+bench-cost: all $(BENCH_TOOLS)
+	BENCH_ONLY=cost $(PYTHON) tests/bench/e2e/bench.py
 bench-classifier: all
 	tests/bench/classifier/run.sh
 bench-intake: all
