@@ -54,12 +54,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCRATCH = "bench_pipe"
 TABLES = ["tickets", "ticket_events", "messages", "work", "notifications"]
 
-# The statements the daemons run for one contact, in order: (source file, constant). --check
-# fails when a constant of these files that names a hot-path table or function is neither here
-# nor in NOT_REPLAYED (with the reason), so a new or renamed statement cannot be missed.
+# The statements the daemons run for one contact, in order: (source file, constant), or (source
+# file, "name(") for a statement written inline in a call: the string literal calling that SQL
+# function. --check fails when a constant of these files that names a hot-path table or
+# function, or an SQL function they call, is neither replayed nor in NOT_REPLAYED /
+# FUNCS_NOT_REPLAYED (with the reason), so a new or renamed statement cannot be missed.
 HOT_PATH = [
     ("services/intake/writer.c", "create_sql"),
-    ("common/wasl_work.c", "claim_ids_sql"),
+    ("common/wasl_work.c", "wasl_work_claim("),
     ("services/classifier/worker.c", "fetch_sql"),
     ("services/classifier/worker.c", "commit_sql"),
     ("services/router/route.c", "fetch_sql"),
@@ -69,9 +71,6 @@ HOT_PATH = [
     ("services/notifier/notifier.c", "sent_sql"),
 ]
 NOT_REPLAYED = {
-    ("common/wasl_work.c", "claim_stale_sql"): "the sweep: claims only what no message nudged",
-    ("common/wasl_work.c", "give_back_sql"): "a failed batch only",
-    ("common/wasl_work.c", "fail_sql"): "a failed batch only",
     ("services/notifier/notifier.c", "fail_sql"): "a failed send only",
     ("services/notifier/notifier.c", "defer_sql"): "quiet hours and rate limits (off in the bench)",
     ("services/notifier/notifier.c", "suppress_sql"): "opt-outs and auto-replies only",
@@ -79,6 +78,7 @@ NOT_REPLAYED = {
 # SQL functions the hot-path files call (in any string literal, inline ones too) that the
 # replayed statements do not: each with the reason.
 FUNCS_NOT_REPLAYED = {
+    "wasl_work_claim_stale": "the sweep: claims only what no message nudged",
     "wasl_work_give_back": "a failed batch only",
     "wasl_work_fail": "a failed batch only",
     "wasl_notifications_fail": "a failed send only",
@@ -140,14 +140,24 @@ def preprocessed(rel):
     return r.stdout
 
 
+def c_literal(group):
+    """The string adjacent C literals `"…" "…"` make."""
+    parts = re.findall(r"\"((?:[^\"\\]|\\.)*)\"", group)
+    return "".join(bytes(p, "utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+                   for p in parts)
+
+
 def c_strings(text):
-    """{constant name: its string} for every `static const char *const name = "…" "…";`."""
+    """{constant name: its string} for every `static const char *const name = "…" "…";`, and
+    {"fn(": the literal} for every literal that calls an SQL function wasl_…(."""
     out = {}
     for m in re.finditer(r"static\s+const\s+char\s*\*\s*const\s+(\w+)\s*=\s*((?:\s*\"(?:[^\"\\]|"
                          r"\\.)*\")+)\s*;", text):
-        parts = re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(2))
-        out[m.group(1)] = "".join(bytes(p, "utf-8").decode("unicode_escape").encode(
-            "latin-1").decode("utf-8") for p in parts)
+        out[m.group(1)] = c_literal(m.group(2))
+    for m in re.finditer(r"(?:\"(?:[^\"\\]|\\.)*\"\s*)+", text):
+        sql = c_literal(m.group(0))
+        for fn in re.findall(r"\b(wasl_[a-z_]+)\(", sql):
+            out.setdefault(fn + "(", sql)
     return out
 
 
@@ -176,14 +186,32 @@ def statements(funcs=None):
     return {k: every[k] for k in HOT_PATH}, every
 
 
+def called_closure(names):
+    """`names` and every wasl_* function their bodies in proto/functions/ call, transitively."""
+    bodies = {}
+    for f in sorted((REPO / "proto" / "functions").glob("*.sql")):
+        text = re.sub(r"--[^\n]*", "", f.read_text())  # the header comments name others
+        parts = re.split(r"CREATE OR REPLACE FUNCTION (wasl_\w+)", text)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            bodies[name] = bodies.get(name, "") + body
+    todo, seen = list(names), set(names)
+    while todo:
+        for fn in re.findall(r"\b(wasl_[a-z_]+)\s*\(", bodies.get(todo.pop(), "")):
+            if fn not in seen:
+                seen.add(fn)
+                todo.append(fn)
+    return seen
+
+
 def check():
     """--check: every constant of the hot-path files that names a hot table or function is
     replayed (HOT_PATH) or listed in NOT_REPLAYED with its reason."""
     funcs = set()
     stmts, every = statements(funcs)
     bad = [f"{f}: {n}" for (f, n), sql in sorted(every.items())
-           if HOT_WORDS.search(sql) and (f, n) not in HOT_PATH and (f, n) not in NOT_REPLAYED]
-    replayed = sql_functions("".join(f'"{v}"' for v in stmts.values()))
+           if not n.endswith("(") and HOT_WORDS.search(sql) and (f, n) not in HOT_PATH
+           and (f, n) not in NOT_REPLAYED]
+    replayed = called_closure(sql_functions("".join(f'"{v}"' for v in stmts.values())))
     bad += [f"function {f}" for f in sorted(funcs - replayed - set(FUNCS_NOT_REPLAYED))]
     if bad:
         die("statements on the hot path that the pipeline ceiling does not replay:\n  " +
@@ -276,10 +304,10 @@ def script(stmts, batch, notifier_batch):
         "(random() * 1e8)::int)::text, 8, '0'))) FROM generate_series(1, " + str(batch) + ") g")
     create = bind(by("services/intake/writer.c", "create_sql"), [contacts])
     lines += ["BEGIN;", "SET LOCAL synchronous_commit = on;",
-              one_line(gathered(create, 6, [("cw", "coalesce(array_agg(c5), '{}')")])) +
+              one_line(gathered(create, 5, [("cw", "coalesce(array_agg(c5), '{}')")])) +
               " \\gset", "COMMIT;"]
 
-    claim = by("common/wasl_work.c", "claim_ids_sql")
+    claim = by("common/wasl_work.c", "wasl_work_claim(")
     # classifier: claim the nudged rows, read their tickets, commit every decision.
     lines.append(one_line(gathered(bind(claim, ["'classify'", owner, "60", ":cw::bigint[]"]), 3,
                                    [("cc", "coalesce(array_agg(c1), '{}')")])) + " \\gset")
