@@ -101,6 +101,11 @@ $(B)/bin/$(call binname,$(1)): $(B)/obj/services/$(1)/main.o $(call svc_objs,$(1
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
 
+# wasl-mailgate runs once per mail: it links jansson alone (its http:// client is a plain
+# socket; libcurl is dlopen'ed for https:// only), not the ~30 libraries libcurl brings, whose
+# loading and relocation were most of each mail's cost (services/mailgate/tls.h).
+$(B)/bin/wasl-mailgate: LDLIBS := $(shell pkg-config --libs jansson 2>/dev/null) -ldl
+
 # The router library: the rules file and the agent choice (services/router/rules.c, select.c)
 # are pure (libyaml and jansson; no database, no bus). wasl-router links them as objects of its
 # directory; waslctl (route replay, route bench) links the same two objects, so a replay decides

@@ -1,11 +1,13 @@
 /* mailgate — hands one message from an MTA to intake over HTTP and maps the answer to sysexits. */
 #include "mailgate.h"
-#include "wasl_curl.h"
 
-#include <curl/curl.h>
+#include "http.h"
+#include "tls.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 
 #define READ_CHUNK_BYTES 65536
@@ -120,62 +122,9 @@ void mailgate_error_summary(const char *body, size_t len, char *out, size_t outl
     json_decref(root);
 }
 
-/* The request's headers; *auth receives the Authorization line (the caller wipes and frees
- * it). NULL when out of memory. */
-static struct curl_slist *request_headers(const char *token, char **auth)
-{
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: message/rfc822");
-    /* No "Expect: 100-continue" round trip: intake answers at once either way. */
-    struct curl_slist *h = headers ? curl_slist_append(headers, "Expect:") : NULL;
-    if (h && token && *token) {
-        size_t n = strlen(token) + sizeof "Authorization: Bearer ";
-        *auth = malloc(n);
-        if (*auth) {
-            snprintf(*auth, n, "Authorization: Bearer %s", token);
-        }
-        h = *auth ? curl_slist_append(headers, *auth) : NULL;
-    }
-    if (!h) {
-        curl_slist_free_all(headers);
-        return NULL;
-    }
-    return h;
-}
-
-/* One POST of the message to url, answered into reply, within the options' timeouts. */
-static void set_request(CURL *curl, const char *url, struct curl_slist *headers, const char *msg,
-                        size_t len, const mailgate_opts_t *opts, wasl_curl_body_t *reply)
-{
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, msg);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "wasl-mailgate/" WASL_VERSION);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, wasl_curl_body_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
-}
-
 int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char *diag,
                   size_t diaglen)
 {
-    int rc = EX_TEMPFAIL;
-    CURL *curl = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    char *url = NULL, *auth = NULL;
-    char *reply_buf = malloc(MAILGATE_REPLY_MAX + 1);
-    wasl_curl_body_t reply_body, *reply = &reply_body;
-    if (reply_buf) {
-        wasl_curl_body_init(reply, reply_buf, MAILGATE_REPLY_MAX + 1);
-    }
     if (diaglen) {
         diag[0] = '\0';
     }
@@ -183,47 +132,48 @@ int mailgate_post(const mailgate_opts_t *opts, const char *msg, size_t len, char
     while (base > 0 && opts->url[base - 1] == '/') {
         base--;
     }
-    url = malloc(base + sizeof MAILGATE_PATH);
-    if (!curl || !reply_buf || !url) {
+    char *url = malloc(base + sizeof MAILGATE_PATH);
+    char *reply = malloc(MAILGATE_REPLY_MAX + 1);
+    if (!url || !reply) {
+        free(url);
+        free(reply);
         snprintf(diag, diaglen, "out of memory (temporary failure, the MTA will retry)");
-        goto done;
+        return EX_TEMPFAIL;
     }
     memcpy(url, opts->url, base);
     memcpy(url + base, MAILGATE_PATH, sizeof MAILGATE_PATH);
-
-    headers = request_headers(opts->token, &auth);
-    if (!headers) {
-        snprintf(diag, diaglen, "out of memory (temporary failure, the MTA will retry)");
-        goto done;
-    }
-    set_request(curl, url, headers, msg, len, opts, reply);
-
-    CURLcode res = curl_easy_perform(curl);
-    if (res != CURLE_OK) {
-        snprintf(diag, diaglen,
-                 "intake at %.200s unreachable: %s (temporary failure, the MTA "
-                 "will retry)",
-                 url, curl_easy_strerror(res));
-        goto done;
-    }
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    rc = mailgate_exit_code(status);
-    if (rc != EX_OK) {
+    size_t reply_len = 0;
+    char err[160] = "";
+    mailgate_http_url_t hu;
+    if (mailgate_http_url_parse(opts->url, &hu) == 0) {
+        mailgate_http_reply_t r = {.body = reply, .body_cap = MAILGATE_REPLY_MAX + 1};
+        mailgate_http_post(&hu, MAILGATE_PATH, "message/rfc822", opts->token, msg, len,
+                           opts->connect_timeout_ms, opts->timeout_ms, &r);
+        status = r.status;
+        reply_len = r.body_len;
+        snprintf(err, sizeof err, "%s", r.error);
+    } else if (strncasecmp(opts->url, "https://", 8) == 0) {
+        status = mailgate_tls_post(url, "message/rfc822", opts->token, msg, len,
+                                   opts->connect_timeout_ms, opts->timeout_ms, reply,
+                                   MAILGATE_REPLY_MAX + 1, err, sizeof err);
+        reply_len = strlen(reply);
+    } else {
+        snprintf(err, sizeof err, "not an http:// or https:// URL");
+    }
+    int rc = mailgate_exit_code(status);
+    if (status == 0) {
+        snprintf(diag, diaglen,
+                 "intake at %.200s unreachable: %s (temporary failure, the MTA will retry)", url,
+                 err);
+    } else if (rc != EX_OK) {
         char summary[MAILGATE_DIAG_MESSAGE_MAX + 80];
-        mailgate_error_summary(reply->data, reply->len, summary, sizeof summary);
+        mailgate_error_summary(reply, reply_len, summary, sizeof summary);
         snprintf(diag, diaglen, "intake answered HTTP %ld: %s (%s)", status,
                  summary[0] ? summary : "no message",
                  rc == EX_TEMPFAIL ? "temporary failure, the MTA will retry" : "message rejected");
     }
-done:
-    curl_slist_free_all(headers);
-    if (auth) {
-        memset(auth, 0, strlen(auth)); /* the token does not outlive its use */
-    }
-    free(auth);
     free(url);
-    free(reply_buf);
-    curl_easy_cleanup(curl);
+    free(reply);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* wasl-mailgate — entry point: an MTA pipes one message in, it goes to intake over HTTP. */
 #include "mailgate.h"
 
-#include <curl/curl.h>
+#include "http.h"
+#include "tls.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,7 +25,9 @@ static void usage(FILE *out)
             "\n"
             "Options:\n"
             "  --url URL          intake's base URL (default: $WASL_HTTP_URL, "
-            "else " MAILGATE_URL_DEFAULT ")\n"
+            "else " MAILGATE_URL_DEFAULT ");\n"
+            "                     http:// is spoken directly, https:// through libcurl\n"
+            "                     (" MAILGATE_LIBCURL ", loaded only then)\n"
             "  --token TOKEN      bearer token of intake's email_gateway client (default:\n"
             "                     $WASL_TOKEN). Other local users can read a command line:\n"
             "                     prefer $WASL_TOKEN or --token-file.\n"
@@ -33,6 +37,7 @@ static void usage(FILE *out)
             "Environment:\n"
             "  WASL_HTTP_URL, WASL_TOKEN  as above\n"
             "  WASL_MAILGATE_MAX_BYTES    largest message accepted, in bytes (default %u)\n"
+            "  WASL_MAILGATE_TIMEOUT_MS   the whole exchange with intake, in ms (default %d)\n"
             "\n"
             "Exit codes (sysexits, as Postfix and other MTAs read them):\n"
             "   0  delivered: intake answered 2xx.\n"
@@ -50,7 +55,7 @@ static void usage(FILE *out)
             "transport_maps):\n"
             "  wasl unix - n n - 10 pipe flags=Rq user=wasl argv=/usr/local/bin/" PROG
             " --url http://127.0.0.1:8080 --token-file /etc/wasl/mailgate.token\n",
-            MAILGATE_MAX_BYTES_DEFAULT, MAILGATE_CONNECT_TIMEOUT_MS / 1000,
+            MAILGATE_MAX_BYTES_DEFAULT, MAILGATE_TIMEOUT_MS, MAILGATE_CONNECT_TIMEOUT_MS / 1000,
             MAILGATE_TIMEOUT_MS / 1000);
 }
 
@@ -117,10 +122,28 @@ static const char *option(int argc, char **argv, int *i, const char *name, bool 
 typedef struct {
     const char *url, *token, *token_file;
     size_t max_bytes;
+    long timeout_ms;
     char token_buf[TOKEN_MAX_BYTES + 2];
 } gate_args_t;
 
 #define GO_ON (-1) /* not an exit code: the arguments were fine, carry on */
+
+/* WASL_MAILGATE_TIMEOUT_MS into g->timeout_ms. GO_ON, or EX_USAGE. */
+static int parse_timeout(gate_args_t *g)
+{
+    g->timeout_ms = MAILGATE_TIMEOUT_MS;
+    const char *env = getenv("WASL_MAILGATE_TIMEOUT_MS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        long v = strtol(env, &end, 10);
+        if (errno || *end || v <= 0 || v > 3600000) {
+            return usage_error("WASL_MAILGATE_TIMEOUT_MS must be 1..3600000 milliseconds", env);
+        }
+        g->timeout_ms = v;
+    }
+    return GO_ON;
+}
 
 /* Reads the options, the environment and the token file into g. GO_ON, or the exit code. */
 static int parse_args(int argc, char **argv, gate_args_t *g)
@@ -154,6 +177,10 @@ static int parse_args(int argc, char **argv, gate_args_t *g)
     if (strncmp(g->url, "http://", 7) != 0 && strncmp(g->url, "https://", 8) != 0) {
         return usage_error("the URL must start with http:// or https://", g->url);
     }
+    mailgate_http_url_t parsed;
+    if (strncmp(g->url, "http://", 7) == 0 && mailgate_http_url_parse(g->url, &parsed) < 0) {
+        return usage_error("not a base URL (http://host[:port][/path])", g->url);
+    }
     if (g->token_file) {
         if (read_token_file(g->token_file, g->token_buf, sizeof g->token_buf) < 0) {
             fprintf(stderr, PROG ": cannot read the token file %s: %s (see --help)\n",
@@ -177,7 +204,7 @@ static int parse_args(int argc, char **argv, gate_args_t *g)
         }
         g->max_bytes = (size_t)v;
     }
-    return GO_ON;
+    return parse_timeout(g);
 }
 
 /* Reads the message from stdin into *msg (the caller frees it). GO_ON, or the exit code. */
@@ -213,21 +240,16 @@ int main(int argc, char **argv)
     if (rc == GO_ON) {
         rc = read_message(g.max_bytes, &msg, &len);
     }
-    if (rc == GO_ON && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, PROG ": cannot initialise libcurl (temporary failure, the MTA will "
-                             "retry)\n");
-        rc = EX_TEMPFAIL;
-    } else if (rc == GO_ON) {
+    if (rc == GO_ON) {
         mailgate_opts_t opts = {.url = g.url,
                                 .token = g.token,
                                 .connect_timeout_ms = MAILGATE_CONNECT_TIMEOUT_MS,
-                                .timeout_ms = MAILGATE_TIMEOUT_MS};
+                                .timeout_ms = g.timeout_ms};
         char diag[1024];
         rc = mailgate_post(&opts, msg, len, diag, sizeof diag);
         if (rc != EX_OK) {
             fprintf(stderr, PROG ": %s\n", diag);
         }
-        curl_global_cleanup();
     }
     free(msg);
     memset(g.token_buf, 0, sizeof g.token_buf);
