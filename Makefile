@@ -58,7 +58,7 @@ MODEL    := $(B)/model/classifier.bin
 TRAIN    := data/classifier/train.tsv
 
 .PHONY: all proto test lint unit unit-valgrind integration run up down fmt clean deps \
-        compose-check bench bench-intake bench-classifier bench-router
+        compose-check bench bench-intake bench-classifier bench-router bench-peer
 all: $(BINS) $(MODEL)
 
 $(MODEL): $(TRAIN) $(B)/bin/waslctl
@@ -250,6 +250,10 @@ bench-router: all
 # (tests/bench/e2e/bench.py, with the other per-service benches).
 bench-desk: all
 	tests/bench/desk/run.sh
+# Request Tracker 5 (Debian's packages, installed when missing) and Wasl side by side: the same
+# mails through rt-mailgate and wasl-mailgate, one process per mail (var/bench/peer.json).
+bench-peer: all $(B)/bench/peer_feed
+	tests/bench/peer/run.sh
 # caselookup brings its own PostgreSQL, Redis, bus and workers (the integration fixtures).
 bench-caselookup: all $(B)/bench/caselookup_load $(B)/bench/caselookup_echo
 	tests/bench/caselookup/run.sh
@@ -262,6 +266,9 @@ $(B)/bench/caselookup_echo: tests/bench/caselookup/echo.c $(LIB)
 $(B)/bench/zmq_ceiling: tests/bench/e2e/zmq_ceiling.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(B)/bench/peer_feed: tests/bench/peer/feed.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) -lpthread
 $(B)/bench/sms_sink: tests/bench/e2e/sink.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
