@@ -78,52 +78,66 @@ LANGUAGE sql VOLATILE AS $$
     RETURNING n.id
 $$;
 
--- wasl_notifications_sent — records that the provider took notification p_id. Fenced on the
--- owner, not on the lease's expiry: once the provider took the message, recording that is
--- right even late; a row another notifier re-claimed has another owner. An email (p_record)
--- also becomes the ticket's outbound message, so that a reply threads back by its Message-ID.
---   p_provider_id, p_provider_status  the provider's answer;  p_segments  SMS parts or NULL
---   p_message_id  the email's Message-ID (without brackets) or NULL
---   p_sender, p_body, p_subject  the outbound message as sent;  p_channel  for the history
--- Returns the id when recorded, no row when the fence was lost.
+-- wasl_notifications_sent — records that the provider took the notifications of p_batch, in one
+-- statement for a notifier's whole batch (issue 16: one commit per batch instead of one per
+-- message). Fenced on the owner, not on the lease's expiry: once the provider took a message,
+-- recording that is right even late; a row another notifier re-claimed has another owner. An
+-- email (record true) also becomes the ticket's outbound message, so that a reply threads back
+-- by its Message-ID.
+--   p_batch  jsonb array of {id, provider_id, provider_status (the provider's answer), segments
+--            (SMS parts or null), message_id (the email's Message-ID without brackets, or null),
+--            sender, body, subject (the outbound message as sent), record, channel (for the
+--            history)}; an id given twice is recorded once
+--   p_owner  the notifier's owner name
+-- Returns the ids recorded; an id missing lost its fence.
 -- Touches notifications, messages ('out'), ticket_events ('notification.sent').
--- Called by the notifier.
-CREATE OR REPLACE FUNCTION wasl_notifications_sent(p_id bigint, p_owner text,
-                                                   p_provider_id text, p_provider_status text,
-                                                   p_segments integer, p_message_id text,
-                                                   p_sender text, p_body text, p_subject text,
-                                                   p_record boolean, p_channel text)
+-- Called by the notifier, once per batch after its sends.
+DROP FUNCTION IF EXISTS wasl_notifications_sent(bigint, text, text, text, integer, text, text,
+                                                text, text, boolean, text); -- the one-row form
+CREATE OR REPLACE FUNCTION wasl_notifications_sent(p_batch jsonb, p_owner text)
 RETURNS SETOF bigint
 LANGUAGE sql VOLATILE AS $$
-    WITH s AS (
-        UPDATE notifications
-           SET state = 'sent', provider_id = p_provider_id, provider_status = p_provider_status,
-               segments = p_segments, message_id = p_message_id, sent_at = now(),
+    WITH input AS (
+        SELECT DISTINCT ON (x.id) x.*
+          FROM jsonb_to_recordset(p_batch)
+            AS x(id bigint, provider_id text, provider_status text, segments integer,
+                 message_id text, sender text, body text, subject text, record boolean,
+                 channel text)
+         ORDER BY x.id
+    ), s AS (
+        UPDATE notifications n
+           SET state = 'sent', provider_id = i.provider_id, provider_status = i.provider_status,
+               segments = i.segments, message_id = i.message_id, sent_at = now(),
                updated_at = now(), lease_until = NULL, last_error = NULL
-         WHERE id = p_id
-           AND owner = p_owner
-           AND state = 'sending'
-        RETURNING id, ticket_id, template
+          FROM input i
+         WHERE n.id = i.id
+           AND n.owner = p_owner
+           AND n.state = 'sending'
+        RETURNING n.id, n.ticket_id, n.template
     ), m AS (
         INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,
                               message_id)
-        SELECT s.ticket_id, 'out', 'email', p_message_id, p_sender, p_body, p_subject,
-               p_message_id
+        SELECT s.ticket_id, 'out', 'email', i.message_id, i.sender, i.body, i.subject,
+               i.message_id
           FROM s
-         WHERE p_message_id IS NOT NULL
+          JOIN input i ON i.id = s.id
+         WHERE i.message_id IS NOT NULL
            AND s.ticket_id IS NOT NULL
-           AND p_record
+           AND i.record
+         ORDER BY s.id
         ON CONFLICT DO NOTHING
     ), e AS (
         INSERT INTO ticket_events (ticket_id, kind, actor, data)
         SELECT s.ticket_id, 'notification.sent', 'notifier',
                jsonb_build_object('notification_id', s.id, 'template', s.template,
-                                  'channel', p_channel, 'provider_id', p_provider_id,
-                                  'segments', p_segments)
+                                  'channel', i.channel, 'provider_id', i.provider_id,
+                                  'segments', i.segments)
           FROM s
+          JOIN input i ON i.id = s.id
          WHERE s.ticket_id IS NOT NULL
+         ORDER BY s.id
     )
-    SELECT id FROM s
+    SELECT id FROM s ORDER BY id
 $$;
 
 -- wasl_notifications_fail — a failed send: pending again after p_backoff_ms, or dead when

@@ -8,9 +8,11 @@
 #include "wasl_proto.h"
 #include "wasl_redis.h"
 #include "wasl_signal.h"
+#include "wasl_text.h"
 #include "wasl_work.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +66,11 @@ enum {
     F_NCOLS
 };
 
-static const char *const sent_sql =
-    "SELECT id FROM wasl_notifications_sent($1::bigint, $2, $3, $4, $5::int, $6, $7, $8, $9,"
-    "                                       $10::bool, $11) AS id";
+/* Every send of a batch the provider took, recorded in one statement after the batch: one
+ * commit per batch instead of one per message (issue 16). A notifier that dies between a send
+ * and this record sends that row again when its lease ends — at-least-once, as before, with a
+ * window of one batch instead of one message. */
+static const char *const sent_sql = "SELECT id FROM wasl_notifications_sent($1::jsonb, $2) AS id";
 
 static const char *const fail_sql =
     "SELECT state FROM wasl_notifications_fail($1::bigint, $2, $3, $4::double precision,"
@@ -98,6 +102,7 @@ struct notifier {
     channel_metrics_t ch[CHANNELS];
     wasl_counter_t *bad_messages, *lease_lost, *segments, *redis_down;
     wasl_counter_t *nudges, *rounds_nudge, *rounds_sweep;
+    json_t *sent; /* the batch's sends the provider took, not recorded yet (record_sent) */
 };
 
 /* One claimed row, as fetched. Strings point into the PGresult. */
@@ -222,6 +227,10 @@ notifier_t *notifier_new(const notifier_config_t *cfg, wasl_zmq_t *zmq)
             goto error;
         }
     }
+    self->sent = json_array();
+    if (!self->sent) {
+        goto error;
+    }
     init_metrics(self);
     return self;
 error:
@@ -242,6 +251,7 @@ void notifier_destroy(notifier_t **self_p)
     wasl_pg_destroy(&self->pg);
     provider_destroy(&self->provider);
     tmpl_set_destroy(&self->templates);
+    json_decref(self->sent);
     free(self);
     *self_p = NULL;
 }
@@ -354,7 +364,18 @@ static bool held_back(notifier_t *self, const row_t *r, bool sms, bool alert)
     return false;
 }
 
-/* Hands the rendered message to the provider and records the outcome (sent, or failed). */
+/* A string the provider answered, as JSON text: its bytes are the peer's, and one ill-formed
+ * sequence must not make the whole batch's record fail (U+FFFD instead, wasl_utf8_sanitize). */
+static json_t *peer_text(const char *s)
+{
+    char *clean = wasl_utf8_sanitize(s, strlen(s), NULL);
+    json_t *j = clean ? json_string(clean) : NULL;
+    free(clean);
+    return j;
+}
+
+/* Hands the rendered message to the provider and notes the outcome: failed at once, sent in
+ * the batch's list (record_sent). */
 static void deliver(notifier_t *self, const row_t *r, const char *text, const char *subject,
                     bool sms, bool alert)
 {
@@ -389,30 +410,55 @@ static void deliver(notifier_t *self, const row_t *r, const char *text, const ch
         fail(self, r, res.error, res.status == SEND_PERMANENT);
         return;
     }
-    char id[24], seg[16];
-    snprintf(id, sizeof id, "%lld", (long long)r->id);
-    snprintf(seg, sizeof seg, "%d", segments);
     bool record = !sms && !alert;
-    const char *p[] = {id,
-                       self->owner,
-                       res.provider_id,
-                       res.provider_status,
-                       sms ? seg : NULL,
-                       sms ? NULL : mid,
-                       self->cfg->mail.from,
-                       text,
-                       subject,
-                       record ? "true" : "false",
-                       r->channel};
-    int changed = fenced(self, sent_sql, 11, p);
+    json_t *o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:b, s:s}", "id",
+                          (json_int_t)r->id, "provider_id", peer_text(res.provider_id),
+                          "provider_status", peer_text(res.provider_status), "segments",
+                          sms ? json_integer(segments) : json_null(), "message_id",
+                          sms ? json_null() : json_string(mid), "sender", self->cfg->mail.from,
+                          "body", text, "subject", subject ? json_string(subject) : json_null(),
+                          "record", record, "channel", r->channel);
+    if (!o || json_array_append_new(self->sent, o) < 0) {
+        /* Out of memory: not recorded, the row comes back when its lease ends (a resend). */
+        wasl_warn("notifier: send not recorded (out of memory)", "{s:I}", "notification",
+                  (json_int_t)r->id);
+    }
     wasl_counter_inc(m->sent);
     if (sms) {
         wasl_counter_add(self->segments, (uint64_t)segments);
     }
-    wasl_info("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f, s:b}", "notification",
-              (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
-              res.provider_id, "segments", segments, "latency_s", res.latency_s, "recorded",
-              changed > 0);
+    wasl_debug("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f}", "notification",
+               (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
+               res.provider_id, "segments", segments, "latency_s", res.latency_s);
+}
+
+/* Records the batch's sends in one statement (sent_sql) and empties the list. The ids the fence
+ * refused (another notifier owns the row now) count as lease_lost. */
+static void record_sent(notifier_t *self)
+{
+    size_t n = json_array_size(self->sent);
+    if (n == 0) {
+        return;
+    }
+    char *batch = json_dumps(self->sent, JSON_COMPACT);
+    json_array_clear(self->sent);
+    const char *p[] = {batch, self->owner};
+    PGresult *res = batch ? wasl_pg_query(self->pg, sent_sql, 2, p) : NULL;
+    free(batch);
+    if (!wasl_pg_arity(res, 1, "wasl_notifications_sent")) {
+        PQclear(res);
+        atomic_store(&self->db_ok, wasl_pg_ok(self->pg));
+        wasl_warn("notifier: sends not recorded (their leases will expire and the rows return)",
+                  "{s:i, s:s}", "sent", (int)n, "error", wasl_pg_error(self->pg));
+        return;
+    }
+    size_t recorded = (size_t)PQntuples(res);
+    PQclear(res);
+    if (recorded < n) {
+        wasl_counter_add(self->lease_lost, n - recorded);
+    }
+    wasl_info("notifier: sends recorded", "{s:i, s:i}", "sent", (int)n, "recorded",
+              (int)recorded);
 }
 
 /* Renders, governs and sends one claimed row, then records the outcome. */
@@ -556,6 +602,7 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
         };
         send_row(self, &r);
     }
+    record_sent(self);
     if (i < PQntuples(res)) {
         release_rest(self, res, i);
     }

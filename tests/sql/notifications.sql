@@ -28,14 +28,15 @@ SELECT count(*) AS swept FROM wasl_notifications_claim('n1', 30, 1, NULL);
 SELECT count(*) AS swept FROM wasl_notifications_claim('n1', 30, 1, NULL);
 SELECT dedupe_key, state, owner, attempts FROM notifications ORDER BY id;
 
--- sent: another owner's call records nothing; the owner's records the email with its
--- outbound message and event; a second call nothing.
-SELECT count(*) AS not_owner FROM wasl_notifications_sent(:k2, 'n2', 'p-2', 'ok', NULL,
-    'mid-2@wasl', 'wasl@example.org', 'body', 'subject', true, 'email');
-SELECT count(*) AS recorded FROM wasl_notifications_sent(:k2, 'n1', 'p-2', 'ok', NULL,
-    'mid-2@wasl', 'wasl@example.org', 'body', 'subject', true, 'email');
-SELECT count(*) AS again FROM wasl_notifications_sent(:k2, 'n1', 'p-2', 'ok', NULL,
-    'mid-2@wasl', 'wasl@example.org', 'body', 'subject', true, 'email');
+-- sent: another owner's batch records nothing; the owner's records the email with its
+-- outbound message and event (given twice in the batch: once; an unknown id: nothing); the same
+-- batch again nothing.
+\set sent2 '[{"id": ' :k2 ', "provider_id": "p-2", "provider_status": "ok", "segments": null, "message_id": "mid-2@wasl", "sender": "wasl@example.org", "body": "body", "subject": "subject", "record": true, "channel": "email"}'
+SELECT count(*) AS not_owner FROM wasl_notifications_sent((:'sent2' || ']')::jsonb, 'n2');
+SELECT count(*) AS recorded
+  FROM wasl_notifications_sent((:'sent2' || ',' || substr(:'sent2', 2)
+                                || ', {"id": 999999, "provider_id": "x"}]')::jsonb, 'n1');
+SELECT count(*) AS again FROM wasl_notifications_sent((:'sent2' || ']')::jsonb, 'n1');
 SELECT state, provider_id, sent_at IS NOT NULL AS sent, lease_until FROM notifications
  WHERE id = :k2;
 SELECT ticket_id, direction, channel, message_id FROM messages;
@@ -94,3 +95,23 @@ SELECT dlr_status FROM wasl_notifications_delivery_report(:k4, NULL, 'failed');
 SELECT count(*) AS email FROM wasl_notifications_delivery_report(:k2, NULL, 'delivered');
 SELECT count(*) AS unknown FROM wasl_notifications_delivery_report(NULL, 'nope', 'delivered');
 SELECT dlr_status, dlr_at IS NOT NULL AS reported FROM notifications WHERE id = :k4;
+
+-- sent, a batch of an SMS and an email (as the notifier records after its sends): both sent, the
+-- SMS with its segments and no outbound message, the email with its message; an empty batch.
+SELECT count(*) FROM wasl_notifications_enqueue('[{"ticket_id": 3, "kind": "ack",
+    "channel": "sms", "recipient": "+966500000003", "template": "ack", "dedupe_key": "k6"},
+    {"ticket_id": 3, "kind": "update", "channel": "email", "recipient": "c@example.org",
+     "template": "resolved", "dedupe_key": "k7"}]');
+SELECT max(id) FILTER (WHERE dedupe_key = 'k6') AS k6,
+       max(id) FILTER (WHERE dedupe_key = 'k7') AS k7 FROM notifications \gset
+SELECT count(*) AS claimed FROM wasl_notifications_claim('n3', 30, 10, ARRAY[:k6, :k7]::bigint[]);
+\set sent67 '[{"id": ' :k6 ', "provider_id": "sms-6", "provider_status": "accepted", "segments": 2, "message_id": null, "sender": "wasl@example.org", "body": "ack", "subject": null, "record": false, "channel": "sms"}, {"id": ' :k7 ', "provider_id": "smtp-7", "provider_status": "250 ok", "segments": null, "message_id": "mid-7@wasl", "sender": "wasl@example.org", "body": "resolved", "subject": "s7", "record": true, "channel": "email"}]'
+SELECT count(*) AS recorded FROM wasl_notifications_sent(:'sent67', 'n3');
+SELECT dedupe_key, state, provider_id, provider_status, segments, message_id, owner,
+       sent_at IS NOT NULL AS sent
+  FROM notifications WHERE id IN (:k6, :k7) ORDER BY id;
+SELECT m.channel, m.message_id, m.subject FROM messages m WHERE m.ticket_id = 3
+   AND m.direction = 'out';
+SELECT data - 'notification_id' AS data FROM ticket_events
+ WHERE ticket_id = 3 AND kind = 'notification.sent' ORDER BY id;
+SELECT count(*) AS empty FROM wasl_notifications_sent('[]', 'n3');
