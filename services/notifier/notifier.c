@@ -83,6 +83,23 @@ static const char *const defer_sql =
 static const char *const suppress_sql =
     "SELECT id FROM wasl_notifications_suppress($1::bigint, $2, $3) AS id";
 
+/* One claimed row, as fetched. Strings point into the PGresult. */
+typedef struct {
+    int64_t id, ticket_id;
+    const char *kind, *channel, *recipient, *lang, *template, *params, *ref;
+    const char *in_reply_to, *references;
+    const char *msgid_token;
+    int attempts, max_attempts;
+    bool urgent, auto_submitted, opted_out;
+} row_t;
+
+/* A rendered SMS waiting for its batch's concurrent send (send.text is owned). */
+typedef struct {
+    row_t row;
+    sms_send_t send;
+    bool alert;
+} queued_sms_t;
+
 typedef struct {
     wasl_counter_t *sent, *failed, *retried, *dead;
     wasl_histogram_t *latency;
@@ -103,17 +120,11 @@ struct notifier {
     wasl_counter_t *bad_messages, *lease_lost, *segments, *redis_down;
     wasl_counter_t *nudges, *rounds_nudge, *rounds_sweep;
     json_t *sent; /* the batch's sends the provider took, not recorded yet (record_sent) */
+    queued_sms_t *queued; /* the batch's SMS to send (room for batch_max) */
+    sms_send_t *sends;
+    size_t nqueued;
 };
 
-/* One claimed row, as fetched. Strings point into the PGresult. */
-typedef struct {
-    int64_t id, ticket_id;
-    const char *kind, *channel, *recipient, *lang, *template, *params, *ref;
-    const char *in_reply_to, *references;
-    const char *msgid_token;
-    int attempts, max_attempts;
-    bool urgent, auto_submitted, opted_out;
-} row_t;
 
 static int channel_index(const char *channel)
 {
@@ -228,7 +239,9 @@ notifier_t *notifier_new(const notifier_config_t *cfg, wasl_zmq_t *zmq)
         }
     }
     self->sent = json_array();
-    if (!self->sent) {
+    self->queued = calloc((size_t)cfg->batch_max, sizeof *self->queued);
+    self->sends = calloc((size_t)cfg->batch_max, sizeof *self->sends);
+    if (!self->sent || !self->queued || !self->sends) {
         goto error;
     }
     init_metrics(self);
@@ -252,6 +265,11 @@ void notifier_destroy(notifier_t **self_p)
     provider_destroy(&self->provider);
     tmpl_set_destroy(&self->templates);
     json_decref(self->sent);
+    for (size_t i = 0; i < self->nqueued; i++) {
+        free((char *)self->queued[i].send.text);
+    }
+    free(self->queued);
+    free(self->sends);
     free(self);
     *self_p = NULL;
 }
@@ -374,46 +392,21 @@ static json_t *peer_text(const char *s)
     return j;
 }
 
-/* Hands the rendered message to the provider and notes the outcome: failed at once, sent in
- * the batch's list (record_sent). */
-static void deliver(notifier_t *self, const row_t *r, const char *text, const char *subject,
-                    bool sms, bool alert)
+/* The outcome of one send: failed at once (retry or dead), or sent, in the batch's list
+ * (record_sent). `segments` for an SMS, `mid` the email's Message-ID without brackets. */
+static void settle(notifier_t *self, const row_t *r, const send_result_t *res, const char *text,
+                   const char *subject, bool sms, bool alert, int segments, const char *mid)
 {
     channel_metrics_t *m = &self->ch[channel_index(r->channel)];
-    send_result_t res;
-    int segments = 0;
-    char mid[PROVIDER_ID_MAX] = "";
-    if (sms) {
-        bool ucs2 = false;
-        segments = tmpl_sms_segments(text, &ucs2);
-        provider_send_sms(self->provider, r->id, r->recipient, text, ucs2, segments, &res);
-    } else {
-        mail_msg_t msg = {.id = r->id,
-                          .msgid_token = r->msgid_token,
-                          .to = r->recipient,
-                          .lang = r->lang,
-                          .subject = subject,
-                          .text = text,
-                          .references = r->references};
-        char irt[PROVIDER_ID_MAX + 2] = "";
-        if (r->in_reply_to) {
-            snprintf(irt, sizeof irt, "<%s>", r->in_reply_to);
-            msg.in_reply_to = irt;
-        }
-        provider_send_mail(self->provider, &msg, &res);
-        provider_message_id(self->provider, r->id, r->msgid_token, mid, sizeof mid);
-        memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
-        mid[strlen(mid) - 1] = '\0';
-    }
-    wasl_histogram_observe(m->latency, res.latency_s);
-    if (res.status != SEND_OK) {
-        fail(self, r, res.error, res.status == SEND_PERMANENT);
+    wasl_histogram_observe(m->latency, res->latency_s);
+    if (res->status != SEND_OK) {
+        fail(self, r, res->error, res->status == SEND_PERMANENT);
         return;
     }
     bool record = !sms && !alert;
     json_t *o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:b, s:s}", "id",
-                          (json_int_t)r->id, "provider_id", peer_text(res.provider_id),
-                          "provider_status", peer_text(res.provider_status), "segments",
+                          (json_int_t)r->id, "provider_id", peer_text(res->provider_id),
+                          "provider_status", peer_text(res->provider_status), "segments",
                           sms ? json_integer(segments) : json_null(), "message_id",
                           sms ? json_null() : json_string(mid), "sender", self->cfg->mail.from,
                           "body", text, "subject", subject ? json_string(subject) : json_null(),
@@ -429,7 +422,62 @@ static void deliver(notifier_t *self, const row_t *r, const char *text, const ch
     }
     wasl_debug("notifier: sent", "{s:I, s:s, s:s, s:s, s:i, s:f}", "notification",
                (json_int_t)r->id, "channel", r->channel, "template", r->template, "provider_id",
-               res.provider_id, "segments", segments, "latency_s", res.latency_s);
+               res->provider_id, "segments", segments, "latency_s", res->latency_s);
+}
+
+/* Sends one email (one SMTP session: emails are few, and not sent concurrently) and settles. */
+static void deliver_mail(notifier_t *self, const row_t *r, const char *text, const char *subject,
+                         bool alert)
+{
+    send_result_t res;
+    char mid[PROVIDER_ID_MAX] = "";
+    mail_msg_t msg = {.id = r->id,
+                      .msgid_token = r->msgid_token,
+                      .to = r->recipient,
+                      .lang = r->lang,
+                      .subject = subject,
+                      .text = text,
+                      .references = r->references};
+    char irt[PROVIDER_ID_MAX + 2] = "";
+    if (r->in_reply_to) {
+        snprintf(irt, sizeof irt, "<%s>", r->in_reply_to);
+        msg.in_reply_to = irt;
+    }
+    provider_send_mail(self->provider, &msg, &res);
+    provider_message_id(self->provider, r->id, r->msgid_token, mid, sizeof mid);
+    memmove(mid, mid + 1, strlen(mid)); /* stored without brackets, as intake stores them */
+    mid[strlen(mid) - 1] = '\0';
+    settle(self, r, &res, text, subject, false, alert, 0, mid);
+}
+
+/* Queues a rendered SMS for the batch's concurrent send (send_queued); takes text. */
+static void queue_sms(notifier_t *self, const row_t *r, char *text, bool alert)
+{
+    queued_sms_t *q = &self->queued[self->nqueued++];
+    q->row = *r;
+    q->alert = alert;
+    q->send = (sms_send_t){.id = r->id, .to = r->recipient, .text = text};
+    q->send.segments = tmpl_sms_segments(text, &q->send.ucs2);
+}
+
+/* Sends the queued SMS concurrently (provider_send_sms_many: one slow gateway answer holds none
+ * of the others) and settles each. */
+static void send_queued(notifier_t *self)
+{
+    if (self->nqueued == 0) {
+        return;
+    }
+    for (size_t i = 0; i < self->nqueued; i++) {
+        self->sends[i] = self->queued[i].send;
+    }
+    provider_send_sms_many(self->provider, self->sends, self->nqueued);
+    for (size_t i = 0; i < self->nqueued; i++) {
+        queued_sms_t *q = &self->queued[i];
+        settle(self, &q->row, &self->sends[i].result, q->send.text, NULL, true, q->alert,
+               q->send.segments, NULL);
+        free((char *)q->send.text);
+    }
+    self->nqueued = 0;
 }
 
 /* Records the batch's sends in one statement (sent_sql) and empties the list. The ids the fence
@@ -497,10 +545,14 @@ static void send_row(notifier_t *self, const row_t *r)
         return;
     }
     bool sms = strcmp(r->channel, "sms") == 0;
-    if (!held_back(self, r, sms, alert)) {
-        deliver(self, r, text, subject, sms, alert);
+    if (held_back(self, r, sms, alert)) {
+        free(text);
+    } else if (sms) {
+        queue_sms(self, r, text, alert); /* takes text */
+    } else {
+        deliver_mail(self, r, text, subject, alert);
+        free(text);
     }
-    free(text);
     free(subject);
 }
 
@@ -602,6 +654,7 @@ int notifier_process(notifier_t *self, const int64_t *ids, size_t n)
         };
         send_row(self, &r);
     }
+    send_queued(self);
     record_sent(self);
     if (i < PQntuples(res)) {
         release_rest(self, res, i);

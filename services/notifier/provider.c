@@ -16,11 +16,29 @@
 #define RESPONSE_MAX    4096
 #define KANNEL_DLR_MASK "31" /* delivered, failed, buffered, submitted, rejected */
 #define URL_MAX         8192
+/* How long curl_multi_poll waits for a socket at most: the transfers' own timeouts are checked
+ * by curl_multi_perform, so this only bounds how late one is noticed. */
+#define SMS_POLL_MS 100
+
+/* One SMS transfer in flight: its request's buffers, and where its result goes. */
+typedef struct {
+    CURL *h;          /* kept between batches (reset per use) */
+    sms_send_t *send; /* NULL: the slot is free */
+    char body[RESPONSE_MAX + 1];
+    wasl_curl_body_t resp;
+    char dlr[2048];
+    char url[URL_MAX];
+    struct curl_slist *hdrs;
+    char *json;
+    double t0;
+} sms_xfer_t;
 
 struct provider {
     const sms_config_t *sms;
     const mail_config_t *mail;
-    CURL *http; /* kept between sends: the gateway connection is reused */
+    CURL *http;   /* SMTP: kept between sends */
+    CURLM *multi; /* SMS: its connection cache keeps the gateway connections between batches */
+    sms_xfer_t xfers[PROVIDER_SMS_PARALLEL];
     char mail_from_addr[320];
 };
 
@@ -34,10 +52,18 @@ provider_t *provider_new(const sms_config_t *sms, const mail_config_t *mail)
     self->sms = sms;
     self->mail = mail;
     self->http = curl_easy_init();
-    if (!self->http) {
-        wasl_error("notifier: curl_easy_init failed", NULL);
+    self->multi = curl_multi_init();
+    for (size_t i = 0; self->multi && i < PROVIDER_SMS_PARALLEL; i++) {
+        self->xfers[i].h = curl_easy_init();
+        if (!self->xfers[i].h) {
+            break;
+        }
+    }
+    if (!self->http || !self->multi || !self->xfers[PROVIDER_SMS_PARALLEL - 1].h) {
+        wasl_error("notifier: curl_easy_init or curl_multi_init failed", NULL);
         goto error;
     }
+    curl_multi_setopt(self->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)PROVIDER_SMS_PARALLEL);
     InternetAddressList *list = internet_address_list_parse(NULL, mail->from);
     InternetAddress *a = list && internet_address_list_length(list) > 0
                              ? internet_address_list_get_address(list, 0)
@@ -67,6 +93,14 @@ void provider_destroy(provider_t **self_p)
     }
     if (self->http) {
         curl_easy_cleanup(self->http);
+    }
+    for (size_t i = 0; i < PROVIDER_SMS_PARALLEL; i++) {
+        if (self->xfers[i].h) {
+            curl_easy_cleanup(self->xfers[i].h);
+        }
+    }
+    if (self->multi) {
+        curl_multi_cleanup(self->multi);
     }
     free(self);
     *self_p = NULL;
@@ -193,64 +227,139 @@ static void sms_provider_id(const sms_config_t *c, int64_t id, const char *body,
     json_decref(doc);
 }
 
-void provider_send_sms(provider_t *self, int64_t id, const char *to, const char *text, bool ucs2,
-                       int segments, send_result_t *out)
+/* Sets up x's easy handle for x->send (webhook body or Kannel URL, timeouts, the reply's
+ * buffer). Returns 0, or -1 when the request cannot be made (x->send->result says why). */
+static int sms_prepare(const sms_config_t *c, sms_xfer_t *x)
 {
-    assert(self && to && text && out);
-    memset(out, 0, sizeof *out);
-    const sms_config_t *c = self->sms;
-    CURL *h = self->http;
+    sms_send_t *sd = x->send;
+    CURL *h = x->h;
     curl_easy_reset(h);
-    char body[RESPONSE_MAX + 1];
-    wasl_curl_body_t resp;
-    wasl_curl_body_init(&resp, body, sizeof body);
-    char dlr[2048] = "";
+    wasl_curl_body_init(&x->resp, x->body, sizeof x->body);
+    x->dlr[0] = '\0';
     if (c->dlr_url && *c->dlr_url) {
-        dlr_url_for(c, id, dlr, sizeof dlr);
+        dlr_url_for(c, sd->id, x->dlr, sizeof x->dlr);
     }
-    struct curl_slist *hdrs = NULL;
-    char *json = NULL;
-    char url[URL_MAX];
-    size_t len = (size_t)snprintf(url, sizeof url, "%s", c->url);
+    size_t len = (size_t)snprintf(x->url, sizeof x->url, "%s", c->url);
     if (c->mode == SMS_MODE_KANNEL) {
-        if (kannel_url(h, c, to, text, ucs2, dlr, url, len) < 0) {
-            out->status = SEND_PERMANENT;
-            snprintf(out->error, sizeof out->error, "message too long for a sendsms URL");
-            return;
+        if (kannel_url(h, c, sd->to, sd->text, sd->ucs2, x->dlr, x->url, len) < 0) {
+            sd->result.status = SEND_PERMANENT;
+            snprintf(sd->result.error, sizeof sd->result.error,
+                     "message too long for a sendsms URL");
+            return -1;
         }
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
-        if (!(json = webhook_body(c, id, to, text, ucs2, segments, dlr))) {
-            out->status = SEND_RETRY;
-            snprintf(out->error, sizeof out->error, "out of memory");
-            return;
+        x->json = webhook_body(c, sd->id, sd->to, sd->text, sd->ucs2, sd->segments, x->dlr);
+        x->hdrs = x->json ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+        if (!x->hdrs) {
+            sd->result.status = SEND_RETRY;
+            snprintf(sd->result.error, sizeof sd->result.error, "out of memory");
+            return -1;
         }
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->json);
         if (*c->user) {
             curl_easy_setopt(h, CURLOPT_USERNAME, c->user);
             curl_easy_setopt(h, CURLOPT_PASSWORD, c->password);
         }
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_URL, x->url);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wasl_curl_body_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-    double t0 = wasl_clock_s();
-    CURLcode rc = curl_easy_perform(h);
-    out->latency_s = wasl_clock_s() - t0;
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->resp);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+    x->t0 = wasl_clock_s();
+    return 0;
+}
+
+/* A finished transfer: its result into x->send->result; the slot is free again. */
+static void sms_finish(const sms_config_t *c, sms_xfer_t *x, CURLcode rc)
+{
+    send_result_t *out = &x->send->result;
+    out->latency_s = wasl_clock_s() - x->t0;
     long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    first_line(resp.data, out->provider_status, sizeof out->provider_status);
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+    first_line(x->resp.data, out->provider_status, sizeof out->provider_status);
     classify(rc, code, false, out);
     if (out->status == SEND_OK) {
-        sms_provider_id(c, id, resp.data, out);
+        sms_provider_id(c, x->send->id, x->resp.data, out);
     }
-    curl_slist_free_all(hdrs);
-    free(json);
+    curl_slist_free_all(x->hdrs);
+    free(x->json);
+    x->hdrs = NULL;
+    x->json = NULL;
+    x->send = NULL;
+}
+
+/* Puts x's send in flight; 0, or -1 when it could not be (its result then says why and the
+ * slot is free again). */
+static int sms_launch(provider_t *self, sms_xfer_t *x)
+{
+    memset(&x->send->result, 0, sizeof x->send->result);
+    if (sms_prepare(self->sms, x) == 0 && curl_multi_add_handle(self->multi, x->h) == CURLM_OK) {
+        return 0;
+    }
+    if (x->send->result.status == SEND_OK) {
+        x->send->result.status = SEND_RETRY;
+        snprintf(x->send->result.error, sizeof x->send->result.error,
+                 "curl_multi_add_handle failed");
+    }
+    curl_slist_free_all(x->hdrs);
+    free(x->json);
+    x->hdrs = NULL;
+    x->json = NULL;
+    x->send = NULL;
+    return -1;
+}
+
+/* Starts sends[*next…] in the free slots (those that cannot be made are answered at once).
+ * Returns how many transfers are in flight. */
+static size_t sms_start(provider_t *self, sms_send_t *sends, size_t n, size_t *next,
+                        size_t active)
+{
+    size_t i = 0;
+    while (i < PROVIDER_SMS_PARALLEL && *next < n) {
+        sms_xfer_t *x = &self->xfers[i];
+        if (x->send) {
+            i++;
+            continue;
+        }
+        x->send = &sends[(*next)++];
+        if (sms_launch(self, x) == 0) {
+            active++;
+            i++;
+        } /* else the slot stays free for the next send */
+    }
+    return active;
+}
+
+void provider_send_sms_many(provider_t *self, sms_send_t *sends, size_t n)
+{
+    assert(self && (sends || n == 0));
+    size_t next = 0, active = sms_start(self, sends, n, &next, 0);
+    while (active > 0) {
+        int running = 0;
+        curl_multi_perform(self->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(self->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE) {
+                continue;
+            }
+            sms_xfer_t *x = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            CURLcode rc = msg->data.result;
+            curl_multi_remove_handle(self->multi, msg->easy_handle);
+            sms_finish(self->sms, x, rc);
+            active--;
+        }
+        active = sms_start(self, sends, n, &next, active);
+        if (active > 0) {
+            curl_multi_poll(self->multi, NULL, 0, SMS_POLL_MS, NULL);
+        }
+    }
 }
 
 /* ---- email ------------------------------------------------------------------------------- */

@@ -54,10 +54,25 @@ typedef struct provider provider_t;
 provider_t *provider_new(const sms_config_t *sms, const mail_config_t *mail);
 void provider_destroy(provider_t **self_p);
 
-/* Sends one SMS for notification `id`; `ucs2` selects coding=2. Fills *out. Never blocks longer
- * than the configured timeout. */
-void provider_send_sms(provider_t *self, int64_t id, const char *to, const char *text, bool ucs2,
-                       int segments, send_result_t *out);
+/* At most this many SMS in flight at once (provider_send_sms_many): a batch's sends overlap, so
+ * one slow gateway answer holds none of the others, without opening a connection per row. */
+#define PROVIDER_SMS_PARALLEL 16
+
+/* One SMS of a batch: the request (borrowed strings) and, after the call, its result. */
+typedef struct {
+    int64_t id;
+    const char *to;
+    const char *text;
+    bool ucs2; /* coding=2 */
+    int segments;
+    send_result_t result;
+} sms_send_t;
+
+/* Sends the SMS of sends[0..n) concurrently (libcurl multi, PROVIDER_SMS_PARALLEL at once, the
+ * gateway connections reused between batches) and fills each one's result. Returns when every one has its answer or its timeout: about the
+ * configured timeout per PROVIDER_SMS_PARALLEL sends at worst. */
+void provider_send_sms_many(provider_t *self, sms_send_t *sends, size_t n);
+
 
 /* An outgoing email, all strings borrowed. `in_reply_to` is the ticket's first inbound
  * Message-ID with its angle brackets, or NULL; `references` a space-separated list or NULL. */

@@ -388,6 +388,42 @@ def test_killed_during_send_is_sent_again_at_most_once(it, daemon, sink):
     print(f"\nkill-during-send duplicates: {duplicates}")
 
 
+def test_a_slow_gateway_answer_holds_none_of_the_batch(it, daemon, sink):
+    """A batch's SMS are sent concurrently: while the gateway holds the first request, the
+    others of the batch reach it (one at a time, they would wait for the first's answer), and
+    every one is marked sent once after the batch."""
+    t = new_ticket(it)
+    phones = [unique_saudi_mobile()[1] for _ in range(4)]
+    sink.script, sink.hang_s = ["hang"], 60
+    nids = [add_notification(it, t, "ack", "sms", p) for p in phones]
+    start_notifier(daemon, it, sink, WASL_SMS_TIMEOUT_MS=30000)
+    wait_for(lambda: all(sink.to(p) for p in phones), WAIT_S,
+             what="every SMS of the batch at the gateway while the first is held")
+    assert [row(it, nid)["state"] for nid in nids] == ["sending"] * 4  # marked after the batch
+    sink.release.set()
+    for nid in nids:
+        r = wait_state(it, nid, "sent")
+        assert r["attempts"] == 1
+    assert [len(sink.to(p)) for p in phones] == [1, 1, 1, 1]
+
+
+def test_a_failed_send_in_a_batch_is_retried_and_the_others_marked_once(it, daemon, sink):
+    t = new_ticket(it)
+    phones = [unique_saudi_mobile()[1] for _ in range(3)]
+    sink.script = [503]
+    nids = [add_notification(it, t, "ack", "sms", p) for p in phones]
+    n = start_notifier(daemon, it, sink)
+    rows = [wait_state(it, nid, "sent") for nid in nids]
+    assert sorted(r["attempts"] for r in rows) == [1, 1, 2]
+    assert sorted(len(sink.to(p)) for p in phones) == [1, 1, 2]
+    events = it.scalar("SELECT count(*) FROM ticket_events WHERE ticket_id = %s"
+                       " AND kind = 'notification.sent'", (t["id"],))
+    assert events == 3  # one each: the batch's mark recorded every send once
+    m = n.metrics()
+    assert m['wasl_notifier_sent_total{channel="sms"}'] == 3
+    assert m['wasl_notifier_retried_total{channel="sms"}'] == 1
+
+
 # ---- governor ---------------------------------------------------------------------------------
 
 
