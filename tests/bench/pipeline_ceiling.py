@@ -19,7 +19,7 @@ the router's batch, WASL_CLASSIFIER_BATCH / WASL_ROUTER_BATCH, read from their m
 every step, each in its own transaction as in the daemons: intake's create (synchronous commit,
 as intake), the classifier's claim, fetch and commit, the router's claim, fetch and commit
 (wasl_tickets_route, which enqueues the acknowledgement), the notifier's claims and fetches
-(WASL_NOTIFIER_BATCH each) and one wasl_notifications_sent per acknowledgement. The stages run
+(WASL_NOTIFIER_BATCH each) and one wasl_notifications_sent per notifier batch. The stages run
 with synchronous_commit off, as the daemons do (WASL_PG_SYNC_COMMIT=false). Several clients run
 the script at once, as several daemons and intake's writers do.
 
@@ -101,6 +101,7 @@ HOT_WORDS = re.compile(r"\b(tickets|ticket_events|messages|work|notifications|"
 # What the daemons compute and bind, at the size the real values have (a bench stack's rows).
 BODY = ("السلام عليكم، أرجو إفادتي عن موعد الجلسة القادمة في القضية رقم ٤٥١٢٣٤٥٦٧٨ لدى المحكمة "
         "الإدارية بالرياض، فقد تأجلت الجلسة السابقة ولم يصلني إشعار. وشكراً.")
+ACK_TEXT = "تم استلام طلبكم رقم 2600012345 (استفسار عن قضية). سنتواصل معكم قريباً."
 CLASSIFIED_EVENT = ('{"model": "bench", "category": "case_inquiry", "language": "ar", '
                     '"priority": "normal", "confidence": 0.99, "probabilities": {"complaint": 0.0,'
                     ' "case_inquiry": 1.0, "staff_services": 0.0, "general_inquiry": 0.0, '
@@ -346,7 +347,7 @@ def script(stmts, batch, notifier_batch):
                                         [routes, owner]), 5,
                                    [("na", "coalesce(array_agg(c2), '{}')")])) + " \\gset")
 
-    # notifier: claim and read in its batches, then one 'sent' per acknowledgement.
+    # notifier: claim and read in its batches, then one 'sent' for each batch.
     for k in range(0, batch, notifier_batch):
         part = f"(:na::bigint[])[{k + 1}:{k + notifier_batch}]"
         lines.append(one_line(gathered(bind(by("services/notifier/notifier.c", "claim_sql"),
@@ -355,12 +356,14 @@ def script(stmts, batch, notifier_batch):
                      " \\gset")
         lines.append(one_line(bind(by("services/notifier/notifier.c", "fetch_sql"),
                                    [f":nc{k}::bigint[]", owner])) + ";")
-        for j in range(notifier_batch):
-            if k + j >= batch:
-                break
-            lines.append(one_line(bind(by("services/notifier/notifier.c", "sent_sql"), [
-                f"(:nc{k}::bigint[])[{j + 1}]", owner, f"'sink-' || (:nc{k}::bigint[])[{j + 1}]",
-                "'accepted'", "2", "NULL", "NULL", "NULL", "NULL", "false", "'sms'"])) + ";")
+        # one 'sent' for the batch's sends (the notifier marks a batch together)
+        sends = (
+            f"SELECT coalesce(jsonb_agg(jsonb_build_object('id', i, 'provider_id', 'sink-' || i,"
+            f" 'provider_status', 'accepted', 'segments', 2, 'message_id', NULL, 'sender', NULL,"
+            f" 'body', '{ACK_TEXT}', 'subject', NULL, 'record', false, 'channel', 'sms')),"
+            f" '[]') FROM unnest(:nc{k}::bigint[]) AS i")
+        lines.append(one_line(bind(by("services/notifier/notifier.c", "sent_sql"),
+                                   [sends, owner])) + ";")
     return "\n".join(lines) + "\n"
 
 
