@@ -172,16 +172,25 @@ intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, 
     return job;
 }
 
+/* Prepared on each writer's connection (intake_contact_prepare): planned once, not per
+ * message — planning it cost more than running it (~0.96 ms against 0.03 ms a mail). */
+#define INBOUND_TICKET_STMT "intake_inbound_ticket"
+static const char *const inbound_ticket_sql =
+    "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
+    "WHERE m.channel = $1 AND m.direction = 'in' "
+    "AND wasl_idem_scope(m.channel, m.client_id) = "
+    "wasl_idem_scope($1, $3) AND m.external_id = $2";
+
+int intake_contact_prepare(wasl_pg_t *pg)
+{
+    return wasl_pg_prepare(pg, INBOUND_TICKET_STMT, inbound_ticket_sql);
+}
+
 int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
                           const char *client_id, char ref[16])
 {
     const char *params[] = {channel, external_id, client_id};
-    PGresult *res = intake_sql(pg,
-                               "SELECT t.ref FROM messages m JOIN tickets t ON t.id = m.ticket_id "
-                               "WHERE m.channel = $1 AND m.direction = 'in' "
-                               "AND wasl_idem_scope(m.channel, m.client_id) = "
-                               "wasl_idem_scope($1, $3) AND m.external_id = $2",
-                               3, params);
+    PGresult *res = wasl_pg_exec(pg, INBOUND_TICKET_STMT, 3, params);
     if (!res) {
         return -1;
     }

@@ -55,6 +55,14 @@ intake_job_t *intake_txn_job(const intake_request_t *req, const char *endpoint, 
 int intake_inbound_ticket(wasl_pg_t *pg, const char *channel, const char *external_id,
                           const char *client_id, char ref[16]);
 
+/* Registers the statements intake_inbound_ticket runs on pg (a writer's connection, which every
+ * transaction job gets). 0, or -1 when one cannot be prepared. */
+int intake_contact_prepare(wasl_pg_t *pg);
+
+/* Registers the statements of the email transaction (the candidates, the participant) and
+ * intake_contact_prepare's on a writer's connection. 0, or -1 when one cannot be prepared. */
+int intake_inbound_prepare(wasl_pg_t *pg);
+
 /* Runs a parameterized statement that must succeed; NULL (and the transaction fails) else. */
 PGresult *intake_sql(wasl_pg_t *pg, const char *sql, int n, const char *const *params);
 

@@ -42,18 +42,49 @@ static json_t *email_reply(const char *ref, const char *status, bool duplicate)
     return json_pack("{s:s, s:s, s:b}", "ticket", ref, "status", status, "duplicate", duplicate);
 }
 
+/* Prepared on each writer's connection (intake_inbound_prepare): planned once, not per mail. */
+#define CANDIDATES_STMT  "intake_email_candidates"
+#define PARTICIPANT_STMT "intake_email_participant"
+
+/* A capability is a Message-ID nobody outside the conversation can know: ours
+ * ("wasl.n<id>.<32 random hex>@…", see the notifier and migration 0007; the older
+ * "wasl.n<id>@…" were sequential and no longer count) or one we received on the ticket,
+ * chosen by the sender's mail program (never our "sha256:" stand-in, computed from content).
+ * A From address is not a secret and is trivially forged, so being a participant counts
+ * only when a trusted MTA authenticated the From domain. */
+static const char *const candidates_sql =
+    "WITH c AS ("
+    "  SELECT m.ticket_id AS id, 0 AS rank,"
+    "    (m.direction = 'out' AND m.message_id ~ '^wasl\\.n[0-9]+\\.[0-9a-f]{32}@')"
+    "    OR (m.direction = 'in' AND m.message_id NOT LIKE 'sha256:%') AS ours"
+    "  FROM messages m WHERE m.message_id = ANY($1::text[])"
+    "  UNION ALL SELECT id, 1, false FROM tickets WHERE ref = ANY($2::text[])"
+    ") SELECT t.id, t.ref, bool_or(c.ours),"
+    /* A participant: the beneficiary, or an address on file for the ticket. */
+    "  lower(t.from_email) = $3 OR EXISTS (SELECT 1 FROM ticket_participants p"
+    "   WHERE p.ticket_id = t.id AND p.kind = 'email' AND p.address = $3)"
+    " FROM c JOIN tickets t ON t.id = c.id"
+    " GROUP BY t.id, t.ref ORDER BY min(c.rank), t.id DESC";
+
+static const char *const participant_sql =
+    "INSERT INTO ticket_participants (ticket_id, kind, address)"
+    " VALUES ($1, 'email', lower($2)) ON CONFLICT DO NOTHING";
+
+int intake_inbound_prepare(wasl_pg_t *pg)
+{
+    return wasl_pg_prepare(pg, CANDIDATES_STMT, candidates_sql) < 0 ||
+                   wasl_pg_prepare(pg, PARTICIPANT_STMT, participant_sql) < 0 ||
+                   intake_contact_prepare(pg) < 0
+               ? -1
+               : 0;
+}
+
 /* The tickets this message may belong to, in this order: those holding a message the headers
  * name, then those the subject names; per ticket (id, ref): whether the reply carries one of
  * its Message-IDs that works as a capability, and whether the sender is a participant on file.
  * NULL on a database or allocation error. */
 static PGresult *email_candidates(wasl_pg_t *pg, const email_arg_t *a, const intake_contact_t *c)
 {
-    /* A capability is a Message-ID nobody outside the conversation can know: ours
-     * ("wasl.n<id>.<32 random hex>@…", see the notifier and migration 0007; the older
-     * "wasl.n<id>@…" were sequential and no longer count) or one we received on the ticket,
-     * chosen by the sender's mail program (never our "sha256:" stand-in, computed from content).
-     * A From address is not a secret and is trivially forged, so being a participant counts
-     * only when a trusted MTA authenticated the From domain. */
     char *ids = wasl_pg_text_array((const char *const *)a->thread_ids, a->nthread_ids);
     char *refs = wasl_pg_text_array((const char *const *)a->refs, a->nrefs);
     if (!ids || !refs) {
@@ -62,21 +93,7 @@ static PGresult *email_candidates(wasl_pg_t *pg, const email_arg_t *a, const int
         return NULL;
     }
     const char *cand[] = {ids, refs, c->from_email};
-    PGresult *res =
-        intake_sql(pg,
-                   "WITH c AS ("
-                   "  SELECT m.ticket_id AS id, 0 AS rank,"
-                   "    (m.direction = 'out' AND m.message_id ~ '^wasl\\.n[0-9]+\\.[0-9a-f]{32}@')"
-                   "    OR (m.direction = 'in' AND m.message_id NOT LIKE 'sha256:%') AS ours"
-                   "  FROM messages m WHERE m.message_id = ANY($1::text[])"
-                   "  UNION ALL SELECT id, 1, false FROM tickets WHERE ref = ANY($2::text[])"
-                   ") SELECT t.id, t.ref, bool_or(c.ours),"
-                   /* A participant: the beneficiary, or an address on file for the ticket. */
-                   "  lower(t.from_email) = $3 OR EXISTS (SELECT 1 FROM ticket_participants p"
-                   "   WHERE p.ticket_id = t.id AND p.kind = 'email' AND p.address = $3)"
-                   " FROM c JOIN tickets t ON t.id = c.id"
-                   " GROUP BY t.id, t.ref ORDER BY min(c.rank), t.id DESC",
-                   3, cand);
+    PGresult *res = wasl_pg_exec(pg, CANDIDATES_STMT, 3, cand);
     free(ids);
     free(refs);
     return res;
@@ -121,10 +138,7 @@ static int email_new_ticket(intake_writer_t *w, wasl_pg_t *pg, intake_contact_t 
         char id[24];
         snprintf(id, sizeof id, "%lld", (long long)t.ticket_id);
         const char *pp[] = {id, c->from_email};
-        PGresult *p = intake_sql(pg,
-                                 "INSERT INTO ticket_participants (ticket_id, kind, address)"
-                                 " VALUES ($1, 'email', lower($2)) ON CONFLICT DO NOTHING",
-                                 2, pp);
+        PGresult *p = wasl_pg_exec(pg, PARTICIPANT_STMT, 2, pp);
         if (!p) {
             return -1;
         }
@@ -147,6 +161,11 @@ static int email_txn(intake_job_t *job, intake_writer_t *w, wasl_pg_t *pg, intak
             reply->body = email_reply(ref, "received", true);
         }
         return known > 0 ? 0 : -1;
+    }
+    if (a->nthread_ids == 0 && a->nrefs == 0) {
+        /* Nothing names a ticket (a first mail): no candidate to look for — one statement and
+         * its round trip less on the commonest mail. */
+        return email_new_ticket(w, pg, c, reply);
     }
     PGresult *res = email_candidates(pg, a, c);
     if (!res) {

@@ -1,6 +1,8 @@
 /* writer — group commit: HTTP threads hand contacts to writer threads, which commit many per
  * transaction, answer each request only after COMMIT, and nudge the classifier over the bus. */
 #include "writer.h"
+
+#include "handlers.h"
 #include "wasl_clock.h"
 #include "wasl_log.h"
 #include "wasl_metrics.h"
@@ -773,7 +775,8 @@ intake_writers_t *intake_writers_new(const intake_config_t *cfg, wasl_zmq_t *zmq
         w->pg = wasl_pg_new(cfg->pg_url);
         /* Prepared once per connection: parsing and planning the batch statement would cost
          * more than running it. */
-        if (!w->pg || wasl_pg_prepare(w->pg, CREATE_STMT, create_sql) < 0) {
+        if (!w->pg || wasl_pg_prepare(w->pg, CREATE_STMT, create_sql) < 0 ||
+            intake_inbound_prepare(w->pg) < 0) {
             free(endpoints);
             goto error;
         }
