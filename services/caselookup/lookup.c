@@ -35,6 +35,9 @@
 #define PARKED_MAX_MS  10000
 #define PARKED_POLL_MS 20
 #define FP_HEX         (DEDUP_FP_LEN + 1)
+/* Cached cases kept parsed, by case number (direct-mapped): a hot case is parsed once per
+ * change instead of once per lookup (parsing was 10% of a worker's CPU, perf). */
+#define PARSED_SLOTS 1024
 
 /* A case in one row. Verifiers come as "kind:value" and are replaced by their keyed hashes
  * (lookup_case_key_verifiers) before the row is used or cached, so Redis never holds one in
@@ -140,6 +143,7 @@ static const char *const judge_lua =
 #define CACHE_SCAN_COUNT 500
 
 struct lookup_case {
+    int refs; /* the parse memo and each verdict hold one (one thread: not atomic) */
     json_t *doc;
     int64_t hearings[HEARINGS_MAX];
     const char *hearing_kind_ar[HEARINGS_MAX], *hearing_kind_en[HEARINGS_MAX];
@@ -162,6 +166,7 @@ lookup_case_t *lookup_case_parse(const char *text)
         return NULL;
     }
     c->doc = doc;
+    c->refs = 1;
     static const char *const need[] = {"case_number", "status",     "court_ar", "court_en",
                                        "circuit_ar",  "circuit_en", "tz",       NULL};
     for (const char *const *k = need; *k; k++) {
@@ -198,10 +203,18 @@ malformed:
 void lookup_case_destroy(lookup_case_t **self_p)
 {
     if (self_p && *self_p) {
-        json_decref((*self_p)->doc);
-        free(*self_p);
+        if (--(*self_p)->refs == 0) {
+            json_decref((*self_p)->doc);
+            free(*self_p);
+        }
         *self_p = NULL;
     }
+}
+
+lookup_case_t *lookup_case_ref(lookup_case_t *c)
+{
+    c->refs++;
+    return c;
 }
 
 bool lookup_case_has_verifier(const lookup_case_t *c, const char *hash)
@@ -298,6 +311,37 @@ static void spaced_digits(const char *in, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* wasl_hijri_from_utc through a small per-thread memo: the answer depends only on the instant
+ * and the zone, and ICU's calendar arithmetic was 7% of a worker's CPU when every cached lookup
+ * converted its hearing date again (perf, bench-caselookup). */
+#define HIJRI_MEMO 256
+static int hijri_memo(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, char *err,
+                      size_t errlen)
+{
+    static _Thread_local struct {
+        int64_t utc_s;
+        char tz[48];
+        wasl_hijri_date_t date;
+        bool set;
+    } memo[HIJRI_MEMO];
+    size_t slot = (size_t)((uint64_t)utc_s * 0x9E3779B97F4A7C15u >> 56) % HIJRI_MEMO;
+    bool keyable = tz && strlen(tz) < sizeof memo[0].tz;
+    if (keyable && memo[slot].set && memo[slot].utc_s == utc_s && !strcmp(memo[slot].tz, tz)) {
+        *out = memo[slot].date;
+        return 0;
+    }
+    if (wasl_hijri_from_utc(utc_s, tz, out, err, errlen) < 0) {
+        return -1;
+    }
+    if (keyable) {
+        memo[slot].utc_s = utc_s;
+        snprintf(memo[slot].tz, sizeof memo[slot].tz, "%s", tz);
+        memo[slot].date = *out;
+        memo[slot].set = true;
+    }
+    return 0;
+}
+
 /* The hearing's fields of r and its sentence in both languages (hearing_ar/_en, cap bytes
  * each): hearing `next` (index hi of c's hearings), or "none scheduled" when next is 0. 0, or
  * -1 when out of memory or the date cannot be given. */
@@ -310,7 +354,7 @@ static int render_hearing(const lookup_case_t *c, size_t hi, int64_t next, wasl_
     if (next) {
         wasl_hijri_date_t hd;
         char err[160], buf[64];
-        if (wasl_hijri_from_utc(next, jstr(d, "tz"), &hd, err, sizeof err) < 0) {
+        if (hijri_memo(next, jstr(d, "tz"), &hd, err, sizeof err) < 0) {
             wasl_error("caselookup: hearing date cannot be given", "{s:s, s:s}", "case",
                        jstr(d, "case_number"), "error", err);
             return -1;
@@ -491,8 +535,17 @@ static void incoming_clear(incoming_t *in)
     wasl_msg_destroy(&in->req);
 }
 
+/* A cached case's text as Redis gave it and its parse: reused while Redis gives the same bytes
+ * (a change evicts the Redis entry, and the next text differs: its version changed). */
+typedef struct {
+    char *text;
+    lookup_case_t *c;
+} parsed_t;
+
 struct lookup {
     const lookup_config_t *cfg;
+    parsed_t *parsed;       /* PARSED_SLOTS */
+    struct incoming *batch; /* batch_max + PARKED_MAX: serve_batch's requests */
     wasl_pg_t *pg;
     wasl_pg_t *listen_pg; /* its own connection: LISTEN for change notices */
     PGconn *listening; /* the connection the LISTEN was issued on (re-issued after a reconnect) */
@@ -533,7 +586,10 @@ lookup_t *lookup_new(const lookup_config_t *cfg, wasl_zmq_t *zmq)
     self->redis = wasl_redis_new(cfg->redis_url, (int)cfg->redis_timeout_ms);
     self->dedup = dedup_new(cfg->redis_url, (int)cfg->redis_timeout_ms, self->owner);
     self->parked = calloc(PARKED_MAX, sizeof *self->parked);
-    if (!self->pg || !self->listen_pg || !self->redis || !self->dedup || !self->parked) {
+    self->parsed = calloc(PARSED_SLOTS, sizeof *self->parsed);
+    self->batch = calloc((size_t)cfg->batch_max + PARKED_MAX, sizeof *self->batch);
+    if (!self->pg || !self->listen_pg || !self->redis || !self->dedup || !self->parked ||
+        !self->parsed || !self->batch) {
         goto error;
     }
     char *ep = wasl_bus_endpoints(cfg->bus, WASL_BUS_STAGES_DEFAULT, NULL, WASL_BUS_RPC_WORKER);
@@ -605,6 +661,12 @@ void lookup_destroy(lookup_t **self_p)
         incoming_clear(&self->parked[i]);
     }
     free(self->parked);
+    for (size_t i = 0; self->parsed && i < PARSED_SLOTS; i++) {
+        free(self->parsed[i].text);
+        lookup_case_destroy(&self->parsed[i].c);
+    }
+    free(self->parsed);
+    free(self->batch);
     dedup_destroy(&self->dedup);
     zsock_destroy(&self->dealer);
     wasl_redis_destroy(&self->redis);
@@ -746,6 +808,29 @@ static json_t *audit_row(const wasl_msg_case_lookup_request_t *q, const char *ou
                      "reason", reason, "cached", cached);
 }
 
+/* The parse of a cached case's `text` (a new reference, or NULL when malformed), from the memo
+ * when Redis gave these very bytes before. */
+static lookup_case_t *parse_cached(lookup_t *self, const char *number, const char *text)
+{
+    uint32_t h = 2166136261u; /* FNV-1a of the case number */
+    for (const char *p = number; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    }
+    parsed_t *slot = &self->parsed[h % PARSED_SLOTS];
+    if (slot->text && strcmp(slot->text, text) == 0) {
+        return lookup_case_ref(slot->c);
+    }
+    lookup_case_t *c = lookup_case_parse(text);
+    char *copy = c ? strdup(text) : NULL;
+    if (copy) {
+        free(slot->text);
+        lookup_case_destroy(&slot->c);
+        slot->text = copy;
+        slot->c = lookup_case_ref(c);
+    }
+    return c;
+}
+
 /* Loads a case (cache first). Returns 1 found (*out set), 0 no such case, -1 error. */
 static int load_case(lookup_t *self, const char *number, const char *cached_text, bool *cached,
                      lookup_case_t **out)
@@ -758,7 +843,7 @@ static int load_case(lookup_t *self, const char *number, const char *cached_text
         if (strcmp(cached_text, "null") == 0) {
             return 0;
         }
-        *out = lookup_case_parse(cached_text);
+        *out = parse_cached(self, number, cached_text);
         if (*out) {
             return 1;
         }
@@ -1302,6 +1387,22 @@ done:
     return n;
 }
 
+/* Drops the claims of the first `n` requests of `in` (not answered: out of memory), so that
+ * their resends are looked up again at once. */
+static void release_claims(lookup_t *self, const incoming_t *in, size_t n)
+{
+    const char **ks = calloc(n, sizeof *ks), **fs = calloc(n, sizeof *fs);
+    for (size_t j = 0; ks && fs && j < n; j++) {
+        ks[j] = in[j].key;
+        fs[j] = in[j].fp;
+    }
+    if (ks && fs) {
+        dedup_release(self->dedup, self->redis, n, ks, fs);
+    }
+    free(ks);
+    free(fs);
+}
+
 /* Reads every request waiting (up to batch_max) and looks again at the parked ones; answers
  * resends from what was already answered; reads the cached cases of the new ones in one Redis
  * round trip, decides each, judges them all against the failure budgets in a second
@@ -1325,16 +1426,7 @@ static int start_replies(lookup_t *self, incoming_t *in, pending_t *p, req_keys_
                 zmsg_destroy(&p[j].envelope);
                 wasl_msg_destroy(&p[j].reply);
             }
-            const char **ks = calloc(n, sizeof *ks), **fs = calloc(n, sizeof *fs);
-            for (size_t j = 0; ks && fs && j < n; j++) {
-                ks[j] = in[j].key;
-                fs[j] = in[j].fp;
-            }
-            if (ks && fs) {
-                dedup_release(self->dedup, self->redis, n, ks, fs);
-            }
-            free(ks);
-            free(fs);
+            release_claims(self, in, n);
             return -1;
         }
         keys_for(self->cfg, &in[i].req->u.case_lookup_request, &keys[i]);
@@ -1375,15 +1467,12 @@ static void answer_batch(lookup_t *self, incoming_t *in, pending_t *p, verdict_t
 static void serve_batch(lookup_t *self)
 {
     size_t cap = (size_t)self->cfg->batch_max, n = 0, m = self->nparked;
-    incoming_t *in = calloc(cap + PARKED_MAX, sizeof *in);
-    pending_t *p = calloc(cap + PARKED_MAX, sizeof *p);
-    req_keys_t *keys = calloc(cap + PARKED_MAX, sizeof *keys);
-    verdict_t *verdicts = calloc(cap + PARKED_MAX, sizeof *verdicts);
-    json_t *audit = json_array();
+    incoming_t *in = self->batch; /* all zero between batches */
+    pending_t *p = NULL;
+    req_keys_t *keys = NULL; /* ~1 KB each: sized to the batch, not to its cap */
+    verdict_t *verdicts = NULL;
+    json_t *audit = NULL;
     redisReply *cached = NULL, *judged = NULL;
-    if (!in || !p || !keys || !verdicts || !audit) {
-        goto done;
-    }
     /* The parked first: they came earlier. */
     memcpy(in, self->parked, m * sizeof *in);
     self->nparked = 0;
@@ -1393,6 +1482,14 @@ static void serve_batch(lookup_t *self)
     }
     n = triage(self, in, m);
     if (n == 0) {
+        goto done;
+    }
+    p = calloc(n, sizeof *p);
+    keys = malloc(n * sizeof *keys);
+    verdicts = calloc(n, sizeof *verdicts);
+    audit = json_array();
+    if (!p || !keys || !verdicts || !audit) {
+        release_claims(self, in, n); /* out of memory: the resends ask again */
         goto done;
     }
     if (start_replies(self, in, p, keys, n) < 0) {
@@ -1418,14 +1515,14 @@ done:
     if (judged) {
         freeReplyObject(judged);
     }
-    for (size_t i = 0; in && i < m; i++) {
+    for (size_t i = 0; i < m; i++) {
         incoming_clear(&in[i]);
+        memset(&in[i], 0, sizeof in[i]);
     }
     json_decref(audit);
     free(verdicts);
     free(keys);
     free(p);
-    free(in);
 }
 
 void lookup_run(lookup_t *self)

@@ -42,7 +42,11 @@ typedef struct lookup_case lookup_case_t;
 
 /* Parses the cached/queried JSON of a case (see lookup.c, case_sql). NULL when malformed. */
 lookup_case_t *lookup_case_parse(const char *json);
+/* Drops one reference (the case is freed with the last) and NULLs the caller's pointer. */
 void lookup_case_destroy(lookup_case_t **self_p);
+/* One more reference to `c` (returned), dropped by lookup_case_destroy. Not thread-safe: one
+ * thread holds a case and its references. */
+lookup_case_t *lookup_case_ref(lookup_case_t *c);
 /* True when `verifier_hash_hex` (64 hex chars, lookup_verifier_hash) is one of the parties'
  * verifiers. */
 bool lookup_case_has_verifier(const lookup_case_t *c, const char *verifier_hash_hex);

@@ -15,6 +15,8 @@ from intake_helpers import run_waslctl
 
 LOAD = REPO / "build" / "bench" / "caselookup_load"
 ECHO = REPO / "build" / "bench" / "caselookup_echo"
+# Another build of the worker to compare with (A/B in the same minute), e.g. main's.
+WORKER_BIN = os.environ.get("BENCH_WORKER_BIN", str(BIN_DIR / "wasl-caselookup"))
 CASES = int(os.environ.get("BENCH_CASES", "4000"))
 SECONDS = float(os.environ.get("BENCH_DURATION_S", "10"))
 THREADS = int(os.environ.get("BENCH_THREADS", "16"))  # clients: requests in flight
@@ -35,7 +37,7 @@ def start_workers(postgres, redis_server, db_url, bus_endpoint, log_dir, cache):
                     "WASL_ADMIN_BIND": "127.0.0.1", "WASL_ADMIN_PORT": str(free_port()),
                     "WASL_CASELOOKUP_CACHE": "true" if cache else "false",
                     "WASL_CASELOOKUP_CASE_MAX_FAILURES": "100000"})
-        d = Daemon("caselookup", BIN_DIR / "wasl-caselookup", env, log_dir,
+        d = Daemon("caselookup", WORKER_BIN, env, log_dir,
                    admin_port=int(env["WASL_ADMIN_PORT"]))
         d.start()
         d.wait_healthy()
