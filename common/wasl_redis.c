@@ -440,6 +440,42 @@ redisReply *wasl_redis_cmdargv(wasl_redis_t *self, int argc, const char **argv,
     return check_reply(self, redisCommandArgv(self->ctx, argc, argv, argvlen));
 }
 
+int wasl_redis_pipeline(wasl_redis_t *self, size_t n, const int *argcs,
+                        const char *const *const *argvs, const size_t *const *argvlens,
+                        redisReply **replies)
+{
+    assert(self && argcs && argvs && replies);
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = NULL;
+    }
+    if (!ensure_connected(self)) {
+        return -1;
+    }
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(self->ctx, argcs[i], (const char **)argvs[i],
+                                   argvlens ? argvlens[i] : NULL) != REDIS_OK) {
+            goto failed;
+        }
+    }
+    for (; got < n; got++) {
+        void *r = NULL;
+        if (redisGetReply(self->ctx, &r) != REDIS_OK || !r) {
+            goto failed;
+        }
+        replies[got] = r;
+    }
+    return 0;
+failed:
+    /* The replies still owed would answer the next commands: the connection goes. */
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    check_reply(self, NULL);
+    return -1;
+}
+
 const char *wasl_redis_error(const wasl_redis_t *self)
 {
     assert(self);

@@ -27,6 +27,14 @@ redisReply *wasl_redis_cmd(wasl_redis_t *self, const char *fmt, ...);
 redisReply *wasl_redis_cmdargv(wasl_redis_t *self, int argc, const char **argv,
                                const size_t *argvlen);
 
+/* Runs `n` commands in one round trip (pipelined): command i has argcs[i] arguments argvs[i]
+ * (lengths argvlens[i], or NULL for strlen). Returns 0 with replies[i] each command's reply
+ * (the caller frees each; a Redis error is a REDIS_REPLY_ERROR reply), or -1 on a connection
+ * error or timeout: every replies[i] is NULL, the connection is dropped as wasl_redis_cmd does,
+ * and none of the commands is retried (some may have run). */
+int wasl_redis_pipeline(wasl_redis_t *self, size_t n, const int *argcs,
+                        const char *const *const *argvs, const size_t *const *argvlens,
+                        redisReply **replies);
 /* The last connection error ("" when none). */
 const char *wasl_redis_error(const wasl_redis_t *self);
 

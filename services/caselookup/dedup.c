@@ -161,21 +161,38 @@ void dedup_ids(const char *request_id, const void *body, size_t len, char *key, 
     wasl_pii_hash_bytes(body, len, fp);
 }
 
-/* Runs `script` over n keys with `nhead` leading ARGV and one ARGV per key (argv_i, lens_i);
- * the reply (caller frees) or NULL. */
-static redisReply *eval_keys(wasl_redis_t *redis, const char *script, size_t n,
-                             const char *const *keys, size_t nhead, const char *const *head,
-                             const char *const *args, const size_t *arg_lens)
+/* An EVAL of `script` over n keys with `nhead` leading ARGV and one ARGV per key (args[i],
+ * arg_lens[i] or strlen), built into e (its arrays freed by eval_free; `numkeys` is the
+ * caller's buffer, 24 bytes). 0, or -1 when out of memory. */
+typedef struct {
+    int argc;
+    const char **argv;
+    size_t *lens;
+} eval_t;
+
+static void eval_free(eval_t *e)
+{
+    free(e->argv);
+    free(e->lens);
+    e->argv = NULL;
+    e->lens = NULL;
+}
+
+static int eval_build(eval_t *e, char *numkeys, const char *script, size_t n,
+                      const char *const *keys, size_t nhead, const char *const *head,
+                      const char *const *args, const size_t *arg_lens)
 {
     size_t argc = 3 + 2 * n + nhead;
     const char **argv = calloc(argc, sizeof *argv);
     size_t *lens = calloc(argc, sizeof *lens);
-    char numkeys[24];
-    redisReply *r = NULL;
+    e->argc = (int)argc;
+    e->argv = argv;
+    e->lens = lens;
     if (!argv || !lens) {
-        goto done;
+        eval_free(e);
+        return -1;
     }
-    snprintf(numkeys, sizeof numkeys, "%zu", n);
+    snprintf(numkeys, 24, "%zu", n);
     argv[0] = "EVAL";
     argv[1] = script;
     argv[2] = numkeys;
@@ -195,17 +212,64 @@ static redisReply *eval_keys(wasl_redis_t *redis, const char *script, size_t n,
             lens[i] = strlen(argv[i]);
         }
     }
-    r = wasl_redis_cmdargv(redis, (int)argc, argv, lens);
-done:
-    free(argv);
-    free(lens);
+    return 0;
+}
+
+/* Runs `script` as eval_build builds it; the reply (caller frees) or NULL. */
+static redisReply *eval_keys(wasl_redis_t *redis, const char *script, size_t n,
+                             const char *const *keys, size_t nhead, const char *const *head,
+                             const char *const *args, const size_t *arg_lens)
+{
+    eval_t e;
+    char numkeys[24];
+    if (eval_build(&e, numkeys, script, n, keys, nhead, head, args, arg_lens) < 0) {
+        return NULL;
+    }
+    redisReply *r = wasl_redis_cmdargv(redis, e.argc, e.argv, e.lens);
+    eval_free(&e);
     return r;
 }
 
 int dedup_claim(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const *keys,
                 const char *const *fps, dedup_state_t *states, char **answers, size_t *answer_lens)
 {
+    return dedup_claim_with(self, redis, n, keys, fps, states, answers, answer_lens, 0, NULL, NULL);
+}
+
+/* The claim script and, when argc > 0, the caller's command, in one round trip. The claim's
+ * reply (caller frees) or NULL; *with gets the other reply (NULL when Redis did not answer). */
+static redisReply *claim_round_trip(dedup_t *self, wasl_redis_t *redis, size_t n,
+                                    const char *const *keys, const char *const *fps, int argc,
+                                    const char *const *argv, redisReply **with)
+{
+    char ttl[24], numkeys[24];
+    snprintf(ttl, sizeof ttl, "%d", PENDING_TTL_MS);
+    const char *head[] = {ttl, self->owner, ALIVE_PREFIX};
+    eval_t e;
+    if (eval_build(&e, numkeys, claim_lua, n, keys, 3, head, fps, NULL) < 0) {
+        return NULL;
+    }
+    redisReply *replies[2] = {NULL, NULL};
+    const int argcs[] = {e.argc, argc};
+    const char *const *argvs[] = {e.argv, argv};
+    const size_t *lens[] = {e.lens, NULL};
+    wasl_redis_pipeline(redis, argc > 0 ? 2 : 1, argcs, argvs, lens, replies);
+    eval_free(&e);
+    if (argc > 0) {
+        *with = replies[1];
+    }
+    return replies[0];
+}
+
+int dedup_claim_with(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const *keys,
+                     const char *const *fps, dedup_state_t *states, char **answers,
+                     size_t *answer_lens, int argc, const char *const *argv, redisReply **with)
+{
     assert(self && redis && keys && fps && states && answers && answer_lens);
+    assert(argc == 0 || (argv && with));
+    if (argc > 0) {
+        *with = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         states[i] = DEDUP_NEW;
         answers[i] = NULL;
@@ -214,10 +278,7 @@ int dedup_claim(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const 
     if (n == 0) {
         return 0;
     }
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%d", PENDING_TTL_MS);
-    const char *head[] = {ttl, self->owner, ALIVE_PREFIX};
-    redisReply *r = eval_keys(redis, claim_lua, n, keys, 3, head, fps, NULL);
+    redisReply *r = claim_round_trip(self, redis, n, keys, fps, argc, argv, with);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
         wasl_warn("caselookup: request claims failed; answering without deduplication", "{s:s}",
                   "error", r && r->type == REDIS_REPLY_ERROR ? r->str : wasl_redis_error(redis));

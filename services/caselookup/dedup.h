@@ -50,6 +50,14 @@ void dedup_ids(const char *request_id, const void *body, size_t len, char *key, 
 int dedup_claim(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const *keys,
                 const char *const *fps, dedup_state_t *states, char **answers, size_t *answer_lens);
 
+/* The same, with one more command of the caller (`argc` arguments `argv`, borrowed) in the
+ * same round trip (pipelined after the claims): caselookup reads its cached cases with it.
+ * *with gets that command's reply (the caller frees it), NULL when Redis did not answer. With
+ * argc 0 this is dedup_claim. */
+int dedup_claim_with(dedup_t *self, wasl_redis_t *redis, size_t n, const char *const *keys,
+                     const char *const *fps, dedup_state_t *states, char **answers,
+                     size_t *answer_lens, int argc, const char *const *argv, redisReply **with);
+
 /* Replaces the claims of `n` answered requests by their answers (answers[i], answer_lens[i]
  * bytes, borrowed), for resends to find. Returns 0, or -1 (logged; a resend then finds the claim
  * and, once it expires, looks the request up again). */

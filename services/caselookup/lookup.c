@@ -37,7 +37,7 @@
 #define FP_HEX         (DEDUP_FP_LEN + 1)
 /* Cached cases kept parsed, by case number (direct-mapped): a hot case is parsed once per
  * change instead of once per lookup (parsing was 10% of a worker's CPU, perf). */
-#define PARSED_SLOTS 1024
+#define PARSED_SLOTS 2048
 
 /* A case in one row. Verifiers come as "kind:value" and are replaced by their keyed hashes
  * (lookup_case_key_verifiers) before the row is used or cached, so Redis never holds one in
@@ -314,7 +314,7 @@ static void spaced_digits(const char *in, char *out, size_t cap)
 /* wasl_hijri_from_utc through a small per-thread memo: the answer depends only on the instant
  * and the zone, and ICU's calendar arithmetic was 7% of a worker's CPU when every cached lookup
  * converted its hearing date again (perf, bench-caselookup). */
-#define HIJRI_MEMO 256
+#define HIJRI_MEMO 1024
 static int hijri_memo(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, char *err,
                       size_t errlen)
 {
@@ -324,7 +324,7 @@ static int hijri_memo(int64_t utc_s, const char *tz, wasl_hijri_date_t *out, cha
         wasl_hijri_date_t date;
         bool set;
     } memo[HIJRI_MEMO];
-    size_t slot = (size_t)((uint64_t)utc_s * 0x9E3779B97F4A7C15u >> 56) % HIJRI_MEMO;
+    size_t slot = (size_t)((uint64_t)utc_s * 0x9E3779B97F4A7C15u >> 32) % HIJRI_MEMO;
     bool keyable = tz && strlen(tz) < sizeof memo[0].tz;
     if (keyable && memo[slot].set && memo[slot].utc_s == utc_s && !strcmp(memo[slot].tz, tz)) {
         *out = memo[slot].date;
@@ -526,7 +526,9 @@ typedef struct incoming {
     wasl_msg_t *req;
     char key[DEDUP_KEY_MAX], fp[FP_HEX];
     double started_s;
-    int64_t parked_until_ms; /* 0 until it first waits for another worker */
+    int64_t parked_until_ms;  /* 0 until it first waits for another worker */
+    char cache_key[KEY_MAX];  /* its case in Redis ("…-" when not cacheable) */
+    const redisReply *cached; /* that key's value, read with the claims (borrowed) */
 } incoming_t;
 
 static void incoming_clear(incoming_t *in)
@@ -888,7 +890,6 @@ typedef struct {
     char vhash[WASL_PII_HASH_BUF];
     /* In judge_lua's order: verifier count, lock; line count, lock; case count, lock. */
     char keys[JUDGE_KEYS][KEY_MAX];
-    char cache[KEY_MAX];
     char limits[3][24]; /* verifier, line, case */
     bool case_applies;  /* false for a trusted phone line calling with its own number */
     bool kind_ok, number_ok;
@@ -913,8 +914,6 @@ static void keys_for(const lookup_config_t *cfg, const wasl_msg_case_lookup_requ
     snprintf(k->keys[3], KEY_MAX, "wasl:cl:lock:l:%s", line);
     snprintf(k->keys[4], KEY_MAX, "wasl:cl:fail:c:%.32s", number);
     snprintf(k->keys[5], KEY_MAX, "wasl:cl:lock:c:%.32s", number);
-    snprintf(k->cache, KEY_MAX, CACHE_PREFIX "%.32s",
-             k->number_ok && cfg->cache ? q->case_number : "-");
     snprintf(k->limits[0], sizeof k->limits[0], "%ld", cfg->max_failures);
     snprintf(k->limits[1], sizeof k->limits[1], "%ld",
              by_line ? cfg->line_max_failures : cfg->client_max_failures);
@@ -1014,28 +1013,20 @@ static wasl_counter_t *answer(lookup_t *self, const wasl_msg_case_lookup_request
     return self->found;
 }
 
-/* Reads the cached cases of a batch in one round trip. A new reply (MGET's array) or NULL when
- * the cache is off or Redis did not answer (then every case is read from PostgreSQL). */
-static redisReply *cache_read(lookup_t *self, const req_keys_t *keys, size_t n)
+/* The MGET of the cached cases of `m` requests (argv: m + 1 entries, borrowing their keys),
+ * read in the claims' round trip. Returns argc, 0 when the cache is off or out of memory (every
+ * case is then read from PostgreSQL). */
+static int cache_mget(const lookup_t *self, const incoming_t *in, size_t m, const char ***argv)
 {
-    if (!self->cfg->cache) {
-        return NULL;
+    *argv = self->cfg->cache ? calloc(m + 1, sizeof **argv) : NULL;
+    if (!*argv) {
+        return 0;
     }
-    const char **argv = calloc(n + 1, sizeof *argv);
-    if (!argv) {
-        return NULL;
+    (*argv)[0] = "MGET";
+    for (size_t i = 0; i < m; i++) {
+        (*argv)[i + 1] = in[i].cache_key;
     }
-    argv[0] = "MGET";
-    for (size_t i = 0; i < n; i++) {
-        argv[i + 1] = keys[i].cache;
-    }
-    redisReply *r = wasl_redis_cmdargv(self->redis, (int)n + 1, argv, NULL);
-    free(argv);
-    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != n)) {
-        freeReplyObject(r);
-        r = NULL;
-    }
-    return r;
+    return (int)m + 1;
 }
 
 /* Judges every decided request of a batch (errors are not judged) in one script. Returns the
@@ -1296,6 +1287,10 @@ static size_t read_requests(lookup_t *self, incoming_t *in, size_t cap)
         in[n].req = req;
         in[n].started_s = t0;
         in[n].parked_until_ms = 0;
+        in[n].cached = NULL;
+        const char *number = req->u.case_lookup_request.case_number;
+        snprintf(in[n].cache_key, KEY_MAX, CACHE_PREFIX "%.32s",
+                 case_number_ok(number) && self->cfg->cache ? number : "-");
         n++;
     }
     return n;
@@ -1324,14 +1319,18 @@ static void refuse_conflict(lookup_t *self, incoming_t *in)
 }
 
 /* Sorts the claimed requests: answers resends from the stored answers, parks those another
- * worker is on, refuses id conflicts, and moves the new ones to the front of `in`. Returns how
- * many are new. */
-static size_t triage(lookup_t *self, incoming_t *in, size_t m)
+ * worker is on, refuses id conflicts, and moves the new ones to the front of `in`. Their cached
+ * cases are read in the claims' round trip: *mget (the caller frees it) holds the values that
+ * in[i].cached point at. Returns how many are new. */
+static size_t triage(lookup_t *self, incoming_t *in, size_t m, redisReply **mget)
 {
     const char **keys = calloc(m, sizeof *keys), **fps = calloc(m, sizeof *fps);
     dedup_state_t *states = calloc(m, sizeof *states);
     char **answers = calloc(m, sizeof *answers);
     size_t *lens = calloc(m, sizeof *lens), n = 0;
+    for (size_t i = 0; i < m; i++) {
+        in[i].cached = NULL; /* a parked one's points into an earlier batch's reply */
+    }
     if (!keys || !fps || !states || !answers || !lens) {
         n = m; /* out of memory: look everything up (the audit refuses a second row) */
         goto done;
@@ -1340,7 +1339,21 @@ static size_t triage(lookup_t *self, incoming_t *in, size_t m)
         keys[i] = in[i].key;
         fps[i] = in[i].fp;
     }
-    dedup_claim(self->dedup, self->redis, m, keys, fps, states, answers, lens);
+    const char **argv = NULL;
+    int argc = cache_mget(self, in, m, &argv);
+    dedup_claim_with(self->dedup, self->redis, m, keys, fps, states, answers, lens, argc, argv,
+                     mget);
+    free(argv);
+    if (argc > 0 && *mget) {
+        if ((*mget)->type == REDIS_REPLY_ARRAY && (*mget)->elements == m) {
+            for (size_t i = 0; i < m; i++) {
+                in[i].cached = (*mget)->element[i];
+            }
+        } else {
+            freeReplyObject(*mget); /* not an answer to MGET: read PostgreSQL */
+            *mget = NULL;
+        }
+    }
     int64_t now = wasl_clock_ms();
     for (size_t i = 0; i < m; i++) {
         switch (states[i]) {
@@ -1480,7 +1493,7 @@ static void serve_batch(lookup_t *self)
     if (m == 0) {
         goto done;
     }
-    n = triage(self, in, m);
+    n = triage(self, in, m, &cached);
     if (n == 0) {
         goto done;
     }
@@ -1497,10 +1510,8 @@ static void serve_batch(lookup_t *self)
     }
     /* Decide every request (nothing disclosed yet), judge them all against the budgets in one
      * atomic script, then answer only what it let through. */
-    cached = cache_read(self, keys, n);
     for (size_t i = 0; i < n; i++) {
-        decide(self, &in[i].req->u.case_lookup_request, &keys[i],
-               cached ? cached->element[i] : NULL, &verdicts[i]);
+        decide(self, &in[i].req->u.case_lookup_request, &keys[i], in[i].cached, &verdicts[i]);
     }
     judged = judge(self, keys, verdicts, n);
     if (judged) {

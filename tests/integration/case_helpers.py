@@ -2,7 +2,11 @@
 fresh database, a bus, caselookup workers and an intake — that each test module seeds its own
 way and configures with its own budgets."""
 
+import signal
 import uuid
+
+import msgpack
+import zmq
 
 from conftest import BIN_DIR, Daemon, base_env, free_port, free_port_range, wait_for
 from intake_helpers import launch_intake
@@ -89,3 +93,50 @@ def case_stack(postgres, redis_server, log_dir, db_prefix, clients, worker_env, 
         if not postgres.running():
             postgres.start()
         postgres.drop_database(name)
+
+
+def rpc_forwarded(stack):
+    for line in stack["bus"].get("/metrics")[1].splitlines():
+        if line.startswith('wasl_bus_forwarded_total{stage="rpc"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def bus_batch(stack, requests, together=False):
+    """Sends every request to caselookup over the bus (as the router's batch does) and returns
+    the replies' outcomes by request id. together: the workers are paused until the bus has
+    handed them every request, so each finds its whole share waiting and serves it as one
+    batch."""
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(stack["bus"].endpoint)
+    paused = []
+    try:
+        before = rpc_forwarded(stack)
+        if together:
+            for w in stack["workers"]:
+                w.proc.send_signal(signal.SIGSTOP)
+                paused.append(w)
+        for q in requests:
+            s.send_multipart([b"", msgpack.packb(dict({"type": "case.lookup.request", "v": 1},
+                                                      **q))])
+        if together:
+            wait_for(lambda: rpc_forwarded(stack) >= before + len(requests), 10,
+                     what="the bus to hand every request to the paused workers")
+            for w in paused:
+                w.proc.send_signal(signal.SIGCONT)
+            paused = []
+        out = {}
+        poller = zmq.Poller()
+        poller.register(s, zmq.POLLIN)
+        while len(out) < len(requests):
+            assert poller.poll(10000), f"only {len(out)} of {len(requests)} replies"
+            frames = s.recv_multipart()
+            rep = msgpack.unpackb(frames[-1], raw=False)
+            out[rep["request_id"]] = rep["outcome"]
+        return out
+    finally:
+        for w in paused:
+            w.proc.send_signal(signal.SIGCONT)
+        s.close()

@@ -6,7 +6,6 @@ sessions borrowed by another client, and Redis holding hashes that enumeration r
 
 import concurrent.futures
 import hashlib
-import signal
 import subprocess
 import urllib.parse
 import uuid
@@ -14,9 +13,8 @@ import uuid
 import msgpack
 import pytest
 import redis
-import zmq
 
-from case_helpers import case_stack, unique_case, unique_id, unique_phone
+from case_helpers import bus_batch, case_stack, unique_case, unique_id, unique_phone
 from conftest import BIN_DIR, base_env, free_port, wait_for
 from intake_helpers import Client, default_clients, new_token
 
@@ -117,53 +115,6 @@ def test_parallel_http_guesses_get_at_most_the_case_budget(stack, postgres):
                        (number,)) == CASE_MAX
     # The case is locked now, even for its party's ID (see the bound below).
     assert lookup(stack, number, national_id=nid).status == 429
-
-
-def rpc_forwarded(stack):
-    for line in stack["bus"].get("/metrics")[1].splitlines():
-        if line.startswith('wasl_bus_forwarded_total{stage="rpc"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def bus_batch(stack, requests, together=False):
-    """Sends every request to caselookup over the bus (as the router's batch does) and returns
-    the replies' outcomes by request id. together: the workers are paused until the bus has
-    handed them every request, so each finds its whole share waiting and serves it as one
-    batch."""
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(stack["bus"].endpoint)
-    paused = []
-    try:
-        before = rpc_forwarded(stack)
-        if together:
-            for w in stack["workers"]:
-                w.proc.send_signal(signal.SIGSTOP)
-                paused.append(w)
-        for q in requests:
-            s.send_multipart([b"", msgpack.packb(dict({"type": "case.lookup.request", "v": 1},
-                                                      **q))])
-        if together:
-            wait_for(lambda: rpc_forwarded(stack) >= before + len(requests), 10,
-                     what="the bus to hand every request to the paused workers")
-            for w in paused:
-                w.proc.send_signal(signal.SIGCONT)
-            paused = []
-        out = {}
-        poller = zmq.Poller()
-        poller.register(s, zmq.POLLIN)
-        while len(out) < len(requests):
-            assert poller.poll(10000), f"only {len(out)} of {len(requests)} replies"
-            frames = s.recv_multipart()
-            rep = msgpack.unpackb(frames[-1], raw=False)
-            out[rep["request_id"]] = rep["outcome"]
-        return out
-    finally:
-        for w in paused:
-            w.proc.send_signal(signal.SIGCONT)
-        s.close()
 
 
 def test_a_batch_of_guesses_gets_at_most_the_case_budget(stack, postgres):

@@ -273,9 +273,12 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verifiers), cmocka_unit_test(test_malformed_cache),
-        cmocka_unit_test(test_found),     cmocka_unit_test(test_denied_identical),
-        cmocka_unit_test(test_locked),    cmocka_unit_test(test_key_verifiers),
+        cmocka_unit_test(test_verifiers),
+        cmocka_unit_test(test_malformed_cache),
+        cmocka_unit_test(test_found),
+        cmocka_unit_test(test_denied_identical),
+        cmocka_unit_test(test_locked),
+        cmocka_unit_test(test_key_verifiers),
         cmocka_unit_test(test_shared_case_renders_the_same),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

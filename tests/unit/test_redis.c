@@ -163,6 +163,39 @@ static void test_set_get_round_trip(void **state)
     assert_null(redis);
 }
 
+/* Three commands in one round trip come back in order, an error reply among them; a pipeline
+ * that meets a closed connection gives no reply at all and drops it, like one command. */
+static void test_pipeline(void **state)
+{
+    (void)state;
+    wasl_redis_t *redis = connect_or_skip();
+    char key[128];
+    make_key(key, sizeof key, "pipelined");
+    const char *set[] = {"SET", key, ARABIC, "EX", KEY_TTL_S};
+    const char *bad[] = {"NOSUCHCOMMAND"};
+    const char *get[] = {"GET", key};
+    const int argcs[] = {5, 1, 2};
+    const char *const *argvs[] = {set, bad, get};
+    redisReply *replies[3];
+    assert_int_equal(wasl_redis_pipeline(redis, 3, argcs, argvs, NULL, replies), 0);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_STATUS);
+    assert_int_equal(replies[1]->type, REDIS_REPLY_ERROR);
+    assert_int_equal(replies[2]->type, REDIS_REPLY_STRING);
+    assert_string_equal(replies[2]->str, ARABIC);
+    for (int i = 0; i < 3; i++) {
+        freeReplyObject(replies[i]);
+    }
+    sleep_ms(PAST_RECONNECT_MS);
+    kill_own_connection(redis);
+    assert_int_equal(wasl_redis_pipeline(redis, 3, argcs, argvs, NULL, replies), -1);
+    assert_null(replies[0]);
+    assert_null(replies[2]);
+    assert_string_not_equal(wasl_redis_error(redis), "");
+    assert_pong(redis); /* reconnected */
+    freeReplyObject(wasl_redis_cmd(redis, "DEL %s", key));
+    wasl_redis_destroy(&redis);
+}
+
 static void test_error_reply_is_returned(void **state)
 {
     (void)state;
@@ -419,6 +452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_get_round_trip),
         cmocka_unit_test(test_error_reply_is_returned),
+        cmocka_unit_test(test_pipeline),
         cmocka_unit_test(test_reconnect_after_client_kill),
         cmocka_unit_test(test_timeout_drops_connection),
         cmocka_unit_test(test_bad_urls),
