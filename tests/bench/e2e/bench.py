@@ -527,7 +527,12 @@ class Instances:
             self.next_port += 1
         port = self.next_port
         self.next_port += 1
-        env = dict(self.env, WASL_ADMIN_PORT=str(port), WASL_CURVE_NAME=name, **extra)
+        # Its own database role, as deploy/stack.sh starts it (stack.env's WASL_PG_URL is the
+        # operator's, wasl_ctl, which may not call the stages' functions).
+        pg_url = self.env.get(f"WASL_{name.upper()}_PG_URL",
+                              f"postgresql://wasl_{name}@127.0.0.1:{PORTS['pg']}/wasl")
+        env = dict(self.env, WASL_ADMIN_PORT=str(port), WASL_CURVE_NAME=name, WASL_PG_URL=pg_url,
+                   **extra)
         log = open(STACK_VAR / "log" / f"{name}-{port}.log", "ab")
         p = subprocess.Popen([str(BIN / f"wasl-{name}")], env=env, stdout=log, stderr=log)
         p.admin_port = port
@@ -984,7 +989,7 @@ def table(r, path):
          f"{r['ratios']['e2e_over_pipeline']}, {r['ratios']['e2e_over_intake_only']}, "
          f"{r['ratios']['accepted_over_intake_only']}, {r['ratios']['zmq_over_e2e']}", ""),
     ]
-    rows += costmod.table_lines(r["cost"])
+    rows += costmod.table_lines(dict(r["cost"], postgresql=r.get("postgresql", "")))
     for stage, runs in r.get("scaling", {}).items():
         rows.append((f"scaling: {stage}", "", ""))
         for x in runs:

@@ -194,7 +194,8 @@ def dead_tuples(mon):
 def table_lines(cost):
     """The per-contact breakdown as (label, value, note) rows for bench.py's table."""
     p = cost["per_contact"]
-    rows = [(f"cost of one contact ({cost['contacts']} contacts, idle stack)", "", ""),
+    version = " ".join(str(cost.get("postgresql", "")).split()[:2])
+    rows = [(f"cost of one contact ({cost['contacts']} contacts, idle stack)", version, ""),
             ("  rows inserted / updated HOT / non-HOT / deleted",
              f"{p['rows_inserted']} / {p['rows_updated_hot']} / {p['rows_updated_nonhot']} / "
              f"{p['rows_deleted']}", ""),
