@@ -119,12 +119,11 @@ struct notifier {
     channel_metrics_t ch[CHANNELS];
     wasl_counter_t *bad_messages, *lease_lost, *segments, *redis_down;
     wasl_counter_t *nudges, *rounds_nudge, *rounds_sweep;
-    json_t *sent; /* the batch's sends the provider took, not recorded yet (record_sent) */
+    json_t *sent;         /* the batch's sends the provider took, not recorded yet (record_sent) */
     queued_sms_t *queued; /* the batch's SMS to send (room for batch_max) */
     sms_send_t *sends;
     size_t nqueued;
 };
-
 
 static int channel_index(const char *channel)
 {
@@ -176,10 +175,10 @@ static void init_metrics(notifier_t *self)
      * has looked yet". */
     self->nudges = wasl_counter("wasl_notifier_nudges_total",
                                 "Bus nudges handled (their rows claimed, or found done)", NULL);
-    self->rounds_nudge = wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed",
-                                      "trigger=\"nudge\"");
-    self->rounds_sweep = wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed",
-                                      "trigger=\"sweep\"");
+    self->rounds_nudge =
+        wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed", "trigger=\"nudge\"");
+    self->rounds_sweep =
+        wasl_counter("wasl_notifier_rounds_total", "Claim rounds completed", "trigger=\"sweep\"");
     self->redis_down = wasl_counter("wasl_notifier_rate_limit_unchecked_total",
                                     "Sends allowed without a rate-limit check (Redis down)", NULL);
 }
@@ -505,11 +504,11 @@ static void record_sent(notifier_t *self)
     if (recorded < n) {
         wasl_counter_add(self->lease_lost, n - recorded);
     }
-    wasl_info("notifier: sends recorded", "{s:i, s:i}", "sent", (int)n, "recorded",
-              (int)recorded);
+    wasl_info("notifier: sends recorded", "{s:i, s:i}", "sent", (int)n, "recorded", (int)recorded);
 }
 
-/* Renders, governs and sends one claimed row, then records the outcome. */
+/* Renders and governs one claimed row, then sends it (an email) or queues it (an SMS: sent with
+ * the batch's others by send_queued); the outcome is settled either way. */
 static void send_row(notifier_t *self, const row_t *r)
 {
     char err[REASON_MAX];

@@ -316,8 +316,7 @@ static int sms_launch(provider_t *self, sms_xfer_t *x)
 
 /* Starts sends[*next…] in the free slots (those that cannot be made are answered at once).
  * Returns how many transfers are in flight. */
-static size_t sms_start(provider_t *self, sms_send_t *sends, size_t n, size_t *next,
-                        size_t active)
+static size_t sms_start(provider_t *self, sms_send_t *sends, size_t n, size_t *next, size_t active)
 {
     size_t i = 0;
     while (i < PROVIDER_SMS_PARALLEL && *next < n) {

@@ -69,10 +69,10 @@ typedef struct {
 } sms_send_t;
 
 /* Sends the SMS of sends[0..n) concurrently (libcurl multi, PROVIDER_SMS_PARALLEL at once, the
- * gateway connections reused between batches) and fills each one's result. Returns when every one has its answer or its timeout: about the
- * configured timeout per PROVIDER_SMS_PARALLEL sends at worst. */
+ * gateway connections reused between batches) and fills each one's result. Returns when every one
+ * has its answer or its timeout: about the configured timeout per PROVIDER_SMS_PARALLEL sends at
+ * worst. */
 void provider_send_sms_many(provider_t *self, sms_send_t *sends, size_t n);
-
 
 /* An outgoing email, all strings borrowed. `in_reply_to` is the ticket's first inbound
  * Message-ID with its angle brackets, or NULL; `references` a space-separated list or NULL. */
