@@ -5,10 +5,33 @@
 -- no_agent_since, resolved_at, wrap-up) use wasl_now(); updated_at stays now(). SECURITY
 -- INVOKER. Called from one statement each, so a batch costs one round trip.
 
+-- wasl_queue_staffed — whether an eligible agent is present for a waiting ticket of queue
+-- p_queue with skills p_skills in language p_language: enabled, available or busy with a live
+-- heartbeat, serving the queue and every skill, speaking the language (any agent for a ticket
+-- without one or in 'mixed'). The overflow timer's condition, shared by wasl_tickets_route
+-- (a ticket routed where nobody is present starts its timer at once) and
+-- wasl_tickets_mark_staffing. Reads agents; changes nothing.
+CREATE OR REPLACE FUNCTION wasl_queue_staffed(p_queue text, p_skills text[], p_language text)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1
+                     FROM agents a
+                    WHERE a.enabled
+                      AND a.presence IN ('available', 'busy')
+                      AND a.presence_until > wasl_now()
+                      AND a.skills ? p_queue
+                      AND a.skills ?& p_skills
+                      AND (p_language IS NULL OR p_language = 'mixed'
+                           OR p_language = ANY (a.languages)))
+$$;
+
 -- wasl_tickets_route — commits a batch of routing decisions, fenced on the work lease: only the
 -- rows wasl_work_complete completes for p_owner change their ticket. A routed ticket gets its
 -- queue, priority, skills, rule and SLA deadlines, keeps its place in line (a callback keeps the
--- call's first event, when it came earlier) and becomes 'routed' unless it moved on already; an
+-- call's first event, when it came earlier) and becomes 'routed' unless it moved on already;
+-- routed where no eligible agent is present (wasl_queue_staffed, asked once per queue, skills
+-- and language of the batch), its overflow timer starts now (no_agent_since), so that the
+-- router's staffing pass need not run after every batch to find it; an
 -- automatic answer changes nothing the ticket shows (its client cannot tell a party from a
 -- stranger by its ticket), it only adds its event.
 --   p_batch  jsonb array of {work_id, ticket_id, queue, priority, prio_rank, skills, rule,
@@ -33,6 +56,13 @@ LANGUAGE sql VOLATILE AS $$
                  res_due double precision, event jsonb, notes jsonb, answered boolean)
     ), done AS (
         SELECT id FROM wasl_work_complete(ARRAY(SELECT work_id FROM input), p_owner) AS id
+    ), unstaffed AS MATERIALIZED (
+        -- once per batch: inlined, it ran per ticket against every ticket (128 x 128)
+        SELECT g.queue, g.skills, g.language
+          FROM (SELECT DISTINCT i.queue, i.skills, t.language
+                  FROM input i
+                  JOIN tickets t ON t.id = i.ticket_id) g
+         WHERE NOT wasl_queue_staffed(g.queue, g.skills, g.language)
     ), upd AS (
         UPDATE tickets t
            SET queue = i.queue, priority = i.priority, prio_rank = i.prio_rank,
@@ -48,7 +78,15 @@ LANGUAGE sql VOLATILE AS $$
                                                   AND c2.client_id IS NOT DISTINCT FROM
                                                       c1.client_id
                                                 WHERE c1.ticket_id = t.id))),
-               no_agent_since = NULL, escalated_at = NULL, overflowed_at = NULL,
+               no_agent_since = CASE WHEN t.status IN ('received', 'classified')
+                                      AND EXISTS (SELECT 1
+                                                    FROM unstaffed u
+                                                   WHERE u.queue = i.queue
+                                                     AND u.skills = i.skills
+                                                     AND u.language IS NOT DISTINCT FROM
+                                                         t.language)
+                                     THEN wasl_now() END,
+               escalated_at = NULL, overflowed_at = NULL,
                updated_at = now(),
                status = CASE WHEN t.status IN ('received', 'classified') THEN 'routed'
                              ELSE t.status END
@@ -163,12 +201,25 @@ LANGUAGE sql VOLATILE AS $$
     SELECT 0, 0, n.escalated FROM n WHERE NOT EXISTS (SELECT 1 FROM al)
 $$;
 
--- wasl_tickets_overflow — the overflow timer: waiting tickets that have had no eligible agent
--- for p_after_s seconds (no_agent_since, set by wasl_tickets_mark_staffing), not overflowed or
--- escalated yet and not already in p_queue, move to the overflow queue p_queue (p_skills).
+-- wasl_tickets_overflow — the overflow timer: up to p_limit waiting tickets that have had no
+-- eligible agent for p_after_s seconds (no_agent_since, set by wasl_tickets_route and
+-- wasl_tickets_mark_staffing), not overflowed or escalated yet and not already in p_queue, the
+-- longest unstaffed first, move to the overflow queue p_queue (p_skills). Walks
+-- tickets_overflow_idx (0025) from the oldest mark, so a call costs the due rows, not the
+-- waiting ones; the limit keeps a queue that went unstaffed all at once from moving in one
+-- statement (100,000 tickets took 15 s: the router's next call moves the rest).
 -- Returns how many moved. Touches tickets, ticket_events ('overflowed'). Called by the router.
+-- Until 0025 it had no p_limit: the old signature is dropped first (see wasl_tickets_resolve).
+DO $$
+BEGIN
+    IF to_regprocedure('wasl_tickets_overflow(text, text[], double precision)') IS NOT NULL THEN
+        DROP FUNCTION wasl_tickets_overflow(text, text[], double precision);
+    END IF;
+END;
+$$;
 CREATE OR REPLACE FUNCTION wasl_tickets_overflow(p_queue text, p_skills text[],
-                                                 p_after_s double precision)
+                                                 p_after_s double precision,
+                                                 p_limit integer DEFAULT 500)
 RETURNS bigint
 LANGUAGE sql VOLATILE AS $$
     WITH c AS (
@@ -179,6 +230,8 @@ LANGUAGE sql VOLATILE AS $$
            AND queue <> p_queue
            AND overflowed_at IS NULL
            AND escalated_at IS NULL
+         ORDER BY no_agent_since
+         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     ), ov AS (
         UPDATE tickets t
@@ -207,17 +260,7 @@ LANGUAGE sql VOLATILE AS $$
     WITH g AS (
         SELECT DISTINCT queue, skills, language FROM tickets WHERE status = 'routed'
     ), staffed AS (
-        SELECT g.*
-          FROM g
-         WHERE EXISTS (SELECT 1
-                         FROM agents a
-                        WHERE a.enabled
-                          AND a.presence IN ('available', 'busy')
-                          AND a.presence_until > wasl_now()
-                          AND a.skills ? g.queue
-                          AND a.skills ?& g.skills
-                          AND (g.language IS NULL OR g.language = 'mixed'
-                               OR g.language = ANY (a.languages)))
+        SELECT g.* FROM g WHERE wasl_queue_staffed(g.queue, g.skills, g.language)
     ), mark AS (
         UPDATE tickets t
            SET no_agent_since = wasl_now()

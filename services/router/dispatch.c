@@ -47,18 +47,34 @@ enum {
     AGENT_COLS
 };
 
-/* $1 "queue/channel" pairs someone can serve now, $2 reoffer seconds, $3 limit. */
+/* $1 "queue/channel" pairs someone can serve now, $2 reoffer seconds, $3 limit. Each pair's
+ * waiting tickets are walked in order on tickets_waiting_idx (queue, channel, then the order)
+ * up to the limit, the pairs' heads merged in the same order, and only those rows locked: a
+ * round reads at most pairs × limit index entries (plus the tickets on offer at the heads),
+ * however many tickets wait where nobody can take them. A ticket another router locked is
+ * skipped (it is that router's this round). */
 static const char *const waiting_sql =
+    "WITH pairs AS ("
+    "  SELECT DISTINCT substring(p FROM '^(.*)/[^/]*$') AS queue,"
+    "    substring(p FROM '[^/]*$') AS channel FROM unnest($1::text[]) p"
+    "), heads AS ("
+    "  SELECT h.id FROM pairs, LATERAL ("
+    "    SELECT t.id, t.prio_rank, t.first_response_due, t.waiting_since FROM tickets t"
+    "     WHERE t.status = 'routed' AND t.queue = pairs.queue AND t.channel = pairs.channel"
+    "       AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.ticket_id = t.id"
+    "         AND o.state = 'offered')"
+    "     ORDER BY t.prio_rank, t.first_response_due, t.waiting_since, t.id LIMIT $3::int) h"
+    "  ORDER BY h.prio_rank, h.first_response_due, h.waiting_since, h.id LIMIT $3::int"
+    ")"
     "SELECT t.id, t.ref, t.queue, t.channel, t.language, array_to_string(t.skills, ','),"
     "  coalesce((SELECT string_agg(DISTINCT o.agent_id, ',') FROM offers o"
     "    WHERE o.ticket_id = t.id AND o.state IN ('rejected', 'expired')"
     "    AND o.answered_at > wasl_now() - make_interval(secs => $2::double precision)), ''),"
     "  t.priority, t.first_response_due, t.waiting_since"
-    " FROM tickets t WHERE t.status = 'routed'"
-    "   AND t.queue || '/' || t.channel = ANY ($1::text[])"
+    " FROM tickets t WHERE t.id IN (SELECT id FROM heads) AND t.status = 'routed'"
     " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.ticket_id = t.id AND o.state = 'offered')"
     " ORDER BY t.prio_rank, t.first_response_due, t.waiting_since, t.id"
-    " LIMIT $3::int FOR UPDATE OF t SKIP LOCKED";
+    " FOR UPDATE OF t SKIP LOCKED";
 enum {
     WAITING_ID,
     WAITING_REF,

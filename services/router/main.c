@@ -26,7 +26,7 @@ static void declare_options(wasl_config_t *cfg, router_config_t *c, const char *
                     "how often route rows without a nudge are looked for", &c->sweep_ms);
     wasl_config_int(cfg, "WASL_ROUTER_SWEEP_AGE_MS", 2000, 0, 600000,
                     "a pending row is swept once it is this old", &c->sweep_min_age_ms);
-    wasl_config_int(cfg, "WASL_ROUTER_BATCH", 128, 1, 4096, "most tickets routed per transaction",
+    wasl_config_int(cfg, "WASL_ROUTER_BATCH", 512, 1, 4096, "most tickets routed per transaction",
                     &c->batch_max);
     wasl_config_int(cfg, "WASL_ROUTER_RETRY_MS", 1000, 0, 600000,
                     "backoff per attempt after a failed batch", &c->retry_backoff_ms);
@@ -36,6 +36,10 @@ static void declare_options(wasl_config_t *cfg, router_config_t *c, const char *
                     "waiting tickets considered per dispatch round", &c->dispatch_max);
     wasl_config_int(cfg, "WASL_ROUTER_TIMERS_MS", 1000, 50, 600000,
                     "how often presence, overflow and SLA timers are checked", &c->timers_ms);
+    wasl_config_int(cfg, "WASL_ROUTER_STAFFING_MS", 60000, 50, 3600000,
+                    "waiting tickets are checked for an eligible agent present (the overflow "
+                    "timer) when who is present changes, and at least this often",
+                    &c->staffing_ms);
     wasl_config_int(cfg, "WASL_ROUTER_STATS_MS", 5000, 100, 600000,
                     "how often queue and SLA gauges are refreshed", &c->stats_ms);
     wasl_config_int(cfg, "WASL_ROUTER_REOFFER_AFTER_S", 600, 0, 86400,

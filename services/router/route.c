@@ -120,7 +120,7 @@ static bool plan_rows(router_t *self, PGresult *res, routing_t *rs, size_t nrows
     return asking;
 }
 
-/* Sends every row's request to caselookup at once (WASL_RPC_MANY_MAX at a time) and keeps each
+/* Sends every row's request to caselookup, AUTO_ANSWER_CHUNK at once, and keeps each
  * reply with its row. A reply that does not carry its request's request_id is no answer. When
  * any request went unanswered, no more are asked for AUTO_ANSWER_BACKOFF_MS. */
 static void ask_caselookup(router_t *self, routing_t *rs, size_t nrows)
@@ -138,8 +138,8 @@ static void ask_caselookup(router_t *self, routing_t *rs, size_t nrows)
             reqs[n++] = rs[i].req;
         }
     }
-    for (size_t o = 0; o < n; o += WASL_RPC_MANY_MAX) {
-        size_t m = n - o < WASL_RPC_MANY_MAX ? n - o : WASL_RPC_MANY_MAX;
+    for (size_t o = 0; o < n; o += AUTO_ANSWER_CHUNK) {
+        size_t m = n - o < AUTO_ANSWER_CHUNK ? n - o : AUTO_ANSWER_CHUNK;
         wasl_rpc_request_many(self->rpc, m, reqs + o, reps + o);
     }
     for (size_t i = 0; i < n; i++) {

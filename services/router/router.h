@@ -27,6 +27,7 @@ typedef struct {
     long dispatch_ms;
     long dispatch_max; /* tickets considered per dispatch round */
     long timers_ms;
+    long staffing_ms; /* the staffing pass and the overflow timer read every waiting ticket */
     long stats_ms;
     long reoffer_after_s; /* an agent who declined a ticket is not offered it again before */
     long clock_offset_s;  /* tests: shifts the router's clock in PostgreSQL */

@@ -25,6 +25,14 @@
 #define AUTO_ANSWER_TIMEOUT_MS 700
 #define AUTO_ANSWER_RETRIES    1
 #define AUTO_ANSWER_BACKOFF_MS 10000
+/* Lookups sent at once, each answered within AUTO_ANSWER_TIMEOUT_MS: a batch of 512 (the
+ * default since issue 16) asks in chunks as batches of 128 did, so a busy caselookup is not
+ * handed more at once than before. At most WASL_RPC_MANY_MAX. */
+#define AUTO_ANSWER_CHUNK 128
+
+/* Working a backlog, the queue gauges (a read of every waiting ticket) are refreshed this many
+ * times less often than WASL_ROUTER_STATS_MS. */
+#define STATS_BEHIND_X 6
 
 struct router {
     const router_config_t *cfg;
@@ -37,6 +45,8 @@ struct router {
     select_agent_t *agents;
     wasl_rpc_t *rpc;           /* to caselookup, when auto-answer is on */
     int64_t rpc_down_until_ms; /* after a failed lookup, answer nothing for a while */
+    int64_t last_staffing_ms;  /* this router's last staffing pass (timers.c) */
+    char staffing_digest[40];  /* who was present at that pass (md5 hex) */
     wasl_counter_t *auto_answered, *auto_declined;
     wasl_counter_t *bad_messages, *lost, *failed, *routed, *offered, *expired, *escalated,
         *overflowed, *presence_expired, *notify_sent, *notify_failed;

@@ -19,6 +19,16 @@ enum { COUNT_N, COUNT_COLS };
  * live heartbeat) for the ticket's queue, skills and language. */
 static const char *const staffing_sql = "SELECT wasl_tickets_mark_staffing()";
 
+/* Who could serve a waiting ticket now (wasl_queue_staffed's agents: present, with their
+ * skills and languages), as one digest: the staffing pass's answer can only change when this
+ * does, or when a ticket comes back to waiting without passing wasl_tickets_route (a
+ * transfer). Reads agents only; a heartbeat that extends presence_until changes nothing. */
+static const char *const staffing_digest_sql =
+    "SELECT md5(coalesce(string_agg(id || ' ' || skills::text || ' ' || languages::text, ','"
+    "  ORDER BY id), '')) FROM agents WHERE enabled AND presence IN ('available', 'busy')"
+    "  AND presence_until > wasl_now()";
+enum { DIGEST_MD5, DIGEST_COLS };
+
 /* $1 overflow queue, $2 its skills, $3 seconds without an agent. */
 static const char *const overflow_sql =
     "SELECT wasl_tickets_overflow($1, $2::text[], $3::double precision)";
@@ -48,6 +58,14 @@ static const char *const offer_stats_sql =
     " > wasl_now() - interval '24 hours' GROUP BY state";
 enum { OSTATS_STATE, OSTATS_COUNT, OSTATS_COLS };
 
+/* One router at a time keeps the clocks: the rounds change the same rows (SKIP LOCKED makes a
+ * second router's round useless, not wrong) and the staffing pass reads every waiting ticket,
+ * so N routers side by side did N times that work for nothing — the scaling rows of
+ * issue 16 lost most of their time there. A session lock: it goes with the connection. */
+static const char *const timers_lock_sql = "SELECT pg_try_advisory_lock(7761230)";
+static const char *const timers_unlock_sql = "SELECT pg_advisory_unlock(7761230)";
+enum { LOCK_TAKEN, LOCK_COLS };
+
 /* ---- timers: presence, overflow, escalation ------------------------------------------------- */
 
 /* The queue's skills as a $n::text[] parameter (freed by the caller; NULL when out of memory). */
@@ -72,7 +90,61 @@ static int count_of(router_t *self, const char *sql, int nparams, const char *co
     return n;
 }
 
-int router_timers(router_t *self)
+/* The overflow timer: tickets_overflow_idx holds the marked tickets only, oldest first, so a
+ * round reads what is due. Returns how many moved, or -1. */
+static int overflow_round(router_t *self)
+{
+    char after[32];
+    snprintf(after, sizeof after, "%ld", rules_overflow_after_s(self->rules));
+    char *oskills = skills_array(self->rules, rules_overflow_queue(self->rules));
+    const char *op[] = {rules_overflow_queue(self->rules), oskills, after};
+    int n = oskills ? count_of(self, overflow_sql, 3, op) : -1;
+    free(oskills);
+    if (n > 0) {
+        wasl_counter_add(self->overflowed, (uint64_t)n);
+    }
+    return n;
+}
+
+/* Whether the staffing pass is due: who is present changed since this router's last pass,
+ * or WASL_ROUTER_STAFFING_MS went by (transfers). 1, 0, or -1 on a database error. */
+static int staffing_due(router_t *self, int64_t now, char *digest, size_t cap)
+{
+    PGresult *res = wasl_pg_query(self->pg, staffing_digest_sql, 0, NULL);
+    if (!router_checked(&res, DIGEST_COLS, "staffing digest") || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    snprintf(digest, cap, "%s", PQgetvalue(res, 0, DIGEST_MD5));
+    PQclear(res);
+    if (!*self->staffing_digest) {
+        /* A router just started: the marks stand as the routers before it left them (and
+         * wasl_tickets_route marks what it routes), so N routers starting together do not
+         * each read every waiting ticket first; the periodic pass catches what changed while
+         * none ran. */
+        memcpy(self->staffing_digest, digest, cap);
+        self->last_staffing_ms = now;
+        return 0;
+    }
+    return strcmp(digest, self->staffing_digest) != 0 ||
+           now - self->last_staffing_ms >= self->cfg->staffing_ms;
+}
+
+/* Whether this router holds the timers' lock now (taking it when free): 1, 0 when another
+ * router holds it, -1 on a database error. */
+static int timers_lock(router_t *self)
+{
+    PGresult *res = wasl_pg_query(self->pg, timers_lock_sql, 0, NULL);
+    if (!router_checked(&res, LOCK_COLS, "timers lock")) {
+        return -1;
+    }
+    int mine = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, LOCK_TAKEN), "t") == 0;
+    PQclear(res);
+    return mine;
+}
+
+/* The round, with the timers' lock held. */
+static int timers_locked(router_t *self)
 {
     int64_t t0 = wasl_clock_ms();
     int total = 0, n;
@@ -82,10 +154,21 @@ int router_timers(router_t *self)
     }
     wasl_counter_add(self->presence_expired, (uint64_t)n);
     total += n;
-    if ((n = count_of(self, staffing_sql, 0, NULL)) < 0) {
+    /* The staffing pass reads every waiting ticket: only when it can change something (a
+     * ticket routed where nobody is present is marked by wasl_tickets_route). */
+    char digest[sizeof self->staffing_digest];
+    int due = staffing_due(self, t0, digest, sizeof digest);
+    if (due < 0) {
         return -1;
     }
-    total += n;
+    if (due) {
+        if ((n = count_of(self, staffing_sql, 0, NULL)) < 0) {
+            return -1;
+        }
+        self->last_staffing_ms = t0;
+        memcpy(self->staffing_digest, digest, sizeof digest);
+        total += n;
+    }
     char *sskills = skills_array(self->rules, rules_supervisor_queue(self->rules));
     const char *ep[] = {rules_supervisor_queue(self->rules), sskills,
                         rules_alert_email(self->rules)};
@@ -109,20 +192,26 @@ int router_timers(router_t *self)
         wasl_info("router: tickets escalated on SLA breach", "{s:i}", "tickets", escalated);
     }
     wasl_counter_add(self->escalated, (uint64_t)escalated);
-    char after[32];
-    snprintf(after, sizeof after, "%ld", rules_overflow_after_s(self->rules));
-    char *oskills = skills_array(self->rules, rules_overflow_queue(self->rules));
-    const char *op[] = {rules_overflow_queue(self->rules), oskills, after};
-    n = oskills ? count_of(self, overflow_sql, 3, op) : -1;
-    free(oskills);
-    if (n < 0) {
+    /* After the escalation, as always: a ticket both overdue and unstaffed escalates. */
+    if ((n = overflow_round(self)) < 0) {
         return -1;
     }
-    wasl_counter_add(self->overflowed, (uint64_t)n);
     total += n;
     atomic_store(&self->db_ok, true);
     wasl_histogram_observe(self->timers_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
     return total + escalated;
+}
+
+int router_timers(router_t *self)
+{
+    int mine = timers_lock(self);
+    if (mine <= 0) {
+        atomic_store(&self->db_ok, mine == 0);
+        return mine;
+    }
+    int n = timers_locked(self);
+    PQclear(wasl_pg_query(self->pg, timers_unlock_sql, 0, NULL));
+    return n;
 }
 
 void router_refresh_stats(router_t *self)

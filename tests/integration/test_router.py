@@ -112,6 +112,7 @@ def start_router(daemon, it, rules, **env):
     full = {"WASL_PG_URL": it.db_url, "WASL_BUS": "", "WASL_ROUTER_RULES": rules,
             "WASL_ROUTER_SWEEP_MS": 100, "WASL_ROUTER_SWEEP_AGE_MS": 0,
             "WASL_ROUTER_DISPATCH_MS": 100, "WASL_ROUTER_TIMERS_MS": 200,
+            "WASL_ROUTER_STAFFING_MS": 200,
             "WASL_ROUTER_STATS_MS": 200}
     full.update(env)
     return daemon(ROUTER, env=full, wait=True)
@@ -685,3 +686,44 @@ def test_auto_answer_backlog_asks_caselookup_once_per_ticket(desk, daemon, tmp_p
     assert m.get("wasl_router_auto_answered_total") == n_party
     assert m.get("wasl_router_auto_answer_declined_total") == n_stranger
     assert not m.get("wasl_rpc_retries_total") and not m.get("wasl_rpc_failures_total")
+
+
+def add_backlog(it, n, status="classified", queue=None, channel="web"):
+    """n tickets in one statement (refs 9xxxxxxxxx): classified with their route work rows, or
+    already waiting (status 'routed') in `queue`. Returns their ids."""
+    base = 9000000000 + int(time.time() * 1000) % 100000000 * 10
+    rows = it.rows(
+        "WITH t AS (INSERT INTO tickets (ref, channel, external_id, status, category, confidence,"
+        "  priority, language, from_phone, queue, prio_rank, first_response_due, resolution_due,"
+        "  waiting_since)"
+        " SELECT (%s + g)::text, %s, %s || g, %s, 'case_inquiry', 0.9, 'normal', 'ar',"
+        "  '+966551234567', %s, CASE WHEN %s = 'routed' THEN 2 END,"
+        "  CASE WHEN %s = 'routed' THEN now() + interval '1 day' END,"
+        "  CASE WHEN %s = 'routed' THEN now() + interval '3 days' END,"
+        "  CASE WHEN %s = 'routed' THEN now() END"
+        " FROM generate_series(1, %s) g RETURNING id, status)"
+        " INSERT INTO work (ticket_id, stage, dedupe_key, state)"
+        " SELECT id, 'route', 'ticket:' || id || ':route',"
+        "  CASE WHEN status = 'routed' THEN 'done' ELSE 'pending' END FROM t RETURNING ticket_id",
+        (base, channel, unique("bl"), status, queue, status, status, status, status, n))
+    return [r["ticket_id"] for r in rows]
+
+
+def test_two_routers_share_a_backlog_each_ticket_routed_once(desk, daemon, tmp_path):
+    """Two routers started on an empty ledger, then a backlog at once: both sweep it (SKIP
+    LOCKED), every ticket is routed exactly once (one 'routed' event, one acknowledgement),
+    and the routers' counts add up to the backlog."""
+    rules = rules_file(tmp_path)
+    routers = [start_router(daemon, desk, rules, WASL_ROUTER_BATCH=16) for _ in range(2)]
+    tids = add_backlog(desk, 400)
+    wait_for(lambda: desk.count("work", "stage = 'route' AND state <> 'done'") == 0, WAIT_S,
+             what="backlog routed")
+    events = desk.rows("SELECT ticket_id, count(*) AS n FROM ticket_events WHERE kind = 'routed'"
+                       " AND ticket_id = ANY(%s) GROUP BY ticket_id", (tids,))
+    assert len(events) == len(tids) and {e["n"] for e in events} == {1}
+    assert desk.scalar("SELECT count(*) FROM notifications WHERE ticket_id = ANY(%s)"
+                       " AND kind = 'ack'", (tids,)) == len(tids)
+    counts = [int(r.metrics().get("wasl_router_routed_total", 0)) for r in routers]
+    assert sum(counts) == len(tids), counts
+    assert all(r.alive() for r in routers)
+

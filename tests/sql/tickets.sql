@@ -33,6 +33,10 @@ SELECT id, status, queue, priority, route_rule, routed_at IS NOT NULL AS routed,
        waiting_since IS NOT NULL AS in_line
   FROM tickets WHERE id IN (1, 2, 3) ORDER BY id;
 SELECT dedupe_key, state FROM work WHERE dedupe_key LIKE 'r:%' ORDER BY 1;
+-- routed where nobody present serves the queue ('billing'), the overflow timer starts at once;
+-- in 'general' (amal, badr and dana) it does not; ticket 3's lost lease changed nothing.
+SELECT id, queue, no_agent_since IS NOT NULL AS unstaffed FROM tickets
+ WHERE id IN (1, 2, 3) ORDER BY id;
 SELECT ticket_id, kind, data FROM ticket_events ORDER BY id;
 SELECT ticket_id, kind, template, dedupe_key FROM notifications ORDER BY id;
 -- the same batch again: every lease is spent, nothing changes, nothing is notified twice.
@@ -93,7 +97,8 @@ UPDATE tickets SET status = 'resolved' WHERE id = 4;
 SELECT count(*) AS resolve_functions FROM pg_proc WHERE proname = 'wasl_tickets_resolve';
 
 -- staffing: the 'billing' tickets (1, 4 reopened is 'classified') have no agent serving
--- 'billing'; ticket 2 in 'general' is served. Marks then nothing more (idempotent).
+-- 'billing'; ticket 2 in 'general' is served. Ticket 1 was marked when routed, so the pass
+-- has nothing to change, and nothing more the second time (idempotent).
 SELECT wasl_tickets_mark_staffing() AS changed;
 SELECT id, queue, no_agent_since IS NOT NULL AS unstaffed FROM tickets
  WHERE status = 'routed' ORDER BY id;
@@ -108,6 +113,8 @@ UPDATE agents SET skills = skills - 'billing' WHERE id = 'badr';
 SELECT wasl_tickets_mark_staffing() AS changed;
 SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS not_yet;
 SET wasl.clock_offset_s = 121;
+-- at most p_limit a call: none with 0, then the one due.
+SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120, 0) AS limited;
 SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS moved;
 SELECT wasl_tickets_overflow('overflow', ARRAY['senior'], 120) AS again;
 RESET wasl.clock_offset_s;
