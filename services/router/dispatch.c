@@ -51,8 +51,10 @@ enum {
  * waiting tickets are walked in order on tickets_waiting_idx (queue, channel, then the order)
  * up to the limit, the pairs' heads merged in the same order, and only those rows locked: a
  * round reads at most pairs × limit index entries (plus the tickets on offer at the heads),
- * however many tickets wait where nobody can take them. A ticket another router locked is
- * skipped (it is that router's this round). */
+ * however many tickets wait where nobody can take them. The heads are read back by primary key
+ * (= ANY of an array: `IN (SELECT …)` let the planner hash them against a scan of every
+ * waiting ticket). A ticket another router locked is skipped (it is that router's this
+ * round). */
 static const char *const waiting_sql =
     "WITH pairs AS ("
     "  SELECT DISTINCT substring(p FROM '^(.*)/[^/]*$') AS queue,"
@@ -71,7 +73,7 @@ static const char *const waiting_sql =
     "    WHERE o.ticket_id = t.id AND o.state IN ('rejected', 'expired')"
     "    AND o.answered_at > wasl_now() - make_interval(secs => $2::double precision)), ''),"
     "  t.priority, t.first_response_due, t.waiting_since"
-    " FROM tickets t WHERE t.id IN (SELECT id FROM heads) AND t.status = 'routed'"
+    " FROM tickets t WHERE t.id = ANY (ARRAY(SELECT id FROM heads)) AND t.status = 'routed'"
     " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.ticket_id = t.id AND o.state = 'offered')"
     " ORDER BY t.prio_rank, t.first_response_due, t.waiting_since, t.id"
     " FOR UPDATE OF t SKIP LOCKED";
