@@ -394,6 +394,8 @@ def measure_cost(db, env, token, stamp):
     while not costmod.pipeline_idle(mon) and time.monotonic() - start < DRAIN_S:
         time.sleep(0.5)
     after = costmod.settle(mon)
+    # Counted again once idle: a request wrk stopped waiting for was committed all the same.
+    accepted = run_tickets(db, run_id)
     out = costmod.diff(before, after, accepted, background)
     out.update(rate=COST_RATE, acked=done, http=load, background=background,
                losses=losses(db, run_id, load["s201"] + load["s200"]))
@@ -850,7 +852,8 @@ def run_load(db, env, token, stamp, report):
     s = DeadTuples(db, Sampler(f"sustained {SUSTAIN_RATE}/s"))
     load = wrk(env, token, run_sus, SUSTAIN_RATE, SUSTAIN_S, watch=s)
     accepted = load["s201"] + load["s200"]
-    in_db, done, drained = drain(db, run_sus, s, DRAIN_S)
+    _, done, drained = drain(db, run_sus, s, DRAIN_S)
+    in_db = run_tickets(db, run_sus)  # the requests in flight when wrk stopped count too
     lat = latency(db, run_sus)
     e2e_tps = round(lat["acked"] / lat["span_s"], 1) if lat["span_s"] else 0.0
     report["sustained"] = {"offered_per_s": SUSTAIN_RATE, "seconds": SUSTAIN_S,
@@ -942,10 +945,11 @@ def table(r, path):
     rows = [("end to end: ticket commit (2xx) → routed, → acknowledgement sent (ms)", "", "")]
     for rate, x in r["latency_rates"].items():
         lat = x["latency"]
+        goal = {"500": ", goal ack p99 < 100", "1000": ", goal ack p99 < 250"}.get(rate, "")
         rows.append((f"  at {rate}/s offered: → routed p50/p99, → ack p50/p99",
                      f"{lat['routed_p50_ms']} / {lat['routed_p99_ms']}, {lat['ack_p50_ms']} / "
                      f"{lat['ack_p99_ms']}", f"{lat['tickets']} tickets, HTTP p99 "
-                     f"{x['http']['p99_ms']} ms"))
+                     f"{x['http']['p99_ms']} ms{goal}"))
     dead = sus["dead_tuples"]["max"]
     rows += [
         ("  saturation: accepted tickets/s", f"{sat['accepted_per_s']:.0f}", ""),
@@ -975,7 +979,8 @@ def table(r, path):
     rows += [
         ("ceilings", "", ""),
         ("  pgbench, the pipeline's SQL per contact (contacts/s)",
-         f"{c['pg_pipeline_ceiling_contacts_s']}", pipe.get("note", "")),
+         f"{c['pg_pipeline_ceiling_contacts_s']}", pipe.get("note", "") +
+         ", e2e goal >= 0.6 of it"),
         ("  pgbench, 1 ticket per commit (tickets/s)", f"{c['pgbench_single']['tickets_per_s']}",
          f"{c['pgbench_single']['clients']} clients"),
         ("  pgbench, 32 tickets per commit (tickets/s)",
