@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unicode/uchar.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
@@ -171,4 +172,61 @@ char *wasl_normalize_ex(const char *text, size_t len, unsigned steps)
 char *wasl_normalize(const char *text, size_t len)
 {
     return wasl_normalize_ex(text, len, WASL_NORM_ALL);
+}
+
+/* Arabizi writes the Arabic letters Latin lacks with digits that look like them. */
+static const char *arabizi_letter(char d)
+{
+    switch (d) {
+    case '2': return "\xD8\xA1"; /* ء */
+    case '3': return "\xD8\xB9"; /* ع */
+    case '5': return "\xD8\xAE"; /* خ */
+    case '6': return "\xD8\xB7"; /* ط */
+    case '7': return "\xD8\xAD"; /* ح */
+    case '9': return "\xD9\x82"; /* ق */
+    default: return NULL;
+    }
+}
+
+/* True when the space-delimited word around norm[i] has an ASCII letter: only such words are
+ * Arabizi; a run of digits alone (a case number, a date, an amount) is left as written. */
+static bool word_has_latin(const char *word, size_t wlen)
+{
+    for (size_t i = 0; i < wlen; i++) {
+        if ((word[i] >= 'a' && word[i] <= 'z') || (word[i] >= 'A' && word[i] <= 'Z')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *wasl_arabizi(const char *norm)
+{
+    size_t len = strlen(norm);
+    char *out = malloc(2 * len + 1); /* each digit becomes at most two bytes */
+    if (!out) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t end = i;
+        while (end < len && norm[end] != ' ') {
+            end++;
+        }
+        bool latin = word_has_latin(norm + i, end - i);
+        for (; i < end; i++) {
+            const char *ar = latin ? arabizi_letter(norm[i]) : NULL;
+            if (ar) {
+                memcpy(out + o, ar, 2);
+                o += 2;
+            } else {
+                out[o++] = norm[i];
+            }
+        }
+        while (i < len && norm[i] == ' ') {
+            out[o++] = norm[i++];
+        }
+    }
+    out[o] = '\0';
+    return out;
 }

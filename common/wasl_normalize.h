@@ -32,4 +32,11 @@ char *wasl_normalize_ex(const char *text, size_t len, unsigned steps);
 /* wasl_normalize_ex with every step: the feature key of a text. */
 char *wasl_normalize(const char *text, size_t len);
 
+/* Arabizi digits to the Arabic letters they stand for (2 ء, 3 ع, 5 خ, 6 ط, 7 ح, 9 ق), inside
+ * words that have a Latin letter only ("m3een" -> "mعeen", "ft7" -> "ftح"): a run of digits
+ * alone — a case number, a date, an amount — is never touched. `norm` is a normalized text
+ * (words separated by spaces, digits ASCII). Returns a new string the caller frees, or NULL
+ * on allocation failure. Used for the urgent cues, whose Arabizi forms go through it too. */
+char *wasl_arabizi(const char *norm);
+
 #endif

@@ -139,6 +139,29 @@ static void test_bad_input(void **state)
     free(big);
 }
 
+/* Arabizi digits become letters inside Latin-letter words only; digit runs such as case
+ * numbers, dates and amounts stay as written. */
+static void test_arabizi(void **state)
+{
+    (void)state;
+    const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"m3een ma yft7", "mعeen ma yftح"},
+        {"el jalsa el 7een", "el jalsa el حeen"},
+        {"5alas 2ana 6ale3 9ad", "خalas ءana طaleع قad"},
+        {"qadiya 4512345678 b 2 days", "qadiya 4512345678 b 2 days"},
+        {"قضية 4512345678 يوم 1448 5 3", "قضية 4512345678 يوم 1448 5 3"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = wasl_arabizi(cases[i].in);
+        assert_non_null(out);
+        assert_string_equal(out, cases[i].out);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_strip_marks),   cmocka_unit_test(test_letter_maps),
         cmocka_unit_test(test_separators),    cmocka_unit_test(test_cap_repeats),
         cmocka_unit_test(test_all_steps),     cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_arabizi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
