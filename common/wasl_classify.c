@@ -299,106 +299,238 @@ const char *wasl_detect_language(const char *text, size_t len)
     return latin_words >= 2 ? "mixed" : "ar";
 }
 
-/* Cue phrases, written naturally and normalized once, so that they match the normalized text
- * whatever hamza, alef or teh marbuta the writer used. */
+/* Cue phrases, written naturally and normalized once (with the Arabizi digits mapped), so that
+ * they match the normalized text whatever hamza, alef or teh marbuta the writer used. The
+ * lists and the rules follow data/classifier/GUIDE.md's `urgent`; each was measured on
+ * train.tsv (docs/architecture.md "Classifier"). */
 static const char *const cue_soon[] = {
-    "اليوم",    "الحين",      "الآن",      "بعد ساعة",     "بعد ساعه", "خلال ساعة", "بعد نص ساعة",
-    "غدا",      "غداً",        "بكرة",      "بكره",         "بكرا",     "صباح الغد", "today",
-    "tomorrow", "in an hour", "right now", "this morning", NULL};
-static const char *const cue_hearing[] = {"جلسة",    "جلسه",    "الجلسة",  "جلستي", "المرافعة",
-                                          "الترافع", "hearing", "session", NULL};
-static const char *const cue_blocked[] = {
-    "ما يفتح",       "ما يشتغل", "لا يعمل", "لا يفتح", "ما اقدر", "ما قدرت",     "لا أستطيع",
-    "لا استطيع",     "مو قادر",  "ماقدرت",  "خطأ",     "عطل",     "معلق",        "مقفل",
-    "ما يدخل",       "ما دخلني", "لم يصل",  "ما وصل",  "ما يوصل", "not working", "doesn't work",
-    "does not work", "can't",    "cannot",  "unable",  "error",   "won't open",  "not open",
-    "blocked",       "locked",   NULL};
+    "اليوم",       "الحين",        "هالحين",      "الليلة",     "غدا",          "غداً",
+    "بكرة",        "بكره",         "بكرا",        "صباح الغد", "بعد ساعة",     "بعد ساعتين",
+    "خلال ساعات",  "ربع ساعة",     "نص ساعة",     "نصف ساعة",  "حالا",         "فورا",
+    "el 7een",     "hal7een",      "today",       "tonight",    "tomorrow",     "bokra",
+    "bukra",       "el youm",      "el yom",      "right now",  "this morning", "this afternoon",
+    "this evening", "within hours", "in an hour", "immediately", NULL};
+/* A soon cue right after one of these words is later than tomorrow ("بعد بكرة", "the day after
+ * tomorrow"): the GUIDE makes that high, not urgent. */
+static const char *const cue_later[] = {"بعد", "after", "ba3d", NULL};
+/* Minutes count only as "in N minutes" (a minute word one or two words after one of
+ * cue_within): "waited 40 minutes on hold" is a complaint, not a deadline. */
+static const char *const cue_minutes[] = {"دقيقة", "دقيقه", "دقائق", "دقايق", "d8ayq", "d2ayq",
+                                          "min",   "mins",  "minute", "minutes", NULL};
+static const char *const cue_within[] = {"بعد", "خلال", "باقي", "in", "within", "ba3d", NULL};
+static const char *const cue_detention[] = {
+    "محتجز", "محتجزه", "مسجون", "سجين", "السجن", "التوقيف", "محبوس", "موقوف في", "موقوف بال",
+    "detained", "custody", "arrested", "jail", "prison", "detention", NULL};
 static const char *const cue_leak[] = {
     "شخص آخر",        "شخص اخر",      "شخص ثاني", "غيري",      "ليست لي", "مو حقتي",
     "مو لي",          "ليس لي",       "تسريب",    "تسرب",      "مسربة",   "someone else",
     "another person", "other people", "not mine", "data leak", "leaked",  NULL};
 static const char *const cue_leak_object[] = {"قضية", "قضايا",   "بيانات", "معلومات", "ملف", "case",
                                               "data", "details", "file",   "record",  NULL};
+/* An account or device taken over is a leak by itself (GUIDE: "data exposed"). */
+static const char *const cue_breach[] = {"اختراق", "مخترق", "انسرق", "hacked", "ransomware", NULL};
 static const char *const cue_threat[] = {
-    "انتحار",  "انتحر", "أقتل",   "اقتل",        "بقتل",        "أذبح",         "اذبح",
-    "تفجير",   "قنبلة", "سلاح",   "بأذي نفسي",   "أؤذي",        "اؤذي",         "kill",
-    "suicide", "bomb",  "weapon", "hurt myself", "harm myself", "hurt someone", NULL};
+    "انتحار",   "انتحر",   "أقتل",     "اقتل",        "بقتل",        "بالقتل",       "بالضرب",
+    "يهددني",   "أذبح",    "اذبح",     "تفجير",       "قنبلة",       "سلاح",         "بأذي نفسي",
+    "أؤذي",     "اؤذي",    "بحرق نفسي", "kill",       "suicide",     "bomb",         "weapon",
+    "hurt myself", "harm myself", "hurt someone", NULL};
+
+/* How a set is matched: Arabic substrings (stems with their clitics, the old behaviour), or
+ * whole words where a substring would misfire ("غدا" in "بغداد", "min" in "admin"). */
+typedef enum { MATCH_SUBSTRING, MATCH_WORD } match_t;
 
 typedef struct {
     char **items;
     size_t n;
+    match_t match;
 } cue_set_t;
 
-enum { CUE_SOON, CUE_HEARING, CUE_BLOCKED, CUE_LEAK, CUE_LEAK_OBJECT, CUE_THREAT, CUE_SETS };
+enum {
+    CUE_SOON,
+    CUE_LATER,
+    CUE_MINUTES,
+    CUE_WITHIN,
+    CUE_DETENTION,
+    CUE_LEAK,
+    CUE_LEAK_OBJECT,
+    CUE_BREACH,
+    CUE_THREAT,
+    CUE_SETS
+};
 static cue_set_t cue_sets[CUE_SETS];
 static pthread_once_t cue_once = PTHREAD_ONCE_INIT;
 
+/* A phrase as the text will read after wasl_normalize and wasl_arabizi; NULL when empty. */
+static char *cue_key(const char *phrase)
+{
+    char *norm = wasl_normalize(phrase, strlen(phrase));
+    char *key = norm && *norm ? wasl_arabizi(norm) : NULL;
+    free(norm);
+    return key;
+}
+
 static void cue_init(void)
 {
-    const char *const *lists[CUE_SETS] = {cue_soon, cue_hearing,     cue_blocked,
-                                          cue_leak, cue_leak_object, cue_threat};
+    static const struct {
+        const char *const *list;
+        match_t match;
+    } sets[CUE_SETS] = {
+        [CUE_SOON] = {cue_soon, MATCH_WORD},
+        [CUE_LATER] = {cue_later, MATCH_WORD},
+        [CUE_MINUTES] = {cue_minutes, MATCH_WORD},
+        [CUE_WITHIN] = {cue_within, MATCH_WORD},
+        [CUE_DETENTION] = {cue_detention, MATCH_WORD},
+        [CUE_LEAK] = {cue_leak, MATCH_SUBSTRING},
+        [CUE_LEAK_OBJECT] = {cue_leak_object, MATCH_SUBSTRING},
+        [CUE_BREACH] = {cue_breach, MATCH_SUBSTRING},
+        [CUE_THREAT] = {cue_threat, MATCH_SUBSTRING},
+    };
     for (int s = 0; s < CUE_SETS; s++) {
         size_t n = 0;
-        while (lists[s][n]) {
+        while (sets[s].list[n]) {
             n++;
         }
+        cue_sets[s].match = sets[s].match;
         cue_sets[s].items = calloc(n, sizeof(char *));
         for (size_t i = 0; cue_sets[s].items && i < n; i++) {
-            char *norm = wasl_normalize(lists[s][i], strlen(lists[s][i]));
-            if (norm && *norm) {
-                cue_sets[s].items[cue_sets[s].n++] = norm;
-            } else {
-                free(norm);
+            char *key = cue_key(sets[s].list[i]);
+            if (key) {
+                cue_sets[s].items[cue_sets[s].n++] = key;
             }
         }
     }
 }
 
-/* True when `needle` occurs in `hay`; Latin needles only as whole words. */
-static bool contains(const char *hay, const char *needle)
+/* True when one of the one-letter Arabic proclitics و ف ب ل (two bytes each) stands alone
+ * before p as the start of its word: "وبكره", "لليوم" is not "اليوم" (the ل is the word). */
+static bool proclitic_before(const char *hay, const char *p)
+{
+    if (p - hay < 2 || (unsigned char)p[-2] != 0xD9) {
+        if (p - hay < 2 || (unsigned char)p[-2] != 0xD8 || (unsigned char)p[-1] != 0xA8) {
+            return false; /* not ب (D8 A8) */
+        }
+    } else if ((unsigned char)p[-1] != 0x88 && (unsigned char)p[-1] != 0x81 &&
+               (unsigned char)p[-1] != 0x84) {
+        return false; /* not و (D9 88), ف (D9 81), ل (D9 84) */
+    }
+    return p - 2 == hay || p[-3] == ' ';
+}
+
+/* Where `needle` occurs in `hay` by the set's rule, or NULL. Latin needles are always whole
+ * words; Arabic ones under MATCH_WORD may carry one proclitic. */
+static const char *find_in(const char *hay, const char *needle, match_t match)
 {
     bool latin = (unsigned char)needle[0] < 0x80;
     size_t nlen = strlen(needle);
     for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
-        if (!latin) {
-            return true;
+        if (!latin && match == MATCH_SUBSTRING) {
+            return p;
         }
-        bool left = p == hay || p[-1] == ' ';
+        bool left = p == hay || p[-1] == ' ' || (!latin && proclitic_before(hay, p));
         bool right = p[nlen] == '\0' || p[nlen] == ' ';
         if (left && right) {
-            return true;
+            return p;
         }
     }
-    return false;
+    return NULL;
 }
 
 static const char *find_cue(const char *hay, int set)
 {
     for (size_t i = 0; i < cue_sets[set].n; i++) {
-        if (contains(hay, cue_sets[set].items[i])) {
+        if (find_in(hay, cue_sets[set].items[i], cue_sets[set].match)) {
             return cue_sets[set].items[i];
         }
     }
     return NULL;
 }
 
+/* The start of the word `back` words before the word containing p (1 = the previous word), or
+ * NULL when there is none. */
+static const char *word_before(const char *hay, const char *p, int back)
+{
+    while (p > hay && p[-1] != ' ') {
+        p--;
+    }
+    for (int b = 0; b < back; b++) {
+        if (p == hay) {
+            return NULL;
+        }
+        p--; /* the space */
+        while (p > hay && p[-1] != ' ') {
+            p--;
+        }
+    }
+    return p;
+}
+
+/* True when the word starting at w is one of `set` exactly. */
+static bool word_is(const char *w, int set)
+{
+    for (size_t i = 0; w && i < cue_sets[set].n; i++) {
+        size_t n = strlen(cue_sets[set].items[i]);
+        if (strncmp(w, cue_sets[set].items[i], n) == 0 && (w[n] == ' ' || w[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A soon cue (today, tonight, tomorrow, now, within hours) not preceded by "after", or "in N
+ * minutes". */
+static const char *find_soon(const char *hay)
+{
+    for (size_t i = 0; i < cue_sets[CUE_SOON].n; i++) {
+        const char *c = cue_sets[CUE_SOON].items[i];
+        for (const char *p = find_in(hay, c, MATCH_WORD); p; p = find_in(p + 1, c, MATCH_WORD)) {
+            if (!word_is(word_before(hay, p, 1), CUE_LATER)) {
+                return c;
+            }
+        }
+    }
+    for (size_t i = 0; i < cue_sets[CUE_MINUTES].n; i++) {
+        const char *c = cue_sets[CUE_MINUTES].items[i];
+        for (const char *p = find_in(hay, c, MATCH_WORD); p; p = find_in(p + 1, c, MATCH_WORD)) {
+            if (word_is(word_before(hay, p, 1), CUE_WITHIN) ||
+                word_is(word_before(hay, p, 2), CUE_WITHIN)) {
+                return c;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The cues of a normalized, Arabizi-mapped text. The reason starts with a cue code the console
+ * can translate ("urgent cue <code>"), then the phrase that fired. */
+static bool urgent_cue_keyed(const char *key, char *reason, size_t cap)
+{
+    pthread_once(&cue_once, cue_init);
+    const char *a, *b;
+    if ((a = find_cue(key, CUE_THREAT))) {
+        snprintf(reason, cap, "urgent cue threat: \"%s\"", a);
+    } else if ((a = find_cue(key, CUE_LEAK)) && (b = find_cue(key, CUE_LEAK_OBJECT))) {
+        snprintf(reason, cap, "urgent cue data_exposed: \"%s\" + \"%s\"", a, b);
+    } else if ((a = find_cue(key, CUE_BREACH))) {
+        snprintf(reason, cap, "urgent cue data_exposed: \"%s\"", a);
+    } else if ((a = find_cue(key, CUE_DETENTION))) {
+        snprintf(reason, cap, "urgent cue detention: \"%s\"", a);
+    } else if ((a = find_soon(key))) {
+        snprintf(reason, cap, "urgent cue soon: \"%s\"", a);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* The cues of an already normalized text. */
 static bool urgent_cue_normalized(const char *norm, char *reason, size_t cap)
 {
-    pthread_once(&cue_once, cue_init);
-    bool urgent = false;
-    const char *a, *b, *c;
-    if ((a = find_cue(norm, CUE_THREAT))) {
-        snprintf(reason, cap, "threat or harm cue \"%s\"", a);
-        urgent = true;
-    } else if ((a = find_cue(norm, CUE_LEAK)) && (b = find_cue(norm, CUE_LEAK_OBJECT))) {
-        snprintf(reason, cap, "possible data leak: \"%s\" + \"%s\"", a, b);
-        urgent = true;
-    } else if ((a = find_cue(norm, CUE_HEARING)) && (b = find_cue(norm, CUE_SOON)) &&
-               (c = find_cue(norm, CUE_BLOCKED))) {
-        snprintf(reason, cap, "hearing soon and blocked: \"%s\" + \"%s\" + \"%s\"", a, b, c);
-        urgent = true;
+    char *key = wasl_arabizi(norm);
+    if (!key) {
+        return false;
     }
+    bool urgent = urgent_cue_keyed(key, reason, cap);
+    free(key);
     return urgent;
 }
 
@@ -430,11 +562,50 @@ struct wasl_model {
     char version[96];
     char algo[16];
     double threshold;
+    double temperature; /* category probabilities are softmax(temperature * scores) */
     size_t trained_rows;
     float *weights; /* WASL_FEATURE_DIM * MODEL_STRIDE: category, then priority */
+    float *idf;     /* WASL_FEATURE_DIM inverse document frequencies, or NULL (plain tf) */
     linear_t cat;
     linear_t pri;
 };
+
+/* Weighs an L2-normalized tf vector by idf and normalizes it again (TF-IDF, as the
+ * scikit-learn baseline): a bucket every message has ("السلام", "<ال") says little. */
+static void apply_idf(const float *idf, wasl_features_t *f)
+{
+    double norm2 = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        f->val[i] *= idf[f->idx[i]];
+        norm2 += (double)f->val[i] * f->val[i];
+    }
+    float inv = norm2 > 0 ? (float)(1.0 / sqrt(norm2)) : 0.0f;
+    for (size_t i = 0; i < f->n; i++) {
+        f->val[i] *= inv;
+    }
+}
+
+/* Smoothed idf of each bucket over x[0..n) (ln((1 + n) / (1 + df)) + 1, scikit-learn's), then
+ * applied to every row. The table, or NULL when out of memory. */
+static float *idf_fit(wasl_features_t *x, size_t n)
+{
+    float *idf = calloc(WASL_FEATURE_DIM, sizeof *idf);
+    if (!idf) {
+        return NULL;
+    }
+    for (size_t r = 0; r < n; r++) {
+        for (size_t i = 0; i < x[r].n; i++) {
+            idf[x[r].idx[i]] += 1.0f; /* indices are unique within a row */
+        }
+    }
+    for (size_t j = 0; j < WASL_FEATURE_DIM; j++) {
+        idf[j] = (float)(log((1.0 + (double)n) / (1.0 + idf[j])) + 1.0);
+    }
+    for (size_t r = 0; r < n; r++) {
+        apply_idf(idf, &x[r]);
+    }
+    return idf;
+}
 
 /* A linear model with its own table (stride k). */
 static int linear_init(linear_t *m, int k)
@@ -614,6 +785,88 @@ static int train_nb(linear_t *m, const wasl_features_t *x, const int *y, const s
     return 0;
 }
 
+/* One class of a one-vs-rest linear SVM (squared hinge, L2), by dual coordinate descent
+ * (Hsieh et al. 2008, liblinear's solver, which the scikit-learn baseline runs): alpha[] are the
+ * dual variables (alpha[0..rows), by row), the bias is a feature of value 1, regularized like
+ * the others; perm[0..n) are the rows trained on, reshuffled every pass. `cw` weighs
+ * the positive class's C (balanced priority). */
+static void svm_class(linear_t *m, int c, const wasl_features_t *x, const int *y,
+                      size_t *perm, size_t n, double C, double cw, int epochs, double *alpha,
+                      size_t rows, uint64_t seed)
+{
+    memset(alpha, 0, rows * sizeof *alpha);
+    double b = 0;
+    for (int e = 0; e < epochs; e++) {
+        for (size_t i = n; i > 1; i--) {
+            size_t j = next_rand(&seed) % i;
+            size_t t = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = t;
+        }
+        for (size_t r = 0; r < n; r++) {
+            size_t d = perm[r];
+            if (y[d] < 0) {
+                continue;
+            }
+            const wasl_features_t *f = &x[d];
+            double yy = y[d] == c ? 1.0 : -1.0;
+            double dii = 1.0 / (2.0 * C * (y[d] == c ? cw : 1.0));
+            double wx = b, xx = 1.0;
+            for (size_t i = 0; i < f->n; i++) {
+                wx += (double)m->w[(size_t)f->idx[i] * (size_t)m->stride + (size_t)c] * f->val[i];
+                xx += (double)f->val[i] * f->val[i];
+            }
+            double g = yy * wx - 1.0 + dii * alpha[d];
+            double a = alpha[d] - g / (xx + dii);
+            a = a < 0 ? 0 : a;
+            double step = (a - alpha[d]) * yy;
+            alpha[d] = a;
+            if (step == 0) {
+                continue;
+            }
+            b += step;
+            for (size_t i = 0; i < f->n; i++) {
+                m->w[(size_t)f->idx[i] * (size_t)m->stride + (size_t)c] += (float)(step * f->val[i]);
+            }
+        }
+    }
+    m->b[c] = (float)b;
+}
+
+/* A one-vs-rest linear SVM for each class (see svm_class). 0, or -1 when out of memory. */
+static int train_svm(linear_t *m, const wasl_features_t *x, const int *y, const size_t *order,
+                     size_t n, const wasl_train_opts_t *o, uint64_t seed, bool balanced)
+{
+    /* alpha is indexed by row (order[] may be a fold: a subset of the rows). */
+    size_t rows = 0;
+    for (size_t r = 0; r < n; r++) {
+        rows = order[r] + 1 > rows ? order[r] + 1 : rows;
+    }
+    size_t *perm = malloc(n * sizeof *perm);
+    double *alpha = malloc((rows + 1) * sizeof *alpha);
+    if (!perm || !alpha) {
+        free(perm);
+        free(alpha);
+        return -1;
+    }
+    memcpy(perm, order, n * sizeof *perm);
+    size_t count[WASL_CATEGORY_COUNT] = {0}, total = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (y[order[r]] >= 0) {
+            count[y[order[r]]]++;
+            total++;
+        }
+    }
+    for (int c = 0; c < m->k; c++) {
+        double cw = balanced && count[c] ? (double)total / ((double)m->k * count[c]) : 1.0;
+        svm_class(m, c, x, y, perm, n, o->svm_c, cw, o->epochs, alpha, rows,
+                  seed + (uint64_t)c);
+    }
+    free(perm);
+    free(alpha);
+    return 0;
+}
+
 static int train_linear(linear_t *m, const wasl_features_t *x, const int *y, const size_t *order,
                         size_t n, const wasl_train_opts_t *o, uint64_t seed,
                         wasl_train_progress_fn *progress, void *arg, const char *stage,
@@ -621,6 +874,9 @@ static int train_linear(linear_t *m, const wasl_features_t *x, const int *y, con
 {
     if (o->algo == WASL_ALGO_CNB) {
         return train_nb(m, x, y, order, n, o);
+    }
+    if (o->algo == WASL_ALGO_SVM) {
+        return train_svm(m, x, y, order, n, o, seed, balanced && o->svm_balanced);
     }
     return train_softmax(m, x, y, order, n, o, seed, progress, arg, stage, balanced);
 }
@@ -693,18 +949,62 @@ static int extract_all(const wasl_train_row_t *rows, size_t n, wasl_features_t *
 
 /* Out-of-fold confidences (k = o->folds) into oof, and the triage threshold they give. 0, or
  * -1 when out of memory. */
+/* The temperature T that makes softmax(T * scores) honest probabilities on the out-of-fold
+ * scores (least log loss over a grid): an SVM's margins are not probabilities, and the
+ * confidence an agent sees and triage reads should mean what it says. */
+static double fit_temperature(const double *scores, const int *ycat, size_t n)
+{
+    double best_t = 1, best_loss = INFINITY;
+    for (double t = 0.25; t <= 32; t *= 1.1) {
+        double loss = 0;
+        for (size_t i = 0; i < n; i++) {
+            double p[WASL_CATEGORY_COUNT];
+            for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+                p[c] = t * scores[i * WASL_CATEGORY_COUNT + (size_t)c];
+            }
+            softmax(p, WASL_CATEGORY_COUNT);
+            loss -= log(p[ycat[i]] + 1e-12);
+        }
+        if (loss < best_loss) {
+            best_loss = loss;
+            best_t = t;
+        }
+    }
+    return best_t;
+}
+
+/* Confidences of the out-of-fold scores at temperature t, and whether each was right. */
+static void oof_confidences(const double *scores, const int *ycat, size_t n, double t,
+                            oof_t *oof)
+{
+    for (size_t i = 0; i < n; i++) {
+        double p[WASL_CATEGORY_COUNT];
+        for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
+            p[c] = t * scores[i * WASL_CATEGORY_COUNT + (size_t)c];
+        }
+        softmax(p, WASL_CATEGORY_COUNT);
+        int best = argmax(p, WASL_CATEGORY_COUNT);
+        oof[i].conf = p[best];
+        oof[i].correct = best == ycat[i];
+    }
+}
+
 static int calibrate(const wasl_features_t *x, const int *ycat, size_t n, oof_t *oof,
                      const wasl_train_opts_t *o, wasl_train_progress_fn *progress, void *arg,
-                     double *threshold)
+                     double *threshold, double *temperature)
 {
     size_t *train_idx = malloc(n * sizeof *train_idx);
-    if (!train_idx) {
+    double *scores = malloc(n * WASL_CATEGORY_COUNT * sizeof *scores);
+    if (!train_idx || !scores) {
+        free(train_idx);
+        free(scores);
         return -1;
     }
     for (int fold = 0; fold < o->folds; fold++) {
         linear_t fm;
         if (linear_init(&fm, WASL_CATEGORY_COUNT) < 0) {
             free(train_idx);
+            free(scores);
             return -1;
         }
         size_t nt = 0;
@@ -716,12 +1016,7 @@ static int calibrate(const wasl_features_t *x, const int *ycat, size_t n, oof_t 
         train_linear(&fm, x, ycat, train_idx, nt, o, o->seed + (uint64_t)fold, NULL, NULL, NULL,
                      false);
         for (size_t i = (size_t)fold; i < n; i += (size_t)o->folds) {
-            double p[WASL_CATEGORY_COUNT];
-            linear_scores(&fm, &x[i], p);
-            softmax(p, WASL_CATEGORY_COUNT);
-            int best = argmax(p, WASL_CATEGORY_COUNT);
-            oof[i].conf = p[best];
-            oof[i].correct = best == ycat[i];
+            linear_scores(&fm, &x[i], scores + i * WASL_CATEGORY_COUNT);
         }
         free(fm.w);
         if (progress) {
@@ -729,6 +1024,9 @@ static int calibrate(const wasl_features_t *x, const int *ycat, size_t n, oof_t 
         }
     }
     free(train_idx);
+    *temperature = fit_temperature(scores, ycat, n);
+    oof_confidences(scores, ycat, n, *temperature, oof);
+    free(scores);
     *threshold = pick_threshold(oof, n);
     return 0;
 }
@@ -745,6 +1043,7 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     o.learning_rate = o.learning_rate > 0 ? o.learning_rate : 0.4;
     o.l2 = o.l2 > 0 ? o.l2 : 1e-6;
     o.alpha = o.alpha > 0 ? o.alpha : 0.3;
+    o.svm_c = o.svm_c > 0 ? o.svm_c : 1.0;
     o.seed = o.seed ? o.seed : 20261128;
     wasl_features_t *x = calloc(n, sizeof *x);
     int *ycat = malloc(n * sizeof *ycat);
@@ -755,12 +1054,16 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     if (!x || !ycat || !ypri || !order || !oof || !m) {
         goto error;
     }
+    m->temperature = 1;
     if (extract_all(rows, n, x, ycat, ypri, order, progress, arg) < 0) {
+        goto error;
+    }
+    if (o.idf && !(m->idf = idf_fit(x, n))) {
         goto error;
     }
     /* Calibration: k-fold out-of-fold confidences. */
     if (o.folds > 1 && n >= (size_t)o.folds * 10 &&
-        calibrate(x, ycat, n, oof, &o, progress, arg, &m->threshold) < 0) {
+        calibrate(x, ycat, n, oof, &o, progress, arg, &m->threshold, &m->temperature) < 0) {
         goto error;
     }
     if (model_tables_init(m) < 0) {
@@ -768,8 +1071,12 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
     }
     train_linear(&m->cat, x, ycat, order, n, &o, o.seed, progress, arg, "category", false);
     train_linear(&m->pri, x, ypri, order, n, &o, o.seed + 7, progress, arg, "priority", true);
+    m->pri.b[0] += (float)o.urgent_bias;
     m->trained_rows = n;
-    snprintf(m->algo, sizeof m->algo, "%s", o.algo == WASL_ALGO_CNB ? "nb" : "softmax");
+    snprintf(m->algo, sizeof m->algo, "%s",
+             o.algo == WASL_ALGO_CNB   ? "nb"
+             : o.algo == WASL_ALGO_SVM ? "svm"
+                                       : "softmax");
     if (o.version) {
         snprintf(m->version, sizeof m->version, "%s", o.version);
     } else {
@@ -803,6 +1110,7 @@ void wasl_model_destroy(wasl_model_t **self_p)
 {
     if (self_p && *self_p) {
         free((*self_p)->weights);
+        free((*self_p)->idf);
         free(*self_p);
         *self_p = NULL;
     }
@@ -837,11 +1145,13 @@ static json_t *labels_json(const char *const *names, int n)
 int wasl_model_save(const wasl_model_t *self, const char *path)
 {
     json_t *h =
-        json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I}", "format", 2, "version", self->version,
+        json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I, s:b, s:f}", "format", 2, "version",
+                  self->version,
                   "algo", self->algo, "feature_bits", WASL_FEATURE_BITS, "categories",
                   labels_json(wasl_categories, WASL_CATEGORY_COUNT), "priorities",
                   labels_json(wasl_priorities, WASL_PRIORITY_COUNT), "threshold", self->threshold,
-                  "trained_rows", (json_int_t)self->trained_rows);
+                  "trained_rows", (json_int_t)self->trained_rows, "idf", self->idf != NULL,
+                  "temperature", self->temperature);
     char *header = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(h);
     if (!header) {
@@ -865,7 +1175,8 @@ int wasl_model_save(const wasl_model_t *self, const char *path)
             fwrite(&hlen, sizeof hlen, 1, fp) == 1 && fwrite(header, 1, hlen, fp) == hlen &&
             fwrite(self->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) == WASL_CATEGORY_COUNT &&
             fwrite(self->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) == WASL_PRIORITY_COUNT &&
-            fwrite(self->weights, sizeof(float), dim * MODEL_STRIDE, fp) == dim * MODEL_STRIDE;
+            fwrite(self->weights, sizeof(float), dim * MODEL_STRIDE, fp) == dim * MODEL_STRIDE &&
+            (!self->idf || fwrite(self->idf, sizeof(float), dim, fp) == dim);
         ok = (fflush(fp) == 0) && ok && fsync(fileno(fp)) == 0;
         ok = (fclose(fp) == 0) && ok;
         if (ok && rename(tmp, path) == 0) {
@@ -936,15 +1247,20 @@ wasl_model_t *wasl_model_load(const char *path, char *err, size_t errlen)
     snprintf(m->version, sizeof m->version, "%s", version);
     snprintf(m->algo, sizeof m->algo, "%s", algo);
     m->threshold = json_real_value(json_object_get(h, "threshold"));
+    /* Older files have none: their scores were used as they are. */
+    json_t *temp = json_object_get(h, "temperature");
+    m->temperature = json_is_real(temp) && json_real_value(temp) > 0 ? json_real_value(temp) : 1;
     m->trained_rows = (size_t)json_integer_value(json_object_get(h, "trained_rows"));
-    if (model_tables_init(m) < 0) {
+    /* A file without "idf" (written before it existed) is plain tf. */
+    if (model_tables_init(m) < 0 || (json_is_true(json_object_get(h, "idf")) &&
+                                     !(m->idf = malloc(dim * sizeof *m->idf)))) {
         snprintf(err, errlen, "out of memory");
         goto error;
     }
     if (fread(m->cat.b, sizeof(float), WASL_CATEGORY_COUNT, fp) != WASL_CATEGORY_COUNT ||
         fread(m->pri.b, sizeof(float), WASL_PRIORITY_COUNT, fp) != WASL_PRIORITY_COUNT ||
         fread(m->weights, sizeof(float), dim * MODEL_STRIDE, fp) != dim * MODEL_STRIDE ||
-        fgetc(fp) != EOF) {
+        (m->idf && fread(m->idf, sizeof(float), dim, fp) != dim) || fgetc(fp) != EOF) {
         snprintf(err, errlen, "%s: truncated or oversized weights", path);
         goto error;
     }
@@ -981,6 +1297,9 @@ int wasl_classify(const wasl_model_t *self, const char *text, size_t len, wasl_f
         free(norm);
         return -1;
     }
+    if (self->idf) {
+        apply_idf(self->idf, f);
+    }
     /* Category and priority scores in one pass over the shared table. */
     double p[WASL_CATEGORY_COUNT], q[WASL_PRIORITY_COUNT];
     float acc[MODEL_STRIDE];
@@ -998,7 +1317,7 @@ int wasl_classify(const wasl_model_t *self, const char *text, size_t len, wasl_f
         }
     }
     for (int c = 0; c < WASL_CATEGORY_COUNT; c++) {
-        p[c] = acc[c];
+        p[c] = self->temperature * acc[c];
     }
     for (int c = 0; c < WASL_PRIORITY_COUNT; c++) {
         q[c] = acc[WASL_CATEGORY_COUNT + c];

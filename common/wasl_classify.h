@@ -44,13 +44,15 @@ void wasl_features_clear(wasl_features_t *f);
 /* The language of a text from its scripts: "ar", "en" or "mixed". */
 const char *wasl_detect_language(const char *text, size_t len);
 
-/* The urgent cues (hearing today/tomorrow and blocked, a data leak, a threat) found in the
- * text; writes a short reason and returns true when one applies. */
+/* The urgent cues found in the text (normalized, Arabizi digits mapped): a threat or self-harm,
+ * data exposed, detention, or a time cue — today, tonight, tomorrow, now, within hours, in N
+ * minutes — not after "after"/«بعد». Writes the reason `urgent cue <code>: "<phrase>"` (codes:
+ * threat, data_exposed, detention, soon) and returns true when one applies. */
 bool wasl_urgent_cue(const char *text, size_t len, char *reason, size_t cap);
 
 typedef struct wasl_model wasl_model_t;
 
-typedef enum { WASL_ALGO_SOFTMAX = 0, WASL_ALGO_CNB = 1 } wasl_algo_t;
+typedef enum { WASL_ALGO_SOFTMAX = 0, WASL_ALGO_CNB = 1, WASL_ALGO_SVM = 2 } wasl_algo_t;
 
 typedef struct {
     const char *text;
@@ -60,11 +62,16 @@ typedef struct {
 
 typedef struct {
     wasl_algo_t algo;
-    int epochs;           /* softmax: passes over the data (default 12) */
+    int epochs;           /* softmax, SVM: passes over the data (default 12) */
     double learning_rate; /* softmax: Adagrad step (default 0.4) */
     double l2;            /* softmax: weight decay per step on touched weights (default 1e-6) */
     double alpha;         /* CNB: smoothing (default 0.3) */
     int folds;            /* folds for calibrating the triage threshold (default 5; 0: none) */
+    double svm_c;         /* SVM: cost C (default 1, as scikit-learn's LinearSVC) */
+    bool svm_balanced;    /* SVM: class-balanced C for priority */
+    bool idf;             /* weigh features by inverse document frequency (TF-IDF) */
+    double urgent_bias;   /* added to the priority model's urgent score after training: trades
+                             normal/low contacts raised for urgent recall (default 0) */
     uint64_t seed;        /* shuffling */
     const char *version;  /* stored in the model; default: "<algo>-<rows>-<unix time>" */
 } wasl_train_opts_t;

@@ -180,3 +180,38 @@ def test_missing_model_fails_at_start(daemon, tmp_path):
     d = daemon("classifier", env={"WASL_CLASSIFIER_MODEL": tmp_path / "none.bin", "WASL_BUS": ""})
     assert d.proc.wait(10) == 1
     assert any("cannot load the model" in l.get("msg", "") for l in d.log_lines())
+
+
+def test_eval_reports_languages_and_urgent_recall(tmp_path):
+    """`classifier eval`'s issue-17 figures on a tiny file with known answers: the model is
+    trained on the same rows (a linear SVM memorizes this few), urgent comes from the cue rules,
+    and the one conflicting pair of identical texts costs exactly half of "mixed"."""
+    header = "id\tcategory\tpriority\tlang\tchannel\ttext\n"
+    rows = [
+        ("case_inquiry", "urgent", "en", "my hearing is tomorrow and I need the video link"),
+        ("eservice_support", "urgent", "ar", "جلستي اليوم والرابط ما يفتح"),
+        ("staff_services", "normal", "ar", "ابي شهادة تعريف بالراتب للبنك"),
+        ("general_inquiry", "low", "en", "what are the working hours of the board"),
+        ("judicial_support", "low", "ar", "كيف ارفع دعوى على جهة حكومية"),
+        ("complaint", "normal", "en", "the clerk was rude, the reply comes tomorrow they said"),
+        ("case_inquiry", "normal", "mixed", "ابي اعرف status حق my case"),
+        ("complaint", "normal", "mixed", "ابي اعرف status حق my case"),
+    ]
+    tsv = tmp_path / "tiny.tsv"
+    tsv.write_text(header + "".join(f"t{i}-{k}\t{c}\t{p}\t{l}\tweb\t{t}\n" for k in range(3)
+                                    for i, (c, p, l, t) in enumerate(rows)), encoding="utf-8")
+    model = tmp_path / "tiny.bin"
+    ctl = str(binary_path("waslctl"))
+    out = subprocess.run([ctl, "classifier", "train", str(tsv), "-o", str(model), "--folds", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([ctl, "classifier", "eval", str(tsv), "--model", str(model)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "lang_ar macro_f1=1.0000 n=9" in text
+    assert "lang_en macro_f1=1.0000 n=9" in text
+    assert "lang_mixed macro_f1=0.3333 n=6" in text  # one of the two labels of one text
+    assert "urgent_recall=1.0000 (6 of 6)" in text
+    assert "normal_low_raised=0.1667 (3 of 18)" in text  # "tomorrow" in the complaint
+    assert text.splitlines()[-1].startswith("macro_f1=")

@@ -56,27 +56,48 @@ static void test_language(void **state)
     }
 }
 
+/* Each urgent rule fires on its cue, with the cue code in the reason, and its near misses
+ * do not fire. */
 static void test_urgent_cues(void **state)
 {
     (void)state;
     char why[128];
-    const char *urgent[] = {
-        "جلستي اليوم الساعة ١٠ ورابط الجلسة المرئية ما يفتح",
-        "My hearing is tomorrow and the video link is not working",
-        "دخلت معين وطلعت لي قضية شخص آخر ببياناته",
-        "I can see another person's case data in my account",
-        "إذا ما حليتوا موضوعي راح أأذي نفسي، أفكر في الانتحار",
+    const struct {
+        const char *text, *code;
+    } urgent[] = {
+        {"جلستي اليوم الساعة ١٠ ورابط الجلسة المرئية ما يفتح", "soon"},
+        {"My hearing is tomorrow and the video link is not working", "soon"},
+        {"الجلسة بكرة وما وصلني الرابط", "soon"},
+        {"وبكره آخر يوم للاعتراض", "soon"},            /* a proclitic on the cue */
+        {"el jalsa el 7een w ma la8eet el qa3a", "soon"}, /* Arabizi */
+        {"hearing in 20 min, which floor?", "soon"},
+        {"جلستي بعد ١٠ دقائق وين الدائرة الخامسة", "soon"},
+        {"دخلت معين وطلعت لي قضية شخص آخر ببياناته", "data_exposed"},
+        {"I can see another person's case data in my account", "data_exposed"},
+        {"حسابي في معين مخترق وأحد غير الإيميل", "data_exposed"},
+        {"موكلي محتجز ويحتاج صورة الحكم", "detention"},
+        {"my brother is detained since Sunday", "detention"},
+        {"إذا ما حليتوا موضوعي راح أأذي نفسي، أفكر في الانتحار", "threat"},
     };
     for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
         why[0] = '\0';
-        assert_true(wasl_urgent_cue(urgent[i], strlen(urgent[i]), why, sizeof why));
-        assert_true(strlen(why) > 0);
+        assert_true(wasl_urgent_cue(urgent[i].text, strlen(urgent[i].text), why, sizeof why));
+        char code[64];
+        snprintf(code, sizeof code, "urgent cue %s:", urgent[i].code);
+        assert_non_null(strstr(why, code));
     }
     const char *calm[] = {
         "متى موعد جلستي القادمة؟",             /* hearing, no urgency */
         "الرابط ما يفتح من امس",               /* blocked, no hearing soon */
         "I want to download my judgment copy", /* "down" inside a word */
-        "what are your hours today",
+        "the hearing was yesterday, when is the judgment?",
+        "my hearing is after two weeks",
+        "آخر يوم للاعتراض بعد بكرة",           /* the day after tomorrow: high */
+        "the deadline is the day after tomorrow",
+        "انتظرت ٤٠ دقيقة على الخط ولا أحد رد", /* minutes, but not "in N minutes" */
+        "راتبي موقوف من شهرين بسبب القرار",    /* suspended salary is not detention */
+        "ساكن في بغداد وأسأل عن قضيتي",        /* "غدا" inside a word */
+        "the admin page is slow",              /* "min" inside a word */
     };
     for (size_t i = 0; i < sizeof calm / sizeof calm[0]; i++) {
         assert_false(wasl_urgent_cue(calm[i], strlen(calm[i]), why, sizeof why));
@@ -128,14 +149,16 @@ static wasl_model_t *train_small(wasl_algo_t algo)
         rows[i].category = wasl_category_index(corpus[i].category);
         rows[i].priority = wasl_priority_index(corpus[i].priority);
     }
-    wasl_train_opts_t opts = {.algo = algo, .epochs = 30, .folds = 0, .version = "test-1"};
+    /* The SVM is trained as shipped: on TF-IDF features. */
+    wasl_train_opts_t opts = {
+        .algo = algo, .epochs = 30, .folds = 0, .version = "test-1", .idf = algo == WASL_ALGO_SVM};
     return wasl_model_train(rows, CORPUS_N, &opts, NULL, NULL);
 }
 
 static void test_train_and_classify(void **state)
 {
     (void)state;
-    for (int algo = WASL_ALGO_SOFTMAX; algo <= WASL_ALGO_CNB; algo++) {
+    for (int algo = WASL_ALGO_SOFTMAX; algo <= WASL_ALGO_SVM; algo++) {
         wasl_model_t *m = train_small((wasl_algo_t)algo);
         assert_non_null(m);
         wasl_features_t f = {0};
@@ -158,6 +181,24 @@ static void test_train_and_classify(void **state)
     }
 }
 
+/* The shipped training: SVM, idf and the 5-fold calibration (each fold trains on a subset of
+ * the rows, whose dual variables are indexed by row), under ASan in `make unit`. */
+static void test_svm_calibrated(void **state)
+{
+    (void)state;
+    wasl_train_row_t rows[2 * CORPUS_N];
+    for (size_t i = 0; i < 2 * CORPUS_N; i++) {
+        rows[i].text = corpus[i % CORPUS_N].text;
+        rows[i].category = wasl_category_index(corpus[i % CORPUS_N].category);
+        rows[i].priority = wasl_priority_index(corpus[i % CORPUS_N].priority);
+    }
+    wasl_train_opts_t opts = {.algo = WASL_ALGO_SVM, .folds = 5, .idf = true, .version = "t"};
+    wasl_model_t *m = wasl_model_train(rows, 2 * CORPUS_N, &opts, NULL, NULL);
+    assert_non_null(m);
+    assert_true(wasl_model_threshold(m) >= 0 && wasl_model_threshold(m) < 0.8);
+    wasl_model_destroy(&m);
+}
+
 static void test_triage_and_urgent_override(void **state)
 {
     (void)state;
@@ -173,7 +214,7 @@ static void test_triage_and_urgent_override(void **state)
     const char *u = "جلستي اليوم ورابط الجلسة ما يفتح";
     assert_int_equal(wasl_classify(m, u, strlen(u), &f, &c), 0);
     assert_string_equal(c.priority, "urgent");
-    assert_non_null(strstr(c.priority_reason, "hearing soon"));
+    assert_non_null(strstr(c.priority_reason, "urgent cue soon"));
     /* Poison: invalid UTF-8 is refused; a megabyte of one letter is classified. */
     assert_int_equal(wasl_classify(m, "\xff\xfe", 2, &f, &c), -1);
     size_t big = 1 << 20;
@@ -189,7 +230,7 @@ static void test_triage_and_urgent_override(void **state)
 static void test_save_load_round_trip(void **state)
 {
     (void)state;
-    wasl_model_t *m = train_small(WASL_ALGO_SOFTMAX);
+    wasl_model_t *m = train_small(WASL_ALGO_SVM); /* with its idf table */
     wasl_model_set_threshold(m, 0.42);
     char path[] = "/tmp/wasl-model-XXXXXX";
     int fd = mkstemp(path);
@@ -233,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_language),
         cmocka_unit_test(test_urgent_cues),
         cmocka_unit_test(test_train_and_classify),
+        cmocka_unit_test(test_svm_calibrated),
         cmocka_unit_test(test_triage_and_urgent_override),
         cmocka_unit_test(test_save_load_round_trip),
     };

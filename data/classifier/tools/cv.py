@@ -36,6 +36,9 @@ def parse(out):
     m = re.search(r"^urgent\s+(\d\.\d+)\s+(\d\.\d+)\s+(\d\.\d+)\s+(\d+)$", section(out, "priority"), re.M)
     if m:
         res["urgent_recall"] = float(m.group(2))
+    m = re.search(r"normal_low_raised=([0-9.]+)", out)
+    if m:
+        res["raised"] = float(m.group(1))
     return res
 
 
@@ -44,6 +47,8 @@ def main():
     ap.add_argument("train", nargs="?", default="data/classifier/train.tsv")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--waslctl", default="build/bin/waslctl")
+    ap.add_argument("--train-arg", action="append", default=[],
+                    help="passed to `waslctl classifier train` (repeat: --train-arg=--lr --train-arg=0.3)")
     a = ap.parse_args()
     with open(a.train, encoding="utf-8") as f:
         header = f.readline()
@@ -63,7 +68,7 @@ def main():
             with open(te, "w", encoding="utf-8") as f:
                 f.write(header)
                 f.writelines(folds[k])
-            subprocess.run([a.waslctl, "classifier", "train", tr, "-o", model, "--version", f"cv{k}"],
+            subprocess.run([a.waslctl, "classifier", "train", tr, "-o", model, "--version", f"cv{k}"] + a.train_arg,
                            check=True, capture_output=True)
             out = subprocess.run([a.waslctl, "classifier", "eval", te, "--model", model],
                                  check=True, capture_output=True, text=True).stdout
@@ -87,12 +92,14 @@ def main():
             print(f"fold {k}: n={r['n']} category macro_f1={r['category'][0]:.4f} "
                   f"acc={r['category'][1]:.4f} priority macro_f1={r['priority'][0]:.4f} "
                   f"urgent_recall={r.get('urgent_recall', float('nan')):.3f} "
+                  f"raised={r.get('raised', float('nan')):.3f} "
                   + " ".join(f"{l}={v:.4f}" for l, v in per_lang.items()), flush=True)
     mean = lambda xs: sum(xs) / len(xs)
     print(f"mean: category macro_f1={mean([r['category'][0] for r in results]):.4f} "
           f"acc={mean([r['category'][1] for r in results]):.4f} "
           f"priority macro_f1={mean([r['priority'][0] for r in results]):.4f} "
           f"urgent_recall={mean([r.get('urgent_recall', 0) for r in results]):.3f} "
+          f"raised={mean([r.get('raised', 0) for r in results]):.3f} "
           + " ".join(f"{l}={mean([r['lang'][l] for r in results if l in r['lang']]):.4f}"
                      for l in ("ar", "en", "mixed")))
     return 0
