@@ -5,6 +5,19 @@
 -- notifier is fenced on its owner and on the row still being 'sending'. The lease, backoff and
 -- send times are the ledger's own bookkeeping, on now() like the work ledger's (the
 -- notifier's quiet hours have their own test clock). SECURITY INVOKER.
+--
+-- Rows by id. A statement that names its rows by id (the nudged claim, the fenced completion,
+-- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'running'
+-- THEN … END` — never as `state = 'running' AND …`. The two mean the same, but the second lets
+-- PostgreSQL prove the predicate of the partial indexes on state (work_pending_idx,
+-- work_running_idx, notifications_due_idx, notifications_sending_idx), and it then chose to
+-- walk one of them — every pending, running or sending row of the table, with the dead index
+-- entries the churn leaves — and filter by id, or, with `id = ANY` as a later key of the index,
+-- walk it once per id; a batch of 128 ids cost 128 walks of the whole backlog, and the further a
+-- stage fell behind, the slower each of its statements became (EXPLAIN in issue 16's notes;
+-- `_bt_checkkeys` and `nocache_index_getattr` on top of PostgreSQL's profile). With the CASE only
+-- the primary key can serve the statement: one probe per id, whatever waits. The sweeps, which
+-- look for rows by state, keep the partial indexes.
 
 -- wasl_notifications_enqueue — adds notifications unless one with the same dedupe key exists
 -- (so a retried batch or a second resolve notifies nobody twice).
@@ -58,8 +71,8 @@ LANGUAGE sql VOLATILE AS $$
     ), nudged AS (
         SELECT id FROM notifications
          WHERE id = ANY (p_ids)
-           AND ((state = 'pending' AND next_attempt_at <= now())
-                OR (state = 'sending' AND lease_until < now()))
+           AND CASE state WHEN 'pending' THEN next_attempt_at <= now()
+                          WHEN 'sending' THEN lease_until < now() END -- "Rows by id", above
          ORDER BY id
          LIMIT p_limit
         FOR UPDATE SKIP LOCKED
@@ -111,8 +124,7 @@ LANGUAGE sql VOLATILE AS $$
                updated_at = now(), lease_until = NULL, last_error = NULL
           FROM input i
          WHERE n.id = i.id
-           AND n.owner = p_owner
-           AND n.state = 'sending'
+           AND CASE n.state WHEN 'sending' THEN n.owner = p_owner END -- "Rows by id", above
         RETURNING n.id, n.ticket_id, n.template
     ), m AS (
         INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,
@@ -200,8 +212,7 @@ LANGUAGE sql VOLATILE AS $$
        SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_until = NULL,
            updated_at = now()
      WHERE id = ANY (p_ids)
-       AND owner = p_owner
-       AND state = 'sending'
+       AND CASE state WHEN 'sending' THEN owner = p_owner END -- "Rows by id", above
     RETURNING id
 $$;
 

@@ -4,6 +4,19 @@
 -- is common/wasl_work.c's, shared by every stage through libwasl; what lives here are the two
 -- changes a stage makes *inside* its batch statement: completing the claimed rows, fenced on
 -- the lease, and enqueueing the next stage. SECURITY INVOKER.
+--
+-- Rows by id. A statement that names its rows by id (the nudged claim, the fenced completion,
+-- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'running'
+-- THEN … END` — never as `state = 'running' AND …`. The two mean the same, but the second lets
+-- PostgreSQL prove the predicate of the partial indexes on state (work_pending_idx,
+-- work_running_idx, notifications_due_idx, notifications_sending_idx), and it then chose to
+-- walk one of them — every pending, running or sending row of the table, with the dead index
+-- entries the churn leaves — and filter by id, or, with `id = ANY` as a later key of the index,
+-- walk it once per id; a batch of 128 ids cost 128 walks of the whole backlog, and the further a
+-- stage fell behind, the slower each of its statements became (EXPLAIN in issue 16's notes;
+-- `_bt_checkkeys` and `nocache_index_getattr` on top of PostgreSQL's profile). With the CASE only
+-- the primary key can serve the statement: one probe per id, whatever waits. The sweeps, which
+-- look for rows by state, keep the partial indexes.
 
 -- wasl_work_complete — marks done the rows among p_ids still running under p_owner with a
 -- lease that has not run out (the fence: a row whose lease expired may be another worker's by
@@ -19,9 +32,8 @@ LANGUAGE sql VOLATILE AS $$
     UPDATE work
        SET state = 'done', done_at = now(), updated_at = now(), lease_until = NULL
      WHERE id = ANY (p_ids)
-       AND state = 'running'
-       AND owner = p_owner
-       AND lease_until > now()
+       -- The fence as a CASE, not "state = 'running' AND …": see "Rows by id" at the top.
+       AND CASE state WHEN 'running' THEN owner = p_owner AND lease_until > now() END
     RETURNING id
 $$;
 
@@ -66,8 +78,8 @@ LANGUAGE sql VOLATILE AS $$
           FROM work
          WHERE id = ANY (p_ids)
            AND stage = p_stage
-           AND ((state = 'pending' AND not_before <= now())
-                OR (state = 'running' AND lease_until < now()))
+           AND CASE state WHEN 'pending' THEN not_before <= now()
+                          WHEN 'running' THEN lease_until < now() END -- "Rows by id", above
          ORDER BY id
            FOR UPDATE SKIP LOCKED
     ), buried AS (
@@ -169,7 +181,6 @@ LANGUAGE sql VOLATILE AS $$
            not_before = now() + make_interval(secs => coalesce(f.backoff_ms, 0) / 1000.0)
       FROM unnest(p_ids, p_backoff_ms) AS f(id, backoff_ms)
      WHERE w.id = f.id
-       AND w.state = 'running'
-       AND w.owner = p_owner
+       AND CASE w.state WHEN 'running' THEN w.owner = p_owner END -- "Rows by id", above
     RETURNING w.id, w.state
 $$;
