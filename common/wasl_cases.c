@@ -2,6 +2,7 @@
 #include "wasl_cases.h"
 #include "wasl_log.h"
 #include "wasl_rpc.h"
+#include "wasl_text.h"
 #include "wasl_zmq.h"
 
 #include <pthread.h>
@@ -19,6 +20,46 @@ struct wasl_cases {
     wasl_rpc_t *pool[POOL_MAX]; /* a ZeroMQ socket belongs to one thread at a time */
     size_t n;
 };
+
+char *wasl_cases_digits(const char *text, size_t n)
+{
+    char *s = text ? wasl_fold_digits(text, strlen(text)) : NULL;
+    if (!s) {
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; s[i]; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            s[o++] = s[i];
+        } else if (s[i] != ' ' && s[i] != '-') {
+            free(s);
+            return NULL;
+        }
+    }
+    s[o] = '\0';
+    if (o != n) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Exactly n ASCII digits. */
+static bool ascii_digits(const char *s, size_t n)
+{
+    return s && strlen(s) == n && strspn(s, "0123456789") == n;
+}
+
+bool wasl_cases_national_id_shaped(const char *nid)
+{
+    return ascii_digits(nid, WASL_NATIONAL_ID_DIGITS) && (nid[0] == '1' || nid[0] == '2');
+}
+
+bool wasl_cases_party_shaped(const char *case_number, const char *national_id)
+{
+    return ascii_digits(case_number, WASL_CASE_NUMBER_DIGITS) &&
+           wasl_cases_national_id_shaped(national_id);
+}
 
 static char *dup_or_empty(const char *s)
 {

@@ -9,6 +9,24 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* The shapes an asker checks before it asks (caselookup verifies the rest): a case number is
+ * 10 digits, a national or resident ID 10 digits starting with 1 (citizen) or 2 (resident). */
+#define WASL_CASE_NUMBER_DIGITS 10
+#define WASL_NATIONAL_ID_DIGITS 10
+
+/* A number as a person typed it: digits of any script (Arabic-Indic, Persian, ASCII…) folded to
+ * ASCII, the spaces and dashes people type between groups dropped. Returns a new string of
+ * exactly `n` ASCII digits (the caller frees it), or NULL when `text` is NULL, holds anything
+ * else, has another count of digits, or memory ran out. */
+char *wasl_cases_digits(const char *text, size_t n);
+
+/* True when `nid` is a national or resident ID in ASCII digits (NULL: false). */
+bool wasl_cases_national_id_shaped(const char *nid);
+
+/* True when a case number and a national ID, both in ASCII digits as intake stores them on a
+ * ticket, make a party caselookup can verify (NULLs: false). */
+bool wasl_cases_party_shaped(const char *case_number, const char *national_id);
+
 typedef struct {
     const char *bus;        /* base endpoints; NULL or empty: no bus (every ask answers NULL) */
     const char *bus_stages; /* as wasl_config_bus_client gives them */

@@ -3,6 +3,7 @@
 #include "tickets.h"
 #include "wasl_cases.h"
 #include "wasl_log.h"
+#include "wasl_ref.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 /* An agent waits for the panel, not a PBX: 1 s a try, one retry; then "unavailable". */
 #define RPC_TIMEOUT_MS 1000
 #define RPC_RETRIES    1
-#define DIGITS         10
 #define CLIENT_MAX     64 /* the request's client field (proto: max=64) */
 
 static wasl_cases_t *cases;
@@ -32,30 +32,11 @@ void desk_casepanel_free(void)
     wasl_cases_destroy(&cases);
 }
 
-static bool ascii_digits(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool desk_case_verified_party(const char *case_number, const char *national_id)
-{
-    return ascii_digits(case_number, DIGITS) && ascii_digits(national_id, DIGITS) &&
-           (national_id[0] == '1' || national_id[0] == '2');
-}
-
 /* What the lookup needs, taken on the HTTP thread. */
 typedef struct {
-    char ref[DIGITS + 1];
-    char number[DIGITS + 1];
-    char nid[DIGITS + 1];
+    char ref[WASL_REF_LEN + 1];
+    char number[WASL_CASE_NUMBER_DIGITS + 1];
+    char nid[WASL_NATIONAL_ID_DIGITS + 1];
     char client[CLIENT_MAX + 1];
 } case_arg_t;
 
@@ -107,7 +88,7 @@ void desk_case_get(desk_req_t *req, const char *ref, desk_reply_t *reply)
     }
     const char *number = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
     const char *nid = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
-    bool party = desk_case_verified_party(number, nid);
+    bool party = wasl_cases_party_shaped(number, nid);
     case_arg_t *a = party ? calloc(1, sizeof *a) : NULL;
     if (a) {
         snprintf(a->ref, sizeof a->ref, "%s", ref);

@@ -15,11 +15,6 @@ int desk_casepanel_init(const desk_config_t *cfg);
 /* Closes them; after the HTTP server and its offload threads are stopped. Safe twice. */
 void desk_casepanel_free(void);
 
-/* Whether a ticket's case number and national ID make a verified party: a case number of 10
- * ASCII digits and a national or resident ID (10 digits starting with 1 or 2), both as intake
- * stores them. NULLs are false. */
-bool desk_case_verified_party(const char *case_number, const char *national_id);
-
 /* GET /v1/tickets/{ref}/case for `ref` (already parsed): decided as reading the ticket (403,
  * 404 with no lookup), then 200 {state: "no_party" | "unavailable" | "not_found" | "locked" |
  * "ok", case?}: a lookup (audited by caselookup, channel "desk", client the agent, the

@@ -11,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CASE_NUMBER_DIGITS 10
-#define NATIONAL_ID_DIGITS 10
-#define RPC_TIMEOUT_MS     1000 /* caselookup answers in milliseconds; a second means it is gone */
-#define RPC_RETRIES        2    /* worst case (1 + 2) s: under the PBX's prompt timeout */
-#define IVR_MAX_TRIES      3    /* a malformed entry is asked for again this many times */
-#define KEY_MAX            256
+#define RPC_TIMEOUT_MS 1000 /* caselookup answers in milliseconds; a second means it is gone */
+#define RPC_RETRIES    2    /* worst case (1 + 2) s: under the PBX's prompt timeout */
+#define IVR_MAX_TRIES  3    /* a malformed entry is asked for again this many times */
+#define KEY_MAX        256
 
 /* ---- asking caselookup (common/wasl_cases: the pool of clients over the bus) ------------- */
 
@@ -58,34 +56,6 @@ static wasl_msg_t *ask(const intake_request_t *req, const char *number, const ch
                           .call_id = call_id,
                           .caller = caller};
     return c ? wasl_cases_ask(c, &a) : NULL;
-}
-
-/* Folds digits of any script; returns a new ASCII string of exactly `n` digits or NULL. */
-static char *digits_exact(const char *text, size_t n)
-{
-    if (!text) {
-        return NULL;
-    }
-    char *s = wasl_fold_digits(text, strlen(text));
-    if (!s) {
-        return NULL;
-    }
-    /* People type spaces and dashes between groups. */
-    size_t o = 0;
-    for (size_t i = 0; s[i]; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            s[o++] = s[i];
-        } else if (s[i] != ' ' && s[i] != '-') {
-            free(s);
-            return NULL;
-        }
-    }
-    s[o] = '\0';
-    if (o != n) {
-        free(s);
-        return NULL;
-    }
-    return s;
 }
 
 /* What the case lookup's slow part needs, validated on the HTTP thread. */
@@ -137,7 +107,7 @@ static void case_get_ask(intake_request_t *req, intake_reply_t *reply)
 
 void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply)
 {
-    char *number = digits_exact(req->path_arg, CASE_NUMBER_DIGITS);
+    char *number = wasl_cases_digits(req->path_arg, WASL_CASE_NUMBER_DIGITS);
     const char *nid_text = intake_query(req, "national_id", NULL);
     const char *caller_text = intake_query(req, "caller", NULL);
     char *nid = NULL, *caller = NULL;
@@ -152,8 +122,8 @@ void intake_handle_case_get(intake_request_t *req, intake_reply_t *reply)
                      "give exactly one verifier: national_id or caller");
         goto done;
     }
-    if (nid_text &&
-        (!(nid = digits_exact(nid_text, NATIONAL_ID_DIGITS)) || (nid[0] != '1' && nid[0] != '2'))) {
+    nid = nid_text ? wasl_cases_digits(nid_text, WASL_NATIONAL_ID_DIGITS) : NULL;
+    if (nid_text && !wasl_cases_national_id_shaped(nid)) {
         intake_error(reply, 400, "invalid_field", "national_id",
                      "a national or resident ID is 10 digits starting with 1 or 2");
         goto done;
@@ -210,7 +180,7 @@ static json_t *ivr_json(const char *step, const char *ar, const char *en, bool e
     return json_pack("{s:{s:s, s:s}, s:{s:s, s:s, s:s?, s:b, s:i}}", "speech", "ar", ar, "en", en,
                      "ivr", "menu", "case_status", "step", step, "outcome", outcome,
                      "expect_digits", expect_digits, "max_digits",
-                     expect_digits ? CASE_NUMBER_DIGITS : 0);
+                     expect_digits ? WASL_CASE_NUMBER_DIGITS : 0);
 }
 
 /* The i-th value of an HMGET reply, NULL when absent. */
@@ -276,7 +246,7 @@ static json_t *ivr_step(intake_request_t *req, const char *call_id, const char *
     }
     const char *next = st->step;
     if (strcmp(st->step, "case_number") == 0) {
-        char *n = digits_exact(digits, CASE_NUMBER_DIGITS);
+        char *n = wasl_cases_digits(digits, WASL_CASE_NUMBER_DIGITS);
         if (!n) {
             if (++st->tries >= IVR_MAX_TRIES) {
                 next = "done";
@@ -299,8 +269,8 @@ static json_t *ivr_step(intake_request_t *req, const char *call_id, const char *
             free(n);
         }
     } else { /* national_id */
-        char *nid = digits_exact(digits, NATIONAL_ID_DIGITS);
-        if (!nid || (nid[0] != '1' && nid[0] != '2') || !*st->number) {
+        char *nid = wasl_cases_digits(digits, WASL_NATIONAL_ID_DIGITS);
+        if (!wasl_cases_national_id_shaped(nid) || !*st->number) {
             if (++st->tries >= IVR_MAX_TRIES) {
                 next = "done";
                 out = ivr_json("done", SAY_GIVEUP_AR, SAY_GIVEUP_EN, false, "error");

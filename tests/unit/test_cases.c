@@ -104,6 +104,38 @@ static void test_found_json(void **state)
     wasl_msg_destroy(&m);
 }
 
+/* A number as typed: any script's digits, spaces and dashes between groups; nothing else. */
+static void test_digits(void **state)
+{
+    (void)state;
+    char *s = wasl_cases_digits("١٢٣٤ ٥٦٧-890", 10);
+    assert_non_null(s);
+    assert_string_equal(s, "1234567890");
+    free(s);
+    assert_null(wasl_cases_digits("123456789", 10));   /* one short */
+    assert_null(wasl_cases_digits("12345678901", 10)); /* one long */
+    assert_null(wasl_cases_digits("12345x7890", 10));  /* a letter */
+    assert_null(wasl_cases_digits("1234567890;", 10)); /* a trailing symbol */
+    assert_null(wasl_cases_digits(NULL, 10));
+}
+
+static void test_shapes(void **state)
+{
+    (void)state;
+    assert_true(wasl_cases_national_id_shaped("1012345678"));
+    assert_true(wasl_cases_national_id_shaped("2012345678"));
+    assert_false(wasl_cases_national_id_shaped("3012345678")); /* neither citizen nor resident */
+    assert_false(wasl_cases_national_id_shaped("101234567"));
+    assert_false(wasl_cases_national_id_shaped("١٠١٢٣٤٥٦٧٨")); /* stored IDs are ASCII */
+    assert_false(wasl_cases_national_id_shaped(NULL));
+    assert_true(wasl_cases_party_shaped("4512345670", "1012345678"));
+    assert_false(wasl_cases_party_shaped("451234567", "1012345678"));
+    assert_false(wasl_cases_party_shaped("45123456701", "1012345678"));
+    assert_false(wasl_cases_party_shaped("4512345670", "3012345678"));
+    assert_false(wasl_cases_party_shaped(NULL, "1012345678"));
+    assert_false(wasl_cases_party_shaped("4512345670", NULL));
+}
+
 int main(void)
 {
     wasl_log_init("test_cases", WASL_LOG_ERROR);
@@ -111,6 +143,8 @@ int main(void)
         cmocka_unit_test(test_no_bus_asks_nothing),
         cmocka_unit_test(test_a_silent_bus_is_null_within_the_timeouts),
         cmocka_unit_test(test_found_json),
+        cmocka_unit_test(test_digits),
+        cmocka_unit_test(test_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
