@@ -30,17 +30,8 @@
   };
   const st = { seq: 0, answer: null, state: null };
   const $ = (id) => document.getElementById(id);
-
-  function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
-  function digits() {
-    try { return localStorage.getItem("wasl.desk.digits") === "latn" ? "latn" : "arab"; }
-    catch (_) { return "arab"; }
-  }
-  function t(key, vars) {
-    let s = WORDS[lang()][key] ?? WORDS.ar[key] ?? key;
-    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-    return s;
-  }
+  const { lang, digits } = window.WaslUI; // common.js
+  const t = window.WaslUI.words(WORDS);
 
   // The hearing: Hijri with the hour, then Gregorian, both in Riyadh time.
   function hearing(iso) {

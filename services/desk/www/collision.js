@@ -18,8 +18,7 @@
   const st = { me: null, ref: null, viewers: [], beats: null, checks: null, sent: null,
                hidden: null };
   const $ = (id) => document.getElementById(id);
-
-  function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
+  const { lang } = window.WaslUI; // common.js
 
   function path(ref) { return `/v1/tickets/${encodeURIComponent(ref)}/viewing`; }
 

@@ -35,21 +35,10 @@
   };
   const st = { me: null, pops: new Map() }; // call id → pop
   const $ = (id) => document.getElementById(id);
+  const { lang, digits, num, el, bdi } = window.WaslUI; // common.js
+  const t = window.WaslUI.words(WORDS);
+  const api = (method, path, body) => window.WaslUI.api(method, path, body, st.me?.csrf);
 
-  function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
-  function t(key, vars) {
-    let s = WORDS[lang()][key] ?? WORDS.ar[key] ?? key;
-    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-    return s;
-  }
-  function digits() {
-    try { return localStorage.getItem("wasl.desk.digits") === "latn" ? "latn" : "arab"; }
-    catch (_) { return "arab"; }
-  }
-  function num(n) {
-    return new Intl.NumberFormat(`${lang() === "ar" ? "ar-SA" : "en-GB"}-u-nu-${digits()}`,
-                                 { useGrouping: false }).format(n);
-  }
   // Hijri first (asked for explicitly), as the rest of the console.
   function day(iso) {
     const ms = Date.parse(iso);
@@ -58,39 +47,12 @@
       `${lang() === "ar" ? "ar-SA" : "en-GB"}-u-ca-islamic-umalqura-nu-${digits()}`,
       { timeZone: "Asia/Riyadh", day: "numeric", month: "short", year: "numeric" }).format(ms);
   }
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  function bdi(text, cls) {
-    const b = el("bdi", cls, String(text ?? ""));
-    b.dir = "ltr";
-    return b;
-  }
   // A notice naming a ticket, the reference in its own isolate.
   function sayRef(key, ref) {
     const n = $("notice");
     if (!n) return;
     const [before, after = ""] = t(key).split("{ref}");
     n.replaceChildren(before, bdi(ref), after);
-  }
-
-  async function api(method, path, body) {
-    const h = { Accept: "application/json" };
-    if (body !== undefined) h["Content-Type"] = "application/json";
-    if (method !== "GET" && st.me?.csrf) h["X-CSRF-Token"] = st.me.csrf;
-    const r = await fetch(path, { method, headers: h, credentials: "same-origin", cache: "no-store",
-                                  body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await r.json(); } catch (_) { data = null; }
-    if (!r.ok) {
-      const e = new Error(data?.error?.code || String(r.status));
-      e.code = data?.error?.code || String(r.status);
-      throw e;
-    }
-    return data;
   }
 
   function dismissed() {

@@ -101,21 +101,11 @@
   const st = { me: null, work: [], fetchedMs: 0, ticket: null, replies: [], codes: [],
                key: null, tick: null, queues: [], agents: [] };
   const $ = (id) => document.getElementById(id);
+  const { lang, digits, num, bdi } = window.WaslUI; // common.js
+  const t = window.WaslUI.words(WORDS);
+  const api = (method, path, body, headers) =>
+    window.WaslUI.api(method, path, body, st.me?.csrf, headers);
 
-  function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
-  function digits() {
-    try { return localStorage.getItem("wasl.desk.digits") === "latn" ? "latn" : "arab"; }
-    catch (_) { return "arab"; }
-  }
-  function t(key, vars) {
-    let s = WORDS[lang()][key] ?? WORDS.ar[key] ?? key;
-    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-    return s;
-  }
-  function num(n) {
-    return new Intl.NumberFormat(`${lang() === "ar" ? "ar-SA" : "en-GB"}-u-nu-${digits()}`,
-                                 { useGrouping: false }).format(n);
-  }
   // A moment of the conversation or history: Hijri (the calendar asked for explicitly: a bare
   // ar-SA prints Gregorian in some engines) with the time, then Gregorian; Riyadh time.
   function stamp(iso) {
@@ -139,31 +129,7 @@
     const two = (x) => num(Math.floor(x / 10)) + num(x % 10);
     return `${totalS < 0 ? "-" : ""}${num(h)}:${two(m)}:${two(sec)}`;
   }
-  function bdi(text, cls) {
-    const b = document.createElement("bdi");
-    b.dir = "ltr";
-    if (cls) b.className = cls;
-    b.textContent = text;
-    return b;
-  }
   function say(text) { const n = $("notice"); if (n) n.textContent = text; }
-
-  async function api(method, path, body, headers) {
-    const h = { Accept: "application/json", ...(headers || {}) };
-    if (body !== undefined) h["Content-Type"] = "application/json";
-    if (method !== "GET" && st.me?.csrf) h["X-CSRF-Token"] = st.me.csrf;
-    const r = await fetch(path, { method, headers: h, credentials: "same-origin", cache: "no-store",
-                                  body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await r.json(); } catch (_) { data = null; }
-    if (!r.ok) {
-      const e = new Error(data?.error?.code || String(r.status));
-      e.status = r.status;
-      e.code = data?.error?.code || String(r.status);
-      throw e;
-    }
-    return data;
-  }
 
   function translate() {
     for (const el of document.querySelectorAll("[data-tk]")) el.textContent = t(el.dataset.tk);

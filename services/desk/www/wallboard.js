@@ -41,27 +41,12 @@
   };
   const st = { me: null, board: null, fetchedMs: 0, timer: null, tick: null, inFlight: false };
   const $ = (id) => document.getElementById(id);
+  const { lang, digits, locale, num, duration } = window.WaslUI; // common.js
+  const t = window.WaslUI.words(WORDS);
+  const api = (method, path, body) => window.WaslUI.api(method, path, body, st.me?.csrf);
+  // A cell holding one number (or a dash) in its own left-to-right isolate.
+  const bdi = (text, cls) => window.WaslUI.bdi(text, `num ${cls || ""}`.trim());
 
-  function lang() { return document.documentElement.lang === "en" ? "en" : "ar"; }
-  function digits() {
-    try { return localStorage.getItem("wasl.desk.digits") === "latn" ? "latn" : "arab"; }
-    catch (_) { return "arab"; }
-  }
-  function t(key, vars) {
-    let s = WORDS[lang()][key] ?? WORDS.ar[key] ?? key;
-    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-    return s;
-  }
-  function locale(extra) {
-    return `${lang() === "ar" ? "ar-SA" : "en-GB"}-u-${extra ? extra + "-" : ""}nu-${digits()}`;
-  }
-  function num(n) { return new Intl.NumberFormat(locale(), { useGrouping: false }).format(n); }
-  function duration(totalS) {
-    const s = Math.max(0, Math.floor(totalS));
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-    const two = (x) => num(Math.floor(x / 10)) + num(x % 10);
-    return h > 0 ? `${num(h)}:${two(m)}:${two(sec)}` : `${num(m)}:${two(sec)}`;
-  }
   function two(x) {
     return new Intl.NumberFormat(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(x);
   }
@@ -70,30 +55,10 @@
       timeZone: "Asia/Riyadh", day: "numeric", month, year: "numeric" }).format(date);
   }
 
-  // A cell holding one number (or a dash) in its own left-to-right isolate.
-  function bdi(text, cls) {
-    const b = document.createElement("bdi");
-    b.dir = "ltr";
-    b.className = `num ${cls || ""}`.trim();
-    b.textContent = text;
-    return b;
-  }
   function cell(tag, ...children) {
     const c = document.createElement(tag);
     c.append(...children);
     return c;
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET" && st.me?.csrf) headers["X-CSRF-Token"] = st.me.csrf;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const r = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store",
-                                  body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await r.json().catch(() => null);
-    if (!r.ok) throw Object.assign(new Error(`HTTP ${r.status}`),
-      { code: data?.error?.code || `http_${r.status}` });
-    return data;
   }
 
   function words() {
