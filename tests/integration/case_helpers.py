@@ -44,6 +44,42 @@ def unique_case():
     return "45" + str(uuid.uuid4().int % 10**8).zfill(8)
 
 
+def seed_circuit(postgres):
+    """A seed for case_stack: the administrative court in Riyadh and one circuit of it; the
+    stack gets {"circuit": its id}."""
+    def seed(name, db_url):
+        conn = postgres.connect(name)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO courts (code, name_ar, name_en, city_ar, city_en, time_zone)"
+                        " VALUES ('RUH-ADM', 'المحكمة الإدارية بالرياض',"
+                        " 'Administrative Court in Riyadh', 'الرياض', 'Riyadh', 'Asia/Riyadh')"
+                        " RETURNING id")
+            court = cur.fetchone()[0]
+            cur.execute("INSERT INTO circuits (court_id, name_ar, name_en) VALUES"
+                        " (%s, 'الدائرة الإدارية الثالثة', 'Third Administrative Circuit')"
+                        " RETURNING id", (court,))
+            circuit = cur.fetchone()[0]
+        conn.close()
+        return {"circuit": circuit}
+    return seed
+
+
+def new_case(postgres, stack):
+    """A fresh case in the stack's circuit (so its own lookup budgets) with one party, a
+    plaintiff with a national ID and a phone; returns (number, national_id, phone)."""
+    number, nid, phone = unique_case(), unique_id(), unique_phone()
+    conn = postgres.connect(stack["db"])
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO cases (case_number, circuit_id, subject_ar, subject_en, status,"
+                    " filed_at) VALUES (%s, %s, 'إلغاء قرار', 'annulment', 'in_hearing',"
+                    " now() - interval '9 days') RETURNING id", (number, stack["circuit"]))
+        cid = cur.fetchone()[0]
+        cur.execute("INSERT INTO case_parties (case_id, role, name_ar, national_id, phone)"
+                    " VALUES (%s, 'plaintiff', 'سارة', %s, %s)", (cid, nid, phone))
+    conn.close()
+    return number, nid, phone
+
+
 def case_stack(postgres, redis_server, log_dir, db_prefix, clients, worker_env, seed,
                worker_db_url=None, workers=2):
     """Generator for a module fixture: creates a database, starts a bus, an intake with

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 import zmq
 
-from case_helpers import bus_batch, case_stack, unique_case, unique_id
+from case_helpers import bus_batch, case_stack, new_case, seed_circuit, unique_id
 from conftest import parse_metrics, wait_for
 from intake_helpers import default_clients
 
@@ -23,40 +23,11 @@ CASE_FIELDS = ("case_number", "court", "circuit", "status", "status_ar", "hearin
 @pytest.fixture(scope="module")
 def stack(postgres, redis_server, tmp_path_factory):
     """A bus, two caselookup workers (budgets out of the way) and an intake."""
-    def seed(name, db_url):
-        conn = postgres.connect(name)
-        with conn.cursor() as cur:
-            cur.execute("INSERT INTO courts (code, name_ar, name_en, city_ar, city_en, time_zone)"
-                        " VALUES ('RUH-ADM', 'المحكمة الإدارية بالرياض',"
-                        " 'Administrative Court in Riyadh', 'الرياض', 'Riyadh', 'Asia/Riyadh')"
-                        " RETURNING id")
-            court = cur.fetchone()[0]
-            cur.execute("INSERT INTO circuits (court_id, name_ar, name_en) VALUES"
-                        " (%s, 'الدائرة الإدارية الثالثة', 'Third Administrative Circuit')"
-                        " RETURNING id", (court,))
-            circuit = cur.fetchone()[0]
-        conn.close()
-        return {"circuit": circuit}
-
     yield from case_stack(postgres, redis_server, tmp_path_factory.mktemp("caselookup_audit"),
                           "wasl_a", default_clients(), {
                               "WASL_CASELOOKUP_CASE_MAX_FAILURES": "1000",
-                              "WASL_CASELOOKUP_CACHE_TTL_S": "300"}, seed)
-
-
-def new_case(postgres, stack):
-    """A fresh case with one party; returns (number, national_id)."""
-    number, nid = unique_case(), unique_id()
-    conn = postgres.connect(stack["db"])
-    with conn.cursor() as cur:
-        cur.execute("INSERT INTO cases (case_number, circuit_id, subject_ar, subject_en, status,"
-                    " filed_at) VALUES (%s, %s, 'إلغاء قرار', 'annulment', 'in_hearing',"
-                    " now() - interval '9 days') RETURNING id", (number, stack["circuit"]))
-        cid = cur.fetchone()[0]
-        cur.execute("INSERT INTO case_parties (case_id, role, name_ar, national_id)"
-                    " VALUES (%s, 'plaintiff', 'سارة', %s)", (cid, nid))
-    conn.close()
-    return number, nid
+                              "WASL_CASELOOKUP_CACHE_TTL_S": "300"},
+                          seed_circuit(postgres))
 
 
 def request(number, verifier, tag):
@@ -105,7 +76,7 @@ def test_a_batch_is_audited_one_row_each_by_one_commit_per_worker(stack, postgre
     the bus handed them all over): each request gets its own outcome, exactly one audit row
     with that outcome and reason, and the rows of a worker's share went in with one commit
     (one transaction id per worker, not one per lookup)."""
-    number, nid = new_case(postgres, stack)
+    number, nid, _ = new_case(postgres, stack)
     party = [request(number, nid, "party") for _ in range(8)]
     strangers = [request(number, unique_id(), "stranger") for _ in range(8)]
     malformed = [request("12", nid, "bad") for _ in range(4)]
@@ -142,7 +113,7 @@ def test_no_answer_before_the_audit_commits(stack, postgres):
     PostgreSQL stopped the audit cannot commit, and the party gets `error` with nothing of the
     case — not the case unaudited. Once PostgreSQL is back the party is answered, and
     audited."""
-    number, nid = new_case(postgres, stack)
+    number, nid, _ = new_case(postgres, stack)
     # The first lookup caches the case (the insert's change notice may evict it once).
     wait_for(lambda: party_lookup(postgres, stack, number, nid), 10,
              what="the case served from the cache")

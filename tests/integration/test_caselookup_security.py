@@ -14,7 +14,8 @@ import msgpack
 import pytest
 import redis
 
-from case_helpers import bus_batch, case_stack, unique_case, unique_id, unique_phone
+from case_helpers import (bus_batch, case_stack, new_case, seed_circuit, unique_id,
+                          unique_phone)
 from conftest import BIN_DIR, base_env, free_port, wait_for
 from intake_helpers import Client, default_clients, new_token
 
@@ -39,42 +40,14 @@ def stack(postgres, redis_server, tmp_path_factory):
         Client("pbx3", "telephony", "calls", token=new_token(), trusted_ani=True),
     ]
 
-    def seed(name, db_url):
-        conn = postgres.connect(name)
-        with conn.cursor() as cur:
-            cur.execute("INSERT INTO courts (code, name_ar, name_en, city_ar, city_en, time_zone)"
-                        " VALUES ('RUH-ADM', 'المحكمة الإدارية بالرياض', 'Administrative Court in Riyadh',"
-                        " 'الرياض', 'Riyadh', 'Asia/Riyadh') RETURNING id")
-            court = cur.fetchone()[0]
-            cur.execute("INSERT INTO circuits (court_id, name_ar, name_en) VALUES"
-                        " (%s, 'الدائرة الإدارية الثالثة', 'Third Administrative Circuit')"
-                        " RETURNING id", (court,))
-            circuit = cur.fetchone()[0]
-        conn.close()
-        return {"circuit": circuit}
-
     yield from case_stack(postgres, redis_server, tmp_path_factory.mktemp("caselookup_security"),
                           "wasl_s", clients, {
                               "WASL_CASELOOKUP_LOCK_S": str(LOCK_S),
                               "WASL_CASELOOKUP_WINDOW_S": "120",
                               "WASL_CASELOOKUP_MAX_FAILURES": str(MAX_FAILURES),
                               "WASL_CASELOOKUP_LINE_MAX_FAILURES": str(LINE_MAX),
-                              "WASL_CASELOOKUP_CASE_MAX_FAILURES": str(CASE_MAX)}, seed)
-
-
-def new_case(postgres, stack):
-    """A fresh case (its own budget) with one party; returns (number, national_id, phone)."""
-    number, nid, phone = unique_case(), unique_id(), unique_phone()
-    conn = postgres.connect(stack["db"])
-    with conn.cursor() as cur:
-        cur.execute("INSERT INTO cases (case_number, circuit_id, subject_ar, subject_en, status,"
-                    " filed_at) VALUES (%s, %s, 'إلغاء قرار', 'annulment', 'in_hearing',"
-                    " now() - interval '9 days') RETURNING id", (number, stack["circuit"]))
-        cid = cur.fetchone()[0]
-        cur.execute("INSERT INTO case_parties (case_id, role, name_ar, national_id, phone)"
-                    " VALUES (%s, 'plaintiff', 'سارة', %s, %s)", (cid, nid, phone))
-    conn.close()
-    return number, nid, phone
+                              "WASL_CASELOOKUP_CASE_MAX_FAILURES": str(CASE_MAX)},
+                          seed_circuit(postgres))
 
 
 def lookup(stack, number, client="caseapi", **query):
