@@ -15,7 +15,9 @@ typedef struct {
 } wasl_work_item_t;
 
 /* Claims, for `owner` and `lease_s` seconds, the rows of `stage` among ids[0..n) that are
- * pending and due, or running with an expired lease (a worker died). Rows past their
+ * pending, due and under no live lease (an expired one: a worker died). A claimed row stays
+ * 'pending': the lease (owner, lease_until) is what holds it, so the claim writes no index
+ * entry (a HOT update, migration 0027). Rows past their
  * max_attempts are moved to 'dead' with the reason instead (wasl_work_claim() in
  * proto/functions/work.sql). Commits on its own (the claim must be visible to other workers
  * before the work starts). Writes at most n items into out and
@@ -23,15 +25,15 @@ typedef struct {
 int wasl_work_claim_ids(wasl_pg_t *pg, const char *stage, const char *owner, const int64_t *ids,
                         size_t n, int lease_s, wasl_work_item_t *out);
 
-/* The sweep: claims up to `limit` rows of `stage` that are pending and due and at least
- * `min_age_ms` old (younger ones are probably on their way through the bus), or running with
- * an expired lease, oldest first (wasl_work_claim_stale() in proto/functions/work.sql). Same
- * return as above. */
+/* The sweep: claims up to `limit` rows of `stage` that are pending and due and either
+ * unleased and at least `min_age_ms` old (younger ones are probably on their way through the
+ * bus) or under an expired lease, oldest first (wasl_work_claim_stale() in
+ * proto/functions/work.sql). Same return as above. */
 int wasl_work_claim_stale(wasl_pg_t *pg, const char *stage, const char *owner, size_t limit,
                           int lease_s, int min_age_ms, wasl_work_item_t *out);
 
-/* Inside the caller's transaction: marks the row done if, and only if, it is still running
- * under `owner` with an unexpired lease (wasl_work_complete() in proto/functions/work.sql, which
+/* Inside the caller's transaction: marks the row done if, and only if, it is still held by
+ * `owner` under an unexpired lease (wasl_work_complete() in proto/functions/work.sql, which
  * a stage's batch statement calls itself). Returns 1 when it was (commit the results), 0 when
  * the lease was lost (roll back: another worker owns it now), -1 on a database error. */
 int wasl_work_complete(wasl_pg_t *pg, int64_t id, const char *owner);

@@ -75,7 +75,7 @@ GRANT EXECUTE ON FUNCTION wasl_work_enqueue, wasl_notifications_enqueue,
     wasl_notifications_delivery_report, wasl_tickets_create TO wasl_intake;
 
 -- ---- wasl_classifier: claims classify work, writes the classification ------------------------
-GRANT SELECT, INSERT, UPDATE ON work TO wasl_classifier;
+GRANT SELECT, INSERT, UPDATE, DELETE ON work TO wasl_classifier; -- DELETE: a done row (0027)
 GRANT SELECT ON tickets, messages TO wasl_classifier;
 GRANT UPDATE (category, confidence, priority, language, entities, model_version, status,
               updated_at) ON tickets TO wasl_classifier;
@@ -84,7 +84,7 @@ GRANT EXECUTE ON FUNCTION wasl_work_claim, wasl_work_claim_stale, wasl_work_fail
     wasl_work_complete, wasl_work_enqueue, wasl_tickets_classify TO wasl_classifier;
 
 -- ---- wasl_router: routing, offers, timers, auto-answers --------------------------------------
-GRANT SELECT, INSERT, UPDATE ON work TO wasl_router;
+GRANT SELECT, INSERT, UPDATE, DELETE ON work TO wasl_router; -- DELETE: a done row (0027)
 GRANT SELECT, UPDATE ON tickets, agents TO wasl_router;
 GRANT SELECT, INSERT, UPDATE ON offers TO wasl_router;
 GRANT SELECT, INSERT ON ticket_events, agent_events, notifications TO wasl_router;

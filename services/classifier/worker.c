@@ -28,7 +28,7 @@ static const char *const fetch_sql =
     " WHERE w.id = ANY($1::bigint[]) AND w.owner = $2 ORDER BY w.id";
 
 /* Every decision of a batch in one statement, fenced on the lease: wasl_tickets_classify()
- * (proto/functions/tickets.sql) completes the rows still running under this owner, commits their
+ * (proto/functions/tickets.sql) completes the rows this owner still holds, commits their
  * decisions and enqueues their route rows. */
 static const char *const commit_sql =
     "SELECT work_id, route_work_id FROM wasl_tickets_classify($1::jsonb, $2)";

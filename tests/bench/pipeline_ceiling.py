@@ -379,9 +379,10 @@ def psql(url, sql):
 
 
 def scratch_sql(url):
-    """The copies, their foreign keys among each other and their triggers. The definitions are
-    read from the catalog first (search_path = public: names unqualified), so that they resolve
-    to the copies when run with the scratch schema first on the path."""
+    """The copies, their storage parameters, their foreign keys among each other and their
+    triggers. The definitions are read from the catalog first (search_path = public: names
+    unqualified), so that they resolve to the copies when run with the scratch schema first on
+    the path."""
     names = ", ".join(f"'{t}'" for t in TABLES)
     fks = psql(url, "SET search_path = public; SELECT conrelid::regclass::text || '|' || "
                "pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' AND "
@@ -390,9 +391,17 @@ def scratch_sql(url):
     trg = psql(url, "SET search_path = public; SELECT tgrelid::regclass::text || '|' || "
                "pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal AND "
                f"tgrelid::regclass::text IN ({names}) ORDER BY oid;")
+    opts = psql(url, "SELECT c.relname || '|' || array_to_string(c.reloptions, ', ') FROM "
+                "pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND "
+                f"c.reloptions IS NOT NULL AND c.relname IN ({names}) ORDER BY 1;")
     out = [f"DROP SCHEMA IF EXISTS {SCRATCH} CASCADE;", f"CREATE SCHEMA {SCRATCH};",
            f"CREATE SEQUENCE {SCRATCH}.ref_seq;"]
     out += [f"CREATE TABLE {SCRATCH}.{t} (LIKE public.{t} INCLUDING ALL);" for t in TABLES]
+    # LIKE copies no storage parameters: the tables' fillfactor and autovacuum thresholds (the
+    # migrations' ALTER TABLE … SET) shape what an update costs, so the copies get them too.
+    for line in opts.splitlines():
+        tbl, _, options = line.partition("|")
+        out.append(f"ALTER TABLE {SCRATCH}.{tbl} SET ({options});")
     out.append(f"SET search_path = {SCRATCH}, public;")
     for line in fks.splitlines():
         tbl, _, definition = line.partition("|")

@@ -6,9 +6,9 @@
 -- lease that ran out (its decision must change nothing). Ticket 1 gets an ack by SMS.
 UPDATE tickets SET status = 'classified', waiting_since = NULL WHERE id IN (1, 2, 3);
 INSERT INTO work (ticket_id, stage, dedupe_key, state, owner, lease_until, attempts)
-VALUES (1, 'route', 'r:1', 'running', 'r1', now() + interval '30 s', 1),
-       (2, 'route', 'r:2', 'running', 'r1', now() + interval '30 s', 1),
-       (3, 'route', 'r:3', 'running', 'r1', now() - interval '1 s', 1);
+VALUES (1, 'route', 'r:1', 'pending', 'r1', now() + interval '30 s', 1),
+       (2, 'route', 'r:2', 'pending', 'r1', now() + interval '30 s', 1),
+       (3, 'route', 'r:3', 'pending', 'r1', now() - interval '1 s', 1);
 SELECT max(id) FILTER (WHERE dedupe_key = 'r:1') AS w1,
        max(id) FILTER (WHERE dedupe_key = 'r:2') AS w2,
        max(id) FILTER (WHERE dedupe_key = 'r:3') AS w3 FROM work \gset
@@ -274,7 +274,7 @@ SELECT count(*) AS empty FROM wasl_tickets_create('[]');
 -- ticket, event, route row; the same batch again commits nothing more (done already).
 SELECT id AS cr1 FROM tickets WHERE ref = '2600000901' \gset
 SELECT id AS cr6 FROM tickets WHERE ref = '2600000906' \gset
-UPDATE work SET state = 'running', owner = 'cl-1', attempts = 1,
+UPDATE work SET owner = 'cl-1', attempts = 1,
        lease_until = CASE WHEN ticket_id = :cr1 THEN now() + interval '30 s'
                           ELSE now() - interval '1 s' END
  WHERE ticket_id IN (:cr1, :cr6) AND stage = 'classify';

@@ -105,6 +105,19 @@ static row_t get_row(wasl_pg_t *pg, int64_t id)
     return r;
 }
 
+/* Whether row id still exists (a completed row is deleted). */
+static bool row_exists(wasl_pg_t *pg, int64_t id)
+{
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    const char *p[] = {ids};
+    PGresult *res = wasl_pg_query(pg, "SELECT 1 FROM work WHERE id = $1::bigint", 1, p);
+    assert_non_null(res);
+    bool found = PQntuples(res) == 1;
+    PQclear(res);
+    return found;
+}
+
 static void test_enqueue_dedupes(void **state)
 {
     (void)state;
@@ -139,7 +152,7 @@ static void test_claim_ids(void **state)
         assert_int_equal(out[i].attempts, 1);
         assert_true(out[i].ticket_id > 0);
         row_t r = get_row(pg, ids[i]);
-        assert_string_equal(r.state, "running");
+        assert_string_equal(r.state, "pending"); /* held by its lease, not by its state */
         assert_string_equal(r.owner, "o1");
     }
     assert_string_equal(get_row(pg, other).state, "pending");
@@ -179,13 +192,19 @@ static void test_complete_is_fenced_on_owner_and_lease(void **state)
     wasl_work_item_t out[ITEMS_MAX];
     assert_int_equal(wasl_work_claim_ids(pg, "fence", "o1", ids, 2, LEASE_S, out), 2);
     assert_int_equal(wasl_work_complete(pg, id, "o2"), 0); /* not its owner */
-    assert_string_equal(get_row(pg, id).state, "running");
+    assert_string_equal(get_row(pg, id).owner, "o1");
     assert_int_equal(wasl_work_complete(pg, id, "o1"), 1);
-    assert_string_equal(get_row(pg, id).state, "done");
+    assert_false(row_exists(pg, id));                      /* done: deleted */
     assert_int_equal(wasl_work_complete(pg, id, "o1"), 0); /* already done */
     expire_lease(pg, expiring);
     assert_int_equal(wasl_work_complete(pg, expiring, "o1"), 0); /* the fence is lost */
-    assert_string_equal(get_row(pg, expiring).state, "running");
+    row_t r = get_row(pg, expiring);
+    assert_string_equal(r.state, "pending");
+    assert_string_equal(r.owner, "o1");
+    /* Another worker takes it over; the first one's completion still commits nothing. */
+    assert_int_equal(wasl_work_claim_ids(pg, "fence", "o2", &expiring, 1, LEASE_S, out), 1);
+    assert_int_equal(wasl_work_complete(pg, expiring, "o1"), 0);
+    assert_int_equal(wasl_work_complete(pg, expiring, "o2"), 1);
     wasl_pg_destroy(&pg);
 }
 
@@ -198,7 +217,8 @@ static void test_fail_backs_off_and_is_fenced(void **state)
     assert_int_equal(wasl_work_claim_ids(pg, "fail", "o1", &id, 1, LEASE_S, out), 1);
     /* Another owner's failure changes nothing. */
     assert_int_equal(wasl_work_fail(pg, id, "o2", "not mine", BACKOFF_MS), 0);
-    assert_string_equal(get_row(pg, id).state, "running");
+    assert_string_equal(get_row(pg, id).owner, "o1");
+    assert_false(get_row(pg, id).has_error);
     assert_int_equal(wasl_work_fail(pg, id, "o1", "model timeout", BACKOFF_MS), 0);
     row_t r = get_row(pg, id);
     assert_string_equal(r.state, "pending");
@@ -238,6 +258,37 @@ static void test_dead_after_max_attempts(void **state)
     r = get_row(pg, last);
     assert_string_equal(r.state, "dead");
     assert_true(r.has_error);
+    wasl_pg_destroy(&pg);
+}
+
+/* Two workers at once: a row another transaction holds locked (a worker in the middle of its
+ * claim) is skipped, not waited for, by the nudged claim and by the sweep; once the lock is gone
+ * the row is claimable again. */
+static void test_claim_skips_locked_rows(void **state)
+{
+    (void)state;
+    wasl_pg_t *pg = pg_connect_or_skip();
+    wasl_pg_t *other = pg_connect_or_skip();
+    int64_t ids[] = {new_row(pg, "skip"), new_row(pg, "skip")};
+    char locked[24];
+    snprintf(locked, sizeof locked, "%lld", (long long)ids[0]);
+    const char *p[] = {locked};
+    /* Without SKIP LOCKED the claim would wait: fail instead of hanging. */
+    exec_ok(pg, "SET lock_timeout = '2s'", 0, NULL);
+    exec_ok(other, "BEGIN", 0, NULL);
+    exec_ok(other, "SELECT id FROM work WHERE id = $1::bigint FOR UPDATE", 1, p);
+    wasl_work_item_t out[ITEMS_MAX];
+    assert_int_equal(wasl_work_claim_ids(pg, "skip", "o1", ids, 2, LEASE_S, out), 1);
+    assert_int_equal(out[0].id, ids[1]);
+    assert_int_equal(wasl_work_claim_stale(pg, "skip", "o1", ITEMS_MAX, LEASE_S, 0, out), 0);
+    exec_ok(other, "ROLLBACK", 0, NULL);
+    assert_int_equal(wasl_work_claim_stale(pg, "skip", "o1", ITEMS_MAX, LEASE_S, 0, out), 1);
+    assert_int_equal(out[0].id, ids[0]);
+    /* Done with both: a second run on the same database (valgrind after ASan) starts clean. */
+    assert_int_equal(wasl_work_complete(pg, ids[0], "o1"), 1);
+    assert_int_equal(wasl_work_complete(pg, ids[1], "o1"), 1);
+    exec_ok(pg, "RESET lock_timeout", 0, NULL);
+    wasl_pg_destroy(&other);
     wasl_pg_destroy(&pg);
 }
 
@@ -320,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_claim_ids),
         cmocka_unit_test(test_claim_stale_min_age_and_expired_lease),
         cmocka_unit_test(test_complete_is_fenced_on_owner_and_lease),
+        cmocka_unit_test(test_claim_skips_locked_rows),
         cmocka_unit_test(test_fail_backs_off_and_is_fenced),
         cmocka_unit_test(test_dead_after_max_attempts),
         cmocka_unit_test(test_run_ids_and_give_back),
