@@ -29,10 +29,13 @@ typedef struct {
     float *val;
     size_t n, cap;
     /* Scratch counts table, reused between texts (private). */
-    uint32_t *tkeys;
-    float *tcounts;
+    struct wasl_feature_slot {
+        uint32_t key; /* feature index + 1; 0: empty */
+        float count;
+    } *table;
     uint32_t *tslots; /* the occupied slots, in insertion order */
-    size_t tcap;
+    size_t tcap;      /* slots in use for this text (a power of two, sized by its length) */
+    size_t tsize;     /* slots allocated */
 } wasl_features_t;
 
 /* Fills `f` (reusing its buffers) with the features of `text` (raw, not normalized: the

@@ -6,6 +6,7 @@
 
 #include "wasl_classify.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,66 @@ static void test_features_mixed_scripts(void **state)
     assert_int_equal(wasl_features_extract("\xC3", 1, &f), -1);
     wasl_features_clear(&f);
     wasl_features_clear(&g);
+}
+
+/* The counts table is sized per text: a short text after a long one (whose table grew) gets
+ * exactly the features it gets in a fresh buffer, in the same order; repeated n-grams weigh
+ * 1 + log(count) before normalization. */
+static void test_features_after_long_text(void **state)
+{
+    (void)state;
+    wasl_features_t f = {0}, g = {0};
+    size_t cap = 200000, len = 0;
+    char *longtext = malloc(cap);
+    assert_non_null(longtext);
+    for (int i = 0; len + 64 < cap; i++) {
+        len += (size_t)snprintf(longtext + len, cap - len, "كلمة%d word%d ", i, i * 7);
+    }
+    const char *s = "موعد الجلسة موعد الجلسة بكرة";
+    assert_int_equal(wasl_features_extract(s, strlen(s), &g), 0);
+    assert_int_equal(wasl_features_extract(longtext, len, &f), 0);
+    assert_true(f.n > 10000);
+    assert_int_equal(wasl_features_extract(s, strlen(s), &f), 0);
+    assert_int_equal(f.n, g.n);
+    for (size_t i = 0; i < f.n; i++) {
+        assert_int_equal(f.idx[i], g.idx[i]);
+        assert_true(f.val[i] == g.val[i]);
+    }
+    /* "موعد" occurs twice, "بكره" once: their unigrams weigh 1 + ln 2 against 1. */
+    float twice = 0, once = 0;
+    wasl_features_t one = {0};
+    assert_int_equal(wasl_features_extract("موعد", strlen("موعد"), &one), 0);
+    uint32_t w_mawid = one.idx[0]; /* the word comes first */
+    assert_int_equal(wasl_features_extract("بكرة", strlen("بكرة"), &one), 0);
+    uint32_t w_bukra = one.idx[0];
+    for (size_t i = 0; i < f.n; i++) {
+        twice = f.idx[i] == w_mawid ? f.val[i] : twice;
+        once = f.idx[i] == w_bukra ? f.val[i] : once;
+    }
+    assert_true(once > 0);
+    assert_float_equal(twice / once, 1.0 + log(2.0), 1e-5);
+    free(longtext);
+    wasl_features_clear(&one);
+    wasl_features_clear(&f);
+    wasl_features_clear(&g);
+}
+
+/* A model file is only valid with the hashing it was trained with: the feature indices of a
+ * text are pinned (word, its n-grams by length then position, the next word, the bigram...). */
+static void test_feature_indices_pinned(void **state)
+{
+    (void)state;
+    static const uint32_t want[] = {
+        31165,  207558, 197362, 237274, 76074,  1295,   249493, 62986,  44595,  88949, 1623,
+        148159, 180034, 103000, 116518, 254373, 68723,  209170, 151002, 61954,  182242, 147763,
+        177341, 1526,   156895, 108229, 203027, 162895, 52974,  104528, 70158};
+    wasl_features_t f = {0};
+    assert_int_equal(wasl_features_extract("abcd efgh", 9, &f), 0);
+    assert_int_equal(f.n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < f.n; i++) {
+        assert_int_equal(f.idx[i], want[i]);
+    }
+    wasl_features_clear(&f);
 }
 
 static void test_language(void **state)
@@ -271,6 +332,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_mixed_scripts),
+        cmocka_unit_test(test_features_after_long_text),
+        cmocka_unit_test(test_feature_indices_pinned),
         cmocka_unit_test(test_language),
         cmocka_unit_test(test_urgent_cues),
         cmocka_unit_test(test_train_and_classify),
