@@ -7,12 +7,12 @@
 -- notifier's quiet hours have their own test clock). SECURITY INVOKER.
 --
 -- Rows by id. A statement that names its rows by id (the nudged claim, the fenced completion,
--- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'running'
--- THEN … END` — never as `state = 'running' AND …`. The two mean the same, but the second lets
+-- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'sending'
+-- THEN … END` — never as `state = 'sending' AND …`. The two mean the same, but the second lets
 -- PostgreSQL prove the predicate of the partial indexes on state (work_pending_idx,
--- work_running_idx, notifications_due_idx, notifications_sending_idx), and it then chose to
--- walk one of them — every pending, running or sending row of the table, with the dead index
--- entries the churn leaves — and filter by id, or, with `id = ANY` as a later key of the index,
+-- notifications_due_idx, notifications_sending_idx), and it then chose to walk one of them —
+-- every pending or sending row of the table, with the dead index entries the churn leaves — and
+-- filter by id, or, with `id = ANY` as a later key of the index,
 -- walk it once per id; a batch of 128 ids cost 128 walks of the whole backlog, and the further a
 -- stage fell behind, the slower each of its statements became (EXPLAIN in issue 16's notes;
 -- `_bt_checkkeys` and `nocache_index_getattr` on top of PostgreSQL's profile). With the CASE only
