@@ -212,6 +212,25 @@ static int dispatch_txn(router_t *self)
     return made;
 }
 
+int router_offer_round(router_t *self)
+{
+    int64_t t0 = wasl_clock_ms();
+    if (wasl_pg_command(self->pg, "SAVEPOINT offer_round") < 0) {
+        return -1;
+    }
+    int made = dispatch_txn(self);
+    if (made < 0) {
+        wasl_warn("router: offer round failed; the batch's decisions stand", "{s:s}", "error",
+                  wasl_pg_error(self->pg));
+        return wasl_pg_command(self->pg, "ROLLBACK TO SAVEPOINT offer_round") < 0 ? -1 : 0;
+    }
+    if (wasl_pg_command(self->pg, "RELEASE SAVEPOINT offer_round") < 0) {
+        return -1;
+    }
+    wasl_histogram_observe(self->dispatch_seconds, (double)(wasl_clock_ms() - t0) / 1000.0);
+    return made;
+}
+
 int router_dispatch(router_t *self)
 {
     int64_t t0 = wasl_clock_ms();

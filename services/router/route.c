@@ -1,6 +1,7 @@
 /* route — the routing job: claim classified tickets' route rows, read them, decide each (decide.c:
  * the rules, auto-answer), ask caselookup for the automatic answers of a batch at once, commit
- * every decision of the batch in one statement fenced on the lease. */
+ * every decision of the batch in one statement fenced on the lease — with the offer round in
+ * the same transaction once the router has caught up. */
 #include "decide.h"
 #include "router_int.h"
 #include "wasl_log.h"
@@ -195,16 +196,46 @@ static char *decide_rows(router_t *self, PGresult *res)
     return param;
 }
 
-/* Commits the decisions and publishes their notifications; returns how many work rows were
- * committed (others lost their lease), or -1 on a database error. */
-static int commit_rows(router_t *self, const char *param)
+/* The route statement and then the offer round (router_offer_round, under its savepoint) in
+ * one transaction: the decisions, their acknowledgements and the offers they make possible
+ * are one commit, not two. Returns the route statement's result, or NULL on a database error
+ * (rolled back, the error copied into why); *made is the offers written. */
+static PGresult *commit_with_offers(router_t *self, const char *const *cp, int *made, char *why,
+                                    size_t cap)
+{
+    PGresult *out = NULL;
+    *made = 0;
+    if (wasl_pg_begin(self->pg) == 0 && (out = wasl_pg_query(self->pg, commit_sql, 2, cp)) &&
+        (*made = router_offer_round(self)) >= 0 && wasl_pg_commit(self->pg) == 0) {
+        return out;
+    }
+    snprintf(why, cap, "%s", wasl_pg_error(self->pg));
+    PQclear(out);
+    wasl_pg_rollback(self->pg);
+    *made = 0;
+    return NULL;
+}
+
+/* Commits the decisions (with the offer round when `offer`) and publishes their
+ * notifications once committed; returns how many work rows were committed (others lost their
+ * lease), or -1 on a database error (why says it). */
+static int commit_rows(router_t *self, const char *param, bool offer, char *why, size_t cap)
 {
     const char *cp[] = {param, self->owner};
-    wasl_pg_stmt_t stmt = {.sql = commit_sql, .nparams = 2, .params = cp};
     PGresult *out = NULL;
-    if (wasl_pg_batch(self->pg, &stmt, 1, &out) < 0) {
-        return -1;
+    int made = 0;
+    if (offer) {
+        if (!(out = commit_with_offers(self, cp, &made, why, cap))) {
+            return -1;
+        }
+    } else {
+        wasl_pg_stmt_t stmt = {.sql = commit_sql, .nparams = 2, .params = cp};
+        if (wasl_pg_batch(self->pg, &stmt, 1, &out) < 0) {
+            snprintf(why, cap, "%s", wasl_pg_error(self->pg));
+            return -1;
+        }
     }
+    wasl_counter_add(self->offered, (uint64_t)made);
     /* Committed already: a result of the wrong shape cannot be read, but the work is done. */
     if (!router_checked(&out, COMMIT_COLS, "route commit")) {
         return 0;
@@ -227,7 +258,10 @@ static int commit_rows(router_t *self, const char *param)
 }
 
 /* Fetches the claimed rows, decides them and commits; on a database error the rows are given
- * back with a backoff. */
+ * back with a backoff. A batch short of WASL_ROUTER_BATCH means the router caught up: its
+ * commit carries the offer round too. A full one (a backlog) commits the decisions alone and
+ * the offers keep the dispatch cadence (a round after every full batch took a fifth of the
+ * router's time). */
 static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n)
 {
     if (n == 0) {
@@ -235,7 +269,7 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     }
     int64_t t0 = wasl_clock_ms();
     int committed = -1;
-    char *param = NULL, *arr = NULL;
+    char *param = NULL, *arr = NULL, why[256] = "";
     int64_t *ids = malloc(n * sizeof *ids);
     for (size_t i = 0; ids && i < n; i++) {
         ids[i] = items[i].id;
@@ -247,7 +281,8 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
         param = decide_rows(self, res);
         PQclear(res);
     }
-    if (param && (committed = commit_rows(self, param)) >= 0) {
+    bool offer = n < (size_t)self->cfg->batch_max;
+    if (param && (committed = commit_rows(self, param, offer, why, sizeof why)) >= 0) {
         if ((size_t)committed < n) {
             wasl_counter_add(self->lost, n - (size_t)committed);
         }
@@ -256,8 +291,8 @@ static int route_claimed(router_t *self, const wasl_work_item_t *items, size_t n
     atomic_store(&self->db_ok, committed >= 0);
     if (committed < 0) {
         wasl_counter_inc(self->failed);
-        wasl_work_give_back(self->pg, "route", self->owner, items, n, wasl_pg_error(self->pg),
-                            (int)self->cfg->retry_backoff_ms);
+        wasl_work_give_back(self->pg, "route", self->owner, items, n,
+                            *why ? why : wasl_pg_error(self->pg), (int)self->cfg->retry_backoff_ms);
     }
     free(ids);
     free(arr);

@@ -228,7 +228,9 @@ int router_run(router_t *self)
     if (!ids) {
         return -1;
     }
-    int64_t last_sweep = 0, last_dispatch = 0, last_timers = 0, last_stats = 0;
+    /* The gauges read every ticket of the last 24 hours (0.3 s with 200,000 waiting): not
+     * before the first WASL_ROUTER_STATS_MS, so a router started on a backlog routes first. */
+    int64_t last_sweep = 0, last_dispatch = 0, last_timers = 0, last_stats = wasl_clock_ms();
     while (!wasl_signal_stopping()) {
         if (wasl_signal_take_reload()) {
             reload(self);
@@ -248,23 +250,20 @@ int router_run(router_t *self)
         } else if (wait > 0) {
             wasl_signal_wait((int)wait);
         }
-        /* Working a backlog (a full batch: more is waiting), the rounds keep their cadence; a
-         * router that caught up offers its new tickets at once. A dispatch round after every
-         * full batch took a fifth of the router's time (issue 16). */
+        /* Working a backlog (a full batch: more is waiting), the rounds keep their cadence and
+         * the next batch is claimed at once; a router that caught up offers its new tickets in
+         * the batch's own commit (route.c). A dispatch round after every full batch took a
+         * fifth of the router's time (issue 16). */
         bool behind = false;
         if (n > 0) {
             router_route_ids(self, ids, n);
             behind = n == max;
-            last_dispatch = behind ? last_dispatch : 0;
         }
         now = wasl_clock_ms();
         if (now - last_sweep >= self->cfg->sweep_ms) {
             int swept = router_sweep(self);
             last_sweep = swept == (int)self->cfg->batch_max ? 0 : now;
             behind = behind || swept == (int)self->cfg->batch_max;
-            if (swept > 0 && !behind) {
-                last_dispatch = 0;
-            }
         }
         if (now - last_timers >= self->cfg->timers_ms) {
             router_timers(self);

@@ -64,6 +64,14 @@ void router_publish_notification(router_t *self, int64_t id);
  * cleared and set to NULL, so it is never read by number. */
 bool router_checked(PGresult **res, int ncols, const char *what);
 
+/* Inside the caller's open transaction (the route batch's commit, route.c): the offer round
+ * of router_dispatch() — lock the agents who can take work, read them, offer the waiting
+ * tickets in order — under a savepoint, so a failed round is rolled back alone and the batch's
+ * decisions still commit. Observes wasl_router_dispatch_seconds. Returns how many offers it
+ * wrote (counted by the caller once committed), 0 when the round failed and was rolled back,
+ * -1 when the transaction itself is lost (roll back). */
+int router_offer_round(router_t *self);
+
 /* Queue depth, oldest waiting age, SLA attainment and offer outcomes, as gauges (timers.c). */
 void router_refresh_stats(router_t *self);
 

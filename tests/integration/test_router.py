@@ -728,3 +728,30 @@ def test_two_routers_share_a_backlog_each_ticket_routed_once(desk, daemon, tmp_p
     assert sum(counts) == len(tids), counts
     assert all(r.alive() for r in routers)
 
+
+
+def test_decision_ack_and_offer_in_one_commit(desk, daemon, tmp_path):
+    """A router that has caught up (a batch short of WASL_ROUTER_BATCH) commits the batch's
+    decisions, their acknowledgements and the offers they make possible in one transaction: the
+    'routed' event, the ack, the offer and its 'offered' event carry one transaction start
+    time. The periodic dispatch round
+    is a minute away, so only the batch's own commit can have made the offer."""
+    add_agent(desk, "reem", {"case-status": 5}, capacity={"web": 1})
+    router = start_router(daemon, desk, rules_file(tmp_path), WASL_ROUTER_DISPATCH_MS=60000)
+    wait_for(lambda: router.metrics().get("wasl_router_dispatch_seconds_count", 0) >= 1, WAIT_S,
+             what="the router's first dispatch round")
+    tid, _ = add_ticket(desk)
+    offer = wait_for(lambda: live_offer(desk, tid), WAIT_S, what="offer made")
+    assert offer["agent_id"] == "reem"
+    # now() is the transaction's start: one instant for every row written in one transaction
+    # (the offer's savepoint included), another for a dispatch round of its own.
+    starts = desk.rows(
+        "SELECT kind AS what, at FROM ticket_events WHERE ticket_id = %s"
+        "  AND kind IN ('routed', 'offered')"
+        " UNION ALL SELECT 'ack', next_attempt_at FROM notifications WHERE ticket_id = %s"
+        " UNION ALL SELECT 'offer', offered_at FROM offers WHERE ticket_id = %s",
+        (tid, tid, tid))
+    assert sorted(r["what"] for r in starts) == ["ack", "offer", "offered", "routed"], starts
+    assert len({r["at"] for r in starts}) == 1, starts
+    assert int(router.metrics().get("wasl_router_offers_made_total", 0)) == 1
+    assert router.alive()
