@@ -755,3 +755,40 @@ def test_decision_ack_and_offer_in_one_commit(desk, daemon, tmp_path):
     assert len({r["at"] for r in starts}) == 1, starts
     assert int(router.metrics().get("wasl_router_offers_made_total", 0)) == 1
     assert router.alive()
+
+
+def test_lost_lease_commits_no_decision_ack_or_offer(desk, daemon, tmp_path, bus):
+    """The fence holds the whole commit: caselookup is silent (nobody serves it on the bus), so
+    the first attempt's lookup (700 ms, one retry) outlives its 1 s lease, and that commit
+    writes nothing for the ticket — no 'routed' event, no acknowledgement, no offer, though an
+    agent is free. The next claim (caselookup not asked again for 10 s) commits the decision,
+    the ack and the offer together, once."""
+    add_agent(desk, "lina", {"case-status": 5}, capacity={"api": 1})
+    tid = desk.scalar(
+        "INSERT INTO tickets (ref, channel, external_id, status, category, confidence, priority,"
+        " language, case_number, from_national_id, from_phone, entities)"
+        " VALUES (%s, 'api', %s, 'classified', 'case_inquiry', 0.9, 'normal', 'ar',"
+        " '4512345678', '1012345678', '+966551234567', %s) RETURNING id",
+        (make_ref(int(time.time() * 1000) % 10**6 * 7 + 5), unique("ll"),
+         json.dumps({"case_number": ["4512345678"]})))
+    desk.scalar("INSERT INTO work (ticket_id, stage, dedupe_key) VALUES (%s, 'route', %s)"
+                " RETURNING id", (tid, f"ticket:{tid}:route"))
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(REPO_RULES.read_text(encoding="utf-8").replace(
+        "\nauto_answer: false", "\nauto_answer: true", 1), encoding="utf-8")
+    router = start_router(daemon, desk, str(rules), WASL_BUS=bus.endpoint,
+                          WASL_ROUTER_AUTO_ANSWER="true", WASL_ROUTER_LEASE_S=1,
+                          WASL_ROUTER_DISPATCH_MS=60000)
+    offer = wait_for(lambda: live_offer(desk, tid), WAIT_S, what="offer made")
+    assert offer["agent_id"] == "lina"
+    assert router.metrics().get("wasl_router_lease_lost_total", 0) >= 1
+    kinds = [e["kind"] for e in desk.events(tid)]
+    assert kinds.count("routed") == 1 and kinds.count("offered") == 1, kinds
+    assert desk.count("notifications", "ticket_id = %s AND kind = 'ack'", (tid,)) == 1
+    assert desk.count("offers", "ticket_id = %s", (tid,)) == 1
+    starts = desk.rows(
+        "SELECT at FROM ticket_events WHERE ticket_id = %s AND kind IN ('routed', 'offered')"
+        " UNION ALL SELECT next_attempt_at FROM notifications WHERE ticket_id = %s"
+        " UNION ALL SELECT offered_at FROM offers WHERE ticket_id = %s", (tid, tid, tid))
+    assert len(starts) == 4 and len({r["at"] for r in starts}) == 1, starts
+    assert router.alive()
