@@ -1,19 +1,21 @@
 -- notifications.sql — the state changes of the outbox (notifications).
 --
--- States: pending → sending (claimed with a lease) → sent | pending (retry, deferred, given
--- back) | dead | suppressed; dead → pending by an operator's redrive. Every change by the
--- notifier is fenced on its owner and on the row still being 'sending'. The lease, backoff and
+-- States: pending → sent | dead | suppressed; dead → pending by an operator's redrive. A
+-- notifier holds a pending row by its lease (owner, lease_until, attempts + 1: none indexed, so
+-- the claim is a HOT update, migration 0028); a retry, a deferral or a give-back leaves it
+-- pending and clears the owner. Every change by the notifier is fenced on its owner holding the
+-- row (pending, owner = it). The lease, backoff and
 -- send times are the ledger's own bookkeeping, on now() like the work ledger's (the
 -- notifier's quiet hours have their own test clock). SECURITY INVOKER.
 --
 -- Rows by id. A statement that names its rows by id (the nudged claim, the fenced completion,
--- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'sending'
--- THEN … END` — never as `state = 'sending' AND …`. The two mean the same, but the second lets
+-- the notifier's fetch and marks) writes the state test as a CASE — `CASE state WHEN 'pending'
+-- THEN … END` — never as `state = 'pending' AND …`. The two mean the same, but the second lets
 -- PostgreSQL prove the predicate of the partial indexes on state (work_pending_idx,
--- notifications_due_idx, notifications_sending_idx), and it then chose to walk one of them —
--- every pending or sending row of the table, with the dead index entries the churn leaves — and
--- filter by id, or, with `id = ANY` as a later key of the index,
--- walk it once per id; a batch of 128 ids cost 128 walks of the whole backlog, and the further a
+-- notifications_due_idx; notifications_sending_idx before 0028), and it then chose to walk one
+-- of them — every pending row of the table, with the dead index entries the churn leaves — and
+-- filter by id, or, with `id = ANY` as a later key of the index, walk it once per id; a batch of
+-- 128 ids cost 128 walks of the whole backlog, and the further a
 -- stage fell behind, the slower each of its statements became (EXPLAIN in issue 16's notes;
 -- `_bt_checkkeys` and `nocache_index_getattr` on top of PostgreSQL's profile). With the CASE only
 -- the primary key can serve the statement: one probe per id, whatever waits. The sweeps, which
@@ -43,47 +45,40 @@ $$;
 
 -- wasl_notifications_claim — leases due rows to p_owner for p_lease_s seconds, one attempt
 -- more each: among p_ids (the bus's nudges) or, when p_ids is NULL, the sweep's oldest due
--- rows. Due: pending with next_attempt_at passed, or sending with a lease that ran out (the
--- notifier that held it died between lease and mark). The sweep walks two indexes that each
--- stop at p_limit rows (expired leases first): one condition with OR between the two states
--- made PostgreSQL sort every due row to keep the first few, slower the bigger the backlog.
+-- rows. Due: pending, next_attempt_at passed, and under no live lease (one that ran out: the
+-- notifier that held it died between lease and mark). The lease is a HOT update (no indexed
+-- column changes). The sweep is one ordered walk of notifications_due_idx that stops at
+-- p_limit rows, filtering the few rows under a live lease on the heap; a leased row was due
+-- when it was claimed, so an expired lease comes early.
 -- Returns the ids claimed (at most p_limit). Touches notifications. Called by the notifier.
 CREATE OR REPLACE FUNCTION wasl_notifications_claim(p_owner text, p_lease_s integer,
                                                     p_limit integer, p_ids bigint[])
 RETURNS SETOF bigint
 LANGUAGE sql VOLATILE AS $$
-    WITH expired AS (
-        SELECT id FROM notifications
-         WHERE p_ids IS NULL
-           AND state = 'sending'
-           AND lease_until < now()
-         ORDER BY lease_until
-         LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
-    ), due AS (
+    WITH due AS (
         SELECT id FROM notifications
          WHERE p_ids IS NULL
            AND state = 'pending'
            AND next_attempt_at <= now()
+           AND (lease_until IS NULL OR lease_until < now())
          ORDER BY next_attempt_at, id
          LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     ), nudged AS (
         SELECT id FROM notifications
          WHERE id = ANY (p_ids)
-           AND CASE state WHEN 'pending' THEN next_attempt_at <= now()
-                          WHEN 'sending' THEN lease_until < now() END -- "Rows by id", above
+           AND CASE state WHEN 'pending'                   -- "Rows by id", above
+               THEN next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) END
          ORDER BY id
          LIMIT p_limit
         FOR UPDATE SKIP LOCKED
     ), c AS (
-        SELECT id FROM expired
-        UNION ALL SELECT id FROM due
+        SELECT id FROM due
         UNION ALL SELECT id FROM nudged
         LIMIT p_limit
     )
     UPDATE notifications n
-       SET state = 'sending', owner = p_owner,
+       SET owner = p_owner,
            lease_until = now() + make_interval(secs => p_lease_s),
            attempts = n.attempts + 1, updated_at = now()
       FROM c
@@ -124,7 +119,7 @@ LANGUAGE sql VOLATILE AS $$
                updated_at = now(), lease_until = NULL, last_error = NULL
           FROM input i
          WHERE n.id = i.id
-           AND CASE n.state WHEN 'sending' THEN n.owner = p_owner END -- "Rows by id", above
+           AND CASE n.state WHEN 'pending' THEN n.owner = p_owner END -- "Rows by id", above
         RETURNING n.id, n.ticket_id, n.template
     ), m AS (
         INSERT INTO messages (ticket_id, direction, channel, external_id, sender, body, subject,
@@ -164,11 +159,12 @@ LANGUAGE sql VOLATILE AS $$
     UPDATE notifications
        SET state = CASE WHEN p_permanent OR attempts >= max_attempts THEN 'dead'
                         ELSE 'pending' END,
+           -- waiting again: nobody holds it (a dead row keeps who gave up on it)
+           owner = CASE WHEN p_permanent OR attempts >= max_attempts THEN owner END,
            next_attempt_at = now() + make_interval(secs => p_backoff_ms / 1000),
            last_error = p_error, lease_until = NULL, updated_at = now()
      WHERE id = p_id
-       AND owner = p_owner
-       AND state = 'sending'
+       AND CASE state WHEN 'pending' THEN owner = p_owner END -- "Rows by id", above
     RETURNING state
 $$;
 
@@ -180,12 +176,11 @@ CREATE OR REPLACE FUNCTION wasl_notifications_defer(p_id bigint, p_owner text,
 RETURNS SETOF bigint
 LANGUAGE sql VOLATILE AS $$
     UPDATE notifications
-       SET state = 'pending', attempts = greatest(attempts - 1, 0),
+       SET attempts = greatest(attempts - 1, 0), owner = NULL,
            next_attempt_at = now() + make_interval(secs => p_delay_s), last_error = p_reason,
            lease_until = NULL, updated_at = now()
      WHERE id = p_id
-       AND owner = p_owner
-       AND state = 'sending'
+       AND CASE state WHEN 'pending' THEN owner = p_owner END -- "Rows by id", above
     RETURNING id
 $$;
 
@@ -197,8 +192,7 @@ LANGUAGE sql VOLATILE AS $$
     UPDATE notifications
        SET state = 'suppressed', last_error = p_reason, lease_until = NULL, updated_at = now()
      WHERE id = p_id
-       AND owner = p_owner
-       AND state = 'sending'
+       AND CASE state WHEN 'pending' THEN owner = p_owner END -- "Rows by id", above
     RETURNING id
 $$;
 
@@ -209,10 +203,10 @@ CREATE OR REPLACE FUNCTION wasl_notifications_release(p_ids bigint[], p_owner te
 RETURNS SETOF bigint
 LANGUAGE sql VOLATILE AS $$
     UPDATE notifications
-       SET state = 'pending', attempts = greatest(attempts - 1, 0), lease_until = NULL,
+       SET attempts = greatest(attempts - 1, 0), owner = NULL, lease_until = NULL,
            updated_at = now()
      WHERE id = ANY (p_ids)
-       AND CASE state WHEN 'sending' THEN owner = p_owner END -- "Rows by id", above
+       AND CASE state WHEN 'pending' THEN owner = p_owner END -- "Rows by id", above
     RETURNING id
 $$;
 

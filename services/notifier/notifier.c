@@ -44,7 +44,7 @@ static const char *const fetch_sql =
     "  n.msgid_token"
     " FROM notifications n LEFT JOIN tickets t ON t.id = n.ticket_id"
     " WHERE n.id = ANY($1::bigint[])"
-    "   AND CASE n.state WHEN 'sending' THEN n.owner = $2 END" /* "Rows by id": notifications.sql */
+    "   AND CASE n.state WHEN 'pending' THEN n.owner = $2 END" /* "Rows by id": notifications.sql */
     " ORDER BY n.id";
 /* fetch_sql's columns, read into a row_t (checked with wasl_pg_arity). */
 enum {
