@@ -71,6 +71,8 @@ static uint32_t fnv1a(uint32_t h, const char *p, size_t n)
 #define SEED_WORD   2166136261u
 #define SEED_BIGRAM 0x9e3779b9u
 #define SEED_CHAR   0x85ebca6bu
+#define SEED_STEM   0xc2b2ae35u
+#define SEED_CROSS  0x27d4eb2fu
 
 /* Open-addressing counts of feature indices, per text, key and count side by side (one
  * cache line per probe). The occupied slots are listed, so that resetting and reading cost the
@@ -236,6 +238,93 @@ static int weigh(wasl_features_t *f)
     return 0;
 }
 
+/* Arabic light stemming (after Larkey's light10) on a normalized word (ة is ه, ى is ي by
+ * then): one proclitic set (وال بال كال فال لل ال, or و alone), then suffixes (ها ان ات ون ين
+ * يه ه ي) while at least three letters stay, so that «وبالمحكمه», «المحكمه» and «محكمتها»
+ * share «محكم»/«محكمه»-like stems the word features alone keep apart. Sets *start and *len to
+ * the stem within w; false when nothing was stripped (or w is not Arabic). */
+static const char *const stem_prefixes[] = {"وال", "بال", "كال", "فال", "لل", "ال", "و", NULL};
+static const char *const stem_suffixes[] = {"ها", "ان", "ات", "ون", "ين", "يه", "ه", "ي", NULL};
+#define STEM_MIN_BYTES 6 /* three Arabic letters */
+
+static bool light_stem(const char *w, size_t wlen, const char **start, size_t *len)
+{
+    if (wlen < 2 || (unsigned char)w[0] < 0xD8 || (unsigned char)w[0] > 0xDB) {
+        return false;
+    }
+    const char *b = w;
+    size_t n = wlen;
+    for (int i = 0; stem_prefixes[i]; i++) {
+        size_t pl = strlen(stem_prefixes[i]);
+        if (n >= pl + STEM_MIN_BYTES && memcmp(b, stem_prefixes[i], pl) == 0) {
+            b += pl;
+            n -= pl;
+            break;
+        }
+    }
+    for (bool again = true; again;) {
+        again = false;
+        for (int i = 0; stem_suffixes[i]; i++) {
+            size_t sl = strlen(stem_suffixes[i]);
+            if (n >= sl + STEM_MIN_BYTES && memcmp(b + n - sl, stem_suffixes[i], sl) == 0) {
+                n -= sl;
+                again = true;
+                break;
+            }
+        }
+    }
+    *start = b;
+    *len = n;
+    return n != wlen;
+}
+
+/* Character 3–5-grams spanning the space between two words: the last (up to) four characters
+ * of prev, the space, the first (up to) four of w; only the n-grams that hold the space. */
+static int add_cross_ngrams(wasl_features_t *f, const char *prev, size_t plen, const char *w,
+                            size_t wlen)
+{
+    int32_t offs[10];
+    char buf[4 * 8 + 2];
+    int nchars = 0;
+    size_t o = 0;
+    /* Back up to four code points from prev's end (UTF-8 lead bytes are not 10xxxxxx). */
+    size_t t = plen;
+    for (int k = 0; k < 4 && t > 0; k++) {
+        do {
+            t--;
+        } while (t > 0 && ((unsigned char)prev[t] & 0xC0) == 0x80);
+    }
+    for (size_t i = t; i < plen; i++) {
+        if (((unsigned char)prev[i] & 0xC0) != 0x80) {
+            offs[nchars++] = (int32_t)o;
+        }
+        buf[o++] = prev[i];
+    }
+    int space = nchars;
+    offs[nchars++] = (int32_t)o;
+    buf[o++] = ' ';
+    for (size_t i = 0; i < wlen; i++) {
+        if (((unsigned char)w[i] & 0xC0) != 0x80) {
+            if (nchars == space + 5) {
+                break;
+            }
+            offs[nchars++] = (int32_t)o;
+        }
+        buf[o++] = w[i];
+    }
+    offs[nchars] = (int32_t)o;
+    int rc = 0;
+    for (int n = 3; n <= 5; n++) {
+        for (int st = space - n + 1; st <= space; st++) {
+            if (st >= 0 && st + n <= nchars) {
+                rc |= add_feature(f, fnv1a(SEED_CROSS + (uint32_t)n, buf + offs[st],
+                                           (size_t)(offs[st + n] - offs[st])));
+            }
+        }
+    }
+    return rc;
+}
+
 /* Features of an already normalized text (words separated by single spaces). */
 static int features_of_normalized(const char *norm, wasl_features_t *f)
 {
@@ -256,10 +345,18 @@ static int features_of_normalized(const char *norm, wasl_features_t *f)
         size_t wlen = (size_t)(p - w);
         words++;
         rc |= add_feature(f, fnv1a(SEED_WORD, w, wlen));
+        const char *stem;
+        size_t stem_len;
+        if ((f->kinds & WASL_FEAT_STEM) && light_stem(w, wlen, &stem, &stem_len)) {
+            rc |= add_feature(f, fnv1a(SEED_STEM, stem, stem_len));
+        }
         if (prev) {
             uint32_t h = fnv1a(SEED_BIGRAM, prev, prev_len);
             h = fnv1a(h, " ", 1);
             rc |= add_feature(f, fnv1a(h, w, wlen));
+            if (f->kinds & WASL_FEAT_CROSS) {
+                rc |= add_cross_ngrams(f, prev, prev_len, w, wlen);
+            }
         }
         prev = w;
         prev_len = wlen;
@@ -656,6 +753,7 @@ struct wasl_model {
     size_t trained_rows;
     float *weights; /* WASL_FEATURE_DIM rows of MODEL_ROW: category, priority, idf */
     bool idf;       /* features weighed by the idf in each row (else plain tf) */
+    unsigned features; /* WASL_FEAT_* kinds the model was trained with */
     linear_t cat;
     linear_t pri;
 };
@@ -1029,10 +1127,11 @@ static double pick_threshold(oof_t *oof, size_t n)
 
 /* The features of every row into x (compact copies), the labels into ycat/ypri and
  * order = 0..n-1. 0, or -1 on a bad category or out of memory (x as far as it got). */
-static int extract_all(const wasl_train_row_t *rows, size_t n, wasl_features_t *x, int *ycat,
-                       int *ypri, size_t *order, wasl_train_progress_fn *progress, void *arg)
+static int extract_all(const wasl_train_row_t *rows, size_t n, unsigned kinds,
+                       wasl_features_t *x, int *ycat, int *ypri, size_t *order,
+                       wasl_train_progress_fn *progress, void *arg)
 {
-    wasl_features_t scratch = {0};
+    wasl_features_t scratch = {.kinds = kinds};
     for (size_t i = 0; i < n; i++) {
         /* Extract with one scratch vector, keep a compact copy per example. */
         if (rows[i].category < 0 || rows[i].category >= WASL_CATEGORY_COUNT ||
@@ -1169,7 +1268,8 @@ wasl_model_t *wasl_model_train(const wasl_train_row_t *rows, size_t n,
         goto error;
     }
     m->temperature = 1;
-    if (extract_all(rows, n, x, ycat, ypri, order, progress, arg) < 0) {
+    m->features = o.features & WASL_FEAT_ALL;
+    if (extract_all(rows, n, m->features, x, ycat, ypri, order, progress, arg) < 0) {
         goto error;
     }
     if (o.idf && !(idf = idf_fit(x, n))) {
@@ -1295,13 +1395,13 @@ static int read_column(FILE *fp, float *rows, int off, int width)
 int wasl_model_save(const wasl_model_t *self, const char *path)
 {
     json_t *h =
-        json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I, s:b, s:f}", "format", 2, "version",
+        json_pack("{s:i, s:s, s:s, s:i, s:o, s:o, s:f, s:I, s:b, s:f, s:i}", "format", 2, "version",
                   self->version,
                   "algo", self->algo, "feature_bits", WASL_FEATURE_BITS, "categories",
                   labels_json(wasl_categories, WASL_CATEGORY_COUNT), "priorities",
                   labels_json(wasl_priorities, WASL_PRIORITY_COUNT), "threshold", self->threshold,
                   "trained_rows", (json_int_t)self->trained_rows, "idf", (int)self->idf,
-                  "temperature", self->temperature);
+                  "temperature", self->temperature, "features", (int)self->features);
     char *header = h ? json_dumps(h, JSON_COMPACT) : NULL;
     json_decref(h);
     if (!header) {
@@ -1401,6 +1501,13 @@ wasl_model_t *wasl_model_load(const char *path, char *err, size_t errlen)
     m->trained_rows = (size_t)json_integer_value(json_object_get(h, "trained_rows"));
     /* A file without "idf" (written before it existed) is plain tf. */
     m->idf = json_is_true(json_object_get(h, "idf"));
+    /* Older files have none: the base features. Unknown kinds are refused below. */
+    json_int_t kinds = json_integer_value(json_object_get(h, "features"));
+    if (kinds < 0 || (kinds & ~(json_int_t)WASL_FEAT_ALL)) {
+        snprintf(err, errlen, "%s: unsupported feature kinds %lld", path, (long long)kinds);
+        goto error;
+    }
+    m->features = (unsigned)kinds;
     if (model_tables_init(m) < 0) {
         snprintf(err, errlen, "out of memory");
         goto error;
@@ -1442,6 +1549,7 @@ int wasl_classify(const wasl_model_t *self, const char *text, size_t len, wasl_f
     if (!norm) {
         return -1;
     }
+    f->kinds = self->features;
     if (features_of_normalized(norm, f) < 0) {
         free(norm);
         return -1;

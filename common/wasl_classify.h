@@ -23,8 +23,18 @@ int wasl_priority_index(const char *name);
 #define WASL_FEATURE_BITS 18
 #define WASL_FEATURE_DIM  (1u << WASL_FEATURE_BITS)
 
+/* Feature kinds beyond the base ones (word unigrams and bigrams, character 2–5-grams inside
+ * words), chosen at training time and kept in the model file. */
+enum {
+    WASL_FEAT_STEM = 1 << 0,  /* an Arabic word's light stem (clitics and suffixes stripped) */
+    WASL_FEAT_CROSS = 1 << 1, /* character 3–5-grams across a word boundary */
+    WASL_FEAT_ALL = 0x3
+};
+
 /* A sparse, L2-normalized feature vector: unique indices (first-seen order) with values. */
 typedef struct {
+    unsigned kinds; /* WASL_FEAT_* besides the base features (set by the caller; wasl_classify
+                       sets the model's) */
     uint32_t *idx;
     float *val;
     size_t n, cap;
@@ -73,6 +83,7 @@ typedef struct {
     double svm_c;         /* SVM: cost C (default 1, as scikit-learn's LinearSVC) */
     bool svm_balanced;    /* SVM: class-balanced C for priority */
     bool idf;             /* weigh features by inverse document frequency (TF-IDF) */
+    unsigned features;    /* WASL_FEAT_* kinds besides the base features */
     double urgent_bias;   /* added to the priority model's urgent score after training: trades
                              normal/low contacts raised for urgent recall (default 0) */
     uint64_t seed;        /* shuffling */

@@ -153,6 +153,8 @@ static int train_args(int argc, char **argv, const char **in, const char **out,
             opts->svm_balanced = atoi(argv[++i]) != 0;
         } else if (!strcmp(argv[i], "--idf") && val) {
             opts->idf = atoi(argv[++i]) != 0;
+        } else if (!strcmp(argv[i], "--features") && val) {
+            opts->features = (unsigned)atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--urgent-bias") && val) {
             opts->urgent_bias = atof(argv[++i]);
         } else if (argv[i][0] != '-' && !*in) {
@@ -171,12 +173,16 @@ static int train(int argc, char **argv)
     const char *in = NULL, *out = DEFAULT_MODEL, *algo = "svm";
     /* urgent_bias: a missed urgent contact is the costliest error; +0.3 buys 2.6 points of CV
      * urgent recall for 0.8 of priority macro-F1 and 1 point more normal/low raised. */
+    /* Base features only: n-grams across word boundaries (--features 2) gave CV +0.0014
+     * category and +0.004 priority macro-F1 for 28% of the speed; the light stem
+     * (--features 1) nothing (docs/architecture.md "Classifier"). */
     wasl_train_opts_t opts = {.folds = 5, .idf = true, .urgent_bias = 0.3};
     if (train_args(argc, argv, &in, &out, &algo, &opts) < 0 ||
         (strcmp(algo, "softmax") && strcmp(algo, "nb") && strcmp(algo, "svm"))) {
         fprintf(stderr, "Usage: waslctl classifier train TRAIN.tsv [-o MODEL]"
                         " [--algo svm|softmax|nb] [--epochs N] [--version V] [--c X] [--idf 0|1]"
-                        " [--balanced 0|1] [--lr X] [--l2 X] [--folds K] [--urgent-bias X]\n");
+                        " [--balanced 0|1] [--lr X] [--l2 X] [--folds K] [--urgent-bias X]"
+                        " [--features BITS: 1 stem, 2 cross-word n-grams]\n");
         return CTL_USAGE;
     }
     tsv_t t;

@@ -98,6 +98,37 @@ static void test_feature_indices_pinned(void **state)
     wasl_features_clear(&f);
 }
 
+/* The optional kinds: n-grams across a word boundary (those holding the space: "ab ", "b c",
+ * " cd", "ab c", "b cd", "ab cd" for "ab cd") and an Arabic word's light stem. */
+static void test_feature_kinds(void **state)
+{
+    (void)state;
+    wasl_features_t base = {0}, f = {.kinds = WASL_FEAT_CROSS};
+    assert_int_equal(wasl_features_extract("ab cd", 5, &base), 0);
+    assert_int_equal(wasl_features_extract("ab cd", 5, &f), 0);
+    assert_int_equal(f.n, base.n + 6);
+    assert_int_equal(wasl_features_extract("abcdefgh", 8, &f), 0); /* one word: none */
+    assert_int_equal(wasl_features_extract("abcdefgh", 8, &base), 0);
+    assert_int_equal(f.n, base.n);
+    f.kinds = WASL_FEAT_STEM;
+    const char *w = "والمحكمه";
+    assert_int_equal(wasl_features_extract(w, strlen(w), &f), 0);
+    assert_int_equal(wasl_features_extract(w, strlen(w), &base), 0);
+    assert_int_equal(f.n, base.n + 1);
+    /* Stems of «والمحكمه» and «بالمحكمه» are the same feature: the two differ by one word
+     * feature and their n-grams, never by the stem. */
+    wasl_features_t g = {.kinds = WASL_FEAT_STEM};
+    const char *v = "بالمحكمه";
+    assert_int_equal(wasl_features_extract(v, strlen(v), &g), 0);
+    assert_int_equal(f.idx[1], g.idx[1]); /* the stem follows the word */
+    assert_int_equal(wasl_features_extract("ok", 2, &f), 0);
+    assert_int_equal(wasl_features_extract("ok", 2, &base), 0);
+    assert_int_equal(f.n, base.n); /* Latin words are not stemmed */
+    wasl_features_clear(&f);
+    wasl_features_clear(&g);
+    wasl_features_clear(&base);
+}
+
 static void test_language(void **state)
 {
     (void)state;
@@ -212,7 +243,8 @@ static wasl_model_t *train_small(wasl_algo_t algo)
     }
     /* The SVM is trained as shipped: on TF-IDF features. */
     wasl_train_opts_t opts = {
-        .algo = algo, .epochs = 30, .folds = 0, .version = "test-1", .idf = algo == WASL_ALGO_SVM};
+        .algo = algo, .epochs = 30, .folds = 0, .version = "test-1", .idf = algo == WASL_ALGO_SVM,
+        .features = algo == WASL_ALGO_SVM ? WASL_FEAT_CROSS : 0};
     return wasl_model_train(rows, CORPUS_N, &opts, NULL, NULL);
 }
 
@@ -334,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_features_mixed_scripts),
         cmocka_unit_test(test_features_after_long_text),
         cmocka_unit_test(test_feature_indices_pinned),
+        cmocka_unit_test(test_feature_kinds),
         cmocka_unit_test(test_language),
         cmocka_unit_test(test_urgent_cues),
         cmocka_unit_test(test_train_and_classify),
